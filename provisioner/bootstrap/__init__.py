@@ -1,0 +1,1 @@
+"""Cluster bootstrap: PKI and tokens made up front, kubeconfig, readiness."""

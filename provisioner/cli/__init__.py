@@ -1,0 +1,1 @@
+"""The thin Click layer: parse options, call one core function, map errors to exit codes."""

@@ -1,0 +1,29 @@
+"""Options shared by several commands, defined once and stacked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+config_argument = click.argument(
+    "config", type=click.Path(path_type=Path, dir_okay=True, allow_dash=False),
+    metavar="CONFIG")
+
+workdir_option = click.option(
+    "--workdir", type=click.Path(path_type=Path, file_okay=False), default=None,
+    help="Work folder for rendered files, secrets and state "
+         "[default: .provision/<name>/ beside CONFIG].")
+
+output_option = click.option(
+    "--output", "-o", "output", type=click.Choice(["text", "json"]), default="text",
+    show_default=True, help="Result format on stdout.")
+
+
+def common(func: F) -> F:
+    """CONFIG and --workdir, the pair most commands take."""
+    return config_argument(workdir_option(func))

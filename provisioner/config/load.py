@@ -1,0 +1,107 @@
+"""Load an environment file: YAML with positions, every section read, cross-checks run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from provisioner.config import checks
+from provisioner.config.app_sections import read_app, read_deploy_policy, read_secrets
+from provisioner.config.crosscheck import check_environment
+from provisioner.config.infra_sections import (
+    read_access,
+    read_control_plane,
+    read_digitalocean,
+    read_kubernetes,
+    read_state,
+    read_worker_pools,
+)
+from provisioner.config.model import Environment
+from provisioner.config.reader import Issues, Section
+from provisioner.config.yamlpos import Mapping, Node, Sequence, load
+from provisioner.errors import ConfigError, ConfigIssue
+
+TOP_KEYS = ("name", "namespace", "digitalocean", "kubernetes", "control_plane", "worker_pools",
+            "access", "config", "secrets", "apps", "deploy_policy", "state", "deletion_protection")
+
+
+def _locator(root: Node) -> Callable[[str], int]:
+    """Map ``a.b[2].c`` paths back to lines, falling back to the nearest known parent."""
+
+    def locate(path: str) -> int:
+        node: Node | None = root
+        line = root.line
+        for part in path.replace("[", ".[").split("."):
+            if node is None or not part:
+                break
+            if part.startswith("[") and isinstance(node, Sequence):
+                index = int(part[1:-1])
+                node = node.items[index] if index < len(node.items) else None
+            elif isinstance(node, Mapping) and part in node.items:
+                line = node.key_lines[part]
+                node = node.items[part]
+                continue
+            else:
+                node = None
+            if node is not None:
+                line = node.line
+        return line
+
+    return locate
+
+
+def parse(data: bytes, filename: str) -> Environment:
+    """Parse and validate an environment from bytes; raise ConfigError listing every issue."""
+    loaded = load(data)
+    if loaded.root is None:
+        raise ConfigError(filename, loaded.issues)
+    issues = Issues()
+    issues.items.extend(loaded.issues)
+    top = Section(issues, loaded.root, "", TOP_KEYS)
+    if not isinstance(loaded.root, Mapping):
+        raise ConfigError(filename, issues.items)
+    name = top.text("name", "env", checks.dns_label, required=True,
+                    hint="e.g. name: prod; it prefixes every cloud resource")
+    if len(name) > 20:
+        issues.add(top.line_of("name"), "name", f"{name!r} is {len(name)} characters",
+                   "keep it to 20 so droplet names fit in a hostname")
+    apps = tuple(a for i, n in enumerate(top.items_of("apps"))
+                 if (a := read_app(top, n, i)) is not None)
+    env = Environment(
+        name=name,
+        digitalocean=read_digitalocean(top),
+        kubernetes=read_kubernetes(top),
+        control_plane=read_control_plane(top),
+        worker_pools=read_worker_pools(top),
+        access=read_access(top),
+        namespace=top.text("namespace", name, checks.dns_label),
+        config=top.pairs("config", checks.env_name, None),
+        secrets=read_secrets(top),
+        apps=apps,
+        deploy_policy=read_deploy_policy(top),
+        state=read_state(top),
+        deletion_protection=top.boolean("deletion_protection", False),
+    )
+    locate = _locator(loaded.root)
+    check_environment(env, issues, locate)
+    if issues.items:
+        raise ConfigError(filename, _dedupe(issues.items))
+    return env
+
+
+def _dedupe(items: list[ConfigIssue]) -> list[ConfigIssue]:
+    return sorted(set(items))
+
+
+def load_environment(path: Path) -> Environment:
+    """Read and validate the environment file at ``path``."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(str(path), [ConfigIssue(0, "", "is a directory",
+                                                  "give the path of an environment .yaml file")]
+                          ) from None
+    except OSError as e:
+        raise ConfigError(str(path), [ConfigIssue(0, "", f"cannot read: {e.strerror}",
+                                                  "check the path and permissions")]) from e
+    return parse(data, str(path))

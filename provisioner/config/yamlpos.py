@@ -1,0 +1,226 @@
+"""Load YAML into a small tree that remembers the line of every value.
+
+PyYAML's safe loader forgets where values came from and happily takes the last of two
+duplicate keys; users need ``FILE:LINE`` in every message, and silent duplicates hide
+mistakes. Loading is also hardened against hostile files: size, nesting depth and alias
+expansion are bounded, and every failure becomes a :class:`ConfigIssue`, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import yaml
+from yaml.constructor import SafeConstructor
+
+from provisioner.errors import ConfigIssue
+
+MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 40
+MAX_EVENTS = 500_000
+MAX_NODES = 200_000
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A leaf value as YAML resolved it (str, int, float, bool, None, date), with its line."""
+
+    value: object
+    line: int
+    tag: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A mapping with string keys; ``key_lines`` gives the line each key was written on."""
+
+    items: dict[str, Node]
+    key_lines: dict[str, int]
+    line: int
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """A list of nodes."""
+
+    items: list[Node]
+    line: int
+
+
+Node = Union[Scalar, Mapping, Sequence]
+
+
+class LoadFailed(Exception):
+    """Internal: loading stopped; ``issues`` says why."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        super().__init__(issues)
+        self.issues = issues
+
+
+def _mark_line(error: yaml.YAMLError) -> int:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    return int(mark.line) + 1 if mark is not None else 0
+
+
+def _yaml_issue(error: yaml.YAMLError) -> ConfigIssue:
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    text = f"{context}, {problem}" if context else str(problem)
+    return ConfigIssue(_mark_line(error), "", f"invalid YAML: {text}", "check the syntax here")
+
+
+def decode(data: bytes) -> str:
+    """Decode a config file as UTF-8 text, refusing oversized and binary input."""
+    if len(data) > MAX_BYTES:
+        raise LoadFailed([ConfigIssue(0, "", f"file is {len(data)} bytes",
+                                      f"an environment file must be under {MAX_BYTES} bytes")])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise LoadFailed([ConfigIssue(line, "", "file is not UTF-8 text",
+                                      "save it as UTF-8; is this a binary file?")]) from e
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise LoadFailed([ConfigIssue(line, "", "file contains NUL bytes",
+                                      "this looks like a binary file, not YAML")])
+    return text
+
+
+def _check_shape(text: str) -> None:
+    """Walk parser events (no recursion, no object building) to bound depth and size."""
+    depth = 0
+    events = 0
+    documents = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        events += 1
+        if events > MAX_EVENTS:
+            raise LoadFailed([ConfigIssue(event.start_mark.line + 1, "", "file has too many values",
+                                          f"at most {MAX_EVENTS} YAML events are read")])
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise LoadFailed([ConfigIssue(event.start_mark.line + 1, "",
+                                              "file holds more than one YAML document",
+                                              "one environment per file; remove the '---'")])
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise LoadFailed([ConfigIssue(event.start_mark.line + 1, "",
+                                              f"nested deeper than {MAX_DEPTH} levels",
+                                              "an environment file is never this deep")])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+class _Converter:
+    """Turns composed PyYAML nodes into the positioned tree, with an alias budget."""
+
+    def __init__(self) -> None:
+        self.budget = MAX_NODES
+        self.issues: list[ConfigIssue] = []
+        self.constructor = SafeConstructor()
+
+    def convert(self, node: yaml.Node) -> Node:
+        self.budget -= 1
+        if self.budget < 0:
+            raise LoadFailed([ConfigIssue(node.start_mark.line + 1, "",
+                                          "aliases expand to too many values",
+                                          "is this a YAML alias bomb? use fewer nested aliases")])
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, line)
+        if isinstance(node, yaml.SequenceNode):
+            return Sequence([self.convert(item) for item in node.value], line)
+        assert isinstance(node, yaml.MappingNode)
+        return self._mapping(node, line)
+
+    def _scalar(self, node: yaml.ScalarNode, line: int) -> Scalar:
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as e:
+            self.issues.append(ConfigIssue(line, "", f"cannot read value {node.value!r}: "
+                                           f"{getattr(e, 'problem', e)}",
+                                           "remove the tag or quote the value"))
+            value = node.value
+        return Scalar(value, line, node.tag, str(node.value))
+
+    def _mapping(self, node: yaml.MappingNode, line: int) -> Mapping:
+        items: dict[str, Node] = {}
+        key_lines: dict[str, int] = {}
+        merged: list[Mapping] = []
+        for key_node, value_node in node.value:
+            key_line = key_node.start_mark.line + 1
+            if key_node.tag == _MERGE_TAG:
+                merged.extend(self._merge_sources(value_node))
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.issues.append(ConfigIssue(key_line, "", "a key must be plain text",
+                                               "lists and mappings cannot be keys"))
+                continue
+            # The key's source text, not its resolved value: `on:` must stay "on", not True.
+            key = str(key_node.value)
+            if key in items:
+                self.issues.append(ConfigIssue(key_line, key, "duplicate key",
+                                               f"first set on line {key_lines[key]}; keep one"))
+                continue
+            items[key] = self.convert(value_node)
+            key_lines[key] = key_line
+        for source in merged:
+            for key, value in source.items.items():
+                if key not in items:
+                    items[key] = value
+                    key_lines[key] = source.key_lines[key]
+        return Mapping(items, key_lines, line)
+
+    def _merge_sources(self, value_node: yaml.Node) -> list[Mapping]:
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        result = []
+        for source in sources:
+            converted = self.convert(source)
+            if isinstance(converted, Mapping):
+                result.append(converted)
+            else:
+                self.issues.append(ConfigIssue(converted.line, "<<", "can only merge mappings",
+                                               "point '<<' at a mapping anchor"))
+        return result
+
+
+@dataclass
+class Loaded:
+    """A loaded document: its root node (None when empty) and any issues found."""
+
+    root: Node | None
+    issues: list[ConfigIssue] = field(default_factory=list)
+
+
+def load(data: bytes) -> Loaded:
+    """Load one YAML document from bytes; every problem is returned as an issue."""
+    try:
+        text = decode(data)
+        _check_shape(text)
+        composed = yaml.compose(text, Loader=yaml.SafeLoader)
+    except LoadFailed as e:
+        return Loaded(None, e.issues)
+    except yaml.YAMLError as e:
+        return Loaded(None, [_yaml_issue(e)])
+    except RecursionError:
+        return Loaded(None, [ConfigIssue(0, "", "nested too deeply to read",
+                                         "an environment file is never this deep")])
+    if composed is None:
+        return Loaded(None, [ConfigIssue(1, "", "file is empty",
+                                         "start from a file in examples/")])
+    converter = _Converter()
+    try:
+        root = converter.convert(composed)
+    except LoadFailed as e:
+        return Loaded(None, e.issues)
+    except RecursionError:
+        return Loaded(None, [ConfigIssue(0, "", "nested too deeply to read",
+                                         "an environment file is never this deep")])
+    return Loaded(root, converter.issues)

@@ -1,0 +1,1 @@
+"""What an environment would create: the offline plan, and later the Terraform diff."""

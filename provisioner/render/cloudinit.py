@@ -1,0 +1,96 @@
+"""Cloud-init user-data for each node role, with the kubeadm configuration inside.
+
+Roles: ``controller-init`` (the first control-plane node), ``controller-join`` (the others)
+and ``worker-<pool>`` (one per worker pool, since labels and taints differ per pool).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from provisioner.config.model import Environment, WorkerPool
+from provisioner.render.engine import render
+from provisioner.render.markers import marker
+from provisioner.resources import data_dir
+
+# Values only a booting droplet knows; the bootstrap script fills them from the metadata service.
+NODE_PRIVATE_IP = "__PRIVATE_IPV4__"
+NODE_DROPLET_ID = "__DROPLET_ID__"
+# Long enough for a slow first boot, short enough that a leaked token soon stops working.
+TOKEN_TTL = "4h0m0s"
+
+
+@dataclass(frozen=True)
+class UserData:
+    """One role's rendered cloud-config (markers still in place)."""
+
+    role: str
+    text: str
+
+
+def _common(env: Environment) -> dict[str, object]:
+    endpoint = marker("api_endpoint")
+    return {
+        "cluster_name": env.name,
+        "version": env.kubernetes.version,
+        "minor": env.kubernetes.minor,
+        "pod_cidr": env.kubernetes.pod_cidr,
+        "service_cidr": env.kubernetes.service_cidr,
+        "endpoint": endpoint,
+        "cert_sans": [endpoint, f"{env.name}-api"],
+        "token": marker("bootstrap_token"),
+        "token_ttl": TOKEN_TTL,
+        "certificate_key": marker("certificate_key"),
+        "ca_cert_hash": marker("ca_cert_hash"),
+        "ca_crt": marker("ca_crt_b64"),
+        "ca_key": marker("ca_key_b64"),
+        "private_ip": NODE_PRIVATE_IP,
+        "droplet_id": NODE_DROPLET_ID,
+    }
+
+
+def _node_files(context: dict[str, object], role: str) -> dict[str, object]:
+    guard_unit = (data_dir("templates") / "systemd" / "provision-metadata-guard.service").read_text()
+    return {
+        "metadata_guard": render("scripts/metadata-guard.sh.j2", **context),
+        "metadata_guard_unit": guard_unit,
+        "bootstrap": render("scripts/bootstrap.sh.j2", **context,
+                            role="worker" if role.startswith("worker") else role),
+    }
+
+
+def _labels(pool: WorkerPool) -> str:
+    # kubelet takes labels as one comma-separated flag; label syntax excludes ',' and '='.
+    return ",".join(f"{key}={value}" for key, value in pool.labels)
+
+
+def controller(env: Environment, first: bool) -> UserData:
+    """User-data of the first control-plane node (init) or of a joining one."""
+    role = "controller-init" if first else "controller-join"
+    context = _common(env) | {"node_labels": "", "taints": None, "control_plane": True}
+    template = "kubeadm/init.yaml.j2" if first else "kubeadm/join.yaml.j2"
+    kubeadm = render(template, **context)
+    text = render("cloud-init/node.yaml.j2", **context, **_node_files(context, role),
+                  role=role, kubeadm=kubeadm)
+    return UserData(role, text)
+
+
+def worker(env: Environment, pool: WorkerPool) -> UserData:
+    """User-data of one worker pool."""
+    role = f"worker-{pool.name}"
+    taints = [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
+    context = _common(env) | {"node_labels": _labels(pool), "taints": taints,
+                              "control_plane": False}
+    kubeadm = render("kubeadm/join.yaml.j2", **context)
+    text = render("cloud-init/node.yaml.j2", **context, **_node_files(context, role),
+                  role=role, kubeadm=kubeadm)
+    return UserData(role, text)
+
+
+def all_roles(env: Environment) -> list[UserData]:
+    """User-data of every role the environment needs, in a stable order."""
+    roles = [controller(env, first=True)]
+    if env.control_plane.count > 1:
+        roles.append(controller(env, first=False))
+    roles.extend(worker(env, pool) for pool in env.worker_pools)
+    return roles

@@ -1,0 +1,76 @@
+"""Jinja filters that serialize values instead of pasting them.
+
+Every value from a user's config reaches a template through one of these, so no quote,
+newline, ``${``, ``{{`` or YAML indicator in it can change the structure of the output.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+import yaml
+
+
+class _Dumper(yaml.SafeDumper):
+    """A safe dumper that never emits anchors for repeated objects."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def to_yaml(value: Any) -> str:
+    """A YAML flow value on one line, quoted as needed (``'on'``, ``"a: b"``, ``"x\\ny"``)."""
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, allow_unicode=True,
+                     width=1 << 30, sort_keys=False)
+    # The dumper ends a bare scalar with a document end marker; only the value is wanted.
+    return text.removesuffix("\n...\n").rstrip("\n")
+
+
+def to_yaml_block(value: str, indent: int) -> str:
+    """A multi-line string as a YAML literal block (``|``), or quoted if a block cannot hold it.
+
+    A literal block keeps scripts and embedded YAML readable in cloud-init files. It cannot
+    represent carriage returns, tabs before content on its first line, or a leading space on
+    the first line without an indentation indicator; those fall back to a quoted scalar.
+    """
+    if not value or "\r" in value or value[0] in " \t" or any(
+            c in value for c in "\x85\u2028\u2029\ufeff") or not value.isprintable() and any(
+            not (ch.isprintable() or ch in "\n\t") for ch in value):
+        return to_yaml(value)
+    chomp = "" if value.endswith("\n") and not value.endswith("\n\n") else "+" if value.endswith(
+        "\n") else "-"
+    pad = " " * indent
+    body = "\n".join(pad + line if line else "" for line in value.rstrip("\n").split("\n"))
+    trailing = value[len(value.rstrip("\n")):]
+    extra = "\n" * (len(trailing) - 1) if chomp == "+" else ""
+    return f"|{chomp}\n{body}{extra}"
+
+
+def to_yaml_tree(value: Any, indent: int) -> str:
+    """A nested value as block YAML on the lines that follow, indented (Helm's ``nindent``)."""
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, allow_unicode=True,
+                     width=1 << 30, sort_keys=False)
+    text = text.removesuffix("\n...\n").rstrip("\n")
+    pad = " " * indent
+    return "".join("\n" + pad + line for line in text.split("\n"))
+
+
+def to_json(value: Any) -> str:
+    """Compact, key-sorted JSON (valid YAML too)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=True)
+
+
+def shell_quote(value: Any) -> str:
+    """A single shell word, whatever the value holds."""
+    return shlex.quote(str(value))
+
+
+FILTERS = {
+    "yaml": to_yaml,
+    "yaml_block": to_yaml_block,
+    "yaml_tree": to_yaml_tree,
+    "json": to_json,
+    "shquote": shell_quote,
+}

@@ -1,0 +1,51 @@
+"""Late-bound values in user-data: the API address and bootstrap secrets.
+
+The floating IP exists only once Terraform creates it, and secrets must never be written to
+the rendered files. Templates therefore emit markers such as ``@@provision:api_endpoint@@``;
+the rendered text is then cut into literal segments and references, which Terraform joins
+back together at apply time. No template language is involved in that join, so nothing in a
+rendered file is ever interpreted by Terraform.
+"""
+
+from __future__ import annotations
+
+import re
+
+from provisioner.errors import RenderError
+
+# Every value Terraform may splice in. bootstrap_secrets must carry all but api_endpoint.
+LATE_VALUES = ("api_endpoint", "bootstrap_token", "certificate_key", "ca_cert_hash",
+               "ca_crt_b64", "ca_key_b64")
+SECRET_VALUES = LATE_VALUES[1:]
+
+_MARKER = re.compile(r"@@provision:([a-z0-9_]+)@@")
+
+Segment = dict[str, str]
+
+
+def marker(name: str) -> str:
+    """The placeholder text for a late-bound value."""
+    if name not in LATE_VALUES:
+        raise RenderError(f"template asks for unknown late value {name!r}")
+    return f"@@provision:{name}@@"
+
+
+def segments(text: str) -> list[Segment]:
+    """Cut rendered text into ``{"text": ...}`` and ``{"ref": ...}`` segments, in order."""
+    result: list[Segment] = []
+    position = 0
+    for match in _MARKER.finditer(text):
+        if match.group(1) not in LATE_VALUES:
+            raise RenderError(f"unknown marker {match.group(0)!r} in rendered user-data")
+        if match.start() > position:
+            result.append({"text": text[position:match.start()]})
+        result.append({"ref": match.group(1)})
+        position = match.end()
+    if position < len(text):
+        result.append({"text": text[position:]})
+    return result
+
+
+def join(parts: list[Segment], values: dict[str, str]) -> str:
+    """What Terraform's ``join`` of the segments yields; used by tests and size checks."""
+    return "".join(p["text"] if "text" in p else values[p["ref"]] for p in parts)

@@ -1,0 +1,1 @@
+"""Output for people (stderr messages, readable plans) and for machines (JSON on stdout)."""

@@ -1,0 +1,51 @@
+"""The work folder: where one environment's rendered files, secrets and state live.
+
+By default ``.provision/<name>/`` beside the environment file, so two environments never
+share one and the folder travels with the config it came from. It is the hand-off between
+stages and between runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.bootstrap.pki import ClusterSecrets, ensure_secrets
+from provisioner.config.model import Environment
+from provisioner.render.writer import write_file, write_tree
+
+_GITIGNORE = "# Rendered files, cluster secrets and Terraform state: never commit these.\n*\n"
+
+
+@dataclass(frozen=True)
+class Workdir:
+    """Paths inside one environment's work folder."""
+
+    root: Path
+
+    @classmethod
+    def for_config(cls, config: Path, env: Environment, override: Path | None) -> Workdir:
+        """The folder for ``env`` loaded from ``config``, or the user's ``--workdir``."""
+        return cls(override if override is not None else config.parent / ".provision" / env.name)
+
+    @property
+    def rendered(self) -> Path:
+        """Where render output goes (terraform/, cloud-init/, manifests/)."""
+        return self.root
+
+    @property
+    def secrets(self) -> Path:
+        """0700 folder of generated secrets."""
+        return self.root / "secrets"
+
+    def write_rendered(self, files: dict[str, str]) -> list[Path]:
+        """Write rendered files and the .gitignore that keeps the folder out of git."""
+        written = write_tree(self.rendered, files)
+        gitignore = self.root / ".gitignore"
+        if not gitignore.exists():
+            write_file(gitignore, _GITIGNORE)
+        return written
+
+    def cluster_secrets(self, env: Environment) -> ClusterSecrets:
+        """The environment's CA and join credentials, made on first use."""
+        return ensure_secrets(self.secrets, env.name)

@@ -1,0 +1,48 @@
+# The stable address of the Kubernetes API: a reserved (floating) IP that keepalived moves to a
+# healthy control-plane node, or a DigitalOcean load balancer in front of all of them.
+
+resource "digitalocean_reserved_ip" "api" {
+  count  = var.api_endpoint == "floating_ip" ? 1 : 0
+  region = var.region
+
+  lifecycle {
+    # keepalived on the nodes assigns the IP to the current MASTER through the API; Terraform
+    # must never move it back.
+    ignore_changes = [droplet_id]
+  }
+}
+
+resource "digitalocean_loadbalancer" "api" {
+  count       = var.api_endpoint == "load_balancer" ? 1 : 0
+  name        = "${var.name}-api"
+  region      = var.region
+  vpc_uuid    = digitalocean_vpc.network.id
+  droplet_tag = digitalocean_tag.controllers.name
+
+  # TLS passes through: the API server terminates it with the cluster's own certificates.
+  forwarding_rule {
+    entry_protocol  = "tcp"
+    entry_port      = 6443
+    target_protocol = "tcp"
+    target_port     = 6443
+  }
+
+  # A node leaves rotation when its API server stops accepting connections.
+  healthcheck {
+    protocol                 = "tcp"
+    port                     = 6443
+    check_interval_seconds   = 3
+    response_timeout_seconds = 3
+    unhealthy_threshold      = 2
+    healthy_threshold        = 2
+  }
+}
+
+locals {
+  api_endpoint = (var.api_endpoint == "floating_ip"
+    ? digitalocean_reserved_ip.api[0].ip_address
+  : digitalocean_loadbalancer.api[0].ip)
+
+  # Values spliced into user-data at apply time: never rendered to disk by provision.
+  user_data_values = merge(var.bootstrap_secrets, { api_endpoint = local.api_endpoint })
+}

@@ -1,0 +1,36 @@
+# Control-plane droplets: the first runs `kubeadm init`, the others join as control planes.
+
+locals {
+  controller_roles = [for i in range(var.controller_count) : i == 0 ? "controller-init" : "controller-join"]
+}
+
+resource "digitalocean_droplet" "controllers" {
+  count    = var.controller_count
+  name     = "${var.name}-cp-${count.index + 1}"
+  region   = var.region
+  image    = var.image
+  size     = var.controller_size
+  vpc_uuid = digitalocean_vpc.network.id
+  ssh_keys = var.ssh_keys
+  tags = concat(
+    [digitalocean_tag.cluster.name, digitalocean_tag.controllers.name],
+    var.tags,
+  )
+  # Literal text and late-bound values joined in order; nothing here is parsed as a template.
+  user_data = join("", [
+    for segment in var.user_data[local.controller_roles[count.index]] :
+    segment.text != null ? segment.text : local.user_data_values[segment.ref]
+  ])
+  monitoring        = true
+  graceful_shutdown = true
+  droplet_agent     = false
+  ipv6              = false
+  backups           = false
+  resize_disk       = false
+
+  lifecycle {
+    # Control-plane nodes hold etcd members: a template change or a rotated bootstrap token must
+    # never replace them. Replacing one is a deliberate operation.
+    ignore_changes = [user_data, image, ssh_keys]
+  }
+}

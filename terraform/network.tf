@@ -1,0 +1,93 @@
+# The private network and the cloud firewalls around each role.
+
+resource "digitalocean_vpc" "network" {
+  name     = "${var.name}-vpc"
+  region   = var.region
+  ip_range = var.vpc_cidr
+}
+
+# Firewalls select droplets by tag, and rules may name tags as sources: tags must exist first.
+resource "digitalocean_tag" "cluster" {
+  name = var.name
+}
+
+resource "digitalocean_tag" "controllers" {
+  name = "${var.name}-controller"
+}
+
+resource "digitalocean_tag" "workers" {
+  name = "${var.name}-worker"
+}
+
+locals {
+  # Rules carry tag *names*; resolve them through the tag resources so ordering is explicit.
+  tag_names = {
+    cluster     = digitalocean_tag.cluster.name
+    controllers = digitalocean_tag.controllers.name
+    workers     = digitalocean_tag.workers.name
+  }
+}
+
+resource "digitalocean_firewall" "controllers" {
+  name = "${var.name}-controllers"
+  tags = [digitalocean_tag.controllers.name]
+
+  # One inbound rule per entry of var.firewall.controllers; each entry's `purpose` says why.
+  dynamic "inbound_rule" {
+    for_each = var.firewall["controllers"]
+    content {
+      protocol         = inbound_rule.value.protocol
+      port_range       = inbound_rule.value.port_range
+      source_addresses = inbound_rule.value.source_addresses
+      source_tags      = [for t in inbound_rule.value.source_tags : local.tag_names[t]]
+    }
+  }
+
+  # Nodes fetch packages and images and call the DigitalOcean API.
+  dynamic "outbound_rule" {
+    for_each = ["tcp", "udp"]
+    content {
+      protocol              = outbound_rule.value
+      port_range            = "1-65535"
+      destination_addresses = ["0.0.0.0/0", "::/0"]
+    }
+  }
+
+  # Path MTU discovery and ping.
+  outbound_rule {
+    protocol              = "icmp"
+    destination_addresses = ["0.0.0.0/0", "::/0"]
+  }
+}
+
+resource "digitalocean_firewall" "workers" {
+  name = "${var.name}-workers"
+  tags = [digitalocean_tag.workers.name]
+
+  # One inbound rule per entry of var.firewall.workers; each entry's `purpose` says why.
+  dynamic "inbound_rule" {
+    for_each = var.firewall["workers"]
+    content {
+      protocol         = inbound_rule.value.protocol
+      port_range       = inbound_rule.value.port_range
+      source_addresses = inbound_rule.value.source_addresses
+      source_tags      = [for t in inbound_rule.value.source_tags : local.tag_names[t]]
+    }
+  }
+
+  # Nodes fetch packages and images and reach the API through its public endpoint.
+  dynamic "outbound_rule" {
+    for_each = ["tcp", "udp"]
+    content {
+      protocol              = outbound_rule.value
+      port_range            = "1-65535"
+      destination_addresses = ["0.0.0.0/0", "::/0"]
+    }
+  }
+
+  # Path MTU discovery and ping.
+  outbound_rule {
+    protocol              = "icmp"
+    destination_addresses = ["0.0.0.0/0", "::/0"]
+  }
+}

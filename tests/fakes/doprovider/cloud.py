@@ -1,0 +1,186 @@
+"""The simulated DigitalOcean account: one JSON file, guarded by an exclusive file lock.
+
+Terraform starts a fresh provider process for every command and applies resources on
+parallel threads; a fake DigitalOcean HTTP API may read and change the same account from
+yet another process. All of them go through `Cloud.transaction()`, which holds an
+`fcntl.flock` on `<state>.lock` while it reads, changes and atomically rewrites the file.
+
+File format (version 1)::
+
+    {
+      "format": 1,
+      "counters": {"droplet": 400000003, "ip": 7, ...},   # id/address allocators
+      "resources": {                                     # table per resource type
+        "digitalocean_droplet": {"<id>": {<attributes as in the provider schema>}},
+        "digitalocean_vpc": {...}, "digitalocean_project": {...}, ...
+      },
+      "events": [{"op": "create", "type": "...", "id": "...", "name": "...", "at": "..."}]
+    }
+
+Records use the provider schema's attribute names (the Terraform state's view of the
+object), so a fake HTTP API maps them to API JSON and back in one place. Default VPCs and
+the default project live in the same tables, marked `default` / `is_default`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+STATE_ENV = "DO_SIM_STATE"
+PROJECTS_ENV = "DO_SIM_PROJECTS"
+FORMAT = 1
+
+Record = dict[str, Any]
+
+
+def default_state_path() -> Path:
+    """`DO_SIM_STATE`, else a file under $HOME (the wrapper makes HOME writable)."""
+    explicit = os.environ.get(STATE_ENV)
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("HOME") or tempfile.gettempdir()) / ".do-sim" / "state.json"
+
+
+def now_rfc3339() -> str:
+    """Timestamps as the DigitalOcean API writes them, e.g. 2024-05-01T10:00:00Z."""
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_uuid() -> str:
+    """UUIDs as used for VPC, firewall, load balancer and project ids."""
+    return str(uuid.uuid4())
+
+
+class Account:
+    """The decoded state file, handed out inside a transaction."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        data.setdefault("format", FORMAT)
+        data.setdefault("counters", {})
+        data.setdefault("resources", {})
+        data.setdefault("events", [])
+
+    def table(self, type_name: str) -> dict[str, Record]:
+        """All records of one resource type, keyed by id."""
+        tables: dict[str, dict[str, Record]] = self.data["resources"]
+        return tables.setdefault(type_name, {})
+
+    def get(self, type_name: str, rid: str) -> Record | None:
+        """One record, or None if it does not exist (any more)."""
+        return self.table(type_name).get(str(rid))
+
+    def put(self, type_name: str, record: Record) -> None:
+        """Insert or replace a record under its `id`."""
+        self.table(type_name)[str(record["id"])] = record
+
+    def delete(self, type_name: str, rid: str) -> Record | None:
+        """Remove a record, returning it."""
+        return self.table(type_name).pop(str(rid), None)
+
+    def next_counter(self, name: str, start: int) -> int:
+        """Monotonic counter (droplet ids, address pools): start, start+1, ..."""
+        counters: dict[str, int] = self.data["counters"]
+        value = counters.get(name, start)
+        counters[name] = value + 1
+        return value
+
+    def log(self, op: str, type_name: str, rid: str, name: str | None = None) -> None:
+        """Append to the audit log tests use to check what Terraform actually did."""
+        self.data["events"].append(
+            {"op": op, "type": type_name, "id": str(rid), "name": name, "at": now_rfc3339()}
+        )
+
+    # ---- well-known singletons the real account always has
+
+    def default_project(self) -> Record:
+        """The account's default project, created on first use like a new DO account."""
+        for rec in self.table("digitalocean_project").values():
+            if rec.get("is_default"):
+                return rec
+        return self.add_project("first-project", is_default=True)
+
+    def add_project(self, name: str, is_default: bool = False) -> Record:
+        """Create a project record (used for the default one and DO_SIM_PROJECTS seeds)."""
+        ts = now_rfc3339()
+        rec: Record = {
+            "id": new_uuid(),
+            "name": name,
+            "description": "",
+            "purpose": "Web Application",
+            "environment": "Development",
+            "is_default": is_default,
+            "owner_id": 1234567,
+            "owner_uuid": "00000000-0000-4000-8000-000000000001",
+            "created_at": ts,
+            "updated_at": ts,
+            "resources": [],
+        }
+        self.put("digitalocean_project", rec)
+        return rec
+
+    def seed_projects(self, names: list[str]) -> None:
+        """Make sure projects with these names exist (`DO_SIM_PROJECTS=a,b`)."""
+        existing = {r.get("name") for r in self.table("digitalocean_project").values()}
+        for name in names:
+            if name and name not in existing:
+                self.add_project(name)
+
+
+class Cloud:
+    """Handle on the state file; cheap to create, every access is a locked transaction."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_state_path()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Account]:
+        """Lock, load, yield the account for reading/changing, then save atomically.
+
+        flock locks belong to the open file description, so this also serialises the
+        provider's own gRPC worker threads, each of which opens the lock file anew.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                account = Account(self._load())
+                before = json.dumps(account.data, sort_keys=True)
+                account.default_project()
+                seeds = os.environ.get(PROJECTS_ENV, "")
+                account.seed_projects([s.strip() for s in seeds.split(",") if s.strip()])
+                yield account
+                after = json.dumps(account.data, sort_keys=True)
+                if after != before:
+                    self._save(account.data)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the whole account (for tests and the fake API's read paths)."""
+        with self.transaction() as account:
+            return json.loads(json.dumps(account.data))  # type: ignore[no-any-return]
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        return json.loads(text) if text.strip() else {}  # type: ignore[no-any-return]
+
+    def _save(self, data: dict[str, Any]) -> None:
+        # Write-then-rename so a reader without the lock never sees half a file.
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
