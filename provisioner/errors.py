@@ -48,10 +48,16 @@ class ConfigIssue:
 class ConfigError(UsageError):
     """An environment file failed to load or validate; carries every issue found."""
 
+    # Past this many, more lines help nobody: the file is probably not an environment file.
+    SHOWN = 100
+
     def __init__(self, filename: str, issues: Sequence[ConfigIssue]) -> None:
         self.filename = filename
         self.issues = sorted(issues)
-        super().__init__("\n".join(issue.format(filename) for issue in self.issues))
+        lines = [issue.format(filename) for issue in self.issues[: self.SHOWN]]
+        if len(self.issues) > self.SHOWN:
+            lines.append(f"{filename}: ... and {len(self.issues) - self.SHOWN} more problems")
+        super().__init__("\n".join(lines))
 
 
 class RenderError(ProvisionError):

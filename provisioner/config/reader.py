@@ -56,18 +56,27 @@ class Section:
         self.items: dict[str, Node] = {}
         self.key_lines: dict[str, int] = {}
         self.line = line
+        # A missing or malformed section is reported once; its own required keys are not.
+        self.absent = node is None or not isinstance(node, Mapping)
         if node is None:
             return
         self.line = node.line
         if not isinstance(node, Mapping):
-            issues.add(node.line, path, f"expected a mapping, got {_kind(node)}",
-                       f"write '{path.rsplit('.', 1)[-1]}:' followed by indented keys")
+            hint = (f"write '{path.rsplit('.', 1)[-1]}:' followed by indented keys" if path
+                    else "an environment file is a mapping of name:, digitalocean:, ...; "
+                    "start from a file in examples/")
+            issues.add(node.line, path, f"expected a mapping, got {_kind(node)}", hint)
             return
         self.items = node.items
         self.key_lines = node.key_lines
+        unknown = 0
         for key in node.items:
             if key not in self.known:
-                close = difflib.get_close_matches(key, self.known, n=1, cutoff=0.6)
+                unknown += 1
+                # Suggestions cost a fuzzy match each; a file of thousands of unknown keys
+                # is not an environment file and gets none past the first hundred.
+                close = difflib.get_close_matches(key, self.known, n=1, cutoff=0.6) if (
+                    unknown <= 100) else []
                 hint = f"did you mean '{close[0]}'?" if close else (
                     "known keys: " + ", ".join(self.known))
                 issues.add(node.key_lines[key], self.sub(key), "unknown key", hint)
@@ -92,7 +101,8 @@ class Section:
         return node.line if node is not None else self.line
 
     def _missing(self, key: str, hint: str) -> None:
-        self.issues.add(self.line, self.sub(key), "is required", hint)
+        if not self.absent:
+            self.issues.add(self.line, self.sub(key), "is required", hint)
 
     def text(self, key: str, default: T, check: Check | None = None, *,
              required: bool = False, hint: str = "") -> str | T:

@@ -100,6 +100,13 @@ class Account:
             {"op": op, "type": type_name, "id": str(rid), "name": name, "at": now_rfc3339()}
         )
 
+    def forget_urn(self, urn: Any) -> None:
+        """A deleted resource leaves whatever project held it."""
+        if not urn:
+            return
+        for project in self.table("digitalocean_project").values():
+            project["resources"] = [r for r in project.get("resources") or [] if r != urn]
+
     # ---- well-known singletons the real account always has
 
     def default_project(self) -> Record:
@@ -176,7 +183,7 @@ class Cloud:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
-        return json.loads(text) if text.strip() else {}  # type: ignore[no-any-return]
+        return json.loads(text) if text.strip() else {}
 
     def _save(self, data: dict[str, Any]) -> None:
         # Write-then-rename so a reader without the lock never sees half a file.

@@ -9,6 +9,7 @@ be writable; the wrapper script takes care of that).
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import sys
 import tempfile
@@ -17,7 +18,6 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-
 from tf.gen import grpc_controller_pb2 as controller_pb
 from tf.gen import grpc_controller_pb2_grpc as controller_rpc
 from tf.gen import grpc_stdio_pb2_grpc as stdio_rpc
@@ -34,7 +34,7 @@ class _Controller(controller_rpc.GRPCControllerServicer):  # type: ignore[misc]
     def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
 
-    def Shutdown(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
+    def Shutdown(self, request: Any, context: Any) -> Any:
         self._stop.set()
         return controller_pb.Empty()
 
@@ -42,7 +42,7 @@ class _Controller(controller_rpc.GRPCControllerServicer):  # type: ignore[misc]
 class _Stdio(stdio_rpc.GRPCStdioServicer):  # type: ignore[misc]
     """go-plugin's stdio streaming; nothing to stream, but it must exist."""
 
-    def StreamStdio(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
+    def StreamStdio(self, request: Any, context: Any) -> Any:
         return iter(())
 
 
@@ -69,8 +69,7 @@ def serve(servicer: rpc.ProviderServicer) -> None:
         cert = base64.b64encode(cert_chain).decode().rstrip("=")
         sys.stdout.write(f"1|6|unix|{sock}|grpc|{cert}\n")
         sys.stdout.flush()
-        try:
+        # Terraform forwards ^C to plugins; just leave.
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:  # Terraform forwards ^C to plugins; just leave
-            pass
         server.stop(grace=0.2)

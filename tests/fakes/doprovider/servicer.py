@@ -69,7 +69,7 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
         return pb.ServerCapabilities(plan_destroy=False, get_provider_schema_optional=False)
 
     @_guard(pb.GetMetadata.Response)
-    def GetMetadata(self, request: Any, context: Any) -> pb.GetMetadata.Response:  # noqa: N802
+    def GetMetadata(self, request: Any, context: Any) -> pb.GetMetadata.Response:
         return pb.GetMetadata.Response(
             server_capabilities=self._capabilities(),
             resources=[pb.GetMetadata.ResourceMetadata(type_name=n) for n in self.schema.resources],
@@ -79,17 +79,15 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
         )
 
     @_guard(pb.GetProviderSchema.Response)
-    def GetProviderSchema(  # noqa: N802
-        self, request: Any, context: Any
-    ) -> pb.GetProviderSchema.Response:
+    def GetProviderSchema(self, request: Any, context: Any) -> pb.GetProviderSchema.Response:
         if self._schema_response is None:
             self._schema_response = pb.GetProviderSchema.Response(
                 provider=type_schema_pb(self.schema.provider),
                 # SDKv2 declares an empty provider_meta block.
-                provider_meta=pb.Schema(version=0, block=block_pb(type(self.schema.provider.block)())),
-                resource_schemas={
-                    k: type_schema_pb(v) for k, v in self.schema.resources.items()
-                },
+                provider_meta=pb.Schema(
+                    version=0, block=block_pb(type(self.schema.provider.block)())
+                ),
+                resource_schemas={k: type_schema_pb(v) for k, v in self.schema.resources.items()},
                 data_source_schemas={
                     k: type_schema_pb(v) for k, v in self.schema.data_sources.items()
                 },
@@ -98,21 +96,19 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
         return self._schema_response
 
     @_guard(pb.GetFunctions.Response)
-    def GetFunctions(self, request: Any, context: Any) -> pb.GetFunctions.Response:  # noqa: N802
+    def GetFunctions(self, request: Any, context: Any) -> pb.GetFunctions.Response:
         return pb.GetFunctions.Response()
 
     # -------------------------------------------------------------- provider config
 
     @_guard(pb.ValidateProviderConfig.Response)
-    def ValidateProviderConfig(  # noqa: N802
+    def ValidateProviderConfig(
         self, request: Any, context: Any
     ) -> pb.ValidateProviderConfig.Response:
         return pb.ValidateProviderConfig.Response()
 
     @_guard(pb.ConfigureProvider.Response)
-    def ConfigureProvider(  # noqa: N802
-        self, request: Any, context: Any
-    ) -> pb.ConfigureProvider.Response:
+    def ConfigureProvider(self, request: Any, context: Any) -> pb.ConfigureProvider.Response:
         config = decode(request.config) or {}
         token = config.get("token")
         # Same fallbacks as the real provider's schema.EnvDefaultFunc.
@@ -131,7 +127,7 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
     # ------------------------------------------------------------------ validation
 
     @_guard(pb.ValidateResourceConfig.Response)
-    def ValidateResourceConfig(  # noqa: N802
+    def ValidateResourceConfig(
         self, request: Any, context: Any
     ) -> pb.ValidateResourceConfig.Response:
         ctx = self._context(request.type_name)
@@ -141,7 +137,7 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
         return pb.ValidateResourceConfig.Response(diagnostics=ctx.diags.to_pb())
 
     @_guard(pb.ValidateDataResourceConfig.Response)
-    def ValidateDataResourceConfig(  # noqa: N802
+    def ValidateDataResourceConfig(
         self, request: Any, context: Any
     ) -> pb.ValidateDataResourceConfig.Response:
         ctx = self._context(request.type_name, data_source=True)
@@ -153,9 +149,7 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
     # --------------------------------------------------------------------- state
 
     @_guard(pb.UpgradeResourceState.Response)
-    def UpgradeResourceState(  # noqa: N802
-        self, request: Any, context: Any
-    ) -> pb.UpgradeResourceState.Response:
+    def UpgradeResourceState(self, request: Any, context: Any) -> pb.UpgradeResourceState.Response:
         ctx = self._context(request.type_name)
         if not request.raw_state.json:
             ctx.diags.error("doprovider cannot upgrade legacy flatmap state")
@@ -166,7 +160,7 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
         return pb.UpgradeResourceState.Response(upgraded_state=encode(upgraded))
 
     @_guard(pb.ReadResource.Response)
-    def ReadResource(self, request: Any, context: Any) -> pb.ReadResource.Response:  # noqa: N802
+    def ReadResource(self, request: Any, context: Any) -> pb.ReadResource.Response:
         ctx = self._context(request.type_name)
         current = decode(request.current_state)
         new = resource_for(request.type_name).read(ctx, current) if current else None
@@ -175,9 +169,7 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
         )
 
     @_guard(pb.PlanResourceChange.Response)
-    def PlanResourceChange(  # noqa: N802
-        self, request: Any, context: Any
-    ) -> pb.PlanResourceChange.Response:
+    def PlanResourceChange(self, request: Any, context: Any) -> pb.PlanResourceChange.Response:
         ctx = self._context(request.type_name)
         prior = decode(request.prior_state)
         proposed = decode(request.proposed_new_state)
@@ -194,9 +186,7 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
         )
 
     @_guard(pb.ApplyResourceChange.Response)
-    def ApplyResourceChange(  # noqa: N802
-        self, request: Any, context: Any
-    ) -> pb.ApplyResourceChange.Response:
+    def ApplyResourceChange(self, request: Any, context: Any) -> pb.ApplyResourceChange.Response:
         ctx = self._context(request.type_name)
         res = resource_for(request.type_name)
         prior = decode(request.prior_state)
@@ -216,13 +206,15 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
         )
 
     @_guard(pb.ImportResourceState.Response)
-    def ImportResourceState(  # noqa: N802
-        self, request: Any, context: Any
-    ) -> pb.ImportResourceState.Response:
+    def ImportResourceState(self, request: Any, context: Any) -> pb.ImportResourceState.Response:
         ctx = self._context(request.type_name)
         state = resource_for(request.type_name).import_(ctx, request.id)
         imported = (
-            [pb.ImportResourceState.ImportedResource(type_name=request.type_name, state=encode(state))]
+            [
+                pb.ImportResourceState.ImportedResource(
+                    type_name=request.type_name, state=encode(state)
+                )
+            ]
             if state is not None
             else []
         )
@@ -231,17 +223,13 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
         )
 
     @_guard(pb.MoveResourceState.Response)
-    def MoveResourceState(  # noqa: N802
-        self, request: Any, context: Any
-    ) -> pb.MoveResourceState.Response:
+    def MoveResourceState(self, request: Any, context: Any) -> pb.MoveResourceState.Response:
         diags = Diagnostics()
         diags.error("doprovider does not support moving state between resource types")
         return pb.MoveResourceState.Response(diagnostics=diags.to_pb())
 
     @_guard(pb.ReadDataSource.Response)
-    def ReadDataSource(  # noqa: N802
-        self, request: Any, context: Any
-    ) -> pb.ReadDataSource.Response:
+    def ReadDataSource(self, request: Any, context: Any) -> pb.ReadDataSource.Response:
         ctx = self._context(request.type_name, data_source=True)
         config = decode(request.config) or {}
         state = data_source_for(request.type_name).read(ctx, config)
@@ -253,7 +241,7 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ lifecycle
 
-    def StopProvider(self, request: Any, context: Any) -> pb.StopProvider.Response:  # noqa: N802
+    def StopProvider(self, request: Any, context: Any) -> pb.StopProvider.Response:
         # Terraform sends this on ^C to cancel in-flight calls; ours finish quickly, and
         # the process itself exits when go-plugin's controller asks it to (server.py).
         return pb.StopProvider.Response()

@@ -10,7 +10,6 @@ import json
 from typing import Any
 
 import msgpack
-
 from tf.gen import tfplugin_pb2 as pb
 
 from .schema import Block, CtyType
@@ -262,7 +261,8 @@ def changed_fields(block: Block, prior: dict[str, Any], planned: dict[str, Any])
     changed = {
         name
         for name, attr in block.attributes.items()
-        if canonical_type(attr.type, prior.get(name)) != canonical_type(attr.type, planned.get(name))
+        if canonical_type(attr.type, prior.get(name))
+        != canonical_type(attr.type, planned.get(name))
     }
     changed |= {
         name
@@ -271,3 +271,52 @@ def changed_fields(block: Block, prior: dict[str, Any], planned: dict[str, Any])
         != canonical_nested(nb.nesting, nb.block, planned.get(name))
     }
     return changed
+
+
+def carry_nested_computed(block: Block, prior: dict[str, Any], planned: dict[str, Any]) -> None:
+    """Keep computed attributes of nested block elements across an update, in place.
+
+    Terraform's proposed value copies prior computed values into *list* block elements
+    (matched by index) but cannot do so for *set* elements, which have no identity; an
+    SDKv2 provider matches them by their configured attributes and keeps the computed
+    ones. Without this, every plan of e.g. a load balancer with a `forwarding_rule` set
+    would show a spurious change.
+    """
+    for name, nb in block.block_types.items():
+        new_elems = _as_elements(planned.get(name))
+        old_elems = _as_elements(prior.get(name))
+        if not new_elems or not old_elems:
+            continue
+        computed = [a.name for a in nb.block.attributes.values() if a.computed]
+        unused = list(old_elems)
+        for el in new_elems:
+            # Compare on what the configuration decides: non-computed attributes, and
+            # optional+computed ones only where set (null there means "as before").
+            keyed = [
+                a
+                for a in nb.block.attributes.values()
+                if not a.computed or (a.optional and el.get(a.name) is not None)
+            ]
+            key = _element_key(keyed, el)
+            match = next((o for o in unused if _element_key(keyed, o) == key), None)
+            if match is None:
+                continue
+            unused.remove(match)
+            for attr in computed:
+                if el.get(attr) is None:
+                    el[attr] = match.get(attr)
+            carry_nested_computed(nb.block, match, el)
+
+
+def _as_elements(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, dict)]
+    return []
+
+
+def _element_key(attrs: list[Any], el: dict[str, Any]) -> str:
+    return json.dumps(
+        {a.name: canonical_type(a.type, el.get(a.name)) for a in attrs}, sort_keys=True
+    )

@@ -8,9 +8,36 @@ applied; the dedicated classes compute what DigitalOcean would (ids, addresses, 
 from __future__ import annotations
 
 from .base import DataSource, Resource
+from .compute import Droplet, SshKey, Tag
+from .network import (
+    Firewall,
+    FloatingIp,
+    FloatingIpAssignment,
+    LoadBalancer,
+    ReservedIp,
+    ReservedIpAssignment,
+    Vpc,
+)
+from .projects import Project, ProjectData, ProjectResources
 
-_RESOURCES: dict[str, type[Resource]] = {}
-_DATA_SOURCES: dict[str, type[DataSource]] = {}
+_RESOURCES: dict[str, type[Resource]] = {
+    cls.type_name: cls
+    for cls in (
+        Droplet,
+        SshKey,
+        Tag,
+        Vpc,
+        Firewall,
+        ReservedIp,
+        FloatingIp,
+        ReservedIpAssignment,
+        FloatingIpAssignment,
+        LoadBalancer,
+        Project,
+        ProjectResources,
+    )
+}
+_DATA_SOURCES: dict[str, type[DataSource]] = {cls.type_name: cls for cls in (ProjectData,)}
 
 
 def resource_for(type_name: str) -> Resource:

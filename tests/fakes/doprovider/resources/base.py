@@ -24,6 +24,7 @@ from ..faults import injected_failure, simulate_latency
 from ..schema import TypeSchema
 from ..values import (
     UNKNOWN,
+    carry_nested_computed,
     changed_fields,
     conform,
     is_unknown,
@@ -110,6 +111,7 @@ class Resource:
         if prior is None:
             mark_computed_unknown(block, planned, config)
             return planned, []
+        carry_nested_computed(block, prior, planned)
         changed = changed_fields(block, prior, planned)
         replace = sorted(changed & self.requires_replace)
         if replace:
@@ -189,6 +191,7 @@ class Resource:
                 if account.get(self.table(), prior["id"]) is not None:
                     self.remove(ctx, account, prior)
                     account.delete(self.table(), prior["id"])
+                    account.forget_urn(prior.get("urn"))
                     account.log("delete", self.type_name, str(prior["id"]), prior.get("name"))
         except ApiError as err:
             self._api_error(ctx, "delete", err)
@@ -266,8 +269,7 @@ class Resource:
                 op,
                 ApiError(
                     500,
-                    f"simulated failure injected by DO_SIM_FAIL for {self.type_name} "
-                    f'"{label}"',
+                    f'simulated failure injected by DO_SIM_FAIL for {self.type_name} "{label}"',
                 ),
             )
             return False
@@ -294,6 +296,7 @@ class DataSource:
 
     type_name: str = ""
     noun: ClassVar[str] = "resource"
+    api_path: ClassVar[str] = "/v2/resources"
     validators: ClassVar[dict[str, Validator]] = {}
 
     def __init__(self, type_name: str | None = None) -> None:
@@ -308,7 +311,8 @@ class DataSource:
         """The data source's result object, or None with an error diagnostic."""
         if not ctx.token:
             ctx.diags.error(
-                f"Error retrieving {self.noun}: GET {API}/v2: 401 Unable to authenticate you",
+                f"Error retrieving {self.noun}: GET {API}{self.api_path}: "
+                "401 Unable to authenticate you",
                 _NO_TOKEN,
             )
             return None
@@ -335,7 +339,9 @@ class DataSource:
         if config.get("id") not in (None, ""):
             found = table.get(str(config["id"]))
             if found is None:
-                ctx.diags.error(f"Error retrieving {self.noun}: {self.noun} {config['id']} not found")
+                ctx.diags.error(
+                    f"Error retrieving {self.noun}: {self.noun} {config['id']} not found"
+                )
             return found
         if config.get("name") not in (None, ""):
             matches = [r for r in table.values() if r.get("name") == config["name"]]

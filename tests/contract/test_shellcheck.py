@@ -1,0 +1,55 @@
+"""shellcheck passes on every shell script provision ships inside user-data."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.rendering import materialize, rendered
+
+pytestmark = pytest.mark.oracle
+SHELLCHECK = shutil.which("shellcheck")
+
+
+def _scripts() -> list[tuple[str, str, str]]:
+    found = []
+    for name in ("production", "staging"):
+        for path, text in sorted(rendered(name).items()):
+            if path.startswith("cloud-init/"):
+                for item in yaml.safe_load(materialize(text))["write_files"]:
+                    if item.get("content", "").startswith("#!"):
+                        found.append((f"{name}:{path}:{item['path']}", item["path"],
+                                      item["content"]))
+    return found
+
+
+SCRIPTS = _scripts()
+
+
+def _shellcheck(path: Path) -> subprocess.CompletedProcess[str]:
+    assert SHELLCHECK, "shellcheck is not installed (apt-get install shellcheck)"
+    return subprocess.run([SHELLCHECK, "--severity=style", "--shell=bash", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_scripts_are_found() -> None:
+    names = {target for _, target, _ in SCRIPTS}
+    assert names == {"/usr/local/sbin/provision-bootstrap", "/usr/local/sbin/provision-metadata-guard"}
+
+
+@pytest.mark.parametrize(("label", "target", "content"), SCRIPTS, ids=[s[0] for s in SCRIPTS])
+def test_script_passes_shellcheck(label: str, target: str, content: str, tmp_path: Path) -> None:
+    script = tmp_path / Path(target).name
+    script.write_text(content)
+    result = _shellcheck(script)
+    assert result.returncode == 0, result.stdout
+
+
+def test_shellcheck_bites(tmp_path: Path) -> None:
+    script = tmp_path / "bad.sh"
+    script.write_text("#!/bin/bash\nrm -rf $DIR/*\n")
+    assert _shellcheck(script).returncode != 0

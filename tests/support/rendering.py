@@ -1,0 +1,51 @@
+"""Shared helpers: load the examples, render them, and fill late values as Terraform would."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from provisioner.bootstrap.pki import ClusterSecrets, new_bootstrap_token, new_ca, new_certificate_key
+from provisioner.config import Environment, load_environment
+from provisioner.render import render_environment
+from provisioner.render.markers import join, segments
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+DATA = ROOT / "tests" / "data"
+
+# What the node's bootstrap script fills in from the metadata service at boot.
+NODE_VALUES = {"__PRIVATE_IPV4__": "10.10.0.5", "__DROPLET_ID__": "424242"}
+
+
+@functools.cache
+def example(name: str) -> Environment:
+    """An example environment by file stem (``production``, ``staging``)."""
+    return load_environment(ROOT / "examples" / f"{name}.yaml")
+
+
+@functools.cache
+def rendered(name: str) -> dict[str, str]:
+    """The rendered files of an example."""
+    return render_environment(example(name))
+
+
+@functools.cache
+def sample_secrets() -> ClusterSecrets:
+    """Real, freshly generated cluster secrets (one set per test session)."""
+    crt, key = new_ca("test")
+    return ClusterSecrets(crt, key, new_bootstrap_token(), new_certificate_key())
+
+
+def late_values(endpoint: str = "203.0.113.10") -> dict[str, str]:
+    """Every value Terraform would splice into user-data."""
+    return {"api_endpoint": endpoint, **sample_secrets().terraform_values()}
+
+
+def materialize(text: str, boot: bool = False) -> str:
+    """User-data as the droplet receives it; with ``boot``, also the node's own values."""
+    result = join(segments(text), late_values())
+    if boot:
+        for placeholder, value in NODE_VALUES.items():
+            result = result.replace(placeholder, value)
+    return result
