@@ -13,7 +13,7 @@ from provisioner.cli.options import config_argument
 @click.command(epilog="""\b
 Examples:
   provision render examples/production.yaml --out build/prod
-  provision render staging.yaml --out - | less   # not supported: --out takes a folder""")
+  provision render staging.yaml --out /tmp/staging && ls /tmp/staging/cloud-init""")
 @config_argument
 @click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Folder to write terraform/, cloud-init/ and manifests/ into.")

@@ -28,6 +28,9 @@ from provisioner.config.yamlpos import Mapping, Node, Scalar
 APP_KEYS = ("name", "image", "replicas", "ports", "expose", "resources", "env", "command",
             "args", "readiness", "liveness", "autoscale", "strategy", "volumes", "global_config")
 _RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
+_DAY_NAMES: dict[str, Weekday] = {
+    "monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",
+    "saturday": "sat", "sunday": "sun"}
 
 
 def _port(app: Section, node: Node, path: str) -> Port | None:
@@ -213,17 +216,18 @@ def _window(top: Section, node: Node, path: str, default_tz: str) -> Window | No
     s = Section(top.issues, node, path, ("days", "from", "to", "timezone"))
     if not isinstance(node, Mapping):
         return None
-    days = []
+    days: list[Weekday] = []
     for i, day_node in enumerate(s.items_of("days", required=True, hint="e.g. days: [mon, tue]")):
-        day = s.text_of(day_node, f"{s.sub('days')}[{i}]", None)
-        if day is None:
+        written = s.text_of(day_node, f"{s.sub('days')}[{i}]", None)
+        if written is None:
             continue
-        day = day.lower()[:3]
-        if day not in WEEKDAYS:
-            top.issues.add(day_node.line, f"{s.sub('days')}[{i}]", f"{day!r} is not a weekday",
+        name = written.lower()
+        day = _DAY_NAMES.get(name) or next((d for d in WEEKDAYS if d == name), None)
+        if day is None:
+            top.issues.add(day_node.line, f"{s.sub('days')}[{i}]", f"{written!r} is not a weekday",
                            "one of: " + ", ".join(WEEKDAYS))
             continue
-        days.append(cast(Weekday, day))
+        days.append(day)
     start = s.text("from", "00:00", checks.time_of_day, required=True, hint='e.g. from: "09:00"')
     end = s.text("to", "23:59", checks.time_of_day, required=True, hint='e.g. to: "16:00"')
     if start == end and s.has("from") and s.has("to"):

@@ -45,6 +45,10 @@ _IMAGE = re.compile(
     r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
 
+# Ranges DigitalOcean uses itself (10.229/16 in every region; the others for its managed
+# Kubernetes): a VPC there could not be created or would clash with platform traffic.
+DO_RESERVED = tuple(ipaddress.ip_network(n) for n in ("10.229.0.0/16", "10.244.0.0/16",
+                                                      "10.245.0.0/16", "10.246.0.0/24"))
 PRIVATE_V4 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12",
                                                      "192.168.0.0/16"))
 
@@ -151,18 +155,24 @@ def private_cidr(value: str) -> Problem:
         return problem
     network = ipaddress.ip_network(value)
     if network.version != 4 or not any(network.subnet_of(p) for p in PRIVATE_V4):  # type: ignore[arg-type]
-        return f"{value} is not a private IPv4 range", "use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+        return (f"{value} is not a private IPv4 range",
+                "use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
     return None
 
 
 def vpc_cidr(value: str) -> Problem:
-    """A DigitalOcean VPC range: private, between /16 and /24."""
+    """A DigitalOcean VPC range: private, /16 to /28, clear of DigitalOcean's own ranges."""
     problem = private_cidr(value)
     if problem:
         return problem
-    prefix = ipaddress.ip_network(value).prefixlen
-    if not 16 <= prefix <= 24:
-        return f"a VPC range of /{prefix} is not allowed", "DigitalOcean VPCs are /16 to /24"
+    network = ipaddress.ip_network(value)
+    if not 16 <= network.prefixlen <= 28:
+        return (f"a VPC range of /{network.prefixlen} is not allowed",
+                "DigitalOcean VPCs are /16 to /28")
+    for reserved in DO_RESERVED:
+        if network.overlaps(reserved):
+            return (f"{value} overlaps {reserved}, which DigitalOcean reserves",
+                    "pick another range, e.g. 10.10.0.0/16")
     return None
 
 
@@ -170,7 +180,8 @@ def qualified_name(value: str) -> Problem:
     """A Kubernetes label or taint key, with optional DNS prefix."""
     prefix, _, name = value.rpartition("/")
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        return f"{value!r} has an invalid prefix", "prefix must be a DNS subdomain, e.g. example.com/"
+        return (f"{value!r} has an invalid prefix",
+                "prefix must be a DNS subdomain, e.g. example.com/")
     if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
         return f"{value!r} is not a valid key", "alphanumerics, '-', '_' and '.', at most 63"
     return None
@@ -179,7 +190,8 @@ def qualified_name(value: str) -> Problem:
 def label_value(value: str) -> Problem:
     """A Kubernetes label value."""
     if len(value) > 63 or not _LABEL_VALUE.match(value):
-        return f"{value!r} is not a valid label value", "alphanumerics, '-', '_' and '.', at most 63"
+        return (f"{value!r} is not a valid label value",
+                "alphanumerics, '-', '_' and '.', at most 63")
     return None
 
 

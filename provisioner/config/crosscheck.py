@@ -106,11 +106,11 @@ def _one_app(app: App, base: str, issues: Issues, locate: Locate,
             issues.add(locate(path), path, f"node port {port.node_port} is already used by "
                        f"{node_ports[port.node_port]!r}", "each node port can be used once")
         node_ports.setdefault(port.node_port, app.name)
-    if app.autoscale:
-        if not app.resources.requests or "cpu" not in dict(app.resources.requests):
-            issues.add(locate(f"{base}.autoscale"), f"{base}.autoscale",
-                       "CPU autoscaling needs a CPU request",
-                       "add resources: {requests: {cpu: 250m}}")
+    if app.autoscale and "cpu" not in dict(app.resources.requests):
+        issues.add(locate(f"{base}.autoscale"), f"{base}.autoscale",
+                   "CPU autoscaling needs a CPU request",
+                   "add resources: {requests: {cpu: 250m}}")
     if app.stateful and app.strategy.kind == "blue_green":
         issues.add(locate(f"{base}.strategy"), f"{base}.strategy",
-                   "blue_green cannot run with volumes", "two colours cannot share volumes; use rolling")
+                   "blue_green cannot run with volumes",
+                   "two colours cannot share volumes; use rolling")

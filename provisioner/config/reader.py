@@ -192,7 +192,7 @@ class Section:
             return []
         if not isinstance(node, Sequence):
             self.issues.add(node.line, self.sub(key), f"expected a list, got {_kind(node)}",
-                            f"write each item on its own line starting with '- '")
+                            "write each item on its own line starting with '- '")
             return []
         return node.items
 

@@ -9,7 +9,6 @@ expansion are bounded, and every failure becomes a :class:`ConfigIssue`, never a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -54,7 +53,7 @@ class Sequence:
     line: int
 
 
-Node = Union[Scalar, Mapping, Sequence]
+Node = Scalar | Mapping | Sequence
 
 
 class LoadFailed(Exception):
@@ -98,23 +97,22 @@ def decode(data: bytes) -> str:
 def _check_shape(text: str) -> None:
     """Walk parser events (no recursion, no object building) to bound depth and size."""
     depth = 0
-    events = 0
     documents = 0
-    for event in yaml.parse(text, Loader=_LOADER):
-        events += 1
+    for events, event in enumerate(yaml.parse(text, Loader=_LOADER), start=1):
+        line = event.start_mark.line + 1 if event.start_mark else 0
         if events > MAX_EVENTS:
-            raise LoadFailed([ConfigIssue(event.start_mark.line + 1, "", "file has too many values",
+            raise LoadFailed([ConfigIssue(line, "", "file has too many values",
                                           f"at most {MAX_EVENTS} YAML events are read")])
         if isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
-                raise LoadFailed([ConfigIssue(event.start_mark.line + 1, "",
+                raise LoadFailed([ConfigIssue(line, "",
                                               "file holds more than one YAML document",
                                               "one environment per file; remove the '---'")])
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise LoadFailed([ConfigIssue(event.start_mark.line + 1, "",
+                raise LoadFailed([ConfigIssue(line, "",
                                               f"nested deeper than {MAX_DEPTH} levels",
                                               "an environment file is never this deep")])
         elif isinstance(event, yaml.CollectionEndEvent):

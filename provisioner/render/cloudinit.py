@@ -50,7 +50,8 @@ def _common(env: Environment) -> dict[str, object]:
 
 
 def _node_files(context: dict[str, object], role: str) -> dict[str, object]:
-    guard_unit = (data_dir("templates") / "systemd" / "provision-metadata-guard.service").read_text()
+    unit = data_dir("templates") / "systemd" / "provision-metadata-guard.service"
+    guard_unit = unit.read_text(encoding="utf-8")
     return {
         "metadata_guard": render("scripts/metadata-guard.sh.j2", **context),
         "metadata_guard_unit": guard_unit,

@@ -20,12 +20,24 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def to_yaml(value: Any) -> str:
-    """A YAML flow value on one line, quoted as needed (``'on'``, ``"a: b"``, ``"x\\ny"``)."""
-    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, allow_unicode=True,
+# Line breaks YAML readers honour even inside quotes; PyYAML writes them raw when allowed to
+# emit unicode, which would turn them into spaces on the way back in.
+_RAW_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def _dump(value: Any, flow: bool) -> str:
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=flow, allow_unicode=True,
                      width=1 << 30, sort_keys=False)
+    if any(ch in text for ch in _RAW_BREAKS):
+        text = yaml.dump(value, Dumper=_Dumper, default_flow_style=flow, allow_unicode=False,
+                         width=1 << 30, sort_keys=False)
     # The dumper ends a bare scalar with a document end marker; only the value is wanted.
     return text.removesuffix("\n...\n").rstrip("\n")
+
+
+def to_yaml(value: Any) -> str:
+    """A YAML flow value on one line, quoted as needed (``'on'``, ``"a: b"``, ``"x\\ny"``)."""
+    return _dump(value, flow=True)
 
 
 def to_yaml_block(value: str, indent: int) -> str:
@@ -36,8 +48,8 @@ def to_yaml_block(value: str, indent: int) -> str:
     the first line without an indentation indicator; those fall back to a quoted scalar.
     """
     if not value or "\r" in value or value[0] in " \t" or any(
-            c in value for c in "\x85\u2028\u2029\ufeff") or not value.isprintable() and any(
-            not (ch.isprintable() or ch in "\n\t") for ch in value):
+            c in value for c in "\x85\u2028\u2029\ufeff") or (not value.isprintable() and any(
+            not (ch.isprintable() or ch in "\n\t") for ch in value)):
         return to_yaml(value)
     chomp = "" if value.endswith("\n") and not value.endswith("\n\n") else "+" if value.endswith(
         "\n") else "-"
@@ -50,9 +62,7 @@ def to_yaml_block(value: str, indent: int) -> str:
 
 def to_yaml_tree(value: Any, indent: int) -> str:
     """A nested value as block YAML on the lines that follow, indented (Helm's ``nindent``)."""
-    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, allow_unicode=True,
-                     width=1 << 30, sort_keys=False)
-    text = text.removesuffix("\n...\n").rstrip("\n")
+    text = _dump(value, flow=False)
     pad = " " * indent
     return "".join("\n" + pad + line for line in text.split("\n"))
 

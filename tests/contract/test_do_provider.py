@@ -26,14 +26,18 @@ from tests.oracles.terraform import (
     prepare_plugin_env,
     state_resources,
     terraform,
+    terraform_apply,
+    terraform_destroy,
     terraform_init,
+    terraform_plan,
     terraform_show_state,
     terraform_validate,
 )
 
 pytestmark = pytest.mark.oracle
 
-SCHEMA_DUMP = Path(__file__).resolve().parents[1] / "data" / "digitalocean-provider-schema-2.34.1.json"
+DATA = Path(__file__).resolve().parents[1] / "data"
+SCHEMA_DUMP = DATA / "digitalocean-provider-schema-2.34.1.json"
 
 HEADER = """\
 terraform {
@@ -205,7 +209,7 @@ def applied(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     env = prepare_plugin_env(tmp_path / "env", token="sim-token")
     work = copy_module(_write_module(tmp_path / "src", VALID_MODULE + RESERVED_IP), tmp_path / "w")
     terraform_init(work, env).check()
-    terraform(work, env, "apply", "-auto-approve", "-input=false", "-no-color").check()
+    terraform_apply(work, env).check()
     yield work, env
 
 
@@ -261,10 +265,10 @@ def test_replan_is_empty_then_destroy_empties_everything(
     applied: tuple[Path, dict[str, str]],
 ) -> None:
     work, env = applied
-    plan = terraform(work, env, "plan", "-detailed-exitcode", "-input=false", "-no-color")
+    plan = terraform_plan(work, env)
     assert plan.returncode == 0, plan.stdout + plan.stderr  # 2 would mean "changes"
 
-    terraform(work, env, "destroy", "-auto-approve", "-input=false", "-no-color").check()
+    terraform_destroy(work, env).check()
     assert state_resources(terraform_show_state(work, env)) == {}
     account = Cloud(Path(env["DO_SIM_STATE"])).snapshot()["resources"]
     for table in ("digitalocean_droplet", "digitalocean_firewall", "digitalocean_reserved_ip"):
@@ -297,3 +301,33 @@ def test_api_calls_need_a_token(tmp_path: Path) -> None:
     result = terraform(work, env, "apply", "-auto-approve", "-input=false", "-json")
     assert result.returncode == 1
     assert re.search(r"401 .*Unable to authenticate you", _all_text(result.diagnostics()))
+
+
+def test_project_by_name_and_project_resources(tmp_path: Path) -> None:
+    env = prepare_plugin_env(tmp_path / "env", token="sim-token", projects=["Acme Production"])
+    module = (
+        HEADER
+        + VPC
+        + textwrap.dedent(
+            """\
+        data "digitalocean_project" "this" {
+          name = "Acme Production"
+        }
+
+        resource "digitalocean_project_resources" "this" {
+          project   = data.digitalocean_project.this.id
+          resources = [digitalocean_vpc.main.urn]
+        }
+        """
+        )
+    )
+    work = copy_module(_write_module(tmp_path / "src", module), tmp_path / "w")
+    terraform_init(work, env).check()
+    terraform_apply(work, env).check()
+    resources = state_resources(terraform_show_state(work, env))
+    vpc_urn = resources["digitalocean_vpc.main"]["urn"]
+    project_id = resources["digitalocean_project_resources.this"]["project"]
+    projects = Cloud(Path(env["DO_SIM_STATE"])).snapshot()["resources"]["digitalocean_project"]
+    assert projects[project_id]["name"] == "Acme Production"
+    assert projects[project_id]["resources"] == [vpc_urn]
+    assert terraform_plan(work, env).returncode == 0

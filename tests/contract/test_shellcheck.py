@@ -38,7 +38,8 @@ def _shellcheck(path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_scripts_are_found() -> None:
     names = {target for _, target, _ in SCRIPTS}
-    assert names == {"/usr/local/sbin/provision-bootstrap", "/usr/local/sbin/provision-metadata-guard"}
+    assert names == {"/usr/local/sbin/provision-bootstrap",
+                     "/usr/local/sbin/provision-metadata-guard"}
 
 
 @pytest.mark.parametrize(("label", "target", "content"), SCRIPTS, ids=[s[0] for s in SCRIPTS])

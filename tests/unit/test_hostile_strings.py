@@ -22,7 +22,7 @@ from tests.support.rendering import ROOT
 NASTY = ["'", '"', "\\", "${", "%{", "{{", "}}", "{%", "\n", "\r\n", "EOT", "<<EOT", "&a", "*a",
          "!!python/object:os.system", "- ", ": ", " #", "---", "...", "@@provision:api_endpoint@@",
          "\t", "é", "🚀", "\u202e", "\u2028", "`", "$(id)", ";", "|", ">", "null", "~", "yes",
-         "0x1F", "1e3", "[", "]", ","]
+         "0x1F", "1e3", "[", "]", ",", "\x85", "\u2029", "\ufeff", "\x00", "\x1b[31m"]
 hostile = st.lists(st.one_of(st.sampled_from(NASTY),
                              st.text(st.characters(exclude_categories=("Cs",)), max_size=8)),
                    min_size=1, max_size=6).map("".join)

@@ -71,7 +71,7 @@ def test_hostile_file_fails_cleanly(case: str, tmp_path: Path) -> None:
     path = tmp_path / f"{case}.yaml"
     path.write_bytes(data)
     code, stdout, stderr = _validate(path)
-    assert code == 2
+    assert code == 2 and stdout == ""
     assert "Traceback" not in stderr
     assert stderr.startswith(str(path))
     assert fragment in stderr

@@ -72,4 +72,4 @@ def serve(servicer: rpc.ProviderServicer) -> None:
         # Terraform forwards ^C to plugins; just leave.
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        server.stop(grace=0.2)
+        server.stop(grace=0.05)

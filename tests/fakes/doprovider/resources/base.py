@@ -329,9 +329,16 @@ class DataSource:
         return self.type_name
 
     def fallback(self, ctx: Context, account: Account) -> Obj | None:
-        """Object returned when the config names none (default: error)."""
-        ctx.diags.error(f"Error retrieving {self.noun}: one of `id` or `name` must be set")
-        return None
+        """Object returned when the config names no id/name (list-style data sources...).
+
+        Generic data sources have no catalogue to answer from: they return their
+        arguments with every computed attribute null, and say so in a warning.
+        """
+        ctx.diags.warning(
+            f"Simulated data source {self.type_name} has no data",
+            "doprovider returns only the configured arguments; computed attributes are null.",
+        )
+        return {}
 
     def lookup(self, ctx: Context, account: Account, config: Obj) -> Obj | None:
         """Find the configured object in the account."""

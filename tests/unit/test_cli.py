@@ -1,0 +1,87 @@
+"""The CLI: results on stdout, messages on stderr, documented exit codes, examples in --help."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from provisioner.cli.main import cli
+from tests.support.rendering import ROOT
+
+PROD = str(ROOT / "examples" / "production.yaml")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_ok() -> None:
+    code, out, err = run("validate", PROD)
+    assert code == 0 and out == ""
+    assert "environment 'prod' is valid (3 control-plane node(s), 3 worker(s), 2 app(s))" in err
+
+
+def test_quiet_silences_messages() -> None:
+    code, out, err = run("-q", "validate", PROD)
+    assert (code, out, err) == (0, "", "")
+
+
+def test_plan_offline_json_describes_the_environment(tmp_path: Path) -> None:
+    code, out, _ = run("plan", PROD, "--offline", "--output", "json", "--workdir",
+                       str(tmp_path / "w"))
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["control_plane"]["droplets"] == ["prod-cp-1", "prod-cp-2", "prod-cp-3"]
+    assert plan["worker_pools"][0]["droplets"] == ["prod-general-1", "prod-general-2",
+                                                   "prod-general-3"]
+    assert plan["api_endpoint"]["kind"] == "floating_ip"
+    assert {a["name"]: a["replicas"] for a in plan["apps"]} == {"api": 3, "elasticsearch": 3}
+    ports = {r["ports"] for r in plan["firewalls"]["controllers"]}
+    assert {"6443", "2379-2380", "22", "10250"} <= ports
+    assert plan["deploy_windows"] == [{"days": ["mon", "tue", "wed", "thu"], "from": "09:00",
+                                       "to": "16:00", "timezone": "Europe/Berlin"}]
+    assert plan["workdir"] == str(tmp_path / "w")
+    assert (tmp_path / "w" / "terraform" / "terraform.tfvars.json").exists()
+
+
+def test_plan_offline_text(tmp_path: Path) -> None:
+    code, out, _ = run("plan", PROD, "--offline", "--workdir", str(tmp_path))
+    assert code == 0
+    assert "+ 3 control-plane droplet(s), s-4vcpu-8gb: prod-cp-1, prod-cp-2, prod-cp-3" in out
+    assert "+ API endpoint: floating IP" in out
+    assert "elasticsearch (StatefulSet, 3 replicas" in out
+    assert "mon,tue,wed,thu 09:00-16:00 Europe/Berlin" in out
+
+
+def test_online_plan_is_refused_with_usage_exit_code(tmp_path: Path) -> None:
+    code, out, err = run("plan", PROD, "--workdir", str(tmp_path))
+    assert code == 2 and out == ""
+    assert "--offline" in err
+
+
+def test_bad_config_exit_code_and_location(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: prod\nkubernetes: {version: '1.2.3'}\n")
+    code, out, err = run("plan", str(path), "--offline")
+    assert code == 2 and out == ""
+    assert f"{path}:2: kubernetes.version: Kubernetes 1.2 is not a supported minor" in err
+    assert not (tmp_path / ".provision").exists(), "nothing is created for a bad config"
+
+
+@pytest.mark.parametrize("command", ["validate", "render", "plan"])
+def test_every_command_help_ends_with_examples(command: str) -> None:
+    code, out, _ = run(command, "--help")
+    assert code == 0
+    assert "Examples:" in out
+    assert out.rstrip().splitlines()[-1].strip().startswith("provision ")
+
+
+def test_version() -> None:
+    code, out, _ = run("--version")
+    assert code == 0 and out.startswith("provision, version ")

@@ -1,0 +1,50 @@
+"""The serializing filters round-trip any string through YAML and the shell."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from provisioner.render.filters import shell_quote, to_yaml, to_yaml_block, to_yaml_tree
+from provisioner.render.markers import join, segments
+
+text = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
+
+
+@given(text)
+def test_yaml_scalar_round_trips(value: str) -> None:
+    assert yaml.safe_load(f"key: {to_yaml(value)}\n") == {"key": value}
+
+
+@given(text)
+def test_yaml_block_round_trips_at_any_indent(value: str) -> None:
+    document = f"outer:\n  inner: {to_yaml_block(value, 4)}\n  after: 1\n"
+    assert yaml.safe_load(document) == {"outer": {"inner": value, "after": 1}}
+
+
+@given(st.dictionaries(text, st.one_of(text, st.lists(text, max_size=3)), max_size=4))
+def test_yaml_tree_round_trips(value: dict[str, object]) -> None:
+    document = f"outer:\n  inner:{to_yaml_tree(value, 4)}\n  after: 1\n"
+    assert yaml.safe_load(document) == {"outer": {"inner": value or {}, "after": 1}}
+
+
+@given(st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+               max_size=40))
+def test_shell_quote_is_one_word(value: str) -> None:
+    assert shlex.split(f"echo {shell_quote(value)}") == ["echo", value]
+    out = subprocess.run(["bash", "-c", f"printf %s {shell_quote(value)}"], capture_output=True)
+    assert out.stdout.decode("utf-8", "surrogateescape") == value
+
+
+@given(st.lists(st.one_of(text, st.sampled_from(["@@provision:api_endpoint@@",
+                                                  "@@provision:bootstrap_token@@"]))))
+def test_marker_segments_rejoin_exactly(parts: list[str]) -> None:
+    rendered = "".join(parts)
+    values = {"api_endpoint": "203.0.113.1", "bootstrap_token": "abcdef.0123456789abcdef"}
+    expected = rendered.replace("@@provision:api_endpoint@@", values["api_endpoint"]).replace(
+        "@@provision:bootstrap_token@@", values["bootstrap_token"])
+    assert join(segments(rendered), values) == expected
