@@ -11,11 +11,12 @@ locals {
   ]...)
 }
 
-# Replacement trigger per pool: the hash of the secret-free cloud-init, so rotating a bootstrap
-# token does not replace workers but a new Kubernetes version or label does.
+# Replacement trigger per worker: the hash of its pool's secret-free cloud-init, so rotating a
+# bootstrap token does not replace workers but a new Kubernetes version or label does.
+# (replace_triggered_by may only index by each.key, hence one entry per worker.)
 resource "terraform_data" "worker_config" {
-  for_each = var.worker_pools
-  input    = var.node_config_hash["worker-${each.key}"]
+  for_each = local.workers
+  input    = var.node_config_hash["worker-${each.value.pool}"]
 }
 
 resource "digitalocean_droplet" "workers" {
@@ -44,6 +45,6 @@ resource "digitalocean_droplet" "workers" {
   lifecycle {
     create_before_destroy = true
     ignore_changes        = [user_data]
-    replace_triggered_by  = [terraform_data.worker_config[each.value.pool]]
+    replace_triggered_by  = [terraform_data.worker_config[each.key]]
   }
 }

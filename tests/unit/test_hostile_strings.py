@@ -37,7 +37,8 @@ def _render(value: str, project: str) -> tuple[Any, dict[str, str]]:
     api = config["apps"][0]
     api["env"]["HTTP_PORT"] = value
     api["command"] = ["/bin/api", value]
-    api["readiness"]["http"] = "/" + value.replace("\n", "").replace("\r", "").replace(" ", "")
+    # An HTTP path may hold anything but whitespace breaks and NUL; those are refused earlier.
+    api["readiness"]["http"] = "/" + "".join(c for c in value if c not in "\r\n\x00 ")
     config["deploy_policy"]["freeze"][0]["reason"] = value
     env = parse(yaml.safe_dump(config, allow_unicode=True).encode(), "hostile.yaml")
     return env, render_environment(env)
