@@ -40,7 +40,8 @@ def _render(value: str, project: str) -> tuple[Any, dict[str, str]]:
     # An HTTP path may hold anything but whitespace breaks and NUL; those are refused earlier.
     api["readiness"]["http"] = "/" + "".join(c for c in value if c not in "\r\n\x00 ")
     config["deploy_policy"]["freeze"][0]["reason"] = value
-    env = parse(yaml.safe_dump(config, allow_unicode=True).encode(), "hostile.yaml")
+    # allow_unicode=False: PyYAML would write U+0085 raw, which YAML reads as a line break.
+    env = parse(yaml.safe_dump(config, allow_unicode=False).encode(), "hostile.yaml")
     return env, render_environment(env)
 
 

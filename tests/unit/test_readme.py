@@ -1,0 +1,40 @@
+"""The README documents exactly the keys the loader accepts, and its first lines stay true."""
+
+from __future__ import annotations
+
+import re
+
+from provisioner.config.app_sections import APP_KEYS
+from provisioner.config.load import TOP_KEYS
+from tests.support.rendering import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def _section_keys(heading: str) -> set[str]:
+    body = README.split(f"### {heading}\n", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    keys: set[str] = set()
+    for cell in re.findall(r"^\| ((?:`[a-z_]+`(?:, )?)+) \|", body, re.MULTILINE):
+        keys.update(re.findall(r"`([a-z_]+)`", cell))
+    return keys
+
+
+def test_every_key_is_documented() -> None:
+    assert _section_keys("Top level") == set(TOP_KEYS)
+    assert _section_keys("apps") == set(APP_KEYS)
+    assert _section_keys("digitalocean") == {"region", "ssh_keys", "vpc_cidr", "tags", "project",
+                                             "image"}
+    assert _section_keys("kubernetes") == {"version", "pod_cidr", "service_cidr", "cni"}
+    assert _section_keys("control_plane") == {"count", "size", "endpoint"}
+    assert _section_keys("worker_pools") == {"name", "count", "size", "labels", "taints"}
+    assert _section_keys("access") == {"api_cidrs", "ssh_cidrs"}
+    assert _section_keys("deploy_policy") == {"timezone", "windows", "freeze"}
+    assert _section_keys("state") == {"backend", "bucket", "region", "key"}
+
+
+def test_first_lines_give_the_two_commands() -> None:
+    lines = README.splitlines()
+    assert lines[2].startswith("Set up and run: `pip install . && provision plan examples/")
+    assert lines[4].startswith("Run the tests: ") and "python3 -m pytest" in lines[4]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.rstrip().endswith("python3 -m pytest")
