@@ -54,3 +54,14 @@ def test_shellcheck_bites(tmp_path: Path) -> None:
     script = tmp_path / "bad.sh"
     script.write_text("#!/bin/bash\nrm -rf $DIR/*\n")
     assert _shellcheck(script).returncode != 0
+
+
+def test_shipped_shell_scripts_pass_shellcheck() -> None:
+    """Scripts in the repository itself (CI entry point, test fakes' wrappers)."""
+    root = Path(__file__).resolve().parents[2]
+    shipped = [root / ".ci" / "run",
+               *sorted((root / "tests" / "fakes").rglob("terraform-provider-*"))]
+    assert len(shipped) >= 2
+    for script in shipped:
+        result = _shellcheck(script)
+        assert result.returncode == 0, f"{script}: {result.stdout}"
