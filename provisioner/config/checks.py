@@ -280,3 +280,22 @@ def droplet_image(value: str) -> Problem:
     if value.isdigit() or _SIZE.match(value):
         return None
     return f"{value!r} is not an image slug or id", "e.g. ubuntu-24-04-x64"
+
+
+def state_key(value: str) -> Problem:
+    """An object key inside the state bucket."""
+    if not value or value.startswith("/") or len(value) > 1024 or any(
+            c in value for c in "\r\n\x00"):
+        return f"{value!r} is not a usable object key", "e.g. prod/terraform.tfstate"
+    return None
+
+
+def url(value: str) -> Problem:
+    """An http(s) URL, for an S3-compatible endpoint."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(
+            c in value for c in " \r\n\x00"):
+        return f"{value!r} is not a URL", "e.g. https://fra1.digitaloceanspaces.com"
+    return None

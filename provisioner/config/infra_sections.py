@@ -113,10 +113,10 @@ def read_access(top: Section) -> Access:
 
 def read_state(top: Section) -> State:
     """The ``state:`` section: where Terraform keeps its state."""
-    s = top.section("state", ("backend", "bucket", "key", "region"))
+    s = top.section("state", ("backend", "bucket", "key", "region", "endpoint"))
     backend = s.choice("backend", "local", ("local", "spaces"))
     if backend == "local":
-        for key in ("bucket", "key", "region"):
+        for key in ("bucket", "key", "region", "endpoint"):
             if s.has(key):
                 top.issues.add(s.line_of(key), s.sub(key), "only used with backend: spaces",
                                "remove it, or set backend: spaces")
@@ -125,7 +125,8 @@ def read_state(top: Section) -> State:
         backend="spaces",
         bucket=s.text("bucket", None, checks.dns_subdomain, required=True,
                       hint="the Spaces bucket that holds state"),
-        key=s.text("key", None, None),
+        key=s.text("key", None, checks.state_key),
         region=s.text("region", None, checks.region, required=True,
                       hint="the bucket's region, e.g. fra1"),
+        endpoint=s.text("endpoint", None, checks.url),
     )

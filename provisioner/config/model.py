@@ -223,6 +223,7 @@ class State:
     bucket: str | None = None
     key: str | None = None
     region: str | None = None
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)

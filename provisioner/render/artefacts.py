@@ -6,7 +6,7 @@ from pathlib import Path
 
 from provisioner.config.model import Environment
 from provisioner.errors import RenderError
-from provisioner.render import cloudinit, manifests, tfvars
+from provisioner.render import backend, cloudinit, manifests, tfvars
 from provisioner.render.markers import join, segments
 from provisioner.resources import data_dir
 
@@ -36,6 +36,7 @@ def render_environment(env: Environment) -> dict[str, str]:
         _check_size(item)
     files = terraform_sources()
     files["terraform/terraform.tfvars.json"] = tfvars.dumps(tfvars.tfvars(env, user_data))
+    files["terraform/backend.tf.json"] = backend.dumps(env)
     for item in user_data:
         files[f"cloud-init/{item.role}.yaml"] = item.text
     for manifest in manifests.all_files(env):

@@ -59,10 +59,13 @@ def test_plan_offline_text(tmp_path: Path) -> None:
     assert "mon,tue,wed,thu 09:00-16:00 Europe/Berlin" in out
 
 
-def test_online_plan_is_refused_with_usage_exit_code(tmp_path: Path) -> None:
+def test_online_plan_without_a_token_is_a_usage_error(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DIGITALOCEAN_TOKEN", raising=False)
+    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN", raising=False)
     code, out, err = run("plan", PROD, "--workdir", str(tmp_path))
     assert code == 2 and out == ""
-    assert "--offline" in err
+    assert "export DIGITALOCEAN_TOKEN" in err
 
 
 def test_bad_config_exit_code_and_location(tmp_path: Path) -> None:
@@ -74,7 +77,7 @@ def test_bad_config_exit_code_and_location(tmp_path: Path) -> None:
     assert not (tmp_path / ".provision").exists(), "nothing is created for a bad config"
 
 
-@pytest.mark.parametrize("command", ["validate", "render", "plan"])
+@pytest.mark.parametrize("command", ["validate", "render", "plan", "up", "destroy"])
 def test_every_command_help_ends_with_examples(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0

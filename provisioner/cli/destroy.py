@@ -1,0 +1,60 @@
+"""``provision destroy``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from provisioner.cli.infra_options import (
+    ask,
+    require_terminal_or_yes,
+    terraform_bin_option,
+    yes_option,
+)
+from provisioner.cli.main import console, reports_errors
+from provisioner.cli.options import common
+
+
+@click.command(epilog="""\b
+Examples:
+  provision destroy staging.yaml
+  provision destroy prod.yaml --force --yes     # deletion_protection is set on prod""")
+@common
+@click.option("--force", is_flag=True, help="Destroy even when deletion_protection is true.")
+@terraform_bin_option
+@yes_option
+@reports_errors
+def destroy(config: Path, workdir: Path | None, force: bool, terraform_bin: str | None,
+            yes: bool) -> None:
+    """Remove every resource of the environment.
+
+    Plans the destruction, shows it, asks, and applies it with live progress. Refuses while
+    the file sets deletion_protection: true, unless --force.
+    """
+    from provisioner.infra.changes import InfraPlan
+    from provisioner.infra.engine import resolve
+    from provisioner.pipeline import lifecycle
+    from provisioner.pipeline.prepare import Prepared
+    from provisioner.ui.infra_text import format_infra_plan
+    from provisioner.ui.progress import Progress
+
+    require_terminal_or_yes(yes, "destroy")
+    out = console()
+
+    def show(plan: InfraPlan, prepared: Prepared) -> None:
+        out.info(format_infra_plan(plan, prepared.env.name).rstrip("\n"))
+
+    def confirm(plan: InfraPlan, prepared: Prepared) -> bool:
+        return ask(f"Destroy {len(plan.pending)} resources of {prepared.env.name}? "
+                   "This cannot be undone.", yes)
+
+    def progress(names: dict[str, str]) -> Progress:
+        return Progress(names, verbose=out.verbosity > 1)
+
+    outcome = lifecycle.destroy(config, workdir, resolve(terraform_bin), show, confirm,
+                                progress, force)
+    if outcome.applied:
+        out.info(f"destroyed {outcome.prepared.env.name}: {outcome.summary}")
+    else:
+        out.info(f"nothing to destroy: {outcome.prepared.env.name} has no resources")

@@ -1,0 +1,35 @@
+"""Options of the commands that run Terraform, and the prompts they share."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from provisioner.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+terraform_bin_option = click.option(
+    "--terraform-bin", metavar="PATH", default=None,
+    help="Run this terraform or tofu binary instead of the embedded Terraform "
+         "[env: PROVISION_TERRAFORM_BIN].")
+
+yes_option = click.option("--yes", "-y", is_flag=True,
+                          help="Apply without asking (required when there is no terminal).")
+
+
+def require_terminal_or_yes(yes: bool, verb: str) -> None:
+    """Refuse up front, before any work, when nobody can answer the prompt."""
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(f"refusing to {verb} without a terminal to confirm on; "
+                         "review `provision plan` and pass --yes")
+
+
+def ask(question: str, yes: bool) -> bool:
+    """Ask on the terminal unless --yes was given."""
+    if yes:
+        return True
+    return click.confirm(question, default=False, err=True)

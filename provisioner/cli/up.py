@@ -1,0 +1,67 @@
+"""``provision up``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from provisioner.cli.infra_options import (
+    ask,
+    require_terminal_or_yes,
+    terraform_bin_option,
+    yes_option,
+)
+from provisioner.cli.main import console, reports_errors
+from provisioner.cli.options import common
+
+
+@click.command(epilog="""\b
+Examples:
+  provision up staging.yaml                     # shows the plan, asks, applies
+  provision up prod.yaml --yes                  # CI: no prompt
+  provision up prod.yaml --plan prod.tfplan     # exactly the plan reviewed earlier""")
+@common
+@click.option("--plan", "saved_plan", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Apply this plan from `provision plan --out` and nothing else.")
+@click.option("--allow-control-plane-changes", is_flag=True,
+              help="Allow a plan that deletes or replaces control-plane droplets.")
+@terraform_bin_option
+@yes_option
+@reports_errors
+def up(config: Path, workdir: Path | None, saved_plan: Path | None,
+       allow_control_plane_changes: bool, terraform_bin: str | None, yes: bool) -> None:
+    """Create or converge the environment's infrastructure.
+
+    Renders, checks the DigitalOcean account (token, region, sizes, SSH keys, droplet
+    limit), plans, shows the plan, asks for confirmation, then applies with live progress.
+    A second run with the same file changes nothing.
+    """
+    from provisioner.infra.changes import InfraPlan
+    from provisioner.infra.engine import resolve
+    from provisioner.pipeline import lifecycle
+    from provisioner.pipeline.prepare import Prepared
+    from provisioner.ui.infra_text import format_infra_plan
+    from provisioner.ui.progress import Progress
+
+    require_terminal_or_yes(yes, "apply")
+    out = console()
+
+    def show(plan: InfraPlan, prepared: Prepared) -> None:
+        out.info(format_infra_plan(plan, prepared.env.name).rstrip("\n"))
+
+    def confirm(plan: InfraPlan, prepared: Prepared) -> bool:
+        return ask(f"Apply these changes to {prepared.env.name}?", yes)
+
+    def progress(names: dict[str, str]) -> Progress:
+        return Progress(names, verbose=out.verbosity > 1)
+
+    outcome = lifecycle.up(config, workdir, resolve(terraform_bin), show, confirm, progress,
+                           saved_plan, allow_control_plane_changes)
+    if outcome.applied:
+        out.info(f"infrastructure of {outcome.prepared.env.name} is up: {outcome.summary}")
+    else:
+        out.info(f"nothing to do: {outcome.prepared.env.name} already matches {config}")
+    endpoint = outcome.outputs.get("api_endpoint")
+    if endpoint:
+        out.info(f"API endpoint: https://{endpoint}:6443")

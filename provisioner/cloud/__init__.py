@@ -1,0 +1,1 @@
+"""The DigitalOcean API (python-digitalocean): preflight checks, later failover and sweeps."""

@@ -1,0 +1,1 @@
+"""The infrastructure stage: Terraform driven from Python, its events shown as progress."""

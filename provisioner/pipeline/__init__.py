@@ -1,0 +1,1 @@
+"""The stages run in order: prepare (config + render), infrastructure, then the cluster."""

@@ -1,0 +1,126 @@
+"""``plan``, ``up`` and ``destroy`` as Click-free functions the CLI calls.
+
+Each takes callbacks for what only the CLI knows (how to show a plan, how to ask the user),
+so the same functions serve a terminal, a CI job and the tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provisioner.cloud.preflight import preflight
+from provisioner.cloud.token import api_token
+from provisioner.errors import ProvisionError
+from provisioner.infra.changes import InfraPlan, names_by_address
+from provisioner.infra.engine import Engine
+from provisioner.pipeline import infra_stage
+from provisioner.pipeline.infra_stage import PolicyError
+from provisioner.pipeline.prepare import Prepared, prepare
+from provisioner.ui.progress import Progress
+
+ShowPlan = Callable[[InfraPlan, Prepared], None]
+Confirm = Callable[[InfraPlan, Prepared], bool]
+MakeProgress = Callable[[dict[str, str]], Progress]
+
+
+class Declined(ProvisionError):
+    """The user answered no; nothing was applied (exit 1, as Terraform does)."""
+
+
+@dataclass
+class Outcome:
+    """What an online command did."""
+
+    prepared: Prepared
+    plan: InfraPlan
+    applied: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    seconds: float = 0.0
+
+
+def _plan_path(prepared: Prepared, name: str) -> Path:
+    return prepared.work.root / "plans" / name
+
+
+def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = None,
+         progress: MakeProgress | None = None) -> Outcome:
+    """Render, check the account, and plan; the plan is saved to ``out`` when given."""
+    prepared = prepare(config, workdir)
+    token = api_token()
+    preflight(prepared.env, token)
+    on_event = progress({}) if progress else None
+    ws = infra_stage.workspace(prepared, engine, token, on_event)
+    planfile = out.resolve() if out else _plan_path(prepared, "plan.tfplan")
+    return Outcome(prepared, infra_stage.plan(ws, planfile))
+
+
+def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confirm: Confirm,
+       progress: MakeProgress, saved_plan: Path | None = None,
+       allow_control_plane_changes: bool = False) -> Outcome:
+    """Create or converge the infrastructure: preflight, plan, confirm, apply."""
+    started = time.monotonic()
+    prepared = prepare(config, workdir)
+    token = api_token()
+    preflight(prepared.env, token)
+    ws = infra_stage.workspace(prepared, engine, token)
+    if saved_plan is not None:
+        planfile = saved_plan.resolve()
+        infra_plan = infra_stage.read_saved_plan(ws, planfile, prepared.env.name)
+    else:
+        planfile = _plan_path(prepared, "up.tfplan")
+        infra_plan = infra_stage.plan(ws, planfile)
+    show(infra_plan, prepared)
+    outcome = Outcome(prepared, infra_plan)
+    if not infra_plan.pending:
+        outcome.outputs = ws.outputs()
+        outcome.seconds = time.monotonic() - started
+        return outcome
+    infra_stage.guard_control_plane(infra_plan, allow_control_plane_changes)
+    if not confirm(infra_plan, prepared):
+        raise Declined("not applied: the plan was not confirmed")
+    tracker = progress(names_by_address(infra_plan))
+    ws.on_event = tracker
+    try:
+        outcome.outputs = infra_stage.apply(ws, planfile, prepared)
+    finally:
+        tracker.close()
+    outcome.applied = True
+    outcome.summary = tracker.summary()
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
+            confirm: Confirm, progress: MakeProgress, force: bool = False) -> Outcome:
+    """Remove everything the environment's Terraform state holds."""
+    started = time.monotonic()
+    prepared = prepare(config, workdir)
+    if prepared.env.deletion_protection and not force:
+        raise PolicyError(f"{prepared.config} sets deletion_protection: true; refusing to "
+                          "destroy. Pass --force if you really mean it.")
+    token = api_token()
+    ws = infra_stage.workspace(prepared, engine, token)
+    planfile = _plan_path(prepared, "destroy.tfplan")
+    infra_plan = infra_stage.plan(ws, planfile, destroy=True)
+    show(infra_plan, prepared)
+    outcome = Outcome(prepared, infra_plan)
+    if not infra_plan.pending:
+        outcome.seconds = time.monotonic() - started
+        return outcome
+    if not confirm(infra_plan, prepared):
+        raise Declined("not destroyed: the plan was not confirmed")
+    tracker = progress(names_by_address(infra_plan))
+    ws.on_event = tracker
+    try:
+        ws.apply(planfile)
+    finally:
+        tracker.close()
+    outcome.applied = True
+    outcome.summary = tracker.summary()
+    outcome.seconds = time.monotonic() - started
+    return outcome

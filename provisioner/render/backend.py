@@ -1,0 +1,39 @@
+"""terraform/backend.tf.json: where Terraform keeps state, written as JSON, not templated."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from provisioner.config.model import Environment
+
+# Relative to the module folder: the work folder's state/, which provision keeps at 0700.
+LOCAL_STATE = "../state/terraform.tfstate"
+
+
+def backend(env: Environment) -> dict[str, Any]:
+    """The ``terraform { backend ... }`` block for the environment's state setting."""
+    state = env.state
+    if state.backend == "local":
+        return {"terraform": {"backend": {"local": {"path": LOCAL_STATE}}}}
+    endpoint = state.endpoint or f"https://{state.region}.digitaloceanspaces.com"
+    return {"terraform": {"backend": {"s3": {
+        "bucket": state.bucket,
+        "key": state.key or f"{env.name}/terraform.tfstate",
+        # Spaces ignores the signing region; the S3 client only needs a valid one.
+        "region": "us-east-1",
+        "endpoints": {"s3": endpoint},
+        # S3-native lock file (Terraform >= 1.10): no DynamoDB, which Spaces does not have.
+        "use_lockfile": True,
+        "skip_credentials_validation": True,
+        "skip_region_validation": True,
+        "skip_requesting_account_id": True,
+        "skip_metadata_api_check": True,
+        "skip_s3_checksum": True,
+        "use_path_style": False,
+    }}}}
+
+
+def dumps(env: Environment) -> str:
+    """Stable JSON text of the backend block."""
+    return json.dumps(backend(env), indent=2, sort_keys=True) + "\n"
