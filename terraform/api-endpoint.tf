@@ -12,6 +12,9 @@ resource "digitalocean_reserved_ip" "api" {
   }
 }
 
+# The load balancer is public: nodes reach the API through it from their public addresses,
+# which exist only after the droplets do (whose user-data needs this address). provision
+# therefore requires api_cidrs to include 0.0.0.0/0 in this mode; use floating_ip to restrict.
 resource "digitalocean_loadbalancer" "api" {
   count       = var.api_endpoint == "load_balancer" ? 1 : 0
   name        = "${var.name}-api"
@@ -36,6 +39,15 @@ resource "digitalocean_loadbalancer" "api" {
     unhealthy_threshold      = 2
     healthy_threshold        = 2
   }
+}
+
+# The first control-plane node needs the address before `kubeadm init` talks to its own
+# controlPlaneEndpoint, and every join needs it. A separate assignment resource avoids a cycle
+# (the droplets' user-data carries the address).
+resource "digitalocean_reserved_ip_assignment" "api" {
+  count      = var.api_endpoint == "floating_ip" ? 1 : 0
+  ip_address = digitalocean_reserved_ip.api[0].ip_address
+  droplet_id = digitalocean_droplet.controllers[0].id
 }
 
 locals {

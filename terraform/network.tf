@@ -7,16 +7,18 @@ resource "digitalocean_vpc" "network" {
 }
 
 # Firewalls select droplets by tag, and rules may name tags as sources: tags must exist first.
+# Tags live under "provision:<name>", a prefix users cannot use, so neither a user's own tag
+# nor another environment (say "prod-worker" beside "prod") can pull droplets into a role.
 resource "digitalocean_tag" "cluster" {
-  name = var.name
+  name = "provision:${var.name}"
 }
 
 resource "digitalocean_tag" "controllers" {
-  name = "${var.name}-controller"
+  name = "provision:${var.name}:controller"
 }
 
 resource "digitalocean_tag" "workers" {
-  name = "${var.name}-worker"
+  name = "provision:${var.name}:worker"
 }
 
 locals {

@@ -21,14 +21,16 @@ resource "terraform_data" "worker_config" {
 
 resource "digitalocean_droplet" "workers" {
   for_each = local.workers
-  name     = "${var.name}-${each.key}"
+  # "<env>-<pool>-<n>-<generation>": a replacement (new configuration) gets a new hostname, so
+  # kubeadm can join it while the droplet it replaces is still a Ready node.
+  name     = "${var.name}-${each.key}-${substr(var.node_config_hash["worker-${each.value.pool}"], 0, 5)}"
   region   = var.region
   image    = var.image
   size     = each.value.size
   vpc_uuid = digitalocean_vpc.network.id
   ssh_keys = var.ssh_keys
   tags = concat(
-    [digitalocean_tag.cluster.name, digitalocean_tag.workers.name, "${var.name}-pool-${each.value.pool}"],
+    [digitalocean_tag.cluster.name, digitalocean_tag.workers.name, "provision:${var.name}:pool:${each.value.pool}"],
     var.tags,
   )
   user_data = join("", [

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from provisioner.config.model import Environment
 from provisioner.errors import ProvisionError
+from provisioner.render.names import all_names
 
 T = TypeVar("T")
 _ATTEMPTS = 4
@@ -87,14 +88,6 @@ def read_account(token: str, end_point: str | None = None) -> AccountView:
     )
 
 
-def desired_droplets(env: Environment) -> set[str]:
-    """Names of every droplet the environment runs."""
-    names = {f"{env.name}-cp-{i + 1}" for i in range(env.control_plane.count)}
-    for pool in env.worker_pools:
-        names |= {f"{env.name}-{pool.name}-{i + 1}" for i in range(pool.count)}
-    return names
-
-
 def problems(env: Environment, view: AccountView) -> list[str]:
     """Every reason the account cannot take this environment, one line each."""
     found = []
@@ -116,8 +109,8 @@ def problems(env: Environment, view: AccountView) -> list[str]:
         if key not in view.key_fingerprints and key not in view.key_ids:
             found.append(f"SSH key {key} is not in the account; upload it or fix "
                          "digitalocean.ssh_keys")
-    ours = {name for name, tags in view.droplets.items() if env.name in tags}
-    new = len(desired_droplets(env) - ours)
+    ours = {name for name, tags in view.droplets.items() if f"provision:{env.name}" in tags}
+    new = len(all_names(env) - ours)
     free = view.droplet_limit - len(view.droplets)
     if new > free:
         found.append(f"the account may run {view.droplet_limit} droplets and has "

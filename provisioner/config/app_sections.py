@@ -186,7 +186,7 @@ def read_app(top: Section, node: Node, index: int) -> App | None:
                      f"{replicas} is outside autoscale {autoscale.min}-{autoscale.max}",
                      "remove replicas: the autoscaler owns it")
     return App(
-        name=s.text("name", f"app{index}", checks.dns_label, required=True, hint="e.g. name: api"),
+        name=s.text("name", f"app{index}", checks.app_name, required=True, hint="e.g. name: api"),
         image=s.text("image", "invalid:0", checks.image, required=True,
                      hint="e.g. image: ghcr.io/acme/api:1.4.2"),
         replicas=replicas,
@@ -228,6 +228,9 @@ def _window(top: Section, node: Node, path: str, default_tz: str) -> Window | No
                            "one of: " + ", ".join(WEEKDAYS))
             continue
         days.append(day)
+    if s.has("days") and not s.items_of("days"):
+        top.issues.add(s.line_of("days"), s.sub("days"), "no days: this window never opens",
+                       "list the weekdays, e.g. days: [mon, tue, wed, thu]")
     start = s.text("from", "00:00", checks.time_of_day, required=True, hint='e.g. from: "09:00"')
     end = s.text("to", "23:59", checks.time_of_day, required=True, hint='e.g. to: "16:00"')
     if start == end and s.has("from") and s.has("to"):

@@ -299,3 +299,61 @@ def url(value: str) -> Problem:
             c in value for c in " \r\n\x00"):
         return f"{value!r} is not a URL", "e.g. https://fra1.digitaloceanspaces.com"
     return None
+
+
+# Label prefixes a kubelet may set on its own Node (NodeRestriction admission); any other
+# kubernetes.io or k8s.io label makes the kubelet refuse to start.
+_KUBELET_PREFIXES = ("node.kubernetes.io/", "kubelet.kubernetes.io/",
+                     "node-restriction.kubernetes.io/")
+_KUBELET_KEYS = ("kubernetes.io/hostname", "kubernetes.io/arch", "kubernetes.io/os",
+                 "topology.kubernetes.io/region", "topology.kubernetes.io/zone",
+                 "node.kubernetes.io/instance-type")
+
+
+def node_label_key(value: str) -> Problem:
+    """A label a kubelet may put on its own node."""
+    problem = qualified_name(value)
+    if problem:
+        return problem
+    prefix = value.rpartition("/")[0]
+    reserved = any(prefix == p or prefix.endswith("." + p) for p in ("kubernetes.io", "k8s.io"))
+    if reserved and not value.startswith(_KUBELET_PREFIXES) and value not in _KUBELET_KEYS:
+        return (f"{value!r} is reserved for Kubernetes",
+                "kubelets may only set kubernetes.io labels under node.kubernetes.io/; "
+                "use your own prefix, e.g. example.com/role")
+    return None
+
+
+def user_tag(value: str) -> Problem:
+    """A DigitalOcean tag the user adds; ``provision:`` tags select roles and are ours."""
+    problem = do_tag(value)
+    if problem:
+        return problem
+    if value.lower().startswith("provision:"):
+        return (f"{value!r} uses the reserved 'provision:' prefix",
+                "provision tags droplets by role with it; choose another tag")
+    return None
+
+
+def app_name(value: str) -> Problem:
+    """An app name: a DNS-1035 label (Service names start with a letter), room for suffixes."""
+    problem = dns_label(value)
+    if problem:
+        return problem
+    if not value[0].isalpha():
+        return f"{value!r} starts with a digit", "Service names must start with a letter"
+    if len(value) > 50:
+        return (f"{value!r} is {len(value)} characters",
+                "at most 50: provision adds suffixes such as -headless and -green")
+    return None
+
+
+def namespace(value: str) -> Problem:
+    """The apps' namespace: not one of the cluster's own."""
+    problem = dns_label(value)
+    if problem:
+        return problem
+    if value in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        return (f"{value!r} belongs to the cluster",
+                "provision labels the namespace with its Pod Security level; use your own")
+    return None

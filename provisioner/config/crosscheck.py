@@ -17,6 +17,8 @@ _HOSTNAME_MAX = 63
 def check_environment(env: Environment, issues: Issues, locate: Locate) -> None:
     """Record every cross-section problem of an already-read environment."""
     _networks(env, issues, locate)
+    _network_sizes(env, issues, locate)
+    _endpoint(env, issues, locate)
     _pools(env, issues, locate)
     _apps(env, issues, locate)
 
@@ -35,6 +37,43 @@ def _networks(env: Environment, issues: Issues, locate: Locate) -> None:
                 issues.add(locate(path_b), path_b, f"{b} overlaps {path_a} ({a})",
                            "pick ranges that do not overlap, e.g. VPC 10.10.0.0/16, pods "
                            "10.244.0.0/16, services 10.96.0.0/12")
+
+
+def _node_count(env: Environment) -> int:
+    return env.control_plane.count + sum(p.count for p in env.worker_pools)
+
+
+def _network_sizes(env: Environment, issues: Issues, locate: Locate) -> None:
+    nodes = _node_count(env)
+    try:
+        vpc = ipaddress.ip_network(env.digitalocean.vpc_cidr)
+        pods = ipaddress.ip_network(env.kubernetes.pod_cidr)
+        services = ipaddress.ip_network(env.kubernetes.service_cidr)
+    except ValueError:
+        return  # already reported as malformed
+    # DigitalOcean keeps a few addresses of every VPC; leave room for load balancers too.
+    if vpc.num_addresses - 8 < nodes + 4:
+        issues.add(locate("digitalocean.vpc_cidr"), "digitalocean.vpc_cidr",
+                   f"{vpc} has room for {max(vpc.num_addresses - 12, 0)} droplets, the "
+                   f"environment runs {nodes}", "use a larger range, e.g. a /20")
+    # Each node takes a /24 of the pod network (kube-controller-manager's default).
+    if pods.prefixlen > 20 or 2 ** (24 - min(pods.prefixlen, 24)) < nodes:
+        issues.add(locate("kubernetes.pod_cidr"), "kubernetes.pod_cidr",
+                   f"{pods} is too small: every node takes a /24 of it",
+                   f"use a /20 or larger (up to 4096 nodes per /12); {nodes} nodes now")
+    if not 12 <= services.prefixlen <= 24:
+        issues.add(locate("kubernetes.service_cidr"), "kubernetes.service_cidr",
+                   f"a /{services.prefixlen} service range is not allowed",
+                   "kubeadm takes /12 to /24; the default 10.96.0.0/12 is fine")
+
+
+def _endpoint(env: Environment, issues: Issues, locate: Locate) -> None:
+    if env.control_plane.endpoint == "load_balancer" and not any(
+            c in ("0.0.0.0/0", "::/0") for c in env.access.api_cidrs):
+        issues.add(locate("control_plane.endpoint"), "control_plane.endpoint",
+                   "a load balancer cannot restrict the API to access.api_cidrs",
+                   "nodes reach it from addresses known only after they exist; use "
+                   "endpoint: floating_ip, or set api_cidrs: [0.0.0.0/0] to accept that")
 
 
 def _pools(env: Environment, issues: Issues, locate: Locate) -> None:
@@ -86,9 +125,18 @@ def _apps(env: Environment, issues: Issues, locate: Locate) -> None:
 def _one_app(app: App, base: str, issues: Issues, locate: Locate,
              node_ports: dict[int, str]) -> None:
     names = [p.name for p in app.ports]
-    for dup in {n for n in names if names.count(n) > 1}:
+    for dup in sorted({n for n in names if names.count(n) > 1}):
         issues.add(locate(f"{base}.ports"), f"{base}.ports", f"port name {dup!r} is used twice",
                    "each port needs its own name")
+    published = [(p.published, p.protocol) for p in app.ports]
+    for number, protocol in sorted({x for x in published if published.count(x) > 1}):
+        issues.add(locate(f"{base}.ports"), f"{base}.ports",
+                   f"the Service would publish {protocol} {number} twice",
+                   "give each port its own service_port")
+    mounts = [v.mount_path for v in app.volumes]
+    for mount in sorted({m for m in mounts if mounts.count(m) > 1}):
+        issues.add(locate(f"{base}.volumes"), f"{base}.volumes", f"two volumes mount at {mount}",
+                   "each volume needs its own mount_path")
     if app.expose != "cluster" and not app.ports:
         issues.add(locate(f"{base}.expose"), f"{base}.expose", f"expose: {app.expose} needs ports",
                    "add ports: [{name: http, port: 8080}]")

@@ -32,7 +32,7 @@ def read_digitalocean(top: Section) -> DigitalOcean:
         ssh_keys=s.texts("ssh_keys", checks.ssh_key, required=True,
                          hint="list the fingerprints of keys uploaded to DigitalOcean"),
         vpc_cidr=s.text("vpc_cidr", "10.10.0.0/16", checks.vpc_cidr),
-        tags=s.texts("tags", checks.do_tag),
+        tags=s.texts("tags", checks.user_tag),
         project=s.text("project", None, checks.project_name),
         image=s.text("image", "ubuntu-24-04-x64", checks.droplet_image),
     )
@@ -94,7 +94,7 @@ def read_worker_pools(top: Section) -> tuple[WorkerPool, ...]:
             count=s.integer("count", 1, 0, 500, required=True, hint="e.g. count: 3"),
             size=s.text("size", "s-2vcpu-4gb", checks.size, required=True,
                         hint="e.g. size: s-4vcpu-8gb"),
-            labels=s.pairs("labels", checks.qualified_name, checks.label_value),
+            labels=s.pairs("labels", checks.node_label_key, checks.label_value),
             taints=taints,
         ))
     return tuple(pools)

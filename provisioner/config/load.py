@@ -74,7 +74,7 @@ def parse(data: bytes, filename: str) -> Environment:
         control_plane=read_control_plane(top),
         worker_pools=read_worker_pools(top),
         access=read_access(top),
-        namespace=top.text("namespace", name, checks.dns_label),
+        namespace=top.text("namespace", name, checks.namespace),
         config=top.pairs("config", checks.env_name, None),
         secrets=read_secrets(top),
         apps=apps,

@@ -61,13 +61,14 @@ def read_saved_plan(ws: Workspace, planfile: Path, env_name: str) -> InfraPlan:
 
 def guard_control_plane(infra_plan: InfraPlan, allowed: bool) -> None:
     """Refuse to delete or replace an etcd member unless the user said so explicitly."""
-    risky = [c for c in infra_plan.pending if c.control_plane and c.action in
-             ("delete", "replace")]
+    # Updates count too: a resize powers the droplet off, and Terraform would do all at once.
+    risky = [c for c in infra_plan.pending if c.control_plane]
     if risky and not allowed:
-        names = ", ".join(f"{c.name} ({c.action})" for c in risky)
-        raise PolicyError(f"this plan would {risky[0].action} control-plane droplet(s): {names}. "
-                          "Each holds an etcd member; removing one without draining it can "
-                          "cost quorum. Re-run with --allow-control-plane-changes if intended.")
+        names = ", ".join(f"{c.name} ({c.action}" + (f" {', '.join(c.attributes)})"
+                                                      if c.attributes else ")") for c in risky)
+        raise PolicyError(f"this plan changes control-plane droplet(s): {names}. Each holds an "
+                          "etcd member; changing several at once can cost quorum. Re-run with "
+                          "--allow-control-plane-changes if intended.")
 
 
 def apply(ws: Workspace, planfile: Path, prepared: Prepared) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from provisioner.config.model import App, Environment
 from provisioner.render.firewall import all_rules
+from provisioner.render.names import controller_names, worker_names
 
 
 def _app(app: App) -> dict[str, Any]:
@@ -32,9 +33,10 @@ def _app(app: App) -> dict[str, Any]:
 
 def offline_plan(env: Environment) -> dict[str, Any]:
     """Everything ``up`` would create for ``env``, grouped as a reviewer reads it."""
-    controllers = [f"{env.name}-cp-{i + 1}" for i in range(env.control_plane.count)]
+    controllers = controller_names(env)
+    workers = worker_names(env)
     pools = [{"name": pool.name, "size": pool.size, "count": pool.count,
-              "droplets": [f"{env.name}-{pool.name}-{i + 1}" for i in range(pool.count)],
+              "droplets": workers[pool.name],
               "labels": dict(pool.labels),
               "taints": [f"{t.key}={t.value}:{t.effect}" for t in pool.taints]}
              for pool in env.worker_pools]

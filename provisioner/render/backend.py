@@ -30,7 +30,9 @@ def backend(env: Environment) -> dict[str, Any]:
         "skip_requesting_account_id": True,
         "skip_metadata_api_check": True,
         "skip_s3_checksum": True,
-        "use_path_style": False,
+        # Spaces serves both styles; path style also works with endpoints that have no
+        # wildcard DNS (a self-hosted S3, a test double).
+        "use_path_style": True,
     }}}}
 
 

@@ -77,9 +77,17 @@ def worker_rules(env: Environment) -> list[Rule]:
                 rules.append(Rule(f"NodePort {port.node_port} of app {app.name}",
                                   port.protocol.lower(), str(port.node_port),
                                   source_addresses=ANYWHERE))
-    if any(app.expose == "load_balancer" for app in env.apps):
-        rules.append(Rule("NodePorts for the apps' DigitalOcean load balancers (inside the VPC)",
-                          "tcp", NODE_PORT_RANGE, source_addresses=(env.digitalocean.vpc_cidr,)))
+    balanced = [app for app in env.apps if app.expose == "load_balancer"]
+    vpc = (env.digitalocean.vpc_cidr,)
+    for protocol in ("tcp", "udp"):
+        if any(p.protocol.lower() == protocol for app in balanced for p in app.ports):
+            rules.append(Rule(f"{protocol.upper()} NodePorts behind the apps' DigitalOcean load "
+                              "balancers (inside the VPC)", protocol, NODE_PORT_RANGE,
+                              source_addresses=vpc))
+    if balanced:
+        # The cloud controller manager's load balancers health-check kube-proxy, not the app.
+        rules.append(Rule("kube-proxy health checks from the apps' load balancers", "tcp",
+                          "10256", source_addresses=vpc))
     return rules
 
 

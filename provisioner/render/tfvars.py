@@ -6,7 +6,6 @@ same string, so no user input can become HCL.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -14,6 +13,7 @@ from provisioner.config.model import Environment
 from provisioner.render.cloudinit import UserData
 from provisioner.render.firewall import all_rules
 from provisioner.render.markers import segments
+from provisioner.render.names import config_hash
 
 
 def tfvars(env: Environment, user_data: list[UserData]) -> dict[str, Any]:
@@ -34,8 +34,7 @@ def tfvars(env: Environment, user_data: list[UserData]) -> dict[str, Any]:
         "firewall": {role: [r.as_tfvar() for r in rules]
                      for role, rules in all_rules(env).items()},
         "user_data": {u.role: segments(u.text) for u in user_data},
-        "node_config_hash": {u.role: hashlib.sha256(u.text.encode()).hexdigest()
-                             for u in user_data},
+        "node_config_hash": {u.role: config_hash(u.text) for u in user_data},
     }
 
 

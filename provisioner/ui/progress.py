@@ -108,8 +108,10 @@ class Progress:
         elif kind == "provision_interrupt":
             self._print("interrupt: asking Terraform to stop gracefully (it finishes what is in "
                         "flight and saves state)...")
-        elif kind == "log" and "lock" in str(event.get("@message", "")).lower():
-            self._print(str(event["@message"]).strip())
+        elif kind == "state_lock_acquire":
+            # Terraform says this only once taking the lock is slow: someone else holds it.
+            self._print("waiting for the state lock: another provision or terraform run holds "
+                        "it (waiting up to 10 minutes)...")
         elif kind in ("refresh_start", "log", "text", "version") and self.verbose:
             self._print(str(event.get("@message", "")).strip())
 

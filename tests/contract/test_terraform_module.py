@@ -26,7 +26,8 @@ from tests.oracles.terraform import (
     terraform_show_state,
     terraform_validate,
 )
-from tests.support.rendering import late_values, materialize, rendered
+from provisioner.render.names import all_names
+from tests.support.rendering import example, late_values, materialize, rendered
 
 pytestmark = pytest.mark.oracle
 
@@ -86,6 +87,8 @@ def test_apply_splices_late_values_into_user_data_exactly(tmp_path: Path,
     terraform_apply(work, plugin_env, f"-var-file={secrets}").check()
     resources = state_resources(terraform_show_state(work, plugin_env))
     ip = resources["digitalocean_reserved_ip.api[0]"]["ip_address"]
+    cp1 = resources["digitalocean_droplet.controllers[0]"]["id"]
+    assert str(resources["digitalocean_reserved_ip_assignment.api[0]"]["droplet_id"]) == cp1
     files = rendered("production")
     for address, role in [("digitalocean_droplet.controllers[0]", "controller-init"),
                           ("digitalocean_droplet.controllers[1]", "controller-join"),
@@ -96,8 +99,7 @@ def test_apply_splices_late_values_into_user_data_exactly(tmp_path: Path,
         # The provider keeps only the SHA-1 of user_data in state, as the real one does.
         assert stored == hashlib.sha1(expected.encode()).hexdigest(), address
     names = sorted(r["name"] for a, r in resources.items() if a.startswith("digitalocean_droplet"))
-    assert names == ["prod-cp-1", "prod-cp-2", "prod-cp-3", "prod-general-1", "prod-general-2",
-                     "prod-general-3"]
+    assert names == sorted(all_names(example("production")))
     firewall = resources["digitalocean_firewall.controllers"]
     ports = sorted(rule.get("port_range") or "" for rule in firewall["inbound_rule"])
     assert ports == sorted(["6443", "2379-2380", "22", "10250", "4789", ""])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,10 @@ def test_plan_offline_json_describes_the_environment(tmp_path: Path) -> None:
     assert code == 0
     plan = json.loads(out)
     assert plan["control_plane"]["droplets"] == ["prod-cp-1", "prod-cp-2", "prod-cp-3"]
-    assert plan["worker_pools"][0]["droplets"] == ["prod-general-1", "prod-general-2",
-                                                   "prod-general-3"]
+    workers = plan["worker_pools"][0]["droplets"]
+    assert [re.sub(r"-[0-9a-f]{5}$", "", w) for w in workers] == [
+        "prod-general-1", "prod-general-2", "prod-general-3"]
+    assert len({w[-5:] for w in workers}) == 1, "one generation per pool"
     assert plan["api_endpoint"]["kind"] == "floating_ip"
     assert {a["name"]: a["replicas"] for a in plan["apps"]} == {"api": 3, "elasticsearch": 3}
     ports = {r["ports"] for r in plan["firewalls"]["controllers"]}

@@ -17,6 +17,9 @@ File format (version 1)::
       "events": [{"op": "create", "type": "...", "id": "...", "name": "...", "at": "..."}]
     }
 
+Optional keys the provider ignores, owned by the fake HTTP API (tests/fakes/doapi): `account`
+(profile and limits) and `catalog` (regions and sizes); events it causes carry `"via": "api"`.
+
 Records use the provider schema's attribute names (the Terraform state's view of the
 object), so a fake HTTP API maps them to API JSON and back in one place. Default VPCs and
 the default project live in the same tables, marked `default` / `is_default`.

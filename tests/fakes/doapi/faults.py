@@ -1,0 +1,119 @@
+"""Failure injection knobs and the request log of the fake DigitalOcean API.
+
+`Faults` is shared between the test thread and the server's handler threads: the test
+changes it at any time (`fake.faults.throttle(2)`), every request consumes from it. The
+catalogue overlays (`unavailable_regions`, `sizes_not_offered`, `droplet_limit`) change
+only what the API *reports*; the fake Terraform provider does not read them, so they are
+meant for preflight checks, not for making `terraform apply` fail (use DO_SIM_FAIL).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Injected:
+    """An error response the next request gets instead of its real answer."""
+
+    status: int
+    error_id: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Faults:
+    """What the fake should get wrong, and how slowly.
+
+    * unavailable_regions: region slugs reported with `available: false` (and no sizes);
+    * sizes_not_offered: region slug -> size slugs missing from that region's `sizes`
+      and the region missing from those sizes' `regions`;
+    * droplet_limit: overrides the account's `droplet_limit` in GET /v2/account;
+    * latency: seconds slept before answering each request (all endpoints);
+    * throttled / retry_after: the next `throttled` authenticated requests get 429 with
+      `Retry-After: retry_after`;
+    * failing / fail_status: then the next `failing` ones get `fail_status` (5xx).
+    """
+
+    unavailable_regions: set[str] = field(default_factory=set)
+    sizes_not_offered: dict[str, set[str]] = field(default_factory=dict)
+    droplet_limit: int | None = None
+    latency: float = 0.0
+    throttled: int = 0
+    retry_after: int = 1
+    failing: int = 0
+    fail_status: int = 500
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def throttle(self, count: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `count` requests with 429 Too Many Requests."""
+        with self._lock:
+            self.throttled = count
+            self.retry_after = retry_after
+
+    def fail(self, count: int = 1, status: int = 500) -> None:
+        """Answer the next `count` requests with a server error `status`."""
+        if not 500 <= status <= 599:
+            raise ValueError(f"fail() injects server errors (5xx), not {status}")
+        with self._lock:
+            self.failing = count
+            self.fail_status = status
+
+    def offers(self, region: str, size: str) -> bool:
+        """Whether the overlays leave `size` offered in `region`."""
+        return region not in self.unavailable_regions and size not in self.sizes_not_offered.get(
+            region, set()
+        )
+
+    def take(self) -> Injected | None:
+        """Consume one injected failure for the current request, if any is pending.
+
+        Throttling comes first, like a real rate limiter in front of a failing backend.
+        """
+        with self._lock:
+            if self.throttled > 0:
+                self.throttled -= 1
+                return Injected(
+                    429,
+                    "too_many_requests",
+                    "API Rate limit exceeded.",
+                    {"Retry-After": str(self.retry_after), "ratelimit-remaining": "0"},
+                )
+            if self.failing > 0:
+                self.failing -= 1
+                return Injected(self.fail_status, *_server_error(self.fail_status))
+        return None
+
+
+def _server_error(status: int) -> tuple[str, str]:
+    if status == 503:
+        return "service_unavailable", "The service is temporarily unavailable."
+    return "server_error", "Unexpected server-side error"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the fake answered, for assertions on what a client did and when.
+
+    `path` is normalised: no query, no trailing slash, percent-decoded, e.g.
+    "/v2/floating_ips/45.55.0.10/actions". `query` keeps the first value of each
+    parameter. `body` is the decoded JSON body (None when empty or not JSON).
+    `at` is `time.time()` when the request arrived; `duration` includes injected latency.
+    `response` is the JSON body sent back (None for 204), `response_headers` its headers
+    (e.g. `Retry-After` of an injected 429).
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    status: int
+    at: float
+    duration: float
+    response: Any = None
+    response_headers: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,494 @@
+"""The endpoints: request -> account transaction -> API JSON response.
+
+Every handler works inside one `Cloud.transaction()`, the same file lock the fake
+Terraform provider takes, so an API change is atomic with respect to a concurrent
+`terraform apply` and visible to the provider's next refresh. Deletions run the fake
+provider's own delete side effects (a deleted droplet leaves its reserved IPs,
+firewalls and load balancers), so both ways of deleting leave the same account.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import math
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from tests.fakes.doprovider.cloud import Account, Cloud, now_rfc3339
+from tests.fakes.doprovider.resources.base import ApiError
+
+from . import provider
+from .faults import Faults
+from .seeding import DROPLETS, LOAD_BALANCERS, SSH_KEYS, VOLUMES, log_api_event
+from .views import Json, View
+
+RESERVED_IPS = "digitalocean_reserved_ip"  # floating IPs are the same objects
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 200
+NOT_FOUND_MESSAGE = "The resource you were accessing could not be found."
+
+_ERROR_IDS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    422: "unprocessable_entity",
+    429: "too_many_requests",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed request: normalised path (no query, no trailing slash), query, JSON body."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Response:
+    """What to send back; `body` None means no content (204)."""
+
+    status: int
+    body: Json | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error(status: int, message: str, error_id: str | None = None) -> Response:
+    """An error in the API's shape: {"id": "...", "message": "..."} (+ request_id later)."""
+    return Response(status, {"id": error_id or _ERROR_IDS.get(status, "error"), "message": message})
+
+
+def not_found() -> Response:
+    """404 with the real API's wording."""
+    return error(404, NOT_FOUND_MESSAGE)
+
+
+Handler = Callable[["Api", Request, "re.Match[str]"], Response]
+_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
+_IPS = r"/v2/(?P<kind>floating_ips|reserved_ips)"
+
+
+def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+    """Register a handler for `method` and a full-match path regex."""
+
+    def register(fn: Handler) -> Handler:
+        _ROUTES.append((method, re.compile(pattern), fn))
+        return fn
+
+    return register
+
+
+class Api:
+    """The endpoint implementations over one account file."""
+
+    def __init__(self, cloud: Cloud, faults: Faults, origin: Callable[[], str], token: str) -> None:
+        self.cloud = cloud
+        self.faults = faults
+        self._origin = origin
+        self._token = token  # handed to the provider's hooks, which want an API token
+        self._actions: dict[int, Json] = {}
+        self._action_ids = itertools.count(2_000_000_001)
+        self._lock = threading.Lock()
+
+    def handle(self, req: Request) -> Response:
+        """Dispatch; unknown paths and methods get the API's 404."""
+        for method, pattern, handler in _ROUTES:
+            match = pattern.fullmatch(req.path)
+            if match and method == req.method:
+                try:
+                    return handler(self, req, match)
+                except ApiError as err:
+                    return error(err.status, err.message)
+        return not_found()
+
+    # ------------------------------------------------------------------- helpers
+
+    def view(self, account: Account) -> View:
+        """A renderer for this request's snapshot of the account."""
+        return View(account, self.faults, self._origin())
+
+    def page(self, req: Request, key: str, items: list[Json]) -> Response:
+        """A list response with DigitalOcean's `links.pages` / `meta.total` pagination."""
+        try:
+            per_page = min(max(int(req.query.get("per_page", DEFAULT_PER_PAGE)), 1), MAX_PER_PAGE)
+            number = max(int(req.query.get("page", 1)), 1)
+        except ValueError:
+            return error(400, "page and per_page must be integers")
+        last = max(1, math.ceil(len(items) / per_page))
+        others = {k: v for k, v in req.query.items() if k not in ("page", "per_page")}
+
+        def link(n: int) -> str:
+            query = urlencode({**others, "page": n, "per_page": per_page})
+            return f"{self._origin()}{req.path}?{query}"
+
+        pages: dict[str, str] = {}
+        if number > 1:
+            pages.update(first=link(1), prev=link(min(number - 1, last)))
+        if number < last:
+            pages.update(next=link(number + 1), last=link(last))
+        chunk = items[(number - 1) * per_page : number * per_page]
+        return Response(
+            200,
+            {key: chunk, "links": {"pages": pages} if pages else {}, "meta": {"total": len(items)}},
+        )
+
+    def remove(self, account: Account, type_name: str, rid: str) -> bool:
+        """Delete an object the way the provider's delete does; False if it is not there."""
+        record = account.get(type_name, rid)
+        if record is None:
+            return False
+        provider.remove(self.cloud, self._token, account, type_name, record)  # may raise
+        if type_name == DROPLETS:
+            # A deleted droplet's volumes are detached (the provider has no volumes).
+            for volume in account.table(VOLUMES).values():
+                ids = volume.get("droplet_ids") or []
+                volume["droplet_ids"] = [d for d in ids if int(d) != int(rid)]
+        if type_name == VOLUMES:
+            for droplet in account.table(DROPLETS).values():
+                droplet["volume_ids"] = [v for v in droplet.get("volume_ids") or [] if v != rid]
+        account.delete(type_name, rid)
+        account.forget_urn(record.get("urn"))
+        log_api_event(account, "delete", type_name, rid, record.get("name"))
+        return True
+
+    def new_action(self, kind: str, resource_id: int, resource_type: str, region: Json) -> Json:
+        """A finished action (the fake applies changes at once), kept for GET .../actions/ID."""
+        now = now_rfc3339()
+        with self._lock:
+            action = {
+                "id": next(self._action_ids),
+                "status": "completed",
+                "type": kind,
+                "started_at": now,
+                "completed_at": now,
+                "resource_id": resource_id,
+                "resource_type": resource_type,
+                "region": region,
+                "region_slug": region["slug"],
+            }
+            self._actions[action["id"]] = action
+        return action
+
+    def action(self, action_id: int) -> Json | None:
+        """A recorded action by id."""
+        with self._lock:
+            return self._actions.get(action_id)
+
+
+def _by_creation(records: Iterable[Json]) -> list[Json]:
+    # The account file sorts tables by key; the API lists objects oldest first.
+    return sorted(records, key=lambda r: (str(r.get("created_at") or ""), str(r["id"])))
+
+
+def _by_numeric_id(records: Iterable[Json]) -> list[Json]:
+    return sorted(records, key=lambda r: int(r["id"]))
+
+
+# ------------------------------------------------------------------ account, catalogue
+
+
+@route("GET", r"/v2/account")
+def get_account(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """The account profile (limits, status)."""
+    with api.cloud.transaction() as account:
+        return Response(200, {"account": api.view(account).account_info()})
+
+
+@route("GET", r"/v2/regions")
+def list_regions(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """All regions, available or not."""
+    with api.cloud.transaction() as account:
+        return api.page(req, "regions", api.view(account).regions())
+
+
+@route("GET", r"/v2/sizes")
+def list_sizes(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """All droplet sizes with the regions offering them."""
+    with api.cloud.transaction() as account:
+        return api.page(req, "sizes", api.view(account).sizes())
+
+
+@route("GET", r"/v2/account/keys")
+def list_keys(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """The account's SSH keys."""
+    with api.cloud.transaction() as account:
+        view = api.view(account)
+        keys = [view.ssh_key(k) for k in _by_numeric_id(account.table(SSH_KEYS).values())]
+        return api.page(req, "ssh_keys", keys)
+
+
+@route("GET", r"/v2/account/keys/(?P<key>[^/]+)")
+def get_key(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """One SSH key, by numeric id or by MD5 fingerprint."""
+    key = m["key"]
+    with api.cloud.transaction() as account:
+        for record in account.table(SSH_KEYS).values():
+            if key in (str(record["id"]), record.get("fingerprint")):
+                return Response(200, {"ssh_key": api.view(account).ssh_key(record)})
+    return not_found()
+
+
+# ---------------------------------------------------------------------------- droplets
+
+
+@route("GET", r"/v2/droplets")
+def list_droplets(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Droplets, optionally only those carrying `tag_name` or called `name`."""
+    tag, name = req.query.get("tag_name"), req.query.get("name")
+    with api.cloud.transaction() as account:
+        view = api.view(account)
+        droplets = [
+            view.droplet(d)
+            for d in _by_numeric_id(account.table(DROPLETS).values())
+            if (tag is None or tag in (d.get("tags") or [])) and name in (None, d.get("name"))
+        ]
+        return api.page(req, "droplets", droplets)
+
+
+@route("DELETE", r"/v2/droplets")
+def delete_droplets_by_tag(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """DELETE /v2/droplets?tag_name=T: every droplet carrying T (204 even if none)."""
+    tag = req.query.get("tag_name")
+    if not tag:
+        return error(422, "tag_name is required to delete droplets in bulk")
+    with api.cloud.transaction() as account:
+        doomed = [i for i, d in account.table(DROPLETS).items() if tag in (d.get("tags") or [])]
+        for rid in doomed:
+            api.remove(account, DROPLETS, rid)
+    return Response(204)
+
+
+@route("GET", r"/v2/droplets/(?P<id>\d+)")
+def get_droplet(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """One droplet."""
+    with api.cloud.transaction() as account:
+        record = account.get(DROPLETS, m["id"])
+        if record is None:
+            return not_found()
+        return Response(200, {"droplet": api.view(account).droplet(record)})
+
+
+@route("DELETE", r"/v2/droplets/(?P<id>\d+)")
+def delete_droplet(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Delete one droplet (detaching its reserved IPs, volumes, LB/firewall membership)."""
+    with api.cloud.transaction() as account:
+        return Response(204) if api.remove(account, DROPLETS, m["id"]) else not_found()
+
+
+# ----------------------------------------------------------------- reserved/floating IPs
+
+
+def _singular(kind: str) -> str:
+    return kind.removesuffix("s")  # floating_ips -> floating_ip
+
+
+@route("GET", _IPS)
+def list_ips(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """All reserved IPs, under the name the client asked for."""
+    with api.cloud.transaction() as account:
+        view = api.view(account)
+        records = sorted(
+            account.table(RESERVED_IPS).values(), key=lambda r: ipaddress.IPv4Address(r["id"])
+        )
+        return api.page(req, m["kind"], [view.reserved_ip(r) for r in records])
+
+
+@route("GET", _IPS + r"/(?P<ip>[^/]+)")
+def get_ip(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """One reserved IP by address."""
+    with api.cloud.transaction() as account:
+        record = account.get(RESERVED_IPS, m["ip"])
+        if record is None:
+            return not_found()
+        return Response(200, {_singular(m["kind"]): api.view(account).reserved_ip(record)})
+
+
+@route("DELETE", _IPS + r"/(?P<ip>[^/]+)")
+def delete_ip(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Release a reserved IP (assigned or not)."""
+    with api.cloud.transaction() as account:
+        return Response(204) if api.remove(account, RESERVED_IPS, m["ip"]) else not_found()
+
+
+@route("POST", _IPS + r"/(?P<ip>[^/]+)/actions")
+def ip_action(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """{"type": "assign", "droplet_id": N} or {"type": "unassign"}; 201 with the action.
+
+    Assigning moves the address from whichever droplet holds it, as on DigitalOcean;
+    the droplet must exist and be in the address's region.
+    """
+    body = req.body if isinstance(req.body, dict) else {}
+    kind = body.get("type")
+    if kind not in ("assign", "unassign"):
+        return error(422, f"type must be assign or unassign, not {kind!r}")
+    with api.cloud.transaction() as account:
+        record = account.get(RESERVED_IPS, m["ip"])
+        if record is None:
+            return not_found()
+        view = api.view(account)
+        region = view.reserved_ip(record)["region"]
+        if kind == "assign":
+            failure = _assign(account, record, body.get("droplet_id"), region["slug"])
+            if failure is not None:
+                return failure
+        elif record.get("droplet_id") is None:
+            return error(422, "The reserved IP is not assigned to a Droplet.")
+        else:
+            record["droplet_id"] = None
+        log_api_event(account, kind, RESERVED_IPS, m["ip"], None)
+    action = api.new_action(
+        f"{kind}_ip", int(ipaddress.IPv4Address(m["ip"])), _singular(m["kind"]), region
+    )
+    return Response(201, {"action": action})
+
+
+def _assign(account: Account, record: Json, droplet_id: Any, region: str) -> Response | None:
+    try:
+        did = int(droplet_id)
+    except (TypeError, ValueError):
+        return error(422, "droplet_id is required to assign a reserved IP")
+    droplet = account.get(DROPLETS, str(did))
+    if droplet is None:
+        return error(422, f"Droplet {did} not found")
+    if droplet.get("region") != region:
+        return error(
+            422, f"The Droplet is in {droplet.get('region')}, the reserved IP in {region}."
+        )
+    record["droplet_id"] = did
+    return None
+
+
+@route("GET", _IPS + r"/(?P<ip>[^/]+)/actions/(?P<action>\d+)")
+@route("GET", r"/v2/actions/(?P<action>\d+)")
+def get_action(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """An action this fake performed (for clients that poll until `completed`)."""
+    action = api.action(int(m["action"]))
+    return Response(200, {"action": action}) if action else not_found()
+
+
+# ------------------------------------------------------------- load balancers, volumes
+
+
+@route("GET", r"/v2/load_balancers")
+def list_load_balancers(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """All load balancers."""
+    with api.cloud.transaction() as account:
+        view = api.view(account)
+        lbs = _by_creation(account.table(LOAD_BALANCERS).values())
+        return api.page(req, "load_balancers", [view.load_balancer(lb) for lb in lbs])
+
+
+@route("GET", r"/v2/load_balancers/(?P<id>[^/]+)")
+def get_load_balancer(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """One load balancer."""
+    with api.cloud.transaction() as account:
+        record = account.get(LOAD_BALANCERS, m["id"])
+        if record is None:
+            return not_found()
+        return Response(200, {"load_balancer": api.view(account).load_balancer(record)})
+
+
+@route("DELETE", r"/v2/load_balancers/(?P<id>[^/]+)")
+def delete_load_balancer(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Delete a load balancer."""
+    with api.cloud.transaction() as account:
+        return Response(204) if api.remove(account, LOAD_BALANCERS, m["id"]) else not_found()
+
+
+@route("GET", r"/v2/volumes")
+def list_volumes(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Volumes, optionally filtered by `name` and `region`."""
+    name, region = req.query.get("name"), req.query.get("region")
+    with api.cloud.transaction() as account:
+        view = api.view(account)
+        volumes = [
+            view.volume(v)
+            for v in _by_creation(account.table(VOLUMES).values())
+            if name in (None, v.get("name")) and region in (None, v.get("region"))
+        ]
+        return api.page(req, "volumes", volumes)
+
+
+@route("GET", r"/v2/volumes/(?P<id>[^/]+)")
+def get_volume(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """One volume."""
+    with api.cloud.transaction() as account:
+        record = account.get(VOLUMES, m["id"])
+        if record is None:
+            return not_found()
+        return Response(200, {"volume": api.view(account).volume(record)})
+
+
+@route("DELETE", r"/v2/volumes/(?P<id>[^/]+)")
+def delete_volume(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Delete a volume (attachment is not checked; see the package docstring)."""
+    with api.cloud.transaction() as account:
+        return Response(204) if api.remove(account, VOLUMES, m["id"]) else not_found()
+
+
+# --------------------------------------------------------------- tags, firewalls, VPCs
+
+
+@route("GET", r"/v2/tags")
+def list_tags(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """All tags with their resource counts."""
+    with api.cloud.transaction() as account:
+        view = api.view(account)
+        return api.page(req, "tags", [view.tag(n) for n in view.tag_names()])
+
+
+@route("GET", r"/v2/tags/(?P<name>[^/]+)")
+def get_tag(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """One tag with its resource counts."""
+    with api.cloud.transaction() as account:
+        view = api.view(account)
+        if m["name"] not in view.tag_names():
+            return not_found()
+        return Response(200, {"tag": view.tag(m["name"])})
+
+
+@route("GET", r"/v2/firewalls")
+def list_firewalls(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """All firewalls."""
+    with api.cloud.transaction() as account:
+        view = api.view(account)
+        fws = _by_creation(account.table("digitalocean_firewall").values())
+        return api.page(req, "firewalls", [view.firewall(fw) for fw in fws])
+
+
+@route("GET", r"/v2/firewalls/(?P<id>[^/]+)")
+def get_firewall(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """One firewall."""
+    with api.cloud.transaction() as account:
+        record = account.get("digitalocean_firewall", m["id"])
+        if record is None:
+            return not_found()
+        return Response(200, {"firewall": api.view(account).firewall(record)})
+
+
+@route("GET", r"/v2/vpcs")
+def list_vpcs(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """All VPCs, the per-region default ones included."""
+    with api.cloud.transaction() as account:
+        view = api.view(account)
+        vpcs = _by_creation(account.table("digitalocean_vpc").values())
+        return api.page(req, "vpcs", [view.vpc(v) for v in vpcs])
+
+
+@route("GET", r"/v2/vpcs/(?P<id>[^/]+)")
+def get_vpc(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """One VPC."""
+    with api.cloud.transaction() as account:
+        record = account.get("digitalocean_vpc", m["id"])
+        if record is None:
+            return not_found()
+        return Response(200, {"vpc": api.view(account).vpc(record)})
