@@ -47,7 +47,7 @@ def reports_errors(func: F) -> F:
             out.error("interrupted")
             sys.exit(130)
         except Exception as e:  # a bug in provision, not the user's fault
-            if out.verbosity > 1:
+            if out.verbosity > 2:  # -vv
                 raise
             out.error(f"internal error: {type(e).__name__}: {e} (run with -v for details "
                       "and report it)")

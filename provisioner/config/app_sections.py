@@ -26,7 +26,8 @@ from provisioner.config.reader import Section
 from provisioner.config.yamlpos import Mapping, Node, Scalar
 
 APP_KEYS = ("name", "image", "replicas", "ports", "expose", "resources", "env", "command",
-            "args", "readiness", "liveness", "autoscale", "strategy", "volumes", "global_config")
+            "args", "readiness", "liveness", "autoscale", "strategy", "volumes", "global_config",
+            "fs_group")
 _RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
 _DAY_NAMES: dict[str, Weekday] = {
     "monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",
@@ -203,6 +204,7 @@ def read_app(top: Section, node: Node, index: int) -> App | None:
         strategy=_strategy(s),
         volumes=_volumes(s),
         global_config=s.boolean("global_config", True),
+        fs_group=s.integer("fs_group", 0, 0, 2**31 - 1) if s.has("fs_group") else None,
     )
 
 

@@ -175,6 +175,7 @@ class App:
     strategy: Strategy = field(default_factory=Strategy)
     volumes: tuple[Volume, ...] = ()
     global_config: bool = True
+    fs_group: int | None = None
 
     @property
     def stateful(self) -> bool:

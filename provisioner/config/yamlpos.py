@@ -126,6 +126,7 @@ class _Converter:
         self.budget = MAX_NODES
         self.issues: list[ConfigIssue] = []
         self.constructor = SafeConstructor()
+        self.active: set[int] = set()  # nodes on the path being converted, to spot cycles
 
     def convert(self, node: yaml.Node, path: str = "") -> Node:
         self.budget -= 1
@@ -136,6 +137,17 @@ class _Converter:
         line = node.start_mark.line + 1
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, line, path)
+        if id(node) in self.active:
+            raise LoadFailed([ConfigIssue(line, path, "an alias refers to a value that contains "
+                                          "it", "recursive anchors cannot describe an "
+                                          "environment; remove the alias")])
+        self.active.add(id(node))
+        try:
+            return self._collection(node, line, path)
+        finally:
+            self.active.discard(id(node))
+
+    def _collection(self, node: yaml.Node, line: int, path: str) -> Node:
         if node.tag not in _PLAIN_TAGS:
             self.issues.append(ConfigIssue(line, path, f"unsupported YAML tag {node.tag!r}",
                                            "remove the tag; environment files use plain values"))

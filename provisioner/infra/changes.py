@@ -11,6 +11,7 @@ NOUNS = {
     "digitalocean_vpc": "VPC",
     "digitalocean_firewall": "firewall",
     "digitalocean_reserved_ip": "floating IP",
+    "digitalocean_reserved_ip_assignment": "floating IP assignment",
     "digitalocean_loadbalancer": "load balancer",
     "digitalocean_tag": "tag",
     "digitalocean_project_resources": "project assignment",

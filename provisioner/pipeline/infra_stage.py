@@ -62,7 +62,7 @@ def read_saved_plan(ws: Workspace, planfile: Path, env_name: str) -> InfraPlan:
 def guard_control_plane(infra_plan: InfraPlan, allowed: bool) -> None:
     """Refuse to delete or replace an etcd member unless the user said so explicitly."""
     # Updates count too: a resize powers the droplet off, and Terraform would do all at once.
-    risky = [c for c in infra_plan.pending if c.control_plane]
+    risky = [c for c in infra_plan.pending if c.control_plane and c.action != "create"]
     if risky and not allowed:
         names = ", ".join(f"{c.name} ({c.action}" + (f" {', '.join(c.attributes)})"
                                                       if c.attributes else ")") for c in risky)

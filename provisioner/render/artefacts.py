@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from provisioner.config.model import Environment
-from provisioner.errors import RenderError
+from provisioner.errors import UsageError
 from provisioner.render import backend, cloudinit, manifests, tfvars
 from provisioner.render.markers import join, segments
 from provisioner.resources import data_dir
@@ -26,7 +26,8 @@ def _check_size(user_data: cloudinit.UserData) -> None:
     refs = [p for p in segments(user_data.text) if "ref" in p]
     estimate = len(join(segments(user_data.text), {p["ref"]: "" for p in refs}).encode())
     if estimate + _LATE_VALUE_ALLOWANCE * bool(refs) > USER_DATA_LIMIT:
-        raise RenderError(f"user-data of {user_data.role} would exceed DigitalOcean's 64 KiB limit")
+        raise UsageError(f"the user-data of {user_data.role} would exceed DigitalOcean's 64 KiB "
+                         "limit: fewer or shorter node labels and taints in that pool")
 
 
 def render_environment(env: Environment) -> dict[str, str]:

@@ -121,10 +121,16 @@ def _pod_template(env: Environment, app: App, labels: Mapping[str, str],
             "topologyKey": "kubernetes.io/hostname",
             "whenUnsatisfiable": "DoNotSchedule",
             "labelSelector": {"matchLabels": dict(selector)},
+            # Tainted control-plane nodes would otherwise count as empty domains and cap
+            # the app at one replica per worker.
+            "nodeTaintsPolicy": "Honor",
         }
         if not app.stateful:
             constraint["matchLabelKeys"] = ["pod-template-hash"]
         spec["topologySpreadConstraints"] = [constraint]
+    if app.fs_group is not None:
+        # Fresh block volumes belong to root; the app's group must be able to write them.
+        spec["securityContext"] = {"fsGroup": app.fs_group}
     spec["containers"] = [_container(env, app)]
     metadata: dict[str, Any] = {"labels": dict(labels)}
     if annotations:
@@ -171,7 +177,9 @@ def app_context(env: Environment, app: App, colour: str = "blue") -> dict[str, A
         "max_unavailable": app.strategy.max_unavailable,
         "pod_template": _pod_template(env, app, workload_labels, workload_selector),
         "volume_claims": [{
-            "metadata": {"name": v.name, "labels": labels},
+            # Selector labels only: claim templates are immutable, a version label would
+            # make every image bump a rejected update.
+            "metadata": {"name": v.name, "labels": dict(selector)},
             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": v.storage_class,
                      "resources": {"requests": {"storage": v.size}}},
         } for v in app.volumes],

@@ -51,6 +51,9 @@ def write_tree(root: Path, files: dict[str, str]) -> list[Path]:
         write_file(target, files[relative])
         written.append(target)
     for stale in sorted(previous - set(files)):
-        (root / stale).unlink(missing_ok=True)
+        target = root / stale
+        # The index is a file on disk: never let it point provision outside the folder.
+        if not os.path.isabs(stale) and target.resolve().is_relative_to(root.resolve()):
+            target.unlink(missing_ok=True)
     write_file(index, "".join(f"{name}\n" for name in sorted(files)))
     return written

@@ -106,6 +106,10 @@ class Resource:
         self._apply_defaults(planned)
         for name, fn in self.state_funcs.items():
             value = planned.get(name)
+            # With `ignore_changes`, Terraform proposes the prior (already hashed) state
+            # value: hashing it again would invent a change.
+            if prior is not None and value == prior.get(name):
+                continue
             if value is not None and not is_unknown(value):
                 planned[name] = fn(value)
         if prior is None:
