@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.render.names import all_names
 from provisioner.render.writer import write_tree
 from tests.oracles.terraform import (
     copy_module,
@@ -26,7 +27,6 @@ from tests.oracles.terraform import (
     terraform_show_state,
     terraform_validate,
 )
-from provisioner.render.names import all_names
 from tests.support.rendering import example, late_values, materialize, rendered
 
 pytestmark = pytest.mark.oracle
