@@ -45,8 +45,11 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     from provisioner.infra.engine import resolve
     from provisioner.pipeline import lifecycle
     from provisioner.ui.infra_text import format_infra_plan
+    from provisioner.ui.progress import Progress
 
-    outcome = lifecycle.plan(config, workdir, resolve(terraform_bin), out)
+    verbose = console().verbosity > 1
+    outcome = lifecycle.plan(config, workdir, resolve(terraform_bin), out,
+                             progress=lambda names: Progress(names, verbose=verbose))
     result = outcome.plan
     if output == "json":
         data = result.as_json()

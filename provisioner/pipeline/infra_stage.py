@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,25 @@ class PolicyError(ProvisionError):
     exit_code = 3
 
 
+def _spaces_credentials(prepared: Prepared) -> dict[str, str]:
+    """Spaces keys for the S3 backend: SPACES_* (doctl's names) or the AWS_* ones."""
+    if prepared.env.state.backend != "spaces":
+        return {}
+    access = os.environ.get("SPACES_ACCESS_KEY_ID") or os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = (os.environ.get("SPACES_SECRET_ACCESS_KEY")
+              or os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    if not access or not secret:
+        raise UsageError("state.backend is spaces but no Spaces key is set: export "
+                         "SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY")
+    return {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
+
+
 def terraform_env(prepared: Prepared, token: str) -> dict[str, str]:
     """Terraform's environment: the API token and the bootstrap secrets, never on disk."""
     return runner.base_env({
         "DIGITALOCEAN_TOKEN": token,
         "TF_VAR_bootstrap_secrets": json.dumps(prepared.secrets.terraform_values()),
+        **_spaces_credentials(prepared),
     })
 
 

@@ -53,8 +53,7 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     prepared = prepare(config, workdir)
     token = api_token()
     preflight(prepared.env, token)
-    on_event = progress({}) if progress else None
-    ws = infra_stage.workspace(prepared, engine, token, on_event)
+    ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None)
     planfile = out.resolve() if out else _plan_path(prepared, "plan.tfplan")
     return Outcome(prepared, infra_stage.plan(ws, planfile))
 
@@ -67,7 +66,8 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
     prepared = prepare(config, workdir)
     token = api_token()
     preflight(prepared.env, token)
-    ws = infra_stage.workspace(prepared, engine, token)
+    # While planning, progress shows only what needs attention: lock waits, warnings.
+    ws = infra_stage.workspace(prepared, engine, token, progress({}))
     if saved_plan is not None:
         planfile = saved_plan.resolve()
         infra_plan = infra_stage.read_saved_plan(ws, planfile, prepared.env.name)
@@ -104,7 +104,7 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
         raise PolicyError(f"{prepared.config} sets deletion_protection: true; refusing to "
                           "destroy. Pass --force if you really mean it.")
     token = api_token()
-    ws = infra_stage.workspace(prepared, engine, token)
+    ws = infra_stage.workspace(prepared, engine, token, progress({}))
     planfile = _plan_path(prepared, "destroy.tfplan")
     infra_plan = infra_stage.plan(ws, planfile, destroy=True)
     show(infra_plan, prepared)

@@ -1,0 +1,136 @@
+"""Ctrl-C during an apply, remote state with a lock, and an external Terraform binary."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.s3 import FakeS3, fake_s3
+from tests.support.sim import Simulation, simulation
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Simulation]:
+    with simulation(tmp_path) as running:
+        yield running
+
+
+def _read_until(process: Any, needle: str, timeout: float) -> str:
+    """Collect stderr until ``needle`` appears (bounded); the rest keeps flowing to a thread."""
+    seen: list[str] = []
+    found = threading.Event()
+
+    def pump() -> None:
+        for line in process.stderr:
+            seen.append(line)
+            if needle in line:
+                found.set()
+        found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    assert found.wait(timeout), f"{needle!r} not seen in {timeout}s: {''.join(seen)}"
+    process._seen = seen  # the caller reads the rest after the process ends
+    return "".join(seen)
+
+
+@pytest.mark.parametrize("after", ["creating droplet", "created droplet"])
+def test_sigint_stops_gracefully_and_the_next_up_converges(sim: Simulation, after: str) -> None:
+    config = str(sim.config)
+    process = sim.popen("up", config, "--yes", extra={"DO_SIM_LATENCY_MS": "1500"})
+    _read_until(process, after, timeout=120)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    stderr = "".join(process._seen)  # type: ignore[attr-defined]
+    assert "asking Terraform to stop gracefully" in stderr
+    assert "interrupted: Terraform stopped gracefully and saved its state" in stderr
+    assert "Traceback" not in stderr
+    state_dir = sim.workdir / "state"
+    assert not (state_dir / ".terraform.tfstate.lock.info").exists(), "stale lock left behind"
+    assert (state_dir / "terraform.tfstate").exists()
+    before = sim.droplet_names()
+    partial = len(json.loads((state_dir / "terraform.tfstate").read_text())["resources"])
+
+    again = sim.run("up", config, "--yes")
+    assert again.code == 0, again.stderr
+    names = sim.droplet_names()
+    assert len(names) == len(set(names)) == 6, names
+    assert set(before) <= set(names), "droplets created before the interrupt are reused"
+    final = len(json.loads((state_dir / "terraform.tfstate").read_text())["resources"])
+    assert partial < final, "the interrupt stopped the apply part-way"
+    assert sim.run("plan", config, "--exit-code").code == 0
+
+
+def test_remote_state_in_spaces_waits_for_the_lock(sim: Simulation) -> None:
+    with fake_s3() as s3:
+        _use_spaces(sim, s3)
+        key = "prod/terraform.tfstate"
+        # Another job holds the lock, as a concurrent CI run would.
+        s3.put(key + ".tflock", json.dumps({
+            "ID": "5f1c0ffee", "Operation": "OperationTypeApply", "Info": "",
+            "Who": "ci@runner-7", "Version": "1.15.5", "Created": "2026-11-26T10:00:00Z",
+            "Path": f"{s3.bucket}/{key}"}).encode())
+        process = sim.popen("up", str(sim.config), "--yes")
+        _read_until(process, "waiting for the state lock", timeout=120)
+        time.sleep(1)
+        assert process.poll() is None, "up must wait while the lock is held"
+        s3.client.delete_object(Bucket=s3.bucket, Key=key + ".tflock")
+        assert process.wait(timeout=180) == 0, "".join(process._seen)  # type: ignore[attr-defined]
+        state = s3.get_json(key)
+        assert {r["type"] for r in state["resources"]} >= {"digitalocean_droplet",
+                                                            "digitalocean_vpc"}
+        assert s3.lock_info(key) is None, "the lock is released"
+        assert not (sim.workdir / "state" / "terraform.tfstate").exists(), "no local copy"
+        assert sim.run("plan", str(sim.config), "--exit-code").code == 0
+
+
+def test_spaces_backend_without_keys_is_a_usage_error(sim: Simulation) -> None:
+    with fake_s3() as s3:
+        _use_spaces(sim, s3)
+        for name in ("SPACES_ACCESS_KEY_ID", "SPACES_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
+                     "AWS_SECRET_ACCESS_KEY"):
+            sim.env.pop(name, None)
+        result = sim.run("up", str(sim.config), "--yes")
+        assert result.code == 2 and "export SPACES_ACCESS_KEY_ID" in result.stderr
+        assert sim.droplet_names() == []
+
+
+def _use_spaces(sim: Simulation, s3: FakeS3) -> None:
+    sim.write_config({"state": {"backend": "spaces", "bucket": s3.bucket, "region": "fra1",
+                                "endpoint": s3.endpoint}})
+    sim.env["SPACES_ACCESS_KEY_ID"] = s3.access_key
+    sim.env["SPACES_SECRET_ACCESS_KEY"] = s3.secret_key
+
+
+def test_external_terraform_binary_is_used_when_named(sim: Simulation, tmp_path: Path) -> None:
+    """`--terraform-bin` runs whatever binary it names (here a launcher we can observe)."""
+    calls = tmp_path / "calls.log"
+    binary = tmp_path / "bin" / "terraform"
+    binary.parent.mkdir()
+    binary.write_text(f'#!/bin/sh\necho "$1" >> "{calls}"\n'
+                      f'exec "{sys.executable}" -m provisioner.infra.embedded "$@"\n')
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    result = sim.run("up", str(sim.config), "--yes", "--terraform-bin", str(binary))
+    assert result.code == 0, result.stderr
+    assert calls.read_text().split() == ["init", "plan", "show", "apply", "output"]
+    sim.env["PROVISION_TERRAFORM_BIN"] = str(binary)
+    assert sim.run("plan", str(sim.config), "--exit-code").code == 0
+    assert "plan" in calls.read_text().split()[5:]
+
+
+def test_missing_terraform_binary_is_a_usage_error(sim: Simulation) -> None:
+    result = sim.run("plan", str(sim.config), "--terraform-bin", "/nonexistent/tofu")
+    assert result.code == 2
+    assert "Terraform binary '/nonexistent/tofu' not found (from --terraform-bin)" in result.stderr
+    assert os.environ.get("PROVISION_TERRAFORM_BIN") is None
