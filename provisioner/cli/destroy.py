@@ -53,7 +53,7 @@ def destroy(config: Path, workdir: Path | None, force: bool, terraform_bin: str 
         return Progress(names, verbose=out.verbosity > 1)
 
     outcome = lifecycle.destroy(config, workdir, resolve(terraform_bin), show, confirm,
-                                progress, force)
+                                progress, force, detail=not yes)
     if outcome.applied:
         out.info(f"destroyed {outcome.prepared.env.name}: {outcome.summary}")
     else:

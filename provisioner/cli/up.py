@@ -56,8 +56,9 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
     def progress(names: dict[str, str]) -> Progress:
         return Progress(names, verbose=out.verbosity > 1)
 
+    # With --yes nobody reads attribute details before the apply: skip `terraform show`.
     outcome = lifecycle.up(config, workdir, resolve(terraform_bin), show, confirm, progress,
-                           saved_plan, allow_control_plane_changes)
+                           saved_plan, allow_control_plane_changes, detail=not yes)
     if outcome.applied:
         out.info(f"infrastructure of {outcome.prepared.env.name} is up: {outcome.summary}")
     else:

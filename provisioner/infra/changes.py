@@ -100,6 +100,28 @@ def parse_plan(document: dict[str, Any]) -> InfraPlan:
     return InfraPlan(tuple(changes))
 
 
+_EVENT_ACTIONS = {"create": "create", "update": "update", "delete": "delete",
+                  "replace": "replace", "read": "read", "noop": "no-op", "move": "no-op",
+                  "remove": "delete", "import": "no-op"}
+
+
+def plan_from_events(events: list[dict[str, Any]], names: dict[str, str]) -> InfraPlan:
+    """The plan as ``plan -json`` streamed it (no extra Terraform run, no attribute detail)."""
+    changes = []
+    for event in events:
+        if event.get("type") != "planned_change":
+            continue
+        change = event.get("change", {})
+        resource = change.get("resource", {})
+        address = resource.get("addr", "")
+        if address.startswith("data.") or resource.get("module"):
+            continue
+        changes.append(Change(address, resource.get("resource_type", ""),
+                              _EVENT_ACTIONS.get(change.get("action", ""), "update"),
+                              names.get(address, address)))
+    return InfraPlan(tuple(changes))
+
+
 def names_by_address(plan: InfraPlan) -> dict[str, str]:
     """Resource address -> cloud name, for progress messages."""
     return {c.address: c.name for c in plan.changes}

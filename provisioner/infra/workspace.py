@@ -7,6 +7,7 @@ quotes the provider's own error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +58,27 @@ class Workspace:
         return result
 
     def init(self) -> None:
-        """Install the provider and configure the state backend."""
+        """Install the provider and configure the state backend, unless already done.
+
+        ``init`` is skipped when the module's provider requirements and backend are the ones
+        the last successful init saw (a stamp in .terraform/): it costs a Terraform start on
+        every command otherwise.
+        """
+        stamp = self.module / ".terraform" / "provision-init.sha256"
+        digest = self._init_digest()
+        if (stamp.is_file() and stamp.read_text() == digest
+                and (self.module / ".terraform.lock.hcl").is_file()):
+            return
         self._run("init", "-input=false", "-no-color")
+        stamp.parent.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+
+    def _init_digest(self) -> str:
+        hasher = hashlib.sha256()
+        for name in ("versions.tf", "backend.tf.json"):
+            path = self.module / name
+            hasher.update(path.read_bytes() if path.is_file() else b"-")
+        return hasher.hexdigest()
 
     def plan(self, planfile: Path, destroy: bool = False) -> RunResult:
         """Plan into ``planfile``; refreshes state against the cloud first."""
@@ -76,6 +96,16 @@ class Workspace:
         """Apply exactly the saved plan."""
         return self._run("apply", "-input=false", "-json", f"-lock-timeout={LOCK_TIMEOUT}",
                          str(planfile), what="apply")
+
+    @staticmethod
+    def streamed_outputs(result: RunResult) -> dict[str, Any] | None:
+        """Output values from an apply's own ``outputs`` event (saves an ``output`` run)."""
+        for event in reversed(result.events):
+            if event.get("type") == "outputs" and isinstance(event.get("outputs"), dict):
+                values = event["outputs"]
+                if all("value" in v for v in values.values()):
+                    return {name: v["value"] for name, v in values.items()}
+        return None
 
     def outputs(self) -> dict[str, Any]:
         """Output values by name (``terraform output -json``)."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from provisioner.errors import ProvisionError, UsageError
 from provisioner.infra import runner
-from provisioner.infra.changes import InfraPlan, parse_plan
+from provisioner.infra.changes import InfraPlan, parse_plan, plan_from_events
 from provisioner.infra.engine import Engine
 from provisioner.infra.runner import OnEvent
 from provisioner.infra.workspace import Workspace
@@ -55,11 +56,19 @@ def workspace(prepared: Prepared, engine: Engine, token: str,
     return ws
 
 
-def plan(ws: Workspace, planfile: Path, destroy: bool = False) -> InfraPlan:
-    """Plan into ``planfile`` and read it back."""
+def plan(ws: Workspace, planfile: Path, names: dict[str, str], destroy: bool = False,
+         detail: bool = True) -> InfraPlan:
+    """Plan into ``planfile``.
+
+    With ``detail`` the saved plan is read back (``terraform show``) for the attributes each
+    update changes; without, the streamed events suffice and save a Terraform start.
+    """
     planfile.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ws.plan(planfile, destroy=destroy)
-    return parse_plan(ws.show(planfile))
+    result = ws.plan(planfile, destroy=destroy)
+    quick = plan_from_events(result.events, names)
+    if detail and quick.pending:
+        return parse_plan(ws.show(planfile))
+    return quick
 
 
 def read_saved_plan(ws: Workspace, planfile: Path, env_name: str) -> InfraPlan:
@@ -74,11 +83,15 @@ def read_saved_plan(ws: Workspace, planfile: Path, env_name: str) -> InfraPlan:
     return parse_plan(document)
 
 
-def guard_control_plane(infra_plan: InfraPlan, allowed: bool) -> None:
-    """Refuse to delete or replace an etcd member unless the user said so explicitly."""
+def guard_control_plane(infra_plan: InfraPlan, allowed: bool, detail: Callable[[], InfraPlan]
+                        ) -> None:
+    """Refuse to change an etcd member's droplet unless the user said so explicitly."""
     # Updates count too: a resize powers the droplet off, and Terraform would do all at once.
     risky = [c for c in infra_plan.pending if c.control_plane and c.action != "create"]
     if risky and not allowed:
+        if not any(c.attributes for c in risky):  # say which attributes, worth one more run
+            infra_plan = detail()
+            risky = [c for c in infra_plan.pending if c.control_plane and c.action != "create"]
         names = ", ".join(f"{c.name} ({c.action}" + (f" {', '.join(c.attributes)})"
                                                       if c.attributes else ")") for c in risky)
         raise PolicyError(f"this plan changes control-plane droplet(s): {names}. Each holds an "
@@ -88,8 +101,35 @@ def guard_control_plane(infra_plan: InfraPlan, allowed: bool) -> None:
 
 def apply(ws: Workspace, planfile: Path, prepared: Prepared) -> dict[str, Any]:
     """Apply the saved plan and record the outputs for the next stages."""
-    ws.apply(planfile.resolve())
-    outputs = ws.outputs()
-    write_file(prepared.work.root / "infrastructure.json",
+    result = ws.apply(planfile.resolve())
+    outputs = ws.streamed_outputs(result)
+    if outputs is None:
+        outputs = ws.outputs()
+    record_outputs(prepared, outputs)
+    return outputs
+
+
+def record_outputs(prepared: Prepared, outputs: dict[str, Any]) -> None:
+    """infrastructure.json: droplets by role and the endpoint, for bootstrap and status."""
+    write_file(infrastructure_file(prepared),
                json.dumps(outputs, indent=2, sort_keys=True) + "\n")
+
+
+def infrastructure_file(prepared: Prepared) -> Path:
+    """Where the last apply's outputs are kept."""
+    return prepared.work.root / "infrastructure.json"
+
+
+def current_outputs(ws: Workspace, prepared: Prepared) -> dict[str, Any]:
+    """Outputs after a plan with no changes: the recorded ones, or Terraform's."""
+    path = infrastructure_file(prepared)
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text())
+            if isinstance(recorded, dict):
+                return recorded
+        except ValueError:
+            pass
+    outputs = ws.outputs()
+    record_outputs(prepared, outputs)
     return outputs

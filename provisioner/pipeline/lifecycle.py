@@ -15,11 +15,12 @@ from typing import Any
 from provisioner.cloud.preflight import preflight
 from provisioner.cloud.token import api_token
 from provisioner.errors import ProvisionError
-from provisioner.infra.changes import InfraPlan, names_by_address
+from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
 from provisioner.pipeline import infra_stage
 from provisioner.pipeline.infra_stage import PolicyError
 from provisioner.pipeline.prepare import Prepared, prepare
+from provisioner.render.names import resource_names
 from provisioner.ui.progress import Progress
 
 ShowPlan = Callable[[InfraPlan, Prepared], None]
@@ -55,12 +56,12 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     preflight(prepared.env, token)
     ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None)
     planfile = out.resolve() if out else _plan_path(prepared, "plan.tfplan")
-    return Outcome(prepared, infra_stage.plan(ws, planfile))
+    return Outcome(prepared, infra_stage.plan(ws, planfile, resource_names(prepared.env)))
 
 
 def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confirm: Confirm,
        progress: MakeProgress, saved_plan: Path | None = None,
-       allow_control_plane_changes: bool = False) -> Outcome:
+       allow_control_plane_changes: bool = False, detail: bool = True) -> Outcome:
     """Create or converge the infrastructure: preflight, plan, confirm, apply."""
     started = time.monotonic()
     prepared = prepare(config, workdir)
@@ -73,14 +74,16 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
         infra_plan = infra_stage.read_saved_plan(ws, planfile, prepared.env.name)
     else:
         planfile = _plan_path(prepared, "up.tfplan")
-        infra_plan = infra_stage.plan(ws, planfile)
+        infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env),
+                                      detail=detail)
     show(infra_plan, prepared)
     outcome = Outcome(prepared, infra_plan)
     if not infra_plan.pending:
-        outcome.outputs = ws.outputs()
+        outcome.outputs = infra_stage.current_outputs(ws, prepared)
         outcome.seconds = time.monotonic() - started
         return outcome
-    infra_stage.guard_control_plane(infra_plan, allow_control_plane_changes)
+    infra_stage.guard_control_plane(infra_plan, allow_control_plane_changes,
+                                    lambda: parse_plan(ws.show(planfile)))
     if not confirm(infra_plan, prepared):
         raise Declined("not applied: the plan was not confirmed")
     tracker = progress(names_by_address(infra_plan))
@@ -96,7 +99,8 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
 
 
 def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
-            confirm: Confirm, progress: MakeProgress, force: bool = False) -> Outcome:
+            confirm: Confirm, progress: MakeProgress, force: bool = False,
+            detail: bool = True) -> Outcome:
     """Remove everything the environment's Terraform state holds."""
     started = time.monotonic()
     prepared = prepare(config, workdir)
@@ -106,7 +110,8 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
     token = api_token()
     ws = infra_stage.workspace(prepared, engine, token, progress({}))
     planfile = _plan_path(prepared, "destroy.tfplan")
-    infra_plan = infra_stage.plan(ws, planfile, destroy=True)
+    infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env), destroy=True,
+                                  detail=detail)
     show(infra_plan, prepared)
     outcome = Outcome(prepared, infra_plan)
     if not infra_plan.pending:

@@ -39,3 +39,26 @@ def worker_names(env: Environment) -> dict[str, list[str]]:
 def all_names(env: Environment) -> set[str]:
     """Every droplet the environment runs."""
     return set(controller_names(env)).union(*worker_names(env).values())
+
+
+def resource_names(env: Environment) -> dict[str, str]:
+    """Terraform address -> the name a person recognises, for every resource of the module."""
+    names = {f"digitalocean_droplet.controllers[{i}]": name
+             for i, name in enumerate(controller_names(env))}
+    for pool, workers in worker_names(env).items():
+        for i, name in enumerate(workers):
+            names[f'digitalocean_droplet.workers["{pool}-{i + 1}"]'] = name
+            names[f'terraform_data.worker_config["{pool}-{i + 1}"]'] = name
+    names.update({
+        "digitalocean_vpc.network": f"{env.name}-vpc",
+        "digitalocean_firewall.controllers": f"{env.name}-controllers",
+        "digitalocean_firewall.workers": f"{env.name}-workers",
+        "digitalocean_tag.cluster": f"provision:{env.name}",
+        "digitalocean_tag.controllers": f"provision:{env.name}:controller",
+        "digitalocean_tag.workers": f"provision:{env.name}:worker",
+        "digitalocean_reserved_ip.api[0]": f"{env.name} API endpoint",
+        "digitalocean_reserved_ip_assignment.api[0]": f"{env.name} API endpoint",
+        "digitalocean_loadbalancer.api[0]": f"{env.name}-api",
+        "digitalocean_project_resources.this[0]": env.digitalocean.project or "default",
+    })
+    return names
