@@ -87,6 +87,8 @@ class Progress:
         address = resource.get("addr", "")
         action = hook.get("action", "")
         verbs = _VERBS.get(action, (action, action))
+        if action == "read" and not self.verbose:
+            return  # data sources are read on every plan: not news
         if kind == "apply_start":
             label = self.label(resource)
             self.in_flight[address] = (label, self.clock())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import stat
 import sys
 import threading
@@ -33,9 +34,11 @@ def _read_until(process: Any, needle: str, timeout: float) -> str:
     found = threading.Event()
 
     def pump() -> None:
-        for line in process.stderr:
-            seen.append(line)
-            if needle in line:
+        # Chunks, not lines: a prompt waits for its answer without a newline.
+        fd = process.stderr.fileno()
+        while chunk := os.read(fd, 4096):
+            seen.append(chunk.decode(errors="replace"))
+            if needle in "".join(seen[-3:]):
                 found.set()
         found.set()
 
@@ -45,7 +48,7 @@ def _read_until(process: Any, needle: str, timeout: float) -> str:
     return "".join(seen)
 
 
-@pytest.mark.parametrize("after", ["creating droplet", "created droplet"])
+@pytest.mark.parametrize("after", ["creating VPC", "creating droplet prod-cp"])
 def test_sigint_stops_gracefully_and_the_next_up_converges(sim: Simulation, after: str) -> None:
     config = str(sim.config)
     process = sim.popen("up", config, "--yes", extra={"DO_SIM_LATENCY_MS": "1500"})
@@ -135,3 +138,27 @@ def test_missing_terraform_binary_is_a_usage_error(sim: Simulation) -> None:
     assert result.code == 2
     assert "Terraform binary '/nonexistent/tofu' not found (from --terraform-bin)" in result.stderr
     assert os.environ.get("PROVISION_TERRAFORM_BIN") is None
+
+
+@pytest.mark.parametrize(("answer", "code"), [("n", 1), ("y", 0)])
+def test_up_asks_on_a_terminal(sim: Simulation, answer: str, code: int) -> None:
+    """On a terminal `up` shows the plan and applies only after a yes."""
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "provisioner", "up", str(sim.config)],
+                               cwd=sim.root, env=sim.env, stdin=slave, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    os.close(slave)
+    _read_until(process, "Apply these changes to prod? [y/N]", timeout=120)
+    os.write(master, f"{answer}\n".encode())
+    assert process.wait(timeout=180) == code
+    os.close(master)
+    stderr = "".join(process._seen)  # type: ignore[attr-defined]
+    assert "Infrastructure changes for prod:" in stderr
+    assert "+ droplet prod-cp-1" in stderr
+    if answer == "n":
+        assert "not applied: the plan was not confirmed" in stderr
+        assert sim.droplet_names() == []
+    else:
+        assert len(sim.droplet_names()) == 6
