@@ -37,11 +37,17 @@ def _spaces_credentials(prepared: Prepared) -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
 
 
+# A token for the control-plane nodes' failover agent; ideally scoped to reserved IPs only.
+FAILOVER_TOKEN_VAR = "PROVISION_FAILOVER_TOKEN"
+
+
 def terraform_env(prepared: Prepared, token: str) -> dict[str, str]:
     """Terraform's environment: the API token and the bootstrap secrets, never on disk."""
+    secrets = prepared.secrets.terraform_values()
+    secrets["failover_token"] = os.environ.get(FAILOVER_TOKEN_VAR) or token
     return runner.base_env({
         "DIGITALOCEAN_TOKEN": token,
-        "TF_VAR_bootstrap_secrets": json.dumps(prepared.secrets.terraform_values()),
+        "TF_VAR_bootstrap_secrets": json.dumps(secrets),
         **_spaces_credentials(prepared),
     })
 

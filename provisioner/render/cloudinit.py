@@ -6,7 +6,9 @@ and ``worker-<pool>`` (one per worker pool, since labels and taints differ per p
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from provisioner.config.model import Environment, WorkerPool
 from provisioner.render.engine import render
@@ -49,6 +51,35 @@ def _common(env: Environment) -> dict[str, object]:
     }
 
 
+FAILOVER_AGENT = "/usr/local/lib/provision/failover.py"
+# VRRP rides a VXLAN tunnel on this UDP port: DigitalOcean firewalls drop IP protocol 112.
+VRRP_TUNNEL_PORT = 8473
+
+
+def _failover_files(env: Environment) -> dict[str, object]:
+    """The keepalived failover agent and its settings (floating_ip mode, controllers only)."""
+    if env.control_plane.endpoint != "floating_ip":
+        return {"failover": None}
+    agent = Path(__file__).resolve().parents[1] / "agents" / "failover.py"
+    settings = {
+        "cluster": env.name,
+        "floating_ip": marker("api_endpoint"),
+        "token": marker("failover_token"),
+        "controller_tag": f"provision:{env.name}:controller",
+        "check_url": "https://127.0.0.1:6443/readyz",
+        "vxlan_port": VRRP_TUNNEL_PORT,
+        "notify_command": f"/usr/bin/python3 {FAILOVER_AGENT} notify",
+        "check_command": f"/usr/bin/python3 {FAILOVER_AGENT} check",
+    }
+    return {"failover": {
+        "agent": agent.read_text(encoding="utf-8"),
+        "agent_path": FAILOVER_AGENT,
+        "settings": json.dumps(settings, indent=2, sort_keys=True) + "\n",
+        "service": render("systemd/provision-failover.service.j2", agent_path=FAILOVER_AGENT),
+        "timer": render("systemd/provision-failover.timer.j2"),
+    }}
+
+
 def _node_files(context: dict[str, object], role: str) -> dict[str, object]:
     unit = data_dir("templates") / "systemd" / "provision-metadata-guard.service"
     guard_unit = unit.read_text(encoding="utf-8")
@@ -71,8 +102,10 @@ def controller(env: Environment, first: bool) -> UserData:
     context = _common(env) | {"node_labels": "", "taints": None, "control_plane": True}
     template = "kubeadm/init.yaml.j2" if first else "kubeadm/join.yaml.j2"
     kubeadm = render(template, **context)
+    failover = _failover_files(env)
+    context["failover_enabled"] = failover["failover"] is not None
     text = render("cloud-init/node.yaml.j2", **context, **_node_files(context, role),
-                  role=role, kubeadm=kubeadm)
+                  **failover, role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
 
@@ -82,9 +115,10 @@ def worker(env: Environment, pool: WorkerPool) -> UserData:
     taints = [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
     context = _common(env) | {"node_labels": _labels(pool), "taints": taints,
                               "control_plane": False}
+    context["failover_enabled"] = False
     kubeadm = render("kubeadm/join.yaml.j2", **context)
     text = render("cloud-init/node.yaml.j2", **context, **_node_files(context, role),
-                  role=role, kubeadm=kubeadm)
+                  failover=None, role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
 

@@ -47,7 +47,7 @@ def to_yaml_block(value: str, indent: int) -> str:
     represent carriage returns, tabs before content on its first line, or a leading space on
     the first line without an indentation indicator; those fall back to a quoted scalar.
     """
-    if not value or "\r" in value or value[0] in " \t" or any(
+    if not value.strip("\n") or "\r" in value or value[0] in " \t" or any(
             c in value for c in "\x85\u2028\u2029\ufeff") or (not value.isprintable() and any(
             not (ch.isprintable() or ch in "\n\t") for ch in value)):
         return to_yaml(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from provisioner.config.model import Environment
+from provisioner.render.cloudinit import VRRP_TUNNEL_PORT
 
 ANYWHERE = ("0.0.0.0/0", "::/0")
 NODE_PORT_RANGE = "30000-32767"
@@ -57,7 +58,13 @@ def _shared(env: Environment) -> list[Rule]:
 def controller_rules(env: Environment) -> list[Rule]:
     """Inbound rules of the control-plane droplets."""
     api_sources = tuple(dict.fromkeys((*env.access.api_cidrs, env.digitalocean.vpc_cidr)))
-    return [
+    failover = []
+    if env.control_plane.endpoint == "floating_ip" and env.control_plane.count > 1:
+        # keepalived's VRRP (IP protocol 112) cannot pass a DigitalOcean firewall, so it
+        # travels in a VXLAN tunnel between the control-plane nodes.
+        failover.append(Rule("VRRP between control-plane nodes, inside a VXLAN tunnel", "udp",
+                             str(VRRP_TUNNEL_PORT), source_tags=("controllers",)))
+    return [*failover,
         Rule("Kubernetes API from the allowed networks, the VPC and the cluster's nodes", "tcp",
              "6443", source_addresses=api_sources, source_tags=("cluster",)),
         Rule("etcd between control-plane nodes", "tcp", "2379-2380",

@@ -15,7 +15,7 @@ from provisioner.errors import RenderError
 
 # Every value Terraform may splice in. bootstrap_secrets must carry all but api_endpoint.
 LATE_VALUES = ("api_endpoint", "bootstrap_token", "certificate_key", "ca_cert_hash",
-               "ca_crt_b64", "ca_key_b64")
+               "ca_crt_b64", "ca_key_b64", "failover_token")
 SECRET_VALUES = LATE_VALUES[1:]
 
 _MARKER = re.compile(r"@@provision:([a-z0-9_]+)@@")

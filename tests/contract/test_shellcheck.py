@@ -21,7 +21,7 @@ def _scripts() -> list[tuple[str, str, str]]:
         for path, text in sorted(rendered(name).items()):
             if path.startswith("cloud-init/"):
                 for item in yaml.safe_load(materialize(text))["write_files"]:
-                    if item.get("content", "").startswith("#!"):
+                    if item.get("content", "").split("\n", 1)[0] in ("#!/bin/bash", "#!/bin/sh"):
                         found.append((f"{name}:{path}:{item['path']}", item["path"],
                                       item["content"]))
     return found

@@ -102,4 +102,4 @@ def test_apply_splices_late_values_into_user_data_exactly(tmp_path: Path,
     assert names == sorted(all_names(example("production")))
     firewall = resources["digitalocean_firewall.controllers"]
     ports = sorted(rule.get("port_range") or "" for rule in firewall["inbound_rule"])
-    assert ports == sorted(["6443", "2379-2380", "22", "10250", "4789", ""])
+    assert ports == sorted(["6443", "2379-2380", "22", "10250", "4789", "8473", ""])

@@ -44,7 +44,8 @@ def sample_secrets() -> ClusterSecrets:
 
 def late_values(endpoint: str = "203.0.113.10") -> dict[str, str]:
     """Every value Terraform would splice into user-data."""
-    return {"api_endpoint": endpoint, **sample_secrets().terraform_values()}
+    return {"api_endpoint": endpoint, "failover_token": "dop_v1_" + "f" * 64,
+            **sample_secrets().terraform_values()}
 
 
 def materialize(text: str, boot: bool = False) -> str:

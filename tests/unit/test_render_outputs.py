@@ -54,7 +54,9 @@ def test_user_data_in_tfvars_is_the_rendered_cloud_init() -> None:
     assert {p["ref"] for p in user_data["controller-init"] if "ref" in p} >= {
         "ca_crt_b64", "ca_key_b64", "bootstrap_token", "certificate_key"}
     assert not {p["ref"] for p in user_data["worker-general"] if "ref" in p} & {
-        "ca_key_b64", "certificate_key"}, "workers must never receive the CA key or cert key"
+        "ca_key_b64", "certificate_key", "failover_token"}, (
+        "workers must never receive the CA key, the certificate key or an API token")
+    assert "failover_token" in {p["ref"] for p in user_data["controller-join"] if "ref" in p}
 
 
 def test_workdir_secrets_are_private_and_never_rendered(tmp_path: Path) -> None:
@@ -109,6 +111,26 @@ def test_removed_app_and_pool_files_are_pruned(tmp_path: Path) -> None:
     assert not (out / "manifests/app-elasticsearch.yaml").exists()
     assert (out / "cloud-init/worker-batch.yaml").exists()
     assert (out / "manifests/mine.yaml").read_text() == "kept: true\n"
+
+
+def test_control_plane_ships_the_failover_agent_verbatim() -> None:
+    import yaml
+
+    from provisioner.agents import failover
+
+    for role in ("controller-init", "controller-join"):
+        files = {f["path"]: f for f in yaml.safe_load(
+            rendered("production")[f"cloud-init/{role}.yaml"])["write_files"]}
+        agent = files["/usr/local/lib/provision/failover.py"]
+        assert agent["content"] == Path(failover.__file__).read_text()
+        assert agent["permissions"] == "0755"
+        settings = files["/etc/provision/failover.json"]
+        assert settings["permissions"] == "0600"
+        assert json.loads(settings["content"])["token"] == "@@provision:failover_token@@"
+    staging = yaml.safe_load(rendered("staging")["cloud-init/controller-init.yaml"])
+    assert "/etc/provision/failover.json" in {f["path"] for f in staging["write_files"]}
+    worker = yaml.safe_load(rendered("production")["cloud-init/worker-general.yaml"])
+    assert "/etc/provision/failover.json" not in {f["path"] for f in worker["write_files"]}
 
 
 def test_late_values_cover_every_secret() -> None:

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""The floating-IP failover agent that runs on every control-plane node.
+
+keepalived elects one MASTER among the control-plane nodes (unicast VRRP); a node whose local
+API server stops answering its health check goes to FAULT and drops out. This agent does the
+two things keepalived cannot do on DigitalOcean:
+
+* ``configure``: DigitalOcean firewalls pass only TCP, UDP and ICMP, so VRRP (IP protocol
+  112) cannot cross the VPC. The agent finds its peers (droplets tagged as this cluster's
+  control plane) through the API, builds a VXLAN tunnel to them (UDP), and writes
+  keepalived's configuration with unicast peers on the tunnel. Re-run by a timer, it picks up
+  replaced control-plane droplets.
+* ``notify``: keepalived calls it on every state change; on MASTER it assigns the floating
+  IP to this droplet through the DigitalOcean API (python-digitalocean), retrying with backoff
+  until the API confirms. DigitalOcean routes the address to whichever droplet holds it.
+
+It is shipped verbatim in the control-plane user-data, so it depends only on the standard
+library and python-digitalocean (Debian/Ubuntu package python3-digitalocean).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CONFIG = Path("/etc/provision/failover.json")
+METADATA = "http://169.254.169.254/metadata/v1"
+TUNNEL = "vrrp0"
+TUNNEL_VNI = 4242
+TUNNEL_NET = "169.254.100"  # link-local: never collides with a VPC, pod or service range
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the agent needs, from /etc/provision/failover.json (written by cloud-init)."""
+
+    cluster: str
+    floating_ip: str
+    token: str
+    controller_tag: str
+    check_url: str = "https://127.0.0.1:6443/readyz"
+    vxlan_port: int = 8473
+    router_id: int = 51
+    droplet_id: str | None = None  # tests set these; on DigitalOcean the metadata says
+    private_ip: str | None = None
+    api_endpoint: str | None = None
+    keepalived_conf: str = "/etc/keepalived/keepalived.conf"
+    notify_command: str = "/usr/bin/python3 /usr/local/lib/provision/failover.py notify"
+    check_command: str = "/usr/local/lib/provision/failover.py check"
+    underlay_device: str | None = None
+    # Run after a changed configuration is written; only acts if keepalived already runs.
+    reload_command: str = "systemctl try-reload-or-restart keepalived.service"
+
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        """Read and check the settings file."""
+        data = json.loads(path.read_text())
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        settings = cls(**known)
+        ipaddress.ip_address(settings.floating_ip)  # refuse anything that is not an address
+        return settings
+
+
+def log(message: str) -> None:
+    """keepalived and systemd collect stderr."""
+    print(f"provision-failover: {message}", file=sys.stderr, flush=True)
+
+
+def metadata(path: str) -> str:
+    """One value from the droplet metadata service (root only: the node's guard)."""
+    with urllib.request.urlopen(f"{METADATA}/{path}", timeout=5) as response:
+        return str(response.read().decode().strip())
+
+
+def _digitalocean(settings: Settings) -> Any:
+    if settings.api_endpoint:
+        # python-digitalocean's objects read the endpoint from the environment only.
+        os.environ["DIGITALOCEAN_END_POINT"] = settings.api_endpoint
+    import digitalocean
+
+    return digitalocean
+
+
+def my_droplet_id(settings: Settings) -> int:
+    """This droplet's id."""
+    return int(settings.droplet_id or metadata("id"))
+
+
+def assign(settings: Settings, attempts: int = 8) -> bool:
+    """Make the floating IP point at this droplet; True once the API shows it there."""
+    do = _digitalocean(settings)
+    me = my_droplet_id(settings)
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            ip = do.FloatingIP(ip=settings.floating_ip, token=settings.token)
+            ip.load()
+            holder = (ip.droplet or {}).get("id")
+            if holder is not None and int(holder) == me:
+                log(f"{settings.floating_ip} is on this droplet ({me})")
+                return True
+            log(f"assigning {settings.floating_ip} to droplet {me} (was {holder}), "
+                f"attempt {attempt}")
+            ip.assign(me)
+        except Exception as e:  # the API is remote: any failure is retried, then reported
+            log(f"attempt {attempt} failed: {type(e).__name__}: {e}")
+        time.sleep(delay)
+        delay = min(delay * 2, 8)
+    log(f"giving up: {settings.floating_ip} is not on this droplet")
+    return False
+
+
+def controller_number(name: str) -> int:
+    """``prod-cp-2`` -> 2: the node's place in the election and on the tunnel."""
+    match = re.search(r"-cp-(\d+)$", name)
+    if not match:
+        raise ValueError(f"{name!r} is not a control-plane droplet name")
+    return int(match.group(1))
+
+
+def peers(settings: Settings) -> dict[int, str]:
+    """Control-plane number -> private IPv4, for every droplet with the controller tag."""
+    do = _digitalocean(settings)
+    manager = do.Manager(token=settings.token)
+    found = {}
+    for droplet in manager.get_all_droplets(tag_name=settings.controller_tag):
+        private = droplet.private_ip_address or next(
+            (n["ip_address"] for n in droplet.networks.get("v4", []) if n["type"] == "private"),
+            None)
+        if private:
+            found[controller_number(droplet.name)] = str(ipaddress.ip_address(private))
+    return found
+
+
+def keepalived_config(settings: Settings, me: int, numbers: list[int]) -> str:
+    """keepalived.conf: unicast VRRP on the tunnel, health-checked, no virtual address.
+
+    DigitalOcean moves the floating IP through its API, not through ARP, so there is no
+    virtual_ipaddress block: the notify command does the move. nopreempt keeps a recovered
+    node from taking the address back and causing a second interruption.
+    """
+    auth = hashlib.sha256(settings.cluster.encode()).hexdigest()[:8]
+    peer_lines = "\n".join(f"    {TUNNEL_NET}.{n}" for n in numbers if n != me)
+    return f"""# Written by provision-failover configure; rewritten when control-plane nodes change.
+global_defs {{
+  router_id {settings.cluster}-cp-{me}
+  enable_script_security
+  script_user root
+}}
+
+vrrp_script api_server {{
+  script "{settings.check_command}"
+  interval 1
+  timeout 2
+  fall 2
+  rise 2
+}}
+
+vrrp_instance api {{
+  state BACKUP
+  nopreempt
+  interface {TUNNEL}
+  virtual_router_id {settings.router_id}
+  priority {200 - me}
+  advert_int 1
+  unicast_src_ip {TUNNEL_NET}.{me}
+  unicast_peer {{
+{peer_lines}
+  }}
+  authentication {{
+    auth_type PASS
+    auth_pass {auth}
+  }}
+  track_script {{
+    api_server
+  }}
+  notify "{settings.notify_command}"
+}}
+"""
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def build_tunnel(settings: Settings, me: int, private_ip: str, found: dict[int, str]) -> None:
+    """A VXLAN device over the VPC with one forwarding entry per peer (idempotent)."""
+    exists = subprocess.run(["ip", "link", "show", TUNNEL], capture_output=True).returncode == 0
+    if not exists:
+        args = ["link", "add", TUNNEL, "type", "vxlan", "id", str(TUNNEL_VNI), "dstport",
+                str(settings.vxlan_port), "local", private_ip, "nolearning"]
+        if settings.underlay_device:
+            args += ["dev", settings.underlay_device]
+        _ip(*args)
+        _ip("addr", "add", f"{TUNNEL_NET}.{me}/24", "dev", TUNNEL)
+        _ip("link", "set", TUNNEL, "up")
+    current = subprocess.run(["bridge", "fdb", "show", "dev", TUNNEL], capture_output=True,
+                             text=True).stdout
+    for number, address in sorted(found.items()):
+        if number != me and f"dst {address} " not in current + " ":
+            subprocess.run(["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", TUNNEL,
+                            "dst", address], check=True, capture_output=True)
+
+
+def configure(settings: Settings) -> bool:
+    """Build the tunnel and write keepalived's configuration; True when it changed."""
+    found = peers(settings)
+    me_name = f"{settings.cluster}-cp-"
+    private_ip = settings.private_ip or metadata("interfaces/private/0/ipv4/address")
+    mine = [n for n, ip in found.items() if ip == private_ip]
+    if not mine:
+        raise SystemExit(f"this droplet ({private_ip}) is not among {me_name}* {found}")
+    me = mine[0]
+    build_tunnel(settings, me, private_ip, found)
+    text = keepalived_config(settings, me, sorted(found))
+    target = Path(settings.keepalived_conf)
+    if target.is_file() and target.read_text() == text:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    target.chmod(0o600)
+    if settings.reload_command:
+        subprocess.run(settings.reload_command.split(), check=False, capture_output=True)
+    return True
+
+
+def check(settings: Settings) -> int:
+    """keepalived's health check: 0 while the local API server answers ready."""
+    import ssl
+
+    context = ssl.create_default_context()
+    # The local API server's certificate names the node and the endpoint, not 127.0.0.1's
+    # role here; readiness is what is checked, not identity.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(settings.check_url, timeout=2, context=context) as response:
+            return 0 if response.status == 200 else 1
+    except Exception:
+        return 1
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``configure``, ``notify TYPE NAME STATE PRIORITY`` or ``check``."""
+    parser = argparse.ArgumentParser(prog="provision-failover", description=__doc__)
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("command", choices=["configure", "notify", "check"])
+    parser.add_argument("args", nargs="*")
+    options = parser.parse_args(argv)
+    settings = Settings.load(options.config)
+    if options.command == "check":
+        return check(settings)
+    if options.command == "configure":
+        changed = configure(settings)
+        log("keepalived configuration " + ("written" if changed else "unchanged"))
+        return 0
+    state = options.args[2] if len(options.args) >= 3 else (options.args or ["?"])[0]
+    log(f"keepalived state {state}")
+    if state == "MASTER":
+        return 0 if assign(settings) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
