@@ -48,8 +48,8 @@ def provision_cycle(sim: Simulation) -> dict[str, float]:
         if process.returncode != 0:
             raise SystemExit(f"provision {' '.join(args)} failed:\n{process.stderr}")
 
-    timed("up", lambda: run("up", config, "--yes"), results)
-    timed("no-op up", lambda: run("up", config, "--yes"), results)
+    timed("up", lambda: run("up", config, "--yes", "--until", "infra"), results)
+    timed("no-op up", lambda: run("up", config, "--yes", "--until", "infra"), results)
     timed("destroy", lambda: run("destroy", config, "--yes", "--force"), results)
     return results
 

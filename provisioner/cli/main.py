@@ -76,13 +76,14 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 def _register() -> None:
     # Commands import their heavy dependencies lazily, inside the command body.
-    from provisioner.cli import destroy, plan, render, up, validate
+    from provisioner.cli import destroy, kubeconfig, plan, render, up, validate
 
     cli.add_command(validate.validate)
     cli.add_command(render.render)
     cli.add_command(plan.plan)
     cli.add_command(up.up)
     cli.add_command(destroy.destroy)
+    cli.add_command(kubeconfig.kubeconfig)
 
 
 _register()

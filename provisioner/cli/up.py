@@ -26,11 +26,16 @@ Examples:
               default=None, help="Apply this plan from `provision plan --out` and nothing else.")
 @click.option("--allow-control-plane-changes", is_flag=True,
               help="Allow a plan that deletes or replaces control-plane droplets.")
+@click.option("--until", type=click.Choice(["infra", "cluster"]), default="cluster",
+              show_default=True,
+              help="Stop after this stage: infra (droplets, network, endpoint) or cluster "
+                   "(kubeconfig, API ready, every node Ready).")
 @terraform_bin_option
 @yes_option
 @reports_errors
 def up(config: Path, workdir: Path | None, saved_plan: Path | None,
-       allow_control_plane_changes: bool, terraform_bin: str | None, yes: bool) -> None:
+       allow_control_plane_changes: bool, until: str, terraform_bin: str | None,
+       yes: bool) -> None:
     """Create or converge the environment's infrastructure.
 
     Renders, checks the DigitalOcean account (token, region, sizes, SSH keys, droplet
@@ -58,7 +63,8 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
 
     # With --yes nobody reads attribute details before the apply: skip `terraform show`.
     outcome = lifecycle.up(config, workdir, resolve(terraform_bin), show, confirm, progress,
-                           saved_plan, allow_control_plane_changes, detail=not yes)
+                           saved_plan, allow_control_plane_changes, detail=not yes,
+                           until=until, report=out.info)
     if outcome.applied:
         out.info(f"infrastructure of {outcome.prepared.env.name} is up: {outcome.summary}")
     else:
@@ -66,3 +72,7 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
     endpoint = outcome.outputs.get("api_endpoint")
     if endpoint:
         out.info(f"API endpoint: https://{endpoint}:6443")
+    if outcome.cluster is not None:
+        out.info(f"cluster {outcome.prepared.env.name} is ready: "
+                 f"{len(outcome.cluster.nodes)} nodes; kubectl --kubeconfig "
+                 f"{outcome.cluster.kubeconfig} get nodes")

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provisioner.bootstrap.readiness import Report
 from provisioner.cloud.preflight import preflight
 from provisioner.cloud.token import api_token
 from provisioner.errors import ProvisionError
 from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
-from provisioner.pipeline import infra_stage
+from provisioner.pipeline import cluster_stage, infra_stage
+from provisioner.pipeline.cluster_stage import Cluster
 from provisioner.pipeline.infra_stage import PolicyError
 from provisioner.pipeline.prepare import Prepared, prepare
 from provisioner.render.names import resource_names
@@ -32,6 +34,10 @@ class Declined(ProvisionError):
     """The user answered no; nothing was applied (exit 1, as Terraform does)."""
 
 
+# The stages `up` runs, in order; `--until` stops after one of them.
+STAGES = ("infra", "cluster")
+
+
 @dataclass
 class Outcome:
     """What an online command did."""
@@ -42,6 +48,7 @@ class Outcome:
     outputs: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
     seconds: float = 0.0
+    cluster: Cluster | None = None
 
 
 def _plan_path(prepared: Prepared, name: str) -> Path:
@@ -61,8 +68,21 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
 
 def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confirm: Confirm,
        progress: MakeProgress, saved_plan: Path | None = None,
-       allow_control_plane_changes: bool = False, detail: bool = True) -> Outcome:
-    """Create or converge the infrastructure: preflight, plan, confirm, apply."""
+       allow_control_plane_changes: bool = False, detail: bool = True,
+       until: str = STAGES[-1], report: Report | None = None) -> Outcome:
+    """Create or converge the environment, stage by stage, up to ``until``."""
+    outcome = _infrastructure(config, workdir, engine, show, confirm, progress, saved_plan,
+                              allow_control_plane_changes, detail)
+    if STAGES.index(until) >= STAGES.index("cluster"):
+        outcome.cluster = cluster_stage.bring_up(outcome.prepared, outcome.outputs, api_token(),
+                                                 report or (lambda message: None))
+    return outcome
+
+
+def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
+                    confirm: Confirm, progress: MakeProgress, saved_plan: Path | None,
+                    allow_control_plane_changes: bool, detail: bool) -> Outcome:
+    """Preflight, plan, confirm, apply."""
     started = time.monotonic()
     prepared = prepare(config, workdir)
     token = api_token()

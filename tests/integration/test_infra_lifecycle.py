@@ -41,7 +41,7 @@ def _scale(sim: Simulation, count: int) -> None:
 def test_up_converges_scales_and_destroys(sim: Simulation) -> None:
     config = str(sim.config)
 
-    first = sim.run("up", config, "--yes")
+    first = sim.run("up", config, "--yes", "--until", "infra")
     assert first.code == 0, first.stderr
     assert sim.droplet_names()[:3] == ["prod-cp-1", "prod-cp-2", "prod-cp-3"]
     assert _workers(sim) == ["prod-general-1", "prod-general-2", "prod-general-3"]
@@ -59,7 +59,7 @@ def test_up_converges_scales_and_destroys(sim: Simulation) -> None:
     assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
     controllers = _ids(sim, "prod-cp-")
 
-    again = sim.run("up", config, "--yes")
+    again = sim.run("up", config, "--yes", "--until", "infra")
     assert again.code == 0, again.stderr
     assert "No changes: the infrastructure of prod matches its environment file." in again.stderr
     assert "nothing to do" in again.stderr
@@ -74,11 +74,11 @@ def test_up_converges_scales_and_destroys(sim: Simulation) -> None:
     created = [c for c in json.loads(planned.stdout)["changes"]
                if c["type"] == "digitalocean_droplet"]
     assert [c["action"] for c in created] == ["create", "create"]
-    assert sim.run("up", config, "--yes").code == 0
+    assert sim.run("up", config, "--yes", "--until", "infra").code == 0
     assert _workers(sim) == [f"prod-general-{i}" for i in range(1, 6)]
 
     _scale(sim, 2)
-    down = sim.run("up", config, "--yes")
+    down = sim.run("up", config, "--yes", "--until", "infra")
     assert down.code == 0, down.stderr
     assert _workers(sim) == ["prod-general-1", "prod-general-2"]
     assert _ids(sim, "prod-cp-") == controllers, "control-plane droplets must be untouched"
@@ -86,7 +86,7 @@ def test_up_converges_scales_and_destroys(sim: Simulation) -> None:
     # A new node configuration replaces workers (new generation) but never a control plane.
     sim.write_config(edit=lambda d: (d["worker_pools"][0].update(count=2),
                                      d["kubernetes"].update(version="1.36.3")))
-    rolled = sim.run("up", config, "--yes")
+    rolled = sim.run("up", config, "--yes", "--until", "infra")
     assert rolled.code == 0, rolled.stderr
     assert _ids(sim, "prod-cp-") == controllers
     assert _workers(sim) == ["prod-general-1", "prod-general-2"]
@@ -111,7 +111,7 @@ def test_saved_plan_is_applied_exactly(sim: Simulation, tmp_path: Path) -> None:
     assert planned.code == 0, planned.stderr
     assert "Plan: 1" in planned.stdout and stat.S_IMODE(saved.stat().st_mode) == 0o600
     sim.write_config(edit=lambda d: d["worker_pools"][0].update(count=1))  # ignored: plan wins
-    applied = sim.run("up", config, "--plan", str(saved), "--yes")
+    applied = sim.run("up", config, "--plan", str(saved), "--yes", "--until", "infra")
     assert applied.code == 0, applied.stderr
     assert len(_workers(sim)) == 3
 
@@ -120,33 +120,34 @@ def test_saved_plan_of_another_environment_is_refused(sim: Simulation, tmp_path:
     saved = tmp_path / "other.tfplan"
     assert sim.run("plan", str(sim.config), "--out", str(saved)).code == 0
     sim.write_config({"name": "other"})
-    refused = sim.run("up", str(sim.config), "--plan", str(saved), "--yes")
+    refused = sim.run("up", str(sim.config), "--plan", str(saved), "--yes", "--until", "infra")
     assert refused.code == 2
     assert "was made for environment 'prod', not 'other'" in refused.stderr
 
 
 def test_up_without_terminal_needs_yes(sim: Simulation) -> None:
-    result = sim.run("up", str(sim.config))
+    result = sim.run("up", str(sim.config), "--until", "infra")
     assert result.code == 2 and "pass --yes" in result.stderr
     assert sim.droplet_names() == []
 
 
 def test_control_plane_changes_need_explicit_consent(sim: Simulation) -> None:
     config = str(sim.config)
-    assert sim.run("up", config, "--yes").code == 0
+    assert sim.run("up", config, "--yes", "--until", "infra").code == 0
     sim.write_config(edit=lambda d: d["control_plane"].update(size="s-8vcpu-16gb"))
-    refused = sim.run("up", config, "--yes")
+    refused = sim.run("up", config, "--yes", "--until", "infra")
     assert refused.code == 3, refused.stderr
     assert "prod-cp-1 (update size)" in refused.stderr
     assert {d["size"] for d in sim.resources("digitalocean_droplet")
             if d["name"].startswith("prod-cp-")} == {"s-4vcpu-8gb"}
-    allowed = sim.run("up", config, "--yes", "--allow-control-plane-changes")
+    allowed = sim.run("up", config, "--yes", "--until", "infra",
+                      "--allow-control-plane-changes")
     assert allowed.code == 0, allowed.stderr
 
 
 def test_provider_error_names_the_resource_and_keeps_partial_state(tmp_path: Path) -> None:
     with simulation(tmp_path, {"DO_SIM_FAIL": "digitalocean_droplet:prod-cp-2"}) as sim:
-        failed = sim.run("up", str(sim.config), "--yes")
+        failed = sim.run("up", str(sim.config), "--yes", "--until", "infra")
         assert failed.code == 1
         assert "digitalocean_droplet.controllers[1]" in failed.stderr
         assert "simulated failure" in failed.stderr
@@ -156,7 +157,7 @@ def test_provider_error_names_the_resource_and_keeps_partial_state(tmp_path: Pat
         state = json.loads((sim.workdir / "state" / "terraform.tfstate").read_text())
         assert state["resources"], "what was created is kept in state"
         del sim.env["DO_SIM_FAIL"]
-        retried = sim.run("up", str(sim.config), "--yes")
+        retried = sim.run("up", str(sim.config), "--yes", "--until", "infra")
         assert retried.code == 0, retried.stderr
         names = sim.droplet_names()
         assert len(names) == len(set(names)) == 6
@@ -183,7 +184,7 @@ def test_preflight_stops_before_anything_is_created(sim: Simulation, problem: st
             "aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99"))
     else:
         sim.api.faults.droplet_limit = 4
-    result = sim.run("up", str(sim.config), "--yes")
+    result = sim.run("up", str(sim.config), "--yes", "--until", "infra")
     assert result.code == 1, result.stderr
     assert expected in result.stderr
     if problem == "token":  # nothing else can be read without a token

@@ -51,7 +51,8 @@ def _read_until(process: Any, needle: str, timeout: float) -> str:
 @pytest.mark.parametrize("after", ["creating VPC", "creating droplet prod-cp"])
 def test_sigint_stops_gracefully_and_the_next_up_converges(sim: Simulation, after: str) -> None:
     config = str(sim.config)
-    process = sim.popen("up", config, "--yes", extra={"DO_SIM_LATENCY_MS": "1500"})
+    process = sim.popen("up", config, "--yes", "--until", "infra",
+                        extra={"DO_SIM_LATENCY_MS": "1500"})
     _read_until(process, after, timeout=120)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130
@@ -65,7 +66,7 @@ def test_sigint_stops_gracefully_and_the_next_up_converges(sim: Simulation, afte
     before = sim.droplet_names()
     partial = len(json.loads((state_dir / "terraform.tfstate").read_text())["resources"])
 
-    again = sim.run("up", config, "--yes")
+    again = sim.run("up", config, "--yes", "--until", "infra")
     assert again.code == 0, again.stderr
     names = sim.droplet_names()
     assert len(names) == len(set(names)) == 6, names
@@ -84,7 +85,7 @@ def test_remote_state_in_spaces_waits_for_the_lock(sim: Simulation) -> None:
             "ID": "5f1c0ffee", "Operation": "OperationTypeApply", "Info": "",
             "Who": "ci@runner-7", "Version": "1.15.5", "Created": "2026-11-26T10:00:00Z",
             "Path": f"{s3.bucket}/{key}"}).encode())
-        process = sim.popen("up", str(sim.config), "--yes")
+        process = sim.popen("up", str(sim.config), "--yes", "--until", "infra")
         _read_until(process, "waiting for the state lock", timeout=120)
         time.sleep(1)
         assert process.poll() is None, "up must wait while the lock is held"
@@ -104,7 +105,7 @@ def test_spaces_backend_without_keys_is_a_usage_error(sim: Simulation) -> None:
         for name in ("SPACES_ACCESS_KEY_ID", "SPACES_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
                      "AWS_SECRET_ACCESS_KEY"):
             sim.env.pop(name, None)
-        result = sim.run("up", str(sim.config), "--yes")
+        result = sim.run("up", str(sim.config), "--yes", "--until", "infra")
         assert result.code == 2 and "export SPACES_ACCESS_KEY_ID" in result.stderr
         assert sim.droplet_names() == []
 
@@ -124,7 +125,8 @@ def test_external_terraform_binary_is_used_when_named(sim: Simulation, tmp_path:
     binary.write_text(f'#!/bin/sh\necho "$1" >> "{calls}"\n'
                       f'exec "{sys.executable}" -m provisioner.infra.embedded "$@"\n')
     binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
-    result = sim.run("up", str(sim.config), "--yes", "--terraform-bin", str(binary))
+    result = sim.run("up", str(sim.config), "--yes", "--until", "infra", "--terraform-bin",
+                     str(binary))
     assert result.code == 0, result.stderr
     # --yes: no `show` (nobody reviews attributes), outputs come with the apply's events.
     assert calls.read_text().split() == ["init", "plan", "apply"]
@@ -146,7 +148,8 @@ def test_up_asks_on_a_terminal(sim: Simulation, answer: str, code: int) -> None:
     import pty
 
     master, slave = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "provisioner", "up", str(sim.config)],
+    process = subprocess.Popen([sys.executable, "-m", "provisioner", "up", str(sim.config),
+                                "--until", "infra"],
                                cwd=sim.root, env=sim.env, stdin=slave, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     os.close(slave)

@@ -1,0 +1,95 @@
+"""The cluster stage of `up`: kubeconfig, API readiness, the DigitalOcean token Secret, nodes.
+
+The droplets bootstrap themselves through cloud-init (kubeadm init/join, CNI and add-ons);
+this stage gives the user a kubeconfig, hands the cloud controller manager and CSI driver
+their token (a kube-system Secret, the only place in the cluster it lives) and waits until
+every node is Ready.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisioner.bootstrap import kubeconfig, readiness
+from provisioner.bootstrap.readiness import Report
+from provisioner.errors import ProvisionError
+from provisioner.pipeline.prepare import Prepared
+
+# Cloud-init installs packages and runs kubeadm: minutes, not seconds.
+API_TIMEOUT = 20 * 60.0
+NODES_TIMEOUT = 20 * 60.0
+DO_SECRET = "digitalocean"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A reachable cluster: where its API is and how to talk to it."""
+
+    endpoint: str
+    kubeconfig: Path
+    nodes: tuple[str, ...]
+
+
+def kubeconfig_path(prepared: Prepared) -> Path:
+    """The work folder's admin kubeconfig (0600)."""
+    return prepared.work.root / "kubeconfig"
+
+
+def expected_nodes(outputs: dict[str, Any]) -> list[str]:
+    """Every droplet Terraform created is a node: its hostname is its name."""
+    names = [c["name"] for c in outputs.get("controllers") or []]
+    names += [w["name"] for w in (outputs.get("workers") or {}).values()]
+    return names
+
+
+def api_client(path: Path) -> Any:
+    """An API client for a kubeconfig file (imports the Kubernetes client only here)."""
+    from kubernetes import config
+
+    loader: Any = config.new_client_from_config  # untyped in the client's stubs
+    return loader(config_file=str(path))
+
+
+def store_cloud_token(api: Any, token: str) -> None:
+    """kube-system/digitalocean: the token the CCM and CSI driver read, applied declaratively."""
+    import json
+
+    from kubernetes.client import CoreV1Api
+
+    body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": DO_SECRET, "namespace": "kube-system",
+                         "labels": {"app.kubernetes.io/managed-by": "provision"}},
+            "stringData": {"access-token": token}}
+    CoreV1Api(api).api_client.call_api(*CoreV1Api(api).api_client.param_serialize(
+        "PATCH", f"/api/v1/namespaces/kube-system/secrets/{DO_SECRET}",
+        query_params=[("fieldManager", "provision"), ("force", "true")],
+        header_params={"Content-Type": "application/apply-patch+yaml",
+                       "Accept": "application/json"},
+        body=json.dumps(body), auth_settings=["BearerToken"]), _request_timeout=15).read()
+
+
+def bring_up(prepared: Prepared, outputs: dict[str, Any], token: str, report: Report,
+             api_timeout: float = API_TIMEOUT, nodes_timeout: float = NODES_TIMEOUT) -> Cluster:
+    """Kubeconfig, then wait for the API, store the token, wait for every node."""
+    endpoint = outputs.get("api_endpoint")
+    if not endpoint:
+        raise ProvisionError("the infrastructure has no API endpoint yet; run `provision up`")
+    path = kubeconfig.ensure(kubeconfig_path(prepared), prepared.env.name, str(endpoint),
+                             prepared.secrets)
+    report(f"kubeconfig: {path}")
+    api = api_client(path)
+    start = time.monotonic()
+    readiness.wait_for_api(api, str(endpoint), start + api_timeout, report)
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        store_cloud_token(api, token)
+    except ApiException as e:
+        raise ProvisionError(f"cannot store the DigitalOcean token in kube-system: HTTP "
+                             f"{e.status} {e.reason}") from e
+    nodes = expected_nodes(outputs)
+    readiness.wait_for_nodes(api, nodes, time.monotonic() + nodes_timeout, report)
+    return Cluster(str(endpoint), path, tuple(nodes))

@@ -1,0 +1,170 @@
+"""Field paths and field sets: the vocabulary of managedFields and server-side apply.
+
+A path is a tuple of fieldsV1 keys: `("f:spec", "f:template", "f:spec", "f:containers",
+'k:{"name":"app"}', "f:image")`. Lists whose items have a merge key (containers by name,
+ports by port+protocol...) are associative: each item is addressed by `k:{...}`, so two
+managers can own different containers. Every other list is atomic, a single leaf, as the
+real schemas mostly declare (args, command, finalizers...).
+
+The real server derives list semantics from the OpenAPI schema; here a small table keyed
+by field name (and parent, for `ports`) stands in for it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+Path = tuple[str, ...]
+MISSING: Any = object()
+
+_LIST_KEYS: dict[str, tuple[str, ...]] = {
+    "containers": ("name",), "initContainers": ("name",), "ephemeralContainers": ("name",),
+    "env": ("name",), "volumes": ("name",), "volumeMounts": ("mountPath",),
+    "volumeDevices": ("devicePath",), "imagePullSecrets": ("name",), "conditions": ("type",),
+    "ownerReferences": ("uid",), "hostAliases": ("ip",), "resourceClaims": ("name",),
+    "topologySpreadConstraints": ("topologyKey", "whenUnsatisfiable"),
+}  # fmt: skip
+_KEY_DEFAULTS = {"protocol": "TCP"}
+
+# Server-owned or identifying fields that never belong to a manager (the apiserver strips
+# the same ones before computing field sets).
+STRIPPED_METADATA = (
+    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
+    "managedFields", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
+)  # fmt: skip
+
+
+def list_keys(path: Path, items: list[Any]) -> tuple[str, ...] | None:
+    """The merge keys of the list at `path`, or None when the list is atomic."""
+    if not path or not items or not all(isinstance(i, Mapping) for i in items):
+        return None
+    name = path[-1][2:]
+    if name == "ports":
+        keys: tuple[str, ...] = (
+            ("containerPort", "protocol") if "f:containers" in path
+            or "f:initContainers" in path else ("port", "protocol")
+        )  # fmt: skip
+    else:
+        keys = _LIST_KEYS.get(name, ())
+    required = [k for k in keys if k not in _KEY_DEFAULTS]
+    if not keys or not all(k in i for i in items for k in required):
+        return None
+    return keys
+
+
+def key_of(item: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    """The `k:{...}` element of a list-map item (defaulted key fields filled in)."""
+    values = {k: item.get(k, _KEY_DEFAULTS.get(k)) for k in keys}
+    return "k:" + json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def strip(obj: Mapping[str, Any], *, status: bool) -> dict[str, Any]:
+    """The part of an object managers can own (`status=False` also drops .status)."""
+    out = {k: copy.deepcopy(v) for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    if not status:
+        out.pop("status", None)
+    meta = {k: v for k, v in (out.get("metadata") or {}).items() if k not in STRIPPED_METADATA}
+    if meta:
+        out["metadata"] = meta
+    else:
+        out.pop("metadata", None)
+    return out
+
+
+def field_set(value: Any, path: Path = ()) -> set[Path]:
+    """Every owned path of an object: leaves, atomic lists, and list-map items."""
+    out: set[Path] = set()
+    if not isinstance(value, Mapping):
+        return out
+    for name, child in value.items():
+        here = (*path, f"f:{name}")
+        keys = list_keys(here, child) if isinstance(child, list) else None
+        if isinstance(child, Mapping) and child:
+            out |= field_set(child, here)
+        elif keys:
+            for item in child:
+                element = (*here, key_of(item, keys))
+                out.add(element)
+                out |= field_set(item, element)
+        else:
+            out.add(here)
+    return out
+
+
+def get(obj: Any, path: Path) -> Any:
+    """The value at `path`, or MISSING."""
+    node = obj
+    for element in path:
+        if element.startswith("f:") and isinstance(node, Mapping):
+            node = node.get(element[2:], MISSING)
+        elif element.startswith("k:") and isinstance(node, list):
+            node = next((i for i in node if _is(i, element)), MISSING)
+        else:
+            return MISSING
+        if node is MISSING:
+            return MISSING
+    return node
+
+
+def _is(item: Any, element: str) -> bool:
+    if not isinstance(item, Mapping):
+        return False
+    wanted = json.loads(element[2:])
+    return key_of(item, tuple(wanted)) == element
+
+
+def remove(obj: Any, path: Path) -> None:
+    """Delete the field or list item at `path` if present."""
+    parent = get(obj, path[:-1]) if len(path) > 1 else obj
+    last = path[-1]
+    if last.startswith("f:") and isinstance(parent, dict):
+        parent.pop(last[2:], None)
+    elif last.startswith("k:") and isinstance(parent, list):
+        parent[:] = [i for i in parent if not _is(i, last)]
+
+
+def encode(paths: Iterable[Path]) -> dict[str, Any]:
+    """A field set as fieldsV1 JSON (nested keys; `"."` marks a member with children)."""
+    paths = set(paths)
+    tree: dict[str, Any] = {}
+    for path in sorted(paths):
+        node = tree
+        for element in path:
+            node = node.setdefault(element, {})
+    for path in paths:
+        node = tree
+        for element in path:
+            node = node[element]
+        if node and "." not in node:
+            node["."] = {}
+    return tree
+
+
+def decode(tree: Mapping[str, Any], path: Path = ()) -> set[Path]:
+    """The inverse of `encode`."""
+    out: set[Path] = set()
+    for element, child in tree.items():
+        if element == ".":
+            out.add(path)
+        elif child:
+            out |= decode(child, (*path, element))
+        else:
+            out.add((*path, element))
+    return out
+
+
+def to_string(path: Path) -> str:
+    """The apiserver's rendering, e.g. `.spec.template.spec.containers[name="app"].image`."""
+    out = ""
+    for element in path:
+        if element.startswith("f:"):
+            out += "." + element[2:]
+        elif element.startswith("k:"):
+            keys = json.loads(element[2:])
+            out += "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in keys.items()) + "]"
+        else:
+            out += f"[{element}]"
+    return out

@@ -1,0 +1,137 @@
+"""The object store: one global resourceVersion counter, an event history, watchers.
+
+Like etcd behind the apiserver, every successful write gets the next resourceVersion (a
+decimal string) and produces one watch event. The history keeps the latest events so a
+watch can resume from a resourceVersion a LIST returned; older ones answer 410 Expired,
+which informers and `kubernetes.watch.Watch` treat as "relist".
+
+Objects are stored as plain JSON dicts; every read hands out a deep copy, so neither a
+handler nor a test can change stored state by mutating what it got.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import ResourceType
+from .meta import metadata, name_of, namespace_of, timestamp
+
+Key = tuple[str, str, str]  # group_resource, namespace ('' if cluster-scoped), name
+
+
+@dataclass(frozen=True)
+class Event:
+    """A committed change; `old` is the previous state (None for ADDED)."""
+
+    rv: int
+    type: str  # ADDED, MODIFIED, DELETED
+    rt: ResourceType
+    obj: dict[str, Any]
+    old: dict[str, Any] | None
+
+
+class Store:
+    """Thread-safe storage. `lock` is re-entrant and public: the registry and controllers
+    hold it across read-modify-write sequences so they never race each other."""
+
+    def __init__(self, history: int = 10_000) -> None:
+        self.lock = threading.RLock()
+        self._objects: dict[Key, dict[str, Any]] = {}
+        self._rv = 0
+        self._history: deque[Event] = deque(maxlen=history)
+        self._listeners: list[Callable[[Event], None]] = []
+
+    @staticmethod
+    def key(rt: ResourceType, namespace: str, name: str) -> Key:
+        return (rt.group_resource, namespace if rt.namespaced else "", name)
+
+    @property
+    def resource_version(self) -> int:
+        with self.lock:
+            return self._rv
+
+    def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            obj = self._objects.get(self.key(rt, namespace, name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list(
+        self, rt: ResourceType, namespace: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """All objects of a type (in one namespace unless None), sorted, and the current rv."""
+        with self.lock:
+            items = [
+                copy.deepcopy(obj) for (gr, ns, _), obj in self._objects.items()
+                if gr == rt.group_resource and (namespace is None or ns == namespace)
+            ]  # fmt: skip
+            return sorted(items, key=lambda o: (namespace_of(o), name_of(o))), self._rv
+
+    def all_objects(self) -> Iterator[tuple[Key, dict[str, Any]]]:
+        """A snapshot of everything (for garbage collection and namespace deletion)."""
+        with self.lock:
+            return iter([(k, copy.deepcopy(v)) for k, v in self._objects.items()])
+
+    def next_rv(self) -> int:
+        with self.lock:
+            return self._rv + 1
+
+    def put(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace, stamping resourceVersion (and uid/creationTimestamp if new)."""
+        with self.lock:
+            key = self.key(rt, namespace_of(obj), name_of(obj))
+            old = self._objects.get(key)
+            self._rv += 1
+            meta = obj.setdefault("metadata", {})
+            meta["resourceVersion"] = str(self._rv)
+            if old is None:
+                meta.setdefault("uid", str(uuid.uuid4()))
+                meta.setdefault("creationTimestamp", timestamp())
+            stored = copy.deepcopy(obj)
+            self._objects[key] = stored
+            self._emit(Event(self._rv, "MODIFIED" if old else "ADDED", rt, stored, old))
+            return copy.deepcopy(stored)
+
+    def remove(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
+        """Delete; the DELETED event carries the last state with a new resourceVersion."""
+        with self.lock:
+            old = self._objects.pop(self.key(rt, namespace, name), None)
+            if old is None:
+                return None
+            self._rv += 1
+            gone = copy.deepcopy(old)
+            metadata(gone)["resourceVersion"] = str(self._rv)
+            self._emit(Event(self._rv, "DELETED", rt, gone, old))
+            return copy.deepcopy(gone)
+
+    # ----------------------------------------------------------------- watching
+
+    def _emit(self, event: Event) -> None:
+        self._history.append(event)
+        for listener in list(self._listeners):
+            listener(event)
+
+    def subscribe(
+        self, listener: Callable[[Event], None], since: int | None
+    ) -> tuple[list[Event], int] | None:
+        """Register `listener` and return the events after `since` (None: no replay) and
+        the current rv, atomically; None if `since` is older than the history (410)."""
+        with self.lock:
+            replay: list[Event] = []
+            if since is not None and since < self._rv:
+                oldest = self._history[0].rv if self._history else self._rv + 1
+                if since + 1 < oldest:
+                    return None
+                replay = [e for e in self._history if e.rv > since]
+            self._listeners.append(listener)
+            return replay, self._rv
+
+    def unsubscribe(self, listener: Callable[[Event], None]) -> None:
+        with self.lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
