@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.config.model import Environment, WorkerPool
+from provisioner.render import addons
 from provisioner.render.engine import render
 from provisioner.render.markers import marker
 from provisioner.resources import data_dir
@@ -38,6 +39,7 @@ def _common(env: Environment) -> dict[str, object]:
         "minor": env.kubernetes.minor,
         "pod_cidr": env.kubernetes.pod_cidr,
         "service_cidr": env.kubernetes.service_cidr,
+        "cni": env.kubernetes.cni,
         "endpoint": endpoint,
         "cert_sans": [endpoint, f"{env.name}-api"],
         "token": marker("bootstrap_token"),
@@ -87,7 +89,8 @@ def _node_files(context: dict[str, object], role: str) -> dict[str, object]:
         "metadata_guard": render("scripts/metadata-guard.sh.j2", **context),
         "metadata_guard_unit": guard_unit,
         "bootstrap": render("scripts/bootstrap.sh.j2", **context,
-                            role="worker" if role.startswith("worker") else role),
+                            role="worker" if role.startswith("worker") else role,
+                            addons=[addons.cni(str(context["cni"])), *addons.platform()]),
     }
 
 
