@@ -1,0 +1,1 @@
+"""Workloads: declarative apply, prune, rollout waits, strategies, deploy windows."""

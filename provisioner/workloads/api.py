@@ -1,0 +1,108 @@
+"""Requests to the Kubernetes API through the official client, with retries.
+
+Retries 429, 5xx and dropped connections with exponential backoff, honouring Retry-After;
+turns 401/403 into a message naming the permission provision lacks.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from provisioner.errors import ProvisionError
+
+ATTEMPTS = 6
+
+
+class KubeError(ProvisionError):
+    """The Kubernetes API refused or failed a request."""
+
+    def __init__(self, message: str, status: int = 0, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body or {}
+
+
+class AccessDenied(KubeError):
+    """401/403: the credentials lack a permission."""
+
+
+@dataclass
+class Kube:
+    """A thin, retrying request layer over ``kubernetes.client.ApiClient``."""
+
+    client: Any
+    timeout: float = 30.0
+
+    def request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
+                body: Any = None, content_type: str = "application/json",
+                verb: str = "") -> dict[str, Any]:
+        """One request; the decoded JSON body, or raise KubeError."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        payload = body if body is None or isinstance(body, str) else json.dumps(body)
+        delay = 0.2
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                args = self.client.param_serialize(
+                    method, path, query_params=query or [],
+                    header_params={"Content-Type": content_type, "Accept": "application/json"},
+                    body=payload, auth_settings=["BearerToken"])
+                response = self.client.call_api(*args, _request_timeout=self.timeout)
+                response.read()
+                status = response.status
+                data = response.data or b""
+                headers = dict(response.getheaders() or {})
+            except ApiException as e:
+                status, data, headers = e.status or 0, (e.body or "").encode(), dict(
+                    e.headers or {})
+            except (HTTPError, OSError) as e:
+                if attempt == ATTEMPTS:
+                    raise KubeError(f"{method} {path}: cannot reach the API server: "
+                                    f"{type(e).__name__}") from e
+                time.sleep(delay + random.uniform(0, delay))
+                delay *= 2
+                continue
+            decoded = _decode(data)
+            if 200 <= status < 300:
+                return decoded
+            if status in (429, 500, 502, 503, 504) and attempt < ATTEMPTS:
+                time.sleep(_retry_after(headers, delay))
+                delay *= 2
+                continue
+            raise _error(method, path, status, decoded, verb)
+        raise AssertionError("unreachable")
+
+
+def _decode(data: bytes | str) -> dict[str, Any]:
+    text = data.decode(errors="replace") if isinstance(data, bytes) else data
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {"message": text[:500]}
+    return value if isinstance(value, dict) else {"items": value}
+
+
+def _retry_after(headers: dict[str, str], default: float) -> float:
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return min(float(value), 30.0)
+            except ValueError:
+                break
+    return default + random.uniform(0, default)
+
+
+def _error(method: str, path: str, status: int, body: dict[str, Any], verb: str) -> KubeError:
+    message = str(body.get("message") or body.get("reason") or f"HTTP {status}")
+    if status in (401, 403):
+        what = verb or f"{method.lower()} {path}"
+        hint = ("the credentials were rejected: check the kubeconfig's user" if status == 401
+                else f"the kubeconfig's user may not {what}; grant it (e.g. a Role with that "
+                     "verb on that resource) or use an admin kubeconfig")
+        return AccessDenied(f"{method} {path}: {message} ({hint})", status, body)
+    return KubeError(f"{method} {path}: {message}", status, body)
