@@ -28,6 +28,7 @@ APPLYSET_ID = "applyset.kubernetes.io/id"
 CONTAINS = "applyset.kubernetes.io/contains-group-kinds"
 TOOLING = "applyset.kubernetes.io/tooling"
 SECRETS_CHECKSUM = "provision.dev/secrets-checksum"
+TEMPLATE_HASH = "provision.dev/template-hash"
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,28 @@ def _secrets_checksum(values: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(values.items())).encode()).hexdigest()
 
 
+def template_hash(template: dict[str, Any]) -> str:
+    """A pod template's identity, colour aside (what blue/green compares)."""
+    from provisioner.render.manifests import COLOUR_LABEL
+
+    meta = dict(template.get("metadata") or {})
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != COLOUR_LABEL}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k != TEMPLATE_HASH}
+    payload = {"labels": labels, "annotations": annotations,
+               "spec": _without(template.get("spec") or {}, COLOUR_LABEL)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _without(value: Any, key: str) -> Any:
+    """``value`` with ``key`` removed from every mapping in it (the colour in selectors)."""
+    if isinstance(value, dict):
+        return {k: _without(v, key) for k, v in value.items() if k != key}
+    if isinstance(value, list):
+        return [_without(v, key) for v in value]
+    return value
+
+
 def _mark(body: dict[str, Any], set_id: str) -> None:
     labels = body.setdefault("metadata", {}).setdefault("labels", {})
     labels[PART_OF] = set_id
@@ -101,6 +124,8 @@ def desired_objects(env: Environment, colours: Mapping[str, str] | None = None,
                 template_meta = body["spec"]["template"].setdefault("metadata", {})
                 if app in uses_secrets:
                     template_meta.setdefault("annotations", {})[SECRETS_CHECKSUM] = checksum
+                template_meta.setdefault("annotations", {})[TEMPLATE_HASH] = template_hash(
+                    body["spec"]["template"])
                 if annotations:
                     body["metadata"].setdefault("annotations", {}).update(annotations)
             meta = body["metadata"]

@@ -1,0 +1,112 @@
+"""``provision deploy`` and ``provision rollback``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from provisioner.cli.main import console, reports_errors
+from provisioner.cli.options import common
+from provisioner.errors import UsageError
+
+kubeconfig_option = click.option(
+    "--kubeconfig", "kubeconfig", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="Deploy to the cluster of this kubeconfig (minikube, kind, any cluster) instead of "
+         "the environment's own [default: the work folder's kubeconfig].")
+context_option = click.option("--context", default=None, help="Context of --kubeconfig.")
+
+
+def _client(config: Path, workdir: Path | None, kubeconfig: Path | None,
+            context: str | None) -> tuple[Any, Any]:
+    from kubernetes import config as kube_config
+
+    from provisioner.config import load_environment
+    from provisioner.workdir import Workdir
+
+    env = load_environment(config)
+    path = kubeconfig or Workdir.for_config(config, env, workdir).root / "kubeconfig"
+    if not path.is_file():
+        raise UsageError(f"no kubeconfig at {path}: run `provision up {config}` first, or "
+                         "pass --kubeconfig for an existing cluster")
+    loader: Any = kube_config.new_client_from_config
+    try:
+        return env, loader(config_file=str(path), context=context)
+    except (kube_config.ConfigException, OSError, ValueError) as e:
+        raise UsageError(f"cannot use kubeconfig {path}: {e}") from e
+
+
+@click.command(epilog="""\b
+Examples:
+  provision deploy prod.yaml
+  provision deploy dev.yaml --kubeconfig ~/.kube/config --context kind-dev
+  provision deploy prod.yaml --override-window --reason "hotfix INC-1234" """)
+@common
+@kubeconfig_option
+@context_option
+@click.option("--force-conflicts", is_flag=True,
+              help="Take over fields another field manager owns.")
+@click.option("--override-window", is_flag=True,
+              help="Deploy outside the deploy windows or inside a freeze (needs --reason).")
+@click.option("--reason", default=None, help="Why the window is overridden (recorded).")
+@click.option("--timeout", default=600, show_default=True, type=click.IntRange(1, 24 * 3600),
+              help="Seconds to wait for every rollout.")
+@reports_errors
+def deploy(config: Path, workdir: Path | None, kubeconfig: Path | None, context: str | None,
+           force_conflicts: bool, override_window: bool, reason: str | None,
+           timeout: int) -> None:
+    """Bring the cluster's apps to the declared state and wait until they serve.
+
+    Server-side applies every object (field manager `provision`), waits for the rollouts,
+    switches blue/green Services, prunes what the file no longer declares, and refuses
+    outside the deploy windows (exit 3) unless overridden.
+    """
+    from provisioner.pipeline.deploy_stage import deploy as run
+
+    if override_window and not (reason and reason.strip()):
+        raise UsageError("--override-window needs --reason TEXT: it is recorded on what changes")
+    env, api = _client(config, workdir, kubeconfig, context)
+    out = console()
+    result = run(env, api, out.info, force_conflicts=force_conflicts,
+                 override_reason=reason if override_window else None, timeout=float(timeout))
+    out.info(f"deployed {len(env.apps)} app(s) to {env.name}: {result.applied} objects applied, "
+             f"{len(result.pruned)} pruned"
+             + (f", switched {', '.join(f'{a}->{c}' for a, c in result.switched.items())}"
+                if result.switched else ""))
+
+
+@click.command(epilog="""\b
+Examples:
+  provision rollback prod.yaml                 # every app
+  provision rollback prod.yaml --app api""")
+@common
+@kubeconfig_option
+@context_option
+@click.option("--app", default=None, help="Only this app.")
+@reports_errors
+def rollback(config: Path, workdir: Path | None, kubeconfig: Path | None, context: str | None,
+             app: str | None) -> None:
+    """Return apps to what served before the last deploy.
+
+    Blue/green apps switch back to the colour kept running (instant); rolling apps get their
+    previous revision back and roll out again.
+    """
+    import time
+
+    from provisioner.workloads import rollout
+    from provisioner.workloads.objects import applyset_id
+    from provisioner.workloads.rollback import rollback as run
+
+    env, api = _client(config, workdir, kubeconfig, context)
+    out = console()
+    results = run(env, api, app)
+    for item in results:
+        out.info(f"{item.app}: {item.detail}")
+    waiting = [rollout.Target("Deployment", r.deployment, r.app) for r in results
+               if r.deployment]
+    if waiting:
+        rollout.wait(api, env.namespace, waiting,
+                     f"applyset.kubernetes.io/part-of={applyset_id(env)}",
+                     time.monotonic() + 600, lambda statuses: None)
+        out.info("rolled back: " + ", ".join(t.app for t in waiting))

@@ -1,0 +1,141 @@
+"""`provision deploy` (and the last stage of `up`): the apps to the state the file declares.
+
+Order: deploy window, namespace, ApplySet parent (listing old and new kinds, so a crash
+never loses track of a member), then config, workloads and the rest tier by tier; wait for
+every rollout; switch blue/green Services to their new colour; prune what is no longer
+declared; finally record the kinds the set now contains.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from provisioner.config.model import Environment
+from provisioner.errors import ProvisionError
+from provisioner.workloads import apply, colours, prune, rollout
+from provisioner.workloads.api import Kube
+from provisioner.workloads.objects import Desired, applyset_id, desired_objects, parent_object
+
+Report = Callable[[str], None]
+ROLLOUT_TIMEOUT = 10 * 60.0
+
+
+class WindowClosed(ProvisionError):
+    """A deploy outside the allowed windows or inside a freeze, without an override."""
+
+    exit_code = 3
+
+
+@dataclass
+class DeployResult:
+    """What a deploy did."""
+
+    applied: int = 0
+    pruned: list[tuple[str, str]] = field(default_factory=list)
+    switched: dict[str, str] = field(default_factory=dict)  # app -> new colour
+    kept: dict[str, str] = field(default_factory=dict)  # app -> colour kept for rollback
+    statuses: dict[str, str] = field(default_factory=dict)
+    override: dict[str, str] = field(default_factory=dict)
+
+
+def check_window(env: Environment, now: dt.datetime, override_reason: str | None,
+                 report: Report) -> dict[str, str]:
+    """Refuse outside the windows unless overridden; the override's record, if any."""
+    from provisioner.workloads import windows
+
+    decision = windows.decide(env.deploy_policy, now)
+    if decision.allowed:
+        return {}
+    if override_reason is None:
+        when = (f"; next allowed {decision.next_allowed.isoformat(timespec='minutes')}"
+                if decision.next_allowed else "")
+        raise WindowClosed(f"deploys to {env.name} are not allowed now: {decision.reason}{when}. "
+                           "Use --override-window --reason TEXT if it cannot wait.")
+    who = windows.who_am_i()
+    report(f"deploy window overridden by {who}: {override_reason}")
+    return windows.override_annotation(who, override_reason, now)
+
+
+def _progress_line(statuses: dict[rollout.Target, rollout.Status]) -> str:
+    return ", ".join(f"{t.app} {s.updated}/{s.desired} updated {s.available}/{s.desired} "
+                     f"available" for t, s in statuses.items())
+
+
+def deploy(env: Environment, api: Any, report: Report, *, force_conflicts: bool = False,
+           override_reason: str | None = None, now: dt.datetime | None = None,
+           timeout: float = ROLLOUT_TIMEOUT) -> DeployResult:
+    """Bring the cluster's apps to the declared state and wait until they serve."""
+    kube = Kube(api)
+    result = DeployResult()
+    result.override = check_window(env, now or dt.datetime.now(dt.UTC), override_reason,
+                                   report)
+    probe = desired_objects(env, annotations=result.override)
+    plans = {}
+    for app in env.apps:
+        if app.strategy.kind == "blue_green":
+            template = next(d.body["spec"]["template"] for d in probe
+                            if d.kind.kind == "Deployment"
+                            and d.body["metadata"]["labels"].get("app.kubernetes.io/name")
+                            == app.name)
+            plans[app.name] = colours.plan_colour(kube, env, app, template)
+    targets = {name: plan.target for name, plan in plans.items()}
+    objects = desired_objects(env, colours=targets, annotations=result.override)
+    # Services (and autoscalers) of switching apps move only once the new colour is healthy.
+    later = [d for d in objects if d.kind.kind in ("Service", "HorizontalPodAutoscaler")
+             and plans.get(d.name) is not None and plans[d.name].switching]
+    now_objects = [d for d in objects if d not in later]
+
+    namespace_objects = [d for d in now_objects if d.kind.tier == 0]
+    apply.apply_all(kube, namespace_objects, force_conflicts)
+    previous = prune.previous_group_kinds(kube, env)
+    current = {d.kind.group_kind for d in objects if d.kind.tier > 0}
+    apply.apply_all(kube, [parent_object(env, previous | current)], force_conflicts)
+    applied = apply.apply_all(kube, [d for d in now_objects if d.kind.tier > 0],
+                              force_conflicts)
+    result.applied = len(namespace_objects) + len(applied)
+    report(f"applied {result.applied} objects to namespace {env.namespace}")
+
+    targets_to_wait = [rollout.Target(d.kind.kind, d.name,
+                                      d.body["metadata"]["labels"]["app.kubernetes.io/name"])
+                       for d in objects if d.kind.tier == 2]
+    last = ""
+
+    def show(statuses: dict[rollout.Target, rollout.Status]) -> None:
+        nonlocal last
+        line = _progress_line(statuses)
+        if line != last:
+            report(line)
+            last = line
+
+    done = rollout.wait(api, env.namespace, targets_to_wait,
+                        f"applyset.kubernetes.io/part-of={applyset_id(env)}",
+                        time.monotonic() + timeout, show)
+    result.statuses = {t.name: s.message for t, s in done.items()}
+    if later:
+        apply.apply_all(kube, later, force_conflicts)
+        for name, plan in plans.items():
+            if plan.switching:
+                result.switched[name] = plan.target
+                report(f"{name}: traffic switched from {plan.serving} to {plan.target}")
+    # The colour not serving now stays for an instant rollback until a deploy replaces it.
+    keep = {("Deployment.apps", f"{name}-{colours.other(plan.target)}") for name, plan
+            in plans.items()}
+    for name, plan in plans.items():
+        if plan.serving is not None:
+            result.kept[name] = colours.other(plan.target)
+    stale = [s for s in prune.stale(kube, env, objects, previous | current) if s not in keep]
+    prune.delete(kube, env, stale)
+    result.pruned = stale
+    for group_kind, name in stale:
+        report(f"pruned {group_kind} {name}")
+    apply.apply_all(kube, [parent_object(env, current)], force_conflicts)
+    return result
+
+
+def desired_for_plan(env: Environment) -> list[Desired]:
+    """The objects a deploy would apply (for `plan`), with placeholder secrets allowed."""
+    return desired_objects(env, environ={s.from_env: "" for s in env.secrets})
