@@ -77,7 +77,8 @@ def nines(availability: float) -> float:
 
 
 def _nines_of(unavailability: float) -> float:
-    return math.inf if unavailability <= 0.0 else -math.log10(unavailability)
+    # + 0.0 turns the -0.0 of a certain outage into 0.0.
+    return math.inf if unavailability <= 0.0 else -math.log10(unavailability) + 0.0
 
 
 def downtime_minutes(availability: float) -> float:
@@ -185,15 +186,20 @@ def _api(env: Environment, p: float, endpoint: float) -> dict[str, Any]:
 
 
 def _app_options(replicas: int, workers: int, p: float) -> list[dict[str, Any]]:
+    """r, r+1, r+2 replicas on the current workers, then with one worker node more."""
+    now = figures(app_unavailability(replicas, workers, p))
     rows: list[dict[str, Any]] = []
     for w in (workers, workers + 1):
         for r in (replicas, replicas + 1, replicas + 2):
+            f = figures(app_unavailability(r, w, p))
             rows.append({
                 "replicas": r,
                 "workers": w,
                 "nodes": nodes_used(r, w),
                 "current": (r, w) == (replicas, workers),
-                **figures(app_unavailability(r, w, p)).as_dict(),
+                **f.as_dict(),
+                "minutes_saved_per_year": (now.downtime_minutes_per_year
+                                           - f.downtime_minutes_per_year),
             })
     return rows
 
@@ -266,6 +272,8 @@ def report(env: Environment, p: float = DEFAULT_P,
 
 # Human text.
 
+_ENDPOINTS = {"floating_ip": "floating IP", "load_balancer": "load balancer"}
+
 
 def _percent(availability: float, nines_: float | None = None) -> str:
     n = _nines_of(1.0 - availability) if nines_ is None else nines_
@@ -288,6 +296,23 @@ def _duration(minutes: float) -> str:
     if minutes * 60_000 >= 0.1:
         return f"{minutes * 60_000:.1f} ms"
     return "0" if minutes == 0 else "< 0.1 ms"
+
+
+def _saved(minutes: float) -> str:
+    if minutes > 0:
+        return f"saves {_duration(minutes)} a year"
+    return f"costs {_duration(-minutes)} a year" if minutes < 0 else "nothing"
+
+
+def _gain(option: Mapping[str, Any]) -> str:
+    if option["current"]:
+        return "current"
+    saved = option["minutes_saved_per_year"]
+    if saved != 0:
+        return _saved(saved)
+    if option["replicas"] > option["nodes"]:
+        return f"nothing: only {option['workers']} node(s) to spread over"
+    return "nothing: one replica per node already"
 
 
 def _nines_text(value: float | None) -> str:
@@ -314,7 +339,7 @@ def format_report(result: Mapping[str, Any]) -> str:
              f" {_percent(model['droplet_availability'])} of the time:", ""]
     lines.append(f"API: {api['control_plane_nodes']} control-plane node(s), etcd quorum"
                  f" {api['quorum']}, survives {api['tolerated_failures']} failure(s),"
-                 f" {api['endpoint'].replace('_', ' ')}")
+                 f" behind a {_ENDPOINTS.get(api['endpoint'], api['endpoint'])}")
     lines.append(f"  {_summary(api)}")
     lines.append("  control-plane nodes:")
     rows = []
@@ -324,7 +349,7 @@ def format_report(result: Mapping[str, Any]) -> str:
             f"{o['nodes']}{' *' if o['current'] else ''}", str(o["tolerated_failures"]),
             _percent(o["availability"], o["nines"]), _nines_text(o["nines"]),
             _duration(o["downtime_minutes_per_year"]),
-            "" if saved is None else f"saves {_duration(saved)} a year",
+            "" if saved is None else _saved(saved),
         ])
     lines += _table(["nodes", "survives", "availability", "nines", "down/year", "step buys"],
                     rows)
@@ -342,10 +367,11 @@ def format_report(result: Mapping[str, Any]) -> str:
             lines.append(f"    if its members need a majority: {_summary(app['quorum'])}")
         rows = [[f"{o['replicas']}{' *' if o['current'] else ''}", str(o["workers"]),
                  str(o["nodes"]), _percent(o["availability"], o["nines"]),
-                 _nines_text(o["nines"]), _duration(o["downtime_minutes_per_year"])]
+                 _nines_text(o["nines"]), _duration(o["downtime_minutes_per_year"]),
+                 _gain(o)]
                 for o in app["options"]]
-        lines += _table(["replicas", "workers", "nodes", "availability", "nines", "down/year"],
-                        rows)
+        lines += _table(["replicas", "workers", "nodes", "availability", "nines", "down/year",
+                         "vs now"], rows)
     lines += ["", "Model:"] + [f"  - {a}" for a in model["assumptions"]]
     found = result["findings"]
     lines += ["", f"Findings: {len(found) or 'none'}"]

@@ -269,8 +269,9 @@ def _volumes(env: Environment, app: App, r: int) -> list[Finding]:
         " node.kubernetes.io/out-of-service), and its volume then has to detach (a forced"
         " detach waits 6 minutes) and attach to another droplet: minutes, and for a powered-off"
         " droplet someone must act" + (": the app is down all that time" if r == 1 else ""),
-        "run at least 2 replicas that replicate their data; on a dead droplet, destroy it or"
-        " taint its node out-of-service=nodeshutdown:NoExecute to release the volume"))
+        ("replicas: 2 or more that replicate their data; meanwhile, on" if r == 1 else "on")
+        + " a dead droplet, destroy it or taint its node"
+        " node.kubernetes.io/out-of-service=nodeshutdown:NoExecute to release the volume"))
     return found
 
 
