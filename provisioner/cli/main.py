@@ -76,7 +76,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 def _register() -> None:
     # Commands import their heavy dependencies lazily, inside the command body.
-    from provisioner.cli import deploy, destroy, kubeconfig, plan, render, up, validate
+    from provisioner.cli import check, deploy, destroy, kubeconfig, plan, render, up, validate
 
     cli.add_command(validate.validate)
     cli.add_command(render.render)
@@ -86,6 +86,7 @@ def _register() -> None:
     cli.add_command(kubeconfig.kubeconfig)
     cli.add_command(deploy.deploy)
     cli.add_command(deploy.rollback)
+    cli.add_command(check.check)
 
 
 _register()

@@ -80,7 +80,8 @@ def test_bad_config_exit_code_and_location(tmp_path: Path) -> None:
     assert not (tmp_path / ".provision").exists(), "nothing is created for a bad config"
 
 
-@pytest.mark.parametrize("command", ["validate", "render", "plan", "up", "destroy"])
+@pytest.mark.parametrize("command", ["validate", "render", "plan", "up", "destroy", "kubeconfig",
+                                     "deploy", "rollback", "check"])
 def test_every_command_help_ends_with_examples(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0
