@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -262,9 +263,8 @@ class Topology:
                          check=False).stdout
             # "qdisc pfifo 70: parent 1:70 limit 0p\n Sent 0 bytes 0 pkt (dropped 3, ..."
             block = shown.partition("qdisc pfifo 70:")[2].split("qdisc ")[0]
-            words = block.replace(",", " ").split()
-            if "dropped" in words:
-                total += int(words[words.index("dropped") + 1])
+            found = re.search(r"dropped (\d+)", block)
+            total += int(found.group(1)) if found else 0
         return total
 
     # ---- processes
@@ -328,16 +328,20 @@ class Topology:
 
 
 def protocol_passes(topology: Topology, sender: str, receiver: str, protocol: int,
-                    timeout: float = 1.5) -> bool:
-    """Whether one raw IP packet of `protocol` from `sender` reaches `receiver`."""
-    listener = topology.python(receiver, f"raw-receive-{protocol}-{receiver}",
+                    to: str | None = None, timeout: float = 1.5) -> bool:
+    """Whether one raw IP packet of `protocol` from `sender` reaches `receiver`.
+
+    `to` is the destination address (default: the receiver's underlay address); giving
+    an address on a tunnel shows the same protocol crossing inside the encapsulation.
+    """
+    listener = topology.python(receiver, f"raw-receive-{protocol}-{to or receiver}",
                                "-m", "tests.support.netns", "raw-receive",
                                "--protocol", str(protocol), "--timeout", str(timeout))
     try:
         wait_for("the raw listener", lambda: "ready" in listener.read_stdout(), 10)
         topology.run(sender, [sys.executable, "-m", "tests.support.netns", "raw-send",
                               "--protocol", str(protocol), "--to",
-                              topology.hosts[receiver].address])
+                              to or topology.hosts[receiver].address])
         listener.wait(timeout + 5)
         return "received" in listener.read_stdout()
     finally:

@@ -86,7 +86,9 @@ def test_every_command_help_ends_with_examples(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0
     assert "Examples:" in out
-    assert out.rstrip().splitlines()[-1].strip().startswith("provision ")
+    examples = out.split("Examples:", 1)[1].strip().splitlines()
+    assert examples and all(line.strip().startswith(("provision ", "kubectl "))
+                            for line in examples)
 
 
 def test_version() -> None:

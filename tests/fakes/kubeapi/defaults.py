@@ -119,7 +119,8 @@ def validate(rt: ResourceType, obj: Mapping[str, Any], old: Mapping[str, Any] | 
                                   f'Invalid value: "{name}": a lowercase RFC 1123 name must '
                                   "consist of lower case alphanumeric characters, '-' or '.'")])
     spec = obj.get("spec")
-    if rt.kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet") and isinstance(spec, dict):
+    workload = rt.kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
+    if workload and isinstance(spec, dict):
         _validate_workload(rt, name, spec, old)
 
 
