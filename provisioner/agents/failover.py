@@ -13,6 +13,8 @@ two things keepalived cannot do on DigitalOcean:
 * ``notify``: keepalived calls it on every state change; on MASTER it assigns the floating
   IP to this droplet through the DigitalOcean API (python-digitalocean), retrying with backoff
   until the API confirms. DigitalOcean routes the address to whichever droplet holds it.
+  Each state is recorded in a state file, so a MASTER notification that a later change has
+  superseded (two nodes were MASTER for a moment) stops instead of taking the address back.
 
 It is shipped verbatim in the control-plane user-data, so it depends only on the standard
 library and python-digitalocean (Debian/Ubuntu package python3-digitalocean).
@@ -21,6 +23,7 @@ library and python-digitalocean (Debian/Ubuntu package python3-digitalocean).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -28,8 +31,10 @@ import os
 import re
 import subprocess
 import sys
+import syslog
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,8 @@ METADATA = "http://169.254.169.254/metadata/v1"
 TUNNEL = "vrrp0"
 TUNNEL_VNI = 4242
 TUNNEL_NET = "169.254.100"  # link-local: never collides with a VPC, pod or service range
+API_TIMEOUT = "10"  # seconds per DigitalOcean API request; python-digitalocean has none
+PRIORITY_STEP = 20  # between control-plane numbers: 20/256 s of VRRP skew, well above jitter
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class Settings:
     notify_command: str = "/usr/bin/python3 /usr/local/lib/provision/failover.py notify"
     check_command: str = "/usr/local/lib/provision/failover.py check"
     underlay_device: str | None = None
+    state_file: str = "/run/provision-failover/state"  # keepalived's latest notification
     # Run after a changed configuration is written; only acts if keepalived already runs.
     reload_command: str = "systemctl try-reload-or-restart keepalived.service"
 
@@ -73,8 +81,14 @@ class Settings:
 
 
 def log(message: str) -> None:
-    """keepalived and systemd collect stderr."""
+    """stderr (systemd's journal for ``configure``) and syslog.
+
+    keepalived runs the notify and check commands with stdout and stderr on /dev/null, so
+    without syslog a failed assignment would leave no trace on the node.
+    """
     print(f"provision-failover: {message}", file=sys.stderr, flush=True)
+    syslog.openlog("provision-failover", syslog.LOG_PID, syslog.LOG_DAEMON)
+    syslog.syslog(syslog.LOG_INFO, message)
 
 
 def metadata(path: str) -> str:
@@ -87,6 +101,9 @@ def _digitalocean(settings: Settings) -> Any:
     if settings.api_endpoint:
         # python-digitalocean's objects read the endpoint from the environment only.
         os.environ["DIGITALOCEAN_END_POINT"] = settings.api_endpoint
+    # Without a timeout a request to an API that stopped answering blocks forever, and
+    # the retries below never happen: the new MASTER would never take the address.
+    os.environ.setdefault("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", API_TIMEOUT)
     import digitalocean
 
     return digitalocean
@@ -97,8 +114,14 @@ def my_droplet_id(settings: Settings) -> int:
     return int(settings.droplet_id or metadata("id"))
 
 
-def assign(settings: Settings, attempts: int = 8) -> bool:
-    """Make the floating IP point at this droplet; True once the API shows it there."""
+def assign(settings: Settings, attempts: int = 8,
+           still_master: Callable[[], bool] | None = None) -> bool:
+    """Make the floating IP point at this droplet; True once the API shows it there.
+
+    `still_master` is asked before every assignment: once keepalived has moved this node
+    out of MASTER (two nodes were MASTER for a moment and this one lost), it stops, rather
+    than taking the address back from the real MASTER on every retry.
+    """
     do = _digitalocean(settings)
     me = my_droplet_id(settings)
     delay = 0.5
@@ -110,6 +133,9 @@ def assign(settings: Settings, attempts: int = 8) -> bool:
             if holder is not None and int(holder) == me:
                 log(f"{settings.floating_ip} is on this droplet ({me})")
                 return True
+            if still_master is not None and not still_master():
+                log(f"no longer MASTER: leaving {settings.floating_ip} on droplet {holder}")
+                return False
             log(f"assigning {settings.floating_ip} to droplet {me} (was {holder}), "
                 f"attempt {attempt}")
             ip.assign(me)
@@ -143,6 +169,18 @@ def peers(settings: Settings) -> dict[int, str]:
     return found
 
 
+def priority(me: int) -> int:
+    """VRRP priority of control-plane node `me`: the lower the number, the higher.
+
+    The step matters, not only the order: when the MASTER goes away, each BACKUP waits
+    (256 - priority)/256 s of skew before taking over, and only a gap well above
+    scheduling jitter lets the highest-priority BACKUP win alone. At 1 point (4 ms) two
+    nodes become MASTER together, both assign the address, and the one that then steps
+    down may hold it.
+    """
+    return max(250 - PRIORITY_STEP * (me - 1), 1)
+
+
 def keepalived_config(settings: Settings, me: int, numbers: list[int]) -> str:
     """keepalived.conf: unicast VRRP on the tunnel, health-checked, no virtual address.
 
@@ -172,7 +210,7 @@ vrrp_instance api {{
   nopreempt
   interface {TUNNEL}
   virtual_router_id {settings.router_id}
-  priority {200 - me}
+  priority {priority(me)}
   advert_int 1
   unicast_src_ip {TUNNEL_NET}.{me}
   unicast_peer {{
@@ -251,6 +289,58 @@ def check(settings: Settings) -> int:
         return 1
 
 
+def _notification_order() -> list[Any]:
+    """When keepalived started this process: [boot id, start time in ticks, pid].
+
+    keepalived forks one notify process per state change, in order, but they then run
+    concurrently; the order they were started in, not the order they get to run, says
+    which state is the latest.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        # Field 22 (starttime); the command name in field 2 may contain spaces.
+        started = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return ["", time.time_ns(), os.getpid()]
+    return [boot, started, os.getpid()]
+
+
+def record_state(settings: Settings, state: str) -> Callable[[], bool] | None:
+    """Note keepalived's latest state; None if a later notification already superseded it.
+
+    Otherwise returns a function telling whether this notification is still the latest
+    (for `assign`'s `still_master`). A state file that cannot be written does not stop
+    an assignment: then the function always answers True.
+    """
+    path = Path(settings.state_file)
+    order = _notification_order()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                previous = json.loads(path.read_text()).get("order")
+            except (OSError, ValueError, AttributeError):
+                previous = None
+            if isinstance(previous, list) and len(previous) == 3 and (
+                    previous[0] == order[0] and previous[1:] > order[1:]):
+                return None
+            scratch = path.with_name(f"{path.name}.{os.getpid()}")
+            scratch.write_text(json.dumps({"state": state, "order": order}))
+            os.replace(scratch, path)
+    except OSError as e:
+        log(f"cannot record the state in {path}: {e}")
+        return lambda: True
+
+    def latest() -> bool:
+        try:
+            return bool(json.loads(path.read_text()).get("order") == order)
+        except (OSError, ValueError, AttributeError):
+            return True
+
+    return latest
+
+
 def main(argv: list[str]) -> int:
     """Entry point: ``configure``, ``notify TYPE NAME STATE PRIORITY`` or ``check``."""
     parser = argparse.ArgumentParser(prog="provision-failover", description=__doc__)
@@ -267,8 +357,12 @@ def main(argv: list[str]) -> int:
         return 0
     state = options.args[2] if len(options.args) >= 3 else (options.args or ["?"])[0]
     log(f"keepalived state {state}")
+    latest = record_state(settings, state)
+    if latest is None:
+        log(f"a later state change superseded {state}")
+        return 0
     if state == "MASTER":
-        return 0 if assign(settings) else 1
+        return 0 if assign(settings, still_master=latest) else 1
     return 0
 
 

@@ -200,7 +200,7 @@ class Window:
 
 @dataclass(frozen=True)
 class Freeze:
-    """Dates (inclusive, in the window's time zone) with no deploys."""
+    """Dates (inclusive, in the deploy policy's time zone) with no deploys."""
 
     start: dt.date
     end: dt.date

@@ -100,8 +100,9 @@ def decide(policy: DeployPolicy, now: dt.datetime) -> Decision:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     at = now.astimezone(_UTC)
+    horizon = at + HORIZON_DAYS * _DAY
     freezes = _freeze_spans(policy)
-    occurrences = _occurrences(policy.windows, at)
+    occurrences = _occurrences(policy.windows, at, horizon)
     frozen = next((s for s in freezes if s.contains(at)), None)
     inside = next((o for o in occurrences if o.contains(at)), None)
 
@@ -109,7 +110,7 @@ def decide(policy: DeployPolicy, now: dt.datetime) -> Decision:
         return Decision(True, "no deploy windows: deploys are allowed any time")
     if frozen is None and inside is not None:
         window = policy.windows[inside.index]
-        closes = _closes(at, inside, occurrences, freezes)
+        closes = _closes(at, horizon, inside, occurrences, freezes)
         return Decision(True, f"inside window {inside.day} {_hours(window)} {window.timezone}",
                         window_closes=None if closes is None
                         else closes.astimezone(_zone(window.timezone)))
@@ -118,7 +119,7 @@ def decide(policy: DeployPolicy, now: dt.datetime) -> Decision:
         reason = f"inside the freeze {_freeze_text(policy.freezes[frozen.index])}"
     else:
         reason = f"outside the deploy windows ({_windows_text(policy.windows)})"
-    found = _next_allowed(policy, at, occurrences, freezes)
+    found = _next_allowed(policy, at, horizon, occurrences, freezes)
     if found is None:
         reason += f"; no deploy is allowed within the next {HORIZON_DAYS} days"
     return Decision(False, reason, next_allowed=found)
@@ -210,16 +211,22 @@ def _freeze_spans(policy: DeployPolicy) -> list[_Span]:
     return spans
 
 
-def _occurrences(windows: Iterable[Window], at: dt.datetime) -> list[_Span]:
-    """Every non-empty window occurrence not over by ``at``, up to the horizon, by start."""
+def _occurrences(windows: Iterable[Window], at: dt.datetime,
+                 horizon: dt.datetime) -> list[_Span]:
+    """Every non-empty window occurrence not over by ``at``, by start.
+
+    Complete up to ``horizon`` for every window alike (each occurrence starting before it is
+    included), so that the union of the windows is exact on ``[at, horizon)``.
+    """
     spans = []
     for i, w in enumerate(windows):
         zone = _zone(w.timezone)
-        today = at.astimezone(zone).date()
-        overnight = w.end <= w.start
         # Start two days back: an overnight occurrence from yesterday may still be open.
-        for n in range(-2, HORIZON_DAYS + 1):
-            day = today + n * _DAY
+        first = at.astimezone(zone).date() - 2 * _DAY
+        last = horizon.astimezone(zone).date() + _DAY
+        overnight = w.end <= w.start
+        for n in range((last - first).days + 1):
+            day = first + n * _DAY
             name = WEEKDAYS[day.weekday()]
             if name not in w.days:
                 continue
@@ -231,34 +238,30 @@ def _occurrences(windows: Iterable[Window], at: dt.datetime) -> list[_Span]:
     return spans
 
 
-def _closes(at: dt.datetime, inside: _Span, occurrences: list[_Span],
+def _closes(at: dt.datetime, horizon: dt.datetime, inside: _Span, occurrences: list[_Span],
             freezes: list[_Span]) -> dt.datetime | None:
     """When the allowed run containing ``at`` ends: windows merged, cut by the next freeze.
 
-    ``None`` when the merged windows run on through every occurrence generated up to the
-    horizon (and no freeze cuts them first): the close is not known.
+    ``None`` when the merged windows run on to the horizon (and no freeze cuts them first).
     """
     end = inside.end
-    reaches_horizon = True
     for o in occurrences:  # sorted by start: absorb everything overlapping or abutting
-        if o.start > end:
-            reaches_horizon = False
+        if o.start > end or end >= horizon:
             break
         end = max(end, o.end)
     freeze = min((s.start for s in freezes if s.start > at), default=None)
     if freeze is not None and freeze < end:
         return freeze
-    return None if reaches_horizon else end
+    return None if end >= horizon else end
 
 
-def _next_allowed(policy: DeployPolicy, at: dt.datetime, occurrences: list[_Span],
-                  freezes: list[_Span]) -> dt.datetime | None:
+def _next_allowed(policy: DeployPolicy, at: dt.datetime, horizon: dt.datetime,
+                  occurrences: list[_Span], freezes: list[_Span]) -> dt.datetime | None:
     """The earliest allowed instant after ``at``, or ``None`` within the horizon.
 
     The allowed set is a union of half-open ``[a, b)`` spans minus other such spans, so its
     first point after ``at`` is a window start or a freeze end: try those in order.
     """
-    horizon = at + HORIZON_DAYS * _DAY
     candidates = sorted({o.start for o in occurrences if at < o.start <= horizon}
                         | {s.end for s in freezes if at < s.end <= horizon})
     for candidate in candidates:

@@ -1,0 +1,40 @@
+"""A fake Kubernetes API server over real HTTP(S), for kubectl and the Python client.
+
+    from tests.fakes.kubeapi import FakeKubeAPI
+
+    with FakeKubeAPI() as kube:            # or FakeKubeAPI(tls=True) -> kube.ca_pem
+        kube.add_node("worker-1")
+        kube.write_kubeconfig(tmp_path / "kubeconfig")
+        ...                                # kubectl --kubeconfig ..., kubernetes.config...
+        assert kube.requests("PATCH", verb="patch", resource="deployments")
+
+Modules: server.py (HTTP/TLS transport, auth, deny rules, latency, request log,
+`FakeKubeAPI`), rest.py (routing, verbs, list/watch/log), registry.py (write semantics,
+defaulting, generation, GC), apply.py + fieldpaths.py (server-side apply, managedFields),
+patch.py (merge/strategic/JSON patch), store.py (objects, resourceVersions, history),
+watch.py (event streams), discovery.py (discovery + minimal OpenAPI v3), tables.py
+(`kubectl get` columns), controllers.py + workloads.py + kubelet.py + events.py (the
+simulated cluster), defaults.py (defaulting, validation), selectors.py, catalog.py
+(served types), tls.py (certificates), errors.py (Status bodies).
+
+Known simplifications: deletes are immediate (no finalizers, graceful periods or
+Terminating namespaces); no admission beyond a few validation rules; no OpenAPI schemas
+(so no client-side validation or `kubectl explain`); SSA treats every non-keyed list as
+atomic; no DaemonSet, Job, HPA or PDB controllers (those objects are stored as sent);
+watch BOOKMARKs only for sendInitialEvents; protobuf is never served (JSON only).
+"""
+
+from __future__ import annotations
+
+from .server import DEFAULT_NAMESPACES, Denial, FakeKubeAPI, RequestRecord
+from .tls import TLSMaterial, issue_client_cert, make_tls
+
+__all__ = [
+    "DEFAULT_NAMESPACES",
+    "Denial",
+    "FakeKubeAPI",
+    "RequestRecord",
+    "TLSMaterial",
+    "issue_client_cert",
+    "make_tls",
+]

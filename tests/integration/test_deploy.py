@@ -1,0 +1,179 @@
+"""`provision deploy` / `rollback` against the fake Kubernetes API, with kubectl as witness."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from provisioner.cli.main import cli
+from tests.fakes.kubeapi.server import FakeKubeAPI
+from tests.support.rendering import ROOT
+
+pytestmark = pytest.mark.integration
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+SECRETS = {"PROD_DATABASE_URL": "postgres://db/prod", "PROD_STRIPE_API_KEY": "sk_live_x"}
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[FakeKubeAPI]:
+    with FakeKubeAPI() as server:
+        for i in (1, 2, 3):
+            server.add_node(f"prod-general-{i}")
+        yield server
+
+
+@pytest.fixture
+def env_file(tmp_path: Path) -> Path:
+    return tmp_path / "prod.yaml"
+
+
+def write(path: Path, edit: Any = None, example: str = "production") -> Path:
+    doc = yaml.safe_load((ROOT / "examples" / f"{example}.yaml").read_text())
+    if edit is not None:
+        edit(doc)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def run(kube: FakeKubeAPI, tmp_path: Path, *args: str) -> tuple[int, str]:
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+    env = {**os.environ, **SECRETS}
+    result = CliRunner(env=env).invoke(cli, [*args, "--kubeconfig", str(kubeconfig)])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stderr
+
+
+def kubectl(kube: FakeKubeAPI, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([KUBECTL, "--server", kube.base_url, *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def kget(kube: FakeKubeAPI, *args: str) -> Any:
+    result = kubectl(kube, "get", "-o", "json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def always_open(doc: dict[str, Any]) -> None:
+    doc["deploy_policy"] = {}  # no windows: deploys allowed any time
+
+
+def test_deploy_applies_waits_and_kubectl_agrees(kube: FakeKubeAPI, tmp_path: Path,
+                                                 env_file: Path) -> None:
+    write(env_file)
+    code, err = run(kube, tmp_path, "deploy", str(env_file), "--override-window", "--reason",
+                    "release 1.4.2")
+    assert code == 0, err
+    assert "deployed 2 app(s) to prod" in err
+    deployment = kget(kube, "-n", "prod", "deployment", "api-blue", "--show-managed-fields")
+    assert deployment["metadata"]["annotations"]["provision.dev/window-override-reason"] == (
+        "release 1.4.2")
+    assert any(m["manager"] == "provision" for m in deployment["metadata"]["managedFields"])
+    status = kubectl(kube, "-n", "prod", "rollout", "status", "deployment/api-blue",
+                     "--timeout=30s")
+    assert status.returncode == 0 and "successfully rolled out" in status.stdout
+    sts = kubectl(kube, "-n", "prod", "rollout", "status", "statefulset/elasticsearch",
+                  "--timeout=30s")
+    assert sts.returncode == 0, sts.stderr
+    service = kget(kube, "-n", "prod", "service", "api")
+    assert service["spec"]["selector"]["provision.dev/colour"] == "blue"
+    secret = kget(kube, "-n", "prod", "secret", "global-secrets")
+    assert set(secret["data"]) == {"DATABASE_URL", "STRIPE_API_KEY"}
+    members = kget(kube, "-n", "prod", "deploy,sts,svc,cm,hpa,pdb,secret", "-l",
+                   "applyset.kubernetes.io/part-of")
+    assert len(members["items"]) >= 10
+
+
+def test_window_refuses_with_exit_3_and_next_time(kube: FakeKubeAPI, tmp_path: Path,
+                                                  env_file: Path) -> None:
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%a").lower()
+
+    def closed(doc: dict[str, Any]) -> None:
+        doc["deploy_policy"] = {"timezone": "UTC", "windows": [
+            {"days": [tomorrow], "from": "00:00", "to": "23:59"}]}
+
+    write(env_file, closed)
+    code, err = run(kube, tmp_path, "deploy", str(env_file))
+    assert code == 3, err
+    assert "not allowed now" in err and "next allowed" in err
+    assert kube.get("apps/v1", "Deployment", "api-blue", "prod") is None
+
+
+def test_blue_green_switches_keeps_old_colour_and_rolls_back(kube: FakeKubeAPI, tmp_path: Path,
+                                                            env_file: Path) -> None:
+    write(env_file, always_open)
+    assert run(kube, tmp_path, "deploy", str(env_file))[0] == 0
+
+    def bump(doc: dict[str, Any]) -> None:
+        always_open(doc)
+        doc["apps"][0]["image"] = "ghcr.io/acme/api:1.5.0"
+
+    write(env_file, bump)
+    code, err = run(kube, tmp_path, "deploy", str(env_file))
+    assert code == 0, err
+    assert "api: traffic switched from blue to green" in err
+    assert kget(kube, "-n", "prod", "service", "api")["spec"]["selector"][
+        "provision.dev/colour"] == "green"
+    assert kube.get("apps/v1", "Deployment", "api-blue", "prod") is not None, "kept"
+
+    code, err = run(kube, tmp_path, "rollback", str(env_file), "--app", "api")
+    assert code == 0, err
+    assert "traffic switched back from green to blue" in err
+    assert kget(kube, "-n", "prod", "service", "api")["spec"]["selector"][
+        "provision.dev/colour"] == "blue"
+
+
+def test_removed_app_is_pruned_and_nothing_else(kube: FakeKubeAPI, tmp_path: Path,
+                                                env_file: Path) -> None:
+    write(env_file, always_open)
+    assert run(kube, tmp_path, "deploy", str(env_file))[0] == 0
+    kube.create({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "not-ours", "namespace": "prod",
+                              "labels": {"app.kubernetes.io/managed-by": "provision"}}})
+
+    def drop(doc: dict[str, Any]) -> None:
+        always_open(doc)
+        doc["apps"] = doc["apps"][:1]
+
+    write(env_file, drop)
+    code, err = run(kube, tmp_path, "deploy", str(env_file))
+    assert code == 0, err
+    assert "pruned StatefulSet.apps elasticsearch" in err
+    assert kube.get("apps/v1", "StatefulSet", "elasticsearch", "prod") is None
+    assert kube.get("v1", "Service", "elasticsearch-headless", "prod") is None
+    assert kube.get("v1", "ConfigMap", "not-ours", "prod") is not None
+    assert kube.get("apps/v1", "Deployment", "api-blue", "prod") is not None
+
+
+def test_image_pull_failure_names_app_and_reason(kube: FakeKubeAPI, tmp_path: Path,
+                                                 env_file: Path) -> None:
+    def broken(doc: dict[str, Any]) -> None:
+        always_open(doc)
+        doc["apps"][0]["image"] = "ghcr.io/acme/api-pullfail:1.0.0"
+        doc["apps"] = doc["apps"][:1]
+
+    write(env_file, broken)
+    code, err = run(kube, tmp_path, "deploy", str(env_file), "--timeout", "60")
+    assert code == 1, err
+    assert "app api" in err and "ImagePullBackOff" in err
+    assert "Traceback" not in err
+
+
+def test_forbidden_names_the_permission(kube: FakeKubeAPI, tmp_path: Path,
+                                        env_file: Path) -> None:
+    write(env_file, always_open)
+    kube.deny("patch", "deployments")
+    code, err = run(kube, tmp_path, "deploy", str(env_file))
+    assert code == 1, err
+    assert "may not patch deployments.apps" in err

@@ -1,0 +1,402 @@
+"""The failover agent against the fake DigitalOcean API, in-process (no namespaces).
+
+The integration test (tests/integration/test_failover.py) shows the whole failover working
+with real keepalived; these pin down the agent's own decisions quickly and one by one:
+what keepalived is told (and that keepalived accepts it), who counts as a peer, when the
+floating IP is (re)assigned, how API errors and a silent API are survived, and that a
+node that lost a MASTER race stops claiming the address.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioner.agents import failover
+from tests.fakes.doapi import FakeDigitalOcean
+from tests.fakes.doprovider.cloud import Cloud
+from tests.fakes.doprovider.resources.catalog import DEFAULT_REGION
+
+AGENT = Path(failover.__file__)
+TOKEN = "agent-test-token"
+CLUSTER = "test"
+TAG = f"provision:{CLUSTER}:controller"
+FLOATING_IP = "198.51.100.10"
+CONTROL_PLANE = {1: "10.123.0.1", 2: "10.123.0.2", 3: "10.123.0.3"}
+ASSIGN_PATH = "/v2/floating_ips/*/actions"
+# What `keepalived --config-test` reports here that is not a mistake: no VIP (by design,
+# the API moves the address) and, off a configured node, no vrrp0 tunnel interface. The
+# integration test runs the same check on a node with the tunnel, with only the first.
+EXPECTED_CONFIG_MESSAGES = (
+    "No VIP specified; at least one is sensible",
+    f"interface {failover.TUNNEL} for vrrp_instance api doesn't exist",
+    "Non-existent interface specified in configuration",
+    "Unknown interface!",
+)
+
+
+@dataclass
+class Account:
+    """A running fake API with a seeded account: droplet ids by control-plane number."""
+
+    fake: FakeDigitalOcean
+    path: Path
+    ids: dict[int, int]
+    state_dir: Path
+
+    def settings(self, number: int, **changes: Any) -> failover.Settings:
+        """cp`number`'s agent settings, pointed at the fake."""
+        base = failover.Settings(
+            cluster=CLUSTER, floating_ip=FLOATING_IP, token=TOKEN, controller_tag=TAG,
+            droplet_id=str(self.ids[number]), private_ip=CONTROL_PLANE[number],
+            api_endpoint=self.fake.endpoint,
+            keepalived_conf=str(self.state_dir / f"cp{number}" / "keepalived.conf"),
+            state_file=str(self.state_dir / f"cp{number}" / "state"), reload_command="")
+        return replace(base, **changes)
+
+    def holder(self) -> int | None:
+        """Which cp holds the floating IP according to the account."""
+        record = Cloud(self.path).snapshot()["resources"]["digitalocean_reserved_ip"][FLOATING_IP]
+        by_id = {d: n for n, d in self.ids.items()}
+        return None if record.get("droplet_id") is None else by_id[int(record["droplet_id"])]
+
+    def assigns(self) -> list[Any]:
+        """Bodies of the assign POSTs that succeeded."""
+        return [r.body for r in self.fake.requests("POST", ASSIGN_PATH) if r.status == 201]
+
+
+@pytest.fixture
+def account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
+    """Three tagged control-plane droplets and decoys; the floating IP on cp1."""
+    path = tmp_path / "account.json"
+    fake = FakeDigitalOcean(path, TOKEN)
+    ids = {}
+    droplets = [(f"{CLUSTER}-cp-{n}", [TAG], a) for n, a in CONTROL_PLANE.items()] + [
+        (f"{CLUSTER}-worker-1", [f"provision:{CLUSTER}:worker"], "10.123.0.60"),
+        ("other-cp-1", ["provision:other:controller"], "10.124.0.1"),  # another cluster
+        (f"{CLUSTER}-cp-4", [TAG], None),  # being created: no private address yet
+    ]
+    for name, tags, address in droplets:
+        droplet_id = fake.add_droplet(name, tags=tags)
+        with Cloud(path).transaction() as state:
+            record = state.get("digitalocean_droplet", str(droplet_id))
+            assert record is not None
+            record["ipv4_address_private"] = address
+        if name.startswith(f"{CLUSTER}-cp-") and address:
+            ids[failover.controller_number(name)] = droplet_id
+    fake.provider_create("digitalocean_reserved_ip", region=DEFAULT_REGION,
+                         ip_address=FLOATING_IP, droplet_id=ids[1])
+    # The agent writes these into os.environ; monkeypatch puts the old values back.
+    monkeypatch.setenv("DIGITALOCEAN_END_POINT", "http://127.0.0.1:9/unused/")
+    monkeypatch.delenv("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", raising=False)
+    with fake:
+        yield Account(fake, path, ids, tmp_path)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The agent's backoff sleeps, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr("provisioner.agents.failover.time.sleep", slept.append)
+    return slept
+
+
+# ------------------------------------------------------------------- names and peers
+
+
+@pytest.mark.parametrize(("name", "number"), [
+    ("prod-cp-1", 1), ("prod-cp-2", 2), ("my-prod-cluster-cp-13", 13), ("a-cp-1-cp-3", 3),
+])
+def test_controller_number(name: str, number: int) -> None:
+    assert failover.controller_number(name) == number
+
+
+@pytest.mark.parametrize("name", [
+    "prod-worker-1", "prod-cp-", "prod-cp-2a", "cp-1", "prod-cp-1.example", "prod-cp-x",
+])
+def test_controller_number_refuses_other_names(name: str) -> None:
+    with pytest.raises(ValueError, match="not a control-plane droplet name"):
+        failover.controller_number(name)
+
+
+def test_peers_are_the_tagged_droplets_with_private_addresses(account: Account) -> None:
+    """Workers, another cluster's nodes and a droplet without a VPC address are left out."""
+    assert failover.peers(account.settings(2)) == CONTROL_PLANE
+
+
+def test_peers_follow_the_tag(account: Account) -> None:
+    """A droplet tagged later (a replacement node) joins on the next configure."""
+    new = account.fake.add_droplet(f"{CLUSTER}-cp-5", tags=[TAG])
+    with Cloud(account.path).transaction() as state:
+        record = state.get("digitalocean_droplet", str(new))
+        assert record is not None
+        record["ipv4_address_private"] = "10.123.0.5"
+    assert failover.peers(account.settings(1)) == {**CONTROL_PLANE, 5: "10.123.0.5"}
+
+
+# ------------------------------------------------------------------ keepalived.conf
+
+
+def _settings_file(account: Account, number: int) -> Path:
+    settings = account.settings(number)
+    path = account.state_dir / f"cp{number}.json"
+    path.write_text(json.dumps({k: getattr(settings, k) for k in
+                                failover.Settings.__dataclass_fields__}))
+    return path
+
+
+def _conf(account: Account, number: int) -> str:
+    config = _settings_file(account, number)
+    command = f"{sys.executable} {AGENT} --config {config}"
+    settings = account.settings(number, check_command=f"{command} check",
+                                notify_command=f"{command} notify")
+    return failover.keepalived_config(settings, number, sorted(CONTROL_PLANE))
+
+
+def test_keepalived_config_says_what_the_design_needs(account: Account) -> None:
+    text = _conf(account, 2)
+    assert "state BACKUP" in text and "nopreempt" in text
+    assert "interface vrrp0" in text and "unicast_src_ip 169.254.100.2" in text
+    peers = re.search(r"unicast_peer \{([^}]*)\}", text)
+    assert peers is not None and peers.group(1).split() == ["169.254.100.1", "169.254.100.3"]
+    assert "virtual_ipaddress" not in text  # the API moves the address, not ARP
+    assert re.search(r'notify ".* notify"', text) and re.search(r'script ".* check"', text)
+
+
+def test_priorities_decrease_with_the_number_in_steps_above_jitter() -> None:
+    """The next node in line must win a takeover alone, not tie with the one after it."""
+    priorities = [failover.priority(n) for n in range(1, 8)]
+    assert all(1 <= p <= 254 for p in priorities)
+    skews = [(256 - p) / 256 for p in priorities]
+    assert all(b - a >= 0.05 for a, b in itertools.pairwise(skews)), skews
+    assert failover.priority(40) == 1  # never out of range, however many nodes
+
+
+def _config_test(keepalived: str, conf: Path) -> tuple[int, list[str]]:
+    result = subprocess.run([keepalived, "--config-test", "-f", str(conf)],
+                            capture_output=True, text=True, timeout=30)
+    problems = [line for line in (result.stderr + result.stdout).splitlines()
+                if line.strip() and not any(m in line for m in EXPECTED_CONFIG_MESSAGES)]
+    return result.returncode, problems
+
+
+@pytest.fixture
+def keepalived() -> str:
+    """keepalived with a configuration test mode (``-t``), or a skip."""
+    binary = shutil.which("keepalived") or shutil.which("keepalived", path="/usr/sbin:/sbin")
+    if binary is None:
+        pytest.skip("keepalived is not installed (.ci/run installs it)")
+    usage = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+    if "--config-test" not in usage.stdout + usage.stderr:
+        pytest.skip("this keepalived has no --config-test")
+    return binary
+
+
+def test_keepalived_accepts_the_configuration(account: Account, keepalived: str) -> None:
+    """keepalived's own parser finds nothing wrong but the two expected messages.
+
+    It counts the deliberate absence of a VIP as an error (exit 5), and off a node the
+    tunnel interface does not exist; anything else (an unknown keyword, a script that
+    script security refuses, a bad address) is a failure.
+    """
+    for number in CONTROL_PLANE:
+        conf = account.state_dir / f"keepalived-cp{number}.conf"
+        conf.write_text(_conf(account, number))
+        code, problems = _config_test(keepalived, conf)
+        assert code in (0, 5) and problems == [], (code, problems)
+
+
+def test_keepalived_config_test_catches_mistakes(account: Account, keepalived: str) -> None:
+    """The filter above hides only the expected messages: a typo is still reported."""
+    conf = account.state_dir / "broken.conf"
+    conf.write_text(_conf(account, 1).replace("advert_int 1", "advert_interval 1"))
+    code, problems = _config_test(keepalived, conf)
+    assert code != 0 and any("advert_interval" in p for p in problems), problems
+
+
+# ----------------------------------------------------------------------- assignment
+
+
+def test_assign_moves_the_floating_ip(account: Account, sleeps: list[float]) -> None:
+    assert failover.assign(account.settings(2))
+    assert account.holder() == 2
+    assert account.assigns() == [{"type": "assign", "droplet_id": account.ids[2]}]
+
+
+def test_assign_is_a_no_op_when_already_assigned(account: Account,
+                                                 sleeps: list[float]) -> None:
+    assert failover.assign(account.settings(1))
+    assert account.holder() == 1
+    assert account.fake.requests("POST") == []
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_assign_retries_server_errors(account: Account, sleeps: list[float],
+                                      status: int) -> None:
+    account.fake.faults.fail(2, status=status)
+    assert failover.assign(account.settings(3))
+    assert account.holder() == 3
+    statuses = [r.status for r in account.fake.request_log]
+    assert statuses[:2] == [status, status], statuses
+    assert account.assigns() == [{"type": "assign", "droplet_id": account.ids[3]}]
+    assert sleeps[:2] == [0.5, 1.0]  # backoff before each retry
+
+
+def test_assign_gives_up_after_its_attempts(account: Account, sleeps: list[float]) -> None:
+    account.fake.faults.fail(50)
+    assert not failover.assign(account.settings(2), attempts=4)
+    assert account.holder() == 1
+    assert sleeps == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_assign_stops_once_no_longer_master(account: Account, sleeps: list[float]) -> None:
+    """A node that lost a MASTER race must not take the address from the real MASTER."""
+    assert not failover.assign(account.settings(3), still_master=lambda: False)
+    assert account.holder() == 1
+    assert account.fake.requests("POST") == []
+
+
+def test_assign_takes_the_address_back_while_master(account: Account,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two nodes were MASTER for a moment: the loser's late POST lands after ours.
+
+    The node still MASTER sees someone else holding the address on its next check and
+    assigns it again.
+    """
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if not slept:  # right after our first assignment: the other node's arrives
+            import digitalocean
+
+            digitalocean.FloatingIP(ip=FLOATING_IP, token=TOKEN).assign(account.ids[3])
+        slept.append(seconds)
+
+    monkeypatch.setattr("provisioner.agents.failover.time.sleep", sleep)
+    assert failover.assign(account.settings(2), still_master=lambda: True)
+    assert account.holder() == 2
+    assert [b["droplet_id"] for b in account.assigns()] == [
+        account.ids[2], account.ids[3], account.ids[2]]
+
+
+def test_requests_have_a_timeout_by_default(account: Account) -> None:
+    failover._digitalocean(account.settings(1))
+    assert os.environ["PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC"] == failover.API_TIMEOUT
+
+
+def test_a_silent_api_is_retried_not_waited_for(account: Account,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request times out, so the retries (and finally the give-up) happen."""
+    monkeypatch.setenv("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", "0.2")
+    account.fake.faults.latency = 1.0
+    started = time.monotonic()
+    assert not failover.assign(account.settings(2), attempts=2)
+    assert time.monotonic() - started < 5
+    account.fake.faults.latency = 0.0
+    assert account.holder() == 1
+
+
+# ------------------------------------------------------------ notify: state ordering
+
+
+def test_a_later_notification_supersedes_an_earlier_one(account: Account,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Order is keepalived's fork order (start time, pid), not the order the scripts run."""
+    settings = account.settings(2)
+    orders = iter([["boot", 100, 500], ["boot", 101, 501], ["boot", 100, 499],
+                   ["new-boot", 5, 20]])
+    monkeypatch.setattr(failover, "_notification_order", lambda: next(orders))
+    master = failover.record_state(settings, "MASTER")
+    assert master is not None and master()
+    backup = failover.record_state(settings, "BACKUP")
+    assert backup is not None and backup() and not master()
+    assert failover.record_state(settings, "MASTER") is None  # started before BACKUP
+    assert json.loads(Path(settings.state_file).read_text())["state"] == "BACKUP"
+    after_reboot = failover.record_state(settings, "MASTER")
+    assert after_reboot is not None and after_reboot() and not backup()
+
+
+def test_notification_order_is_this_process() -> None:
+    boot, started, pid = failover._notification_order()
+    assert pid == os.getpid() and isinstance(started, int)
+    assert boot or sys.platform != "linux"
+
+
+def test_notify_master_assigns_and_backup_does_not(account: Account,
+                                                   sleeps: list[float]) -> None:
+    config = _settings_file(account, 2)
+    assert failover.main(["--config", str(config), "notify", "INSTANCE", "api", "BACKUP",
+                          "230"]) == 0
+    assert account.holder() == 1 and account.assigns() == []
+    assert failover.main(["--config", str(config), "notify", "INSTANCE", "api", "MASTER",
+                          "230"]) == 0
+    assert account.holder() == 2
+    state = json.loads(Path(account.settings(2).state_file).read_text())
+    assert state["state"] == "MASTER"
+
+
+def test_superseded_master_notification_does_nothing(account: Account,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _settings_file(account, 3)
+    Path(account.settings(3).state_file).parent.mkdir(parents=True, exist_ok=True)
+    Path(account.settings(3).state_file).write_text(
+        json.dumps({"state": "BACKUP", "order": ["boot", 200, 10]}))
+    monkeypatch.setattr(failover, "_notification_order", lambda: ["boot", 199, 9])
+    assert failover.main(["--config", str(config), "notify", "INSTANCE", "api", "MASTER",
+                          "210"]) == 0
+    assert account.holder() == 1
+    assert account.fake.request_log == []
+
+
+# -------------------------------------------------------------------- health check
+
+
+@pytest.fixture
+def local_api() -> Iterator[Callable[[int], str]]:
+    """An HTTP server on 127.0.0.1 whose /readyz answers the status it is told."""
+    status = {"code": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status["code"])
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def url(code: int) -> str:
+        status["code"] = code
+        return f"http://127.0.0.1:{server.server_address[1]}/readyz"
+
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+def test_check_passes_only_while_ready(account: Account,
+                                       local_api: Callable[[int], str]) -> None:
+    assert failover.check(account.settings(1, check_url=local_api(200))) == 0
+    assert failover.check(account.settings(1, check_url=local_api(503))) == 1
+    closed = local_api(200).rsplit(":", 1)[0] + ":9/readyz"  # discard port: nothing listens
+    assert failover.check(account.settings(1, check_url=closed)) == 1
