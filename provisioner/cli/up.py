@@ -14,6 +14,7 @@ from provisioner.cli.infra_options import (
 )
 from provisioner.cli.main import console, reports_errors
 from provisioner.cli.options import common
+from provisioner.errors import UsageError
 
 
 @click.command(epilog="""\b
@@ -26,16 +27,19 @@ Examples:
               default=None, help="Apply this plan from `provision plan --out` and nothing else.")
 @click.option("--allow-control-plane-changes", is_flag=True,
               help="Allow a plan that deletes or replaces control-plane droplets.")
-@click.option("--until", type=click.Choice(["infra", "cluster"]), default="cluster",
+@click.option("--until", type=click.Choice(["infra", "cluster", "apps"]), default="apps",
               show_default=True,
-              help="Stop after this stage: infra (droplets, network, endpoint) or cluster "
-                   "(kubeconfig, API ready, every node Ready).")
+              help="Stop after this stage: infra (droplets, network, endpoint), cluster "
+                   "(kubeconfig, API ready, every node Ready) or apps (deployed, rolled out).")
+@click.option("--override-window", is_flag=True,
+              help="Deploy the apps outside the deploy windows (needs --reason).")
+@click.option("--reason", default=None, help="Why the window is overridden (recorded).")
 @terraform_bin_option
 @yes_option
 @reports_errors
 def up(config: Path, workdir: Path | None, saved_plan: Path | None,
-       allow_control_plane_changes: bool, until: str, terraform_bin: str | None,
-       yes: bool) -> None:
+       allow_control_plane_changes: bool, until: str, override_window: bool,
+       reason: str | None, terraform_bin: str | None, yes: bool) -> None:
     """Create or converge the environment's infrastructure.
 
     Renders, checks the DigitalOcean account (token, region, sizes, SSH keys, droplet
@@ -50,6 +54,8 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
     from provisioner.ui.progress import Progress
 
     require_terminal_or_yes(yes, "apply")
+    if override_window and not (reason and reason.strip()):
+        raise UsageError("--override-window needs --reason TEXT: it is recorded on what changes")
     out = console()
 
     def show(plan: InfraPlan, prepared: Prepared) -> None:
@@ -64,7 +70,8 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
     # With --yes nobody reads attribute details before the apply: skip `terraform show`.
     outcome = lifecycle.up(config, workdir, resolve(terraform_bin), show, confirm, progress,
                            saved_plan, allow_control_plane_changes, detail=not yes,
-                           until=until, report=out.info)
+                           until=until, report=out.info,
+                           override_reason=reason if override_window else None)
     if outcome.applied:
         out.info(f"infrastructure of {outcome.prepared.env.name} is up: {outcome.summary}")
     else:

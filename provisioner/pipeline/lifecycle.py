@@ -18,8 +18,9 @@ from provisioner.cloud.token import api_token
 from provisioner.errors import ProvisionError
 from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
-from provisioner.pipeline import cluster_stage, infra_stage
+from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage
 from provisioner.pipeline.cluster_stage import Cluster
+from provisioner.pipeline.deploy_stage import DeployResult
 from provisioner.pipeline.infra_stage import PolicyError
 from provisioner.pipeline.prepare import Prepared, prepare
 from provisioner.render.names import resource_names
@@ -35,7 +36,7 @@ class Declined(ProvisionError):
 
 
 # The stages `up` runs, in order; `--until` stops after one of them.
-STAGES = ("infra", "cluster")
+STAGES = ("infra", "cluster", "apps")
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Outcome:
     summary: str = ""
     seconds: float = 0.0
     cluster: Cluster | None = None
+    deployed: DeployResult | None = None
 
 
 def _plan_path(prepared: Prepared, name: str) -> Path:
@@ -69,13 +71,30 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
 def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confirm: Confirm,
        progress: MakeProgress, saved_plan: Path | None = None,
        allow_control_plane_changes: bool = False, detail: bool = True,
-       until: str = STAGES[-1], report: Report | None = None) -> Outcome:
+       until: str = STAGES[-1], report: Report | None = None,
+       override_reason: str | None = None) -> Outcome:
     """Create or converge the environment, stage by stage, up to ``until``."""
+    say = report or (lambda message: None)
+    if STAGES.index(until) >= STAGES.index("apps") and override_reason is None:
+        # Refuse before anything changes, not after the infrastructure did.
+        from datetime import UTC, datetime
+
+        from provisioner.config import load_environment
+
+        try:
+            deploy_stage.check_window(load_environment(config), datetime.now(UTC), None, say)
+        except deploy_stage.WindowClosed as e:
+            raise deploy_stage.WindowClosed(f"{e} Or run `provision up --until cluster` to "
+                                            "change only the infrastructure.") from e
     outcome = _infrastructure(config, workdir, engine, show, confirm, progress, saved_plan,
                               allow_control_plane_changes, detail)
     if STAGES.index(until) >= STAGES.index("cluster"):
         outcome.cluster = cluster_stage.bring_up(outcome.prepared, outcome.outputs, api_token(),
-                                                 report or (lambda message: None))
+                                                 say)
+    if STAGES.index(until) >= STAGES.index("apps") and outcome.cluster is not None:
+        api = cluster_stage.api_client(outcome.cluster.kubeconfig)
+        outcome.deployed = deploy_stage.deploy(outcome.prepared.env, api, say,
+                                               override_reason=override_reason)
     return outcome
 
 

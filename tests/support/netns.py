@@ -368,9 +368,11 @@ def _serve_api(name: str, port: int, lifetime: float) -> int:
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: ten requests a second would bury anything useful."""
 
-    ThreadingHTTPServer.allow_reuse_address = True
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        allow_reuse_address = True  # restarted on the same port right after a stop
+        daemon_threads = True
+
+    server = Server(("0.0.0.0", port), Handler)
     stop = threading.Event()
     _stop_on_signals(stop)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
