@@ -76,7 +76,17 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 def _register() -> None:
     # Commands import their heavy dependencies lazily, inside the command body.
-    from provisioner.cli import check, deploy, destroy, kubeconfig, plan, render, up, validate
+    from provisioner.cli import (
+        check,
+        deploy,
+        destroy,
+        kubeconfig,
+        plan,
+        render,
+        status,
+        up,
+        validate,
+    )
 
     cli.add_command(validate.validate)
     cli.add_command(render.render)
@@ -87,6 +97,7 @@ def _register() -> None:
     cli.add_command(deploy.deploy)
     cli.add_command(deploy.rollback)
     cli.add_command(check.check)
+    cli.add_command(status.status)
 
 
 _register()

@@ -132,8 +132,27 @@ def deploy(env: Environment, api: Any, report: Report, *, force_conflicts: bool 
     result.pruned = stale
     for group_kind, name in stale:
         report(f"pruned {group_kind} {name}")
-    apply.apply_all(kube, [parent_object(env, current)], force_conflicts)
+    apply.apply_all(kube, [parent_object(env, current, deploy_record(env, result))],
+                    force_conflicts)
     return result
+
+
+LAST_DEPLOY = "provision.dev/last-deploy"
+
+
+def deploy_record(env: Environment, result: DeployResult) -> dict[str, str]:
+    """When, who and what, kept on the ApplySet parent for `provision status`."""
+    import json
+
+    from provisioner.workloads import windows
+
+    record = {"at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "by": windows.who_am_i(),
+              "images": {a.name: a.image for a in env.apps},
+              "switched": result.switched}
+    if result.override:
+        record["override"] = result.override
+    return {LAST_DEPLOY: json.dumps(record, sort_keys=True)}
 
 
 def desired_for_plan(env: Environment) -> list[Desired]:

@@ -140,12 +140,17 @@ def desired_objects(env: Environment, colours: Mapping[str, str] | None = None,
     return sorted(result, key=lambda d: d.kind.tier)
 
 
-def parent_object(env: Environment, group_kinds: set[str]) -> Desired:
-    """The ApplySet parent, listing the group-kinds its members may have."""
+def parent_object(env: Environment, group_kinds: set[str],
+                  record: Mapping[str, str] | None = None) -> Desired:
+    """The ApplySet parent, listing the group-kinds its members may have.
+
+    ``record`` (when, who, which images) is the last deploy's, for `provision status`.
+    """
     body = {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": parent_name(env), "namespace": env.namespace,
                          "labels": {APPLYSET_ID: applyset_id(env),
                                     "app.kubernetes.io/managed-by": MANAGED_BY},
                          "annotations": {TOOLING: "provision/v1",
-                                         CONTAINS: ",".join(sorted(group_kinds))}}}
+                                         CONTAINS: ",".join(sorted(group_kinds)),
+                                         **(record or {})}}}
     return Desired(kind_of(body), parent_name(env), env.namespace, body)
