@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from provisioner.cli.infra_options import terraform_bin_option
 from provisioner.cli.main import console, reports_errors
 from provisioner.cli.options import common, output_option
-from provisioner.errors import EXIT_CHANGES_PENDING
+from provisioner.errors import EXIT_CHANGES_PENDING, UsageError
 
 
 @click.command(epilog="""\b
@@ -26,11 +27,17 @@ Examples:
                    "it is written 0600).")
 @click.option("--exit-code", "exit_code", is_flag=True,
               help="Exit 4 when the plan has changes, 0 when it has none.")
+@click.option("--kubeconfig", "kubeconfig", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Also diff the apps against this cluster [default: the work "
+                                 "folder's kubeconfig, when the cluster exists].")
+@click.option("--apps-only", is_flag=True,
+              help="Only the workload diff (e.g. against a kind or minikube cluster).")
 @terraform_bin_option
 @output_option
 @reports_errors
 def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, exit_code: bool,
-         terraform_bin: str | None, output: str) -> None:
+         kubeconfig: Path | None, apps_only: bool, terraform_bin: str | None,
+         output: str) -> None:
     """Show what `up` would create or change.
 
     Online (the default): renders into the work folder, checks the DigitalOcean account,
@@ -42,6 +49,11 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     if offline:
         _offline(config, workdir, output)
         return
+    if apps_only:
+        changes = _workloads(config, workdir, kubeconfig, required=True)
+        assert changes is not None
+        _emit_workloads(changes, output, exit_code)
+        return
     from provisioner.infra.engine import resolve
     from provisioner.pipeline import lifecycle
     from provisioner.ui.infra_text import format_infra_plan
@@ -51,17 +63,65 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     outcome = lifecycle.plan(config, workdir, resolve(terraform_bin), out,
                              progress=lambda names: Progress(names, verbose=verbose))
     result = outcome.plan
+    changes = _workloads(config, workdir, kubeconfig, required=False)
+    pending_apps = bool(changes and any(c.action != "unchanged" for c in changes))
     if output == "json":
         data = result.as_json()
         data["environment"] = outcome.prepared.env.name
         data["plan_file"] = str(out) if out else None
+        data["workloads"] = _workloads_json(changes)
+        data["changes_pending"] = bool(result.pending) or pending_apps
         emit_json(data)
     else:
         emit_text(format_infra_plan(result, outcome.prepared.env.name))
+        if changes is not None:
+            from provisioner.workloads.diff import format_diff
+
+            emit_text(format_diff(changes))
     if out:
         console().info(f"saved the plan to {out}; apply it with "
                        f"`provision up {config} --plan {out}`")
-    if exit_code and result.pending:
+    if exit_code and (result.pending or pending_apps):
+        sys.exit(EXIT_CHANGES_PENDING)
+
+
+def _workloads(config: Path, workdir: Path | None, kubeconfig: Path | None,
+               required: bool) -> list[Any] | None:
+    """The workload diff, when a cluster is known (or required)."""
+    import os
+
+    from provisioner.config import load_environment
+    from provisioner.pipeline.cluster_stage import api_client
+    from provisioner.workdir import Workdir
+    from provisioner.workloads.diff import diff
+
+    env = load_environment(config)
+    path = kubeconfig or Workdir.for_config(config, env, workdir).root / "kubeconfig"
+    if not path.is_file():
+        if required:
+            raise UsageError(f"no kubeconfig at {path}: pass --kubeconfig")
+        return None
+    environ = {s.from_env: os.environ.get(s.from_env, "") for s in env.secrets}
+    return diff(env, api_client(path), environ)
+
+
+def _workloads_json(changes: list[Any] | None) -> list[dict[str, Any]] | None:
+    if changes is None:
+        return None
+    return [{"kind": c.kind, "name": c.name, "action": c.action, "fields": list(c.fields)}
+            for c in changes]
+
+
+def _emit_workloads(changes: list[Any], output: str, exit_code: bool) -> None:
+    from provisioner.ui.output import emit_json, emit_text
+    from provisioner.workloads.diff import format_diff
+
+    pending = any(c.action != "unchanged" for c in changes)
+    if output == "json":
+        emit_json({"workloads": _workloads_json(changes), "changes_pending": pending})
+    else:
+        emit_text(format_diff(changes))
+    if exit_code and pending:
         sys.exit(EXIT_CHANGES_PENDING)
 
 

@@ -44,7 +44,9 @@ class Kube:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        payload = body if body is None or isinstance(body, str) else json.dumps(body)
+        # The client serialises JSON content types itself; apply patches (YAML) go as text.
+        payload = body if body is None or isinstance(body, str) or "json" in content_type \
+            else json.dumps(body)
         delay = 0.2
         for attempt in range(1, ATTEMPTS + 1):
             try:

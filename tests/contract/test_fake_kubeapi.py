@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -191,7 +192,7 @@ def test_server_side_apply_of_a_multi_document_manifest(
         ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
         ("apps/v1", "StatefulSet"),
     ]:  # fmt: skip
-        assert kube.list(api_version, kind, "shop" if kind != "Namespace" else None), kind
+        assert kube.objects(api_version, kind, "shop" if kind != "Namespace" else None), kind
     created = kubectl.json("-n", "shop", "get", "deploy", "web", "--show-managed-fields")
     assert created["metadata"]["generation"] == 1
     assert created["spec"]["replicas"] == 2
@@ -274,11 +275,11 @@ def test_delete_removes_dependents(kube: FakeKubeAPI, kubectl: Kubectl, tmp_path
     kubectl("apply", "--server-side", "-f", str(write_manifest(tmp_path / "a.yaml",
                                                                manifest()[:3])))  # fmt: skip
     kubectl("-n", "shop", "rollout", "status", "deployment/web", "--timeout=30s")
-    assert len(kube.list("v1", "Pod", "shop")) == 2
+    assert len(kube.objects("v1", "Pod", "shop")) == 2
     out = kubectl("-n", "shop", "delete", "deployment", "web").stdout
     assert 'deployment.apps "web" deleted' in out
-    assert kube.list("apps/v1", "ReplicaSet", "shop") == []
-    assert kube.list("v1", "Pod", "shop") == []
+    assert kube.objects("apps/v1", "ReplicaSet", "shop") == []
+    assert kube.objects("v1", "Pod", "shop") == []
     missing = kubectl("-n", "shop", "get", "deploy", "web", check=False)
     assert 'deployments.apps "web" not found' in missing.stderr
 
@@ -306,7 +307,7 @@ def test_rollout_status_waits_then_succeeds(
     assert status["availableReplicas"] == status["updatedReplicas"] == 2
     assert {c["type"]: c["reason"] for c in status["conditions"]} == {
         "Available": "MinimumReplicasAvailable", "Progressing": "NewReplicaSetAvailable"}
-    (rs,) = kube.list("apps/v1", "ReplicaSet", "shop")
+    (rs,) = kube.objects("apps/v1", "ReplicaSet", "shop")
     assert rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
     assert rs["metadata"]["labels"]["pod-template-hash"] in rs["metadata"]["name"]
 
@@ -376,7 +377,7 @@ def test_rollback_by_reapplying_an_older_template(
     apply_image("registry.example/web:2")
     apply_image("registry.example/web:1")
     sets = {rs["spec"]["template"]["spec"]["containers"][0]["image"]: rs
-            for rs in kube.list("apps/v1", "ReplicaSet", "default")}  # fmt: skip
+            for rs in kube.objects("apps/v1", "ReplicaSet", "default")}  # fmt: skip
     assert len(sets) == 2
     revision = "deployment.kubernetes.io/revision"
     assert sets["registry.example/web:1"]["metadata"]["annotations"][revision] == "3"
@@ -396,12 +397,12 @@ def test_statefulset_rollout(kube: FakeKubeAPI, kubectl: Kubectl, tmp_path: Path
     status = kube.get("apps/v1", "StatefulSet", "db", "shop")["status"]
     assert status["readyReplicas"] == 2
     assert status["currentRevision"] == status["updateRevision"]
-    pods = sorted(p["metadata"]["name"] for p in kube.list("v1", "Pod", "shop"))
+    pods = sorted(p["metadata"]["name"] for p in kube.objects("v1", "Pod", "shop"))
     assert pods == ["db-0", "db-1"]
     claims = {c["metadata"]["name"]: c["status"]["phase"]
-              for c in kube.list("v1", "PersistentVolumeClaim", "shop")}  # fmt: skip
+              for c in kube.objects("v1", "PersistentVolumeClaim", "shop")}  # fmt: skip
     assert claims == {"data-db-0": "Bound", "data-db-1": "Bound"}
-    assert kube.list("apps/v1", "ControllerRevision", "shop")
+    assert kube.objects("apps/v1", "ControllerRevision", "shop")
 
 
 # ------------------------------------------------------------ the Python client
@@ -410,6 +411,7 @@ def test_statefulset_rollout(kube: FakeKubeAPI, kubectl: Kubectl, tmp_path: Path
 def test_python_client_create_list_and_watch(kube: FakeKubeAPI, api: client.ApiClient) -> None:
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     body = deployment("api", "registry.example/api:1", 3, namespace="default")
+    kube.controllers.pause()  # until the watch is open, so it sees the whole rollout
     created = apps.create_namespaced_deployment("default", body)
     assert created.metadata.generation == 1
     assert created.metadata.uid and created.metadata.resource_version
@@ -420,6 +422,11 @@ def test_python_client_create_list_and_watch(kube: FakeKubeAPI, api: client.ApiC
     assert exists.value.status == 409
     assert json.loads(exists.value.body)["reason"] == "AlreadyExists"
 
+    def resume_once_watched() -> None:
+        kube.wait_for(lambda: kube.requests("GET", verb="watch", resource="deployments"))
+        kube.controllers.resume()
+
+    threading.Thread(target=resume_once_watched, daemon=True).start()
     stream = watch.Watch()
     seen = []
     for event in stream.stream(apps.list_namespaced_deployment, "default", timeout_seconds=20,
@@ -427,7 +434,8 @@ def test_python_client_create_list_and_watch(kube: FakeKubeAPI, api: client.ApiC
         seen.append((event["type"], event["object"].status.available_replicas))
         if event["object"].status.available_replicas == 3:
             stream.stop()
-    assert seen[0][0] == "ADDED" and seen[-1] == ("MODIFIED", 3)
+    assert seen[0] == ("ADDED", None) and seen[-1] == ("MODIFIED", 3)
+    assert len(seen) > 2  # the intermediate states were streamed too
 
     pods = core.list_namespaced_pod("default", label_selector="app=api")
     assert len(pods.items) == 3
@@ -492,6 +500,38 @@ def test_python_client_server_side_apply(kube: FakeKubeAPI, api: client.ApiClien
     assert [i.metadata.name for i in pruned.items] == ["settings"]
     configmaps.delete(name="settings", namespace="default")
     assert kube.get("v1", "ConfigMap", "settings", "default") is None
+
+
+def test_unknown_fields_are_rejected_or_dropped_like_a_real_server(
+    kube: FakeKubeAPI, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    typo = deployment("typo", "registry.example/web:1", namespace="default")
+    typo["spec"]["replicass"] = 3
+    path = write_manifest(tmp_path / "typo.yaml", [typo])
+    ssa = kubectl("apply", "--server-side", "-f", str(path), check=False)
+    assert ("Error from server (InternalError): failed to create typed patch object "
+            "(default/typo; apps/v1, Kind=Deployment): .spec.replicass: field not declared in "
+            "schema") in ssa.stderr  # fmt: skip
+    strict = kubectl("create", "-f", str(path), check=False)  # kubectl asks for Strict
+    assert ('Deployment in version "v1" cannot be handled as a Deployment: strict decoding '
+            'error: unknown field "spec.replicass"') in strict.stderr
+    warned = kubectl("create", "--validate=warn", "-f", str(path))
+    assert 'Warning: unknown field "spec.replicass"' in warned.stderr
+    assert "replicass" not in kube.get("apps/v1", "Deployment", "typo", "default")["spec"]
+    (record,) = kube.requests("POST", verb="create", resource="deployments")[-1:]
+    assert record.query["fieldValidation"] == "Warn" and record.status == 201
+
+
+def test_delete_collection_by_label(kube: FakeKubeAPI, api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    for name, labels in (("a", MANAGED), ("b", MANAGED), ("keep", {})):
+        core.create_namespaced_config_map("default", {"metadata": {"name": name,
+                                                                   "labels": labels}})
+    core.delete_collection_namespaced_config_map("default",
+                                                 label_selector="app.kubernetes.io/managed-by")
+    left = [c.metadata.name for c in core.list_namespaced_config_map("default").items]
+    assert left == ["keep"]
+    assert kube.requests("DELETE", verb="deletecollection", resource="configmaps")[0].status == 200
 
 
 def test_nodes_and_their_ready_conditions(kube: FakeKubeAPI, kubectl: Kubectl,

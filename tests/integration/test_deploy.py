@@ -21,7 +21,8 @@ from tests.support.rendering import ROOT
 
 pytestmark = pytest.mark.integration
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
-SECRETS = {"PROD_DATABASE_URL": "postgres://db/prod", "PROD_STRIPE_API_KEY": "sk_live_x"}
+SECRETS = {"PROD_DATABASE_URL": "postgres://db/prod", "PROD_STRIPE_API_KEY": "sk_live_x",
+           "STAGING_DATABASE_URL": "postgres://db/staging"}
 
 
 @pytest.fixture
@@ -177,3 +178,125 @@ def test_forbidden_names_the_permission(kube: FakeKubeAPI, tmp_path: Path,
     code, err = run(kube, tmp_path, "deploy", str(env_file))
     assert code == 1, err
     assert "may not patch deployments.apps" in err
+
+
+def test_plan_apps_only_shows_create_change_unchanged(kube: FakeKubeAPI, tmp_path: Path,
+                                                      env_file: Path) -> None:
+    write(env_file, always_open)
+    code, _ = run(kube, tmp_path, "plan", str(env_file), "--apps-only", "--exit-code")
+    assert code == 4
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+    result = CliRunner(env={**os.environ, **SECRETS}).invoke(
+        cli, ["plan", str(env_file), "--apps-only", "--kubeconfig", str(kubeconfig),
+              "--output", "json"])
+    actions = {(c["kind"], c["name"]): c["action"] for c in json.loads(result.stdout)["workloads"]}
+    assert actions[("Deployment", "api-blue")] == "create"
+    assert run(kube, tmp_path, "deploy", str(env_file))[0] == 0
+    code, _ = run(kube, tmp_path, "plan", str(env_file), "--apps-only", "--exit-code")
+    assert code == 0, "nothing pending right after a deploy"
+
+    def more_logs(doc: dict[str, Any]) -> None:
+        always_open(doc)
+        doc["config"]["LOG_LEVEL"] = "debug"
+
+    write(env_file, more_logs)
+    result = CliRunner(env={**os.environ, **SECRETS}).invoke(
+        cli, ["plan", str(env_file), "--apps-only", "--kubeconfig", str(kubeconfig),
+              "--output", "json"])
+    changes = {(c["kind"], c["name"]): c for c in json.loads(result.stdout)["workloads"]}
+    assert changes[("ConfigMap", "global-config")]["action"] == "change"
+    # The shared config rolls exactly the apps that use it: api does, elasticsearch does not.
+    assert changes[("Deployment", "api-blue")]["action"] == "change"
+    assert any("config-checksum" in f for f in changes[("Deployment", "api-blue")]["fields"])
+    assert changes[("StatefulSet", "elasticsearch")]["action"] == "unchanged"
+    assert "sk_live" not in result.stdout, "secret values never appear in a plan"
+
+
+def test_conflicting_field_manager_is_reported_and_force_takes_over(
+        kube: FakeKubeAPI, tmp_path: Path, env_file: Path) -> None:
+    write(env_file, lambda d: (always_open(d), d.update(apps=d["apps"][1:])))
+    assert run(kube, tmp_path, "deploy", str(env_file))[0] == 0
+    manifest = tmp_path / "edit.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "elasticsearch", "namespace": "prod"},
+        "spec": {"replicas": 5}}))
+    taken = kubectl(kube, "apply", "--server-side", "--field-manager=hand-edit",
+                    "--force-conflicts", "-f", str(manifest))
+    assert taken.returncode == 0, taken.stderr
+    code, err = run(kube, tmp_path, "deploy", str(env_file))
+    assert code == 1
+    assert "StatefulSet prod/elasticsearch: .spec.replicas" in err
+    assert "--force-conflicts" in err
+    code, err = run(kube, tmp_path, "deploy", str(env_file), "--force-conflicts")
+    assert code == 0, err
+    assert kube.get("apps/v1", "StatefulSet", "elasticsearch", "prod")["spec"]["replicas"] == 3
+
+
+def test_rolling_rollback_returns_to_the_previous_revision(kube: FakeKubeAPI, tmp_path: Path,
+                                                           env_file: Path) -> None:
+    for i in (1, 2):
+        kube.add_node(f"staging-general-{i}")
+    write(env_file, always_open, example="staging")
+    assert run(kube, tmp_path, "deploy", str(env_file))[0] == 0
+
+    def bump(doc: dict[str, Any]) -> None:
+        always_open(doc)
+        doc["apps"][0]["image"] = "ghcr.io/acme/api:1.5.0"
+
+    write(env_file, bump, example="staging")
+    env = {**os.environ, "STAGING_DATABASE_URL": "postgres://staging"}
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+    deployed = CliRunner(env=env).invoke(cli, ["deploy", str(env_file), "--kubeconfig",
+                                               str(kubeconfig)])
+    assert deployed.exit_code == 0, deployed.stderr
+
+    def image() -> str:
+        live = kube.get("apps/v1", "Deployment", "api", "staging")
+        assert live is not None
+        return str(live["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    assert image() == "ghcr.io/acme/api:1.5.0"
+    back = CliRunner(env=env).invoke(cli, ["rollback", str(env_file), "--kubeconfig",
+                                           str(kubeconfig)])
+    assert back.exit_code == 0, back.stderr
+    assert "api: back to revision 1" in back.stderr
+    assert image() == "ghcr.io/acme/api:1.4.2"
+
+
+class Flaky(FakeKubeAPI):
+    """Answers the first PATCHes with 429 (Retry-After: 1), then 503, then normally."""
+
+    throttle = 2
+    unavailable = 2
+
+    def respond(self, method: str, target: str, headers: Any, body: bytes,
+                peer_user: str | None) -> Any:
+        from tests.fakes.kubeapi.rest import Response
+
+        response, record = super().respond(method, target, headers, body, peer_user)
+        if method == "PATCH" and self.throttle > 0:
+            self.throttle -= 1
+            return Response(429, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                  "reason": "TooManyRequests", "code": 429},
+                            headers={"Retry-After": "1"}), record
+        if method == "PATCH" and self.unavailable > 0:
+            self.unavailable -= 1
+            return Response(503, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                  "reason": "ServiceUnavailable", "code": 503}), record
+        return response, record
+
+
+def test_deploy_retries_429_honouring_retry_after_and_5xx(tmp_path: Path,
+                                                          env_file: Path) -> None:
+    import time
+
+    with Flaky() as flaky:
+        for i in (1, 2, 3):
+            flaky.add_node(f"prod-general-{i}")
+        write(env_file, always_open)
+        started = time.monotonic()
+        code, err = run(flaky, tmp_path, "deploy", str(env_file))
+        assert code == 0, err
+        assert time.monotonic() - started >= 1.0, "Retry-After was honoured"
+        assert flaky.throttle == 0 and flaky.unavailable == 0

@@ -204,7 +204,7 @@ def server_side_apply(
     for other, path in found:
         other.fields.discard(path)
 
-    merged = merge(base, owned_config)
+    merged: dict[str, Any] = merge(base, owned_config)
     if has_status and live is not None:
         merged["status"] = copy.deepcopy(live.get("status"))
         if merged["status"] is None:

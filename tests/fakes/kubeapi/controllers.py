@@ -128,7 +128,7 @@ class Controllers:
         address: str | None = None,
     ) -> dict[str, Any]:
         """Create a Node as a joining kubelet would (Ready unless told otherwise)."""
-        count = len(self.registry.store.list(NODE)[0])
+        count = len(self.registry.store.objects(NODE)[0])
         all_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                       "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
                       "beta.kubernetes.io/arch": "amd64"}  # fmt: skip

@@ -66,8 +66,12 @@ def default(rt: ResourceType, obj: dict[str, Any]) -> None:
             obj.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
     elif kind == "Pod" and spec is not None:
         pod_spec(spec)
+        status = obj.setdefault("status", {})
+        if not status:
+            status.update(phase="Pending", qosClass="BestEffort")
     elif kind == "PersistentVolumeClaim" and spec is not None:
         spec.setdefault("volumeMode", "Filesystem")
+        obj.setdefault("status", {}).setdefault("phase", "Pending")
     elif kind == "Service" and spec is not None:
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
@@ -122,6 +126,20 @@ def validate(rt: ResourceType, obj: Mapping[str, Any], old: Mapping[str, Any] | 
     workload = rt.kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
     if workload and isinstance(spec, dict):
         _validate_workload(rt, name, spec, old)
+        _unique_containers(rt, name, (spec.get("template") or {}).get("spec"),
+                           "spec.template.spec")  # fmt: skip
+    elif rt.kind == "Pod" and isinstance(spec, dict):
+        _unique_containers(rt, name, spec, "spec")
+
+
+def _unique_containers(rt: ResourceType, name: str, pod: Any, where: str) -> None:
+    seen: set[str] = set()
+    for n, container in enumerate((pod or {}).get("containers") or []):
+        cname = str((container or {}).get("name", ""))
+        if cname in seen:
+            raise invalid(rt, name, [(f"{where}.containers[{n}].name", "FieldValueDuplicate",
+                                      f'Duplicate value: "{cname}"')])  # fmt: skip
+        seen.add(cname)
 
 
 def _validate_workload(

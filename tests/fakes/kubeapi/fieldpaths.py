@@ -94,6 +94,27 @@ def field_set(value: Any, path: Path = ()) -> set[Path]:
     return out
 
 
+def duplicate_keys(value: Any, path: Path = ()) -> list[tuple[Path, str]]:
+    """(list path, `k:` element) for every key that occurs twice in a keyed list."""
+    out: list[tuple[Path, str]] = []
+    if not isinstance(value, Mapping):
+        return out
+    for name, child in value.items():
+        here = (*path, f"f:{name}")
+        keys = list_keys(here, child) if isinstance(child, list) else None
+        if keys:
+            seen: set[str] = set()
+            for item in child:
+                element = key_of(item, keys)
+                if element in seen:
+                    out.append((here, element))
+                seen.add(element)
+                out += duplicate_keys(item, (*here, element))
+        elif isinstance(child, Mapping):
+            out += duplicate_keys(child, here)
+    return out
+
+
 def get(obj: Any, path: Path) -> Any:
     """The value at `path`, or MISSING."""
     node = obj

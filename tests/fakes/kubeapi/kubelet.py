@@ -87,7 +87,7 @@ class Kubelet:
     # -------------------------------------------------------------------- nodes
 
     def nodes(self) -> list[dict[str, Any]]:
-        return self.registry.store.list(NODE)[0]
+        return self.registry.store.objects(NODE)[0]
 
     @staticmethod
     def node_ready(node: Mapping[str, Any]) -> bool:
@@ -121,7 +121,7 @@ class Kubelet:
 
     def step(self) -> None:
         nodes = self.nodes()
-        for pod in self.registry.store.list(POD)[0]:
+        for pod in self.registry.store.objects(POD)[0]:
             state = self.pods.setdefault(metadata(pod)["uid"], PodState())
             state.steps += 1
             if not pod["spec"].get("nodeName") and nodes:

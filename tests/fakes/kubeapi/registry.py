@@ -21,10 +21,11 @@ from typing import Any
 
 import yaml
 
-from . import apply, catalog, defaults, errors, patch, selectors
+from . import apply, catalog, defaults, errors, patch, schemas, selectors
 from .catalog import ResourceType
 from .errors import ApiError
 from .meta import metadata, name_of, namespace_of, owner_uids, timestamp
+from .schemas import FieldCheck
 from .store import Store
 
 _GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the apiserver's generateName alphabet
@@ -91,9 +92,11 @@ class Registry:
     # ------------------------------------------------------------------ writes
 
     def create(
-        self, rt: ResourceType, namespace: str, body: Any, manager: str, *, dry_run: bool = False
+        self, rt: ResourceType, namespace: str, body: Any, manager: str, *,
+        dry_run: bool = False, fields: FieldCheck | None = None,
     ) -> dict[str, Any]:
         obj = self._body(rt, namespace, body)
+        (fields or FieldCheck()).check(rt.kind, rt.version, obj)
         meta = obj["metadata"]
         if not meta.get("name") and meta.get("generateName"):
             suffix = "".join(self.rng.choice(_GENERATE_CHARS) for _ in range(5))
@@ -106,9 +109,10 @@ class Registry:
 
     def replace(
         self, rt: ResourceType, namespace: str, name: str, body: Any, manager: str, *,
-        dry_run: bool = False, subresource: str = "",
+        dry_run: bool = False, subresource: str = "", fields: FieldCheck | None = None,
     ) -> dict[str, Any]:
         obj = self._body(rt, namespace, body, name)
+        (fields or FieldCheck()).check(rt.kind, rt.version, obj)
         with self.store.lock:
             old = self.get(rt, namespace, name)
             wanted = metadata(obj).get("resourceVersion")
@@ -119,6 +123,7 @@ class Registry:
     def patch(
         self, rt: ResourceType, namespace: str, name: str, content_type: str, body: Any,
         manager: str, *, force: bool = False, dry_run: bool = False, subresource: str = "",
+        fields: FieldCheck | None = None,
     ) -> dict[str, Any]:
         """Any PATCH flavour; an apply patch creates the object if it does not exist."""
         if content_type in (patch.APPLY, patch.APPLY_CBOR):
@@ -129,6 +134,7 @@ class Registry:
             new = patch.apply_patch(content_type, old, body)
             if not isinstance(new, dict):
                 raise errors.bad_request("the patch did not produce an object")
+            (fields or FieldCheck()).check(rt.kind, rt.version, new)
             wanted = metadata(new).get("resourceVersion")
             if wanted and wanted != metadata(old)["resourceVersion"]:
                 raise errors.stale(rt, name)
@@ -145,6 +151,7 @@ class Registry:
         config = self._body(rt, namespace, body, name)
         if not config.get("apiVersion") or not config.get("kind"):
             raise errors.bad_request("apiVersion and kind must be set in an apply patch")
+        schemas.check_apply(config, namespace, name)
         with self.store.lock:
             old = self.store.get(rt, namespace, name)
             if old is None:
@@ -174,10 +181,8 @@ class Registry:
                 new["status"] = status
             if applied and fields:
                 metadata(new)["managedFields"] = fields
-        elif has_status:
-            new.pop("status", None)
-            if old is not None and "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+        elif has_status:  # the main resource never writes status; a new object starts empty
+            new["status"] = copy.deepcopy(old.get("status", {})) if old is not None else {}
         meta = metadata(new)
         if old is not None:
             for key in ("uid", "creationTimestamp", "generation", "deletionTimestamp"):

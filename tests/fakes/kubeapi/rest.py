@@ -28,6 +28,7 @@ from .errors import ApiError
 from .kubelet import Kubelet
 from .meta import name_of, namespace_of
 from .registry import Registry, continue_token, parse_body, parse_continue
+from .schemas import FieldCheck
 from .selectors import object_selector
 
 
@@ -50,7 +51,7 @@ class Response:
     body: Any = None  # JSON-able, or str for text/plain
     content_type: str = "application/json"
     stream: Iterator[dict[str, Any] | None] | None = None  # watch events (None: idle tick)
-    headers: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # sent as `Warning: 299 - "..."`
 
 
 @dataclass
@@ -194,26 +195,27 @@ class Rest:
                 return Response(body=obj)
             return self._list(req, t)
         body = parse_body(req.body, req.content_type)
+        fields = FieldCheck(req.query.get("fieldValidation") or "Warn")
         if req.method == "POST" and not t.name:
             if ns == "" and rt.namespaced:
                 raise errors.method_not_allowed()
             created = self.registry.create(rt, ns, body, self.manager(req),
-                                           dry_run=self.dry_run(req))  # fmt: skip
-            return Response(201, created)
+                                           dry_run=self.dry_run(req), fields=fields)  # fmt: skip
+            return Response(201, created, warnings=fields.warnings)
         if req.method == "PUT" and t.name:
             if t.subresource == "scale":
                 return Response(body=self.registry.update_scale(
                     rt, ns, t.name, "", body, self.manager(req), dry_run=self.dry_run(req)))
             return Response(body=self.registry.replace(
                 rt, ns, t.name, body, self.manager(req), dry_run=self.dry_run(req),
-                subresource=t.subresource))  # fmt: skip
+                subresource=t.subresource, fields=fields), warnings=fields.warnings)  # fmt: skip
         if req.method == "PATCH" and t.name:
-            return self._patch(req, t, body)
+            return self._patch(req, t, body, fields)
         if req.method == "DELETE":
             return self._delete(req, t, body)
         raise errors.method_not_allowed()
 
-    def _patch(self, req: Request, t: Target, body: Any) -> Response:
+    def _patch(self, req: Request, t: Target, body: Any, fields: FieldCheck) -> Response:
         known = (patch.MERGE, patch.STRATEGIC, patch.JSON_PATCH, patch.APPLY)
         if req.content_type not in known:
             raise errors.unsupported_media_type(req.content_type)
@@ -225,8 +227,8 @@ class Rest:
         existed = self.registry.store.get(t.rt, t.namespace, t.name) is not None
         result = self.registry.patch(
             t.rt, t.namespace, t.name, req.content_type, body, self.manager(req), force=force,
-            dry_run=self.dry_run(req), subresource=t.subresource)  # fmt: skip
-        return Response(200 if existed else 201, result)
+            dry_run=self.dry_run(req), subresource=t.subresource, fields=fields)  # fmt: skip
+        return Response(200 if existed else 201, result, warnings=fields.warnings)
 
     def _delete(self, req: Request, t: Target, body: Any) -> Response:
         options = body if isinstance(body, dict) else {}
@@ -251,7 +253,7 @@ class Rest:
     def _select(self, req: Request, t: Target) -> list[dict[str, Any]]:
         matches = object_selector(req.query.get("labelSelector", ""),
                                   req.query.get("fieldSelector", ""))  # fmt: skip
-        items, _ = self.registry.store.list(t.rt, t.namespace or None)
+        items, _ = self.registry.store.objects(t.rt, t.namespace or None)
         return [o for o in items if matches(o)]
 
     @staticmethod

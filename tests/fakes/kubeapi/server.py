@@ -300,9 +300,9 @@ class FakeKubeAPI:
         """The stored object (a copy), or None."""
         return self.store.get(catalog.get(api_version, kind), namespace, name)
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None
+    def objects(self, api_version: str, kind: str, namespace: str | None = None
              ) -> list[dict[str, Any]]:  # fmt: skip
-        return self.store.list(catalog.get(api_version, kind), namespace)[0]
+        return self.store.objects(catalog.get(api_version, kind), namespace)[0]
 
     def create(self, obj: Mapping[str, Any], manager: str = "test") -> dict[str, Any]:
         """Create an object directly (same path as a POST, without HTTP)."""
@@ -426,7 +426,7 @@ class _Server(ThreadingHTTPServer):
                 conn.settimeout(None)
             with self._connections_lock:
                 self._connections.add(conn)
-            self.RequestHandlerClass(conn, client_address, self)
+            _Handler(conn, client_address, self)
         except (ssl.SSLError, OSError):
             pass  # handshake failures and clients going away are not server errors
         finally:
@@ -473,8 +473,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Audit-Id", f"{time.time_ns():x}")
-        for name, value in response.headers.items():
-            self.send_header(name, value)
+        for warning in response.warnings:
+            self.send_header("Warning", f"299 - {json.dumps(warning)}")
         self.end_headers()
         self.wfile.write(payload)
 

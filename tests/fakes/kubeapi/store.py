@@ -61,7 +61,7 @@ class Store:
             obj = self._objects.get(self.key(rt, namespace, name))
             return copy.deepcopy(obj) if obj is not None else None
 
-    def list(
+    def objects(
         self, rt: ResourceType, namespace: str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
         """All objects of a type (in one namespace unless None), sorted, and the current rv."""

@@ -9,7 +9,7 @@ AGE. Cells are computed here, as the real server does, so AGE is relative to now
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .catalog import ResourceType
@@ -118,7 +118,7 @@ def wants_table(accept: str) -> bool:
     return "as=Table" in accept
 
 
-def table(rt: ResourceType, items: list[Mapping[str, Any]], resource_version: str,
+def table(rt: ResourceType, items: Sequence[Mapping[str, Any]], resource_version: str,
           include_object: str = "Metadata") -> dict[str, Any]:  # fmt: skip
     """A meta.k8s.io/v1 Table of `items`."""
     if rt.kind == "Event":

@@ -67,7 +67,7 @@ def stream(
     initial = send_initial_events or resource_version in ("", "0")
     with store.lock:
         subscribed = store.subscribe(listener, None if initial else int(resource_version))
-        existing = store.list(rt, namespace)[0] if initial and subscribed else []
+        existing = store.objects(rt, namespace)[0] if initial and subscribed else []
     if subscribed is None:
         status = errors.gone(f"too old resource version: {resource_version} "
                              f"({store.resource_version})").status()  # fmt: skip

@@ -96,7 +96,7 @@ class Workloads:
 
     def _owned(self, rt: catalog.ResourceType, owner: Mapping[str, Any]) -> list[dict[str, Any]]:
         uid = metadata(owner)["uid"]
-        items = self.registry.store.list(rt, metadata(owner)["namespace"])[0]
+        items = self.registry.store.objects(rt, metadata(owner)["namespace"])[0]
         return [o for o in items if uid in owner_uids(o)]
 
     def _write(self, rt: catalog.ResourceType, old: dict[str, Any], new: dict[str, Any],
@@ -108,7 +108,8 @@ class Workloads:
         old = obj.get("status", {})
         keep_transition_times(old.get("conditions", []), status.get("conditions", []))
         for cond in status.get("conditions", []):
-            prev = next((c for c in old.get("conditions", []) if c["type"] == cond["type"]), {})
+            prev: dict[str, Any] = next(
+                (c for c in old.get("conditions", []) if c["type"] == cond["type"]), {})
             if prev.get("reason") == cond.get("reason") and "lastUpdateTime" in prev:
                 cond["lastUpdateTime"] = prev["lastUpdateTime"]
         if status != old:
@@ -135,7 +136,7 @@ class Workloads:
     # -------------------------------------------------------------- deployments
 
     def deployments(self) -> None:
-        for deployment in self.registry.store.list(DEPLOYMENT)[0]:
+        for deployment in self.registry.store.objects(DEPLOYMENT)[0]:
             if not deployment["spec"].get("paused"):
                 self._rollout(deployment)
 
@@ -212,7 +213,7 @@ class Workloads:
         return created
 
     def deployment_statuses(self) -> None:
-        for deployment in self.registry.store.list(DEPLOYMENT)[0]:
+        for deployment in self.registry.store.objects(DEPLOYMENT)[0]:
             self._deployment_status(deployment)
 
     def _deployment_status(self, deployment: dict[str, Any]) -> None:
@@ -252,8 +253,9 @@ class Workloads:
                      desired: int, replicas: int, updated: int,
                      available: int) -> dict[str, Any]:  # fmt: skip
         rs_name = name_of(new_rs) if new_rs else ""
-        previous = next((c for c in deployment.get("status", {}).get("conditions", [])
-                         if c["type"] == "Progressing"), {})  # fmt: skip
+        previous: dict[str, Any] = next(
+            (c for c in deployment.get("status", {}).get("conditions", [])
+             if c["type"] == "Progressing"), {})  # fmt: skip
         if updated == desired and replicas == updated and available >= updated and new_rs:
             return _condition("Progressing", True, "NewReplicaSetAvailable",
                               f'ReplicaSet "{rs_name}" has successfully progressed.')
@@ -277,7 +279,7 @@ class Workloads:
     # -------------------------------------------------------------- replicasets
 
     def replicasets(self) -> None:
-        for rs in self.registry.store.list(REPLICASET)[0]:
+        for rs in self.registry.store.objects(REPLICASET)[0]:
             pods = self._owned(POD, rs)
             want = int(rs["spec"].get("replicas", 1))
             for _ in range(want - len(pods)):
@@ -294,7 +296,7 @@ class Workloads:
                               f"{verb}d {abs(want - len(pods))} pod(s)")
 
     def replicaset_statuses(self) -> None:
-        for rs in self.registry.store.list(REPLICASET)[0]:
+        for rs in self.registry.store.objects(REPLICASET)[0]:
             pods = self._owned(POD, rs)
             ready = sum(_ready(p) for p in pods)
             status = _compact({
@@ -306,7 +308,7 @@ class Workloads:
     # ------------------------------------------------------------- statefulsets
 
     def statefulsets(self) -> None:
-        for sts in self.registry.store.list(STATEFULSET)[0]:
+        for sts in self.registry.store.objects(STATEFULSET)[0]:
             self._statefulset(sts)
 
     def _revision(self, sts: dict[str, Any]) -> str:
@@ -382,7 +384,7 @@ class Workloads:
             self.registry.commit(PVC, None, claim, MANAGER)
 
     def statefulset_statuses(self) -> None:
-        for sts in self.registry.store.list(STATEFULSET)[0]:
+        for sts in self.registry.store.objects(STATEFULSET)[0]:
             revision = f"{name_of(sts)}-{template_hash(sts['spec']['template'])}"
             pods = self._owned(POD, sts)
             want = int(sts["spec"].get("replicas", 1))
@@ -405,13 +407,13 @@ class Workloads:
 
     def claims_and_services(self) -> None:
         """Bind PVCs at once; give LoadBalancer Services an ingress IP."""
-        for claim in self.registry.store.list(PVC)[0]:
+        for claim in self.registry.store.objects(PVC)[0]:
             if claim.get("status", {}).get("phase") != "Bound":
                 status = {"phase": "Bound", "accessModes": claim["spec"].get("accessModes", []),
                           "capacity": claim["spec"].get("resources", {}).get("requests", {})}
                 self._write(PVC, claim, {**claim, "status": status}, "status")
         service_rt = catalog.get("v1", "Service")
-        for n, svc in enumerate(self.registry.store.list(service_rt)[0]):
+        for n, svc in enumerate(self.registry.store.objects(service_rt)[0]):
             if svc["spec"].get("type") == "LoadBalancer" and not svc.get("status", {}).get(
                     "loadBalancer", {}).get("ingress"):  # fmt: skip
                 status = {"loadBalancer": {"ingress": [{"ip": f"203.0.113.{n % 250 + 1}",
