@@ -597,15 +597,16 @@ def collect(given: Given, prompter: Prompter | None, accept_defaults: bool = Fal
     if prompter is None:
         missing = missing_flags(given, accept_defaults, name_default)
         if missing:
-            defaultable = [f for f in missing
-                           if f not in ("--ssh-key", "--api-cidr")
-                           and (f != "--name" or name_default is not None)]
-            raise UsageError(
-                "no terminal to ask on, and no value for " + ", ".join(missing)
-                + ": pass them as flags"
-                + (" (or --yes to take the defaults of " + ", ".join(defaultable) + ")"
-                   if defaultable else "")
-                + ", or run on a terminal (or with --interactive)")
+            required = [f for f in missing if f in ("--ssh-key", "--api-cidr")
+                        or (f == "--name" and name_default is None)]
+            defaultable = [f for f in missing if f not in required]
+            parts = []
+            if required:
+                parts.append(", ".join(required) + " (no default)")
+            if defaultable:
+                parts.append(", ".join(defaultable) + " (or --yes for their defaults)")
+            raise UsageError("no terminal to ask on, and no value for " + "; ".join(parts)
+                             + ": pass them as flags, or run on a terminal (or --interactive)")
     s = _Session(given, prompter, accept_defaults, catalog)
     name = s.take(given.name, parse_name,
                   "Environment name (prefixes every cloud resource; at most 20 characters)",

@@ -22,15 +22,24 @@ Examples:
   provision destroy prod.yaml --force --yes     # deletion_protection is set on prod""")
 @common
 @click.option("--force", is_flag=True, help="Destroy even when deletion_protection is true.")
+@click.option("--sweep", is_flag=True,
+              help="Also delete anything tagged or named for the environment that Terraform "
+                   "did not know about (reported otherwise).")
+@click.option("--kubeconfig", "kubeconfig", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="The cluster whose load balancers and volumes to release "
+                                 "first [default: the work folder's kubeconfig].")
 @terraform_bin_option
 @yes_option
 @reports_errors
-def destroy(config: Path, workdir: Path | None, force: bool, terraform_bin: str | None,
-            yes: bool) -> None:
-    """Remove every resource of the environment.
+def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
+            kubeconfig: Path | None, terraform_bin: str | None, yes: bool) -> None:
+    """Remove every resource of the environment, in the right order.
 
-    Plans the destruction, shows it, asks, and applies it with live progress. Refuses while
-    the file sets deletion_protection: true, unless --force.
+    Plans the destruction, shows it and asks; then deletes the cluster's LoadBalancer
+    Services and volume claims and waits until their DigitalOcean load balancers and volumes
+    are gone; then destroys the infrastructure with live progress; then lists anything still
+    tagged for the environment (deleted with --sweep). Refuses while the file sets
+    deletion_protection: true, unless --force.
     """
     from provisioner.infra.changes import InfraPlan
     from provisioner.infra.engine import resolve
@@ -53,7 +62,8 @@ def destroy(config: Path, workdir: Path | None, force: bool, terraform_bin: str 
         return Progress(names, verbose=out.verbosity > 1)
 
     outcome = lifecycle.destroy(config, workdir, resolve(terraform_bin), show, confirm,
-                                progress, force, detail=not yes)
+                                progress, force, detail=not yes, kubeconfig=kubeconfig,
+                                sweep=sweep, report=out.info)
     if outcome.applied:
         out.info(f"destroyed {outcome.prepared.env.name}: {outcome.summary}")
     else:

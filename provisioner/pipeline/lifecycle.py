@@ -139,7 +139,8 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
 
 def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
             confirm: Confirm, progress: MakeProgress, force: bool = False,
-            detail: bool = True) -> Outcome:
+            detail: bool = True, kubeconfig: Path | None = None, sweep: bool = False,
+            report: Report | None = None) -> Outcome:
     """Remove everything the environment's Terraform state holds."""
     started = time.monotonic()
     prepared = prepare(config, workdir)
@@ -153,11 +154,14 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
                                   detail=detail)
     show(infra_plan, prepared)
     outcome = Outcome(prepared, infra_plan)
+    say = report or (lambda message: None)
     if not infra_plan.pending:
+        _account_for_leftovers(prepared, token, sweep, say)
         outcome.seconds = time.monotonic() - started
         return outcome
     if not confirm(infra_plan, prepared):
         raise Declined("not destroyed: the plan was not confirmed")
+    _release_cluster_resources(prepared, token, kubeconfig, say)
     tracker = progress(names_by_address(infra_plan))
     ws.on_event = tracker
     try:
@@ -166,5 +170,52 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
         tracker.close()
     outcome.applied = True
     outcome.summary = tracker.summary()
+    _account_for_leftovers(prepared, token, sweep, say)
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+# The cloud controller manager deletes a load balancer within a minute or two.
+RELEASE_TIMEOUT = 5 * 60.0
+
+
+def _release_cluster_resources(prepared: Prepared, token: str, kubeconfig: Path | None,
+                               say: Report) -> None:
+    """LoadBalancer Services and volume claims first, so no load balancer or volume is orphaned."""
+    from provisioner.cloud import sweep as cloud_sweep
+    from provisioner.workloads import teardown
+
+    path = kubeconfig or cluster_stage.kubeconfig_path(prepared)
+    if not path.is_file():
+        return
+    try:
+        owned = teardown.release(prepared.env, cluster_stage.api_client(path))
+    except Exception as e:  # an unreachable cluster must not block destroy; the sweep reports
+        say(f"could not reach the cluster to release its load balancers and volumes "
+            f"({type(e).__name__}); the sweep after destroy will list what remains")
+        return
+    remaining = cloud_sweep.wait_released(token, owned.load_balancers, owned.volumes,
+                                          RELEASE_TIMEOUT, say)
+    if remaining:
+        say("still present after waiting: " + ", ".join(remaining))
+
+
+def _account_for_leftovers(prepared: Prepared, token: str, sweep: bool, say: Report) -> None:
+    from provisioner.cloud import sweep as cloud_sweep
+
+    recorded = infra_stage.infrastructure_file(prepared)
+    floating_ip = None
+    if recorded.is_file():
+        import json
+
+        floating_ip = (json.loads(recorded.read_text()) or {}).get("reserved_ip")
+    found = cloud_sweep.leftovers(prepared.env, token, floating_ip)
+    if found.empty():
+        say("nothing of the environment is left in the account")
+        return
+    if sweep:
+        cloud_sweep.sweep(token, found, say)
+        return
+    raise ProvisionError("destroyed, but these are still in the account (billed):\n"
+                         + "\n".join(f"  {line}" for line in found.describe())
+                         + "\nrun `provision destroy --sweep` to delete them")

@@ -30,6 +30,8 @@ from .errors import ApiError
 from .fieldpaths import Path
 from .meta import metadata, timestamp
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
 
 @dataclass
 class Entry:
@@ -103,8 +105,16 @@ def record_update(
     old: Mapping[str, Any] | None, new: dict[str, Any], manager: str, api_version: str,
     *, subresource: str = "", has_status: bool = True,
 ) -> None:
-    """Give `manager` (operation Update) the fields this write changed; mutates `new`."""
-    entries = entries_of(old)
+    """Give `manager` (operation Update) the fields this write changed; mutates `new`.
+
+    A write that itself changes metadata.managedFields (kubectl's client-side-apply to
+    server-side-apply migration does, `[{}]` clears them) sets the starting point.
+    """
+    sent = metadata(new).get("managedFields")
+    if sent is not None and sent != metadata(old or {}).get("managedFields"):
+        entries = entries_of({"metadata": {"managedFields": [e for e in sent if e]}})
+    else:
+        entries = entries_of(old)
     before = _owned_part(old or {}, subresource, has_status)
     after = _owned_part(new, subresource, has_status)
     old_set, new_set = fp.field_set(before), fp.field_set(after)
@@ -161,6 +171,21 @@ def _conflicts(
     return found
 
 
+def _upgrading(conflicts: list[tuple[Entry, Path]], live: Mapping[str, Any]) -> bool:
+    """The apiserver's lastAppliedManager: `kubectl apply --server-side` may take over,
+    without --force-conflicts, fields that `kubectl apply` (client-side) set, i.e. fields
+    owned by kubectl-client-side-apply and listed in the last-applied annotation."""
+    raw = (metadata(live).get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        last = json.loads(raw) if raw else None
+    except ValueError:
+        return False
+    if not isinstance(last, dict):
+        return False
+    fields = fp.field_set(fp.strip(last, status=True))
+    return all(e.manager == "kubectl-client-side-apply" and p in fields for e, p in conflicts)
+
+
 def conflict_error(conflicts: list[tuple[Entry, Path]]) -> ApiError:
     """409 worded like the apiserver's NewConflictError."""
     causes = [{"reason": "FieldManagerConflict", "message": f"conflict with {e.describe()}",
@@ -199,7 +224,7 @@ def server_side_apply(
     others = [e for e in entries if e is not mine]
 
     found = _conflicts(fp.strip(base, status=True), owned_config, applied, others)
-    if found and not force:
+    if found and not force and not (manager == "kubectl" and _upgrading(found, base)):
         raise conflict_error(found)
     for other, path in found:
         other.fields.discard(path)
