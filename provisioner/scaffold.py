@@ -500,9 +500,9 @@ class _Session:
     def api_cidrs(self) -> tuple[str, ...]:
         if self.given.api_cidrs:
             return tuple(dict.fromkeys(parse_cidr(c) for c in self.given.api_cidrs))
-        offer = ("Only the networks you list may reach the Kubernetes API (port 6443); the VPC "
-                 "and the cluster's own nodes always can. Give your office's range or your "
-                 "own address as a /32; 0.0.0.0/0 opens it to the internet.")
+        offer = ("Only the networks listed here may reach the Kubernetes API (port 6443); the\n"
+                 "VPC and the cluster's own nodes always can. Give your office's range or your\n"
+                 "own address as a /32; 0.0.0.0/0 opens the API to the whole internet.")
         return self.take(None, list_of(parse_cidr),
                          "Networks allowed to reach the API (CIDRs, comma-separated)", None,
                          offer=offer)
@@ -552,6 +552,13 @@ class _Session:
             node_port = prompter.ask(f"  Node port ({NODE_PORTS[0]}-{NODE_PORTS[1]})",
                                      free_port, str(default))
         return AppSpec(name, image, port, replicas, expose, node_port)
+
+
+def _runs_apps(text: str) -> int:
+    workers = parse_workers(text)
+    if workers == 0:
+        raise InvalidAnswer("the apps given with --app need at least one worker")
+    return workers
 
 
 def _accepts(parse: Callable[[str], object], value: str) -> bool:
@@ -617,7 +624,8 @@ def collect(given: Given, prompter: Prompter | None, accept_defaults: bool = Fal
                    str(DEFAULT_CONTROL_PLANE_COUNT))
     cp_size = s.size(given.control_plane_size, region, parse_control_plane_size,
                      "Control-plane droplet size (at least 2 vCPUs and 2 GB)")
-    workers = s.take(given.workers, parse_workers, "Worker nodes", str(DEFAULT_WORKERS))
+    workers = s.take(given.workers, parse_workers, "Worker nodes", str(DEFAULT_WORKERS),
+                     _runs_apps if given.apps else None)
     worker_size = s.size(given.worker_size, region, parse_size, "Worker droplet size")
     ssh_keys = s.ssh_keys()
     api_cidrs = s.api_cidrs()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from provisioner.cli.main import reports_errors
+from provisioner.cli.common import reports_errors
 from provisioner.cli.options import config_argument, output_option
 from provisioner.errors import EXIT_POLICY
 

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import click
 
-from provisioner.cli.main import console, reports_errors
+from provisioner.cli.common import console, reports_errors
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from provisioner.cli.main import console, reports_errors
+from provisioner.cli.common import console, reports_errors
 from provisioner.cli.options import common
 from provisioner.errors import UsageError
 

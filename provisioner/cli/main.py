@@ -7,54 +7,13 @@ else is a bug and is reported as one, without a traceback unless -v was given.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
-
 import click
 
 from provisioner import __version__
-from provisioner.errors import EXIT_FAILURE, ConfigError, ProvisionError
+from provisioner.cli.common import EXIT_CODES_HELP, console, reports_errors
 from provisioner.ui.output import Console
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_CODES_HELP = """\b
-Exit codes: 0 success, 1 failure, 2 bad usage or config,
-3 refused by policy, 4 changes pending (plan --exit-code)."""
-
-
-def console() -> Console:
-    """The Console of the running command."""
-    ctx = click.get_current_context()
-    found = ctx.find_object(Console)
-    return found if found is not None else Console()
-
-
-def reports_errors(func: F) -> F:
-    """Turn ProvisionError into message + exit code; never show users a traceback."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        out = console()
-        try:
-            return func(*args, **kwargs)
-        except ProvisionError as e:
-            out.error(str(e), located=isinstance(e, ConfigError))
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            out.error("interrupted")
-            sys.exit(130)
-        except Exception as e:  # a bug in provision, not the user's fault
-            if out.verbosity > 2:  # -vv
-                raise
-            out.error(f"internal error: {type(e).__name__}: {e} (run with -v for details "
-                      "and report it)")
-            sys.exit(EXIT_FAILURE)
-
-    return wrapper  # type: ignore[return-value]
-
+__all__ = ["cli", "console", "main", "reports_errors"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES_HELP)
@@ -80,6 +39,7 @@ def _register() -> None:
         check,
         deploy,
         destroy,
+        init,
         kubeconfig,
         plan,
         render,
@@ -98,6 +58,7 @@ def _register() -> None:
     cli.add_command(deploy.rollback)
     cli.add_command(check.check)
     cli.add_command(status.status)
+    cli.add_command(init.init)
 
 
 _register()

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from provisioner.cli.common import console, reports_errors
 from provisioner.cli.infra_options import terraform_bin_option
-from provisioner.cli.main import console, reports_errors
 from provisioner.cli.options import common, output_option
 from provisioner.errors import EXIT_CHANGES_PENDING, UsageError
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from provisioner.cli.main import reports_errors
+from provisioner.cli.common import reports_errors
 from provisioner.cli.options import common, output_option
 
 

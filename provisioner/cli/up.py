@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
+from provisioner.cli.common import console, reports_errors
 from provisioner.cli.infra_options import (
     ask,
     require_terminal_or_yes,
     terraform_bin_option,
     yes_option,
 )
-from provisioner.cli.main import console, reports_errors
 from provisioner.cli.options import common
 from provisioner.errors import UsageError
 

@@ -22,27 +22,29 @@ SUPPORTED_MINORS: dict[str, str] = {
     "1.37": "2027-10-28",
 }
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_VERSION = re.compile(r"^v?(1)\.(\d+)\.(\d+)$")
-_REGION = re.compile(r"^[a-z]{3}[0-9]$")
-_SIZE = re.compile(r"^[a-z0-9_]+(-[a-z0-9_]+)+$")
-_SSH_FINGERPRINT = re.compile(r"^([0-9a-f]{2}:){15}[0-9a-f]{2}$")
-_DO_TAG = re.compile(r"^[A-Za-z0-9_:-]{1,255}$")
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-_POSIX_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_PERCENT_OR_INT = re.compile(r"^(\d+%|\d+)$")
-_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# Patterns end in \Z, not $: `$` also matches before a final newline, which would let
+# "prod\n" through as a name.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+_VERSION = re.compile(r"^v?(1)\.(\d+)\.(\d+)\Z")
+_REGION = re.compile(r"^[a-z]{3}[0-9]\Z")
+_SIZE = re.compile(r"^[a-z0-9_]+(-[a-z0-9_]+)+\Z")
+_SSH_FINGERPRINT = re.compile(r"^([0-9a-f]{2}:){15}[0-9a-f]{2}\Z")
+_DO_TAG = re.compile(r"^[A-Za-z0-9_:-]{1,255}\Z")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*\Z")
+_POSIX_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+_QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?\Z")
+_PERCENT_OR_INT = re.compile(r"^(\d+%|\d+)\Z")
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\Z")
 _IMAGE = re.compile(
     r"^(?:(?P<domain>(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)"
     r"(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?)/)?"
     r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?\Z"
 )
 
 # Ranges DigitalOcean uses itself (10.229/16 in every region; the others for its managed

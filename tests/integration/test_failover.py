@@ -514,9 +514,12 @@ def _scenarios(cluster: Cluster) -> None:
         # One assignment, or a second from a node that lost a MASTER race and stopped:
         # never the back-and-forth of two nodes each retrying to take the address.
         assert 1 <= figure.assign_posts <= 2, (name, figure)
-    # A crashed or stopped keepalived leaves the old holder's API server up: no outage.
-    assert figures["a_keepalived_crash"].failed_requests == 0
-    assert figures["b_keepalived_stop"].failed_requests == 0
+    # A crashed or stopped keepalived leaves the old holder's API server up: the only
+    # failures are connections in flight when the route moves (the new holder resets
+    # them), as when DigitalOcean moves the address.
+    for name in ("a_keepalived_crash", "b_keepalived_stop"):
+        assert figures[name].failed_requests <= 2, figures[name]
+        assert figures[name].client_outage_seconds <= 1.0, figures[name]
     _report({name: asdict(f) for name, f in figures.items()})
 
 

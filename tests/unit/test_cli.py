@@ -81,7 +81,7 @@ def test_bad_config_exit_code_and_location(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["validate", "render", "plan", "up", "destroy", "kubeconfig",
-                                     "deploy", "rollback", "check"])
+                                     "deploy", "rollback", "check", "status", "init"])
 def test_every_command_help_ends_with_examples(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0

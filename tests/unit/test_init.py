@@ -302,6 +302,20 @@ def test_dialogue_without_a_token_reasks_until_valid(tmp_path: Path) -> None:
     assert "Regions: " in err and "fra1" in err, "the usual regions are offered offline"
 
 
+def test_apps_given_need_a_worker_on_the_terminal_too(tmp_path: Path) -> None:
+    path = tmp_path / "env.yaml"
+    result = run(str(path), "--interactive", "--yes", *REQUIRED, "--app", "api=a/b:1",
+                 input=lines())
+    assert result.exit_code == 0, result.stderr
+    result = run(str(path), "--interactive", "--name", "dev", "--region", "fra1",
+                 "--control-plane-count", "3", "--control-plane-size", "s-2vcpu-4gb",
+                 "--worker-size", "s-2vcpu-4gb", "--kubernetes-version", "1.36.2", *REQUIRED,
+                 "--app", "api=a/b:1", "--force", input=lines("0", "1"))
+    assert result.exit_code == 0, result.stderr
+    assert "need at least one worker" in result.stderr
+    assert load(path).worker_pools[0].count == 1
+
+
 def test_flags_given_are_not_asked(tmp_path: Path) -> None:
     path = tmp_path / "staging.yaml"
     # Only the API networks have no flag here: the single prompt, then no apps.
@@ -526,8 +540,8 @@ def test_every_answer_is_refused_or_round_trips(field: str, text: str) -> None:
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_app_names_and_images_are_refused(text: str) -> None:
-    for parse in (scaffold.parse_app_name, scaffold.parse_image, scaffold.parse_name):
+    for check in (scaffold.parse_app_name, scaffold.parse_image, scaffold.parse_name):
         with pytest.raises(InvalidAnswer):
-            parse(text)
+            check(text)
         with pytest.raises(InvalidAnswer):
-            parse(f"ghcr.io/a/b:{text}" if parse is scaffold.parse_image else f"api{text}")
+            check(f"ghcr.io/a/b:{text}" if check is scaffold.parse_image else f"api{text}")

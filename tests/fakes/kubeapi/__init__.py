@@ -8,31 +8,37 @@
         ...                                # kubectl --kubeconfig ..., kubernetes.config...
         assert kube.requests("PATCH", verb="patch", resource="deployments")
 
-Modules: server.py (HTTP/TLS transport, auth, deny rules, latency, request log,
-`FakeKubeAPI`), rest.py (routing, verbs, list/watch/log), registry.py (write semantics,
-defaulting, generation, GC), apply.py + fieldpaths.py (server-side apply, managedFields),
-patch.py (merge/strategic/JSON patch), store.py (objects, resourceVersions, history),
-watch.py (event streams), discovery.py (discovery + minimal OpenAPI v3), tables.py
-(`kubectl get` columns), controllers.py + workloads.py + kubelet.py + events.py (the
-simulated cluster), defaults.py (defaulting, validation), selectors.py, catalog.py
-(served types), tls.py (certificates), errors.py (Status bodies).
+Modules: server.py (HTTP/TLS transport, auth, latency, request log, `FakeKubeAPI`),
+faults.py (deny rules, injected 429/5xx), rest.py (routing, verbs, list/watch/log),
+registry.py (write semantics, defaulting, generation, GC), apply.py + fieldpaths.py
+(server-side apply, managedFields), patch.py (merge/strategic/JSON patch), store.py
+(objects, resourceVersions, history), watch.py (event streams), discovery.py (discovery
++ minimal OpenAPI v3), tables.py (`kubectl get` columns), controllers.py + workloads.py
++ kubelet.py + events.py (the simulated cluster), defaults.py (defaulting, validation),
+schemas.py (unknown fields, from the kubernetes-validate JSON schemas), selectors.py,
+catalog.py (served types), tls.py (certificates), errors.py (Status bodies), meta.py
+(metadata helpers).
 
 Known simplifications: deletes are immediate (no finalizers, graceful periods or
-Terminating namespaces); no admission beyond a few validation rules; no OpenAPI schemas
-(so no client-side validation or `kubectl explain`); SSA treats every non-keyed list as
-atomic; no DaemonSet, Job, HPA or PDB controllers (those objects are stored as sent);
-watch BOOKMARKs only for sendInitialEvents; protobuf is never served (JSON only).
+Terminating namespaces); no admission beyond a few validation rules; the OpenAPI served
+has no schemas (no `kubectl explain`); SSA treats every non-keyed list as atomic and
+knows list keys from a table, not from schemas; no DaemonSet, Job, HPA or PDB
+controllers (those objects are stored as sent); watch BOOKMARKs only for
+sendInitialEvents; JSON only: protobuf request bodies (`kubectl create deployment` and
+other typed generators) get 415.
 """
 
 from __future__ import annotations
 
-from .server import DEFAULT_NAMESPACES, Denial, FakeKubeAPI, RequestRecord
+from .faults import Denial, Injection
+from .server import DEFAULT_NAMESPACES, FakeKubeAPI, RequestRecord
 from .tls import TLSMaterial, issue_client_cert, make_tls
 
 __all__ = [
     "DEFAULT_NAMESPACES",
     "Denial",
     "FakeKubeAPI",
+    "Injection",
     "RequestRecord",
     "TLSMaterial",
     "issue_client_cert",

@@ -51,6 +51,7 @@ class Response:
     body: Any = None  # JSON-able, or str for text/plain
     content_type: str = "application/json"
     stream: Iterator[dict[str, Any] | None] | None = None  # watch events (None: idle tick)
+    headers: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # sent as `Warning: 299 - "..."`
 
 

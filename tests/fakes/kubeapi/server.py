@@ -34,9 +34,12 @@ from . import catalog, errors
 from . import tls as tls_module
 from .controllers import Controllers
 from .errors import ApiError
+from .faults import Denial, Injection
 from .registry import Registry
 from .rest import Request, Response, Rest, encode, parse_target
 from .store import Store
+
+__all__ = ["DEFAULT_NAMESPACES", "Denial", "FakeKubeAPI", "Injection", "RequestRecord"]
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _OPEN_PATHS = ("/healthz", "/livez", "/readyz", "/version")  # anonymous on kubeadm clusters
@@ -65,25 +68,6 @@ class RequestRecord:
     def json(self) -> Any:
         """The request body decoded (JSON, or YAML for apply patches); None if empty."""
         return yaml.safe_load(self.body) if self.body.strip() else None
-
-
-@dataclass(frozen=True)
-class Denial:
-    """A deny rule: requests matching every given field get `code` (403, or 401)."""
-
-    verb: str = "*"
-    resource: str = "*"  # "deployments", "deployments/scale", "*"
-    namespace: str | None = None
-    name: str | None = None
-    code: int = 403
-
-    def matches(self, verb: str, resource: str, namespace: str, name: str) -> bool:
-        return (
-            self.verb in ("*", verb)
-            and (self.resource in ("*", resource) or self.resource == resource.split("/")[0])
-            and self.namespace in (None, namespace)
-            and self.name in (None, name)
-        )
 
 
 class FakeKubeAPI:
@@ -136,6 +120,7 @@ class FakeKubeAPI:
         else:
             self.tokens = {t: "kubernetes-admin" for t in tokens}
         self.denials: list[Denial] = []
+        self.injections: list[Injection] = []
         self.store = Store()
         self.registry = Registry(self.store)
         self.controllers = Controllers(self.registry, step_delay=step_delay,
@@ -279,6 +264,17 @@ class FakeKubeAPI:
         """Drop every deny rule."""
         self.denials.clear()
 
+    def inject_error(self, status: int = 503, count: int = 1, *, verb: str | None = None,
+                     resource: str | None = None, retry_after: int | None = None
+                     ) -> Injection:  # fmt: skip
+        """Answer the next `count` matching requests with `status` (429 TooManyRequests,
+        500, 503 ServiceUnavailable, 504 Timeout...) and a real Status body; with
+        `retry_after`, also a Retry-After header (client-go and retry loops honour it)."""
+        injection = Injection(status, count, verb, resource, retry_after)
+        with self._log_lock:
+            self.injections.append(injection)
+        return injection
+
     # ---------------------------------------------------------- cluster state
 
     def add_node(self, name: str, ready: bool | None = True, reason: str | None = None,
@@ -322,6 +318,15 @@ class FakeKubeAPI:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"condition not met within {timeout}s")
             time.sleep(interval)
+
+    def _take_injection(self, verb: str, resource: str) -> Response | None:
+        with self._log_lock:
+            for injection in self.injections:
+                if injection.count > 0 and injection.matches(verb, resource):
+                    injection.count -= 1
+                    return Response(injection.status, injection.status_body(),
+                                    headers=injection.headers())  # fmt: skip
+        return None
 
     # ---------------------------------------------------------------- request log
 
@@ -386,7 +391,8 @@ class FakeKubeAPI:
                         raise errors.unauthorized()
                     raise errors.forbidden(found.rt, verb, found.name, found.namespace, user,
                                            found.subresource)  # fmt: skip
-            response = self.rest.handle(request, self._stopping)
+            injected = self._take_injection(verb, resource)
+            response = injected or self.rest.handle(request, self._stopping)
         except ApiError as exc:
             response = Response(exc.code, exc.status())
         except Exception as exc:  # a bug in the fake: answer 500, keep serving
@@ -401,6 +407,10 @@ class FakeKubeAPI:
             self._log.append(record)
         return response, record
 
+
+    # `list` is kept for callers of the first version; defined last so that the class
+    # body's `list[...]` annotations still mean the builtin.
+    list = objects
 
 
 class _Server(ThreadingHTTPServer):
@@ -446,6 +456,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm
+    # and the client's delayed ACK add ~40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
     server: _Server
 
     def _peer_user(self) -> str | None:
@@ -473,6 +486,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Audit-Id", f"{time.time_ns():x}")
+        for name, value in response.headers.items():
+            self.send_header(name, value)
         for warning in response.warnings:
             self.send_header("Warning", f"299 - {json.dumps(warning)}")
         self.end_headers()

@@ -25,8 +25,13 @@ _AUTO_VPC_PREFIX = 20
 
 
 def public_ipv4(account: Account, pool: str) -> str:
-    """Next unused public IPv4 address of the pool (skips .0 and .255 of each /24)."""
-    net = PUBLIC_POOLS[pool]
+    """Next unused public IPv4 address of the pool (skips .0 and .255 of each /24).
+
+    An account may override a pool (``"pools": {"reserved_ip": "127.77.0.0/24"}``): the
+    end-to-end test puts the floating IP on loopback, where its fake API server listens.
+    """
+    override = (account.data.get("pools") or {}).get(pool)
+    net = ipaddress.IPv4Network(override) if override else PUBLIC_POOLS[pool]
     while True:
         n = account.next_counter(f"ipv4:{pool}", 10)
         addr = net.network_address + n

@@ -1,0 +1,54 @@
+"""What every command shares: the run's Console and the error-to-exit-code mapping.
+
+Kept apart from main.py so that importing any one command never imports the whole group.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from provisioner.errors import EXIT_FAILURE, ConfigError, ProvisionError
+from provisioner.ui.output import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = """\b
+Exit codes: 0 success, 1 failure, 2 bad usage or config,
+3 refused by policy, 4 changes pending (plan --exit-code)."""
+
+
+def console() -> Console:
+    """The Console of the running command."""
+    ctx = click.get_current_context()
+    found = ctx.find_object(Console)
+    return found if found is not None else Console()
+
+
+def reports_errors(func: F) -> F:
+    """Turn ProvisionError into message + exit code; never show users a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out = console()
+        try:
+            return func(*args, **kwargs)
+        except ProvisionError as e:
+            out.error(str(e), located=isinstance(e, ConfigError))
+            sys.exit(e.exit_code)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            # Ctrl-C, or Ctrl-D at a prompt: the user stopped; nothing more was done.
+            out.error("aborted")
+            sys.exit(130)
+        except Exception as e:  # a bug in provision, not the user's fault
+            if out.verbosity > 2:  # -vv
+                raise
+            out.error(f"internal error: {type(e).__name__}: {e} (run with -v for details "
+                      "and report it)")
+            sys.exit(EXIT_FAILURE)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,56 @@
+"""The whole pipeline the way a user runs it, with only DigitalOcean and Kubernetes simulated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.world import world
+
+pytestmark = pytest.mark.integration
+
+
+def test_up_deploy_status_rollback_destroy(tmp_path: Path) -> None:
+    with world(tmp_path) as w:
+        config = str(w.sim.config)
+        up = w.provision("up", config, "--yes", "--override-window", "--reason", "e2e run")
+        assert up.code == 0, up.stderr
+        assert w.boot.error is None
+        assert "6/6 nodes Ready" in up.stderr
+        kube = w.boot.kube
+        assert kube is not None
+        endpoint = json.loads((w.sim.workdir / "infrastructure.json").read_text())[
+            "api_endpoint"]
+        assert endpoint.startswith("127."), "the floating IP is where the API server listens"
+        kubeconfig = yaml.safe_load((w.sim.workdir / "kubeconfig").read_text())
+        assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{endpoint}:6443"
+        assert kube.get("apps/v1", "Deployment", "api-blue", "prod") is not None
+        assert kube.get("v1", "Secret", "digitalocean", "kube-system") is not None
+
+        status = w.provision("status", config, "--output", "json")
+        assert status.code == 0, status.stderr
+        state = json.loads(status.stdout)
+        assert state["cloud"]["floating_ip"] == endpoint
+        assert state["cloud"]["floating_ip_holder"] == "prod-cp-1"
+        assert len(state["cluster"]["nodes"]) == 6
+        assert state["cluster"]["last_deploy"]["override"][
+            "provision.dev/window-override-reason"] == "e2e run"
+
+        w.sim.write_config(edit=lambda d: d["apps"][0].update(image="ghcr.io/acme/api:1.5.0"))
+        deploy = w.provision("deploy", config, "--override-window", "--reason", "1.5.0")
+        assert deploy.code == 0, deploy.stderr
+        assert "api: traffic switched from blue to green" in deploy.stderr
+
+        rollback = w.provision("rollback", config, "--app", "api")
+        assert rollback.code == 0, rollback.stderr
+        service = kube.get("v1", "Service", "api", "prod")
+        assert service is not None and service["spec"]["selector"][
+            "provision.dev/colour"] == "blue"
+
+        down = w.provision("destroy", config, "--yes", "--force")
+        assert down.code == 0, down.stderr
+        assert w.sim.droplet_names() == []
+        assert "nothing of the environment is left in the account" in down.stderr
