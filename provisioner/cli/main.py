@@ -15,6 +15,7 @@ from provisioner.ui.output import Console
 
 __all__ = ["cli", "console", "main", "reports_errors"]
 
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES_HELP)
 @click.option("-v", "--verbose", count=True, help="More detail; -vv shows tracebacks of bugs.")
