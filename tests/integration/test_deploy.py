@@ -300,3 +300,19 @@ def test_deploy_retries_429_honouring_retry_after_and_5xx(tmp_path: Path,
         assert code == 0, err
         assert time.monotonic() - started >= 1.0, "Retry-After was honoured"
         assert flaky.throttle == 0 and flaky.unavailable == 0
+
+
+def test_crash_loop_names_reason_and_last_log_lines(kube: FakeKubeAPI, tmp_path: Path,
+                                                    env_file: Path) -> None:
+    def crashing(doc: dict[str, Any]) -> None:
+        always_open(doc)
+        doc["apps"][0]["image"] = "ghcr.io/acme/api-crashloop:1.0.0"
+        doc["apps"] = doc["apps"][:1]
+
+    write(env_file, crashing)
+    kube.set_log("prod", "api-blue", "starting api\nconnecting to db\npanic: no DATABASE_URL\n")
+    code, err = run(kube, tmp_path, "deploy", str(env_file), "--timeout", "60")
+    assert code == 1, err
+    assert "app api (Deployment api-blue) failed to roll out" in err
+    assert "CrashLoopBackOff" in err
+    assert "last log lines:" in err and "panic: no DATABASE_URL" in err
