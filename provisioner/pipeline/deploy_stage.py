@@ -18,7 +18,7 @@ from provisioner.config.model import Environment
 from provisioner.errors import ProvisionError
 from provisioner.workloads import apply, colours, prune, rollout
 from provisioner.workloads.api import Kube
-from provisioner.workloads.objects import Desired, applyset_id, desired_objects, parent_object
+from provisioner.workloads.objects import applyset_id, desired_objects, parent_object
 
 Report = Callable[[str], None]
 ROLLOUT_TIMEOUT = 10 * 60.0
@@ -153,8 +153,3 @@ def deploy_record(env: Environment, result: DeployResult) -> dict[str, str]:
     if result.override:
         record["override"] = result.override
     return {LAST_DEPLOY: json.dumps(record, sort_keys=True)}
-
-
-def desired_for_plan(env: Environment) -> list[Desired]:
-    """The objects a deploy would apply (for `plan`), with placeholder secrets allowed."""
-    return desired_objects(env, environ={s.from_env: "" for s in env.secrets})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from provisioner.config.model import Environment
 from provisioner.errors import UsageError
 from provisioner.render import backend, cloudinit, manifests, tfvars
@@ -43,8 +41,3 @@ def render_environment(env: Environment) -> dict[str, str]:
     for manifest in manifests.all_files(env):
         files[f"manifests/{manifest.name}"] = manifest.text
     return files
-
-
-def relative_paths(files: dict[str, str], root: Path) -> list[Path]:
-    """Absolute paths of rendered files, for reporting."""
-    return [root / name for name in sorted(files)]
