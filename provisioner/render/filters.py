@@ -40,6 +40,15 @@ def to_yaml(value: Any) -> str:
     return _dump(value, flow=True)
 
 
+def _block_safe(value: str) -> bool:
+    """Whether a literal block can carry ``value`` unchanged."""
+    if not value.strip("\n") or value[0] in " \t" or "\r" in value:
+        return False
+    if any(ch in value for ch in "\x85\u2028\u2029\ufeff"):
+        return False  # line breaks or marks YAML would reinterpret
+    return all(ch.isprintable() or ch in "\n\t" for ch in value)
+
+
 def to_yaml_block(value: str, indent: int) -> str:
     """A multi-line string as a YAML literal block (``|``), or quoted if a block cannot hold it.
 
@@ -47,16 +56,16 @@ def to_yaml_block(value: str, indent: int) -> str:
     represent carriage returns, tabs before content on its first line, or a leading space on
     the first line without an indentation indicator; those fall back to a quoted scalar.
     """
-    if not value.strip("\n") or "\r" in value or value[0] in " \t" or any(
-            c in value for c in "\x85\u2028\u2029\ufeff") or (not value.isprintable() and any(
-            not (ch.isprintable() or ch in "\n\t") for ch in value)):
+    if not _block_safe(value):
         return to_yaml(value)
-    chomp = "" if value.endswith("\n") and not value.endswith("\n\n") else "+" if value.endswith(
-        "\n") else "-"
+    # Chomping: clip (one final newline), keep (several) or strip (none), so the block
+    # reads back as exactly the same string.
+    stripped = value.rstrip("\n")
+    trailing = len(value) - len(stripped)
+    chomp = {0: "-", 1: ""}.get(trailing, "+")
     pad = " " * indent
-    body = "\n".join(pad + line if line else "" for line in value.rstrip("\n").split("\n"))
-    trailing = value[len(value.rstrip("\n")):]
-    extra = "\n" * (len(trailing) - 1) if chomp == "+" else ""
+    body = "\n".join(pad + line if line else "" for line in stripped.split("\n"))
+    extra = "\n" * (trailing - 1) if chomp == "+" else ""
     return f"|{chomp}\n{body}{extra}"
 
 

@@ -41,6 +41,10 @@ class Bootstrapper:
     kube: FakeKubeAPI | None = None
     started_at: float | None = None
     error: BaseException | None = None
+    # Seconds a droplet takes to join as a node once it exists (cloud-init and kubeadm
+    # join); may be changed while the world runs, e.g. large to hold nodes back, then 0.
+    node_delay: float = 0.0
+    first_seen: dict[str, float] = field(default_factory=dict)  # droplet -> monotonic time
 
     def run(self) -> None:
         try:
@@ -56,6 +60,9 @@ class Bootstrapper:
         while not self.stop.wait(0.1):
             data = cloud.snapshot().get("resources", {})
             droplets = {d["name"] for d in data.get("digitalocean_droplet", {}).values()}
+            now = time.monotonic()
+            for name in droplets:
+                self.first_seen.setdefault(name, now)
             if self.kube is None:
                 ips = list(data.get("digitalocean_reserved_ip", {}).values())
                 if not ips or not (secrets_dir / "ca.key").exists():
@@ -75,7 +82,8 @@ class Bootstrapper:
                 self.started_at = time.monotonic()
             known = {n["metadata"]["name"] for n in self.kube.list("v1", "Node")}
             for name in sorted(droplets - known):
-                self.kube.add_node(name, ready=True, control_plane="-cp-" in name)
+                if now - self.first_seen[name] >= self.node_delay:
+                    self.kube.add_node(name, ready=True, control_plane="-cp-" in name)
 
 
 @dataclass

@@ -228,6 +228,27 @@ class Topology:
         self.hosts[name] = host
         return host
 
+    def add_namespace(self, name: str) -> Host:
+        """A namespace `name` off the switch, with only loopback up; wire it with `link`.
+
+        For layouts a flat bridge cannot model, such as a node routing for pods behind veths.
+        Its `address` and `port` stay empty (`drop_ip_protocol` is for switch hosts only).
+        """
+        host = Host(name, self._add_namespace(name), "", "")
+        self.hosts[name] = host
+        return host
+
+    def link(self, a: str, a_device: str, a_address: str,
+             b: str, b_device: str, b_address: str) -> None:
+        """A veth pair between hosts `a` and `b`, both ends addressed (CIDR form) and up."""
+        ns_a, ns_b = self.hosts[a].namespace, self.hosts[b].namespace
+        _run(["ip", "-n", ns_a, "link", "add", a_device, "type", "veth",
+              "peer", "name", b_device, "netns", ns_b])
+        for namespace, device, address in ((ns_a, a_device, a_address),
+                                           (ns_b, b_device, b_address)):
+            _run(["ip", "-n", namespace, "addr", "add", address, "dev", device])
+            _run(["ip", "-n", namespace, "link", "set", device, "up"])
+
     def ip(self, host: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """`ip ARGS` inside `host`'s namespace."""
         return _run(["ip", "-n", self.hosts[host].namespace, *args], check=check)
