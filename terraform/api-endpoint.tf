@@ -6,8 +6,9 @@ resource "digitalocean_reserved_ip" "api" {
   region = var.region
 
   lifecycle {
-    # keepalived on the nodes assigns the IP to the current MASTER through the API; Terraform
-    # must never move it back.
+    # The nodes assign the IP: the first control-plane node claims it at first boot, then
+    # keepalived's MASTER takes it over. Terraform must never move it back (an assignment
+    # resource would, on every apply after a failover).
     ignore_changes = [droplet_id]
   }
 }
@@ -39,15 +40,6 @@ resource "digitalocean_loadbalancer" "api" {
     unhealthy_threshold      = 2
     healthy_threshold        = 2
   }
-}
-
-# The first control-plane node needs the address before `kubeadm init` talks to its own
-# controlPlaneEndpoint, and every join needs it. A separate assignment resource avoids a cycle
-# (the droplets' user-data carries the address).
-resource "digitalocean_reserved_ip_assignment" "api" {
-  count      = var.api_endpoint == "floating_ip" ? 1 : 0
-  ip_address = digitalocean_reserved_ip.api[0].ip_address
-  droplet_id = digitalocean_droplet.controllers[0].id
 }
 
 locals {

@@ -147,6 +147,31 @@ def assign(settings: Settings, attempts: int = 8,
     return False
 
 
+def claim(settings: Settings, attempts: int = 8) -> bool:
+    """First boot of the first control-plane node: take the floating IP if nobody holds it.
+
+    `kubeadm init` and every join need the endpoint to answer before keepalived runs. The
+    assignment is made here rather than by Terraform, whose assignment resource would move
+    the address back to this node on every apply after a failover.
+    """
+    do = _digitalocean(settings)
+    for attempt in range(1, attempts + 1):
+        try:
+            ip = do.FloatingIP(ip=settings.floating_ip, token=settings.token)
+            ip.load()
+            holder = (ip.droplet or {}).get("id")
+            if holder is not None:
+                log(f"{settings.floating_ip} is held by droplet {holder}; not claiming it")
+                return True
+            break
+        except Exception as e:  # retried like assign: the API may be briefly unreachable
+            log(f"attempt {attempt} to read {settings.floating_ip} failed: {e}")
+            time.sleep(min(0.5 * 2 ** attempt, 8))
+    else:
+        return False
+    return assign(settings, attempts)
+
+
 def controller_number(name: str) -> int:
     """``prod-cp-2`` -> 2: the node's place in the election and on the tunnel."""
     match = re.search(r"-cp-(\d+)$", name)
@@ -342,15 +367,17 @@ def record_state(settings: Settings, state: str) -> Callable[[], bool] | None:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``configure``, ``notify TYPE NAME STATE PRIORITY`` or ``check``."""
+    """Entry point: ``configure``, ``notify TYPE NAME STATE PRIORITY``, ``check``, ``claim``."""
     parser = argparse.ArgumentParser(prog="provision-failover", description=__doc__)
     parser.add_argument("--config", type=Path, default=CONFIG)
-    parser.add_argument("command", choices=["configure", "notify", "check"])
+    parser.add_argument("command", choices=["configure", "notify", "check", "claim"])
     parser.add_argument("args", nargs="*")
     options = parser.parse_args(argv)
     settings = Settings.load(options.config)
     if options.command == "check":
         return check(settings)
+    if options.command == "claim":
+        return 0 if claim(settings) else 1
     if options.command == "configure":
         changed = configure(settings)
         log("keepalived configuration " + ("written" if changed else "unchanged"))

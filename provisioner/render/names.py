@@ -57,7 +57,6 @@ def resource_names(env: Environment) -> dict[str, str]:
         "digitalocean_tag.controllers": f"provision:{env.name}:controller",
         "digitalocean_tag.workers": f"provision:{env.name}:worker",
         "digitalocean_reserved_ip.api[0]": f"{env.name} API endpoint",
-        "digitalocean_reserved_ip_assignment.api[0]": f"{env.name} API endpoint",
         "digitalocean_loadbalancer.api[0]": f"{env.name}-api",
         "digitalocean_project_resources.this[0]": env.digitalocean.project or "default",
     })

@@ -40,6 +40,7 @@ class Bootstrapper:
     stop: threading.Event = field(default_factory=threading.Event)
     kube: FakeKubeAPI | None = None
     started_at: float | None = None
+    claimed: bool = False
     error: BaseException | None = None
     # Seconds a droplet takes to join as a node once it exists (cloud-init and kubeadm
     # join); may be changed while the world runs, e.g. large to hold nodes back, then 0.
@@ -80,6 +81,10 @@ class Bootstrapper:
                                         client_ca_pem=secrets.ca_crt_pem, host=ip, port=6443)
                 self.kube.start()
                 self.started_at = time.monotonic()
+            if not self.claimed and "prod-cp-1" in droplets:
+                # The first control-plane node claims the floating IP before kubeadm init.
+                self.sim.claim_floating_ip("prod-cp-1")
+                self.claimed = True
             known = {n["metadata"]["name"] for n in self.kube.list("v1", "Node")}
             for name in sorted(droplets - known):
                 if now - self.first_seen[name] >= self.node_delay:

@@ -20,6 +20,7 @@ def test_status_shows_droplets_floating_ip_nodes_apps_and_last_deploy(tmp_path: 
     with simulation(tmp_path) as sim, FakeKubeAPI() as kube:
         sim.write_config({"deploy_policy": {}})
         assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
+        sim.claim_floating_ip("prod-cp-1")  # what the first node does at first boot
         for i in (1, 2, 3):
             kube.add_node(f"prod-general-{i}")
         kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")

@@ -81,6 +81,22 @@ class Simulation:
         """Sorted names of every droplet in the account."""
         return sorted(d["name"] for d in self.resources("digitalocean_droplet"))
 
+    def claim_floating_ip(self, droplet: str) -> str:
+        """Assign the floating IP to ``droplet`` through the API, as its failover agent does."""
+        import json
+        import urllib.request
+
+        ip = self.resources("digitalocean_reserved_ip")[0]["ip_address"]
+        target = next(d["id"] for d in self.resources("digitalocean_droplet")
+                      if d["name"] == droplet)
+        request = urllib.request.Request(
+            f"{self.api.endpoint}floating_ips/{ip}/actions", method="POST",
+            data=json.dumps({"type": "assign", "droplet_id": int(target)}).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status in (200, 201), response.status
+        return str(ip)
+
     @property
     def workdir(self) -> Path:
         """The environment's work folder."""
