@@ -48,11 +48,16 @@ def _read_until(process: Any, needle: str, timeout: float) -> str:
     return "".join(seen)
 
 
+def _instances(state: Path) -> int:
+    """Resource instances in a state file (blocks appear with their first instance)."""
+    return sum(len(r["instances"]) for r in json.loads(state.read_text())["resources"])
+
+
 @pytest.mark.parametrize("after", ["creating VPC", "creating droplet prod-cp"])
 def test_sigint_stops_gracefully_and_the_next_up_converges(sim: Simulation, after: str) -> None:
     config = str(sim.config)
     process = sim.popen("up", config, "--yes", "--until", "infra",
-                        extra={"DO_SIM_LATENCY_MS": "1500"})
+                        extra={"DO_SIM_LATENCY_MS": "4000"})
     _read_until(process, after, timeout=120)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130
@@ -64,14 +69,14 @@ def test_sigint_stops_gracefully_and_the_next_up_converges(sim: Simulation, afte
     assert not (state_dir / ".terraform.tfstate.lock.info").exists(), "stale lock left behind"
     assert (state_dir / "terraform.tfstate").exists()
     before = sim.droplet_names()
-    partial = len(json.loads((state_dir / "terraform.tfstate").read_text())["resources"])
+    partial = _instances(state_dir / "terraform.tfstate")
 
     again = sim.run("up", config, "--yes", "--until", "infra")
     assert again.code == 0, again.stderr
     names = sim.droplet_names()
     assert len(names) == len(set(names)) == 6, names
     assert set(before) <= set(names), "droplets created before the interrupt are reused"
-    final = len(json.loads((state_dir / "terraform.tfstate").read_text())["resources"])
+    final = _instances(state_dir / "terraform.tfstate")
     assert partial < final, "the interrupt stopped the apply part-way"
     assert sim.run("plan", config, "--exit-code").code == 0
 
