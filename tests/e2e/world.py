@@ -13,6 +13,7 @@ Run it by hand: ``python -m tests.e2e.world`` (prints every command's output).
 from __future__ import annotations
 
 import random
+import socket
 import sys
 import tempfile
 import threading
@@ -57,7 +58,6 @@ class Bootstrapper:
         from provisioner.bootstrap.pki import ClusterSecrets
 
         cloud = Cloud(Path(self.sim.env["DO_SIM_STATE"]))
-        secrets_dir = self.sim.workdir / "secrets"
         while not self.stop.wait(0.1):
             data = cloud.snapshot().get("resources", {})
             droplets = {d["name"] for d in data.get("digitalocean_droplet", {}).values()}
@@ -65,6 +65,7 @@ class Bootstrapper:
             for name in droplets:
                 self.first_seen.setdefault(name, now)
             if self.kube is None:
+                secrets_dir = self.sim.workdir / "secrets"  # follows the file's `name`
                 ips = list(data.get("digitalocean_reserved_ip", {}).values())
                 if not ips or not (secrets_dir / "ca.key").exists():
                     continue
@@ -103,10 +104,28 @@ class World:
         return self.sim.run(*args)
 
 
+def free_pool() -> str:
+    """A loopback /24 whose floating IP (its .10) has port 6443 free.
+
+    Worlds of other tests, benchmarks or a developer's run may be alive on this machine:
+    a collision would put provision in front of another world's API server and CA.
+    """
+    pick = random.SystemRandom()
+    for _ in range(50):
+        prefix = f"127.{pick.randint(16, 250)}.{pick.randint(1, 250)}"
+        with socket.socket() as probe:
+            try:
+                probe.bind((f"{prefix}.10", 6443))
+            except OSError:
+                continue
+        return f"{prefix}.0/24"
+    raise RuntimeError("no free loopback address for the simulated floating IP")
+
+
 @contextmanager
 def world(tmp_path: Path) -> Iterator[World]:
     """Everything up; torn down at exit."""
-    pool = f"127.{random.randint(16, 250)}.{random.randint(1, 250)}.0/24"
+    pool = free_pool()
     with simulation(tmp_path) as sim:
         sim.env.update(SECRETS)
         with Cloud(Path(sim.env["DO_SIM_STATE"])).transaction() as account:
