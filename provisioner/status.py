@@ -7,6 +7,7 @@ cluster the nodes and apps are not; what could not be read says why instead of f
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,45 +40,35 @@ def cloud_status(env: Environment, token: str) -> dict[str, Any]:
 
 def cluster_status(env: Environment, kubeconfig: Path) -> dict[str, Any]:
     """Nodes Ready, apps desired / updated / available, and the last deploy."""
-    from kubernetes.client import AppsV1Api, CoreV1Api
-
     from provisioner.pipeline.cluster_stage import api_client
     from provisioner.pipeline.deploy_stage import LAST_DEPLOY
+    from provisioner.workloads.api import Kube, KubeError
     from provisioner.workloads.objects import parent_name
 
-    api = api_client(kubeconfig)
-    core, apps = CoreV1Api(api), AppsV1Api(api)
+    kube = Kube(api_client(kubeconfig), timeout=10)
     nodes = []
-    for node in core.list_node(_request_timeout=10).items:
-        ready = next((c for c in ((node.status.conditions if node.status else None) or [])
-                      if c.type == "Ready"), None)
-        nodes.append({"name": node.metadata.name if node.metadata else "?",
-                      "ready": bool(ready and ready.status == "True")})
+    for node in kube.request("GET", "/api/v1/nodes", verb="list nodes").get("items") or []:
+        conditions = (node.get("status") or {}).get("conditions") or []
+        ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+        nodes.append({"name": (node.get("metadata") or {}).get("name") or "?",
+                      "ready": ready.get("status") == "True"})
     workloads = []
-    selector = "app.kubernetes.io/managed-by=provision"
-    for item in apps.list_namespaced_deployment(env.namespace, label_selector=selector,
-                                                _request_timeout=10).items:
-        spec, st = item.spec, item.status
-        workloads.append({"name": item.metadata.name if item.metadata else "?",
-                          "kind": "Deployment",
-                          "desired": (spec.replicas if spec else 0) or 0,
-                          "updated": (st.updated_replicas if st else 0) or 0,
-                          "available": (st.available_replicas if st else 0) or 0})
-    for sts in apps.list_namespaced_stateful_set(env.namespace, label_selector=selector,
-                                                 _request_timeout=10).items:
-        sspec, sst = sts.spec, sts.status
-        workloads.append({"name": sts.metadata.name if sts.metadata else "?",
-                          "kind": "StatefulSet",
-                          "desired": (sspec.replicas if sspec else 0) or 0,
-                          "updated": (sst.updated_replicas if sst else 0) or 0,
-                          "available": (sst.available_replicas if sst else 0) or 0})
-    last = None
+    selector = [("labelSelector", "app.kubernetes.io/managed-by=provision")]
+    for kind, resource in (("Deployment", "deployments"), ("StatefulSet", "statefulsets")):
+        listing = kube.request("GET", f"/apis/apps/v1/namespaces/{env.namespace}/{resource}",
+                               selector, verb=f"list {resource}")
+        for item in listing.get("items") or []:
+            spec, st = item.get("spec") or {}, item.get("status") or {}
+            workloads.append({"name": (item.get("metadata") or {}).get("name") or "?",
+                              "kind": kind, "desired": int(spec.get("replicas") or 0),
+                              "updated": int(st.get("updatedReplicas") or 0),
+                              "available": int(st.get("availableReplicas") or 0)})
     try:
-        parent = core.read_namespaced_config_map(parent_name(env), env.namespace,
-                                                 _request_timeout=10)
-        raw = ((parent.metadata.annotations if parent.metadata else None) or {}).get(LAST_DEPLOY)
+        parent = kube.request("GET", f"/api/v1/namespaces/{env.namespace}/configmaps/"
+                              f"{parent_name(env)}", verb="get configmaps")
+        raw = ((parent.get("metadata") or {}).get("annotations") or {}).get(LAST_DEPLOY)
         last = json.loads(raw) if raw else None
-    except Exception:  # no deploy yet, or not readable: the rest of the status still stands
+    except (KubeError, ValueError):  # no deploy yet, or unreadable: the rest still stands
         last = None
     return {"nodes": sorted(nodes, key=lambda n: n["name"]),
             "apps": sorted(workloads, key=lambda w: w["name"]), "last_deploy": last}
@@ -86,21 +77,40 @@ def cluster_status(env: Environment, kubeconfig: Path) -> dict[str, Any]:
 def collect(env: Environment, token: str | None, kubeconfig: Path | None) -> dict[str, Any]:
     """Everything status shows; unreadable parts carry an ``error``."""
     result: dict[str, Any] = {"environment": env.name}
-    if token:
+
+    def cloud() -> None:
         try:
-            result["cloud"] = cloud_status(env, token)
+            result["cloud"] = cloud_status(env, token or "")
         except Exception as e:  # reported, not raised: status must show what it can
             result["cloud"] = {"error": f"{type(e).__name__}: {e}"}
+
+    def cluster() -> None:
+        try:
+            result["cluster"] = cluster_status(env, kubeconfig or Path())
+        except Exception as e:  # an unreachable cluster is a status, not a crash
+            result["cluster"] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+
+    # The two sources are independent: read them at the same time (one waits on the
+    # cloud's API, the other on the cluster's). Their clients are imported first, here:
+    # two threads importing `requests` at once would each see it half initialised.
+    if token:
+        import digitalocean  # noqa: F401
+    if kubeconfig is not None:
+        import kubernetes.config  # noqa: F401
+    readers = []
+    if token:
+        readers.append(threading.Thread(target=cloud, daemon=True))
     else:
         result["cloud"] = {"error": "no DIGITALOCEAN_TOKEN: droplets not listed"}
     if kubeconfig is not None and kubeconfig.is_file():
-        try:
-            result["cluster"] = cluster_status(env, kubeconfig)
-        except Exception as e:  # an unreachable cluster is a status, not a crash
-            result["cluster"] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+        readers.append(threading.Thread(target=cluster, daemon=True))
     else:
         result["cluster"] = {"error": "no kubeconfig yet: run `provision up`"}
-    return result
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    return {key: result[key] for key in ("environment", "cloud", "cluster")}
 
 
 def format_status(status: dict[str, Any]) -> str:

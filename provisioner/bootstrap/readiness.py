@@ -60,16 +60,17 @@ def api_ready(api: Any) -> tuple[bool, str]:
 
 def node_states(api: Any, expected: Iterable[str]) -> list[NodeState]:
     """The state of every expected node (sorted by name), from one LIST."""
-    from kubernetes.client import CoreV1Api
+    from provisioner.workloads.api import Kube
 
     seen: dict[str, NodeState] = {}
-    for node in CoreV1Api(api).list_node(_request_timeout=10).items:
-        name = str(node.metadata.name if node.metadata else "")
-        conditions = (node.status.conditions if node.status else None) or []
-        ready = next((c for c in conditions if c.type == "Ready"), None)
-        seen[name] = NodeState(
-            name, True, bool(ready and ready.status == "True"),
-            (ready.reason or "") if ready else "", (ready.message or "") if ready else "")
+    listing = Kube(api, timeout=10).request("GET", "/api/v1/nodes", verb="list nodes")
+    for node in listing.get("items") or []:
+        name = str((node.get("metadata") or {}).get("name") or "")
+        conditions = (node.get("status") or {}).get("conditions") or []
+        ready: dict[str, Any] = next(
+            (c for c in conditions if c.get("type") == "Ready"), {})
+        seen[name] = NodeState(name, True, ready.get("status") == "True",
+                               ready.get("reason") or "", ready.get("message") or "")
     return [seen.get(name, NodeState(name, False, False)) for name in sorted(expected)]
 
 

@@ -95,6 +95,7 @@ def rollback(config: Path, workdir: Path | None, kubeconfig: Path | None, contex
     import time
 
     from provisioner.workloads import rollout
+    from provisioner.workloads.api import Kube
     from provisioner.workloads.objects import applyset_id
     from provisioner.workloads.rollback import rollback as run
 
@@ -106,7 +107,7 @@ def rollback(config: Path, workdir: Path | None, kubeconfig: Path | None, contex
     waiting = [rollout.Target("Deployment", r.deployment, r.app) for r in results
                if r.deployment]
     if waiting:
-        rollout.wait(api, env.namespace, waiting,
+        rollout.wait(Kube(api), env.namespace, waiting,
                      f"applyset.kubernetes.io/part-of={applyset_id(env)}",
                      time.monotonic() + 600, lambda statuses: None)
         out.info("rolled back: " + ", ".join(t.app for t in waiting))

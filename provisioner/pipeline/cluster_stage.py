@@ -17,6 +17,7 @@ from provisioner.bootstrap import kubeconfig, readiness
 from provisioner.bootstrap.readiness import Report
 from provisioner.errors import ProvisionError
 from provisioner.pipeline.prepare import Prepared
+from provisioner.workloads.api import KubeError
 
 # Cloud-init installs packages and runs kubeadm: minutes, not seconds.
 API_TIMEOUT = 20 * 60.0
@@ -57,18 +58,16 @@ def store_cloud_token(api: Any, token: str) -> None:
     """kube-system/digitalocean: the token the CCM and CSI driver read, applied declaratively."""
     import json
 
-    from kubernetes.client import CoreV1Api
+    from provisioner.workloads.api import Kube
 
     body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": DO_SECRET, "namespace": "kube-system",
                          "labels": {"app.kubernetes.io/managed-by": "provision"}},
             "stringData": {"access-token": token}}
-    CoreV1Api(api).api_client.call_api(*CoreV1Api(api).api_client.param_serialize(
+    Kube(api, timeout=15).request(
         "PATCH", f"/api/v1/namespaces/kube-system/secrets/{DO_SECRET}",
-        query_params=[("fieldManager", "provision"), ("force", "true")],
-        header_params={"Content-Type": "application/apply-patch+yaml",
-                       "Accept": "application/json"},
-        body=json.dumps(body), auth_settings=["BearerToken"]), _request_timeout=15).read()
+        [("fieldManager", "provision"), ("force", "true")], json.dumps(body),
+        "application/apply-patch+yaml", verb="patch secrets in kube-system")
 
 
 def bring_up(prepared: Prepared, outputs: dict[str, Any], token: str, report: Report,
@@ -83,13 +82,10 @@ def bring_up(prepared: Prepared, outputs: dict[str, Any], token: str, report: Re
     api = api_client(path)
     start = time.monotonic()
     readiness.wait_for_api(api, str(endpoint), start + api_timeout, report)
-    from kubernetes.client.exceptions import ApiException
-
     try:
         store_cloud_token(api, token)
-    except ApiException as e:
-        raise ProvisionError(f"cannot store the DigitalOcean token in kube-system: HTTP "
-                             f"{e.status} {e.reason}") from e
+    except KubeError as e:
+        raise ProvisionError(f"cannot store the DigitalOcean token in kube-system: {e}") from e
     nodes = expected_nodes(outputs)
     readiness.wait_for_nodes(api, nodes, time.monotonic() + nodes_timeout, report)
     return Cluster(str(endpoint), path, tuple(nodes))

@@ -9,7 +9,6 @@ declared; finally record the kinds the set now contains.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,9 +92,6 @@ def deploy(env: Environment, api: Any, report: Report, *, force_conflicts: bool 
              and plans.get(d.name) is not None and plans[d.name].switching]
     now_objects = [d for d in objects if d not in later]
 
-    # The watch client's imports take ~0.4 s of CPU: do them while the applies wait on
-    # the network instead of between the last apply and the first watch.
-    threading.Thread(target=rollout.preload, daemon=True).start()
     namespace_objects = [d for d in now_objects if d.kind.tier == 0]
     apply.apply_all(kube, namespace_objects, force_conflicts)
     previous = prune.previous_group_kinds(kube, env)
@@ -118,7 +114,7 @@ def deploy(env: Environment, api: Any, report: Report, *, force_conflicts: bool 
             report(line)
             last = line
 
-    done = rollout.wait(api, env.namespace, targets_to_wait,
+    done = rollout.wait(kube, env.namespace, targets_to_wait,
                         f"applyset.kubernetes.io/part-of={applyset_id(env)}",
                         time.monotonic() + timeout, show)
     result.statuses = {t.name: s.message for t, s in done.items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,16 @@ class Kube:
                 body: Any = None, content_type: str = "application/json",
                 verb: str = "") -> dict[str, Any]:
         """One request; the decoded JSON body, or raise KubeError."""
+        return _decode(self._send(method, path, query, body, content_type, verb))
+
+    def text(self, path: str, query: list[tuple[str, str]] | None = None,
+             verb: str = "") -> str:
+        """A GET whose answer is text (a pod's log), or raise KubeError."""
+        data = self._send("GET", path, query, None, "application/json", verb, accept="*/*")
+        return data.decode(errors="replace")
+
+    def _send(self, method: str, path: str, query: list[tuple[str, str]] | None, body: Any,
+              content_type: str, verb: str, accept: str = "application/json") -> bytes:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -52,7 +63,7 @@ class Kube:
             try:
                 args = self.client.param_serialize(
                     method, path, query_params=query or [],
-                    header_params={"Content-Type": content_type, "Accept": "application/json"},
+                    header_params={"Content-Type": content_type, "Accept": accept},
                     body=payload, auth_settings=["BearerToken"])
                 response = self.client.call_api(*args, _request_timeout=self.timeout)
                 response.read()
@@ -69,15 +80,55 @@ class Kube:
                 time.sleep(delay + random.uniform(0, delay))
                 delay *= 2
                 continue
-            decoded = _decode(data)
+            data = data if isinstance(data, bytes) else str(data).encode()
             if 200 <= status < 300:
-                return decoded
+                return data
             if status in (429, 500, 502, 503, 504) and attempt < ATTEMPTS:
                 time.sleep(_retry_after(headers, delay))
                 delay *= 2
                 continue
-            raise _error(method, path, status, decoded, verb)
+            raise _error(method, path, status, _decode(data), verb)
         raise AssertionError("unreachable")
+
+    def watch(self, path: str, query: list[tuple[str, str]] | None = None,
+              seconds: int = 30) -> Iterator[dict[str, Any]]:
+        """The events of one watch request (``{"type", "object"}``) as they arrive.
+
+        Ends when the server closes the watch (after about ``seconds``); raises KubeError
+        on a refusal or an ERROR event (410 Gone included: the caller starts over).
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        query = [*(query or []), ("watch", "true"), ("timeoutSeconds", str(seconds))]
+        try:
+            args = self.client.param_serialize(
+                "GET", path, query_params=query, header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"])
+            response = self.client.call_api(*args, _request_timeout=seconds + 10)
+        except ApiException as e:
+            raise _error("GET", path, e.status or 0, _decode(e.body or ""), "watch") from e
+        raw = response.response  # urllib3's response, not yet read: a stream of lines
+        try:
+            if not 200 <= response.status < 300:
+                raise _error("GET", path, response.status, _decode(raw.data or b""), "watch")
+            pending = b""
+            for chunk in raw.stream(amt=None, decode_content=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise _error("GET", path, int(status.get("code") or 0), status,
+                                     "watch")
+                    yield event
+        finally:
+            # A watch left early still has a body in flight: close its connection rather
+            # than return it to the pool half read.
+            raw.close()
+            raw.release_conn()
 
 
 def _decode(data: bytes | str) -> dict[str, Any]:

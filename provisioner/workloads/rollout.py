@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.errors import ProvisionError
+from provisioner.workloads.api import Kube, KubeError
 
 # Waiting reasons that will not clear by waiting longer.
 FATAL = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
@@ -100,9 +101,9 @@ def statefulset_status(obj: dict[str, Any]) -> Status:
 class Watcher:
     """Watches one kind in one namespace and keeps the latest status of each target."""
 
-    def __init__(self, api: Any, namespace: str, kind: str, selector: str,
+    def __init__(self, kube: Kube, namespace: str, kind: str, selector: str,
                  on_change: Callable[[], None]) -> None:
-        self.api, self.namespace, self.kind, self.selector = api, namespace, kind, selector
+        self.kube, self.namespace, self.kind, self.selector = kube, namespace, kind, selector
         self.objects: dict[str, dict[str, Any]] = {}
         self.on_change = on_change
         self.stop = threading.Event()
@@ -110,21 +111,16 @@ class Watcher:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        from kubernetes import watch
-        from kubernetes.client import AppsV1Api
-
-        apps = AppsV1Api(self.api)
-        lister = (apps.list_namespaced_deployment if self.kind == "Deployment"
-                  else apps.list_namespaced_stateful_set)
+        resource = "deployments" if self.kind == "Deployment" else "statefulsets"
+        path = f"/apis/apps/v1/namespaces/{self.namespace}/{resource}"
         while not self.stop.is_set():
             try:
-                watcher: Any = watch.Watch  # untyped in the client
-                stream = watcher().stream(lister, self.namespace, label_selector=self.selector,
-                                          timeout_seconds=30, _request_timeout=40)
-                for event in stream:
-                    obj = self.api.sanitize_for_serialization(event["object"])
-                    name = obj["metadata"]["name"]
-                    if event["type"] == "DELETED":
+                # Each watch starts without a resourceVersion: the server first sends every
+                # current object, so a restart (timeout, 410 Gone) misses nothing.
+                for event in self.kube.watch(path, [("labelSelector", self.selector)]):
+                    obj = event.get("object") or {}
+                    name = (obj.get("metadata") or {}).get("name", "")
+                    if event.get("type") == "DELETED":
                         self.objects.pop(name, None)
                     else:
                         self.objects[name] = obj
@@ -136,64 +132,59 @@ class Watcher:
                 time.sleep(1)
 
 
-def preload() -> None:
-    """Import what watching needs: the client's API classes load lazily (~0.4 s of CPU)."""
-    from kubernetes import watch  # noqa: F401
-    from kubernetes.client import AppsV1Api  # noqa: F401
-
-
 APP_LABEL = "app.kubernetes.io/name"
 
 
-def pods_by_app(api: Any, namespace: str, apps: set[str]) -> dict[str, list[Any]]:
+def pods_by_app(kube: Kube, namespace: str, apps: set[str]) -> dict[str, list[dict[str, Any]]]:
     """The pods of the given apps, by app: one request however many apps."""
-    from kubernetes.client import CoreV1Api
-
     selector = f"{APP_LABEL} in ({','.join(sorted(apps))})"
-    found: dict[str, list[Any]] = {app: [] for app in apps}
-    for pod in CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector,
-                                                  _request_timeout=10).items:
-        app = ((pod.metadata.labels if pod.metadata else None) or {}).get(APP_LABEL)
+    found: dict[str, list[dict[str, Any]]] = {app: [] for app in apps}
+    for pod in _pods(kube, namespace, selector):
+        app = ((pod.get("metadata") or {}).get("labels") or {}).get(APP_LABEL)
         if app in found:
             found[app].append(pod)
     return found
 
 
-def pod_problems(api: Any, namespace: str, app: str,
-                 pods: list[Any] | None = None) -> tuple[str, str]:
-    """(fatal waiting reasons of the app's pods, last log lines of the first such pod)."""
-    from kubernetes.client import CoreV1Api
+def _pods(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
+    listing = kube.request("GET", f"/api/v1/namespaces/{namespace}/pods",
+                           [("labelSelector", selector)], verb="list pods")
+    return list(listing.get("items") or [])
 
-    core = CoreV1Api(api)
+
+def pod_problems(kube: Kube, namespace: str, app: str,
+                 pods: list[dict[str, Any]] | None = None) -> tuple[str, str]:
+    """(fatal waiting reasons of the app's pods, last log lines of the first such pod)."""
     if pods is None:
-        pods = core.list_namespaced_pod(namespace, label_selector=f"{APP_LABEL}={app}",
-                                        _request_timeout=10).items
+        pods = _pods(kube, namespace, f"{APP_LABEL}={app}")
     reasons: list[str] = []
     logs = ""
     for pod in pods:
-        for status in (pod.status.container_statuses if pod.status else None) or []:
-            waiting = status.state.waiting if status.state else None
-            if waiting and waiting.reason in FATAL:
-                name = pod.metadata.name if pod.metadata else "?"
-                reasons.append(f"pod {name}: {waiting.reason}"
-                               + (f" ({waiting.message})" if waiting.message else ""))
-                if not logs and pod.metadata and pod.metadata.name:
-                    try:
-                        logs = core.read_namespaced_pod_log(
-                            pod.metadata.name, namespace, container=status.name,
-                            tail_lines=LOG_LINES, _request_timeout=10)
-                    except Exception:
-                        logs = ""
-    return "; ".join(reasons), str(logs or "")
+        name = (pod.get("metadata") or {}).get("name") or "?"
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") not in FATAL:
+                continue
+            message = waiting.get("message")
+            reasons.append(f"pod {name}: {waiting['reason']}"
+                           + (f" ({message})" if message else ""))
+            if not logs and name != "?":
+                try:
+                    logs = kube.text(f"/api/v1/namespaces/{namespace}/pods/{name}/log",
+                                     [("container", str(status.get("name") or "")),
+                                      ("tailLines", str(LOG_LINES))], verb="get pods/log")
+                except KubeError:  # no logs is still a diagnosis: the reasons stand
+                    logs = ""
+    return "; ".join(reasons), logs
 
 
-def wait(api: Any, namespace: str, targets: Sequence[Target], selector: str, deadline: float,
+def wait(kube: Kube, namespace: str, targets: Sequence[Target], selector: str, deadline: float,
          report: Callable[[dict[Target, Status]], None], poll_pods_every: float = 3.0,
          clock: Callable[[], float] = time.monotonic) -> dict[Target, Status]:
     """Until every target is rolled out; raise RolloutFailed naming what went wrong."""
     changed = threading.Event()
     kinds = sorted({t.kind for t in targets})
-    watchers = {k: Watcher(api, namespace, k, selector, changed.set) for k in kinds}
+    watchers = {k: Watcher(kube, namespace, k, selector, changed.set) for k in kinds}
     for watcher in watchers.values():
         watcher.thread.start()
     statuses: dict[Target, Status] = {t: Status() for t in targets}
@@ -208,21 +199,21 @@ def wait(api: Any, namespace: str, targets: Sequence[Target], selector: str, dea
             report(statuses)
             failed = [t for t, s in statuses.items() if s.failure]
             if failed:
-                raise _failure(api, namespace, failed[0], statuses[failed[0]].failure)
+                raise _failure(kube, namespace, failed[0], statuses[failed[0]].failure)
             if all(s.done for s in statuses.values()):
                 return statuses
             now = clock()
             if now - last_pod_check >= poll_pods_every:
                 last_pod_check = now
                 pending = [t for t, s in statuses.items() if not s.done]
-                pods = pods_by_app(api, namespace, {t.app for t in pending}) if pending else {}
+                pods = pods_by_app(kube, namespace, {t.app for t in pending}) if pending else {}
                 for target in pending:
-                    reasons, logs = pod_problems(api, namespace, target.app, pods[target.app])
+                    reasons, logs = pod_problems(kube, namespace, target.app, pods[target.app])
                     if reasons:
-                        raise _failure(api, namespace, target, reasons, logs)
+                        raise _failure(kube, namespace, target, reasons, logs)
             if now >= deadline:
                 pending = [t for t, s in statuses.items() if not s.done]
-                raise _failure(api, namespace, pending[0],
+                raise _failure(kube, namespace, pending[0],
                                f"not rolled out by the deadline: {statuses[pending[0]].message}")
             changed.wait(timeout=min(1.0, max(deadline - now, 0.05)))
             changed.clear()
@@ -231,10 +222,10 @@ def wait(api: Any, namespace: str, targets: Sequence[Target], selector: str, dea
             watcher.stop.set()
 
 
-def _failure(api: Any, namespace: str, target: Target, reason: str,
+def _failure(kube: Kube, namespace: str, target: Target, reason: str,
              logs: str | None = None) -> RolloutFailed:
     if logs is None:
-        pods, logs = pod_problems(api, namespace, target.app)
+        pods, logs = pod_problems(kube, namespace, target.app)
         if pods:
             reason = f"{reason}; {pods}"
     text = f"app {target.app} ({target.kind} {target.name}) failed to roll out: {reason}"

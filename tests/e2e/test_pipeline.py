@@ -38,6 +38,12 @@ def test_up_deploy_status_rollback_destroy(tmp_path: Path) -> None:
         assert len(state["cluster"]["nodes"]) == 6
         assert state["cluster"]["last_deploy"]["override"][
             "provision.dev/window-override-reason"] == "e2e run"
+        # As its own process too: there nothing is imported yet, and status reads the cloud
+        # and the cluster at the same time.
+        process = w.sim.popen("status", config, "--output", "json")
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        assert json.loads(out) == state
 
         w.sim.write_config(edit=lambda d: d["apps"][0].update(image="ghcr.io/acme/api:1.5.0"))
         deploy = w.provision("deploy", config, "--override-window", "--reason", "1.5.0")
