@@ -8,8 +8,9 @@ each a Deployment of 2 replicas, a Service and a PodDisruptionBudget: 3 objects 
 plus the namespace, the shared ConfigMap and the shared Secret) is deployed to the fake
 Kubernetes API server (tests/fakes/kubeapi) with `--latency-ms` (default 10) added to every
 request, twice, each side on its own fresh server in this process:
-  * provision: `python -m provisioner deploy CONFIG --kubeconfig K`, one process (apply
-    tier by tier with PARALLELISM threads, watch the rollouts, prune, record the set);
+  * provision (this checkout's): `python -m provisioner deploy CONFIG --kubeconfig K`,
+    one process (apply tier by tier with PARALLELISM threads, watch the rollouts, prune,
+    record the set);
   * the peer, as a CI script would do it: `kubectl apply --server-side -f DIR` on the
     manifests `provision render` wrote (plus the same Secret), then
     `kubectl rollout status deployment/NAME` for every Deployment, one after another
@@ -24,19 +25,17 @@ concurrency bound, provision's requests x latency / PARALLELISM.
 
 The fake's controllers run identically for both sides: a pass every `--step-delay` s (0.5),
 `--time-scale` 0.01 (progress deadlines), start_steps 2, so a new Deployment is available
-after 2 or 3 passes. At 100 apps the fake needs adjusting in two ways, both in this process
-only and stated in the output: its owner lookup copies every object of a kind per owner
-(see `_owned`; `--unpatched-fake` keeps it), and passes that would change nothing are
-skipped (see `Fake`; `--no-skip-idle` keeps them). Even so a pass costs 0.3-1 s of CPU under
-the store lock every request needs, and the fake serves a request with about 5 ms of CPU
-under one GIL: at 10 ms latency and 16 requests in flight the fake, not the client, sets the
-pace of the apply, so read the phase lines and the fake's CPU beside the ratios.
+after 2 or 3 passes; passes that would change nothing are skipped (`Controllers.skip_idle`;
+`--no-skip-idle` keeps them). The fake is a Python program: it serves a request with 2-4 ms
+of CPU and a controller pass at 100 apps costs up to a second of CPU while creating
+ReplicaSets and pods, under the store lock every request needs and one GIL. At 10 ms
+latency with 16 requests in flight the fake, not the client, sets the pace of the apply:
+read the phase lines and the fake's CPU beside the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import resource
 import subprocess
@@ -45,7 +44,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -54,30 +52,11 @@ sys.path.insert(0, str(ROOT))
 
 from provisioner.render.manifests import SECRET_NAME  # noqa: E402
 from provisioner.workloads.apply import PARALLELISM  # noqa: E402
-from tests.fakes.kubeapi import workloads as fake_workloads  # noqa: E402
-from tests.fakes.kubeapi.meta import metadata, name_of, owner_uids  # noqa: E402
 from tests.fakes.kubeapi.server import FakeKubeAPI, RequestRecord  # noqa: E402
 
 SECRETS = {"DATABASE_URL": ("BENCH_DATABASE_URL", "postgres://db.internal/bench")}
 NODES = 3
-IDLE_PASSES = 3
 PART_OF = "applyset.kubernetes.io/part-of"
-
-
-def _owned(self: fake_workloads.Workloads, rt: Any, owner: Any) -> list[dict[str, Any]]:
-    """The fake's ``Workloads._owned`` with the filter before the copy (same result).
-
-    The fake's own deep-copies every object of the kind in the namespace once per owner, so
-    a reconcile pass costs owners x objects deep copies: about 25 s at 100 apps, all of it
-    under the store lock, and clients time out. Filtering first makes the pass linear.
-    """
-    uid, namespace = metadata(owner)["uid"], metadata(owner)["namespace"]
-    store = self.registry.store
-    with store.lock:
-        items = [copy.deepcopy(obj) for (group_resource, ns, _), obj in store._objects.items()
-                 if group_resource == rt.group_resource and ns == namespace
-                 and uid in owner_uids(obj)]
-    return sorted(items, key=name_of)
 
 
 @dataclass
@@ -116,36 +95,19 @@ def environment(path: Path, apps: int) -> str:
 
 
 class Fake(FakeKubeAPI):
-    """The fake API server, its controllers' CPU time counted (they have their own thread).
-
-    With ``skip_idle``, once IDLE_PASSES passes in a row have changed nothing, passes are
-    skipped until something writes to the store: real controllers are event-driven and
-    cost the API server nothing when the cluster is quiet, while each of the fake's passes
-    deep-copies every workload and pod under the store lock (about 0.5 s at 100 apps),
-    which would tax whichever side runs longer.
-    """
+    """The fake API server with its bench settings; with ``--skip-idle`` (the default) its
+    controllers rest while the cluster is quiet (see `Controllers.skip_idle`): a pass at
+    100 apps costs a few hundred ms of CPU under the store lock, which would otherwise tax
+    whichever side runs longer."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(latency_ms=args.latency_ms, step_delay=args.step_delay,
                          time_scale=args.time_scale)
-        self.controller_cpu = 0.0
-        run_once = self.controllers.run_once
-        idle, quiet_at = 0, -1
+        self.controllers.skip_idle = args.skip_idle
 
-        def counted(passes: int = 1) -> None:
-            nonlocal idle, quiet_at
-            version = self.store.resource_version
-            if args.skip_idle and version == quiet_at:
-                return
-            before = time.thread_time()
-            try:
-                run_once(passes)
-            finally:
-                self.controller_cpu += time.thread_time() - before
-            idle = idle + 1 if self.store.resource_version == version else 0
-            quiet_at = version if idle >= IDLE_PASSES else -1
-
-        self.controllers.run_once = counted  # type: ignore[method-assign]
+    @property
+    def controller_cpu(self) -> float:
+        return self.controllers.cpu_seconds
 
     def __enter__(self) -> Fake:
         self.start()
@@ -203,7 +165,8 @@ def rolled_out(kube: FakeKubeAPI, namespace: str, names: list[str]) -> None:
 
 def run_provision(args: argparse.Namespace, work: Path, config: Path, namespace: str,
                   deployments: list[str]) -> Side:
-    env = {**os.environ, **{var: value for var, value in SECRETS.values()}}
+    env = {**os.environ, **{var: value for var, value in SECRETS.values()},
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with Fake(args) as kube:
         kubeconfig = kube.write_kubeconfig(work / "provision.kubeconfig")
         with Meter(kube) as meter:
@@ -282,20 +245,16 @@ def main() -> None:
                         help="seconds between the fake controllers' passes")
     parser.add_argument("--time-scale", type=float, default=0.01,
                         help="real seconds per simulated second (progress deadlines)")
-    parser.add_argument("--unpatched-fake", action="store_true",
-                        help="keep the fake's quadratic owner lookup (hopeless at 100 apps)")
     parser.add_argument("--no-skip-idle", dest="skip_idle", action="store_false",
                         help="run every controller pass, also when the cluster is quiet")
     args = parser.parse_args()
-    if not args.unpatched_fake:
-        fake_workloads.Workloads._owned = _owned  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         config = work / "bench.yaml"
         namespace = environment(config, args.apps)
         rendered = work / "rendered"
         check(subprocess.run([sys.executable, "-m", "provisioner", "render", str(config),
-                              "--out", str(rendered)], cwd=work, capture_output=True,
+                              "--out", str(rendered)], cwd=ROOT, capture_output=True,
                              text=True), "provision render")
         manifests = rendered / "manifests"
         documents = [d for f in sorted(manifests.glob("*.yaml"))
@@ -309,7 +268,6 @@ def main() -> None:
           f"{args.latency_ms:g} ms a request; fake controllers: a pass every "
           f"{args.step_delay:g} s, time scale {args.time_scale:g}"
           + (", idle passes skipped" if args.skip_idle else "")
-          + (", owner lookup patched (see _owned)" if not args.unpatched_fake else "")
           + "; one run")
     print(f"{'':<44} {'':>7} {'':>8} {'client':>7} {'fake CPU s':>14}")
     print(f"{'side':<44} {'wall s':>7} {'requests':>8} {'CPU s':>7} {'API':>6} "

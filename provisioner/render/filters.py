@@ -12,8 +12,12 @@ from typing import Any
 
 import yaml
 
+# libyaml's emitter when PyYAML has it (the rendering of a large environment spends most of
+# its time emitting YAML); the pure-Python one otherwise.
+_BASE: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
-class _Dumper(yaml.SafeDumper):
+
+class _Dumper(_BASE):  # type: ignore[misc]
     """A safe dumper that never emits anchors for repeated objects."""
 
     def ignore_aliases(self, data: Any) -> bool:

@@ -19,7 +19,6 @@ sets, and `x-kubernetes-list-type: set` (all non-keyed lists are atomic).
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from typing import Any
 from . import fieldpaths as fp
 from .errors import ApiError
 from .fieldpaths import Path
-from .meta import metadata, timestamp
+from .meta import clone, metadata, timestamp
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -88,7 +87,7 @@ def _store(obj: dict[str, Any], entries: list[Entry]) -> None:
 def _owned_part(obj: Mapping[str, Any], subresource: str, has_status: bool) -> dict[str, Any]:
     """What a write through this endpoint can own: status via /status, the rest otherwise."""
     if subresource == "status":
-        return {"status": copy.deepcopy(obj["status"])} if "status" in obj else {}
+        return {"status": clone(obj["status"])} if "status" in obj else {}
     return fp.strip(obj, status=not has_status)
 
 
@@ -139,7 +138,7 @@ def merge(live: Any, applied: Any, path: Path = ()) -> Any:
             elif name in live:
                 out[name] = merge(live[name], value, (*path, f"f:{name}"))
             else:
-                out[name] = copy.deepcopy(value)
+                out[name] = clone(value)
         return out
     if isinstance(live, list) and isinstance(applied, list):
         keys = fp.list_keys(path, applied)
@@ -152,9 +151,9 @@ def merge(live: Any, applied: Any, path: Path = ()) -> Any:
                     n = index[element]
                     items[n] = merge(items[n], item, (*path, element))
                 else:
-                    items.append(copy.deepcopy(item))
+                    items.append(clone(item))
             return items
-    return copy.deepcopy(applied)
+    return clone(applied)
 
 
 def _conflicts(
@@ -213,7 +212,7 @@ def server_side_apply(
     """The object after `manager` applies `config` (managedFields updated, no defaults)."""
     api_version = str(config.get("apiVersion", ""))
     entries = entries_of(live)
-    base: dict[str, Any] = copy.deepcopy(dict(live)) if live else {
+    base: dict[str, Any] = clone(dict(live)) if live else {
         "apiVersion": config.get("apiVersion"), "kind": config.get("kind"),
         "metadata": {k: v for k, v in metadata(config).items() if k in ("name", "namespace")},
     }  # fmt: skip
@@ -231,7 +230,7 @@ def server_side_apply(
 
     merged: dict[str, Any] = merge(base, owned_config)
     if has_status and live is not None:
-        merged["status"] = copy.deepcopy(live.get("status"))
+        merged["status"] = clone(live.get("status"))
         if merged["status"] is None:
             merged.pop("status")
     owned_by_others = set().union(*(e.fields for e in others)) if others else set()

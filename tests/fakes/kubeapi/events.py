@@ -6,13 +6,12 @@ rises, as the real event recorder does, so a crash-looping pod does not flood th
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from . import catalog
-from .meta import metadata, name_of, namespace_of, timestamp
+from .meta import clone, metadata, name_of, namespace_of, timestamp
 from .registry import Registry
 
 EVENT = catalog.get("v1", "Event")
@@ -30,7 +29,7 @@ def record(
     now = timestamp()
     existing = registry.store.get(EVENT, namespace, name)
     if existing is not None:
-        bumped = copy.deepcopy(existing)
+        bumped = clone(existing)
         bumped.update(count=int(existing.get("count", 1)) + 1, lastTimestamp=now,
                       message=message)  # fmt: skip
         registry.commit(EVENT, existing, bumped, component)

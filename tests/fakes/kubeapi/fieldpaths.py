@@ -12,10 +12,11 @@ by field name (and parent, for `ports`) stands in for it.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .meta import clone
 
 Path = tuple[str, ...]
 MISSING: Any = object()
@@ -63,7 +64,7 @@ def key_of(item: Mapping[str, Any], keys: tuple[str, ...]) -> str:
 
 def strip(obj: Mapping[str, Any], *, status: bool) -> dict[str, Any]:
     """The part of an object managers can own (`status=False` also drops .status)."""
-    out = {k: copy.deepcopy(v) for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    out = {k: clone(v) for k, v in obj.items() if k not in ("apiVersion", "kind")}
     if not status:
         out.pop("status", None)
     meta = {k: v for k, v in (out.get("metadata") or {}).items() if k not in STRIPPED_METADATA}

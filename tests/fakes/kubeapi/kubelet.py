@@ -16,7 +16,6 @@ schedulable node, else it stays Pending with PodScheduled=False/Unschedulable.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 from collections.abc import Iterator, Mapping
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import catalog, errors, events
-from .meta import metadata, name_of, namespace_of, timestamp
+from .meta import clone, metadata, name_of, namespace_of, timestamp
 from .registry import Registry
 
 POD = catalog.get("v1", "Pod")
@@ -129,7 +128,7 @@ class Kubelet:
                 if node is None:
                     self._write_status(pod, self._unschedulable(pod, len(nodes)))
                     continue
-                bound = copy.deepcopy(pod)
+                bound = clone(pod)
                 bound["spec"]["nodeName"] = node
                 pod = self.registry.commit(POD, pod, bound, SCHEDULER)
             self._write_status(pod, self._status(pod, state))
@@ -139,7 +138,7 @@ class Kubelet:
         keep_transition_times(old.get("conditions", []), status.get("conditions", []))
         if status == old:
             return
-        new = copy.deepcopy(pod)
+        new = clone(pod)
         new["status"] = status
         self.registry.commit(POD, pod, new, KUBELET, subresource="status")
 

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def clone(value: T) -> T:
+    """A deep copy of a JSON tree (dicts, lists, scalars), several times faster than
+    ``copy.deepcopy``, which at 100 apps was most of the fake's CPU per request."""
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else clone(v)  # type: ignore[return-value]
+                for k, v in value.items()}  # type: ignore[attr-defined]
+    if kind is list:
+        return [v if type(v) in _SCALARS else clone(v)  # type: ignore[return-value]
+                for v in value]  # type: ignore[attr-defined]
+    if kind in _SCALARS:
+        return value
+    return copy.deepcopy(value)  # anything else (a Mapping a test passed in, a tuple)
 
 
 def timestamp(at: dt.datetime | None = None) -> str:

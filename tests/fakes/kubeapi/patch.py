@@ -9,12 +9,12 @@ that covers what kubectl sends for `rollout restart`, `rollout undo`, `set image
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 from . import fieldpaths as fp
 from .errors import ApiError, bad_request
+from .meta import clone
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -26,7 +26,7 @@ APPLY_CBOR = "application/apply-patch+cbor"
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386."""
     if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
+        return clone(patch)
     out = dict(target) if isinstance(target, Mapping) else {}
     for name, value in patch.items():
         if value is None:
@@ -38,11 +38,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def strategic_merge(target: Any, patch: Any, path: fp.Path = ()) -> Any:
     if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
+        return clone(patch)
     directive = patch.get("$patch")
     clean = {k: v for k, v in patch.items() if not k.startswith("$")}
     if directive == "replace":
-        return copy.deepcopy(clean)
+        return clone(clean)
     out = dict(target) if isinstance(target, Mapping) else {}
     for name, value in clean.items():
         here = (*path, f"f:{name}")
@@ -59,7 +59,7 @@ def strategic_merge(target: Any, patch: Any, path: fp.Path = ()) -> Any:
 def _merge_list(current: list[Any], patch: list[Any], path: fp.Path) -> list[Any]:
     keys = fp.list_keys(path, [i for i in patch if not (isinstance(i, Mapping) and "$patch" in i)])
     if not keys or fp.list_keys(path, current) != keys:
-        return [copy.deepcopy(i) for i in patch if not (isinstance(i, Mapping) and "$patch" in i)]
+        return [clone(i) for i in patch if not (isinstance(i, Mapping) and "$patch" in i)]
     items = list(current)
     for item in patch:
         element = fp.key_of(item, keys)
@@ -92,7 +92,7 @@ def json_patch(doc: Any, operations: Any) -> Any:
     """RFC 6902 (add, remove, replace, move, copy, test)."""
     if not isinstance(operations, list):
         raise bad_request("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
+    doc = clone(doc)
     for op in operations:
         try:
             doc = _json_op(doc, op)
@@ -110,26 +110,26 @@ def _json_op(doc: Any, op: Mapping[str, Any]) -> Any:
             raise ValueError("test failed")
         return doc
     if kind in ("move", "copy"):
-        value = copy.deepcopy(_walk(doc, _pointer(op["from"])))
+        value = clone(_walk(doc, _pointer(op["from"])))
         if kind == "move":
             doc = _json_op(doc, {"op": "remove", "path": op["from"]})
         return _json_op(doc, {"op": "add", "path": op["path"], "value": value})
     if not parts:
-        return copy.deepcopy(op["value"]) if kind in ("add", "replace") else None
+        return clone(op["value"]) if kind in ("add", "replace") else None
     parent = _walk(doc, parts[:-1])
     last = parts[-1]
     if isinstance(parent, list):
         index = len(parent) if last == "-" else int(last)
         if kind == "add":
-            parent.insert(index, copy.deepcopy(op["value"]))
+            parent.insert(index, clone(op["value"]))
         elif kind == "remove":
             parent.pop(index)
         else:
-            parent[index] = copy.deepcopy(op["value"])
+            parent[index] = clone(op["value"])
     elif kind == "remove" or (kind == "replace" and last not in parent):
         del parent[last]
     else:
-        parent[last] = copy.deepcopy(op["value"])
+        parent[last] = clone(op["value"])
     return doc
 
 

@@ -10,7 +10,6 @@ and garbage collection of dependents on delete.
 from __future__ import annotations
 
 import base64
-import copy
 import ipaddress
 import itertools
 import json
@@ -24,7 +23,7 @@ import yaml
 from . import apply, catalog, defaults, errors, patch, schemas, selectors
 from .catalog import ResourceType
 from .errors import ApiError
-from .meta import metadata, name_of, namespace_of, owner_uids, timestamp
+from .meta import clone, metadata, name_of, namespace_of, owner_uids, timestamp
 from .schemas import FieldCheck
 from .store import Store
 
@@ -58,7 +57,7 @@ def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(obj))
+    out = clone(dict(obj))
     meta = out.get("metadata", {})
     meta.pop("resourceVersion", None)
     for entry in meta.get("managedFields") or []:
@@ -167,7 +166,7 @@ class Registry:
         dry_run: bool = False, subresource: str = "", applied: bool = False,
     ) -> dict[str, Any]:
         """Finish and store a write whose new state is `new` (old is None for a create)."""
-        new = copy.deepcopy(new)
+        new = clone(new)
         new["apiVersion"], new["kind"] = rt.group_version, rt.kind
         if rt.namespaced != bool(namespace_of(new)):
             raise errors.bad_request(f"{rt.kind} {name_of(new)!r}: namespace is "
@@ -175,14 +174,14 @@ class Registry:
         has_status = "status" in rt.subresources
         if subresource == "status" and old is not None:
             status, fields = new.get("status"), metadata(new).get("managedFields")
-            new = copy.deepcopy(old)
+            new = clone(old)
             new.pop("status", None)
             if status is not None:
                 new["status"] = status
             if applied and fields:
                 metadata(new)["managedFields"] = fields
         elif has_status:  # the main resource never writes status; a new object starts empty
-            new["status"] = copy.deepcopy(old.get("status", {})) if old is not None else {}
+            new["status"] = clone(old.get("status", {})) if old is not None else {}
         meta = metadata(new)
         if old is not None:
             for key in ("uid", "creationTimestamp", "generation", "deletionTimestamp"):
@@ -217,7 +216,7 @@ class Registry:
     ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON or YAML object")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         defaults.reject_unknown_kind(rt, obj)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -296,7 +295,7 @@ class Registry:
             if propagation == "Orphan":
                 refs = [r for r in metadata(child).get("ownerReferences", [])
                         if r.get("uid") != owner_uid]  # fmt: skip
-                orphan = copy.deepcopy(child)
+                orphan = clone(child)
                 metadata(orphan)["ownerReferences"] = refs
                 if not refs:
                     metadata(orphan).pop("ownerReferences")
@@ -343,7 +342,7 @@ class Registry:
                 raise ApiError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: '
                                "spec.replicas: Invalid value: must be greater than or equal to 0")
             old = self.get(rt, namespace, name)
-            new = copy.deepcopy(old)
+            new = clone(old)
             new["spec"]["replicas"] = replicas
             self.commit(rt, old, new, manager, dry_run=dry_run, subresource="scale")
             return self.scale(rt, namespace, name)

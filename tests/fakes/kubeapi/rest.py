@@ -254,8 +254,7 @@ class Rest:
     def _select(self, req: Request, t: Target) -> list[dict[str, Any]]:
         matches = object_selector(req.query.get("labelSelector", ""),
                                   req.query.get("fieldSelector", ""))  # fmt: skip
-        items, _ = self.registry.store.objects(t.rt, t.namespace or None)
-        return [o for o in items if matches(o)]
+        return self.registry.store.objects(t.rt, t.namespace or None, matches)[0]
 
     @staticmethod
     def _list_body(rt: ResourceType, items: list[dict[str, Any]], rv: int,

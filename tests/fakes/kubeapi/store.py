@@ -11,7 +11,6 @@ handler nor a test can change stored state by mutating what it got.
 
 from __future__ import annotations
 
-import copy
 import threading
 import uuid
 from collections import deque
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import ResourceType
-from .meta import metadata, name_of, namespace_of, timestamp
+from .meta import clone, metadata, name_of, namespace_of, owner_uids, timestamp
 
 Key = tuple[str, str, str]  # group_resource, namespace ('' if cluster-scoped), name
 
@@ -43,6 +42,10 @@ class Store:
     def __init__(self, history: int = 10_000) -> None:
         self.lock = threading.RLock()
         self._objects: dict[Key, dict[str, Any]] = {}
+        # group_resource -> the keys of its objects: a LIST reads one kind, not the store.
+        self._kinds: dict[str, dict[Key, None]] = {}
+        # owner uid -> the keys of the objects it owns: controllers look children up by owner.
+        self._owned: dict[str, dict[Key, None]] = {}
         self._rv = 0
         self._history: deque[Event] = deque(maxlen=history)
         self._listeners: list[Callable[[Event], None]] = []
@@ -59,23 +62,42 @@ class Store:
     def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
         with self.lock:
             obj = self._objects.get(self.key(rt, namespace, name))
-            return copy.deepcopy(obj) if obj is not None else None
+            return clone(obj) if obj is not None else None
 
     def objects(
-        self, rt: ResourceType, namespace: str | None = None
+        self, rt: ResourceType, namespace: str | None = None,
+        where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """All objects of a type (in one namespace unless None), sorted, and the current rv."""
+        """All objects of a type (in one namespace unless None, and for which ``where`` is
+        true if given), sorted, and the current rv. ``where`` sees the stored object (it
+        must not change it): filtering before copying keeps lookups by owner linear."""
         with self.lock:
-            items = [
-                copy.deepcopy(obj) for (gr, ns, _), obj in self._objects.items()
-                if gr == rt.group_resource and (namespace is None or ns == namespace)
-            ]  # fmt: skip
+            candidates = [self._objects[key] for key in self._kinds.get(rt.group_resource, ())
+                          if namespace is None or key[1] == namespace]
+            items = [clone(obj) for obj in candidates if where is None or where(obj)]
             return sorted(items, key=lambda o: (namespace_of(o), name_of(o))), self._rv
+
+    def owned(self, rt: ResourceType, namespace: str, uid: str) -> list[dict[str, Any]]:
+        """The objects of a type in a namespace that ``uid`` owns, sorted by name."""
+        with self.lock:
+            items = [clone(self._objects[key]) for key in self._owned.get(uid, ())
+                     if key[0] == rt.group_resource and key[1] == namespace]
+            return sorted(items, key=name_of)
+
+    def _index_owners(self, key: Key, old: dict[str, Any] | None,
+                      new: dict[str, Any] | None) -> None:
+        for uid in owner_uids(old or {}) - owner_uids(new or {}):
+            children = self._owned.get(uid, {})
+            children.pop(key, None)
+            if not children:
+                self._owned.pop(uid, None)
+        for uid in owner_uids(new or {}):
+            self._owned.setdefault(uid, {})[key] = None
 
     def all_objects(self) -> Iterator[tuple[Key, dict[str, Any]]]:
         """A snapshot of everything (for garbage collection and namespace deletion)."""
         with self.lock:
-            return iter([(k, copy.deepcopy(v)) for k, v in self._objects.items()])
+            return iter([(k, clone(v)) for k, v in self._objects.items()])
 
     def next_rv(self) -> int:
         with self.lock:
@@ -92,22 +114,27 @@ class Store:
             if old is None:
                 meta.setdefault("uid", str(uuid.uuid4()))
                 meta.setdefault("creationTimestamp", timestamp())
-            stored = copy.deepcopy(obj)
+            stored = clone(obj)
             self._objects[key] = stored
+            self._kinds.setdefault(key[0], {})[key] = None
+            self._index_owners(key, old, stored)
             self._emit(Event(self._rv, "MODIFIED" if old else "ADDED", rt, stored, old))
-            return copy.deepcopy(stored)
+            return clone(stored)
 
     def remove(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
         """Delete; the DELETED event carries the last state with a new resourceVersion."""
         with self.lock:
-            old = self._objects.pop(self.key(rt, namespace, name), None)
+            key = self.key(rt, namespace, name)
+            old = self._objects.pop(key, None)
             if old is None:
                 return None
+            self._kinds[key[0]].pop(key, None)
+            self._index_owners(key, old, None)
             self._rv += 1
-            gone = copy.deepcopy(old)
+            gone = clone(old)
             metadata(gone)["resourceVersion"] = str(self._rv)
             self._emit(Event(self._rv, "DELETED", rt, gone, old))
-            return copy.deepcopy(gone)
+            return clone(gone)
 
     # ----------------------------------------------------------------- watching
 

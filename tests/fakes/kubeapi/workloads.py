@@ -20,7 +20,6 @@ Zero-valued status counters are omitted, as the real `omitempty` JSON does.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -33,11 +32,11 @@ from . import catalog, events
 from .kubelet import keep_transition_times
 from .meta import (
     annotations_of,
+    clone,
     controller_ref,
     labels_of,
     metadata,
     name_of,
-    owner_uids,
     timestamp,
 )
 from .registry import Registry
@@ -95,9 +94,8 @@ class Workloads:
     # ------------------------------------------------------------------ helpers
 
     def _owned(self, rt: catalog.ResourceType, owner: Mapping[str, Any]) -> list[dict[str, Any]]:
-        uid = metadata(owner)["uid"]
-        items = self.registry.store.objects(rt, metadata(owner)["namespace"])[0]
-        return [o for o in items if uid in owner_uids(o)]
+        return self.registry.store.owned(rt, metadata(owner)["namespace"],
+                                         metadata(owner)["uid"])
 
     def _write(self, rt: catalog.ResourceType, old: dict[str, Any], new: dict[str, Any],
                subresource: str = "") -> dict[str, Any]:  # fmt: skip
@@ -118,7 +116,7 @@ class Workloads:
     def _scale(self, rs: dict[str, Any], replicas: int) -> dict[str, Any]:
         if rs["spec"].get("replicas") == replicas:
             return rs
-        new = copy.deepcopy(rs)
+        new = clone(rs)
         new["spec"]["replicas"] = replicas
         return self._write(REPLICASET, rs, new)
 
@@ -126,10 +124,10 @@ class Workloads:
         template = owner["spec"]["template"]
         pod = {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {**copy.deepcopy(template.get("metadata", {})), "name": name,
+            "metadata": {**clone(template.get("metadata", {})), "name": name,
                          "namespace": metadata(owner)["namespace"], "labels": labels,
                          "ownerReferences": [controller_ref(owner)]},
-            "spec": copy.deepcopy(template["spec"]),
+            "spec": clone(template["spec"]),
         }  # fmt: skip
         self.registry.commit(POD, None, pod, MANAGER)
 
@@ -154,12 +152,12 @@ class Workloads:
         if new_rs is None:
             new_rs = self._create_rs(deployment, pod_hash, newest + 1, scaled_up=not old_sets)
         elif int(annotations_of(new_rs).get(REVISION, "0")) < newest:  # rollback
-            renumbered = copy.deepcopy(new_rs)
+            renumbered = clone(new_rs)
             metadata(renumbered).setdefault("annotations", {})[REVISION] = str(newest + 1)
             new_rs = self._write(REPLICASET, new_rs, renumbered)
         revision = annotations_of(new_rs)[REVISION]
         if annotations_of(deployment).get(REVISION) != revision:
-            annotated = copy.deepcopy(deployment)
+            annotated = clone(deployment)
             metadata(annotated).setdefault("annotations", {})[REVISION] = revision
             deployment = self._write(DEPLOYMENT, deployment, annotated)
         if recreate:
@@ -191,10 +189,10 @@ class Workloads:
         """The ReplicaSet of a new template: full size for a first rollout, else empty."""
         spec = deployment["spec"]
         name = f"{name_of(deployment)}-{pod_hash}"
-        template = copy.deepcopy(spec["template"])
+        template = clone(spec["template"])
         labels = {**template.get("metadata", {}).get("labels", {}), "pod-template-hash": pod_hash}
         template.setdefault("metadata", {})["labels"] = labels
-        selector = copy.deepcopy(spec["selector"])
+        selector = clone(spec["selector"])
         selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
         replicas = int(spec.get("replicas", 1)) if scaled_up else 0
         rs = {
@@ -326,7 +324,7 @@ class Workloads:
                              "labels": {**labels_of({"metadata": template.get("metadata", {})}),
                                         "controller.kubernetes.io/hash": pod_hash},
                              "ownerReferences": [controller_ref(sts)]},
-                "data": {"spec": {"template": {**copy.deepcopy(template), "$patch": "replace"}}},
+                "data": {"spec": {"template": {**clone(template), "$patch": "replace"}}},
                 "revision": number,
             }  # fmt: skip
             self.registry.commit(REVISION_KIND, None, revision, MANAGER)
@@ -380,7 +378,7 @@ class Workloads:
             claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                      "metadata": {"name": name, "namespace": namespace,
                                   "labels": _selector_labels(sts)},
-                     "spec": copy.deepcopy(template.get("spec", {}))}  # fmt: skip
+                     "spec": clone(template.get("spec", {}))}  # fmt: skip
             self.registry.commit(PVC, None, claim, MANAGER)
 
     def statefulset_statuses(self) -> None:
