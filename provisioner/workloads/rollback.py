@@ -7,6 +7,7 @@ as `kubectl rollout undo` does, and roll out again.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +34,8 @@ class RolledBack:
     deployment: str | None  # a Deployment that now rolls out, to wait for
 
 
-def blue_green(kube: Kube, env: Environment, app: App) -> RolledBack:
-    """Point the Service at the other colour again, if that colour still runs."""
+def previous_colour(kube: Kube, env: Environment, app: App) -> tuple[str, str]:
+    """(the colour serving now, the one to go back to), if that one still runs."""
     serving, _ = colours.serving_colour(kube, env, app)
     if serving is None:
         raise NothingToRollBack(f"{app.name} has not been deployed yet")
@@ -50,11 +51,25 @@ def blue_green(kube: Kube, env: Environment, app: App) -> RolledBack:
     available = int((old.get("status") or {}).get("availableReplicas") or 0)
     if available == 0:
         raise NothingToRollBack(f"{app.name}: the {previous} colour has no available replicas")
-    switch = [d for d in desired_objects(env, colours={app.name: previous},
-                                         environ={s.from_env: "" for s in env.secrets})
-              if d.name == app.name and d.kind.kind in ("Service", "HorizontalPodAutoscaler")]
+    return serving, previous
+
+
+def switch_back(kube: Kube, env: Environment, back: dict[str, tuple[str, str]]
+                ) -> list[RolledBack]:  # fmt: skip
+    """Point the Services (and autoscalers) of these apps at their previous colour.
+
+    ``back``: app -> (serving, previous). One rendering for all of them.
+    """
+    if not back:
+        return []
+    rendered = desired_objects(env, colours={app: previous for app, (_, previous)
+                                             in back.items()},
+                               environ={s.from_env: "" for s in env.secrets})
+    switch = [d for d in rendered if d.name in back
+              and d.kind.kind in ("Service", "HorizontalPodAutoscaler")]
     apply.apply_all(kube, switch, force=True)
-    return RolledBack(app.name, f"traffic switched back from {serving} to {previous}", None)
+    return [RolledBack(app, f"traffic switched back from {serving} to {previous}", None)
+            for app, (serving, previous) in back.items()]
 
 
 def rolling(kube: Kube, env: Environment, app: App) -> RolledBack:
@@ -88,18 +103,31 @@ def rolling(kube: Kube, env: Environment, app: App) -> RolledBack:
 
 
 def rollback(env: Environment, api: Any, only: str | None = None) -> list[RolledBack]:
-    """Roll back every app (or the one named); blue/green first, they are instant."""
+    """Roll back every app (or the one named); blue/green first, they are instant.
+
+    Each app's lookups and its patch are independent of the others': they run
+    concurrently, as applies do.
+    """
     kube = Kube(api)
     apps = [a for a in env.apps if only in (None, a.name)]
     if only is not None and not apps:
         raise NothingToRollBack(f"no app named {only!r} in {env.name}")
-    results = []
-    for app in sorted(apps, key=lambda a: a.strategy.kind != "blue_green"):
+
+    def step(app: App) -> tuple[str, str] | RolledBack:
         try:
-            results.append(blue_green(kube, env, app) if app.strategy.kind == "blue_green"
-                           else rolling(kube, env, app))
+            if app.strategy.kind == "blue_green":
+                return previous_colour(kube, env, app)
+            return rolling(kube, env, app)
         except NothingToRollBack as e:
             if only is not None:
                 raise
-            results.append(RolledBack(app.name, f"unchanged: {e}", None))
-    return results
+            return RolledBack(app.name, f"unchanged: {e}", None)
+
+    with ThreadPoolExecutor(max_workers=apply.PARALLELISM) as pool:
+        outcomes = dict(zip((a.name for a in apps), pool.map(step, apps), strict=True))
+    back = {name: o for name, o in outcomes.items() if isinstance(o, tuple)}
+    switched = {r.app: r for r in switch_back(kube, env, back)}
+    results = [switched.get(name) or o for name, o in outcomes.items()]
+    done = [r for r in results if isinstance(r, RolledBack)]
+    blue_green = {a.name for a in apps if a.strategy.kind == "blue_green"}
+    return sorted(done, key=lambda r: r.app not in blue_green)

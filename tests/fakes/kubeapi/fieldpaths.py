@@ -12,11 +12,10 @@ by field name (and parent, for `ports`) stands in for it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-from .meta import clone
 
 Path = tuple[str, ...]
 MISSING: Any = object()
@@ -63,8 +62,12 @@ def key_of(item: Mapping[str, Any], keys: tuple[str, ...]) -> str:
 
 
 def strip(obj: Mapping[str, Any], *, status: bool) -> dict[str, Any]:
-    """The part of an object managers can own (`status=False` also drops .status)."""
-    out = {k: clone(v) for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    """The part of an object managers can own (`status=False` also drops .status).
+
+    Shares the object's values (only the top level and metadata are new): callers read it,
+    and `merge` copies whatever it takes from it.
+    """
+    out = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
     if not status:
         out.pop("status", None)
     meta = {k: v for k, v in (out.get("metadata") or {}).items() if k not in STRIPPED_METADATA}
@@ -134,8 +137,13 @@ def get(obj: Any, path: Path) -> Any:
 def _is(item: Any, element: str) -> bool:
     if not isinstance(item, Mapping):
         return False
-    wanted = json.loads(element[2:])
-    return key_of(item, tuple(wanted)) == element
+    return all(item.get(k, _KEY_DEFAULTS.get(k)) == v for k, v in _wanted(element))
+
+
+@functools.lru_cache(maxsize=65536)
+def _wanted(element: str) -> tuple[tuple[str, Any], ...]:
+    """The key fields of a `k:{...}` element, parsed once (the same few recur endlessly)."""
+    return tuple(json.loads(element[2:]).items())
 
 
 def remove(obj: Any, path: Path) -> None:

@@ -23,7 +23,7 @@ import yaml
 from . import apply, catalog, defaults, errors, patch, schemas, selectors
 from .catalog import ResourceType
 from .errors import ApiError
-from .meta import clone, metadata, name_of, namespace_of, owner_uids, timestamp
+from .meta import clone, metadata, name_of, namespace_of, timestamp
 from .schemas import FieldCheck
 from .store import Store
 
@@ -57,11 +57,16 @@ def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
-    out = clone(dict(obj))
-    meta = out.get("metadata", {})
+    """The object as a no-op write compares it: without resourceVersion and the times of
+    managedFields. Shares the object's values (for comparing only)."""
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
     meta.pop("resourceVersion", None)
-    for entry in meta.get("managedFields") or []:
-        entry.pop("time", None)
+    if meta.get("managedFields"):
+        meta["managedFields"] = [{k: v for k, v in entry.items() if k != "time"}
+                                 for entry in meta["managedFields"]]
+    if "metadata" in out:
+        out["metadata"] = meta
     return out
 
 
@@ -209,7 +214,7 @@ class Registry:
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", timestamp())
             return new
-        return self.store.put(rt, new)
+        return self.store.put(rt, new, owned=True)  # `new` is this write's own copy
 
     def _body(
         self, rt: ResourceType, namespace: str, body: Any, name: str | None = None
@@ -286,9 +291,7 @@ class Registry:
 
     def _collect(self, owner_uid: str, propagation: str) -> None:
         """The garbage collector: delete (or orphan) everything owned by `owner_uid`."""
-        for _, child in self.store.all_objects():
-            if owner_uid not in owner_uids(child):
-                continue
+        for child in self.store.dependents(owner_uid):
             child_rt = catalog.by_kind(child["apiVersion"], child["kind"])
             if child_rt is None:
                 continue

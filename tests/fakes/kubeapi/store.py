@@ -84,6 +84,11 @@ class Store:
                      if key[0] == rt.group_resource and key[1] == namespace]
             return sorted(items, key=name_of)
 
+    def dependents(self, uid: str) -> list[dict[str, Any]]:
+        """Every object ``uid`` owns, of any type (for the garbage collector)."""
+        with self.lock:
+            return [clone(self._objects[key]) for key in self._owned.get(uid, ())]
+
     def _index_owners(self, key: Key, old: dict[str, Any] | None,
                       new: dict[str, Any] | None) -> None:
         for uid in owner_uids(old or {}) - owner_uids(new or {}):
@@ -103,8 +108,12 @@ class Store:
         with self.lock:
             return self._rv + 1
 
-    def put(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create or replace, stamping resourceVersion (and uid/creationTimestamp if new)."""
+    def put(self, rt: ResourceType, obj: dict[str, Any], *, owned: bool = False
+            ) -> dict[str, Any]:  # fmt: skip
+        """Create or replace, stamping resourceVersion (and uid/creationTimestamp if new).
+
+        ``owned``: the caller hands ``obj`` over (a copy nobody else holds): stored as is.
+        """
         with self.lock:
             key = self.key(rt, namespace_of(obj), name_of(obj))
             old = self._objects.get(key)
@@ -114,7 +123,7 @@ class Store:
             if old is None:
                 meta.setdefault("uid", str(uuid.uuid4()))
                 meta.setdefault("creationTimestamp", timestamp())
-            stored = clone(obj)
+            stored = obj if owned else clone(obj)
             self._objects[key] = stored
             self._kinds.setdefault(key[0], {})[key] = None
             self._index_owners(key, old, stored)
