@@ -286,6 +286,12 @@ def main() -> None:
     print(f"concurrency bound: {mine.requests} requests x {args.latency_ms:g} ms / "
           f"{PARALLELISM} = {bound:.3f} s; provision / bound: {ratio:.1f}x (target <= 2x)"
           + ("" if ratio <= 2 else ": TARGET MISSED"))
+    # The fake cannot answer faster than its own CPU allows (one GIL for its request
+    # threads and its controllers): that is a second floor, beside the concurrency bound.
+    capacity = mine.api_cpu + mine.controller_cpu
+    print(f"server capacity bound: the fake's CPU while provision ran, {mine.api_cpu:.2f} s "
+          f"serving + {mine.controller_cpu:.2f} s controllers = {capacity:.2f} s under one "
+          f"GIL; provision / max(bounds): {mine.seconds / max(bound, capacity):.1f}x")
     applies, apply_seconds = next((int(label.split()[1]), seconds)
                                   for label, seconds in mine.parts.items()
                                   if label.startswith("apply:"))
