@@ -116,9 +116,7 @@ def record_update(
         entries = entries_of(old)
     before = _owned_part(old or {}, subresource, has_status)
     after = _owned_part(new, subresource, has_status)
-    old_set, new_set = fp.field_set(before), fp.field_set(after)
-    changed = {p for p in new_set if p not in old_set or fp.get(before, p) != fp.get(after, p)}
-    removed = old_set - new_set
+    changed, removed = fp.changed(before, after), fp.removed(before, after)
     if changed or removed:
         for e in entries:
             e.fields -= changed | removed
