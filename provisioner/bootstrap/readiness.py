@@ -67,8 +67,7 @@ def node_states(api: Any, expected: Iterable[str]) -> list[NodeState]:
     for node in listing.get("items") or []:
         name = str((node.get("metadata") or {}).get("name") or "")
         conditions = (node.get("status") or {}).get("conditions") or []
-        ready: dict[str, Any] = next(
-            (c for c in conditions if c.get("type") == "Ready"), {})
+        ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
         seen[name] = NodeState(name, True, ready.get("status") == "True",
                                ready.get("reason") or "", ready.get("message") or "")
     return [seen.get(name, NodeState(name, False, False)) for name in sorted(expected)]

@@ -1,7 +1,9 @@
 """Requests to the Kubernetes API through the official client, with retries.
 
 Retries 429, 5xx and dropped connections with exponential backoff, honouring Retry-After;
-turns 401/403 into a message naming the permission provision lacks.
+turns 401/403 into a message naming the permission provision lacks. Requests go through
+the client's ApiClient (its kubeconfig loading, TLS and auth) with plain JSON in and out:
+the typed API classes cost about 0.6 s of imports a command and nothing here needs them.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class Kube:
         raise AssertionError("unreachable")
 
     def watch(self, path: str, query: list[tuple[str, str]] | None = None,
-              seconds: int = 30) -> Iterator[dict[str, Any]]:
+              seconds: int = 30, verb: str = "watch") -> Iterator[dict[str, Any]]:
         """The events of one watch request (``{"type", "object"}``) as they arrive.
 
         Ends when the server closes the watch (after about ``seconds``); raises KubeError
@@ -106,11 +108,11 @@ class Kube:
                 auth_settings=["BearerToken"])
             response = self.client.call_api(*args, _request_timeout=seconds + 10)
         except ApiException as e:
-            raise _error("GET", path, e.status or 0, _decode(e.body or ""), "watch") from e
+            raise _error("GET", path, e.status or 0, _decode(e.body or ""), verb) from e
         raw = response.response  # urllib3's response, not yet read: a stream of lines
         try:
             if not 200 <= response.status < 300:
-                raise _error("GET", path, response.status, _decode(raw.data or b""), "watch")
+                raise _error("GET", path, response.status, _decode(raw.data or b""), verb)
             pending = b""
             for chunk in raw.stream(amt=None, decode_content=True):
                 pending += chunk
@@ -121,8 +123,7 @@ class Kube:
                     event = json.loads(line)
                     if event.get("type") == "ERROR":
                         status = event.get("object") or {}
-                        raise _error("GET", path, int(status.get("code") or 0), status,
-                                     "watch")
+                        raise _error("GET", path, int(status.get("code") or 0), status, verb)
                     yield event
         finally:
             # A watch left early still has a body in flight: close its connection rather

@@ -117,7 +117,8 @@ class Watcher:
             try:
                 # Each watch starts without a resourceVersion: the server first sends every
                 # current object, so a restart (timeout, 410 Gone) misses nothing.
-                for event in self.kube.watch(path, [("labelSelector", self.selector)]):
+                for event in self.kube.watch(path, [("labelSelector", self.selector)],
+                                             verb=f"watch {resource}.apps"):
                     obj = event.get("object") or {}
                     name = (obj.get("metadata") or {}).get("name", "")
                     if event.get("type") == "DELETED":
