@@ -95,6 +95,11 @@ _STAND_INS: dict[str, Any] = {"str": "x", "int": 1, "float": 1.5, "bool": True,
                               "NoneType": None}
 
 
+def forget_shapes() -> None:
+    """Drop the unknown-field results remembered by shape (benchmarks: a cold start)."""
+    _unknown_in_shape.cache_clear()
+
+
 @functools.lru_cache(maxsize=4096)
 def _unknown_in_shape(api_version: str, kind: str, shape: Any) -> tuple[tuple[Any, ...], ...]:
     validator = _validator(api_version, kind)
