@@ -270,10 +270,16 @@ def build_tunnel(settings: Settings, me: int, private_ip: str, found: dict[int, 
         _ip("link", "set", TUNNEL, "up")
     current = subprocess.run(["bridge", "fdb", "show", "dev", TUNNEL], capture_output=True,
                              text=True).stdout
-    for number, address in sorted(found.items()):
-        if number != me and f"dst {address} " not in current + " ":
-            subprocess.run(["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", TUNNEL,
-                            "dst", address], check=True, capture_output=True)
+    present = set(re.findall(r"\bdst (\S+)", current))
+    wanted = {address for number, address in found.items() if number != me}
+    for address in sorted(wanted - present):
+        subprocess.run(["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", TUNNEL,
+                        "dst", address], check=True, capture_output=True)
+    # A replaced control-plane node's old address: VRRP adverts flooded there would reach
+    # nobody, or whichever droplet reuses the address.
+    for address in sorted(present - wanted):
+        subprocess.run(["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", TUNNEL,
+                        "dst", address], check=True, capture_output=True)
 
 
 def configure(settings: Settings) -> bool:

@@ -54,6 +54,7 @@ TOKEN = "failover-test-token"
 FLOATING_IP = "198.51.100.10"  # TEST-NET-2: routed only inside this run's namespaces
 CONTROL_PLANE = {1: "10.123.0.1", 2: "10.123.0.2", 3: "10.123.0.3"}
 WORKER = "10.123.0.60"  # a droplet without the controller tag: never a peer
+STALE_PEER = "10.123.0.4"  # the address of a control-plane node since replaced
 CLIENT = "10.123.0.50"
 CLOUD = "10.123.0.100"
 API_PORT = 8080
@@ -131,6 +132,11 @@ class Cluster:
             self.start_apiserver(number)
         for number in CONTROL_PLANE:
             self.configure(number)
+        # A control-plane node replaced since: its old address leaves the forwarding
+        # table on the next run of the agent (configure asserts exactly the peers remain).
+        netns._run(["bridge", "-n", self.topology.hosts["cp1"].namespace, "fdb", "append",
+                    "00:00:00:00:00:00", "dev", "vrrp0", "dst", STALE_PEER])
+        self.configure(1)
         self.prove_vrrp_needs_the_tunnel()
         self._follower = threading.Thread(target=self._follow, name="route-follower",
                                            daemon=True)
