@@ -13,16 +13,16 @@ import os
 import re
 import shlex
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from provisioner.cloud.catalog import Catalog, Say, account_catalog
 from provisioner.config import checks
 from provisioner.errors import ProvisionError, UsageError
 
 T = TypeVar("T")
-Say = Callable[[str], None]
 
 DEFAULT_PATH = "environment.yaml"
 DEFAULT_REGION = "fra1"
@@ -299,75 +299,6 @@ def problems_in(given: Given) -> list[str]:
         if given.apps and given.workers is not None and parse_workers(given.workers) == 0:
             found.append("--app: apps need at least one worker (--workers 1 or more)")
     return found
-
-
-# ------------------------------------------------------------------------ the account
-
-
-@dataclass(frozen=True)
-class SshKey:
-    """An SSH key of the account."""
-
-    name: str
-    fingerprint: str
-    id: str
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """What the account offers; without a token, nothing known and any well-formed value goes."""
-
-    regions: tuple[str, ...] = ()
-    sizes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    keys: tuple[SshKey, ...] = ()
-    from_account: bool = False
-
-    def sizes_in(self, region: str) -> tuple[str, ...]:
-        """Sizes offered in ``region``; empty when unknown."""
-        return self.sizes.get(region, ())
-
-
-def read_catalog(token: str) -> Catalog:
-    """The account's available regions, the sizes each offers, and its SSH keys.
-
-    python-digitalocean reads DIGITALOCEAN_END_POINT itself. Reads are retried and their
-    errors worded as preflight words them.
-    """
-    import digitalocean
-
-    from provisioner.cloud.preflight import _call
-
-    # python-digitalocean waits forever by default; a hung API must not hang the dialogue.
-    os.environ.setdefault("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", "30")
-    manager = digitalocean.Manager(token=token)
-    regions = _call("regions", manager.get_all_regions)
-    keys = _call("SSH keys", manager.get_all_sshkeys)
-    available = sorted(str(r.slug) for r in regions
-                       if r.available and checks.region(str(r.slug)) is None)
-    sizes = {str(r.slug): tuple(str(s) for s in (r.sizes or []) if checks.size(str(s)) is None)
-             for r in regions if str(r.slug) in available}
-    return Catalog(
-        regions=tuple(available),
-        sizes=sizes,
-        keys=tuple(SshKey(str(k.name or ""), str(k.fingerprint), str(k.id)) for k in keys
-                   if checks.ssh_key(str(k.fingerprint)) is None),
-        from_account=True,
-    )
-
-
-def account_catalog(note: Say) -> Catalog:
-    """The account's catalogue when a token is in the environment, else an empty one."""
-    from provisioner.cloud.token import api_token
-
-    token = api_token(required=False)
-    if not token:
-        return Catalog()
-    try:
-        return read_catalog(token)
-    except ProvisionError as e:
-        note(f"warning: could not read the DigitalOcean account, so nothing is checked "
-             f"against it: {e}")
-        return Catalog()
 
 
 # ------------------------------------------------------------------------ the dialogue

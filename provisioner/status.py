@@ -11,31 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from provisioner.cloud.inventory import inventory
 from provisioner.config.model import Environment
-
-
-def cloud_status(env: Environment, token: str) -> dict[str, Any]:
-    """Droplets by role with state and addresses, and who holds the floating IP."""
-    import digitalocean
-
-    manager = digitalocean.Manager(token=token)
-    droplets = manager.get_all_droplets(tag_name=f"provision:{env.name}")
-    by_id = {}
-    roles: dict[str, list[dict[str, Any]]] = {"control-plane": [], "workers": []}
-    for d in sorted(droplets, key=lambda d: d.name):
-        role = "control-plane" if f"provision:{env.name}:controller" in (d.tags or []) \
-            else "workers"
-        entry = {"name": d.name, "id": d.id, "status": d.status, "size": d.size_slug,
-                 "public_ip": d.ip_address, "private_ip": d.private_ip_address}
-        roles[role].append(entry)
-        by_id[int(d.id)] = d.name
-    holder = None
-    endpoint = None
-    for ip in manager.get_all_floating_ips():
-        droplet = ip.droplet or {}
-        if droplet and int(droplet.get("id", 0)) in by_id:
-            endpoint, holder = ip.ip, by_id[int(droplet["id"])]
-    return {"droplets": roles, "floating_ip": endpoint, "floating_ip_holder": holder}
 
 
 def cluster_status(env: Environment, kubeconfig: Path) -> dict[str, Any]:
@@ -80,7 +57,7 @@ def collect(env: Environment, token: str | None, kubeconfig: Path | None) -> dic
 
     def cloud() -> None:
         try:
-            result["cloud"] = cloud_status(env, token or "")
+            result["cloud"] = inventory(env, token or "")
         except Exception as e:  # reported, not raised: status must show what it can
             result["cloud"] = {"error": f"{type(e).__name__}: {e}"}
 

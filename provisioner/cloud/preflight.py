@@ -34,7 +34,7 @@ class AccountView:
     key_ids: frozenset[str]
 
 
-def _call(what: str, func: Callable[[], T]) -> T:
+def read(what: str, func: Callable[[], T]) -> T:
     """One API read, retried on rate limits, server errors and dropped connections."""
     import digitalocean
     import requests
@@ -75,10 +75,10 @@ def read_account(token: str, end_point: str | None = None) -> AccountView:
     if end_point:
         options["end_point"] = end_point
     manager = digitalocean.Manager(**options)
-    account = _call("the account", manager.get_account)
-    regions = _call("regions", manager.get_all_regions)
-    keys = _call("SSH keys", manager.get_all_sshkeys)
-    droplets = _call("droplets", manager.get_all_droplets)
+    account = read("the account", manager.get_account)
+    regions = read("regions", manager.get_all_regions)
+    keys = read("SSH keys", manager.get_all_sshkeys)
+    droplets = read("droplets", manager.get_all_droplets)
     return AccountView(
         droplet_limit=int(account.droplet_limit or 0),
         droplets={d.name: set(d.tags or []) for d in droplets},
