@@ -17,12 +17,12 @@ from provisioner.config.model import Environment
 
 def cluster_status(env: Environment, kubeconfig: Path) -> dict[str, Any]:
     """Nodes Ready, apps desired / updated / available, and the last deploy."""
+    from provisioner.kube import Kube, KubeError
     from provisioner.pipeline.cluster_stage import api_client
     from provisioner.pipeline.deploy_stage import LAST_DEPLOY
-    from provisioner.workloads.api import Kube, KubeError
     from provisioner.workloads.objects import parent_name
 
-    kube = Kube(api_client(kubeconfig), timeout=10)
+    kube = Kube(api_client(kubeconfig), timeout=10, attempts=2)
     nodes = []
     for node in kube.request("GET", "/api/v1/nodes", verb="list nodes").get("items") or []:
         conditions = (node.get("status") or {}).get("conditions") or []
@@ -69,10 +69,11 @@ def collect(env: Environment, token: str | None, kubeconfig: Path | None) -> dic
 
     # The two sources are independent: read them at the same time (one waits on the
     # cloud's API, the other on the cluster's). Their clients are imported first, here:
-    # two threads importing `requests` at once would each see it half initialised.
+    # two threads importing them at once failed with ImportError from a half-initialised
+    # `requests.utils` (both clients import `requests`).
     if token:
         import digitalocean  # noqa: F401
-    if kubeconfig is not None:
+    if kubeconfig is not None and kubeconfig.is_file():
         import kubernetes.config  # noqa: F401
     readers = []
     if token:

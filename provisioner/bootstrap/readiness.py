@@ -60,10 +60,11 @@ def api_ready(api: Any) -> tuple[bool, str]:
 
 def node_states(api: Any, expected: Iterable[str]) -> list[NodeState]:
     """The state of every expected node (sorted by name), from one LIST."""
-    from provisioner.workloads.api import Kube
+    from provisioner.kube import Kube
 
     seen: dict[str, NodeState] = {}
-    listing = Kube(api, timeout=10).request("GET", "/api/v1/nodes", verb="list nodes")
+    listing = Kube(api, timeout=10, attempts=3).request("GET", "/api/v1/nodes",
+                                                        verb="list nodes")
     for node in listing.get("items") or []:
         name = str((node.get("metadata") or {}).get("name") or "")
         conditions = (node.get("status") or {}).get("conditions") or []
@@ -97,10 +98,21 @@ def wait_for_nodes(api: Any, expected: Iterable[str], deadline: float, report: R
                    interval: float = 3.0, clock: Callable[[], float] = time.monotonic,
                    sleep: Callable[[float], None] = time.sleep) -> list[NodeState]:
     """Until every expected node is Ready; progress as the count changes."""
+    from provisioner.kube import AccessDenied, KubeError
+
     names = sorted(expected)
     last = -1
     while True:
-        states = node_states(api, names)
+        try:
+            states = node_states(api, names)
+        except AccessDenied:
+            raise
+        except KubeError as e:  # the API flapping (a failover, a restart) is not an answer
+            if clock() >= deadline:
+                raise NotReady(f"the nodes could not be listed: {e}") from e
+            report(f"listing the nodes failed, retrying: {e}")
+            sleep(interval)
+            continue
         ready = [s for s in states if s.ready]
         if len(ready) != last:
             waiting = [s.describe() for s in states if not s.ready]

@@ -23,6 +23,7 @@ def _client(config: Path, workdir: Path | None, kubeconfig: Path | None,
     from kubernetes import config as kube_config
 
     from provisioner.config import load_environment
+    from provisioner.kube import client_for
     from provisioner.workdir import Workdir
 
     env = load_environment(config)
@@ -30,9 +31,8 @@ def _client(config: Path, workdir: Path | None, kubeconfig: Path | None,
     if not path.is_file():
         raise UsageError(f"no kubeconfig at {path}: run `provision up {config}` first, or "
                          "pass --kubeconfig for an existing cluster")
-    loader: Any = kube_config.new_client_from_config
     try:
-        return env, loader(config_file=str(path), context=context)
+        return env, client_for(path, context)
     except (kube_config.ConfigException, OSError, ValueError) as e:
         raise UsageError(f"cannot use kubeconfig {path}: {e}") from e
 
@@ -94,8 +94,8 @@ def rollback(config: Path, workdir: Path | None, kubeconfig: Path | None, contex
     """
     import time
 
+    from provisioner.kube import Kube
     from provisioner.workloads import rollout
-    from provisioner.workloads.api import Kube
     from provisioner.workloads.objects import applyset_id
     from provisioner.workloads.rollback import rollback as run
 

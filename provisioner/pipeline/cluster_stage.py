@@ -16,8 +16,8 @@ from typing import Any
 from provisioner.bootstrap import kubeconfig, readiness
 from provisioner.bootstrap.readiness import Report
 from provisioner.errors import ProvisionError
+from provisioner.kube import KubeError, client_for
 from provisioner.pipeline.prepare import Prepared
-from provisioner.workloads.api import KubeError
 
 # Cloud-init installs packages and runs kubeadm: minutes, not seconds.
 API_TIMEOUT = 20 * 60.0
@@ -48,17 +48,14 @@ def expected_nodes(outputs: dict[str, Any]) -> list[str]:
 
 def api_client(path: Path) -> Any:
     """An API client for a kubeconfig file (imports the Kubernetes client only here)."""
-    from kubernetes import config
-
-    loader: Any = config.new_client_from_config  # untyped in the client's stubs
-    return loader(config_file=str(path))
+    return client_for(path)
 
 
 def store_cloud_token(api: Any, token: str) -> None:
     """kube-system/digitalocean: the token the CCM and CSI driver read, applied declaratively."""
     import json
 
-    from provisioner.workloads.api import Kube
+    from provisioner.kube import Kube
 
     body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": DO_SECRET, "namespace": "kube-system",

@@ -16,8 +16,8 @@ from typing import Any
 
 from provisioner.config.model import Environment
 from provisioner.errors import ProvisionError
+from provisioner.kube import Kube
 from provisioner.workloads import apply, colours, prune, rollout
-from provisioner.workloads.api import Kube
 from provisioner.workloads.objects import applyset_id, desired_objects, parent_object
 
 Report = Callable[[str], None]

@@ -14,7 +14,7 @@ from itertools import groupby
 from typing import Any
 
 from provisioner.errors import ProvisionError
-from provisioner.workloads.api import Kube, KubeError
+from provisioner.kube import Kube, KubeError
 from provisioner.workloads.objects import Desired
 
 FIELD_MANAGER = "provision"

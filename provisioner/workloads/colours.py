@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.config.model import App, Environment
+from provisioner.kube import Kube, KubeError
 from provisioner.render.manifests import COLOUR_LABEL
-from provisioner.workloads.api import Kube, KubeError
 from provisioner.workloads.kinds import KINDS
 from provisioner.workloads.objects import TEMPLATE_HASH
 

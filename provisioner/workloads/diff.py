@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.config.model import Environment
+from provisioner.kube import Kube, KubeError
 from provisioner.workloads import apply, prune
-from provisioner.workloads.api import Kube, KubeError
 from provisioner.workloads.objects import Desired, desired_objects
 
 # Fields the server owns or bumps on every write: never a difference worth showing.

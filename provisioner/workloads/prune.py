@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from provisioner.config.model import Environment
-from provisioner.workloads.api import Kube, KubeError
+from provisioner.kube import Kube, KubeError
 from provisioner.workloads.kinds import KINDS
 from provisioner.workloads.objects import CONTAINS, PART_OF, Desired, applyset_id, parent_name
 

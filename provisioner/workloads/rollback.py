@@ -13,8 +13,8 @@ from typing import Any
 
 from provisioner.config.model import App, Environment
 from provisioner.errors import ProvisionError
+from provisioner.kube import Kube, KubeError
 from provisioner.workloads import apply, colours
-from provisioner.workloads.api import Kube, KubeError
 from provisioner.workloads.kinds import KINDS
 from provisioner.workloads.objects import desired_objects
 

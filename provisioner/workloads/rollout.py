@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.errors import ProvisionError
-from provisioner.workloads.api import Kube, KubeError
+from provisioner.kube import AccessDenied, Kube, KubeError
 
 # Waiting reasons that will not clear by waiting longer.
 FATAL = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
@@ -125,11 +125,13 @@ class Watcher:
                         self.objects.pop(name, None)
                     else:
                         self.objects[name] = obj
+                    self.error = None
                     self.on_change()
                     if self.stop.is_set():
                         return
             except Exception as e:  # reported by the waiter, which decides to retry or fail
                 self.error = e
+                self.on_change()
                 time.sleep(1)
 
 
@@ -198,6 +200,11 @@ def wait(kube: Kube, namespace: str, targets: Sequence[Target], selector: str, d
                     statuses[target] = (deployment_status(obj) if target.kind == "Deployment"
                                         else statefulset_status(obj))
             report(statuses)
+            for watcher in watchers.values():
+                # Other watch errors are retried until the deadline; a missing permission
+                # will not come back by itself.
+                if isinstance(watcher.error, AccessDenied):
+                    raise watcher.error
             failed = [t for t, s in statuses.items() if s.failure]
             if failed:
                 raise _failure(kube, namespace, failed[0], statuses[failed[0]].failure)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.config.model import Environment
-from provisioner.workloads.api import Kube, KubeError
+from provisioner.kube import Kube, KubeError
 
 LB_NAME = "service.beta.kubernetes.io/do-loadbalancer-name"
 

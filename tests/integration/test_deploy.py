@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,17 @@ def test_forbidden_names_the_permission(kube: FakeKubeAPI, tmp_path: Path,
     code, err = run(kube, tmp_path, "deploy", str(env_file))
     assert code == 1, err
     assert "may not patch deployments.apps" in err
+
+
+def test_a_forbidden_watch_fails_at_once_naming_the_permission(
+        kube: FakeKubeAPI, tmp_path: Path, env_file: Path) -> None:
+    write(env_file, always_open)
+    kube.deny("watch", "deployments")
+    started = time.monotonic()
+    code, err = run(kube, tmp_path, "deploy", str(env_file), "--timeout", "120")
+    assert code == 1, err
+    assert "may not watch deployments.apps" in err
+    assert time.monotonic() - started < 60, "not after waiting out the rollout deadline"
 
 
 def test_plan_apps_only_shows_create_change_unchanged(kube: FakeKubeAPI, tmp_path: Path,

@@ -4,6 +4,8 @@ Retries 429, 5xx and dropped connections with exponential backoff, honouring Ret
 turns 401/403 into a message naming the permission provision lacks. Requests go through
 the client's ApiClient (its kubeconfig loading, TLS and auth) with plain JSON in and out:
 the typed API classes cost about 0.6 s of imports a command and nothing here needs them.
+The client's own urllib3 retries are off (see `client_for`): this layer is the only one,
+so a dead endpoint costs `attempts` tries, not `attempts` times urllib3's.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from provisioner.errors import ProvisionError
@@ -33,12 +36,27 @@ class AccessDenied(KubeError):
     """401/403: the credentials lack a permission."""
 
 
+def client_for(path: Path, context: str | None = None) -> Any:
+    """An ApiClient for a kubeconfig file, without urllib3's retries (`Kube` retries).
+
+    Raises the client's ConfigException, OSError or ValueError for an unusable file.
+    """
+    from kubernetes import client, config
+
+    configuration: Any = client.Configuration()
+    loader: Any = config.load_kube_config  # untyped in the client
+    loader(config_file=str(path), context=context, client_configuration=configuration)
+    configuration.retries = False
+    return client.ApiClient(configuration=configuration)
+
+
 @dataclass
 class Kube:
     """A thin, retrying request layer over ``kubernetes.client.ApiClient``."""
 
     client: Any
     timeout: float = 30.0
+    attempts: int = ATTEMPTS
 
     def request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
                 body: Any = None, content_type: str = "application/json",
@@ -49,19 +67,23 @@ class Kube:
     def text(self, path: str, query: list[tuple[str, str]] | None = None,
              verb: str = "") -> str:
         """A GET whose answer is text (a pod's log), or raise KubeError."""
-        data = self._send("GET", path, query, None, "application/json", verb, accept="*/*")
+        data = self._send("GET", path, query, None, "application/json", verb, accept="*/*",
+                          attempts=1)
         return data.decode(errors="replace")
 
     def _send(self, method: str, path: str, query: list[tuple[str, str]] | None, body: Any,
-              content_type: str, verb: str, accept: str = "application/json") -> bytes:
+              content_type: str, verb: str, accept: str = "application/json",
+              attempts: int | None = None) -> bytes:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
+
+        attempts = attempts or self.attempts
 
         # The client serialises JSON content types itself; apply patches (YAML) go as text.
         payload = body if body is None or isinstance(body, str) or "json" in content_type \
             else json.dumps(body)
         delay = 0.2
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 args = self.client.param_serialize(
                     method, path, query_params=query or [],
@@ -73,19 +95,22 @@ class Kube:
                 data = response.data or b""
                 headers = dict(response.getheaders() or {})
             except ApiException as e:
-                status, data, headers = e.status or 0, (e.body or "").encode(), dict(
+                if not e.status:  # the client's wording of a transport failure (TLS)
+                    raise KubeError(f"{method} {path}: cannot reach the API server: "
+                                    f"{str(e.reason or e)[:300]}") from e
+                status, data, headers = e.status, (e.body or "").encode(), dict(
                     e.headers or {})
             except (HTTPError, OSError) as e:
-                if attempt == ATTEMPTS:
+                if attempt == attempts or _is_tls(e):  # a bad certificate stays bad
                     raise KubeError(f"{method} {path}: cannot reach the API server: "
-                                    f"{type(e).__name__}") from e
+                                    f"{_reason(e)}") from e
                 time.sleep(delay + random.uniform(0, delay))
                 delay *= 2
                 continue
             data = data if isinstance(data, bytes) else str(data).encode()
             if 200 <= status < 300:
                 return data
-            if status in (429, 500, 502, 503, 504) and attempt < ATTEMPTS:
+            if status in (429, 500, 502, 503, 504) and attempt < attempts:
                 time.sleep(_retry_after(headers, delay))
                 delay *= 2
                 continue
@@ -96,10 +121,12 @@ class Kube:
               seconds: int = 30, verb: str = "watch") -> Iterator[dict[str, Any]]:
         """The events of one watch request (``{"type", "object"}``) as they arrive.
 
-        Ends when the server closes the watch (after about ``seconds``); raises KubeError
-        on a refusal or an ERROR event (410 Gone included: the caller starts over).
+        Ends when the server closes the watch (after about ``seconds``); raises KubeError,
+        and only KubeError, on a refusal, an ERROR event (410 Gone included: the caller
+        starts over), a dropped connection or a garbled line.
         """
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         query = [*(query or []), ("watch", "true"), ("timeoutSeconds", str(seconds))]
         try:
@@ -108,7 +135,12 @@ class Kube:
                 auth_settings=["BearerToken"])
             response = self.client.call_api(*args, _request_timeout=seconds + 10)
         except ApiException as e:
-            raise _error("GET", path, e.status or 0, _decode(e.body or ""), verb) from e
+            if not e.status:  # the client's wording of a transport failure (TLS)
+                raise KubeError(f"GET {path}: cannot reach the API server: "
+                                f"{str(e.reason or e)[:300]}") from e
+            raise _error("GET", path, e.status, _decode(e.body or ""), verb) from e
+        except (HTTPError, OSError) as e:
+            raise KubeError(f"GET {path}: cannot reach the API server: {_reason(e)}") from e
         raw = response.response  # urllib3's response, not yet read: a stream of lines
         try:
             if not 200 <= response.status < 300:
@@ -118,18 +150,48 @@ class Kube:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        status = event.get("object") or {}
-                        raise _error("GET", path, int(status.get("code") or 0), status, verb)
-                    yield event
+                    if line.strip():
+                        yield _event(path, line, verb)
+            if pending.strip():
+                yield _event(path, pending, verb)
+        except (HTTPError, OSError) as e:
+            raise KubeError(f"GET {path}: the watch broke off: {_reason(e)}") from e
         finally:
             # A watch left early still has a body in flight: close its connection rather
             # than return it to the pool half read.
             raw.close()
             raw.release_conn()
+
+
+def _event(path: str, line: bytes, verb: str) -> dict[str, Any]:
+    try:
+        event = json.loads(line)
+    except ValueError as e:
+        raise KubeError(f"GET {path}: the watch sent something that is not JSON: "
+                        f"{line[:200]!r}") from e
+    if not isinstance(event, dict):
+        raise KubeError(f"GET {path}: the watch sent something that is not an event")
+    if event.get("type") == "ERROR":
+        status = event.get("object") or {}
+        raise _error("GET", path, int(status.get("code") or 0), status, verb)
+    return event
+
+
+def _is_tls(error: BaseException) -> bool:
+    import ssl
+
+    from urllib3.exceptions import MaxRetryError, SSLError
+
+    cause = error.reason if isinstance(error, MaxRetryError) else error
+    return isinstance(cause, (SSLError, ssl.SSLError))
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong, from urllib3's wrapping (a certificate problem says so)."""
+    from urllib3.exceptions import MaxRetryError
+
+    cause = error.reason if isinstance(error, MaxRetryError) and error.reason else error
+    return f"{type(cause).__name__}: {str(cause)[:300]}"
 
 
 def _decode(data: bytes | str) -> dict[str, Any]:
