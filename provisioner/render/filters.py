@@ -12,13 +12,14 @@ from typing import Any
 
 import yaml
 
-# libyaml's emitter when PyYAML has it (the rendering of a large environment spends most of
-# its time emitting YAML); the pure-Python one otherwise.
-_BASE: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
+class _Dumper(yaml.SafeDumper):
+    """A safe dumper that never emits anchors for repeated objects.
 
-class _Dumper(_BASE):  # type: ignore[misc]
-    """A safe dumper that never emits anchors for repeated objects."""
+    The pure-Python emitter on purpose, although libyaml's is faster: the two write some
+    characters differently (astral-plane ones, line separators), and the rendered text is
+    hashed into worker names, so the same file must render the same bytes on every machine.
+    """
 
     def ignore_aliases(self, data: Any) -> bool:
         return True

@@ -102,32 +102,49 @@ def rolling(kube: Kube, env: Environment, app: App) -> RolledBack:
     return RolledBack(app.name, f"back to revision {revision}", app.name)
 
 
+class RollbackIncomplete(ProvisionError):
+    """Some apps could not be rolled back; the others were (the message lists both)."""
+
+
 def rollback(env: Environment, api: Any, only: str | None = None) -> list[RolledBack]:
     """Roll back every app (or the one named); blue/green first, they are instant.
 
-    Each app's lookups and its patch are independent of the others': they run
-    concurrently, as applies do.
+    Within each group the apps' lookups and patches are independent of each other's and
+    run concurrently, as applies do. An app that fails does not stop the others: what
+    could be rolled back is, then one error names what failed and what was done.
     """
     kube = Kube(api)
     apps = [a for a in env.apps if only in (None, a.name)]
     if only is not None and not apps:
         raise NothingToRollBack(f"no app named {only!r} in {env.name}")
+    blue_green = [a for a in apps if a.strategy.kind == "blue_green"]
+    others = [a for a in apps if a.strategy.kind != "blue_green"]
+    failed: dict[str, Exception] = {}
 
-    def step(app: App) -> tuple[str, str] | RolledBack:
-        try:
-            if app.strategy.kind == "blue_green":
-                return previous_colour(kube, env, app)
-            return rolling(kube, env, app)
-        except NothingToRollBack as e:
-            if only is not None:
-                raise
-            return RolledBack(app.name, f"unchanged: {e}", None)
+    def each(step: Any, group: list[App]) -> dict[str, Any]:
+        def guarded(app: App) -> Any:
+            try:
+                return step(kube, env, app)
+            except NothingToRollBack as e:
+                if only is not None:
+                    raise
+                return RolledBack(app.name, f"unchanged: {e}", None)
+            except ProvisionError as e:
+                failed[app.name] = e
+                return None
 
-    with ThreadPoolExecutor(max_workers=apply.PARALLELISM) as pool:
-        outcomes = dict(zip((a.name for a in apps), pool.map(step, apps), strict=True))
-    back = {name: o for name, o in outcomes.items() if isinstance(o, tuple)}
+        with ThreadPoolExecutor(max_workers=apply.PARALLELISM) as pool:
+            return dict(zip((a.name for a in group), pool.map(guarded, group), strict=True))
+
+    found = each(previous_colour, blue_green)
+    back = {name: o for name, o in found.items() if isinstance(o, tuple)}
     switched = {r.app: r for r in switch_back(kube, env, back)}
-    results = [switched.get(name) or o for name, o in outcomes.items()]
+    results = [switched.get(name) or o for name, o in found.items()]
+    results += list(each(rolling, others).values())
     done = [r for r in results if isinstance(r, RolledBack)]
-    blue_green = {a.name for a in apps if a.strategy.kind == "blue_green"}
-    return sorted(done, key=lambda r: r.app not in blue_green)
+    if failed:
+        changed = [r.app for r in done if not r.detail.startswith("unchanged")]
+        raise RollbackIncomplete(
+            "rollback failed for " + "; ".join(f"{app}: {e}" for app, e in failed.items())
+            + (f". Rolled back: {', '.join(changed)}" if changed else ". Nothing was rolled back"))
+    return done

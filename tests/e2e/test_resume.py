@@ -110,9 +110,15 @@ class Running:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"provision still running after {timeout} s; "
                                          f"output:\n{self.output}") from None
+        self.join_readers()
+        return code
+
+    def join_readers(self) -> None:
+        """Wait until all output is read (the process has exited, or been killed)."""
         for reader in self._readers:
             reader.join(timeout=10)
-        return code
+        alive = [r.name for r in self._readers if r.is_alive()]
+        assert not alive, f"output still being read after the process ended: {alive}"
 
     def stop(self, sig: signal.Signals) -> int:
         """Send ``sig``; the exit code (negative: killed by that signal)."""
@@ -130,6 +136,9 @@ def started(w: World, *args: str) -> Iterator[Running]:
         if running.process.poll() is None:
             running.process.kill()
             running.process.wait(timeout=EXIT_TIMEOUT)
+        # The readers see end of file once the process is gone; close the pipes after
+        # them, never under a reader still blocked in a read.
+        running.join_readers()
         for stream in (running.process.stdout, running.process.stderr):
             if stream is not None:
                 stream.close()

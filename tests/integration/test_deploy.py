@@ -276,6 +276,40 @@ def test_rolling_rollback_returns_to_the_previous_revision(kube: FakeKubeAPI, tm
     assert image() == "ghcr.io/acme/api:1.4.2"
 
 
+def test_a_failed_rollback_still_rolls_back_the_others_and_says_so(
+        kube: FakeKubeAPI, tmp_path: Path, env_file: Path) -> None:
+    for i in (1, 2):
+        kube.add_node(f"staging-general-{i}")
+
+    def two_apps(image: str) -> Any:
+        def edit(doc: dict[str, Any]) -> None:
+            always_open(doc)
+            doc["apps"][0]["image"] = f"ghcr.io/acme/api:{image}"
+            doc["apps"].append(dict(doc["apps"][0], name="web", expose="cluster",
+                                    image=f"ghcr.io/acme/web:{image}",
+                                    ports=[{"name": "http", "port": 8080,
+                                            "service_port": 80}]))
+        return edit
+
+    env = {**os.environ, "STAGING_DATABASE_URL": "postgres://staging"}
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+    for image in ("1.0.0", "2.0.0"):
+        write(env_file, two_apps(image), example="staging")
+        deployed = CliRunner(env=env).invoke(cli, ["deploy", str(env_file), "--kubeconfig",
+                                                   str(kubeconfig)])
+        assert deployed.exit_code == 0, deployed.stderr
+    kube.deny("patch", "deployments", name="web")
+    back = CliRunner(env=env).invoke(cli, ["rollback", str(env_file), "--kubeconfig",
+                                           str(kubeconfig)])
+    assert back.exit_code == 1, back.stderr
+    assert "rollback failed for web:" in back.stderr
+    assert "may not patch deployments.apps" in back.stderr
+    assert "Rolled back: api" in back.stderr
+    api = kube.get("apps/v1", "Deployment", "api", "staging")
+    assert api is not None
+    assert api["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/api:1.0.0"
+
+
 class Flaky(FakeKubeAPI):
     """Answers the first PATCHes with 429 (Retry-After: 1), then 503, then normally."""
 

@@ -48,3 +48,10 @@ def test_marker_segments_rejoin_exactly(parts: list[str]) -> None:
     expected = rendered.replace("@@provision:api_endpoint@@", values["api_endpoint"]).replace(
         "@@provision:bootstrap_token@@", values["bootstrap_token"])
     assert join(segments(rendered), values) == expected
+
+
+def test_the_same_value_renders_the_same_bytes_everywhere() -> None:
+    # Rendered text is hashed into worker names: the emitter must not depend on whether
+    # PyYAML was built with libyaml, which writes these characters differently.
+    assert to_yaml("deploy 😀") == "deploy 😀"
+    assert to_yaml_tree({"a": "x\u2028y é"}, 2) == '\n  a: "x\\Ly \\xE9"'

@@ -50,7 +50,9 @@ class Controllers:
         # API server nothing on a quiet cluster (a pass at 100 apps costs a few hundred ms
         # of CPU under the store lock). Transitions driven by time alone (a progress
         # deadline on a stuck rollout, crash-loop backoff) then wait for the next write,
-        # so tests keep every pass.
+        # so tests keep every pass. So does the kubelet's count of passes towards a pod's
+        # start when it runs longer than IDLE_PASSES without a write: use it only with
+        # start_steps below IDLE_PASSES (the benchmarks use 2).
         self.skip_idle = skip_idle
         self.cpu_seconds = 0.0  # CPU time of the loop's passes (thread time)
         self._idle = 0

@@ -207,7 +207,14 @@ def get(obj: Any, path: Path) -> Any:
 def _is(item: Any, element: str) -> bool:
     if not isinstance(item, Mapping):
         return False
-    return all(item.get(k, _KEY_DEFAULTS.get(k)) == v for k, v in _wanted(element))
+    # Types too, as the JSON text of the key would: 1 is not true, 80.0 is not 80.
+    return all(type(got := item.get(k, _KEY_DEFAULTS.get(k))) is type(v) and got == v
+               for k, v in _wanted(element))
+
+
+def forget_keys() -> None:
+    """Drop the parsed `k:` elements (benchmarks: each side starts cold)."""
+    _wanted.cache_clear()
 
 
 @functools.lru_cache(maxsize=65536)

@@ -69,7 +69,10 @@ def unknown_fields(obj: Mapping[str, Any]) -> list[Location]:
     # Whether a field is declared depends on where it sits and on the types around it, not
     # on the values: objects of one shape (a hundred apps from one template) are checked
     # once. Full validation costs milliseconds an object, the fake's largest cost a request.
-    return [list(loc) for loc in _unknown_in_shape(api_version, kind, _shape(obj))]
+    try:
+        return [list(loc) for loc in _unknown_in_shape(api_version, kind, _shape(obj))]
+    except KeyError:  # a scalar type JSON has not (a YAML date): check the object itself
+        return _unknown_in(_validator(api_version, kind), obj)
 
 
 def _shape(value: Any) -> Any:
@@ -96,18 +99,25 @@ _STAND_INS: dict[str, Any] = {"str": "x", "int": 1, "float": 1.5, "bool": True,
 
 
 def forget_shapes() -> None:
-    """Drop the unknown-field results remembered by shape (benchmarks: a cold start)."""
+    """Drop what was remembered about objects seen (benchmarks: each side starts cold)."""
+    from . import fieldpaths
+
     _unknown_in_shape.cache_clear()
+    fieldpaths.forget_keys()
 
 
 @functools.lru_cache(maxsize=4096)
 def _unknown_in_shape(api_version: str, kind: str, shape: Any) -> tuple[tuple[Any, ...], ...]:
-    validator = _validator(api_version, kind)
+    found = _unknown_in(_validator(api_version, kind), _unshape(shape))
+    return tuple(tuple(loc) for loc in found)
+
+
+def _unknown_in(validator: Any, obj: Any) -> list[Location]:
     found: list[Location] = []
-    for error in validator.iter_errors(_unshape(shape)):
+    for error in validator.iter_errors(obj):
         _collect(error, found)
-    unique = {json.dumps(loc): tuple(loc) for loc in found}
-    return tuple(unique.values())
+    unique = {json.dumps(loc, default=str): loc for loc in found}
+    return list(unique.values())
 
 
 def dotted(location: Location) -> str:
