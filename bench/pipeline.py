@@ -30,11 +30,13 @@ For each command:
     on the fake API server's store that records when each Deployment or StatefulSet became
     rolled out (kubectl's rules) and each node Ready; provision's delay in noticing
     afterwards is provision's;
-  * overhead = wall - the union of the terraform, servers and cluster intervals: everything
-    else is provision's own doing (start-up, imports, rendering, client-side HTTP, TLS and
-    JSON, polling intervals, output). Server durations exclude the TLS handshake and the
-    sending of answers, and watch streams count only until they open, so these slight
-    costs of the fakes land in the overhead: the figure errs against provision.
+  * overhead = wall - the union of the terraform, servers and cluster intervals: the time
+    in which provision was the only party at work (start-up, imports, rendering, polling
+    intervals, output). It is provision's time on the critical path, not all its work:
+    client-side JSON, TLS and HTTP done while another of its requests is being answered
+    are hidden under "servers" (16 requests in flight at a time);
+  * cpu: the provision process's own CPU time, every thread, whole commands only
+    (Terraform's child processes not included): all of provision's work, overlapped or not.
 The fake Kubernetes API server's controllers rest while the simulated cluster is quiet
 (`Controllers.skip_idle`). `--profile` runs each command once more under cProfile (main
 thread) and prints where the overhead goes; the table's figures always come from the
@@ -106,25 +108,27 @@ def child(stats: Path, args: list[str], profile: Path | None) -> int:
                 done(start, time.time(), a)
         return wrapper
 
+    def wrap(module: ModuleType, attribute: str,
+             done: Callable[[float, float, tuple[Any, ...]], None]) -> None:
+        setattr(module, attribute, timing(getattr(module, attribute), done))
+
     def terraform(module: ModuleType) -> None:
-        module.run = timing(module.run, lambda s, e, a: record["terraform"].append(
+        wrap(module, "run", lambda s, e, a: record["terraform"].append(
             [s, e, str(a[1][0]) if len(a) > 1 and a[1] else "?"]))
 
     def stage(name: str, attribute: str) -> Callable[[ModuleType], None]:
         def patch(module: ModuleType) -> None:
-            setattr(module, attribute, timing(getattr(module, attribute), lambda s, e, a:
-                                              record["stages"].setdefault(name, [s, e])))
+            wrap(module, attribute, lambda s, e, a: record["stages"].setdefault(name, [s, e]))
         return patch
 
     def readiness(module: ModuleType) -> None:
-        module.wait_for_api = timing(module.wait_for_api, lambda s, e, a: record[
-            "waits"].append({"kind": "api", "start": s, "end": e}))
-        module.wait_for_nodes = timing(module.wait_for_nodes, lambda s, e, a: record[
-            "waits"].append({"kind": "nodes", "start": s, "end": e,
-                             "keys": [["Node", "", n] for n in a[1]]}))
+        wrap(module, "wait_for_api", lambda s, e, a: record["waits"].append(
+            {"kind": "api", "start": s, "end": e}))
+        wrap(module, "wait_for_nodes", lambda s, e, a: record["waits"].append(
+            {"kind": "nodes", "start": s, "end": e, "keys": [["Node", "", n] for n in a[1]]}))
 
     def rollout(module: ModuleType) -> None:
-        module.wait = timing(module.wait, lambda s, e, a: record["waits"].append(
+        wrap(module, "wait", lambda s, e, a: record["waits"].append(
             {"kind": "rollout", "start": s, "end": e,
              "keys": [[t.kind, a[1], t.name] for t in a[2]]}))
 
@@ -154,6 +158,10 @@ def child(stats: Path, args: list[str], profile: Path | None) -> int:
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(str(profile))
+        import resource
+
+        own = resource.getrusage(resource.RUSAGE_SELF)  # every thread; not Terraform's
+        record["cpu"] = own.ru_utime + own.ru_stime
         stats.write_text(json.dumps(record))
     return code if isinstance(code, int) else 1
 
@@ -226,7 +234,7 @@ class ClusterClock:
 
     def ready_at(self, wait: dict[str, Any]) -> float:
         """When the cluster was ready for this wait (its start if it already was)."""
-        start, end = wait["start"], wait["end"]
+        start, end = float(wait["start"]), float(wait["end"])
         if wait["kind"] == "api":
             return min(max(start, self.api_started), end)
         keys = [tuple(k) for k in wait["keys"]]
@@ -254,6 +262,7 @@ class Row:
     overhead: float
     requests: int = 0
     terraform_runs: int = 0
+    cpu: float | None = None  # the provision process's own CPU seconds (whole commands)
 
 
 @dataclass
@@ -400,7 +409,9 @@ def rows(commands: list[Command]) -> list[Row]:
     """The table: `up` with its stages, then each other command, then the total."""
     result: list[Row] = []
     for command in commands:
-        result.append(command.row(command.label))
+        whole = command.row(command.label)
+        whole.cpu = float(command.record.get("cpu") or 0.0)
+        result.append(whole)
         if command.label == "up":
             stages = command.record["stages"]
             start, end = command.window
@@ -422,16 +433,19 @@ def _total(commands: list[Command]) -> Row:
     return Row("total", sum(p.wall for p in parts), sum(p.terraform for p in parts),
                sum(p.servers for p in parts), sum(p.cluster for p in parts),
                sum(p.overhead for p in parts), sum(p.requests for p in parts),
-               sum(p.terraform_runs for p in parts))
+               sum(p.terraform_runs for p in parts),
+               sum(float(c.record.get("cpu") or 0.0) for c in commands))
 
 
 def print_table(title: str, table: list[Row]) -> None:
     print(title)
     print(f"{'command / stage':<22} {'wall s':>7} {'terraform':>9} {'servers':>8} "
-          f"{'cluster':>8} {'overhead':>8} {'requests':>8} {'tf runs':>7}")
+          f"{'cluster':>8} {'overhead':>8} {'cpu':>6} {'requests':>8} {'tf runs':>7}")
     for r in table:
+        cpu = f"{r.cpu:6.2f}" if r.cpu is not None else f"{'':>6}"
         print(f"{r.label:<22} {r.wall:7.2f} {r.terraform:9.2f} {r.servers:8.2f} "
-              f"{r.cluster:8.2f} {r.overhead:8.2f} {r.requests:8d} {r.terraform_runs:7d}")
+              f"{r.cluster:8.2f} {r.overhead:8.2f} {cpu} {r.requests:8d} "
+              f"{r.terraform_runs:7d}")
 
 
 def print_profile(files: list[Path], limit: int = 25) -> None:

@@ -100,7 +100,7 @@ class Simulation:
     @property
     def workdir(self) -> Path:
         """The environment's work folder."""
-        name = yaml.safe_load(self.config.read_text())["name"]
+        name = str(yaml.safe_load(self.config.read_text())["name"])
         return self.config.parent / ".provision" / name
 
 

@@ -22,7 +22,8 @@ def clone(value: T) -> T:
     if type(value) in _SCALARS:
         return value
     try:
-        return marshal.loads(marshal.dumps(value, 2))  # type: ignore[no-any-return]
+        copied: T = marshal.loads(marshal.dumps(value, 2))  # type: ignore[arg-type]
+        return copied
     except ValueError:
         return copy.deepcopy(value)
 
