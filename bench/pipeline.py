@@ -304,9 +304,8 @@ def run_command(w: Any, clock: ClusterClock, label: str, args: Sequence[str], wo
         def watchdog() -> None:  # the world failing, or a command hanging, ends the run
             while not finished.wait(0.1):
                 if w.boot.error is not None or time.time() - start > COMMAND_TIMEOUT:
-                    problem.append(f"the simulated world failed: {w.boot.error!r}"
-                                   if w.boot.error else f"still running after "
-                                   f"{COMMAND_TIMEOUT} s")
+                    problem.append(_world_failure(w.boot.error) if w.boot.error
+                                   else f"still running after {COMMAND_TIMEOUT} s")
                     process.kill()
                     return
 
@@ -333,6 +332,12 @@ def run_command(w: Any, clock: ClusterClock, label: str, args: Sequence[str], wo
                             if start <= r.started <= end]
     command.cluster = [(wait["start"], clock.ready_at(wait)) for wait in record["waits"]]
     return command
+
+
+def _world_failure(error: BaseException) -> str:
+    import traceback
+
+    return "the simulated world failed:\n" + "".join(traceback.format_exception(error))
 
 
 def large_config(sim: Any, workers: int, apps: int) -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.fakes.doprovider.cloud import Cloud
 from tests.fakes.kubeapi.server import FakeKubeAPI
 from tests.support.cluster_tls import server_cert
@@ -65,7 +67,10 @@ class Bootstrapper:
             for name in droplets:
                 self.first_seen.setdefault(name, now)
             if self.kube is None:
-                secrets_dir = self.sim.workdir / "secrets"  # follows the file's `name`
+                try:
+                    secrets_dir = self.sim.workdir / "secrets"  # follows the file's `name`
+                except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError):
+                    continue  # the environment file is being rewritten: look again
                 ips = list(data.get("digitalocean_reserved_ip", {}).values())
                 if not ips or not (secrets_dir / "ca.key").exists():
                     continue

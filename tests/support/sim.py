@@ -56,7 +56,10 @@ class Simulation:
         doc.update(changes or {})
         if edit is not None:
             edit(doc)
-        self.config.write_text(yaml.safe_dump(doc, sort_keys=False))
+        # Whole or not at all: the world's bootstrapper reads this file while tests run.
+        partial = self.config.with_suffix(".partial")
+        partial.write_text(yaml.safe_dump(doc, sort_keys=False))
+        partial.replace(self.config)
         return self.config
 
     def run(self, *args: str) -> Result:
