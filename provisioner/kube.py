@@ -101,7 +101,7 @@ class Kube:
                 status, data, headers = e.status, (e.body or "").encode(), dict(
                     e.headers or {})
             except (HTTPError, OSError) as e:
-                if attempt == attempts or _is_tls(e):  # a bad certificate stays bad
+                if attempt == attempts:
                     raise KubeError(f"{method} {path}: cannot reach the API server: "
                                     f"{_reason(e)}") from e
                 time.sleep(delay + random.uniform(0, delay))
@@ -177,21 +177,10 @@ def _event(path: str, line: bytes, verb: str) -> dict[str, Any]:
     return event
 
 
-def _is_tls(error: BaseException) -> bool:
-    import ssl
-
-    from urllib3.exceptions import MaxRetryError, SSLError
-
-    cause = error.reason if isinstance(error, MaxRetryError) else error
-    return isinstance(cause, (SSLError, ssl.SSLError))
-
-
 def _reason(error: BaseException) -> str:
-    """What went wrong, from urllib3's wrapping (a certificate problem says so)."""
-    from urllib3.exceptions import MaxRetryError
-
-    cause = error.reason if isinstance(error, MaxRetryError) and error.reason else error
-    return f"{type(cause).__name__}: {str(cause)[:300]}"
+    # With urllib3's retries off its errors arrive unwrapped; TLS failures come as the
+    # client's ApiException with status 0 and are handled where they are caught.
+    return f"{type(error).__name__}: {str(error)[:300]}"
 
 
 def _decode(data: bytes | str) -> dict[str, Any]:
