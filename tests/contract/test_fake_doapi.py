@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +30,11 @@ from tests.oracles.terraform import (
     terraform_plan,
     terraform_show_state,
 )
+from tests.support.do_account import TOKEN
 
-TOKEN = "sim-token"
 NOT_FOUND = {"id": "not_found", "message": "The resource you were accessing could not be found."}
 
 
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDigitalOcean]:
-    """A started fake on a fresh account; python-digitalocean pointed at it."""
-    with FakeDigitalOcean(tmp_path / "do-sim-state.json", tokens=TOKEN) as api:
-        for name, value in api.env().items():
-            monkeypatch.setenv(name, value)
-        # A hung fake should fail the test, not hang it.
-        monkeypatch.setenv("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", "10")
-        yield api
 
 
 @pytest.fixture

