@@ -31,7 +31,7 @@ The fake's controllers run identically for both sides: a pass every `--step-dela
 `--time-scale` 0.01 (progress deadlines), start_steps 2, so a new Deployment is available
 after 2 or 3 passes; passes that would change nothing are skipped (`Controllers.skip_idle`;
 `--no-skip-idle` keeps them). The fake is a Python program: it serves a request with about
-1.5 ms of CPU, and a controller pass at 100 apps costs about half a second of CPU while it
+1.5 ms of CPU, and a controller pass at 100 apps costs 0.6-0.7 s of CPU while it
 creates ReplicaSets and pods, under the store lock every request needs and one GIL: when a
 pass lands inside the apply, the fake, not the client, sets its pace. Read the phase lines
 and the fake's CPU beside the ratios.
