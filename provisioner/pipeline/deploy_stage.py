@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,8 +94,12 @@ def deploy(env: Environment, api: Any, report: Report, *, force_conflicts: bool 
     now_objects = [d for d in objects if d not in later]
 
     namespace_objects = [d for d in now_objects if d.kind.tier == 0]
-    apply.apply_all(kube, namespace_objects, force_conflicts)
-    previous = prune.previous_group_kinds(kube, env)
+    # The ApplySet parent's listing is read while the namespace is applied (before it
+    # exists the read answers 404: nothing listed): one round trip fewer on every deploy.
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        listed = reader.submit(prune.previous_group_kinds, kube, env)
+        apply.apply_all(kube, namespace_objects, force_conflicts)
+        previous = listed.result()
     current = {d.kind.group_kind for d in objects if d.kind.tier > 0}
     apply.apply_all(kube, [parent_object(env, previous | current)], force_conflicts)
     applied = apply.apply_all(kube, [d for d in now_objects if d.kind.tier > 0],

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from provisioner.config.model import Environment
 from provisioner.kube import Kube, KubeError
 from provisioner.workloads.kinds import KINDS
 from provisioner.workloads.objects import CONTAINS, PART_OF, Desired, applyset_id, parent_name
+
+# Only names and labels are needed: ask for metadata only (as client-go's metadata client
+# does); a server that cannot answer so sends the full objects, which read the same.
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
 def previous_group_kinds(kube: Kube, env: Environment) -> set[str]:
@@ -29,11 +34,19 @@ def stale(kube: Kube, env: Environment, desired: Sequence[Desired],
     """(group-kind, name) of members of this ApplySet that are no longer desired."""
     wanted = {(d.kind.group_kind, d.name) for d in desired}
     selector = [("labelSelector", f"{PART_OF}={applyset_id(env)}")]
+    kinds = sorted(group_kinds)
+
+    def listing(group_kind: str) -> list[dict[str, Any]]:
+        items = kube.request("GET", KINDS[group_kind].path(env.namespace), selector,
+                             accept=METADATA_ONLY)
+        return list(items.get("items") or [])
+
+    # One LIST a kind, all at once: each is a round trip, and a large one to answer.
+    with ThreadPoolExecutor(max_workers=max(len(kinds), 1)) as pool:
+        listings = list(pool.map(listing, kinds))
     found = []
-    for group_kind in sorted(group_kinds):
-        kind = KINDS[group_kind]
-        listing = kube.request("GET", kind.path(env.namespace), selector)
-        for item in listing.get("items") or []:
+    for group_kind, items in zip(kinds, listings, strict=True):
+        for item in items:
             name = item["metadata"]["name"]
             labels = item["metadata"].get("labels") or {}
             # The selector already filtered; checking again keeps a misbehaving server from

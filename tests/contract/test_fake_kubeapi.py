@@ -653,3 +653,32 @@ def test_injected_errors_carry_status_bodies_and_retry_after(
     statuses = [r.status for r in kube.requests("GET", "/api/v1/nodes")]
     assert statuses == [503, 200]
 
+
+
+def test_metadata_only_answers_as_client_gos_metadata_client_asks(kube: FakeKubeAPI) -> None:
+    kube.create({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "settings", "namespace": "default", "labels": {"a": "b"}},
+                 "data": {"LOG_LEVEL": "debug"}})
+
+    def get(path: str, accept: str) -> Any:
+        request = urllib.request.Request(kube.base_url + path, headers={"Accept": accept})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    # client-go offers protobuf first; the fake serves JSON only and takes the next choice.
+    offer = ("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;"
+             "v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,"
+             "application/json")
+    listing = get("/api/v1/namespaces/default/configmaps?labelSelector=a%3Db", offer)
+    assert (listing["kind"], listing["apiVersion"]) == ("PartialObjectMetadataList",
+                                                        "meta.k8s.io/v1")
+    assert listing["metadata"]["resourceVersion"]
+    [item] = listing["items"]
+    assert set(item) == {"kind", "apiVersion", "metadata"}
+    assert (item["kind"], item["metadata"]["name"]) == ("PartialObjectMetadata", "settings")
+    one = get("/api/v1/namespaces/default/configmaps/settings",
+              "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")
+    assert one["kind"] == "PartialObjectMetadata" and "data" not in one
+    # Without the parameter: the full objects, as before.
+    full = get("/api/v1/namespaces/default/configmaps?labelSelector=a%3Db", "application/json")
+    assert full["kind"] == "ConfigMapList" and full["items"][0]["data"] == {"LOG_LEVEL": "debug"}

@@ -362,3 +362,42 @@ def test_crash_loop_names_reason_and_last_log_lines(kube: FakeKubeAPI, tmp_path:
     assert "app api (Deployment api-blue) failed to roll out" in err
     assert "CrashLoopBackOff" in err
     assert "last log lines:" in err and "panic: no DATABASE_URL" in err
+
+
+def many_apps(count: int) -> Any:
+    """The staging example with ``count`` rolling apps, each a Deployment, a Service and a
+    disruption budget, deployable at any time."""
+    def edit(doc: dict[str, Any]) -> None:
+        always_open(doc)
+        template = doc["apps"][0]
+        doc["apps"] = [dict(template, name=f"app{i:02d}", replicas=2, strategy="rolling",
+                            expose="cluster",
+                            ports=[{"name": "http", "port": 8080, "service_port": 80}])
+                       for i in range(count)]
+    return edit
+
+
+def test_an_apps_service_waits_for_its_own_workload_not_for_every_app(
+        tmp_path: Path, env_file: Path) -> None:  # fmt: skip
+    with FakeKubeAPI(latency_ms=20) as kube:
+        write(env_file, many_apps(24), example="staging")
+        code, err = run(kube, tmp_path, "deploy", str(env_file))
+        assert code == 0, err
+        answered = {r.name: r.started + r.duration
+                    for r in kube.requests("PATCH", resource="deployments")}
+        services = {r.name: r.started for r in kube.requests("PATCH", resource="services")}
+        assert len(answered) == len(services) == 24
+        for app, started in services.items():
+            assert started >= answered[app], f"{app}'s Service went before its Deployment"
+        # No barrier between the tiers: Services started while Deployments were in flight.
+        assert min(services.values()) < max(answered.values())
+
+
+def test_prune_lists_ask_for_metadata_only(kube: FakeKubeAPI, tmp_path: Path,
+                                           env_file: Path) -> None:
+    write(env_file, always_open)
+    assert run(kube, tmp_path, "deploy", str(env_file))[0] == 0
+    lists = [r for r in kube.requests("GET", verb="list")
+             if r.query.get("labelSelector", "").startswith("applyset.kubernetes.io/part-of")]
+    assert lists, "prune listed nothing"
+    assert all("as=PartialObjectMetadataList" in r.accept for r in lists)

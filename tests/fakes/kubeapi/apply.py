@@ -42,6 +42,10 @@ class Entry:
     subresource: str = ""
     time: str = ""
     fields: set[Path] = field(default_factory=set)
+    # The fieldsV1 this entry was read from and the set it decoded to: an entry a write
+    # leaves alone is stored as it was, not encoded again (most of a controller write's
+    # cost at 100 apps).
+    source: tuple[frozenset[Path], dict[str, Any]] | None = None
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -57,9 +61,12 @@ class Entry:
         return text
 
     def to_json(self) -> dict[str, Any]:
+        unchanged = self.source is not None and self.fields == self.source[0]
+        encoded = self.source[1] if self.source is not None and unchanged else fp.encode(
+            self.fields)
         out: dict[str, Any] = {"manager": self.manager, "operation": self.operation,
                                "apiVersion": self.api_version, "time": self.time,
-                               "fieldsType": "FieldsV1", "fieldsV1": fp.encode(self.fields)}
+                               "fieldsType": "FieldsV1", "fieldsV1": encoded}
         if self.subresource:
             out["subresource"] = self.subresource
         return out  # fmt: skip
@@ -68,11 +75,14 @@ class Entry:
 def entries_of(obj: Mapping[str, Any] | None) -> list[Entry]:
     if not obj:
         return []
-    return [
-        Entry(e.get("manager", ""), e.get("operation", "Update"), e.get("apiVersion", ""),
-              e.get("subresource", ""), e.get("time", ""), fp.decode(e.get("fieldsV1") or {}))
-        for e in metadata(obj).get("managedFields") or []
-    ]  # fmt: skip
+    entries = []
+    for e in metadata(obj).get("managedFields") or []:
+        raw = e.get("fieldsV1") or {}
+        fields = fp.decode(raw)
+        entries.append(Entry(e.get("manager", ""), e.get("operation", "Update"),
+                             e.get("apiVersion", ""), e.get("subresource", ""),
+                             e.get("time", ""), fields, (frozenset(fields), raw)))
+    return entries
 
 
 def _store(obj: dict[str, Any], entries: list[Entry]) -> None:
@@ -128,7 +138,7 @@ def record_update(
 
 def merge(live: Any, applied: Any, path: Path = ()) -> Any:
     """The applied configuration laid over the live value (maps and list-maps merge)."""
-    if isinstance(live, Mapping) and isinstance(applied, Mapping):
+    if isinstance(live, dict) and isinstance(applied, dict):
         out = dict(live)
         for name, value in applied.items():
             if value is None:
@@ -157,10 +167,12 @@ def merge(live: Any, applied: Any, path: Path = ()) -> Any:
 def _conflicts(
     live: Any, config: Any, applied: set[Path], others: list[Entry]
 ) -> list[tuple[Entry, Path]]:
-    found = []
-    for path in sorted(applied):
+    found: list[tuple[Entry, Path]] = []
+    # Only paths another manager owns can conflict (none, when the object is new).
+    contested = applied & set().union(*(other.fields for other in others))
+    for path in sorted(contested):
         value = fp.get(config, path)
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, dict) and value:
             continue  # a list-map item: its leaves are compared one by one
         for other in others:
             if path in other.fields and fp.get(live, path) != value:

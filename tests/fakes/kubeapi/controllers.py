@@ -2,8 +2,11 @@
 
 A pass runs, in order: Deployment rollouts (ReplicaSets), ReplicaSets (pods),
 StatefulSets (pods, PVCs), the kubelet (scheduling, pod status), then the ReplicaSet,
-Deployment and StatefulSet statuses, then PVC binding and LoadBalancer IPs. The whole
-pass holds the store lock, so API clients see either the state before or after a pass.
+Deployment and StatefulSet statuses, then PVC binding and LoadBalancer IPs. Each of them
+looks only at the objects on its work queue (queues.py): what changed since its last
+turn, earlier steps of the same pass included, and what it asked to see again. The whole
+pass holds the store lock, so API clients see either the state before or after a pass
+(unless the passes defer to the API's requests: `busy`, see `run_once`).
 
 A new Deployment is Available after about `start_steps + 2` passes, so with the default
 50 ms step a rollout takes a few hundred milliseconds: long enough for a client to see
@@ -13,20 +16,21 @@ the loop (state frozen), `run_once()` then advances it by hand, one pass at a ti
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import catalog
+from . import queues as q
 from .kubelet import Kubelet, keep_transition_times
 from .meta import clone, timestamp
 from .registry import Registry
 from .workloads import Workloads
 
 NODE = catalog.get("v1", "Node")
-IDLE_PASSES = 3  # passes in a row that wrote nothing before `skip_idle` rests the loop
 
 _READY = {
     True: ("True", "KubeletReady", "kubelet is posting ready status"),
@@ -41,24 +45,20 @@ class Controllers:
     """Background reconcile loop plus the node helpers."""
 
     def __init__(self, registry: Registry, *, step_delay: float = 0.05, time_scale: float = 0.01,
-                 start_steps: int = 2, crash_steps: int = 2,
-                 skip_idle: bool = False) -> None:  # fmt: skip
+                 start_steps: int = 2, crash_steps: int = 2) -> None:  # fmt: skip
         self.registry = registry
         self.step_delay = step_delay
-        # Benchmarks only: after IDLE_PASSES passes in a row that wrote nothing, the loop
-        # skips passes until something writes to the store, as real controllers cost the
-        # API server nothing on a quiet cluster (a pass at 100 apps costs a few hundred ms
-        # of CPU under the store lock). Transitions driven by time alone (a progress
-        # deadline on a stuck rollout, crash-loop backoff) then wait for the next write,
-        # so tests keep every pass. So does the kubelet's count of passes towards a pod's
-        # start when it runs longer than IDLE_PASSES without a write: use it only with
-        # start_steps below IDLE_PASSES (the benchmarks use 2).
-        self.skip_idle = skip_idle
         self.cpu_seconds = 0.0  # CPU time of the loop's passes (thread time)
-        self._idle = 0
-        self._quiet_at = -1
+        # Before each pass the loop waits while this says the API server is busy, for at
+        # most `defer_limit` s (None: never waits). See FakeKubeAPI(defer_controllers=).
+        self.busy: Callable[[], bool] | None = None
+        self.defer_limit = 2.0
+        self._deadline = 0.0
+        self.queues = q.WorkQueues(registry.store)
+        registry.store.subscribe(self.queues.note, None)
         self.kubelet = Kubelet(registry, start_steps=start_steps, crash_steps=crash_steps)
         self.workloads = Workloads(registry, time_scale=time_scale)
+        self.kubelet.gate = self.workloads.gate = self._gate
         self.passes = 0
         self.errors: list[str] = []  # tracebacks of failed passes (tests assert it is empty)
         self._running = threading.Event()
@@ -114,31 +114,44 @@ class Controllers:
                 self.errors.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
 
     def _loop_pass(self) -> None:
-        store = self.registry.store
-        version = store.resource_version
-        if self.skip_idle and version == self._quiet_at:
-            return
+        self._deadline = time.monotonic() + self.defer_limit
+        self._gate()
         before = time.thread_time()
         try:
             self.run_once()
         finally:
             self.cpu_seconds += time.thread_time() - before
-        self._idle = self._idle + 1 if store.resource_version == version else 0
-        self._quiet_at = version if self._idle >= IDLE_PASSES else -1
+
+    def _gate(self) -> None:
+        """With `busy` set: wait while the API server is busy, until the pass's deadline."""
+        if self.busy is None:
+            return
+        while self.busy() and time.monotonic() < self._deadline and not self._stop.is_set():
+            time.sleep(0.001)
 
     def run_once(self, passes: int = 1) -> None:
-        """Advance the simulation by `passes` reconcile passes (synchronously)."""
+        """Advance the simulation by `passes` reconcile passes (synchronously).
+
+        A pass holds the store lock throughout, unless `busy` is set: then each object is
+        reconciled under the lock on its own and the pass waits between objects while the
+        API is busy, so a pass that started in a lull does not stall the next burst.
+        """
         for _ in range(passes):
-            with self.registry.store.lock:
-                w = self.workloads
-                w.deployments()
-                w.replicasets()
-                w.statefulsets()
-                self.kubelet.step()
-                w.replicaset_statuses()
-                w.deployment_statuses()
-                w.statefulset_statuses()
-                w.claims_and_services()
+            with contextlib.nullcontext() if self.busy else self.registry.store.lock:
+                w, take = self.workloads, self.queues.take
+                w.deployments(take(q.DEPLOYMENTS))
+                w.replicasets(take(q.REPLICASETS))
+                w.statefulsets(take(q.STATEFULSETS))
+                starting = self.kubelet.step(take(q.PODS))
+                w.replicaset_statuses(take(q.REPLICASET_STATUS))
+                rolling = w.deployment_statuses(take(q.DEPLOYMENT_STATUS))
+                w.statefulset_statuses(take(q.STATEFULSET_STATUS))
+                w.claims(take(q.CLAIMS))
+                w.services(take(q.SERVICES))
+                for key in starting:
+                    self.queues.add(q.PODS, key)
+                for key in rolling:
+                    self.queues.add(q.DEPLOYMENT_STATUS, key)
                 self.passes += 1
 
     def _forget(self, rt: catalog.ResourceType, obj: Mapping[str, Any]) -> None:

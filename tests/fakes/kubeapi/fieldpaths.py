@@ -39,7 +39,7 @@ STRIPPED_METADATA = (
 
 def list_keys(path: Path, items: list[Any]) -> tuple[str, ...] | None:
     """The merge keys of the list at `path`, or None when the list is atomic."""
-    if not path or not items or not all(isinstance(i, Mapping) for i in items):
+    if not path or not items or not all(isinstance(i, dict) for i in items):
         return None
     name = path[-1][2:]
     if name == "ports":
@@ -81,12 +81,12 @@ def strip(obj: Mapping[str, Any], *, status: bool) -> dict[str, Any]:
 def field_set(value: Any, path: Path = ()) -> set[Path]:
     """Every owned path of an object: leaves, atomic lists, and list-map items."""
     out: set[Path] = set()
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return out
     for name, child in value.items():
         here = (*path, f"f:{name}")
         keys = list_keys(here, child) if isinstance(child, list) else None
-        if isinstance(child, Mapping) and child:
+        if isinstance(child, dict) and child:
             out |= field_set(child, here)
         elif keys:
             for item in child:
@@ -112,8 +112,8 @@ def changed(before: Mapping[str, Any], after: Mapping[str, Any], path: Path = ()
         here = (*path, f"f:{name}")
         old = before.get(name, MISSING)
         keys = list_keys(here, child) if isinstance(child, list) else None
-        if isinstance(child, Mapping) and child:
-            out |= changed(old if isinstance(old, Mapping) else {}, child, here)
+        if isinstance(child, dict) and child:
+            out |= changed(old if isinstance(old, dict) else {}, child, here)
         elif keys:
             previous = _items(here, old, keys)
             for item in child:
@@ -136,8 +136,8 @@ def removed(before: Mapping[str, Any], after: Mapping[str, Any], path: Path = ()
         here = (*path, f"f:{name}")
         new = after.get(name, MISSING)
         keys = list_keys(here, child) if isinstance(child, list) else None
-        if isinstance(child, Mapping) and child:
-            if isinstance(new, Mapping) and new:
+        if isinstance(child, dict) and child:
+            if isinstance(new, dict) and new:
                 out |= removed(child, new, here)
             else:
                 out |= field_set(child, here)
@@ -151,7 +151,7 @@ def removed(before: Mapping[str, Any], after: Mapping[str, Any], path: Path = ()
                     out |= field_set(item, element)
                 else:
                     out |= removed(item, now, element)
-        elif new is MISSING or (isinstance(new, Mapping) and new) or (
+        elif new is MISSING or (isinstance(new, dict) and new) or (
                 isinstance(new, list) and list_keys(here, new)):
             out.add(here)  # `here` is no longer a leaf of the new object
     return out
@@ -171,7 +171,7 @@ def _items(path: Path, value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
 def duplicate_keys(value: Any, path: Path = ()) -> list[tuple[Path, str]]:
     """(list path, `k:` element) for every key that occurs twice in a keyed list."""
     out: list[tuple[Path, str]] = []
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return out
     for name, child in value.items():
         here = (*path, f"f:{name}")
@@ -184,7 +184,7 @@ def duplicate_keys(value: Any, path: Path = ()) -> list[tuple[Path, str]]:
                     out.append((here, element))
                 seen.add(element)
                 out += duplicate_keys(item, (*here, element))
-        elif isinstance(child, Mapping):
+        elif isinstance(child, dict):
             out += duplicate_keys(child, here)
     return out
 
@@ -193,7 +193,7 @@ def get(obj: Any, path: Path) -> Any:
     """The value at `path`, or MISSING."""
     node = obj
     for element in path:
-        if element.startswith("f:") and isinstance(node, Mapping):
+        if element.startswith("f:") and isinstance(node, dict):
             node = node.get(element[2:], MISSING)
         elif element.startswith("k:") and isinstance(node, list):
             node = next((i for i in node if _is(i, element)), MISSING)
@@ -205,7 +205,7 @@ def get(obj: Any, path: Path) -> Any:
 
 
 def _is(item: Any, element: str) -> bool:
-    if not isinstance(item, Mapping):
+    if not isinstance(item, dict):
         return False
     # Types too, as the JSON text of the key would: 1 is not true, 80.0 is not 80.
     return all(type(got := item.get(k, _KEY_DEFAULTS.get(k))) is type(v) and got == v

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog, errors, events
+from . import catalog, errors, events, queues
 from .meta import clone, metadata, name_of, namespace_of, timestamp
 from .registry import Registry
 
@@ -82,6 +82,7 @@ class Kubelet:
     pods: dict[str, PodState] = field(default_factory=dict)
     logs: dict[tuple[str, str], str] = field(default_factory=dict)
     _ips: Iterator[int] = field(default_factory=lambda: itertools.count(2))
+    gate: Callable[[], None] | None = None  # see queues.each
 
     # -------------------------------------------------------------------- nodes
 
@@ -118,29 +119,41 @@ class Kubelet:
 
     # --------------------------------------------------------------------- pods
 
-    def step(self) -> None:
-        nodes = self.nodes()
-        for pod in self.registry.store.objects(POD)[0]:
+    def step(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """One pass over the pods at ``keys`` (namespace, name): schedule, advance; the keys
+        of pods whose status will still change with passes alone, to look at again."""
+        keys = list(keys)
+        nodes = self.nodes() if keys else []
+        again = []
+        for pod in queues.each(self.registry.store, POD, keys, self.gate):  # copied to change
+            namespace, name = namespace_of(pod), name_of(pod)
             state = self.pods.setdefault(metadata(pod)["uid"], PodState())
             state.steps += 1
-            if not pod["spec"].get("nodeName") and nodes:
-                node = self._pick_node(pod, nodes)
-                if node is None:
-                    self._write_status(pod, self._unschedulable(pod, len(nodes)))
-                    continue
-                bound = clone(pod)
-                bound["spec"]["nodeName"] = node
-                pod = self.registry.commit(POD, pod, bound, SCHEDULER)
-            self._write_status(pod, self._status(pod, state))
+            self._step(pod, state, nodes)
+            # Starting takes start_steps passes, a failed pull two more; a crash loop
+            # never settles.
+            if state.steps < self.start_steps + 2 or behaviour(pod) == "crashloop":
+                again.append((namespace, name))
+        return again
+
+    def _step(self, pod: dict[str, Any], state: PodState, nodes: list[dict[str, Any]]) -> None:
+        if not pod["spec"].get("nodeName") and nodes:
+            node = self._pick_node(pod, nodes)
+            if node is None:
+                self._write_status(pod, self._unschedulable(pod, len(nodes)))
+                return
+            bound = clone(pod)
+            bound["spec"]["nodeName"] = node
+            pod = self.registry.commit(POD, pod, bound, SCHEDULER, copy=False)
+        self._write_status(pod, self._status(pod, state))
 
     def _write_status(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
         old = pod.get("status", {})
         keep_transition_times(old.get("conditions", []), status.get("conditions", []))
         if status == old:
             return
-        new = clone(pod)
-        new["status"] = status
-        self.registry.commit(POD, pod, new, KUBELET, subresource="status")
+        self.registry.commit(POD, pod, {**pod, "status": status}, KUBELET,
+                             subresource="status", copy=False)
 
     @staticmethod
     def _unschedulable(pod: Mapping[str, Any], count: int) -> dict[str, Any]:

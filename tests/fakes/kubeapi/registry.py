@@ -127,12 +127,13 @@ class Registry:
     def patch(
         self, rt: ResourceType, namespace: str, name: str, content_type: str, body: Any,
         manager: str, *, force: bool = False, dry_run: bool = False, subresource: str = "",
-        fields: FieldCheck | None = None,
+        fields: FieldCheck | None = None, copy: bool = True,
     ) -> dict[str, Any]:
-        """Any PATCH flavour; an apply patch creates the object if it does not exist."""
+        """Any PATCH flavour; an apply patch creates the object if it does not exist.
+        ``copy=False``: answer with the stored object itself (read-only, see `commit`)."""
         if content_type in (patch.APPLY, patch.APPLY_CBOR):
             return self.apply(rt, namespace, name, body, manager, force=force, dry_run=dry_run,
-                              subresource=subresource)  # fmt: skip
+                              subresource=subresource, copy=copy)  # fmt: skip
         with self.store.lock:
             old = self.get(rt, namespace, name)
             new = patch.apply_patch(content_type, old, body)
@@ -143,11 +144,12 @@ class Registry:
             if wanted and wanted != metadata(old)["resourceVersion"]:
                 raise errors.stale(rt, name)
             self._check_identity(rt, new, namespace, name)
-            return self.commit(rt, old, new, manager, dry_run=dry_run, subresource=subresource)
+            return self.commit(rt, old, new, manager, dry_run=dry_run, subresource=subresource,
+                               copy=copy)
 
     def apply(
         self, rt: ResourceType, namespace: str, name: str, body: Any, manager: str, *,
-        force: bool = False, dry_run: bool = False, subresource: str = "",
+        force: bool = False, dry_run: bool = False, subresource: str = "", copy: bool = True,
     ) -> dict[str, Any]:
         if not manager:
             raise ApiError(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager:'
@@ -157,36 +159,43 @@ class Registry:
             raise errors.bad_request("apiVersion and kind must be set in an apply patch")
         schemas.check_apply(config, namespace, name)
         with self.store.lock:
-            old = self.store.get(rt, namespace, name)
+            old = self.store.peek(rt, namespace, name)  # only read: the merge copies it
             if old is None:
                 self._require_namespace(rt, namespace)
             has_status = "status" in rt.subresources and subresource != "status"
             merged = apply.server_side_apply(old, config, manager, force=force,
                                              has_status=has_status)  # fmt: skip
             return self.commit(rt, old, merged, manager, dry_run=dry_run,
-                               subresource=subresource, applied=True)  # fmt: skip
+                               subresource=subresource, applied=True, copy=copy)  # fmt: skip
 
     def commit(
         self, rt: ResourceType, old: dict[str, Any] | None, new: dict[str, Any], manager: str, *,
         dry_run: bool = False, subresource: str = "", applied: bool = False,
+        copy: bool = True,
     ) -> dict[str, Any]:
-        """Finish and store a write whose new state is `new` (old is None for a create)."""
-        new = clone(new)
-        new["apiVersion"], new["kind"] = rt.group_version, rt.kind
+        """Finish and store a write whose new state is `new` (old is None for a create).
+
+        The stored object is returned as a copy; ``copy=False`` (the simulated controllers,
+        which only read it) returns the stored object itself.
+        """
         if rt.namespaced != bool(namespace_of(new)):
             raise errors.bad_request(f"{rt.kind} {name_of(new)!r}: namespace is "
                                      f"{'required' if rt.namespaced else 'not allowed'}")
         has_status = "status" in rt.subresources
         if subresource == "status" and old is not None:
+            # A status write changes status only: the rest comes from the stored object.
             status, fields = new.get("status"), metadata(new).get("managedFields")
             new = clone(old)
             new.pop("status", None)
             if status is not None:
-                new["status"] = status
+                new["status"] = clone(status)
             if applied and fields:
-                metadata(new)["managedFields"] = fields
-        elif has_status:  # the main resource never writes status; a new object starts empty
-            new["status"] = clone(old.get("status", {})) if old is not None else {}
+                metadata(new)["managedFields"] = clone(fields)
+        else:
+            new = clone(new)
+            if has_status:  # the main resource never writes status; a new object starts empty
+                new["status"] = clone(old.get("status", {})) if old is not None else {}
+        new["apiVersion"], new["kind"] = rt.group_version, rt.kind
         meta = metadata(new)
         if old is not None:
             for key in ("uid", "creationTimestamp", "generation", "deletionTimestamp"):
@@ -209,12 +218,12 @@ class Registry:
             apply.record_update(old, new, manager, rt.group_version, subresource=subresource,
                                 has_status=has_status)  # fmt: skip
         if old is not None and _comparable(old) == _comparable(new):
-            return old
+            return clone(old) if copy else old  # `old` may be the stored object
         if dry_run:
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", timestamp())
             return new
-        return self.store.put(rt, new, owned=True)  # `new` is this write's own copy
+        return self.store.put(rt, new, owned=True, copy=copy)  # `new` is this write's own
 
     def _body(
         self, rt: ResourceType, namespace: str, body: Any, name: str | None = None

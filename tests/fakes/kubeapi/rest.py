@@ -190,6 +190,8 @@ class Rest:
                 return self._watch(req, t, stopping)
             if t.name:
                 obj = self.registry.get(rt, ns, t.name)
+                if _wants_metadata(req.headers.get("accept", ""), "PartialObjectMetadata"):
+                    return Response(body=_metadata_only(obj))
                 if tables.wants_table(req.headers.get("accept", "")):
                     return Response(body=tables.table(rt, [obj], obj["metadata"][
                         "resourceVersion"], req.query.get("includeObject", "Metadata")))
@@ -225,10 +227,12 @@ class Rest:
                 t.rt, t.namespace, t.name, req.content_type, body, self.manager(req),
                 dry_run=self.dry_run(req)))  # fmt: skip
         force = req.query.get("force") in ("true", "1", "True")
-        existed = self.registry.store.get(t.rt, t.namespace, t.name) is not None
+        existed = self.registry.store.peek(t.rt, t.namespace, t.name) is not None
+        # The answer is only encoded: the stored object itself will do (copy=False).
         result = self.registry.patch(
             t.rt, t.namespace, t.name, req.content_type, body, self.manager(req), force=force,
-            dry_run=self.dry_run(req), subresource=t.subresource, fields=fields)  # fmt: skip
+            dry_run=self.dry_run(req), subresource=t.subresource, fields=fields,
+            copy=False)  # fmt: skip
         return Response(200 if existed else 201, result, warnings=fields.warnings)
 
     def _delete(self, req: Request, t: Target, body: Any) -> Response:
@@ -283,10 +287,16 @@ class Rest:
                                                    name_of(items[limit - 1])))
             meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
-        if tables.wants_table(req.headers.get("accept", "")):
+        accept = req.headers.get("accept", "")
+        if tables.wants_table(accept):
             body = tables.table(t.rt, items, str(rv), req.query.get("includeObject", "Metadata"))
             body["metadata"].update(meta)
             return Response(body=body)
+        if _wants_metadata(accept, "PartialObjectMetadataList"):
+            return Response(body={
+                "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"resourceVersion": str(rv), **meta},
+                "items": [_metadata_only(obj) for obj in items]})  # fmt: skip
         return Response(body=self._list_body(t.rt, items, rv, meta))
 
     def _watch(self, req: Request, t: Target, stopping: Any) -> Response:
@@ -316,6 +326,21 @@ class Rest:
             req.query.get("previous") == "true",
         )  # fmt: skip
         return Response(body=text, content_type="text/plain")
+
+
+def _wants_metadata(accept: str, kind: str) -> bool:
+    """`Accept: application/json;as=<kind>;g=meta.k8s.io;v=v1` first among the choices (a
+    metadata-only answer, as client-go's metadata client asks for; protobuf is skipped)."""
+    for choice in accept.split(","):
+        params = dict(p.strip().partition("=")[::2] for p in choice.split(";")[1:])
+        if choice.split(";")[0].strip() in ("application/json", "*/*"):
+            return params.get("as") == kind and params.get("g") == "meta.k8s.io"
+    return False
+
+
+def _metadata_only(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.get("metadata", {})}
 
 
 def encode(body: Any) -> bytes:

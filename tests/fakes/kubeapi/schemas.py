@@ -78,7 +78,7 @@ def unknown_fields(obj: Mapping[str, Any]) -> list[Location]:
 def _shape(value: Any) -> Any:
     """The object with every scalar replaced by its type: hashable, and equal for objects
     that differ only in their values."""
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return ("{", tuple((k, _shape(v)) for k, v in value.items()))
     if isinstance(value, list):
         return ("[", tuple(_shape(v) for v in value))
@@ -139,7 +139,7 @@ def typed(obj: Mapping[str, Any], location: Location) -> str:
             path, node = (*path, element), node[part]
         else:
             path = (*path, f"f:{part}")
-            node = node.get(part) if isinstance(node, Mapping) else None
+            node = node.get(part) if isinstance(node, dict) else None
     return fp.to_string(path)
 
 

@@ -36,13 +36,14 @@ from .controllers import Controllers
 from .errors import ApiError
 from .faults import Denial, Injection
 from .registry import Registry
-from .rest import Request, Response, Rest, encode, parse_target
+from .rest import Request, Response, Rest, Target, encode, parse_target
 from .store import Store
 
 __all__ = ["DEFAULT_NAMESPACES", "Denial", "FakeKubeAPI", "Injection", "RequestRecord"]
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _OPEN_PATHS = ("/healthz", "/livez", "/readyz", "/version")  # anonymous on kubeadm clusters
+QUIET = 0.05  # s without requests after which a deferred controller pass may run
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class RequestRecord:
     user_agent: str = ""
     user: str = ""
     body: bytes = b""  # the request body as received
+    accept: str = ""  # the Accept header
 
     def json(self) -> Any:
         """The request body decoded (JSON, or YAML for apply patches); None if empty."""
@@ -95,6 +97,7 @@ class FakeKubeAPI:
         tokens: Iterable[str] | Mapping[str, str] | None = None,
         client_ca_pem: bytes | None = None,
         controllers: bool = True,
+        defer_controllers: bool = False,
         step_delay: float = 0.05,
         time_scale: float = 0.01,
         start_steps: int = 2,
@@ -127,6 +130,14 @@ class FakeKubeAPI:
                                        time_scale=time_scale, start_steps=start_steps,
                                        crash_steps=crash_steps)  # fmt: skip
         self.run_controllers = controllers
+        self.connections = 0  # connections accepted (TLS: handshakes completed) so far
+        # Requests being answered (watches aside) and when the last one ended: with
+        # `defer_controllers` a pass waits until the API has been quiet for QUIET s.
+        self._answering = 0
+        self._answered_at = 0.0
+        self._busy_lock = threading.Lock()
+        if defer_controllers:
+            self.controllers.busy = self.busy
         self.rest = Rest(self.registry, self.controllers.kubelet, git_version)
         self._address = (host, port)
         self._server: _Server | None = None
@@ -367,15 +378,44 @@ class FakeKubeAPI:
             return "system:anonymous"
         raise errors.unauthorized()
 
+    def busy(self) -> bool:
+        """True while a request other than a watch is being answered, and for QUIET s after.
+
+        For `defer_controllers`: a real cluster's controllers run in other processes, on
+        other cores, and do not slow the API server down; here they share one interpreter
+        (one GIL) with the handlers, and a pass holds the store lock, so a pass landing in
+        a client's burst of requests would stall it. Deferred, a pass starts in a quiet
+        moment, takes the lock one object at a time and waits again whenever requests
+        come in (for at most `Controllers.defer_limit` s a pass).
+        """
+        with self._busy_lock:
+            return self._answering > 0 or time.monotonic() - self._answered_at < QUIET
+
     def respond(self, method: str, target: str, headers: Mapping[str, str], body: bytes,
                 peer_user: str | None) -> tuple[Response, RequestRecord]:  # fmt: skip
         started, clock = time.time(), time.monotonic()
         parts = urlsplit(target)
         path = unquote(parts.path)
         query = dict(reversed(parse_qsl(parts.query, keep_blank_values=True)))
-        request = Request(method, path, query, headers, body)
         found = parse_target(path)
         watching = bool(found and (found.watch or query.get("watch") in ("1", "true")))
+        if not watching:
+            with self._busy_lock:
+                self._answering += 1
+        try:
+            return self._respond(Request(method, path, query, headers, body), found, watching,
+                                 peer_user, started, clock)  # fmt: skip
+        finally:
+            if not watching:
+                with self._busy_lock:
+                    self._answering -= 1
+                    self._answered_at = time.monotonic()
+
+    def _respond(self, request: Request, found: Target | None, watching: bool,
+                 peer_user: str | None, started: float, clock: float
+                 ) -> tuple[Response, RequestRecord]:  # fmt: skip
+        method, path, query, headers = (request.method, request.path, request.query,
+                                        request.headers)
         verb = found.verb(method, watching) if found else ""
         resource = ""
         if found:
@@ -401,7 +441,8 @@ class FakeKubeAPI:
         record = RequestRecord(
             method, path, query, request.content_type, response.status, started,
             time.monotonic() - clock, verb, resource, found.namespace if found else "",
-            found.name if found else "", headers.get("user-agent", ""), user, body,
+            found.name if found else "", headers.get("user-agent", ""), user, request.body,
+            headers.get("accept", ""),
         )  # fmt: skip
         with self._log_lock:
             self._log.append(record)
@@ -436,6 +477,7 @@ class _Server(ThreadingHTTPServer):
                 conn.settimeout(None)
             with self._connections_lock:
                 self._connections.add(conn)
+                self.fake.connections += 1
             _Handler(conn, client_address, self)
         except (ssl.SSLError, OSError):
             pass  # handshake failures and clients going away are not server errors
@@ -482,16 +524,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(response)
             return
         payload = b"" if response.body is None else encode(response.body)
-        self.send_response(response.status, HTTPStatus(response.status).phrase)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Audit-Id", f"{time.time_ns():x}")
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        for warning in response.warnings:
-            self.send_header("Warning", f"299 - {json.dumps(warning)}")
-        self.end_headers()
-        self.wfile.write(payload)
+        lines = [f"{self.protocol_version} {response.status} "
+                 f"{HTTPStatus(response.status).phrase}",
+                 f"Date: {self.date_time_string()}",
+                 f"Content-Type: {response.content_type}",
+                 f"Content-Length: {len(payload)}",
+                 f"Audit-Id: {time.time_ns():x}",
+                 *(f"{name}: {value}" for name, value in response.headers.items()),
+                 *(f"Warning: 299 - {json.dumps(warning)}" for warning in response.warnings),
+                 "", ""]  # fmt: skip
+        # One write for head and body: each write gives up the GIL and waits to get it back,
+        # and under load that wait, not the send, was a good part of a request's time.
+        self.wfile.write("\r\n".join(lines).encode("latin-1") + payload)
 
     def _stream(self, response: Response) -> None:
         """Chunked transfer of newline-terminated JSON events (a watch)."""

@@ -6,7 +6,9 @@ watch can resume from a resourceVersion a LIST returned; older ones answer 410 E
 which informers and `kubernetes.watch.Watch` treat as "relist".
 
 Objects are stored as plain JSON dicts; every read hands out a deep copy, so neither a
-handler nor a test can change stored state by mutating what it got.
+handler nor a test can change stored state by mutating what it got. The one exception is
+the simulated controllers, which read stored objects in place (`peek`, `owned(copy=False)`,
+`put(copy=False)`) and copy before they change anything: copies were most of their cost.
 """
 
 from __future__ import annotations
@@ -64,6 +66,18 @@ class Store:
             obj = self._objects.get(self.key(rt, namespace, name))
             return clone(obj) if obj is not None else None
 
+    def peek(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
+        """The stored object itself, not a copy: for a caller holding the lock that only
+        reads it (a store listener, the simulated controllers, which copy an object
+        before they change it)."""
+        with self.lock:
+            return self._objects.get(self.key(rt, namespace, name))
+
+    def keys(self, rt: ResourceType) -> list[tuple[str, str]]:
+        """(namespace, name) of every object of a type, without copying any."""
+        with self.lock:
+            return [(key[1], key[2]) for key in self._kinds.get(rt.group_resource, ())]
+
     def objects(
         self, rt: ResourceType, namespace: str | None = None,
         where: Callable[[dict[str, Any]], bool] | None = None,
@@ -77,12 +91,14 @@ class Store:
             items = [clone(obj) for obj in candidates if where is None or where(obj)]
             return sorted(items, key=lambda o: (namespace_of(o), name_of(o))), self._rv
 
-    def owned(self, rt: ResourceType, namespace: str, uid: str) -> list[dict[str, Any]]:
-        """The objects of a type in a namespace that ``uid`` owns, sorted by name."""
+    def owned(self, rt: ResourceType, namespace: str, uid: str, *, copy: bool = True
+              ) -> list[dict[str, Any]]:  # fmt: skip
+        """The objects of a type in a namespace that ``uid`` owns, sorted by name; with
+        ``copy=False`` the stored objects themselves (read-only, as `peek`)."""
         with self.lock:
-            items = [clone(self._objects[key]) for key in self._owned.get(uid, ())
+            items = [self._objects[key] for key in self._owned.get(uid, ())
                      if key[0] == rt.group_resource and key[1] == namespace]
-            return sorted(items, key=name_of)
+            return sorted([clone(i) for i in items] if copy else items, key=name_of)
 
     def dependents(self, uid: str) -> list[dict[str, Any]]:
         """Every object ``uid`` owns, of any type (for the garbage collector)."""
@@ -108,11 +124,12 @@ class Store:
         with self.lock:
             return self._rv + 1
 
-    def put(self, rt: ResourceType, obj: dict[str, Any], *, owned: bool = False
-            ) -> dict[str, Any]:  # fmt: skip
+    def put(self, rt: ResourceType, obj: dict[str, Any], *, owned: bool = False,
+            copy: bool = True) -> dict[str, Any]:  # fmt: skip
         """Create or replace, stamping resourceVersion (and uid/creationTimestamp if new).
 
         ``owned``: the caller hands ``obj`` over (a copy nobody else holds): stored as is.
+        ``copy=False``: return the stored object itself (read-only, as `peek`).
         """
         with self.lock:
             key = self.key(rt, namespace_of(obj), name_of(obj))
@@ -128,7 +145,7 @@ class Store:
             self._kinds.setdefault(key[0], {})[key] = None
             self._index_owners(key, old, stored)
             self._emit(Event(self._rv, "MODIFIED" if old else "ADDED", rt, stored, old))
-            return clone(stored)
+            return clone(stored) if copy else stored
 
     def remove(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
         """Delete; the DELETED event carries the last state with a new resourceVersion."""

@@ -21,10 +21,11 @@ Zero-valued status counters are omitted, as the real `omitempty` JSON does.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ from .meta import (
     name_of,
     timestamp,
 )
+from .queues import Key, each
 from .registry import Registry
 
 DEPLOYMENT = catalog.get("apps/v1", "Deployment")
@@ -47,6 +49,7 @@ STATEFULSET = catalog.get("apps/v1", "StatefulSet")
 REVISION_KIND = catalog.get("apps/v1", "ControllerRevision")
 POD = catalog.get("v1", "Pod")
 PVC = catalog.get("v1", "PersistentVolumeClaim")
+SERVICE = catalog.get("v1", "Service")
 MANAGER = "kube-controller-manager"
 REVISION = "deployment.kubernetes.io/revision"
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -90,16 +93,26 @@ class Workloads:
     registry: Registry
     time_scale: float = 0.01
     progress: dict[str, Progress] = field(default_factory=dict)
+    _balancer_ips: Iterator[int] = field(default_factory=itertools.count)
+    gate: Callable[[], None] | None = None  # see queues.each
+
+    # Each reconciler below takes the keys its work queue holds (see queues.py) and
+    # looks each object up as it is now. They read stored objects in place (Store.peek:
+    # copying every pod of every ReplicaSet on each look was most of a pass's cost) and
+    # copy an object before they change it.
 
     # ------------------------------------------------------------------ helpers
 
+    def _live(self, rt: catalog.ResourceType, keys: Iterable[Key]) -> Iterator[dict[str, Any]]:
+        return each(self.registry.store, rt, keys, self.gate)
+
     def _owned(self, rt: catalog.ResourceType, owner: Mapping[str, Any]) -> list[dict[str, Any]]:
         return self.registry.store.owned(rt, metadata(owner)["namespace"],
-                                         metadata(owner)["uid"])
+                                         metadata(owner)["uid"], copy=False)
 
     def _write(self, rt: catalog.ResourceType, old: dict[str, Any], new: dict[str, Any],
                subresource: str = "") -> dict[str, Any]:  # fmt: skip
-        return self.registry.commit(rt, old, new, MANAGER, subresource=subresource)
+        return self.registry.commit(rt, old, new, MANAGER, subresource=subresource, copy=False)
 
     def _set_status(self, rt: catalog.ResourceType, obj: dict[str, Any],
                     status: dict[str, Any]) -> None:  # fmt: skip
@@ -129,12 +142,12 @@ class Workloads:
                          "ownerReferences": [controller_ref(owner)]},
             "spec": clone(template["spec"]),
         }  # fmt: skip
-        self.registry.commit(POD, None, pod, MANAGER)
+        self.registry.commit(POD, None, pod, MANAGER, copy=False)
 
     # -------------------------------------------------------------- deployments
 
-    def deployments(self) -> None:
-        for deployment in self.registry.store.objects(DEPLOYMENT)[0]:
+    def deployments(self, keys: Iterable[Key]) -> None:
+        for deployment in self._live(DEPLOYMENT, keys):
             if not deployment["spec"].get("paused"):
                 self._rollout(deployment)
 
@@ -210,11 +223,16 @@ class Workloads:
                       f"Scaled up replica set {name} from 0 to {replicas or 1}")  # fmt: skip
         return created
 
-    def deployment_statuses(self) -> None:
-        for deployment in self.registry.store.objects(DEPLOYMENT)[0]:
-            self._deployment_status(deployment)
+    def deployment_statuses(self, keys: Iterable[Key]) -> list[Key]:
+        """Update the statuses; the keys of rollouts still in progress, whose Progressing
+        condition can change with time alone (the deadline), to look at again."""
+        again = []
+        for deployment in self._live(DEPLOYMENT, keys):
+            if self._deployment_status(deployment):
+                again.append((metadata(deployment)["namespace"], name_of(deployment)))
+        return again
 
-    def _deployment_status(self, deployment: dict[str, Any]) -> None:
+    def _deployment_status(self, deployment: dict[str, Any]) -> bool:
         spec = deployment["spec"]
         desired = int(spec.get("replicas", 1))
         sets = self._owned(REPLICASET, deployment)
@@ -242,10 +260,11 @@ class Workloads:
             "Available", minimum, "MinimumReplicasAvailable" if minimum
             else "MinimumReplicasUnavailable", "Deployment has minimum availability." if minimum
             else "Deployment does not have minimum availability.")]  # fmt: skip
-        conditions.append(self._progressing(deployment, new_rs, desired, replicas, updated,
-                                            available))  # fmt: skip
-        status["conditions"] = conditions
+        progressing = self._progressing(deployment, new_rs, desired, replicas, updated,
+                                        available)  # fmt: skip
+        status["conditions"] = [*conditions, progressing]
         self._set_status(DEPLOYMENT, deployment, status)
+        return progressing["reason"] not in ("NewReplicaSetAvailable", "ProgressDeadlineExceeded")
 
     def _progressing(self, deployment: dict[str, Any], new_rs: dict[str, Any] | None,
                      desired: int, replicas: int, updated: int,
@@ -276,8 +295,8 @@ class Workloads:
 
     # -------------------------------------------------------------- replicasets
 
-    def replicasets(self) -> None:
-        for rs in self.registry.store.objects(REPLICASET)[0]:
+    def replicasets(self, keys: Iterable[Key]) -> None:
+        for rs in self._live(REPLICASET, keys):
             pods = self._owned(POD, rs)
             want = int(rs["spec"].get("replicas", 1))
             for _ in range(want - len(pods)):
@@ -293,8 +312,8 @@ class Workloads:
                 events.record(self.registry, rs, f"Successful{verb}",
                               f"{verb}d {abs(want - len(pods))} pod(s)")
 
-    def replicaset_statuses(self) -> None:
-        for rs in self.registry.store.objects(REPLICASET)[0]:
+    def replicaset_statuses(self, keys: Iterable[Key]) -> None:
+        for rs in self._live(REPLICASET, keys):
             pods = self._owned(POD, rs)
             ready = sum(_ready(p) for p in pods)
             status = _compact({
@@ -305,8 +324,8 @@ class Workloads:
 
     # ------------------------------------------------------------- statefulsets
 
-    def statefulsets(self) -> None:
-        for sts in self.registry.store.objects(STATEFULSET)[0]:
+    def statefulsets(self, keys: Iterable[Key]) -> None:
+        for sts in self._live(STATEFULSET, keys):
             self._statefulset(sts)
 
     def _revision(self, sts: dict[str, Any]) -> str:
@@ -381,8 +400,8 @@ class Workloads:
                      "spec": clone(template.get("spec", {}))}  # fmt: skip
             self.registry.commit(PVC, None, claim, MANAGER)
 
-    def statefulset_statuses(self) -> None:
-        for sts in self.registry.store.objects(STATEFULSET)[0]:
+    def statefulset_statuses(self, keys: Iterable[Key]) -> None:
+        for sts in self._live(STATEFULSET, keys):
             revision = f"{name_of(sts)}-{template_hash(sts['spec']['template'])}"
             pods = self._owned(POD, sts)
             want = int(sts["spec"].get("replicas", 1))
@@ -403,20 +422,23 @@ class Workloads:
 
     # ------------------------------------------------------------ small extras
 
-    def claims_and_services(self) -> None:
-        """Bind PVCs at once; give LoadBalancer Services an ingress IP."""
-        for claim in self.registry.store.objects(PVC)[0]:
+    def claims(self, keys: Iterable[Key]) -> None:
+        """Bind PVCs at once."""
+        for claim in self._live(PVC, keys):
             if claim.get("status", {}).get("phase") != "Bound":
                 status = {"phase": "Bound", "accessModes": claim["spec"].get("accessModes", []),
                           "capacity": claim["spec"].get("resources", {}).get("requests", {})}
                 self._write(PVC, claim, {**claim, "status": status}, "status")
-        service_rt = catalog.get("v1", "Service")
-        for n, svc in enumerate(self.registry.store.objects(service_rt)[0]):
+
+    def services(self, keys: Iterable[Key]) -> None:
+        """Give LoadBalancer Services an ingress IP, as a cloud controller would."""
+        for svc in self._live(SERVICE, keys):
             if svc["spec"].get("type") == "LoadBalancer" and not svc.get("status", {}).get(
                     "loadBalancer", {}).get("ingress"):  # fmt: skip
+                n = next(self._balancer_ips)
                 status = {"loadBalancer": {"ingress": [{"ip": f"203.0.113.{n % 250 + 1}",
                                                         "ipMode": "VIP"}]}}  # fmt: skip
-                self._write(service_rt, svc, {**svc, "status": status}, "status")
+                self._write(SERVICE, svc, {**svc, "status": status}, "status")
 
 
 def _selector_labels(obj: Mapping[str, Any]) -> dict[str, str]:
