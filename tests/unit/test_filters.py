@@ -6,9 +6,10 @@ import shlex
 import subprocess
 
 import yaml
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from provisioner.render import filters
 from provisioner.render.filters import shell_quote, to_yaml, to_yaml_block, to_yaml_tree
 from provisioner.render.markers import join, segments
 
@@ -55,3 +56,38 @@ def test_the_same_value_renders_the_same_bytes_everywhere() -> None:
     # PyYAML was built with libyaml, which writes these characters differently.
     assert to_yaml("deploy 😀") == "deploy 😀"
     assert to_yaml_tree({"a": "x\u2028y é"}, 2) == '\n  a: "x\\Ly \\xE9"'
+
+
+plain_text = st.text(st.sampled_from([chr(i) for i in range(32, 127)] + ["\n", "\t"]),
+                     max_size=40)
+plain_values = st.recursive(
+    st.one_of(plain_text, st.integers(), st.floats(allow_nan=False), st.booleans(),
+              st.none()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(plain_text, inner, max_size=4)),
+    max_leaves=12)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(plain_values)
+def test_libyaml_takes_only_values_it_writes_byte_for_byte_like_the_reference(
+        value: object) -> None:  # fmt: skip
+    # Where libyaml's emitter is used (every string printable ASCII, tabs or newlines), it
+    # must write what the pure-Python reference writes, in both styles.
+    assert filters._CDumper is not None
+    assume(filters._plain(value))
+    for flow in (True, False):
+        options = {"default_flow_style": flow, "allow_unicode": True, "width": 1 << 30,
+                   "sort_keys": False}
+        fast = yaml.dump(value, Dumper=filters._CDumper, **options)
+        reference = yaml.dump(value, Dumper=filters._Dumper, **options)
+        # As filters._dump trims them: the reference ends a bare scalar with "...".
+        assert fast.removesuffix("\n...\n").rstrip("\n") == reference.removesuffix(
+            "\n...\n").rstrip("\n")
+
+
+def test_other_values_take_the_reference_emitter() -> None:
+    assert not filters._plain({"key": "deploy 😀"})
+    assert not filters._plain(["a", {"b\rc": 1}])  # libyaml writes these keys as "? ..."
+    assert not filters._plain({"": None})
+    assert filters._plain({"LOG_LEVEL": "debug", "ports": [80, 443], "on": True})
