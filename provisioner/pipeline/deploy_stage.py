@@ -61,9 +61,24 @@ def check_window(env: Environment, now: dt.datetime, override_reason: str | None
     return windows.override_annotation(who, override_reason, now)
 
 
-def _progress_line(statuses: dict[rollout.Target, rollout.Status]) -> str:
-    return ", ".join(f"{t.app} {s.updated}/{s.desired} updated {s.available}/{s.desired} "
-                     f"available" for t, s in statuses.items())
+SHOWN = 4  # apps a progress line names; beyond that it counts
+
+
+def progress_line(statuses: dict[rollout.Target, rollout.Status]) -> str:
+    """Where the rollouts stand, in one line whatever the number of apps: every app when
+    there are a few, else how many are done and the first few still rolling out (a line
+    naming 100 apps, printed on every change, filled CI logs with megabytes)."""
+    def one(target: rollout.Target, status: rollout.Status) -> str:
+        return (f"{target.app} {status.updated}/{status.desired} updated "
+                f"{status.available}/{status.desired} available")
+
+    if len(statuses) <= SHOWN:
+        return ", ".join(one(t, s) for t, s in statuses.items())
+    waiting = [(t, s) for t, s in statuses.items() if not s.done]
+    named = ", ".join(one(t, s) for t, s in waiting[:SHOWN])
+    more = f" and {len(waiting) - SHOWN} more" if len(waiting) > SHOWN else ""
+    done = f"{len(statuses) - len(waiting)}/{len(statuses)} rolled out"
+    return f"{done}; waiting for {named}{more}" if waiting else done
 
 
 def deploy(env: Environment, api: Any, report: Report, *, force_conflicts: bool = False,
@@ -114,7 +129,7 @@ def deploy(env: Environment, api: Any, report: Report, *, force_conflicts: bool 
 
     def show(statuses: dict[rollout.Target, rollout.Status]) -> None:
         nonlocal last
-        line = _progress_line(statuses)
+        line = progress_line(statuses)
         if line != last:
             report(line)
             last = line

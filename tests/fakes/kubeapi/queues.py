@@ -6,7 +6,7 @@ to see again). The fake does the same, so a pass costs what changed since the la
 not what exists: at 100 apps a full scan cost 0.2-0.3 s of CPU under the store lock even
 when nothing changed.
 
-Each reconciler (`DEPLOYMENTS`, `POD_STATUS`, ...) has its own queue. A change to an object
+Each reconciler (`DEPLOYMENTS`, `PODS`, ...) has its own queue. A change to an object
 queues it for the reconcilers of its kind and queues its controlling owners for theirs: a
 pod's change queues its ReplicaSet (pod count, status) and that ReplicaSet's Deployment
 (a Recreate rollout waits for the old pods to go); a ReplicaSet's change queues its
@@ -50,6 +50,8 @@ _OWNER = {
     "ReplicaSet": (REPLICASETS, REPLICASET_STATUS),
     "StatefulSet": (STATEFULSETS, STATEFULSET_STATUS),
 }
+_VERSIONS = {"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1",
+             "Pod": "v1", "PersistentVolumeClaim": "v1", "Service": "v1"}
 _REPLICASET = catalog.get("apps/v1", "ReplicaSet")
 _POD = catalog.get("v1", "Pod")
 
@@ -80,9 +82,7 @@ class WorkQueues:
     def everything(self) -> None:
         """Queue every object for every reconciler of its kind (a resync)."""
         for kind, queues in _OWN.items():
-            rt = catalog.get("v1" if kind in ("Pod", "PersistentVolumeClaim", "Service")
-                             else "apps/v1", kind)  # fmt: skip
-            for key in self.store.keys(rt):
+            for key in self.store.keys(catalog.get(_VERSIONS[kind], kind)):
                 for queue in queues:
                     self.add(queue, key)
 
