@@ -17,18 +17,14 @@ from provisioner.config.model import Environment
 
 def cluster_status(env: Environment, kubeconfig: Path) -> dict[str, Any]:
     """Nodes Ready, apps desired / updated / available, and the last deploy."""
+    from provisioner.bootstrap.readiness import listed_nodes
     from provisioner.kube import Kube, KubeError
     from provisioner.pipeline.cluster_stage import api_client
     from provisioner.pipeline.deploy_stage import LAST_DEPLOY
     from provisioner.workloads.objects import parent_name
 
     kube = Kube(api_client(kubeconfig), timeout=10, attempts=2)
-    nodes = []
-    for node in kube.request("GET", "/api/v1/nodes", verb="list nodes").get("items") or []:
-        conditions = (node.get("status") or {}).get("conditions") or []
-        ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
-        nodes.append({"name": (node.get("metadata") or {}).get("name") or "?",
-                      "ready": ready.get("status") == "True"})
+    nodes = [{"name": node.name or "?", "ready": node.ready} for node in listed_nodes(kube)]
     workloads = []
     selector = [("labelSelector", "app.kubernetes.io/managed-by=provision")]
     for kind, resource in (("Deployment", "deployments"), ("StatefulSet", "statefulsets")):

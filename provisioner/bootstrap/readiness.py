@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.errors import ProvisionError
+from provisioner.kube import AccessDenied, Kube, KubeError
 
 Report = Callable[[str], None]
 
@@ -58,19 +59,21 @@ def api_ready(api: Any) -> tuple[bool, str]:
         return False, f"{type(e).__name__}: {e}"
 
 
-def node_states(api: Any, expected: Iterable[str]) -> list[NodeState]:
-    """The state of every expected node (sorted by name), from one LIST."""
-    from provisioner.kube import Kube
-
-    seen: dict[str, NodeState] = {}
-    listing = Kube(api, timeout=10, attempts=3).request("GET", "/api/v1/nodes",
-                                                        verb="list nodes")
-    for node in listing.get("items") or []:
+def listed_nodes(kube: Kube) -> list[NodeState]:
+    """Every node the API lists, from one LIST (`provision status` shows these too)."""
+    states = []
+    for node in kube.request("GET", "/api/v1/nodes", verb="list nodes").get("items") or []:
         name = str((node.get("metadata") or {}).get("name") or "")
         conditions = (node.get("status") or {}).get("conditions") or []
         ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
-        seen[name] = NodeState(name, True, ready.get("status") == "True",
-                               ready.get("reason") or "", ready.get("message") or "")
+        states.append(NodeState(name, True, ready.get("status") == "True",
+                                ready.get("reason") or "", ready.get("message") or ""))
+    return states
+
+
+def node_states(api: Any, expected: Iterable[str]) -> list[NodeState]:
+    """The state of every expected node (sorted by name), from one LIST."""
+    seen = {state.name: state for state in listed_nodes(Kube(api, timeout=10, attempts=3))}
     return [seen.get(name, NodeState(name, False, False)) for name in sorted(expected)]
 
 
@@ -98,8 +101,6 @@ def wait_for_nodes(api: Any, expected: Iterable[str], deadline: float, report: R
                    interval: float = 3.0, clock: Callable[[], float] = time.monotonic,
                    sleep: Callable[[float], None] = time.sleep) -> list[NodeState]:
     """Until every expected node is Ready; progress as the count changes."""
-    from provisioner.kube import AccessDenied, KubeError
-
     names = sorted(expected)
     last = -1
     while True:

@@ -19,7 +19,8 @@ from provisioner.config.model import Environment
 from provisioner.errors import ProvisionError
 from provisioner.kube import Kube
 from provisioner.workloads import apply, colours, prune, rollout
-from provisioner.workloads.objects import applyset_id, desired_objects, parent_object
+from provisioner.workloads.kinds import WORKLOADS
+from provisioner.workloads.objects import APP_LABEL, applyset_id, desired_objects, parent_object
 
 Report = Callable[[str], None]
 ROLLOUT_TIMEOUT = 10 * 60.0
@@ -95,8 +96,7 @@ def deploy(env: Environment, api: Any, report: Report, *, force_conflicts: bool 
         if app.strategy.kind == "blue_green":
             template = next(d.body["spec"]["template"] for d in probe
                             if d.kind.kind == "Deployment"
-                            and d.body["metadata"]["labels"].get("app.kubernetes.io/name")
-                            == app.name)
+                            and d.body["metadata"]["labels"].get(APP_LABEL) == app.name)
             plans[app.name] = colours.plan_colour(kube, env, app, template)
     targets = {name: plan.target for name, plan in plans.items()}
     # Rendering is the costliest step before the first request: only blue/green apps
@@ -123,8 +123,8 @@ def deploy(env: Environment, api: Any, report: Report, *, force_conflicts: bool 
     report(f"applied {result.applied} objects to namespace {env.namespace}")
 
     targets_to_wait = [rollout.Target(d.kind.kind, d.name,
-                                      d.body["metadata"]["labels"]["app.kubernetes.io/name"])
-                       for d in objects if d.kind.tier == 2]
+                                      d.body["metadata"]["labels"][APP_LABEL])
+                       for d in objects if d.kind.tier == WORKLOADS]
     last = ""
 
     def show(statuses: dict[rollout.Target, rollout.Status]) -> None:

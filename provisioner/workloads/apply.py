@@ -17,7 +17,8 @@ from typing import Any
 
 from provisioner.errors import ProvisionError
 from provisioner.kube import Kube, KubeError
-from provisioner.workloads.objects import Desired
+from provisioner.workloads.kinds import WORKLOADS
+from provisioner.workloads.objects import APP_LABEL, Desired
 
 FIELD_MANAGER = "provision"
 PARALLELISM = 16
@@ -51,10 +52,6 @@ def _conflict_text(obj: Desired, error: KubeError) -> str:
     fields = [f"{c.get('field', '?')} ({c.get('message', '').split(':')[0]})" for c in causes]
     where = f"{obj.kind.kind} {obj.namespace + '/' if obj.namespace else ''}{obj.name}"
     return f"  {where}: " + (", ".join(fields) if fields else str(error))
-
-
-APP_LABEL = "app.kubernetes.io/name"
-WORKLOADS = 2  # the tier of Deployments and StatefulSets (kinds.py)
 
 
 def _app(obj: Desired) -> str | None:

@@ -40,6 +40,9 @@ class Kind:
         return f"{base}/{name}" if name else base
 
 
+WORKLOADS = 2  # the tier of Deployments and StatefulSets
+
+
 KINDS = {k.group_kind: k for k in (
     Kind("Namespace", "", "v1", "namespaces", False, 0),
     Kind("ConfigMap", "", "v1", "configmaps", True, 1),

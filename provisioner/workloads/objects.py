@@ -23,6 +23,7 @@ from provisioner.errors import UsageError
 from provisioner.render.manifests import MANAGED_BY, SECRET_NAME, all_files
 from provisioner.workloads.kinds import Kind, kind_of
 
+APP_LABEL = "app.kubernetes.io/name"  # which app an object belongs to
 PART_OF = "applyset.kubernetes.io/part-of"
 APPLYSET_ID = "applyset.kubernetes.io/id"
 CONTAINS = "applyset.kubernetes.io/contains-group-kinds"
@@ -122,7 +123,7 @@ def desired_objects(env: Environment, colours: Mapping[str, str] | None = None,
             if kind.kind != "Namespace":  # the namespace outlives any one deploy: never pruned
                 _mark(body, set_id)
             if kind.tier == 2:
-                app = body["metadata"]["labels"].get("app.kubernetes.io/name")
+                app = body["metadata"]["labels"].get(APP_LABEL)
                 template_meta = body["spec"]["template"].setdefault("metadata", {})
                 if app in uses_secrets:
                     template_meta.setdefault("annotations", {})[SECRETS_CHECKSUM] = checksum

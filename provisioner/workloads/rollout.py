@@ -18,6 +18,7 @@ from typing import Any
 
 from provisioner.errors import ProvisionError
 from provisioner.kube import AccessDenied, Kube, KubeError
+from provisioner.workloads.objects import APP_LABEL
 
 # Waiting reasons that will not clear by waiting longer.
 FATAL = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
@@ -135,7 +136,6 @@ class Watcher:
                 time.sleep(1)
 
 
-APP_LABEL = "app.kubernetes.io/name"
 
 
 def pods_by_app(kube: Kube, namespace: str, apps: set[str]) -> dict[str, list[dict[str, Any]]]:
