@@ -61,9 +61,10 @@ class Entry:
         return text
 
     def to_json(self) -> dict[str, Any]:
-        unchanged = self.source is not None and self.fields == self.source[0]
-        encoded = self.source[1] if self.source is not None and unchanged else fp.encode(
-            self.fields)
+        if self.source is not None and self.fields == self.source[0]:
+            encoded = self.source[1]
+        else:
+            encoded = fp.encode(self.fields)
         out: dict[str, Any] = {"manager": self.manager, "operation": self.operation,
                                "apiVersion": self.api_version, "time": self.time,
                                "fieldsType": "FieldsV1", "fieldsV1": encoded}
