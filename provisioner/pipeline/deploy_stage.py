@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioner import clock
 from provisioner.config.model import Environment
 from provisioner.errors import ProvisionError
 from provisioner.kube import Kube
@@ -88,7 +89,7 @@ def deploy(env: Environment, api: Any, report: Report, *, force_conflicts: bool 
     """Bring the cluster's apps to the declared state and wait until they serve."""
     kube = Kube(api)
     result = DeployResult()
-    result.override = check_window(env, now or dt.datetime.now(dt.UTC), override_reason,
+    result.override = check_window(env, now or clock.now(), override_reason,
                                    report)
     probe = desired_objects(env, annotations=result.override)
     plans = {}
@@ -169,7 +170,7 @@ def deploy_record(env: Environment, result: DeployResult) -> dict[str, str]:
 
     from provisioner.workloads import windows
 
-    record = {"at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    record = {"at": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
               "by": windows.who_am_i(),
               "images": {a.name: a.image for a in env.apps},
               "switched": result.switched}

@@ -77,12 +77,11 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
     say = report or (lambda message: None)
     if STAGES.index(until) >= STAGES.index("apps") and override_reason is None:
         # Refuse before anything changes, not after the infrastructure did.
-        from datetime import UTC, datetime
-
+        from provisioner import clock
         from provisioner.config import load_environment
 
         try:
-            deploy_stage.check_window(load_environment(config), datetime.now(UTC), None, say)
+            deploy_stage.check_window(load_environment(config), clock.now(), None, say)
         except deploy_stage.WindowClosed as e:
             raise deploy_stage.WindowClosed(f"{e} Or run `provision up --until cluster` to "
                                             "change only the infrastructure.") from e

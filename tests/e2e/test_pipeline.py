@@ -9,11 +9,15 @@ import pytest
 import yaml
 
 from tests.e2e.world import world
+from tests.support import clock
 
 pytestmark = pytest.mark.integration
 
 
-def test_up_deploy_status_rollback_destroy(tmp_path: Path) -> None:
+def test_up_deploy_status_rollback_destroy(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Outside the production example's windows, so --override-window leaves its record.
+    clock.pin(monkeypatch, clock.OUTSIDE_WINDOWS)
     with world(tmp_path) as w:
         config = str(w.sim.config)
         up = w.provision("up", config, "--yes", "--override-window", "--reason", "e2e run")

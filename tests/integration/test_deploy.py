@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from provisioner.cli.main import cli
 from tests.fakes.kubeapi.server import FakeKubeAPI
+from tests.support import clock
 from tests.support.rendering import ROOT
 
 pytestmark = pytest.mark.integration
@@ -72,7 +73,10 @@ def always_open(doc: dict[str, Any]) -> None:
 
 
 def test_deploy_applies_waits_and_kubectl_agrees(kube: FakeKubeAPI, tmp_path: Path,
-                                                 env_file: Path) -> None:
+                                                 env_file: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Outside the production example's windows: the override is needed and recorded.
+    clock.pin(monkeypatch, clock.OUTSIDE_WINDOWS)
     write(env_file)
     code, err = run(kube, tmp_path, "deploy", str(env_file), "--override-window", "--reason",
                     "release 1.4.2")
@@ -97,9 +101,26 @@ def test_deploy_applies_waits_and_kubectl_agrees(kube: FakeKubeAPI, tmp_path: Pa
     assert len(members["items"]) >= 10
 
 
+def test_inside_the_window_no_override_is_needed_or_recorded(
+        kube: FakeKubeAPI, tmp_path: Path, env_file: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production example's window (Mon-Thu 09:00-16:00 Europe/Berlin) is open: a plain
+    deploy goes ahead, and an --override-window given anyway leaves no override record."""
+    clock.pin(monkeypatch, clock.INSIDE_PRODUCTION_WINDOW)
+    write(env_file)
+    code, err = run(kube, tmp_path, "deploy", str(env_file))
+    assert code == 0, err
+    assert "overridden" not in err
+    code, err = run(kube, tmp_path, "deploy", str(env_file), "--override-window", "--reason",
+                    "not needed")
+    assert code == 0, err
+    annotations = kget(kube, "-n", "prod", "deployment", "api-blue")["metadata"]["annotations"]
+    assert "provision.dev/window-override-reason" not in annotations
+
+
 def test_window_refuses_with_exit_3_and_next_time(kube: FakeKubeAPI, tmp_path: Path,
                                                   env_file: Path) -> None:
-    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%a").lower()
+    tomorrow = (clock.pinned() + dt.timedelta(days=1)).strftime("%a").lower()
 
     def closed(doc: dict[str, Any]) -> None:
         doc["deploy_policy"] = {"timezone": "UTC", "windows": [

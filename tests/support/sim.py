@@ -24,6 +24,7 @@ from provisioner.cli.main import cli
 from tests.fakes.doapi import FakeDigitalOcean, generate_ssh_public_key
 from tests.fakes.doprovider.cloud import Cloud
 from tests.oracles.terraform import prepare_plugin_env
+from tests.support.clock import subprocess_env
 from tests.support.rendering import ROOT
 
 TOKEN = "sim-token"
@@ -71,8 +72,10 @@ class Simulation:
 
     def popen(self, *args: str, extra: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
         """Start provision as a real process (for signals and concurrency)."""
-        return subprocess.Popen([sys.executable, "-m", "provisioner", *args], cwd=self.root,
-                                env={**self.env, **(extra or {})}, stdout=subprocess.PIPE,
+        return subprocess.Popen([sys.executable, "-m", "tests.support.pinned_cli", *args],
+                                cwd=self.root,
+                                env=subprocess_env({**self.env, **(extra or {})}),
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
     def resources(self, type_name: str) -> list[dict[str, Any]]:
