@@ -71,9 +71,18 @@ def _mark_line(error: yaml.YAMLError) -> int:
 
 def _yaml_issue(error: yaml.YAMLError) -> ConfigIssue:
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if "maximum nesting depth" in str(problem):
+        # libyaml 0.2.5 (bundled from PyYAML 6.0.4 on) stops at 1000 levels while scanning
+        # ahead, before our own event walk reaches MAX_DEPTH: the same finding, said as ours.
+        return _too_deep(_mark_line(error))
     context = getattr(error, "context", None)
     text = f"{context}, {problem}" if context else str(problem)
     return ConfigIssue(_mark_line(error), "", f"invalid YAML: {text}", "check the syntax here")
+
+
+def _too_deep(line: int) -> ConfigIssue:
+    return ConfigIssue(line, "", f"nested deeper than {MAX_DEPTH} levels",
+                       "an environment file is never this deep")
 
 
 def decode(data: bytes) -> str:
@@ -112,9 +121,7 @@ def _check_shape(text: str) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise LoadFailed([ConfigIssue(line, "",
-                                              f"nested deeper than {MAX_DEPTH} levels",
-                                              "an environment file is never this deep")])
+                raise LoadFailed([_too_deep(line)])
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 
