@@ -69,6 +69,9 @@ class Settings:
     state_file: str = "/run/provision-failover/state"  # keepalived's latest notification
     # Run after a changed configuration is written; only acts if keepalived already runs.
     reload_command: str = "systemctl try-reload-or-restart keepalived.service"
+    # Also append every log line here: keepalived sends the notify and check commands'
+    # output to /dev/null, and a host without syslog (a test world) would see nothing.
+    log_file: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -80,8 +83,11 @@ class Settings:
         return settings
 
 
+_log_file: str | None = None  # Settings.log_file of this run, once read
+
+
 def log(message: str) -> None:
-    """stderr (systemd's journal for ``configure``) and syslog.
+    """stderr (systemd's journal for ``configure``), syslog and the settings' log file.
 
     keepalived runs the notify and check commands with stdout and stderr on /dev/null, so
     without syslog a failed assignment would leave no trace on the node.
@@ -89,6 +95,10 @@ def log(message: str) -> None:
     print(f"provision-failover: {message}", file=sys.stderr, flush=True)
     syslog.openlog("provision-failover", syslog.LOG_PID, syslog.LOG_DAEMON)
     syslog.syslog(syslog.LOG_INFO, message)
+    if _log_file:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        with open(_log_file, "a", encoding="utf-8") as handle:
+            handle.write(f"{stamp} [{os.getpid()}] {message}\n")
 
 
 def metadata(path: str) -> str:
@@ -380,15 +390,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument("args", nargs="*")
     options = parser.parse_args(argv)
     settings = Settings.load(options.config)
-    if options.command == "check":
+    global _log_file
+    _log_file = settings.log_file
+    try:
+        return _run(settings, options.command, options.args)
+    except Exception as e:
+        # Under keepalived a traceback goes to /dev/null: say what failed where it is read.
+        log(f"{options.command} failed: {type(e).__name__}: {e}")
+        return 1
+
+
+def _run(settings: Settings, command: str, args: list[str]) -> int:
+    if command == "check":
         return check(settings)
-    if options.command == "claim":
+    if command == "claim":
         return 0 if claim(settings) else 1
-    if options.command == "configure":
+    if command == "configure":
         changed = configure(settings)
         log("keepalived configuration " + ("written" if changed else "unchanged"))
         return 0
-    state = options.args[2] if len(options.args) >= 3 else (options.args or ["?"])[0]
+    state = args[2] if len(args) >= 3 else (args or ["?"])[0]
     log(f"keepalived state {state}")
     latest = record_state(settings, state)
     if latest is None:

@@ -217,6 +217,7 @@ class Cluster:
             "underlay_device": "eth0",
             "state_file": str(host / "state"),
             "reload_command": "",  # keepalived is started (and restarted) by the test
+            "log_file": str(host / "agent.log"),  # shown by diagnostics() on failure
         }, indent=1))
         name = f"cp{number}"
         self.topology.run(name, [sys.executable, str(AGENT), "--config", str(config),
@@ -386,6 +387,9 @@ class Cluster:
                  f"follower errors: {self.follower_errors}",
                  f"assign POSTs: {self.assigns()}"]
         parts += [p.output(4000) for p in self.topology.processes]
+        for agent_log in sorted(self.workdir.glob("cp*/agent.log")):
+            parts.append(f"--- {agent_log.parent.name} agent log:\n"
+                         + agent_log.read_text(errors="replace")[-4000:])
         for probe in sorted(self.workdir.glob("probe-*.jsonl")):
             failures = [r for r in _probes(probe) if not r["ok"]][:5]
             parts.append(f"--- {probe.name}: first failures {failures}")

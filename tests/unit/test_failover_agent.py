@@ -400,3 +400,28 @@ def test_check_passes_only_while_ready(account: Account,
     assert failover.check(account.settings(1, check_url=local_api(503))) == 1
     closed = local_api(200).rsplit(":", 1)[0] + ":9/readyz"  # discard port: nothing listens
     assert failover.check(account.settings(1, check_url=closed)) == 1
+
+
+def test_a_failing_notify_leaves_its_reason_in_the_log_file(tmp_path: Path) -> None:
+    """keepalived sends a notify command's output to /dev/null: a failure must still be
+    written where someone reads it (the settings' log file; syslog on a node), and the
+    command exits 1 instead of dying with a traceback nobody sees."""
+    log_file = tmp_path / "agent.log"
+    state_dir = tmp_path / "state-is-a-folder"
+    state_dir.mkdir()
+    settings = tmp_path / "failover.json"
+    settings.write_text(json.dumps({
+        "cluster": CLUSTER, "floating_ip": FLOATING_IP, "token": TOKEN, "controller_tag": TAG,
+        "state_file": str(state_dir), "log_file": str(log_file)}))
+    result = subprocess.run([sys.executable, str(AGENT), "--config", str(settings), "notify",
+                             "INSTANCE", "api", "MASTER", "150"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    logged = log_file.read_text()
+    assert "keepalived state MASTER" in logged
+    assert "cannot record the state in" in logged
+    # Off a droplet the metadata service does not answer (how depends on the machine):
+    # whatever the exception, it is in the log with the command that failed.
+    assert re.search(r"\] notify failed: \w+", logged), logged
+    assert TOKEN not in logged
