@@ -72,7 +72,7 @@ def _mark_line(error: yaml.YAMLError) -> int:
 def _yaml_issue(error: yaml.YAMLError) -> ConfigIssue:
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
     if "maximum nesting depth" in str(problem):
-        # libyaml 0.2.5 (bundled from PyYAML 6.0.4 on) stops at 1000 levels while scanning
+        # libyaml 0.2.6 (bundled from PyYAML 6.0.4 on) stops at 1000 levels while scanning
         # ahead, before our own event walk reaches MAX_DEPTH: the same finding, said as ours.
         return _too_deep(_mark_line(error))
     context = getattr(error, "context", None)
