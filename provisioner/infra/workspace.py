@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provisioner.errors import ProvisionError
+from provisioner.errors import ProvisionError, UsageError
 from provisioner.infra import runner
 from provisioner.infra.engine import Engine
 from provisioner.infra.runner import OnEvent, RunResult
+from provisioner.render.writer import write_file
+from provisioner.resources import data_dir
 
 # Long enough for another CI job's apply to finish, short enough to notice a stale lock.
 LOCK_TIMEOUT = "10m"
@@ -36,9 +39,41 @@ def describe_diagnostics(result: RunResult) -> str:
         text = f"{summary}: {detail}" if detail else summary
         lines.append(f"  {where}: {text}" if where else f"  {text}")
     if not lines:
+        # Commands without -json (init) report their errors on stderr, after progress on
+        # stdout: the error is what the user needs, the progress only if there is none.
+        said = [" ".join(line.split()) for line in result.stderr.splitlines() if line.strip()]
         tail = [e["@message"] for e in result.events if e.get("type") == "text"][-5:]
-        lines = [f"  {line}" for line in (tail or result.stderr.strip().splitlines()[-5:])]
+        lines = [f"  {line}" for line in (said[-10:] or tail)]
     return "\n".join(dict.fromkeys(lines))  # Terraform repeats some diagnostics per resource
+
+
+LOCK_FILE = ".terraform.lock.hcl"
+LOCK_ENV = "PROVISION_TERRAFORM_LOCK_FILE"
+
+
+def seed_provider_lock(module: Path) -> None:
+    """Give a module without a provider lock the one provision ships (or the user's).
+
+    Without it the first ``init`` trusts whatever package the registry or a mirror serves
+    and records its checksums; with it Terraform installs only the pinned release's
+    official packages. An existing lock is Terraform's (``init -upgrade`` rewrites it) and
+    is kept.
+    """
+    target = module / LOCK_FILE
+    if target.exists():
+        return
+    chosen = os.environ.get(LOCK_ENV)
+    source = Path(chosen) if chosen else data_dir("terraform") / "provider.lock.hcl"
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, "strerror", None) or e
+        if chosen:
+            raise UsageError(f"{LOCK_ENV}={chosen}: cannot read this provider lock file "
+                             f"({reason}); point it at a .terraform.lock.hcl or unset it "
+                             "to use the one provision ships") from e
+        raise ProvisionError(f"cannot read {source} ({reason}); reinstall provision") from e
+    write_file(target, text)
 
 
 @dataclass
@@ -64,10 +99,11 @@ class Workspace:
         the last successful init saw (a stamp in .terraform/): it costs a Terraform start on
         every command otherwise.
         """
+        seed_provider_lock(self.module)
         stamp = self.module / ".terraform" / "provision-init.sha256"
         digest = self._init_digest()
         if (stamp.is_file() and stamp.read_text() == digest
-                and (self.module / ".terraform.lock.hcl").is_file()):
+                and (self.module / LOCK_FILE).is_file()):
             return
         self._run("init", "-input=false", "-no-color")
         stamp.parent.mkdir(exist_ok=True)

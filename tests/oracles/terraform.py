@@ -63,6 +63,8 @@ plan ~1.2 s, destroy ~1.5-2 s.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -191,6 +193,13 @@ def prepare_plugin_env(
     exe.write_text(f'#!/bin/sh\nexec "{PROVIDER_WRAPPER}" "$@"\n', encoding="utf-8")
     exe.chmod(0o755)
 
+    # provision seeds new work folders with the real provider's lock (terraform/
+    # provider.lock.hcl), which the fake rightly does not match; the simulated world uses
+    # a lock holding the fake package's own checksum instead, as a user with a provider
+    # build of their own would.
+    lock = tmp_path / "fake-provider.lock.hcl"
+    lock.write_text(fake_provider_lock(pkg), encoding="utf-8")
+
     cli_config = tmp_path / "terraformrc"
     cli_config.write_text(
         textwrap.dedent(
@@ -217,6 +226,7 @@ def prepare_plugin_env(
             "TF_INPUT": "0",
             "DO_SIM_STATE": str(state_file or tmp_path / "do-sim-state.json"),
             "DO_SIM_PYTHON": sys.executable,
+            "PROVISION_TERRAFORM_LOCK_FILE": str(lock),
         }
     )
     if token:
@@ -225,6 +235,35 @@ def prepare_plugin_env(
         env["DO_SIM_PROJECTS"] = ",".join(projects)
     env.update(extra or {})
     return env
+
+
+def package_hash(package: Path) -> str:
+    """Terraform's ``h1:`` checksum of an unpacked provider package (a folder).
+
+    It is Go's dirhash "Hash1" (golang.org/x/mod/sumdb/dirhash), which Terraform's
+    getproviders.PackageHashV1 applies to the package folder: SHA-256 over the lines
+    "<sha256 hex of the file>  <path relative to the folder>" of every file in path order,
+    base64. Real Terraform checks the result: a wrong value fails every init.
+    """
+    lines = []
+    for path in sorted(p for p in package.rglob("*") if p.is_file()):
+        relative = path.relative_to(package).as_posix()
+        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {relative}\n")
+    digest = hashlib.sha256("".join(lines).encode()).digest()
+    return "h1:" + base64.b64encode(digest).decode()
+
+
+def fake_provider_lock(package: Path) -> str:
+    """A dependency lock file that admits the fake provider package in ``package``."""
+    return textwrap.dedent(f"""\
+        provider "{PROVIDER_SOURCE}" {{
+          version     = "{PROVIDER_VERSION}"
+          constraints = "~> 2.34"
+          hashes = [
+            "{package_hash(package)}",
+          ]
+        }}
+        """)
 
 
 def terraform(
