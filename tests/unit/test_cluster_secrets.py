@@ -99,9 +99,9 @@ def test_a_full_disk_while_making_the_ca_leaves_nothing_broken(tmp_path: Path) -
                            "--offline"], capture_output=True, text=True, preexec_fn=limit,
                           cwd=tmp_path, env=dict(os.environ), timeout=120)
     assert full.returncode == 1, full.stdout + full.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [], "partial or temporary files left"
     assert "cannot write" in full.stderr and "File too large" in full.stderr, full.stderr
     assert "Traceback" not in full.stderr
-    assert sorted(p.name for p in folder.iterdir()) == [], "partial or temporary files left"
 
     code, stderr = _plan(config)
     assert code == 0, stderr
