@@ -91,7 +91,11 @@ class StateBucket:
         return body
 
     def put(self, key: str, body: bytes, only_if_absent: bool = False) -> bool:
-        """Write an object; with ``only_if_absent``, False if another writer got there first."""
+        """Write an object; with ``only_if_absent``, False if another writer got there first.
+
+        ``If-None-Match: *`` is what Terraform's own lock object relies on (``use_lockfile``,
+        which render/backend.py turns on), so any bucket the state can live in honours it.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
         extra = {"IfNoneMatch": "*"} if only_if_absent else {}
