@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner.bootstrap.pki import ClusterSecrets, ensure_secrets
+from provisioner.bootstrap.custody import cluster_secrets
+from provisioner.bootstrap.pki import ClusterSecrets
 from provisioner.config.model import Environment
+from provisioner.errors import WorkdirError
 from provisioner.render.writer import write_file, write_tree
 
 _GITIGNORE = "# Rendered files, cluster secrets and Terraform state: never commit these.\n*\n"
@@ -47,5 +49,13 @@ class Workdir:
         return written
 
     def cluster_secrets(self, env: Environment) -> ClusterSecrets:
-        """The environment's CA and join credentials, made on first use."""
-        return ensure_secrets(self.secrets, env.name)
+        """The environment's CA and join credentials: checked against the record beside the
+        state, restored from remote state, or made on first use (bootstrap/custody.py)."""
+        found = cluster_secrets(self.secrets, self.root / "state", env)
+        if found is None:  # online they are always restored or made; never reached
+            raise WorkdirError(f"no cluster secrets in {self.secrets}")
+        return found
+
+    def offline_secrets(self, env: Environment) -> ClusterSecrets | None:
+        """As :meth:`cluster_secrets` without the network: None if kept only remotely."""
+        return cluster_secrets(self.secrets, self.root / "state", env, online=False)

@@ -11,15 +11,18 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
+import re
 import secrets
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner.errors import WorkdirError
+from provisioner.bootstrap.private_files import private_folder, write_private, write_private_files
+from provisioner.errors import UsageError, WorkdirError
 
 _TOKEN_ALPHABET = string.ascii_lowercase + string.digits
+_TOKEN_RE = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")
+_CERT_KEY_RE = re.compile(r"[0-9a-f]{64}")
 CA_YEARS = 10
 
 
@@ -100,35 +103,114 @@ def new_ca(cluster: str) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    # Created 0600 from the first byte: no window in which another user could read it.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+CA_CRT = "ca.crt"
+CA_KEY = "ca.key"
+TOKENS = "bootstrap.json"
+
+# What an operator can do when the files on disk are not a usable CA; said with every refusal.
+RECOVERY = ("restore the secrets folder from your backup; or, with remote state "
+            "(state.backend: spaces), delete the folder and run again with "
+            "PROVISION_SECRETS_KEY set, which restores it from the encrypted copy beside the "
+            "state. provision never makes a new CA over an existing one: the cluster "
+            "would reject everything it signs")
 
 
-def ensure_secrets(folder: Path, cluster: str) -> ClusterSecrets:
-    """Load the environment's secrets from ``folder`` (0700), making any that are missing."""
+class SecretsError(UsageError):
+    """The secrets on disk (or their stored copy) cannot be used; nothing was changed."""
+
+
+def make_secrets(cluster: str) -> ClusterSecrets:
+    """A new CA and new join credentials, in memory (see :func:`save_secrets`)."""
+    cert_pem, key_pem = new_ca(cluster)
+    return ClusterSecrets(cert_pem, key_pem, new_bootstrap_token(), new_certificate_key())
+
+
+def _tokens_json(secrets: ClusterSecrets) -> bytes:
+    return json.dumps({"bootstrap_token": secrets.bootstrap_token,
+                       "certificate_key": secrets.certificate_key}, indent=2).encode()
+
+
+def save_secrets(folder: Path, secrets: ClusterSecrets) -> None:
+    """Write the three files at once (all data on disk before any rename), 0600 in 0700."""
+    private_folder(folder)
+    write_private_files({folder / TOKENS: _tokens_json(secrets),
+                         folder / CA_CRT: secrets.ca_crt_pem,
+                         folder / CA_KEY: secrets.ca_key_pem})
+
+
+def check_pair(cert_pem: bytes, key_pem: bytes, cert_name: str, key_name: str) -> None:
+    """Refuse a CA whose certificate or key is unreadable, or whose key is another's."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o700)
-        ca_crt, ca_key = folder / "ca.crt", folder / "ca.key"
-        tokens = folder / "bootstrap.json"
-        if not ca_key.exists():
-            cert_pem, key_pem = new_ca(cluster)
-            _write_private(ca_key, key_pem)
-            ca_crt.unlink(missing_ok=True)
-            _write_private(ca_crt, cert_pem)
-        if not tokens.exists():
-            _write_private(tokens, json.dumps({
-                "bootstrap_token": new_bootstrap_token(),
-                "certificate_key": new_certificate_key(),
-            }, indent=2).encode())
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as e:
+        what = "is empty" if not cert_pem.strip() else "is not a PEM certificate"
+        raise SecretsError(f"{cert_name} {what}: {RECOVERY}") from e
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as e:
+        what = "is empty" if not key_pem.strip() else "is not an unencrypted PEM private key"
+        raise SecretsError(f"{key_name} {what}: {RECOVERY}") from e
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise SecretsError(f"{key_name} is not the key of {cert_name} (they come from two "
+                           f"different CAs): {RECOVERY}")
+
+
+def _read_tokens(path: Path) -> tuple[str, str]:
+    try:
+        values = json.loads(path.read_bytes())
+    except ValueError as e:
+        raise SecretsError(f"{path} is not JSON; delete it and run again (new join tokens "
+                           "are made; nothing on the cluster depends on the old ones)") from e
+    token = values.get("bootstrap_token") if isinstance(values, dict) else None
+    key = values.get("certificate_key") if isinstance(values, dict) else None
+    if not (isinstance(token, str) and _TOKEN_RE.fullmatch(token)
+            and isinstance(key, str) and _CERT_KEY_RE.fullmatch(key)):
+        raise SecretsError(f"{path}: bootstrap_token or certificate_key is missing or malformed; "
+                           "delete the file and run again (new join tokens are made)")
+    return token, key
+
+
+def read_secrets(folder: Path) -> ClusterSecrets | None:
+    """The secrets in ``folder``, checked; None when it holds no CA at all.
+
+    A certificate without its key (or a key without its certificate), an empty or
+    unreadable file, or a pair from two CAs is refused, naming the file. Lost join tokens
+    alone are made again: kubeadm uses them only while a node joins.
+    """
+    ca_crt, ca_key, tokens = folder / CA_CRT, folder / CA_KEY, folder / TOKENS
+    try:
+        have_crt, have_key = ca_crt.exists(), ca_key.exists()
+        if not have_crt and not have_key:
+            return None
+        if have_crt != have_key:
+            present, missing = (ca_crt, ca_key) if have_crt else (ca_key, ca_crt)
+            raise SecretsError(f"{missing} is missing but {present} exists: {RECOVERY}")
+        cert_pem, key_pem = ca_crt.read_bytes(), ca_key.read_bytes()
+        check_pair(cert_pem, key_pem, str(ca_crt), str(ca_key))
+        if tokens.exists():
+            token, cert_key = _read_tokens(tokens)
+        else:
+            token, cert_key = new_bootstrap_token(), new_certificate_key()
+            write_private(tokens, json.dumps({"bootstrap_token": token,
+                                              "certificate_key": cert_key}, indent=2).encode())
         for path in (ca_crt, ca_key, tokens):
             if path.stat().st_mode & 0o077:
                 path.chmod(0o600)
-        values = json.loads(tokens.read_text())
-        return ClusterSecrets(ca_crt.read_bytes(), ca_key.read_bytes(),
-                              values["bootstrap_token"], values["certificate_key"])
-    except (OSError, ValueError, KeyError) as e:
-        raise WorkdirError(f"cannot prepare cluster secrets in {folder}: {e}") from e
+    except OSError as e:
+        raise WorkdirError(f"cannot read cluster secrets in {folder}: {e.strerror}") from e
+    return ClusterSecrets(cert_pem, key_pem, token, cert_key)
+
+
+def ensure_secrets(folder: Path, cluster: str) -> ClusterSecrets:
+    """The secrets in ``folder`` (0700), checked; a new CA only when it holds none."""
+    private_folder(folder)
+    found = read_secrets(folder)
+    if found is not None:
+        return found
+    made = make_secrets(cluster)
+    save_secrets(folder, made)
+    return made

@@ -136,7 +136,7 @@ def _offline(config: Path, workdir: Path | None, output: str) -> None:
     env = load_environment(config)
     work = Workdir.for_config(config, env, workdir)
     work.write_rendered(render_environment(env))
-    work.cluster_secrets(env)
+    work.offline_secrets(env)
     result = offline_plan(env)
     result["workdir"] = str(work.root)
     if output == "json":

@@ -26,14 +26,11 @@ class PolicyError(ProvisionError):
 
 def _spaces_credentials(prepared: Prepared) -> dict[str, str]:
     """Spaces keys for the S3 backend: SPACES_* (doctl's names) or the AWS_* ones."""
+    from provisioner.cloud.spaces import credentials
+
     if prepared.env.state.backend != "spaces":
         return {}
-    access = os.environ.get("SPACES_ACCESS_KEY_ID") or os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = (os.environ.get("SPACES_SECRET_ACCESS_KEY")
-              or os.environ.get("AWS_SECRET_ACCESS_KEY"))
-    if not access or not secret:
-        raise UsageError("state.backend is spaces but no Spaces key is set: export "
-                         "SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY")
+    access, secret = credentials()
     return {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
 
 

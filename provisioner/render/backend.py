@@ -11,15 +11,21 @@ from provisioner.config.model import Environment
 LOCAL_STATE = "../state/terraform.tfstate"
 
 
+def spaces_location(env: Environment) -> tuple[str, str, str]:
+    """(endpoint, bucket, state key) of a ``spaces`` state, as the backend block uses them."""
+    state = env.state
+    endpoint = state.endpoint or f"https://{state.region}.digitaloceanspaces.com"
+    return endpoint, str(state.bucket), state.key or f"{env.name}/terraform.tfstate"
+
+
 def backend(env: Environment) -> dict[str, Any]:
     """The ``terraform { backend ... }`` block for the environment's state setting."""
-    state = env.state
-    if state.backend == "local":
+    if env.state.backend == "local":
         return {"terraform": {"backend": {"local": {"path": LOCAL_STATE}}}}
-    endpoint = state.endpoint or f"https://{state.region}.digitaloceanspaces.com"
+    endpoint, bucket, key = spaces_location(env)
     return {"terraform": {"backend": {"s3": {
-        "bucket": state.bucket,
-        "key": state.key or f"{env.name}/terraform.tfstate",
+        "bucket": bucket,
+        "key": key,
         # Spaces ignores the signing region; the S3 client only needs a valid one.
         "region": "us-east-1",
         "endpoints": {"s3": endpoint},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -120,6 +121,8 @@ def _use_spaces(sim: Simulation, s3: FakeS3) -> None:
                                 "endpoint": s3.endpoint}})
     sim.env["SPACES_ACCESS_KEY_ID"] = s3.access_key
     sim.env["SPACES_SECRET_ACCESS_KEY"] = s3.secret_key
+    # With remote state the cluster secrets are sealed beside it with this key.
+    sim.env["PROVISION_SECRETS_KEY"] = base64.b64encode(os.urandom(32)).decode()
 
 
 def test_external_terraform_binary_is_used_when_named(sim: Simulation, tmp_path: Path) -> None:

@@ -102,7 +102,8 @@ def test_secrets_come_from_the_store_and_only_to_the_steps_that_need_them() -> N
         assert "secrets." not in json.dumps(job.get("env", {})), name
     for job, command in (("plan", "provision plan "), ("apply", "provision up ")):
         env = step(job, command)["env"]
-        for name in ("DIGITALOCEAN_TOKEN", "SPACES_ACCESS_KEY_ID", "SPACES_SECRET_ACCESS_KEY"):
+        for name in ("DIGITALOCEAN_TOKEN", "SPACES_ACCESS_KEY_ID", "SPACES_SECRET_ACCESS_KEY",
+                     "PROVISION_SECRETS_KEY"):
             assert env[name] == f"${{{{ secrets.{name} }}}}"
     assert "secrets." not in json.dumps(steps("validate")), "validate and check need none"
     installs = [s for job in JOBS for s in steps(job) if "pip install" in s.get("run", "")]
@@ -251,11 +252,14 @@ def test_deploy_refuses_empty_secrets_and_explains_a_policy_refusal(runner: Runn
     assert runner.calls()[-1].endswith("--override-window --reason hotfix INC-1; rm -rf /")
 
 
-def test_cluster_secrets_are_restored_or_the_apply_refuses(runner: Runner,
-                                                           tmp_path: Path) -> None:
+def test_old_cluster_secrets_are_still_unpacked_when_set(runner: Runner,
+                                                         tmp_path: Path) -> None:
+    """provision restores the secrets from the sealed copy (PROVISION_SECRETS_KEY); the CI
+    secret of earlier workflows, if still set, is unpacked for provision to check and seal."""
     restore = step("apply", "CLUSTER_SECRETS")["run"]
     result = runner.run(restore, CLUSTER_SECRETS="")
-    assert result.returncode == 2 and "PROVISION_CLUSTER_SECRETS" in result.stdout
+    assert result.returncode == 0 and "from the sealed copy" in result.stdout
+    assert not (runner.temp / "provision-work").exists()
 
     made = tmp_path / "made"
     (made / "secrets").mkdir(parents=True)
