@@ -42,17 +42,19 @@ def _lines(found: cloud_sweep.Leftovers) -> str:
     return "\n".join(f"  {line}" for line in found.describe())
 
 
-def _restore_hint(prepared: Prepared) -> str:
+def _restore_hint(prepared: Prepared, creating: bool) -> str:
     env = prepared.env
     if env.state.backend == "local":
-        where = (f"copy terraform.tfstate from where `provision up` last ran (that machine, "
-                 f"its backup, the CI artefact) to {prepared.work.root / 'state'}/")
+        where = (f"copy terraform.tfstate from where `provision up` last ran (that machine, a "
+                 f"backup or a CI artefact) into {prepared.work.root / 'state'}/")
     else:
         key = env.state.key or f"{env.name}/terraform.tfstate"
         where = (f"check that state.bucket ({env.state.bucket}) and state.key ({key}) name "
                  "the state `provision up` wrote")
-    return (f"If this work folder lost its state, restore it ({where}) and run the command "
-            "again. If that environment is not yours, give this one another name.")
+    hint = (f"If this work folder lost its state, restore it ({where}) and run the command "
+            "again.")
+    return hint + (" If that environment is not yours, give this one another name."
+                   if creating else "")
 
 
 def refuse_second_state(plan: InfraPlan, prepared: Prepared, token: str) -> None:
@@ -68,7 +70,7 @@ def refuse_second_state(plan: InfraPlan, prepared: Prepared, token: str) -> None
         "nothing of it, but the account already does:\n" + _lines(found) + "\nA second state "
         "would create a second floating IP and take over the environment's tags (its destroy "
         "would delete them, taking the live droplets out of their firewalls). Nothing was "
-        "created. " + _restore_hint(prepared))
+        "created. " + _restore_hint(prepared, creating=True))
 
 
 def _record(prepared: Prepared) -> set[str]:
@@ -124,7 +126,7 @@ def account_for_leftovers(prepared: Prepared, token: str, sweep: bool, confirm: 
                 f"refusing to destroy {prepared.env.name!r}: this work folder's Terraform state "
                 "holds nothing of it, but the account holds these, which no destroy from this "
                 "work folder left behind:\n" + _lines(found) + "\nNothing was deleted. "
-                + _restore_hint(prepared)
+                + _restore_hint(prepared, creating=False)
                 + " `provision destroy` then destroys what the state holds and sweeps the rest.")
     if found.empty():
         _remember(prepared, found)
