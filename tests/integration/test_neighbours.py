@@ -133,6 +133,11 @@ def test_destroy_and_sweep_of_prod_leave_prod2_and_prod_eu_untouched(tmp_path: P
         assert {(t, i) for t, i in neighbours if t == "digitalocean_loadbalancer"} == {
             ("digitalocean_loadbalancer", prod2_lb["id"]),
             ("digitalocean_loadbalancer", eu_lb), ("digitalocean_loadbalancer", impostor)}
+        assert ("digitalocean_volume", eu_volume) in neighbours
+        assert ("digitalocean_reserved_ip", eu_ip) in neighbours
+        assert {("digitalocean_tag", f"provision:{n}{role}") for n in ("prod2", "prod-eu")
+                for role in ("", ":controller", ":worker")} <= set(neighbours)
+        assert len([k for k in neighbours if k[0] == "digitalocean_firewall"]) == 4
 
         def untouched() -> None:
             after = _account(sim)
