@@ -19,12 +19,14 @@ from provisioner.cli.options import common
 @click.command(epilog="""\b
 Examples:
   provision destroy staging.yaml
-  provision destroy prod.yaml --force --yes     # deletion_protection is set on prod""")
+  provision destroy prod.yaml --force --yes     # deletion_protection is set on prod
+  provision destroy staging.yaml --sweep        # also delete the listed leftovers""")
 @common
 @click.option("--force", is_flag=True, help="Destroy even when deletion_protection is true.")
 @click.option("--sweep", is_flag=True,
-              help="Also delete anything tagged or named for the environment that Terraform "
-                   "did not know about (reported otherwise).")
+              help="Also delete what the environment provably owns that Terraform did not "
+                   "know about (exact tag, target or id; reported otherwise). Lists it and "
+                   "asks first.")
 @click.option("--kubeconfig", "kubeconfig", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="The cluster whose load balancers and volumes to release "
                                  "first [default: the work folder's kubeconfig].")
@@ -37,9 +39,11 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
 
     Plans the destruction, shows it and asks; then deletes the cluster's LoadBalancer
     Services and volume claims and waits until their DigitalOcean load balancers and volumes
-    are gone; then destroys the infrastructure with live progress; then lists anything still
-    tagged for the environment (deleted with --sweep). Refuses while the file sets
-    deletion_protection: true, unless --force.
+    are gone; then destroys the infrastructure with live progress; then lists what the
+    environment still provably owns (exact tag, load balancer target or id; deleted with
+    --sweep after listing and asking). With an empty state next to live resources it refuses
+    and says how to restore the state. Refuses while the file sets deletion_protection: true,
+    unless --force.
     """
     from provisioner.infra.changes import InfraPlan
     from provisioner.infra.engine import resolve
@@ -58,13 +62,18 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
         return ask(f"Destroy {len(plan.pending)} resources of {prepared.env.name}? "
                    "This cannot be undone.", yes)
 
+    def confirm_sweep(lines: list[str]) -> bool:
+        return ask(f"Delete these {len(lines)} resources? This cannot be undone.", yes)
+
     def progress(names: dict[str, str]) -> Progress:
         return Progress(names, verbose=out.verbosity > 1)
 
     outcome = lifecycle.destroy(config, workdir, resolve(terraform_bin), show, confirm,
                                 progress, force, detail=not yes, kubeconfig=kubeconfig,
-                                sweep=sweep, report=out.info)
+                                sweep=sweep, report=out.info, confirm_sweep=confirm_sweep)
     if outcome.applied:
         out.info(f"destroyed {outcome.prepared.env.name}: {outcome.summary}")
+    elif outcome.swept:
+        out.info(f"swept {outcome.swept} leftover resources of {outcome.prepared.env.name}")
     else:
         out.info(f"nothing to destroy: {outcome.prepared.env.name} has no resources")

@@ -18,7 +18,7 @@ from provisioner.cloud.token import api_token
 from provisioner.errors import ProvisionError
 from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
-from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage
+from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage, ownership
 from provisioner.pipeline.cluster_stage import Cluster
 from provisioner.pipeline.deploy_stage import DeployResult
 from provisioner.pipeline.infra_stage import PolicyError
@@ -51,6 +51,7 @@ class Outcome:
     seconds: float = 0.0
     cluster: Cluster | None = None
     deployed: DeployResult | None = None
+    swept: int = 0  # leftovers the destroy's sweep deleted
 
 
 def _plan_path(prepared: Prepared, name: str) -> Path:
@@ -114,6 +115,7 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
         planfile = _plan_path(prepared, "up.tfplan")
         infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env),
                                       detail=detail)
+    ownership.refuse_second_state(infra_plan, prepared, token)
     show(infra_plan, prepared)
     outcome = Outcome(prepared, infra_plan)
     if not infra_plan.pending:
@@ -139,8 +141,13 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
 def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
             confirm: Confirm, progress: MakeProgress, force: bool = False,
             detail: bool = True, kubeconfig: Path | None = None, sweep: bool = False,
-            report: Report | None = None) -> Outcome:
-    """Remove everything the environment's Terraform state holds."""
+            report: Report | None = None,
+            confirm_sweep: ownership.ConfirmSweep = lambda lines: False) -> Outcome:
+    """Remove everything the environment's Terraform state holds, then account for the rest.
+
+    With an empty state, nothing is deleted that a destroy from this work folder did not
+    leave behind (pipeline/ownership.py); a sweep lists what it deletes and asks first.
+    """
     started = time.monotonic()
     prepared = prepare(config, workdir)
     if prepared.env.deletion_protection and not force:
@@ -154,12 +161,18 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
     show(infra_plan, prepared)
     outcome = Outcome(prepared, infra_plan)
     say = report or (lambda message: None)
+
+    def counted(lines: list[str]) -> bool:
+        outcome.swept = len(lines) if confirm_sweep(lines) else 0
+        return bool(outcome.swept)
+
     if not infra_plan.pending:
-        _account_for_leftovers(prepared, token, sweep, say)
+        ownership.account_for_leftovers(prepared, token, sweep, counted, say, destroyed=False)
         outcome.seconds = time.monotonic() - started
         return outcome
     if not confirm(infra_plan, prepared):
         raise Declined("not destroyed: the plan was not confirmed")
+    ours = ownership.before_destroy(prepared, token)
     _release_cluster_resources(prepared, token, kubeconfig, say)
     tracker = progress(names_by_address(infra_plan))
     ws.on_event = tracker
@@ -169,7 +182,8 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
         tracker.close()
     outcome.applied = True
     outcome.summary = tracker.summary()
-    _account_for_leftovers(prepared, token, sweep, say)
+    ownership.account_for_leftovers(prepared, token, sweep, counted, say, destroyed=True,
+                                    known=ours)
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -197,24 +211,3 @@ def _release_cluster_resources(prepared: Prepared, token: str, kubeconfig: Path 
                                           RELEASE_TIMEOUT, say)
     if remaining:
         say("still present after waiting: " + ", ".join(remaining))
-
-
-def _account_for_leftovers(prepared: Prepared, token: str, sweep: bool, say: Report) -> None:
-    from provisioner.cloud import sweep as cloud_sweep
-
-    recorded = infra_stage.infrastructure_file(prepared)
-    floating_ip = None
-    if recorded.is_file():
-        import json
-
-        floating_ip = (json.loads(recorded.read_text()) or {}).get("reserved_ip")
-    found = cloud_sweep.leftovers(prepared.env, token, floating_ip)
-    if found.empty():
-        say("nothing of the environment is left in the account")
-        return
-    if sweep:
-        cloud_sweep.sweep(token, found, say)
-        return
-    raise ProvisionError("destroyed, but these are still in the account (billed):\n"
-                         + "\n".join(f"  {line}" for line in found.describe())
-                         + "\nrun `provision destroy --sweep` to delete them")

@@ -275,6 +275,34 @@ def test_tag_counts_droplets_and_volumes(
         digitalocean.Tag.get_object(TOKEN, "no-such-tag")
 
 
+def test_deleting_a_tag_untags_what_carried_it(
+    fake: FakeDigitalOcean, manager: digitalocean.Manager
+) -> None:
+    """DigitalOcean: "Deleting a tag also untags all the resources that have previously been
+    tagged by the Tag" (digitalocean/openapi, specification/resources/tags/tags_delete.yml at
+    e4a03ac; pydo 0.18.0 `tags.delete` and doctl 1.146.0 `compute tag delete` say the same).
+    So a state that deletes a role tag takes live droplets out of the firewalls that select
+    them by it; the fake provider's destroy of a `digitalocean_tag` does the same."""
+    kept = fake.add_droplet("t-1", tags=["k8s:c1", "team"])
+    fake.add_volume("pvc-1", 5, tags=["k8s:c1"])
+
+    digitalocean.Tag(token=TOKEN, name="k8s:c1").delete()
+
+    assert manager.get_droplet(kept).tags == ["team"]
+    assert manager.get_all_volumes()[0].tags == []
+    assert [t.name for t in manager.get_all_tags()] == ["team"]
+    with pytest.raises(NotFoundError):
+        digitalocean.Tag.get_object(TOKEN, "k8s:c1")
+
+
+def test_firewall_delete(fake: FakeDigitalOcean, manager: digitalocean.Manager) -> None:
+    fake.provider_create("digitalocean_firewall", name="fw", tags=["k8s"], inbound_rule=[
+        {"protocol": "tcp", "port_range": "22", "source_addresses": ["0.0.0.0/0"]}])
+    (fw,) = manager.get_all_firewalls()
+    assert fw.destroy() is True
+    assert manager.get_all_firewalls() == []
+
+
 def test_firewalls_and_vpcs_in_api_shape(
     fake: FakeDigitalOcean, manager: digitalocean.Manager
 ) -> None:

@@ -456,6 +456,13 @@ def get_tag(api: Api, req: Request, m: re.Match[str]) -> Response:
         return Response(200, {"tag": view.tag(m["name"])})
 
 
+@route("DELETE", r"/v2/tags/(?P<name>[^/]+)")
+def delete_tag(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Delete a tag, which untags every resource carrying it (the provider's delete)."""
+    with api.cloud.transaction() as account:
+        return Response(204) if api.remove(account, "digitalocean_tag", m["name"]) else not_found()
+
+
 @route("GET", r"/v2/firewalls")
 def list_firewalls(api: Api, req: Request, m: re.Match[str]) -> Response:
     """All firewalls."""
@@ -473,6 +480,14 @@ def get_firewall(api: Api, req: Request, m: re.Match[str]) -> Response:
         if record is None:
             return not_found()
         return Response(200, {"firewall": api.view(account).firewall(record)})
+
+
+@route("DELETE", r"/v2/firewalls/(?P<id>[^/]+)")
+def delete_firewall(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Delete a firewall (its droplets simply stop being filtered by it)."""
+    with api.cloud.transaction() as account:
+        return (Response(204) if api.remove(account, "digitalocean_firewall", m["id"])
+                else not_found())
 
 
 @route("GET", r"/v2/vpcs")

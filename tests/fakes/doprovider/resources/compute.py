@@ -51,6 +51,15 @@ def ensure_tags(account: Account, tags: Any) -> None:
             account.put("digitalocean_tag", {"id": name, "name": name})
 
 
+def untag(account: Account, name: str) -> None:
+    """Take the tag off every droplet and volume that carries it (a deleted tag's effect)."""
+    for table in ("digitalocean_droplet", "digitalocean_volume"):
+        for record in account.table(table).values():
+            tags = record.get("tags") or []
+            if name in tags:
+                record["tags"] = [t for t in tags if t != name]
+
+
 def _apply_size(obj: Obj, size: catalog.Size) -> None:
     obj["vcpus"] = size.vcpus
     obj["memory"] = size.memory_mb
@@ -220,6 +229,13 @@ class Tag(Resource):
     def refresh(self, ctx: Context, account: Account, current: Obj, record: Obj) -> Obj | None:
         self._counts(account, record)
         return record
+
+    def remove(self, ctx: Context, account: Account, prior: Obj) -> None:
+        # "Deleting a tag also untags all the resources that have previously been tagged by
+        # the Tag" (digitalocean/openapi specification/resources/tags/tags_delete.yml); of the
+        # taggable kinds (droplets, databases, images, volumes, volume snapshots) the account
+        # holds droplets and volumes.
+        untag(account, str(prior["name"]))
 
     @staticmethod
     def _counts(account: Account, obj: Obj) -> None:
