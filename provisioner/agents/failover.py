@@ -13,7 +13,8 @@ two things keepalived cannot do on DigitalOcean:
 * ``notify``: keepalived calls it on every state change; on MASTER it assigns the floating
   IP to this droplet through the DigitalOcean API (``POST /v2/reserved_ips/{ip}/actions``;
   DigitalOcean renamed floating IPs to reserved IPs and deprecated the ``/v2/floating_ips``
-  endpoints), retrying with backoff until the API confirms. DigitalOcean routes the address to whichever droplet holds it.
+  endpoints), retrying with backoff until the API confirms. DigitalOcean routes the
+  address to whichever droplet holds it.
   Each state is recorded in a state file, so a MASTER notification that a later change has
   superseded (two nodes were MASTER for a moment) stops instead of taking the address back.
 
@@ -220,7 +221,7 @@ def peers(settings: Settings) -> dict[int, str]:
                 found[controller_number(droplet["name"])] = str(ipaddress.ip_address(private))
         following = ((page.get("links") or {}).get("pages") or {}).get("next")
         # The token goes only to the API it was configured for, whatever a link says.
-        if not following or not following.startswith((settings.api_endpoint or API)):
+        if not following or not following.startswith(settings.api_endpoint or API):
             return found
         page = api(settings, "GET", "", url=following)
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import textwrap
-import urllib.request
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import digitalocean
 import pytest
-from digitalocean.baseapi import DELETE, POST, DataReadError, NotFoundError
+from digitalocean.baseapi import DELETE, DataReadError, NotFoundError
 
 from tests.fakes.doapi import FakeDigitalOcean, generate_ssh_public_key
 from tests.fakes.doprovider.cloud import Cloud
