@@ -83,11 +83,14 @@ def _failover_files(env: Environment) -> dict[str, object]:
 
 
 def _node_files(context: dict[str, object], role: str) -> dict[str, object]:
-    unit = data_dir("templates") / "systemd" / "provision-metadata-guard.service"
-    guard_unit = unit.read_text(encoding="utf-8")
+    systemd = data_dir("templates") / "systemd"
     return {
         "metadata_guard": render("scripts/metadata-guard.sh.j2", **context),
-        "metadata_guard_unit": guard_unit,
+        "metadata_guard_unit": (systemd / "provision-metadata-guard.service").read_text(
+            encoding="utf-8"),
+        # Droplets have monitoring on: do-agent's user must be allowed by the guard.
+        "do_agent_dropin": (systemd / "do-agent-metadata-guard.conf").read_text(
+            encoding="utf-8"),
         "bootstrap": render("scripts/bootstrap.sh.j2", **context,
                             role="worker" if role.startswith("worker") else role,
                             addons=[addons.cni(str(context["cni"])), *addons.platform()]),
