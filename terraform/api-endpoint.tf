@@ -47,6 +47,10 @@ locals {
     ? digitalocean_reserved_ip.api[0].ip_address
   : digitalocean_loadbalancer.api[0].ip)
 
-  # Values spliced into user-data at apply time: never rendered to disk by provision.
-  user_data_values = merge(var.bootstrap_secrets, { api_endpoint = local.api_endpoint })
+  # Values spliced into user-data at apply time: never rendered to disk by provision. The
+  # VPC's id is for the cloud controller manager (DO_CLUSTER_VPC_ID).
+  user_data_values = merge(var.bootstrap_secrets, {
+    api_endpoint = local.api_endpoint
+    vpc_id       = digitalocean_vpc.network.id
+  })
 }

@@ -11,13 +11,15 @@ two things keepalived cannot do on DigitalOcean:
   keepalived's configuration with unicast peers on the tunnel. Re-run by a timer, it picks up
   replaced control-plane droplets.
 * ``notify``: keepalived calls it on every state change; on MASTER it assigns the floating
-  IP to this droplet through the DigitalOcean API (python-digitalocean), retrying with backoff
-  until the API confirms. DigitalOcean routes the address to whichever droplet holds it.
+  IP to this droplet through the DigitalOcean API (``POST /v2/reserved_ips/{ip}/actions``;
+  DigitalOcean renamed floating IPs to reserved IPs and deprecated the ``/v2/floating_ips``
+  endpoints), retrying with backoff until the API confirms. DigitalOcean routes the
+  address to whichever droplet holds it.
   Each state is recorded in a state file, so a MASTER notification that a later change has
   superseded (two nodes were MASTER for a moment) stops instead of taking the address back.
 
 It is shipped verbatim in the control-plane user-data, so it depends only on the standard
-library and python-digitalocean (Debian/Ubuntu package python3-digitalocean).
+library: the three API calls it makes are plain HTTPS requests.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import subprocess
 import sys
 import syslog
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +48,10 @@ METADATA = "http://169.254.169.254/metadata/v1"
 TUNNEL = "vrrp0"
 TUNNEL_VNI = 4242
 TUNNEL_NET = "169.254.100"  # link-local: never collides with a VPC, pod or service range
-API_TIMEOUT = "10"  # seconds per DigitalOcean API request; python-digitalocean has none
+API = "https://api.digitalocean.com/v2/"
+# Seconds per DigitalOcean API request: without a bound, a request to an API that stopped
+# answering would block, and the retries (the new MASTER taking the address) never happen.
+API_TIMEOUT = 10.0
 PRIORITY_STEP = 20  # between control-plane numbers: 20/256 s of VRRP skew, well above jitter
 
 
@@ -61,7 +68,8 @@ class Settings:
     router_id: int = 51
     droplet_id: str | None = None  # tests set these; on DigitalOcean the metadata says
     private_ip: str | None = None
-    api_endpoint: str | None = None
+    api_endpoint: str | None = None  # the API's /v2/ root; DigitalOcean's when unset
+    api_timeout: float = API_TIMEOUT
     keepalived_conf: str = "/etc/keepalived/keepalived.conf"
     notify_command: str = "/usr/bin/python3 /usr/local/lib/provision/failover.py notify"
     check_command: str = "/usr/local/lib/provision/failover.py check"
@@ -107,16 +115,41 @@ def metadata(path: str) -> str:
         return str(response.read().decode().strip())
 
 
-def _digitalocean(settings: Settings) -> Any:
-    if settings.api_endpoint:
-        # python-digitalocean's objects read the endpoint from the environment only.
-        os.environ["DIGITALOCEAN_END_POINT"] = settings.api_endpoint
-    # Without a timeout a request to an API that stopped answering blocks forever, and
-    # the retries below never happen: the new MASTER would never take the address.
-    os.environ.setdefault("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", API_TIMEOUT)
-    import digitalocean
+class ApiError(Exception):
+    """The DigitalOcean API answered with an error (status and its message)."""
 
-    return digitalocean
+
+def api(settings: Settings, method: str, path: str, body: dict[str, Any] | None = None,
+        url: str | None = None) -> Any:
+    """One DigitalOcean API request (`path` under /v2/, or a full `url`); its JSON answer."""
+    target = url or (settings.api_endpoint or API).rstrip("/") + "/" + path
+    request = urllib.request.Request(
+        target, method=method, data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {settings.token}",
+                 "Content-Type": "application/json", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=settings.api_timeout) as response:
+            text = response.read().decode()
+    except urllib.error.HTTPError as e:
+        try:
+            message = json.loads(e.read().decode()).get("message", "")
+        except (ValueError, AttributeError, OSError):
+            message = ""
+        raise ApiError(f"{method} {path or target}: HTTP {e.code} {message}".rstrip()) from None
+    return json.loads(text) if text.strip() else {}
+
+
+def holder(settings: Settings) -> int | None:
+    """The droplet the reserved IP is assigned to (``GET /v2/reserved_ips/{ip}``), or None."""
+    found = api(settings, "GET", f"reserved_ips/{settings.floating_ip}")
+    droplet = (found.get("reserved_ip") or {}).get("droplet") or {}
+    return None if droplet.get("id") is None else int(droplet["id"])
+
+
+def assign_to(settings: Settings, droplet_id: int) -> None:
+    """Ask DigitalOcean to route the reserved IP to `droplet_id`."""
+    api(settings, "POST", f"reserved_ips/{settings.floating_ip}/actions",
+        {"type": "assign", "droplet_id": droplet_id})
 
 
 def my_droplet_id(settings: Settings) -> int:
@@ -132,23 +165,20 @@ def assign(settings: Settings, attempts: int = 8,
     out of MASTER (two nodes were MASTER for a moment and this one lost), it stops, rather
     than taking the address back from the real MASTER on every retry.
     """
-    do = _digitalocean(settings)
     me = my_droplet_id(settings)
     delay = 0.5
     for attempt in range(1, attempts + 1):
         try:
-            ip = do.FloatingIP(ip=settings.floating_ip, token=settings.token)
-            ip.load()
-            holder = (ip.droplet or {}).get("id")
-            if holder is not None and int(holder) == me:
+            current = holder(settings)
+            if current == me:
                 log(f"{settings.floating_ip} is on this droplet ({me})")
                 return True
             if still_master is not None and not still_master():
-                log(f"no longer MASTER: leaving {settings.floating_ip} on droplet {holder}")
+                log(f"no longer MASTER: leaving {settings.floating_ip} on droplet {current}")
                 return False
-            log(f"assigning {settings.floating_ip} to droplet {me} (was {holder}), "
+            log(f"assigning {settings.floating_ip} to droplet {me} (was {current}), "
                 f"attempt {attempt}")
-            ip.assign(me)
+            assign_to(settings, me)
         except Exception as e:  # the API is remote: any failure is retried, then reported
             log(f"attempt {attempt} failed: {type(e).__name__}: {e}")
         time.sleep(delay)
@@ -164,14 +194,11 @@ def claim(settings: Settings, attempts: int = 8) -> bool:
     assignment is made here rather than by Terraform, whose assignment resource would move
     the address back to this node on every apply after a failover.
     """
-    do = _digitalocean(settings)
     for attempt in range(1, attempts + 1):
         try:
-            ip = do.FloatingIP(ip=settings.floating_ip, token=settings.token)
-            ip.load()
-            holder = (ip.droplet or {}).get("id")
-            if holder is not None:
-                log(f"{settings.floating_ip} is held by droplet {holder}; not claiming it")
+            current = holder(settings)
+            if current is not None:
+                log(f"{settings.floating_ip} is held by droplet {current}; not claiming it")
                 return True
             break
         except Exception as e:  # retried like assign: the API may be briefly unreachable
@@ -192,16 +219,21 @@ def controller_number(name: str) -> int:
 
 def peers(settings: Settings) -> dict[int, str]:
     """Control-plane number -> private IPv4, for every droplet with the controller tag."""
-    do = _digitalocean(settings)
-    manager = do.Manager(token=settings.token)
     found = {}
-    for droplet in manager.get_all_droplets(tag_name=settings.controller_tag):
-        private = droplet.private_ip_address or next(
-            (n["ip_address"] for n in droplet.networks.get("v4", []) if n["type"] == "private"),
-            None)
-        if private:
-            found[controller_number(droplet.name)] = str(ipaddress.ip_address(private))
-    return found
+    query = urllib.parse.urlencode({"tag_name": settings.controller_tag, "per_page": 200})
+    page = api(settings, "GET", f"droplets?{query}")
+    while True:
+        for droplet in page.get("droplets") or []:
+            private = next((n.get("ip_address") for n in
+                            (droplet.get("networks") or {}).get("v4") or []
+                            if n.get("type") == "private"), None)
+            if private:
+                found[controller_number(droplet["name"])] = str(ipaddress.ip_address(private))
+        following = ((page.get("links") or {}).get("pages") or {}).get("next")
+        # The token goes only to the API it was configured for, whatever a link says.
+        if not following or not following.startswith(settings.api_endpoint or API):
+            return found
+        page = api(settings, "GET", "", url=following)
 
 
 def priority(me: int) -> int:

@@ -82,15 +82,52 @@ def _failover_files(env: Environment) -> dict[str, object]:
     }}
 
 
-def _node_files(context: dict[str, object], role: str) -> dict[str, object]:
-    unit = data_dir("templates") / "systemd" / "provision-metadata-guard.service"
-    guard_unit = unit.read_text(encoding="utf-8")
+ADDONS_DIR = "/var/lib/provision/addons"
+
+
+def _addons(env: Environment) -> list[addons.Addon]:
+    return [addons.cni(env.kubernetes.cni, env.digitalocean.vpc_cidr),
+            *addons.platform(env.digitalocean.region)]
+
+
+def addon_sources(env: Environment) -> list[dict[str, str]]:
+    """Where the node puts each add-on, in apply order: a file, or a kustomization folder.
+
+    A patched add-on is fetched as ``upstream.yaml`` into a folder whose kustomization.yaml
+    (``kustomization``, rendered here) applies provision's patches to it.
+    """
+    sources = []
+    for number, addon in enumerate(_addons(env), start=1):
+        name = f"{number:02d}-{addon.name}"
+        if addon.patches:
+            sources.append({"name": addon.name, "url": addon.url, "source": name,
+                            "download": f"{name}/upstream.yaml",
+                            "kustomization": render("addons/kustomization.yaml.j2",
+                                                    addon=addon)})
+        else:
+            sources.append({"name": addon.name, "url": addon.url, "source": f"{name}.yaml",
+                            "download": f"{name}.yaml", "kustomization": ""})
+    return sources
+
+
+def _node_files(context: dict[str, object], role: str,
+                sources: list[dict[str, str]]) -> dict[str, object]:
+    systemd = data_dir("templates") / "systemd"
     return {
         "metadata_guard": render("scripts/metadata-guard.sh.j2", **context),
-        "metadata_guard_unit": guard_unit,
+        "metadata_guard_unit": (systemd / "provision-metadata-guard.service").read_text(
+            encoding="utf-8"),
+        # Droplets have monitoring on: do-agent's user must be allowed by the guard.
+        "do_agent_dropin": (systemd / "do-agent-metadata-guard.conf").read_text(
+            encoding="utf-8"),
         "bootstrap": render("scripts/bootstrap.sh.j2", **context,
                             role="worker" if role.startswith("worker") else role,
-                            addons=[addons.cni(str(context["cni"])), *addons.platform()]),
+                            addons=sources, addons_dir=ADDONS_DIR),
+        # Only the first control-plane node installs the add-ons.
+        "addon_kustomizations": [
+            {"path": f"{ADDONS_DIR}/{s['source']}/kustomization.yaml",
+             "content": s["kustomization"]}
+            for s in sources if s["kustomization"]] if role == "controller-init" else [],
     }
 
 
@@ -107,7 +144,8 @@ def controller(env: Environment, first: bool) -> UserData:
     kubeadm = render(template, **context)
     failover = _failover_files(env)
     context["failover_enabled"] = failover["failover"] is not None
-    text = render("cloud-init/node.yaml.j2", **context, **_node_files(context, role),
+    text = render("cloud-init/node.yaml.j2", **context,
+                  **_node_files(context, role, addon_sources(env)),
                   **failover, role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
@@ -120,7 +158,8 @@ def worker(env: Environment, pool: WorkerPool) -> UserData:
                               "control_plane": False}
     context["failover_enabled"] = False
     kubeadm = render("kubeadm/join.yaml.j2", **context)
-    text = render("cloud-init/node.yaml.j2", **context, **_node_files(context, role),
+    text = render("cloud-init/node.yaml.j2", **context,
+                  **_node_files(context, role, addon_sources(env)),
                   failover=None, role=role, kubeadm=kubeadm)
     return UserData(role, text)
 

@@ -13,10 +13,14 @@ import re
 
 from provisioner.errors import RenderError
 
-# Every value Terraform may splice in. bootstrap_secrets must carry all but api_endpoint.
-LATE_VALUES = ("api_endpoint", "bootstrap_token", "certificate_key", "ca_cert_hash",
-               "ca_crt_b64", "ca_key_b64", "failover_token")
-SECRET_VALUES = LATE_VALUES[1:]
+# What Terraform itself knows once it has created the resources: the API address and the
+# environment's VPC (for the cloud controller manager's DO_CLUSTER_VPC_ID).
+RESOURCE_VALUES = ("api_endpoint", "vpc_id")
+# What bootstrap_secrets must carry, from the work folder, never written to rendered files.
+SECRET_VALUES = ("bootstrap_token", "certificate_key", "ca_cert_hash", "ca_crt_b64",
+                 "ca_key_b64", "failover_token")
+# Every value Terraform may splice in.
+LATE_VALUES = RESOURCE_VALUES + SECRET_VALUES
 
 _MARKER = re.compile(r"@@provision:([a-z0-9_]+)@@")
 

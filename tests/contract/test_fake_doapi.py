@@ -10,14 +10,16 @@ would be pointed at the fake.
 from __future__ import annotations
 
 import ipaddress
+import json
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import digitalocean
 import pytest
-from digitalocean.baseapi import DELETE, POST, DataReadError, NotFoundError
+from digitalocean.baseapi import DELETE, DataReadError, NotFoundError
 
 from tests.fakes.doapi import FakeDigitalOcean, generate_ssh_public_key
 from tests.fakes.doprovider.cloud import Cloud
@@ -215,12 +217,38 @@ def test_floating_ip_assignment_reaches_the_provider_account(
 def test_reserved_ips_path_serves_the_same_objects(
     fake: FakeDigitalOcean, manager: digitalocean.Manager
 ) -> None:
+    """The reserved IP endpoints the failover agent uses, in DigitalOcean's documented shape.
+
+    digitalocean/openapi (main, 2026-08), specification/resources/reserved_ips/:
+    reservedIPsActions_post.yml (POST /v2/reserved_ips/$RESERVED_IP/actions, body
+    models/reserved_ip_actions.yml: `type` assign|unassign, integer `droplet_id` for
+    assign; 201 with responses/reserved_ip_action.yml: `action` with type `assign_ip`,
+    resource_type `reserved_ip`) and reservedIPs_get.yml (200, responses/reserved_ip.yml:
+    `reserved_ip` with models/reserved_ip.yml's ip, region, droplet (null when
+    unassigned), locked, project_id).
+    """
     node = fake.add_droplet("n-1", region="nyc3")
     elsewhere = fake.add_droplet("n-2", region="fra1")
     address = fake.provider_create("digitalocean_reserved_ip", region="nyc3")["ip_address"]
 
-    assign = {"type": "assign", "droplet_id": node}
-    assert manager.get_data(f"reserved_ips/{address}/actions", type=POST, params=assign)
+    def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            f"{fake.endpoint}{path}", method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+
+    status, shown = call("GET", f"reserved_ips/{address}")
+    assert status == 200 and set(shown) == {"reserved_ip"}
+    assert set(shown["reserved_ip"]) == {"ip", "region", "droplet", "locked", "project_id"}
+    assert shown["reserved_ip"]["droplet"] is None and shown["reserved_ip"]["ip"] == address
+    status, done = call("POST", f"reserved_ips/{address}/actions",
+                        {"type": "assign", "droplet_id": node})
+    assert status == 201 and set(done) == {"action"}
+    assert (done["action"]["type"], done["action"]["resource_type"]) == ("assign_ip",
+                                                                        "reserved_ip")
+    assert call("GET", f"reserved_ips/{address}")[1]["reserved_ip"]["droplet"]["id"] == node
     reserved = manager.get_data("reserved_ips")["reserved_ips"]
     floating = manager.get_data("floating_ips")["floating_ips"]
     assert reserved == floating and reserved[0]["droplet"]["id"] == node

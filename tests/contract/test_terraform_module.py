@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.render.markers import SECRET_VALUES
 from provisioner.render.names import all_names
 from provisioner.render.writer import write_tree
 from tests.oracles.terraform import (
@@ -82,11 +83,12 @@ def test_apply_splices_late_values_into_user_data_exactly(tmp_path: Path,
     secrets = tmp_path / "secrets.tfvars.json"
     values = late_values()
     secrets.write_text(json.dumps({"bootstrap_secrets": {
-        k: v for k, v in values.items() if k != "api_endpoint"}}))
+        k: v for k, v in values.items() if k in SECRET_VALUES}}))
     terraform_init(work, plugin_env).check()
     terraform_apply(work, plugin_env, f"-var-file={secrets}").check()
     resources = state_resources(terraform_show_state(work, plugin_env))
     ip = resources["digitalocean_reserved_ip.api[0]"]["ip_address"]
+    vpc = resources["digitalocean_vpc.network"]["id"]
     assert not any(a.startswith("digitalocean_reserved_ip_assignment") for a in resources), (
         "the nodes own the floating IP's assignment, never Terraform")
     files = rendered("production")
@@ -94,7 +96,8 @@ def test_apply_splices_late_values_into_user_data_exactly(tmp_path: Path,
                           ("digitalocean_droplet.controllers[1]", "controller-join"),
                           ('digitalocean_droplet.workers["general-3"]', "worker-general")]:
         text = files[f"cloud-init/{role}.yaml"]
-        expected = materialize(text).replace(values["api_endpoint"], ip)
+        expected = materialize(text).replace(values["api_endpoint"], ip).replace(
+            values["vpc_id"], vpc)
         stored = resources[address]["user_data"]
         # The provider keeps only the SHA-1 of user_data in state, as the real one does.
         assert stored == hashlib.sha1(expected.encode()).hexdigest(), address

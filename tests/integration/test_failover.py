@@ -64,7 +64,7 @@ PROBE_INTERVAL = 0.1
 REASSIGN_BOUND = 15.0  # seconds from fault to the API receiving the new assignment
 BUDGET = 85.0  # the whole test, setup and teardown included, stays under ~90 s
 STATE_LINE = re.compile(r"\(api\) Entering (MASTER|BACKUP|FAULT) STATE")
-ASSIGN_PATH = "/v2/floating_ips/*/actions"
+ASSIGN_PATH = "/v2/reserved_ips/*/actions"  # the agent never uses /v2/floating_ips
 
 
 @dataclass

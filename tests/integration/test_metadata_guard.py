@@ -54,6 +54,7 @@ USER_DATA_PATH = "/metadata/v1/user-data"
 NEIGHBOUR_IP = "169.254.42.42"  # also behind the node's metadata link, but not the service
 NODE_LINK = "169.254.0.1"
 TABLE = "169"
+CHAIN = "PROVISION-METADATA"
 NOBODY = 65534
 ALLOWED_TIMEOUT = 5.0  # a request that should succeed (it takes milliseconds)
 BLOCKED_TIMEOUT = 2.0  # how long a blocked pod waits before the request counts as failed
@@ -120,14 +121,14 @@ def fetch(topo: Topology, host: str, who: str, *, uid: int = 0, address: str = M
 
 def guard_script(files: dict[str, str]) -> str:
     """The guard from the rendered user-data (write_files), the same in every role's file."""
-    scripts = {}
+    scripts: dict[str, str] = {}
     for name, text in files.items():
         if not name.startswith("cloud-init/"):
             continue
         config = yaml.safe_load(materialize(text))
         entries = [f for f in config["write_files"] if f["path"] == GUARD_PATH]
         assert len(entries) == 1, f"{name}: {len(entries)} write_files entries for {GUARD_PATH}"
-        scripts[name] = entries[0]["content"]
+        scripts[name] = str(entries[0]["content"])
     assert scripts, "no cloud-init user-data among the rendered files"
     assert len(set(scripts.values())) == 1, f"the guard differs between {sorted(scripts)}"
     return next(iter(scripts.values()))
@@ -135,7 +136,8 @@ def guard_script(files: dict[str, str]) -> str:
 
 def pod_addresses(pod_cidr: str, node_index: int = 1) -> tuple[str, str]:
     """(pod, gateway) in the node's /24 of `pod_cidr`, as a CNI hands them out."""
-    block = list(ipaddress.ip_network(pod_cidr).subnets(new_prefix=24))[node_index]
+    network = ipaddress.IPv4Network(pod_cidr)
+    block = list(network.subnets(new_prefix=24))[node_index]
     return str(block[5]), str(block[1])
 
 
@@ -167,9 +169,24 @@ class Droplet:
         ip_rules = self.topo.ip("node", "rule", "show").stdout.splitlines()
         table = self.topo.ip("node", "route", "show", "table", TABLE).stdout.splitlines()
         output = self.topo.run("node", ["iptables", "-S", "OUTPUT"]).stdout.splitlines()
+        chain = self.topo.run("node", ["iptables", "-S", CHAIN], check=False).stdout
         return {"ip rule": [" ".join(line.split()) for line in ip_rules],
                 f"table {TABLE}": [" ".join(line.split()) for line in table],
-                "iptables OUTPUT": output}
+                "iptables OUTPUT": output, f"iptables {CHAIN}": chain.splitlines()}
+
+    def run_guard_with_users(self, passwd: Path) -> None:
+        """The guard, seeing `passwd` as /etc/passwd (a mount namespace of its own).
+
+        The guard looks do-agent's uid up by name; the machine's own /etc/passwd is never
+        touched, the bind mount exists only for this one run.
+        """
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$1" /etc/passwd && shift && exec "$@"', "sh", str(passwd),
+                *self.topo.command("node", ["bash", str(self.guard)])]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                                env=netns.clean_environment(), cwd="/")
+        assert result.returncode == 0, (
+            f"the guard failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
 
 @pytest.fixture
@@ -267,9 +284,11 @@ def test_guard_cuts_off_pods_and_non_root_users_but_not_root(droplet: Droplet) -
     guard_rules = [line for line in state["ip rule"] if f"lookup {TABLE}" in line]
     assert guard_rules == [f"100: from {pod_cidr} to {METADATA_IP} lookup {TABLE}"], state
     assert state[f"table {TABLE}"] == [f"blackhole {METADATA_IP}"], state
-    owner_rules = [line for line in state["iptables OUTPUT"] if METADATA_IP in line]
-    assert len(owner_rules) == 1, state
-    assert "-m owner ! --uid-owner 0" in owner_rules[0] and "-j REJECT" in owner_rules[0], state
+    jumps = [line for line in state["iptables OUTPUT"] if METADATA_IP in line]
+    assert jumps == [f"-A OUTPUT -d {METADATA_IP}/32 -j {CHAIN}"], state
+    assert state[f"iptables {CHAIN}"] == [
+        f"-N {CHAIN}", f"-A {CHAIN} -m owner --uid-owner 0 -j RETURN",
+        f"-A {CHAIN} -j REJECT --reject-with icmp-port-unreachable"], state
     assert f"POD_CIDR={pod_cidr}\n" in script, script
 
     # Every boot runs the guard again (and an operator may too): nothing is added twice.
@@ -328,3 +347,98 @@ def test_guard_reruns_cleanly_with_a_long_rule_list(droplet: Droplet, tmp_path: 
     state = droplet.rules()
     droplet.run_guard()
     assert droplet.rules() == state
+
+
+# ------------------------------------------------------- the add-ons, as they really run
+
+CCM_UID = 65532  # distroless `nonroot`
+DO_AGENT_UID = 987  # a system uid (useradd --system); not a user of this machine
+
+
+def _passwd_with_do_agent(tmp_path: Path) -> Path:
+    """This machine's /etc/passwd plus the user do-agent's package creates."""
+    current = Path("/etc/passwd").read_text(encoding="utf-8")
+    assert f":{DO_AGENT_UID}:" not in current and "\ndo-agent:" not in f"\n{current}"
+    passwd = tmp_path / "passwd"
+    passwd.write_text(current + f"do-agent:x:{DO_AGENT_UID}:{DO_AGENT_UID}::/nonexistent:"
+                      "/bin/false\n", encoding="utf-8")
+    passwd.chmod(0o644)
+    return passwd
+
+
+def test_guard_lets_in_exactly_the_add_ons_that_need_the_service(droplet: Droplet,
+                                                                tmp_path: Path) -> None:
+    """Each add-on with its real user and network mode, before and after DigitalOcean
+    installs its monitoring agent.
+
+    Who runs how (tests/contract/test_upstream_facts.py checks the rendered artefacts
+    against the same facts):
+
+    * DigitalOcean cloud controller manager v0.1.68: host network
+      (releases/digitalocean-cloud-controller-manager/v0.1.68.yml, `hostNetwork: true`),
+      image FROM gcr.io/distroless/static-debian13:nonroot
+      (cloud-controller-manager/cmd/digitalocean-cloud-controller-manager/Dockerfile), whose
+      user is uid 65532 (GoogleContainerTools/distroless common/variables.bzl, NONROOT).
+      It asks the service only for its region when REGION is unset (do/metadata.go
+      `dropletRegion`); provision sets REGION, so the guard refuses it, which is right.
+    * csi-digitalocean v4.16.0: the plugin image runs as root (cmd/do-csi-plugin/Dockerfile,
+      alpine, no USER) and asks the service for the droplet id in every mode
+      (driver/driver.go `NewDriver`). The node plugin runs on the host network
+      (deploy/kubernetes/releases/csi-digitalocean-v4.16.0/driver.yaml, csi-do-node); the
+      controller (csi-do-controller) upstream on the pod network, where it is blackholed,
+      so provision moves it onto the host network, where root is allowed.
+    * do-agent 3.18.14 (installed by DigitalOcean for `monitoring = true`): systemd runs it
+      as `User=do-agent` (packaging/etc/systemd/system/do-agent.service), a user its
+      package creates with `useradd --system` (packaging/scripts/after_install.sh); it reads
+      its droplet id, region and auth token from the service
+      (pkg/clients/tsclient/client.go). Its uid exists only after the install, so the
+      guard reruns before do-agent starts (the drop-in) and then lets it in.
+    """
+    write_guard(droplet, guard_script(rendered("production")))
+    topo = droplet.topo
+    droplet.add_pod("csi-controller", example("production").kubernetes.pod_cidr)
+    droplet.run_guard()
+    first_boot = {
+        "ccm": fetch(topo, "node", "CCM (host network, uid 65532)", uid=CCM_UID,
+                     path="/metadata/v1/region"),
+        "csi host": fetch(topo, "node", "CSI controller/node plugin (host network, root)",
+                          path="/metadata/v1/id"),
+        "csi pod": fetch(topo, "csi-controller", "CSI controller as shipped (pod network)",
+                         path="/metadata/v1/id", timeout=BLOCKED_TIMEOUT),
+        "do-agent": fetch(topo, "node", "do-agent before its user exists",
+                          uid=DO_AGENT_UID, path="/metadata/v1/id"),
+    }
+    assert_refused(first_boot["ccm"])
+    assert first_boot["csi host"].status.split()[1:2] == ["404"], str(first_boot["csi host"])
+    assert_blocked_pod(first_boot["csi pod"])
+    assert_refused(first_boot["do-agent"])
+
+    # DigitalOcean installs do-agent; its unit's drop-in runs the guard before it starts.
+    passwd = _passwd_with_do_agent(tmp_path)
+    droplet.run_guard_with_users(passwd)
+    installed = {
+        "do-agent": fetch(topo, "node", "do-agent (host, its own user)", uid=DO_AGENT_UID),
+        "ccm": fetch(topo, "node", "CCM after the install", uid=CCM_UID),
+        "nobody": fetch(topo, "node", "nobody after the install", uid=NOBODY),
+        "root": fetch(topo, "node", "root after the install"),
+        "pod": fetch(topo, "csi-controller", "pod after the install",
+                     timeout=BLOCKED_TIMEOUT),
+    }
+    assert_user_data(installed["do-agent"], droplet.user_data)
+    assert_user_data(installed["root"], droplet.user_data)
+    assert_refused(installed["ccm"])
+    assert_refused(installed["nobody"])
+    assert_blocked_pod(installed["pod"])
+    state = droplet.rules()
+    assert state[f"iptables {CHAIN}"] == [
+        f"-N {CHAIN}", f"-A {CHAIN} -m owner --uid-owner 0 -j RETURN",
+        f"-A {CHAIN} -m owner --uid-owner {DO_AGENT_UID} -j RETURN",
+        f"-A {CHAIN} -j REJECT --reject-with icmp-port-unreachable"], state
+
+    # Every restart of do-agent reruns the guard: the chain is rebuilt, not extended.
+    droplet.run_guard_with_users(passwd)
+    assert droplet.rules() == state
+    print("\nmetadata guard and the add-ons")
+    for label, answers in (("boot", first_boot), ("agent", installed)):
+        for answer in answers.values():
+            print(f"  {label:6} {answer}")

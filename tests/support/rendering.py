@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 DATA = ROOT / "tests" / "data"
 
+# The id Terraform would give the environment's VPC (a UUID, as DigitalOcean's are).
+VPC_ID = "5a4a8f0e-7b0c-4c2e-9d1e-0c8f6a2b3c4d"
 # What the node's bootstrap script fills in from the metadata service at boot.
 NODE_VALUES = {"__PRIVATE_IPV4__": "10.10.0.5", "__DROPLET_ID__": "424242"}
 
@@ -44,7 +46,7 @@ def sample_secrets() -> ClusterSecrets:
 
 def late_values(endpoint: str = "203.0.113.10") -> dict[str, str]:
     """Every value Terraform would splice into user-data."""
-    return {"api_endpoint": endpoint, "failover_token": "dop_v1_" + "f" * 64,
+    return {"api_endpoint": endpoint, "vpc_id": VPC_ID, "failover_token": "dop_v1_" + "f" * 64,
             **sample_secrets().terraform_values()}
 
 

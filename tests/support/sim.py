@@ -96,7 +96,7 @@ class Simulation:
         target = next(d["id"] for d in self.resources("digitalocean_droplet")
                       if d["name"] == droplet)
         request = urllib.request.Request(
-            f"{self.api.endpoint}floating_ips/{ip}/actions", method="POST",
+            f"{self.api.endpoint}reserved_ips/{ip}/actions", method="POST",
             data=json.dumps({"type": "assign", "droplet_id": int(target)}).encode(),
             headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:

@@ -37,7 +37,10 @@ CLUSTER = "test"
 TAG = f"provision:{CLUSTER}:controller"
 FLOATING_IP = "198.51.100.10"
 CONTROL_PLANE = {1: "10.123.0.1", 2: "10.123.0.2", 3: "10.123.0.3"}
-ASSIGN_PATH = "/v2/floating_ips/*/actions"
+# DigitalOcean's reserved IP endpoints (digitalocean/openapi, specification/resources/
+# reserved_ips/reservedIPsActions_post.yml and reservedIPs_get.yml); /v2/floating_ips is
+# the deprecated name of the same objects and must not be used.
+ASSIGN_PATH = "/v2/reserved_ips/*/actions"
 # What `keepalived --config-test` reports here that is not a mistake: no VIP (by design,
 # the API moves the address) and, off a configured node, no vrrp0 tunnel interface. The
 # integration test runs the same check on a node with the tunnel, with only the first.
@@ -100,9 +103,8 @@ def account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Account
             ids[failover.controller_number(name)] = droplet_id
     fake.provider_create("digitalocean_reserved_ip", region=DEFAULT_REGION,
                          ip_address=FLOATING_IP, droplet_id=ids[1])
-    # The agent writes these into os.environ; monkeypatch puts the old values back.
+    # Only the settings' endpoint counts: a stray variable must not redirect the agent.
     monkeypatch.setenv("DIGITALOCEAN_END_POINT", "http://127.0.0.1:9/unused/")
-    monkeypatch.delenv("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", raising=False)
     with fake:
         yield Account(fake, path, ids, tmp_path)
 
@@ -136,6 +138,19 @@ def test_controller_number_refuses_other_names(name: str) -> None:
 def test_peers_are_the_tagged_droplets_with_private_addresses(account: Account) -> None:
     """Workers, another cluster's nodes and a droplet without a VPC address are left out."""
     assert failover.peers(account.settings(2)) == CONTROL_PLANE
+
+
+def test_peers_follow_the_pages(account: Account) -> None:
+    """More tagged droplets than one page holds: every page is read."""
+    for number in range(5, 210):
+        new = account.fake.add_droplet(f"{CLUSTER}-cp-{number}", tags=[TAG])
+        with Cloud(account.path).transaction() as state:
+            record = state.get("digitalocean_droplet", str(new))
+            assert record is not None
+            record["ipv4_address_private"] = f"10.123.{number // 200}.{number % 200 + 1}"
+    found = failover.peers(account.settings(1))
+    assert len(found) == 3 + 205 and found[209] == "10.123.1.10"
+    assert len(account.fake.requests("GET", "/v2/droplets")) == 2
 
 
 def test_peers_follow_the_tag(account: Account) -> None:
@@ -232,9 +247,26 @@ def test_keepalived_config_test_catches_mistakes(account: Account, keepalived: s
 
 
 def test_assign_moves_the_floating_ip(account: Account, sleeps: list[float]) -> None:
+    """Read with GET /v2/reserved_ips/{ip}, move with POST /v2/reserved_ips/{ip}/actions.
+
+    Paths and bodies from digitalocean/openapi (main, 2026-08):
+    specification/resources/reserved_ips/reservedIPs_get.yml and
+    reservedIPsActions_post.yml with models/reserved_ip_actions.yml (`type: assign`,
+    integer `droplet_id`). Nothing may use the deprecated /v2/floating_ips endpoints.
+    """
     assert failover.assign(account.settings(2))
     assert account.holder() == 2
     assert account.assigns() == [{"type": "assign", "droplet_id": account.ids[2]}]
+    paths = [(r.method, r.path) for r in account.fake.request_log]
+    assert paths == [("GET", f"/v2/reserved_ips/{FLOATING_IP}"),
+                     ("POST", f"/v2/reserved_ips/{FLOATING_IP}/actions"),
+                     ("GET", f"/v2/reserved_ips/{FLOATING_IP}")], paths
+
+
+def test_api_errors_name_the_request_and_the_apis_message(account: Account) -> None:
+    """A wrong token gets the API's 401, reported with its message, not a traceback."""
+    with pytest.raises(failover.ApiError, match=r"GET reserved_ips/.*: HTTP 401 \S"):
+        failover.holder(account.settings(1, token="not-the-token"))
 
 
 def test_assign_is_a_no_op_when_already_assigned(account: Account,
@@ -282,9 +314,7 @@ def test_assign_takes_the_address_back_while_master(account: Account,
 
     def sleep(seconds: float) -> None:
         if not slept:  # right after our first assignment: the other node's arrives
-            import digitalocean
-
-            digitalocean.FloatingIP(ip=FLOATING_IP, token=TOKEN).assign(account.ids[3])
+            failover.assign_to(account.settings(3), account.ids[3])
         slept.append(seconds)
 
     monkeypatch.setattr("provisioner.agents.failover.time.sleep", sleep)
@@ -294,18 +324,18 @@ def test_assign_takes_the_address_back_while_master(account: Account,
         account.ids[2], account.ids[3], account.ids[2]]
 
 
-def test_requests_have_a_timeout_by_default(account: Account) -> None:
-    failover._digitalocean(account.settings(1))
-    assert os.environ["PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC"] == failover.API_TIMEOUT
+def test_requests_have_a_timeout_by_default() -> None:
+    settings = failover.Settings(cluster="c", floating_ip=FLOATING_IP, token=TOKEN,
+                                 controller_tag=TAG)
+    assert settings.api_timeout == failover.API_TIMEOUT and 0 < failover.API_TIMEOUT <= 30
+    assert settings.api_endpoint is None and failover.API.endswith("/v2/")
 
 
-def test_a_silent_api_is_retried_not_waited_for(account: Account,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_silent_api_is_retried_not_waited_for(account: Account) -> None:
     """Each request times out, so the retries (and finally the give-up) happen."""
-    monkeypatch.setenv("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", "0.2")
     account.fake.faults.latency = 1.0
     started = time.monotonic()
-    assert not failover.assign(account.settings(2), attempts=2)
+    assert not failover.assign(account.settings(2, api_timeout=0.2), attempts=2)
     assert time.monotonic() - started < 5
     account.fake.faults.latency = 0.0
     assert account.holder() == 1

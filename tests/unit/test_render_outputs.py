@@ -137,4 +137,4 @@ def test_late_values_cover_every_secret() -> None:
     from tests.support.rendering import late_values
 
     assert set(late_values()) == set(LATE_VALUES)
-    assert set(SECRET_VALUES) == set(LATE_VALUES) - {"api_endpoint"}
+    assert set(SECRET_VALUES) == set(LATE_VALUES) - {"api_endpoint", "vpc_id"}
