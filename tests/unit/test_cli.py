@@ -94,3 +94,73 @@ def test_every_command_help_ends_with_examples(command: str) -> None:
 def test_version() -> None:
     code, out, _ = run("--version")
     assert code == 0 and out.startswith("provision, version ")
+
+
+@pytest.mark.parametrize(("args", "level"), [
+    ((), 1), (("-q",), 0), (("-v",), 2), (("-vv",), 3), (("-v", "-v"), 3), (("-q", "-v"), 0),
+])
+def test_verbosity_flags_count_before_and_after_the_command(args: tuple[str, ...],
+                                                            level: int) -> None:
+    """-v and -q mean the same before the command name, after it, or split across both
+    (issue 13: they worked only before it, as Click's group options do)."""
+    import copy
+
+    import click
+
+    from provisioner.cli.common import console, verbosity_options
+
+    seen: list[int] = []
+    probe = click.Command("probe", callback=lambda: seen.append(console().verbosity),
+                          params=verbosity_options())
+    group = copy.copy(cli)
+    group.commands = {"probe": probe}
+    halves = [(args, ()), ((), args), (args[:1], args[1:])]
+    for before, after in halves:
+        result = CliRunner().invoke(group, [*before, "probe", *after])
+        assert result.exit_code == 0, result.output
+    assert seen == [level] * len(halves)
+
+
+def test_quiet_and_verbose_after_the_command() -> None:
+    assert run("validate", PROD, "-q") == (0, "", "")
+    code, _, err = run("validate", PROD, "-v")
+    assert code == 0 and "environment 'prod' is valid" in err
+    for command in ("validate", "render", "plan", "up", "destroy", "kubeconfig", "deploy",
+                    "rollback", "check", "status", "init"):
+        _, out, _ = run(command, "--help")
+        assert "-v, --verbose" in out and "-q, --quiet" in out, command
+
+
+def test_validate_takes_several_files_with_a_result_each(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: prod\nkubernetes: {version: '1.2.3'}\n")
+    staging = str(ROOT / "examples" / "staging.yaml")
+    code, out, err = run("validate", PROD, str(bad), staging)
+    assert code == 2 and out == ""
+    lines = err.splitlines()
+    assert lines[0] == (f"{PROD}: environment 'prod' is valid (3 control-plane node(s), "
+                        "3 worker(s), 2 app(s))")
+    assert f"{bad}:2: kubernetes.version: Kubernetes 1.2 is not a supported minor" in err
+    assert (f"{staging}: environment 'staging' is valid (1 control-plane node(s), 2 worker(s), "
+            "1 app(s))") in lines
+    assert lines[-1] == "1 of 3 files have problems"
+    assert run("validate", PROD, staging)[0] == 0
+    code, _, err = run("validate")
+    assert code == 2 and "Missing argument 'CONFIG...'" in err
+
+
+@pytest.mark.parametrize("command", [
+    ("deploy",), ("rollback",), ("status",), ("plan", "--apps-only"), ("plan",)])
+def test_a_missing_kubeconfig_file_is_named(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """`--kubeconfig PATH` naming no file says so (it used to answer "pass --kubeconfig")."""
+    missing = tmp_path / "kube" / "config"
+    code, out, err = run(*command, PROD, "--kubeconfig", str(missing), "--workdir",
+                         str(tmp_path / "w"))
+    assert (code, out) == (2, "")
+    assert err.strip() == (f"error: --kubeconfig {missing}: the file does not exist (name an "
+                           "existing kubeconfig, or leave --kubeconfig out to use the "
+                           "environment's own)")
+    assert not (tmp_path / "w").exists(), "nothing was done before the check"
+    missing.parent.mkdir()
+    code, _, err = run(*command, PROD, "--kubeconfig", str(missing.parent))
+    assert code == 2 and "is a directory" in err
