@@ -473,8 +473,8 @@ def main() -> None:
     if args.quick and args.only is None:
         args.only = "large"
     sys.path.insert(0, str(ROOT))
-    workers, apps = (5, 5) if args.quick else (50, 100)
-    scenarios = [("production", None, None, 5.0), ("large", workers, apps, 15.0)]
+    large_workers, large_apps = (5, 5) if args.quick else (50, 100)
+    scenarios = [("production", None, None, 5.0), ("large", large_workers, large_apps, 15.0)]
     verdicts = []
     for name, workers, apps, target in scenarios:
         if args.only and args.only != name:

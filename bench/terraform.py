@@ -81,8 +81,11 @@ def bare_cycle(sim: Simulation, module: Path, secrets: str) -> dict[str, float]:
             raise SystemExit(f"terraform {' '.join(args)} failed:\n{process.stdout[-2000:]}"
                              f"{process.stderr[-2000:]}")
 
-    timed("up", lambda: (tf("init", "-input=false"),
-                         tf("apply", "-auto-approve", "-input=false", "-json")), results)
+    def up() -> None:
+        tf("init", "-input=false")
+        tf("apply", "-auto-approve", "-input=false", "-json")
+
+    timed("up", up, results)
     timed("no-op up", lambda: tf("apply", "-auto-approve", "-input=false", "-json"), results)
     timed("destroy", lambda: tf("destroy", "-auto-approve", "-input=false", "-json"), results)
     return results
