@@ -2,7 +2,7 @@
 """Benchmark: `provision deploy` of 100 apps against kubectl apply + rollout status.
 
 Usage: python3 bench/apply.py [--apps N] [--latency-ms N] [--step-delay S] [--time-scale X]
-                              [--floor-runs N]
+                              [--floor-runs N] [--quick]
 
 One run. A generated environment (examples/staging.yaml with N rolling apps, default 100,
 each a Deployment of 2 replicas, a Service and a PodDisruptionBudget: 3 objects per app,
@@ -41,6 +41,8 @@ queues, as informers feed a real controller) and waits for a quiet moment in the
 The fake is a Python program under one GIL: it serves a request with about 1 ms of CPU and
 its controllers spend about 1 s of CPU rolling 100 new Deployments out; read the phase
 lines and the fake's CPU beside the ratios.
+`--quick` (CI's check that the benchmark still runs) is `--apps 5 --floor-runs 1`; its
+ratios are not comparable with the targets.
 """
 
 from __future__ import annotations
@@ -365,7 +367,11 @@ def main() -> None:
                         help="runs of the bare client; the best is the floor")
     parser.add_argument("--time-scale", type=float, default=0.01,
                         help="real seconds per simulated second (progress deadlines)")
+    parser.add_argument("--quick", action="store_true",
+                        help="5 apps, one floor run: checks that the benchmark runs")
     args = parser.parse_args()
+    if args.quick:
+        args.apps, args.floor_runs = 5, 1
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         config = work / "bench.yaml"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: the whole pipeline, stage by stage, and provision's own overhead in it.
 
-Usage: python3 bench/pipeline.py [--only production|large] [--profile]
+Usage: python3 bench/pipeline.py [--only production|large] [--profile] [--quick]
 
 In the simulated world of the end-to-end tests (tests/e2e/world.py: the fake DigitalOcean
 provider and API on one account, and a fake Kubernetes API server on the floating IP), one
@@ -10,7 +10,9 @@ run times, with every simulated latency at zero (DO_SIM_LATENCY_MS=0, fake API l
 app), `status`, `rollback` (every app) and `destroy`, for the production example and for
 a generated environment of 50 workers (5 pools) and 100 apps (bench/render.py's generator).
 Targets (issue): provision's own overhead under 5 s for production and under 15 s for
-50 workers / 100 apps, over the whole run.
+50 workers / 100 apps, over the whole run. `--quick` (CI's check that the benchmark still
+runs) runs only the generated environment, with 5 workers and 5 apps (the production example
+takes the same code paths); its verdict is not the target's.
 
 Method. Every command runs as its own process, as a user runs it (interpreter start-up and
 imports are part of its cost), started by this script in child mode, which wraps, before
@@ -464,9 +466,15 @@ def main() -> None:
     parser.add_argument("--only", choices=["production", "large"], default=None)
     parser.add_argument("--profile", action="store_true",
                         help="then run again under cProfile and print where time goes")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the generated environment, with 5 workers and 5 apps: "
+                             "checks that the benchmark runs")
     args = parser.parse_args()
+    if args.quick and args.only is None:
+        args.only = "large"
     sys.path.insert(0, str(ROOT))
-    scenarios = [("production", None, None, 5.0), ("large", 50, 100, 15.0)]
+    large_workers, large_apps = (5, 5) if args.quick else (50, 100)
+    scenarios = [("production", None, None, 5.0), ("large", large_workers, large_apps, 15.0)]
     verdicts = []
     for name, workers, apps, target in scenarios:
         if args.only and args.only != name:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: startup, validate and render, with peak memory, against peers in the same run.
 
-Usage: python3 bench/render.py [--repeat N]
+Usage: python3 bench/render.py [--repeat N] [--quick]
 
 Each command runs as a fresh process, as a user runs it; the figure is the best of N wall
 times and the peak RSS of that process. Peers measured in the same run:
@@ -11,6 +11,8 @@ times and the peak RSS of that process. Peers measured in the same run:
     re-emitting the same objects provision just generated.
 Targets (issue 2): --help < 0.25 s; production validate+render < 1 s; the large environment
 (100 workers, 100 apps) < 3 s; peak RSS < 150 MB.
+`--quick` (CI's check that the benchmark still runs): one run of each command and a large
+environment of 10 workers and 10 apps; its figures are not comparable with the targets.
 """
 
 from __future__ import annotations
@@ -66,7 +68,12 @@ def large_environment(path: Path, workers: int = 100, apps: int = 100) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true",
+                        help="one run, 10 workers and 10 apps: checks that the benchmark runs")
     args = parser.parse_args()
+    workers, apps = (10, 10) if args.quick else (100, 100)
+    if args.quick:
+        args.repeat = 1
     provision = shutil.which("provision")
     if provision is None:
         raise SystemExit("install provision first: pip install .")
@@ -76,7 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         large = work / "large.yaml"
-        large_environment(large)
+        large_environment(large, workers=workers, apps=apps)
         prod = ROOT / "examples" / "production.yaml"
         rows: list[tuple[str, float, float]] = []
 
@@ -92,7 +99,8 @@ def main() -> None:
         row("provision validate production", [provision, "validate", str(prod)])
         prod_time, _ = row("provision render production",
                            [provision, "render", str(prod), "--out", str(work / "p")])
-        row("provision validate large (100 workers, 100 apps)", [provision, "validate", str(large)])
+        row(f"provision validate large ({workers} workers, {apps} apps)",
+            [provision, "validate", str(large)])
         large_time, _ = row("provision render large",
                             [provision, "render", str(large), "--out", str(work / "l")])
         kustomize = None
@@ -101,7 +109,7 @@ def main() -> None:
             (manifests / "kustomization.yaml").write_text(yaml.safe_dump(
                 {"resources": sorted(p.name for p in manifests.glob("*.yaml")
                                      if p.name != "kustomization.yaml")}))
-            kustomize = row("peer: kubectl kustomize (same 100 apps)",
+            kustomize = row(f"peer: kubectl kustomize (same {apps} apps)",
                             [kubectl, "kustomize", str(manifests)])[0]
 
     print(f"{'command':<52} {'best s':>8} {'peak MB':>8}")

@@ -22,6 +22,41 @@ Exit codes: 0 success, 1 failure, 2 bad usage or config,
 3 refused by policy, 4 changes pending (plan --exit-code)."""
 
 
+# -v and -q are counted wherever they appear, before the command name or after it, in the
+# run's shared context meta; the Console follows every change.
+_VERBOSE = "provision.verbose"
+_QUIET = "provision.quiet"
+
+
+def set_verbosity(ctx: click.Context, verbose: int = 0, quiet: bool = False) -> int:
+    """Add ``verbose`` -v's and a -q to the run's count; the resulting Console level."""
+    ctx.meta[_VERBOSE] = ctx.meta.get(_VERBOSE, 0) + verbose
+    ctx.meta[_QUIET] = ctx.meta.get(_QUIET, False) or quiet
+    level = 0 if ctx.meta[_QUIET] else 1 + ctx.meta[_VERBOSE]
+    found = ctx.find_object(Console)
+    if found is not None:
+        found.verbosity = level
+    return level
+
+
+def verbosity_options() -> list[click.Parameter]:
+    """-v and -q for a command, so that `provision COMMAND ... -v` works like `provision -v
+    COMMAND ...` (users put flags at the end)."""
+
+    def more(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+        set_verbosity(ctx, verbose=value or 0)
+
+    def less(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        set_verbosity(ctx, quiet=bool(value))
+
+    return [
+        click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=more,
+                     help="More detail; -vv shows tracebacks of bugs."),
+        click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=less,
+                     help="Only errors and results."),
+    ]
+
+
 def console() -> Console:
     """The Console of the running command."""
     ctx = click.get_current_context()

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from provisioner.cli.common import console, reports_errors
-from provisioner.cli.options import common
+from provisioner.cli.options import common, given_kubeconfig
 from provisioner.errors import UsageError
 
 kubeconfig_option = click.option(
@@ -26,6 +26,7 @@ def _client(config: Path, workdir: Path | None, kubeconfig: Path | None,
     from provisioner.kube import client_for
     from provisioner.workdir import Workdir
 
+    kubeconfig = given_kubeconfig(kubeconfig)
     env = load_environment(config)
     path = kubeconfig or Workdir.for_config(config, env, workdir).root / "kubeconfig"
     if not path.is_file():

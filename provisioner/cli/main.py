@@ -10,7 +10,13 @@ from __future__ import annotations
 import click
 
 from provisioner import __version__
-from provisioner.cli.common import EXIT_CODES_HELP, console, reports_errors
+from provisioner.cli.common import (
+    EXIT_CODES_HELP,
+    console,
+    reports_errors,
+    set_verbosity,
+    verbosity_options,
+)
 from provisioner.ui.output import Console
 
 __all__ = ["cli", "console", "main", "reports_errors"]
@@ -31,7 +37,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
       provision plan examples/production.yaml --offline
       provision render examples/production.yaml --out build/
     """
-    ctx.obj = Console(0 if quiet else 1 + verbose)
+    ctx.obj = Console(set_verbosity(ctx, verbose, quiet))
 
 
 def _register() -> None:
@@ -60,6 +66,8 @@ def _register() -> None:
     cli.add_command(check.check)
     cli.add_command(status.status)
     cli.add_command(init.init)
+    for command in cli.commands.values():
+        command.params.extend(verbosity_options())
 
 
 _register()

@@ -24,6 +24,16 @@ output_option = click.option(
     show_default=True, help="Result format on stdout.")
 
 
+def given_kubeconfig(path: Path | None) -> Path | None:
+    """A --kubeconfig the user named must exist: a typo must not read as "no cluster"."""
+    from provisioner.errors import UsageError
+
+    if path is None or path.exists():  # a folder is refused by Click (dir_okay=False)
+        return path
+    raise UsageError(f"--kubeconfig {path}: the file does not exist (name an existing "
+                     "kubeconfig, or leave --kubeconfig out to use the environment's own)")
+
+
 def common(func: F) -> F:
     """CONFIG and --workdir, the pair most commands take."""
     return config_argument(workdir_option(func))

@@ -10,7 +10,7 @@ import click
 
 from provisioner.cli.common import console, reports_errors
 from provisioner.cli.infra_options import terraform_bin_option
-from provisioner.cli.options import common, output_option
+from provisioner.cli.options import common, given_kubeconfig, output_option
 from provisioner.errors import EXIT_CHANGES_PENDING, UsageError
 
 
@@ -46,6 +46,7 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     """
     from provisioner.ui.output import emit_json, emit_text
 
+    given_kubeconfig(kubeconfig)  # before any work: a mistyped path is a usage error
     if offline:
         _offline(config, workdir, output)
         return
@@ -95,6 +96,7 @@ def _workloads(config: Path, workdir: Path | None, kubeconfig: Path | None,
     from provisioner.workdir import Workdir
     from provisioner.workloads.diff import diff
 
+    kubeconfig = given_kubeconfig(kubeconfig)
     env = load_environment(config)
     path = kubeconfig or Workdir.for_config(config, env, workdir).root / "kubeconfig"
     if not path.is_file():

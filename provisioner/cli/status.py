@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from provisioner.cli.common import reports_errors
-from provisioner.cli.options import common, output_option
+from provisioner.cli.options import common, given_kubeconfig, output_option
 
 
 @click.command(epilog="""\b
@@ -27,6 +27,7 @@ def status(config: Path, workdir: Path | None, kubeconfig: Path | None, output: 
     from provisioner.ui.output import emit_json, emit_text
     from provisioner.workdir import Workdir
 
+    kubeconfig = given_kubeconfig(kubeconfig)
     env = load_environment(config)
     path = kubeconfig or Workdir.for_config(config, env, workdir).root / "kubeconfig"
     result = collect(env, api_token(required=False) or None, path)

@@ -44,6 +44,7 @@ class Bootstrapper:
     kube: FakeKubeAPI | None = None
     started_at: float | None = None
     claimed: bool = False
+    cluster: str = "prod"  # the environment's name, read when its API server starts
     error: BaseException | None = None
     # Seconds a droplet takes to join as a node once it exists (cloud-init and kubeadm
     # join); may be changed while the world runs, e.g. large to hold nodes back, then 0.
@@ -71,6 +72,7 @@ class Bootstrapper:
                     secrets_dir = self.sim.workdir / "secrets"  # follows the file's `name`
                 except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError):
                     continue  # the environment file is being rewritten: look again
+                cluster = secrets_dir.parent.name  # the environment's name
                 ips = list(data.get("digitalocean_reserved_ip", {}).values())
                 if not ips or not (secrets_dir / "ca.key").exists():
                     continue
@@ -87,9 +89,11 @@ class Bootstrapper:
                                         client_ca_pem=secrets.ca_crt_pem, host=ip, port=6443)
                 self.kube.start()
                 self.started_at = time.monotonic()
-            if not self.claimed and "prod-cp-1" in droplets:
+                self.cluster = cluster
+            first = f"{self.cluster}-cp-1"
+            if not self.claimed and first in droplets:
                 # The first control-plane node claims the floating IP before kubeadm init.
-                self.sim.claim_floating_ip("prod-cp-1")
+                self.sim.claim_floating_ip(first)
                 self.claimed = True
             known = {n["metadata"]["name"] for n in self.kube.list("v1", "Node")}
             for name in sorted(droplets - known):

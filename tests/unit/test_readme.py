@@ -38,3 +38,31 @@ def test_first_lines_give_the_two_commands() -> None:
     assert lines[4].startswith("Run the tests: ") and "python3 -m pytest" in lines[4]
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.rstrip().endswith("python3 -m pytest")
+
+
+def _steps(script: str) -> list[list[str]]:
+    """The commands a shell script runs, one argv each, without what only changes how
+    much they print (-qq, --quiet, ...) or where (redirections), nor the set-up lines."""
+    import shlex
+
+    quiet = {"-qq", "-q", "--quiet", "--disable-pip-version-check", ">/dev/null"}
+    steps = []
+    for line in script.replace("\\\n", " ").splitlines():
+        words = [w for w in shlex.split(line, comments=True) if w not in quiet]
+        if not words or words[0] in ("set", "cd", "export"):
+            continue
+        if words[:3] == ["python3", "-m", "pip"]:
+            words = words[2:]
+        steps.append(words)
+    return steps
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    """`.ci/run` installs, then runs the README's test command, step for step (issue 13: the
+    README left out the `apt-get update` without which a fresh machine's install fails)."""
+    command = re.search(r"Run the tests: `([^`]+)`", README)
+    assert command is not None
+    readme = [s.split() for s in command.group(1).replace("'", "").split(" && ")]
+    ci = _steps((ROOT / ".ci" / "run").read_text())
+    assert ci == readme
+    assert readme[0] == ["apt-get", "update"] and readme[-1] == ["python3", "-m", "pytest"]
