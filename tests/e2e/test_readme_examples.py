@@ -150,7 +150,7 @@ def _export_secret(shell: Shell) -> None:
 
 # Every README line the test does not run as written (comment left out), and why.
 INSTEAD: dict[str, Instead] = {
-    "pip install .": Instead(
+    "pip install -c constraints.txt .": Instead(
         "installs provision; this checkout's is `provision` on the test user's PATH"),
     "export DIGITALOCEAN_TOKEN=...": Instead(
         "`...` stands for a real API token: the simulated account's token instead",

@@ -34,7 +34,8 @@ def test_every_key_is_documented() -> None:
 
 def test_first_lines_give_the_two_commands() -> None:
     lines = README.splitlines()
-    assert lines[2].startswith("Set up and run: `pip install . && provision plan examples/")
+    assert lines[2].startswith("Set up and run: `pip install -c constraints.txt . && "
+                               "provision plan examples/")
     assert lines[4].startswith("Run the tests: ") and "python3 -m pytest" in lines[4]
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.rstrip().endswith("python3 -m pytest")
