@@ -187,7 +187,7 @@ def merge_into(target: Path, document: dict[str, Any], ca_pem: bytes,
     """
     real = Path(os.path.realpath(target))
     existing = _load_existing(real)
-    conflicts = []
+    conflicts: list[str] = []
     for section in ("clusters", "users", "contexts"):
         mine = document[section][0]
         for entry in existing[section]:
