@@ -34,8 +34,13 @@ def sign_admin(secrets: ClusterSecrets, user: str) -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    ca_cert = x509.load_pem_x509_certificate(secrets.ca_crt_pem)
-    ca_key = serialization.load_pem_private_key(secrets.ca_key_pem, password=None)
+    try:
+        ca_cert = x509.load_pem_x509_certificate(secrets.ca_crt_pem)
+        ca_key = serialization.load_pem_private_key(secrets.ca_key_pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise WorkdirError("the cluster CA in the work folder (secrets/ca.crt, secrets/ca.key) "
+                           "cannot be read; restore both from a backup: a new CA would not "
+                           "match the running cluster") from e
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (

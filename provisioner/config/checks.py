@@ -262,7 +262,7 @@ def timezone(value: str) -> Problem:
     """An IANA time zone name."""
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. a name too long
         import difflib
 
         close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)

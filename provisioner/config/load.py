@@ -100,22 +100,26 @@ _KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character de
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
+def _refuse_special(path: Path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise ConfigError(str(path), [ConfigIssue(0, "", f"is {kind}, not a file",
+                                                  "give the path of an environment .yaml "
+                                                  "file")])
+
+
 def _read_bounded(path: Path) -> bytes:
     """The file's bytes, refusing anything but a regular file and reading at most a bound.
 
     O_NONBLOCK: opening a FIFO nobody writes to would otherwise wait forever, and a device
     such as /dev/zero never ends; neither is an environment file.
     """
+    _refuse_special(path, os.stat(path).st_mode)  # a socket cannot even be opened
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-            raise ConfigError(str(path), [ConfigIssue(0, "", f"is {kind}, not a file",
-                                                      "give the path of an environment "
-                                                      ".yaml file")])
+        _refuse_special(path, os.fstat(fd).st_mode)  # what was opened, if it changed since
         chunks = []
         left = MAX_BYTES + 1  # one byte more than allowed, so decode() can say it is too big
         while left > 0:

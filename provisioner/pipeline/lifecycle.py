@@ -203,12 +203,7 @@ def _release_cluster_resources(prepared: Prepared, token: str, kubeconfig: Path 
 def _account_for_leftovers(prepared: Prepared, token: str, sweep: bool, say: Report) -> None:
     from provisioner.cloud import sweep as cloud_sweep
 
-    recorded = infra_stage.infrastructure_file(prepared)
-    floating_ip = None
-    if recorded.is_file():
-        import json
-
-        floating_ip = (json.loads(recorded.read_text()) or {}).get("reserved_ip")
+    floating_ip = _recorded_floating_ip(infra_stage.infrastructure_file(prepared), say)
     found = cloud_sweep.leftovers(prepared.env, token, floating_ip)
     if found.empty():
         say("nothing of the environment is left in the account")
@@ -219,3 +214,21 @@ def _account_for_leftovers(prepared: Prepared, token: str, sweep: bool, say: Rep
     raise ProvisionError("destroyed, but these are still in the account (billed):\n"
                          + "\n".join(f"  {line}" for line in found.describe())
                          + "\nrun `provision destroy --sweep` to delete them")
+
+
+def _recorded_floating_ip(recorded: Path, say: Report) -> str | None:
+    """The floating IP the last apply recorded; a damaged record must not stop the sweep."""
+    if not recorded.is_file():
+        return None
+    import json
+
+    try:
+        value = json.loads(recorded.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        say(f"warning: {recorded} is not the JSON provision writes; looking for leftovers by "
+            "tag and name only (a floating IP has neither: check the control panel)")
+        return None
+    address = value.get("reserved_ip")
+    return address if isinstance(address, str) else None

@@ -21,8 +21,11 @@ INDEX = ".provision-files"
 
 def write_file(path: Path, text: str, mode: int = 0o644) -> None:
     """Write text atomically; the file never exists with looser permissions than ``mode``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as e:  # a read-only folder, a file where a folder belongs
+        raise WorkdirError(f"cannot write {path}: {e.strerror}") from e
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
