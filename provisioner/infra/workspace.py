@@ -36,8 +36,11 @@ def describe_diagnostics(result: RunResult) -> str:
         text = f"{summary}: {detail}" if detail else summary
         lines.append(f"  {where}: {text}" if where else f"  {text}")
     if not lines:
+        # Without -json (init), Terraform writes its errors to stderr and progress to
+        # stdout: the error, when there is one, is what says why (e.g. a damaged state file).
+        errors = [line for line in result.stderr.strip().splitlines() if line.strip()][-5:]
         tail = [e["@message"] for e in result.events if e.get("type") == "text"][-5:]
-        lines = [f"  {line}" for line in (tail or result.stderr.strip().splitlines()[-5:])]
+        lines = [f"  {line}" for line in (errors or tail)]
     return "\n".join(dict.fromkeys(lines))  # Terraform repeats some diagnostics per resource
 
 
