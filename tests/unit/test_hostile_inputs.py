@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ class Case:
     code: int = 2
     single: bool = True  # exactly one error line (else: every line names the file)
     env: dict[str, str] = field(default_factory=dict)
-    root_skips: bool = False  # permissions do not stop root: the case cannot be made
+    read_only: str = ""  # run as a process with this folder read-only ("{work}")
 
 
 @dataclass
@@ -170,11 +172,36 @@ def _replace_with_file(relative: str) -> Callable[[Path], None]:
 
 
 def _read_only(work: Path) -> None:
-    # A changed environment, so the next plan has files to write into a read-only folder.
+    # A changed environment, so the next plan has files to write into the folder.
     config = work.parent / "env.yaml"
     config.write_text(config.read_text().replace("count: 2", "count: 3", 1))
-    for folder, _, _ in os.walk(work):
-        os.chmod(folder, 0o555)
+
+
+def _run_read_only(folder: Path, argv: list[str], env: dict[str, str | None]) -> Outcome:
+    """The CLI as a process that cannot write ``folder``.
+
+    Root is not stopped by file modes, so as root the folder is bind-mounted read-only in a
+    private mount namespace (``unshare -m``, as the failover tests' namespaces need root
+    too); otherwise its mode is 0555.
+    """
+    environ = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    command = [sys.executable, "-m", "provisioner", *argv]
+    if os.geteuid() == 0:
+        unshare = shutil.which("unshare")
+        if unshare is None:
+            pytest.skip("no unshare(1) to make a read-only mount as root")
+        command = [unshare, "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"',
+                   str(folder), *command]
+    else:
+        folder.chmod(0o555)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=environ,
+                                timeout=120)
+    finally:
+        folder.chmod(0o755)
+    if result.returncode != 0 and result.stderr.startswith(("unshare:", "mount:")):
+        pytest.skip(f"cannot make a read-only mount here: {result.stderr.strip()}")
+    return Outcome(result.returncode, result.stdout, result.stderr)
 
 
 def _kubeconfig_target(data: bytes) -> Callable[[Path], list[str]]:
@@ -396,7 +423,7 @@ CASES: dict[str, Case] = {
                                              "{config}", "--offline", "--workdir", "{work}"),
                                     "{work}/terraform"),
     "read-only-workdir": Case(_workdir(_read_only, "plan", "{config}", "--offline",
-                                       "--workdir", "{work}"), "{work}", root_skips=True),
+                                       "--workdir", "{work}"), "{work}", read_only="{work}"),
     "secrets-is-file": Case(_workdir(_replace_with_file("secrets"), "plan", "{config}",
                                      "--offline", "--workdir", "{work}"), "{work}/secrets"),
 }
@@ -406,11 +433,15 @@ def run_case(name: str, tmp: Path) -> Outcome:
     """Build the case under ``tmp`` and run it through the CLI."""
     case = CASES[name]
     argv = case.make(tmp)
-    env = {k: v.replace("{tmp}", str(tmp)).replace("{work}", str(tmp / "work"))
-           for k, v in case.env.items()}
+    env: dict[str, str | None] = {
+        k: v.replace("{tmp}", str(tmp)).replace("{work}", str(tmp / "work"))
+        for k, v in case.env.items()}
     for variable in ("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN",
                      "DIGITALOCEAN_END_POINT", "KUBECONFIG"):
-        env.setdefault(variable, None)  # type: ignore[arg-type]  # None unsets it
+        env.setdefault(variable, None)  # None: unset while the case runs
+    if case.read_only:
+        return _run_read_only(Path(case.read_only.replace("{work}", str(tmp / "work"))),
+                              argv, env)
     result = CliRunner(env=env).invoke(cli, argv)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         return Outcome(-1, result.stdout, f"{type(result.exception).__name__} escaped")
@@ -453,8 +484,6 @@ def test_the_table_is_large() -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hostile_input_fails_cleanly(name: str, tmp_path: Path) -> None:
-    if CASES[name].root_skips and os.geteuid() == 0:
-        pytest.skip("root is not stopped by file permissions")
     outcome = run_case(name, tmp_path)
     wrong = judge(name, tmp_path, outcome)
     assert not wrong, f"{name}: {wrong}\nstdout: {outcome.stdout[:300]}\nstderr: " \
@@ -470,8 +499,6 @@ def figures() -> tuple[int, int, int, list[str]]:
     with tempfile.TemporaryDirectory() as base, pytest.MonkeyPatch.context() as patch:
         patch.setattr("provisioner.cloud.preflight.time.sleep", lambda seconds: None)
         for name in sorted(CASES):
-            if CASES[name].root_skips and os.geteuid() == 0:
-                continue
             tries += 1
             tmp = Path(base) / name
             tmp.mkdir()
