@@ -64,5 +64,9 @@ class RenderError(ProvisionError):
     """A template or serializer could not produce an artefact."""
 
 
-class WorkdirError(ProvisionError):
-    """The work folder cannot be read or written safely."""
+class WorkdirError(UsageError):
+    """A work or output folder, or a file in it, cannot be read or written safely.
+
+    Exit 2: the folder is the user's to fix (permissions, a file in the way, a file that is
+    not what provision wrote) and provision stops before it changes anything there.
+    """

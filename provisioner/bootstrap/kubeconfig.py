@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from provisioner.bootstrap.pki import ClusterSecrets
-from provisioner.errors import ProvisionError, UsageError
+from provisioner.errors import UsageError, WorkdirError
 from provisioner.render.writer import write_file
 
 ADMIN_GROUP = "kubeadm:cluster-admins"
@@ -34,8 +34,13 @@ def sign_admin(secrets: ClusterSecrets, user: str) -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    ca_cert = x509.load_pem_x509_certificate(secrets.ca_crt_pem)
-    ca_key = serialization.load_pem_private_key(secrets.ca_key_pem, password=None)
+    try:
+        ca_cert = x509.load_pem_x509_certificate(secrets.ca_crt_pem)
+        ca_key = serialization.load_pem_private_key(secrets.ca_key_pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise WorkdirError("the cluster CA in the work folder (secrets/ca.crt, secrets/ca.key) "
+                           "cannot be read; restore both from a backup: a new CA would not "
+                           "match the running cluster") from e
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -85,41 +90,129 @@ def write(path: Path, document: dict[str, Any]) -> None:
 
 
 def ensure(path: Path, cluster: str, endpoint: str, secrets: ClusterSecrets) -> Path:
-    """The work folder's kubeconfig, made (or remade for a new endpoint) as needed."""
+    """The work folder's kubeconfig, made (or remade for a new endpoint) as needed.
+
+    It is derived entirely from the CA in the work folder, so one that cannot be read
+    (damaged, not UTF-8, not a kubeconfig) is simply made again.
+    """
     if path.is_file():
         try:
-            current = yaml.safe_load(path.read_text())
+            current = yaml.safe_load(path.read_bytes().decode("utf-8"))
             server = current["clusters"][0]["cluster"]["server"]
             if server == f"https://{endpoint}:6443":
                 return path
-        except (yaml.YAMLError, KeyError, IndexError, TypeError):
+        except (yaml.YAMLError, ValueError, KeyError, IndexError, TypeError, OSError):
             pass
     write(path, build(cluster, endpoint, secrets))
     return path
 
 
-def merge_into(target: Path, document: dict[str, Any]) -> None:
-    """Add or replace this cluster's entries in a kubeconfig file, keeping everything else."""
+def rename(document: dict[str, Any], name: str) -> dict[str, Any]:
+    """The same kubeconfig with its cluster and context called ``name``, its user ``name-admin``."""
+    user = f"{name}-admin"
+    return {
+        **document,
+        "clusters": [{**document["clusters"][0], "name": name}],
+        "users": [{**document["users"][0], "name": user}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
+        "current-context": name,
+    }
+
+
+def _signed_by(user: dict[str, Any], ca_pem: bytes) -> bool:
+    """Whether a kubeconfig user's client certificate was issued by this cluster's CA."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(
+            base64.b64decode(user["user"]["client-certificate-data"]))
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+    except Exception:  # anything not a certificate from our CA is not ours
+        return False
+    return True
+
+
+def _ours(section: str, entry: dict[str, Any], mine: dict[str, Any], ca_pem: bytes) -> bool:
+    """Whether an existing entry of the same name was written for this cluster (by us)."""
+    if section == "clusters":
+        cluster = entry.get("cluster")
+        return isinstance(cluster, dict) and cluster.get(
+            "certificate-authority-data") == mine["cluster"]["certificate-authority-data"]
+    if section == "users":
+        return _signed_by(entry, ca_pem)
+    return bool(entry.get("context") == mine["context"])
+
+
+def _describe(section: str, entry: dict[str, Any]) -> str:
+    body = entry.get(section[:-1])
+    fields = body if isinstance(body, dict) else {}
+    if section == "contexts":
+        return (f"context {entry['name']!r} (cluster {fields.get('cluster')!r}, "
+                f"user {fields.get('user')!r})")
+    if section == "clusters":
+        return f"cluster {entry['name']!r} (server {fields.get('server')!r})"
+    return f"user {entry['name']!r}"
+
+
+def _load_existing(target: Path) -> dict[str, Any]:
     existing: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "clusters": [],
                                 "users": [], "contexts": []}
-    if target.is_file():
-        try:
-            loaded = yaml.safe_load(target.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise UsageError(f"{target} is not a valid kubeconfig; not touching it") from e
-        if not isinstance(loaded, dict):
-            raise UsageError(f"{target} is not a valid kubeconfig; not touching it")
-        existing.update(loaded)
+    if not target.exists():
+        return existing
+    invalid = f"{target} is not a valid kubeconfig; not touching it (fix it, or point " \
+              "KUBECONFIG at another file)"
+    if not target.is_file():
+        raise UsageError(f"{target} is not a regular file; not touching it")
+    try:
+        loaded = yaml.safe_load(target.read_bytes().decode("utf-8")) or {}
+    except (yaml.YAMLError, ValueError) as e:
+        raise UsageError(invalid) from e
+    except OSError as e:
+        raise UsageError(f"cannot read {target}: {e.strerror}") from e
+    if not isinstance(loaded, dict):
+        raise UsageError(invalid)
+    existing.update(loaded)
     for section in ("clusters", "users", "contexts"):
         entries = existing.get(section) or []
-        if not isinstance(entries, list):
-            raise UsageError(f"{target}: {section} is not a list; not touching it")
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries):
+            raise UsageError(f"{target}: {section} is not a list of named entries; "
+                             "not touching it")
+        existing[section] = entries
+    return existing
+
+
+def merge_into(target: Path, document: dict[str, Any], ca_pem: bytes,
+               force: bool = False) -> Path:
+    """Add or update this cluster's entries in a kubeconfig file, keeping everything else.
+
+    An entry of the same name that this cluster's CA did not produce belongs to something
+    else: it is replaced only with ``force``. A symlinked kubeconfig is written through to
+    its target, atomically and 0600. Returns the file written.
+    """
+    real = Path(os.path.realpath(target))
+    existing = _load_existing(real)
+    conflicts: list[str] = []
+    for section in ("clusters", "users", "contexts"):
+        mine = document[section][0]
+        for entry in existing[section]:
+            # A context naming our cluster and user is someone else's when those are.
+            if entry["name"] == mine["name"] and (
+                    not _ours(section, entry, mine, ca_pem)
+                    or (section == "contexts" and conflicts)):
+                conflicts.append(_describe(section, entry))
+    if conflicts and not force:
+        raise UsageError(f"{target} already has " + ", ".join(conflicts) + ", not made for "
+                         "this cluster; choose other names with --context-name NAME, or "
+                         "replace them with --force")
+    for section in ("clusters", "users", "contexts"):
         names = {e["name"] for e in document[section]}
-        existing[section] = [e for e in entries if e.get("name") not in names] + document[section]
+        existing[section] = [e for e in existing[section] if e["name"] not in names] + document[
+            section]
     existing.setdefault("current-context", document["current-context"])
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write(target, existing)
-        os.chmod(target, 0o600)
+        real.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ProvisionError(f"cannot write {target}: {e.strerror}") from e
+        raise WorkdirError(f"cannot create {real.parent}: {e.strerror}") from e
+    write(real, existing)  # atomic (temporary file + rename beside it), 0600 from the start
+    return real

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from provisioner.cli.options import config_argument, output_option
 from provisioner.errors import EXIT_POLICY
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    # FloatRange takes "nan": every comparison with NaN is false, so no bound refuses it.
+    if math.isnan(value):
+        raise click.BadParameter(f"{value} is not a number; give one such as 0.999", ctx, param)
+    return value
+
+
 @click.command(epilog="""\b
 Examples:
   provision check examples/production.yaml
@@ -19,7 +27,7 @@ Examples:
   provision check prod.yaml --strict      # CI: exit 3 on any high-severity finding""")
 @config_argument
 @click.option("--availability", "p", type=click.FloatRange(0.5, 1.0, max_open=True),
-              default=0.999, show_default=True,
+              default=0.999, show_default=True, callback=_finite,
               help="Expected availability of one droplet.")
 @click.option("--strict", is_flag=True, help="Exit 3 when there is a high-severity finding.")
 @output_option

@@ -35,7 +35,13 @@ def _client(config: Path, workdir: Path | None, kubeconfig: Path | None,
     try:
         return env, client_for(path, context)
     except (kube_config.ConfigException, OSError, ValueError) as e:
-        raise UsageError(f"cannot use kubeconfig {path}: {e}") from e
+        detail = " ".join(str(e).split())  # one line, whatever the client's message holds
+        raise UsageError(f"cannot use kubeconfig {path}: {detail}") from e
+    except (TypeError, KeyError, AttributeError, IndexError) as e:
+        # The client indexes into the YAML as it finds it: a list or a scalar where a
+        # mapping belongs fails inside it.
+        raise UsageError(f"cannot use kubeconfig {path}: it is not a kubeconfig (a mapping "
+                         "with clusters, users and contexts)") from e
 
 
 @click.command(epilog="""\b

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from provisioner.config.model import Environment
-from provisioner.errors import ProvisionError
+from provisioner.errors import ProvisionError, UsageError
 from provisioner.render.names import all_names
 
 T = TypeVar("T")
@@ -35,9 +35,14 @@ class AccountView:
 
 
 def read(what: str, func: Callable[[], T]) -> T:
-    """One API read, retried on rate limits, server errors and dropped connections."""
+    """One API read, retried on rate limits, server errors, dropped connections and on
+    answers that are not the API's JSON (an edge proxy's HTML error page)."""
     import digitalocean
     import requests
+
+    # python-digitalocean 1.17 defines JSONReadError in digitalocean/baseapi.py but its
+    # digitalocean/__init__.py does not import it: `digitalocean.JSONReadError` does not exist.
+    from digitalocean.baseapi import JSONReadError
 
     delay = 1.0
     for attempt in range(1, _ATTEMPTS + 1):
@@ -53,10 +58,18 @@ def read(what: str, func: Callable[[], T]) -> T:
             if attempt == _ATTEMPTS or not any(
                     s in message.lower() for s in ("too many", "rate", "server", "unavailable")):
                 raise PreflightError(f"reading {what} from DigitalOcean failed: {message}") from e
-        except (digitalocean.JSONReadError, requests.RequestException) as e:
+        except (JSONReadError, requests.RequestException) as e:
             if attempt == _ATTEMPTS:
-                raise PreflightError(f"cannot reach the DigitalOcean API to read {what}: "
-                                     f"{type(e).__name__}") from e
+                raise PreflightError(f"cannot reach the DigitalOcean API to read {what} "
+                                     f"({type(e).__name__} after {_ATTEMPTS} attempts); check "
+                                     "the network and DIGITALOCEAN_END_POINT, then retry") from e
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            # python-digitalocean indexes into whatever JSON came back: an error body without
+            # "message", or a list where an object belongs, fails inside the library.
+            if attempt == _ATTEMPTS:
+                raise PreflightError(f"the DigitalOcean API answered {what} with something it "
+                                     f"does not send ({type(e).__name__} after {_ATTEMPTS} "
+                                     "attempts); check DIGITALOCEAN_END_POINT, then retry") from e
         time.sleep(delay)
         delay *= 2
     raise AssertionError("unreachable")
@@ -74,7 +87,12 @@ def read_account(token: str, end_point: str | None = None) -> AccountView:
     options: dict[str, Any] = {"token": token}
     if end_point:
         options["end_point"] = end_point
-    manager = digitalocean.Manager(**options)
+    try:
+        manager = digitalocean.Manager(**options)
+    except digitalocean.EndPointError as e:
+        shown = end_point or os.environ.get("DIGITALOCEAN_END_POINT", "")
+        raise UsageError(f"DIGITALOCEAN_END_POINT {shown!r} is not a URL: fix or unset it "
+                         "(e.g. https://api.digitalocean.com/v2/)") from e
     account = read("the account", manager.get_account)
     regions = read("regions", manager.get_all_regions)
     keys = read("SSH keys", manager.get_all_sshkeys)

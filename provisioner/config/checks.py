@@ -23,10 +23,12 @@ SUPPORTED_MINORS: dict[str, str] = {
 }
 
 # Patterns end in \Z, not $: `$` also matches before a final newline, which would let
-# "prod\n" through as a name.
+# "prod\n" through as a name. Those using \d or \w are compiled with re.ASCII: in Python's
+# default Unicode mode they also match Arabic-Indic or full-width digits, which kubeadm,
+# apt and Go's regexp (where \d and \w are ASCII only) reject.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
-_VERSION = re.compile(r"^v?(1)\.(\d+)\.(\d+)\Z")
+_VERSION = re.compile(r"^v?(1)\.(\d+)\.(\d+)\Z", re.ASCII)
 _REGION = re.compile(r"^[a-z]{3}[0-9]\Z")
 _SIZE = re.compile(r"^[a-z0-9_]+(-[a-z0-9_]+)+\Z")
 _SSH_FINGERPRINT = re.compile(r"^([0-9a-f]{2}:){15}[0-9a-f]{2}\Z")
@@ -37,14 +39,15 @@ _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*\Z")
 _POSIX_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?\Z")
-_PERCENT_OR_INT = re.compile(r"^(\d+%|\d+)\Z")
-_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\Z")
+_PERCENT_OR_INT = re.compile(r"^(\d+%|\d+)\Z", re.ASCII)
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\Z", re.ASCII)
 _IMAGE = re.compile(
     r"^(?:(?P<domain>(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)"
     r"(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?)/)?"
     r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?\Z"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?\Z",
+    re.ASCII,
 )
 
 # Ranges DigitalOcean uses itself (10.229/16 in every region; the others for its managed
@@ -53,6 +56,11 @@ DO_RESERVED = tuple(ipaddress.ip_network(n) for n in ("10.229.0.0/16", "10.244.0
                                                       "10.245.0.0/16", "10.246.0.0/24"))
 PRIVATE_V4 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12",
                                                      "192.168.0.0/16"))
+
+
+def _is_id(value: str) -> bool:
+    """A numeric id as DigitalOcean writes it: ASCII digits (str.isdigit also takes '²')."""
+    return value.isascii() and value.isdigit()
 
 
 def dns_label(value: str) -> Problem:
@@ -117,7 +125,7 @@ def control_plane_size(value: str) -> Problem:
 
 def ssh_key(value: str) -> Problem:
     """An SSH key known to DigitalOcean, by MD5 fingerprint or numeric id."""
-    if value.isdigit() or _SSH_FINGERPRINT.match(value):
+    if _is_id(value) or _SSH_FINGERPRINT.match(value):
         return None
     return (f"{value!r} is not an SSH key fingerprint or id",
             "use the MD5 fingerprint from `doctl compute ssh-key list`, e.g. 3b:16:bf:...:1c")
@@ -254,7 +262,7 @@ def timezone(value: str) -> Problem:
     """An IANA time zone name."""
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. a name too long
         import difflib
 
         close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
@@ -279,7 +287,7 @@ def http_path(value: str) -> Problem:
 
 def droplet_image(value: str) -> Problem:
     """A DigitalOcean image slug or numeric snapshot id."""
-    if value.isdigit() or _SIZE.match(value):
+    if _is_id(value) or _SIZE.match(value):
         return None
     return f"{value!r} is not an image slug or id", "e.g. ubuntu-24-04-x64"
 
@@ -303,13 +311,25 @@ def url(value: str) -> Problem:
     return None
 
 
-# Label prefixes a kubelet may set on its own Node (NodeRestriction admission); any other
-# kubernetes.io or k8s.io label makes the kubelet refuse to start.
-_KUBELET_PREFIXES = ("node.kubernetes.io/", "kubelet.kubernetes.io/",
-                     "node-restriction.kubernetes.io/")
-_KUBELET_KEYS = ("kubernetes.io/hostname", "kubernetes.io/arch", "kubernetes.io/os",
-                 "topology.kubernetes.io/region", "topology.kubernetes.io/zone",
-                 "node.kubernetes.io/instance-type")
+# What a kubelet may set on its own Node, as Kubernetes decides it:
+# staging/src/k8s.io/kubelet/pkg/apis/well_known_labels.go (IsKubeletLabel: these keys, or
+# a namespace that is or ends in .kubelet.kubernetes.io / .node.kubernetes.io) is what the
+# kubelet checks its --node-labels against before starting, and the NodeRestriction
+# admission plugin (plugin/pkg/admission/noderestriction/admission.go,
+# getForbiddenCreateLabels) refuses every label in the node-restriction.kubernetes.io
+# namespace, which exists so that only administrators can set it.
+_KUBELET_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+_KUBELET_KEYS = frozenset((
+    "kubernetes.io/hostname", "topology.kubernetes.io/zone", "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region",
+    "beta.kubernetes.io/instance-type", "node.kubernetes.io/instance-type",
+    "kubernetes.io/os", "kubernetes.io/arch", "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch"))
+_NODE_RESTRICTION = "node-restriction.kubernetes.io"
+
+
+def _in_namespace(namespace: str, suffix: str) -> bool:
+    return namespace == suffix or namespace.endswith("." + suffix)
 
 
 def node_label_key(value: str) -> Problem:
@@ -317,9 +337,15 @@ def node_label_key(value: str) -> Problem:
     problem = qualified_name(value)
     if problem:
         return problem
-    prefix = value.rpartition("/")[0]
-    reserved = any(prefix == p or prefix.endswith("." + p) for p in ("kubernetes.io", "k8s.io"))
-    if reserved and not value.startswith(_KUBELET_PREFIXES) and value not in _KUBELET_KEYS:
+    namespace = value.partition("/")[0] if "/" in value else ""
+    if _in_namespace(namespace, _NODE_RESTRICTION):
+        return (f"{value!r} cannot be set by the kubelet",
+                "node-restriction.kubernetes.io labels are refused to kubelets (NodeRestriction) "
+                "so that only administrators set them; label the node with kubectl, or use "
+                "your own prefix, e.g. example.com/role")
+    reserved = _in_namespace(namespace, "kubernetes.io") or _in_namespace(namespace, "k8s.io")
+    if reserved and value not in _KUBELET_KEYS and not any(
+            _in_namespace(namespace, n) for n in _KUBELET_NAMESPACES):
         return (f"{value!r} is reserved for Kubernetes",
                 "kubelets may only set kubernetes.io labels under node.kubernetes.io/; "
                 "use your own prefix, e.g. example.com/role")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from provisioner.config.infra_sections import (
 )
 from provisioner.config.model import Environment
 from provisioner.config.reader import Issues, Section
-from provisioner.config.yamlpos import Mapping, Node, Sequence, load
+from provisioner.config.yamlpos import MAX_BYTES, Mapping, Node, Sequence, load
 from provisioner.errors import ConfigError, ConfigIssue
 
 TOP_KEYS = ("name", "namespace", "digitalocean", "kubernetes", "control_plane", "worker_pools",
@@ -93,10 +96,47 @@ def _dedupe(items: list[ConfigIssue]) -> list[ConfigIssue]:
     return sorted(set(items))
 
 
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _refuse_special(path: Path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise ConfigError(str(path), [ConfigIssue(0, "", f"is {kind}, not a file",
+                                                  "give the path of an environment .yaml "
+                                                  "file")])
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes, refusing anything but a regular file and reading at most a bound.
+
+    O_NONBLOCK: opening a FIFO nobody writes to would otherwise wait forever, and a device
+    such as /dev/zero never ends; neither is an environment file.
+    """
+    _refuse_special(path, os.stat(path).st_mode)  # a socket cannot even be opened
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _refuse_special(path, os.fstat(fd).st_mode)  # what was opened, if it changed since
+        chunks = []
+        left = MAX_BYTES + 1  # one byte more than allowed, so decode() can say it is too big
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def load_environment(path: Path) -> Environment:
     """Read and validate the environment file at ``path``."""
     try:
-        data = path.read_bytes()
+        data = _read_bounded(path)
     except IsADirectoryError:
         raise ConfigError(str(path), [ConfigIssue(0, "", "is a directory",
                                                   "give the path of an environment .yaml file")]

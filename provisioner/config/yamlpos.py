@@ -88,7 +88,7 @@ def _too_deep(line: int) -> ConfigIssue:
 def decode(data: bytes) -> str:
     """Decode a config file as UTF-8 text, refusing oversized and binary input."""
     if len(data) > MAX_BYTES:
-        raise LoadFailed([ConfigIssue(0, "", f"file is {len(data)} bytes",
+        raise LoadFailed([ConfigIssue(0, "", f"file is over {MAX_BYTES} bytes",
                                       f"an environment file must be under {MAX_BYTES} bytes")])
     try:
         text = data.decode("utf-8-sig")

@@ -90,13 +90,22 @@ def _remember(prepared: Prepared, found: cloud_sweep.Leftovers) -> None:
         write_file(path, json.dumps(sorted(found.keys()), indent=1) + "\n")
 
 
-def recorded_floating_ip(prepared: Prepared) -> str | None:
-    """The floating IP the last apply recorded, if any."""
-    try:
-        value = json.loads(infra_stage.infrastructure_file(prepared).read_text())
-    except (OSError, ValueError):
+def recorded_floating_ip(prepared: Prepared, say: Report | None = None) -> str | None:
+    """The floating IP the last apply recorded, if any; a damaged record must not stop a
+    destroy that already happened, but the user hears that the address was not read."""
+    recorded = infra_stage.infrastructure_file(prepared)
+    if not recorded.is_file():
         return None
-    ip = value.get("reserved_ip") if isinstance(value, dict) else None
+    try:
+        value = json.loads(recorded.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        if say is not None:
+            say(f"warning: {recorded} is not the JSON provision writes; looking for leftovers "
+                "by tag and name only (a floating IP has neither: check the control panel)")
+        return None
+    ip = value.get("reserved_ip")
     return str(ip) if ip else None
 
 
@@ -111,7 +120,7 @@ def account_for_leftovers(prepared: Prepared, token: str, sweep: bool, confirm: 
                           ) -> None:
     """After Terraform (``destroyed``) or with an empty state: report, or sweep on request."""
     recorded = set() if destroyed else _record(prepared)
-    found = cloud_sweep.leftovers(prepared.env, token, recorded_floating_ip(prepared),
+    found = cloud_sweep.leftovers(prepared.env, token, recorded_floating_ip(prepared, say),
                                   known | recorded)
     for line in found.unproven:
         say(f"left alone (named like this environment's, but not provably its own): {line}")

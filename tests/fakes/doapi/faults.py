@@ -36,6 +36,14 @@ class Faults:
     * throttled / retry_after: the next `throttled` authenticated requests get 429 with
       `Retry-After: retry_after`;
     * failing / fail_status: then the next `failing` ones get `fail_status` (5xx).
+    * dropped: the next `dropped` requests (authenticated or not) are read and their
+      connection closed without an answer, as a reset between client and API does;
+    * garbled: then the next `garbled` get a 502 HTML page instead of JSON, as the
+      Cloudflare edge in front of api.digitalocean.com sends when the API behind it fails
+      (a Cloudflare error page for host api.digitalocean.com is quoted in
+      github.com/autotune/pritunl-k8s-tf-do pull #19; clients then fail to parse it, e.g.
+      "invalid character '<' looking for beginning of value",
+      digitalocean/terraform-provider-digitalocean issue #117).
     """
 
     unavailable_regions: set[str] = field(default_factory=set)
@@ -46,6 +54,8 @@ class Faults:
     retry_after: int = 1
     failing: int = 0
     fail_status: int = 500
+    dropped: int = 0
+    garbled: int = 0
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -63,6 +73,31 @@ class Faults:
         with self._lock:
             self.failing = count
             self.fail_status = status
+
+    def drop(self, count: int = 1) -> None:
+        """Close the next `count` connections after reading the request, answering nothing."""
+        with self._lock:
+            self.dropped = count
+
+    def garble(self, count: int = 1) -> None:
+        """Answer the next `count` requests with an HTML 502 page instead of the API's JSON."""
+        with self._lock:
+            self.garbled = count
+
+    def take_transport(self) -> str | None:
+        """Consume one transport fault ("drop" or "garble") for the current request, if any.
+
+        These happen in front of the API (before authentication), like the network or the
+        edge proxy they stand for.
+        """
+        with self._lock:
+            if self.dropped > 0:
+                self.dropped -= 1
+                return "drop"
+            if self.garbled > 0:
+                self.garbled -= 1
+                return "garble"
+        return None
 
     def offers(self, region: str, size: str) -> bool:
         """Whether the overlays leave `size` offered in `region`."""

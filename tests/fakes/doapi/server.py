@@ -34,6 +34,9 @@ from .routes import Api, Request, Response, error
 
 DEFAULT_TOKEN = "sim-token"  # what prepare_plugin_env(token=...) tests tend to use
 RATE_LIMIT = 5000  # requests per hour, as DigitalOcean grants
+# What the edge proxy answers when the API behind it fails (see Faults.garble).
+GARBLED_PAGE = ("<!DOCTYPE html>\n<html><head><title>api.digitalocean.com | 502: Bad gateway"
+                "</title></head><body><h1>Bad gateway</h1><span>Cloudflare</span></body></html>\n")
 
 
 class FakeDigitalOcean:
@@ -317,6 +320,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
+        transport = self.server.fake.faults.take_transport()
+        if transport == "drop":
+            self.close_connection = True  # no status line: the client sees the peer hang up
+            return
+        if transport == "garble":
+            page = GARBLED_PAGE.encode()
+            self.send_response(502, "Bad Gateway")
+            self.send_header("Content-Type", "text/html; charset=UTF-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         response = self.server.fake.respond(
             self.command, self.path, self.headers.get("Authorization", ""), raw
         )

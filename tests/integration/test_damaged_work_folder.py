@@ -1,0 +1,46 @@
+"""Damaged files in the work folder during the online commands, with real Terraform.
+
+The unit table (tests/unit/test_hostile_inputs.py) covers what can be tried without
+Terraform; these need an apply or a destroy to reach the code that reads the files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.sim import Simulation, simulation
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Simulation]:
+    with simulation(tmp_path) as running:
+        running.write_config(example="staging", edit=lambda d: d.update(apps=[]))
+        yield running
+
+
+def test_a_damaged_infrastructure_record_does_not_stop_the_sweep(sim: Simulation) -> None:
+    """The record is read after a successful destroy, only for the floating IP's address."""
+    up = sim.run("up", str(sim.config), "--yes", "--until", "infra")
+    assert up.code == 0, up.stderr
+    (sim.workdir / "infrastructure.json").write_bytes(b"\xff\xfe{ not json")
+    gone = sim.run("destroy", str(sim.config), "--yes")
+    assert "internal error" not in gone.stderr and "Traceback" not in gone.stderr
+    assert gone.code == 0, gone.stderr
+    assert "infrastructure.json is not the JSON provision writes" in gone.stderr
+    assert sim.droplet_names() == []
+
+
+def test_damaged_terraform_state_is_a_reported_failure(sim: Simulation) -> None:
+    (sim.workdir / "state").mkdir(parents=True)
+    (sim.workdir / "state" / "terraform.tfstate").write_bytes(b"\x00garbage{")
+    planned = sim.run("plan", str(sim.config))
+    assert planned.code == 1, planned.stderr
+    assert "internal error" not in planned.stderr and "Traceback" not in planned.stderr
+    # Terraform's own words (written to its stderr) say why, not its progress lines.
+    assert "The state file could not be parsed as JSON" in planned.stderr
+    assert sim.droplet_names() == []
