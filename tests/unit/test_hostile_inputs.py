@@ -409,7 +409,7 @@ CASES: dict[str, Case] = {
     "deploy-kubeconfig-context": Case(_workdir(lambda w: None, "deploy", "{config}",
                                                "--kubeconfig", "{tmp}/k", "--context", "nope",
                                                "--override-window", "--reason", "t"),
-                                      "no kubeconfig at {tmp}/k"),
+                                      "--kubeconfig {tmp}/k: the file does not exist"),
     "secrets-tokens-garbage": Case(_workdir(_write("secrets/bootstrap.json", b"\xff{"), "plan",
                                             "{config}", "--offline", "--workdir", "{work}"),
                                    "secrets"),

@@ -90,7 +90,10 @@ def test_plan_reports_an_unreachable_api_as_a_cloud_failure(
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: cannot reach the DigitalOcean API to read the account")
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "w" / "state").exists()
+    # The CA and its fingerprint record may be made first (the custody of the secrets comes
+    # before any cloud call); nothing was planned or applied.
+    assert not (tmp_path / "w" / "state" / "terraform.tfstate").exists()
+    assert not list((tmp_path / "w").glob("plans/*"))
 
 
 def test_an_end_point_that_is_not_a_url_is_a_usage_error(monkeypatch: pytest.MonkeyPatch
