@@ -7,6 +7,7 @@ else escaping is a bug in provision, not in the user's input.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,5 +69,11 @@ class WorkdirError(UsageError):
     """A work or output folder, or a file in it, cannot be read or written safely.
 
     Exit 2: the folder is the user's to fix (permissions, a file in the way, a file that is
-    not what provision wrote) and provision stops before it changes anything there.
+    not what provision wrote) and provision stops before it changes anything there. A full
+    disk or quota (``cause``'s errno) is the machine's state, not the user's input: exit 1.
     """
+
+    def __init__(self, message: str, cause: OSError | None = None) -> None:
+        super().__init__(message)
+        if cause is not None and cause.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            self.exit_code = EXIT_FAILURE

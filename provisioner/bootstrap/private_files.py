@@ -26,7 +26,8 @@ def private_folder(folder: Path) -> None:
         if folder.stat().st_mode & 0o077:
             folder.chmod(FOLDER_MODE)
     except OSError as e:
-        raise WorkdirError(f"cannot create the private folder {folder}: {e.strerror}") from e
+        raise WorkdirError(f"cannot create the private folder {folder}: {e.strerror}",
+                           e) from e
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -55,7 +56,7 @@ def write_private_files(files: dict[Path, bytes]) -> None:
         for tmp in staged.values():
             Path(tmp).unlink(missing_ok=True)
         raise WorkdirError(f"cannot write {current}: {e.strerror or e} (the previous "
-                           "file, if any, is unchanged; free some space and run again)") from e
+                           "file, if any, is unchanged; free some space and run again)", e) from e
     for folder in {path.parent for path in files}:
         _sync_folder(folder)
 

@@ -25,7 +25,7 @@ def write_file(path: Path, text: str, mode: int = 0o644) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError as e:  # a read-only folder, a file where a folder belongs
-        raise WorkdirError(f"cannot write {path}: {e.strerror}") from e
+        raise WorkdirError(f"cannot write {path}: {e.strerror}", e) from e
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
@@ -33,7 +33,7 @@ def write_file(path: Path, text: str, mode: int = 0o644) -> None:
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise WorkdirError(f"cannot write {path}: {e.strerror}") from e
+        raise WorkdirError(f"cannot write {path}: {e.strerror}", e) from e
 
 
 # The index records what provision wrote, with each file's SHA-256, under this first line.
@@ -119,7 +119,7 @@ def _unchanged(target: Path, text: str) -> bool:
     except FileNotFoundError:
         return False
     except OSError as e:
-        raise WorkdirError(f"cannot read {target}: {e.strerror}") from e
+        raise WorkdirError(f"cannot read {target}: {e.strerror}", e) from e
     if stat.S_ISLNK(mode):
         return False  # replaced by a file of our own; the link's target is left alone
     if not stat.S_ISREG(mode):
@@ -133,7 +133,7 @@ def write_tree(root: Path, files: dict[str, str]) -> list[Path]:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise WorkdirError(f"cannot create {root}: {e.strerror}") from e
+        raise WorkdirError(f"cannot create {root}: {e.strerror}", e) from e
     previous = read_index(root)
     written = []
     for relative in sorted(files):
@@ -146,7 +146,8 @@ def write_tree(root: Path, files: dict[str, str]) -> list[Path]:
         write_file(target, files[relative])
         written.append(target)
     _prune(root, previous, set(files))
-    write_file(root / INDEX, "".join(
-        [INDEX_HEADER + "\n"] + [f"{_digest(files[name].encode('utf-8'))} {name}\n"
-                                 for name in sorted(files)]))
+    index = "".join([INDEX_HEADER + "\n"] + [f"{_digest(files[name].encode('utf-8'))} {name}\n"
+                                             for name in sorted(files)])
+    if not _unchanged(root / INDEX, index):  # a re-render that changes nothing writes nothing
+        write_file(root / INDEX, index)
     return written
