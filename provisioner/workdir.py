@@ -25,8 +25,13 @@ class Workdir:
 
     @classmethod
     def for_config(cls, config: Path, env: Environment, override: Path | None) -> Workdir:
-        """The folder for ``env`` loaded from ``config``, or the user's ``--workdir``."""
-        return cls(override if override is not None else config.parent / ".provision" / env.name)
+        """The folder for ``env`` loaded from ``config``, or the user's ``--workdir``.
+
+        Always absolute: Terraform runs with the module folder as its working folder, so a
+        relative path handed to it (a plan file, say) would point somewhere else entirely.
+        """
+        root = override if override is not None else config.parent / ".provision" / env.name
+        return cls(root.resolve())
 
     @property
     def rendered(self) -> Path:
