@@ -38,6 +38,7 @@ def read(what: str, func: Callable[[], T]) -> T:
     """One API read, retried on rate limits, server errors and dropped connections."""
     import digitalocean
     import requests
+    from digitalocean.baseapi import JSONReadError  # not exported by the package itself
 
     delay = 1.0
     for attempt in range(1, _ATTEMPTS + 1):
@@ -53,7 +54,7 @@ def read(what: str, func: Callable[[], T]) -> T:
             if attempt == _ATTEMPTS or not any(
                     s in message.lower() for s in ("too many", "rate", "server", "unavailable")):
                 raise PreflightError(f"reading {what} from DigitalOcean failed: {message}") from e
-        except (digitalocean.JSONReadError, requests.RequestException) as e:
+        except (JSONReadError, requests.RequestException) as e:
             if attempt == _ATTEMPTS:
                 raise PreflightError(f"cannot reach the DigitalOcean API to read {what}: "
                                      f"{type(e).__name__}") from e
