@@ -7,11 +7,13 @@ stages and between runs.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.bootstrap.pki import ClusterSecrets, ensure_secrets
 from provisioner.config.model import Environment
+from provisioner.lock import exclusive
 from provisioner.render.writer import write_file, write_tree
 
 _GITIGNORE = "# Rendered files, cluster secrets and Terraform state: never commit these.\n*\n"
@@ -46,10 +48,18 @@ class Workdir:
     def write_rendered(self, files: dict[str, str]) -> list[Path]:
         """Write rendered files and the .gitignore that keeps the folder out of git."""
         written = write_tree(self.rendered, files)
+        self._gitignore()
+        return written
+
+    def locked(self, command: str) -> AbstractContextManager[None]:
+        """This folder for one run alone (see provisioner.lock); made if missing."""
+        self._gitignore()
+        return exclusive(self.root, command)
+
+    def _gitignore(self) -> None:
         gitignore = self.root / ".gitignore"
         if not gitignore.exists():
             write_file(gitignore, _GITIGNORE)
-        return written
 
     def cluster_secrets(self, env: Environment) -> ClusterSecrets:
         """The environment's CA and join credentials, made on first use."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,3 +29,14 @@ def prepare(config: Path, workdir: Path | None) -> Prepared:
     work = Workdir.for_config(config, env, workdir)
     work.write_rendered(render_environment(env))
     return Prepared(config, env, work, work.cluster_secrets(env))
+
+
+@contextmanager
+def one_writer(config: Path, workdir: Path | None, command: str) -> Iterator[Workdir]:
+    """``config``'s work folder, held by this run alone while the block runs.
+
+    Raises :class:`provisioner.lock.Busy` (exit 3) at once when another run holds it.
+    """
+    work = Workdir.for_config(config, load_environment(config), workdir)
+    with work.locked(command):
+        yield work
