@@ -34,7 +34,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 EXIT_CODES_HELP = """\b
 Exit codes: 0 success, 1 failure, 2 bad usage or config,
-3 refused by policy, 4 changes pending (plan --exit-code)."""
+3 refused by policy or another run holding the work folder,
+4 changes pending (plan --exit-code), 130/143 interrupted (SIGINT/SIGTERM)."""
 
 
 def console() -> Console:
