@@ -83,6 +83,7 @@ def test_a_stop_signal_stops_gracefully_and_the_next_up_converges(
     assert "Traceback" not in stderr
     state_dir = sim.workdir / "state"
     assert not (state_dir / ".terraform.tfstate.lock.info").exists(), "stale lock left behind"
+    assert (sim.workdir / "provision.lock").read_text() == "", "the work folder is released"
     assert (state_dir / "terraform.tfstate").exists()
     before = sim.droplet_names()
     partial = _instances(state_dir / "terraform.tfstate")
