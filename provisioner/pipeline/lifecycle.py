@@ -6,15 +6,11 @@ so the same functions serve a terminal, a CI job and the tests.
 
 from __future__ import annotations
 
-import os
-import re
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import wraps
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from provisioner.bootstrap.readiness import Report
 from provisioner.cloud.preflight import preflight
@@ -26,7 +22,7 @@ from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage
 from provisioner.pipeline.cluster_stage import Cluster
 from provisioner.pipeline.deploy_stage import DeployResult
 from provisioner.pipeline.infra_stage import PolicyError
-from provisioner.pipeline.prepare import Prepared, one_writer, prepare
+from provisioner.pipeline.prepare import Prepared, holds_work_folder, prepare, run_plan_path
 from provisioner.render.names import resource_names
 from provisioner.ui.progress import Progress
 
@@ -58,46 +54,10 @@ class Outcome:
 
 
 def _plan_path(prepared: Prepared, name: str) -> Path:
-    """A plan file of this run alone (``up.tfplan`` -> ``plans/up-PID-RANDOM.tfplan``).
-
-    With a fixed name, a second run could overwrite the plan the first one had shown
-    before the first applied it; the work folder's lock forbids the second run, and a
-    name no other run uses keeps "the plan applied is the plan shown" true on its own.
-    """
-    stem = name.removesuffix(".tfplan")
-    return prepared.work.root / "plans" / f"{stem}-{os.getpid()}-{secrets.token_hex(4)}.tfplan"
+    return run_plan_path(prepared.work, name)
 
 
-_RUN_PLAN = re.compile(r"[a-z]+-[0-9]+-[0-9a-f]{8}\.tfplan")
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _one_run(command: str) -> Callable[[Callable[Concatenate[Path, Path | None, P], R]],
-                                      Callable[Concatenate[Path, Path | None, P], R]]:
-    """Run the decorated ``(config, workdir, ...)`` command holding the work folder's lock.
-
-    When it ends, however it ends, the plan files runs made are deleted: they hold the
-    bootstrap secrets, and a plan is only ever applied by the run that made it.
-    """
-    def decorate(func: Callable[Concatenate[Path, Path | None, P], R]
-                 ) -> Callable[Concatenate[Path, Path | None, P], R]:
-        @wraps(func)
-        def run(config: Path, workdir: Path | None, /, *args: P.args,
-                **kwargs: P.kwargs) -> R:
-            with one_writer(config, workdir, command) as work:
-                try:
-                    return func(config, workdir, *args, **kwargs)
-                finally:
-                    plans = work.root / "plans"
-                    for path in plans.iterdir() if plans.is_dir() else ():
-                        if _RUN_PLAN.fullmatch(path.name):  # never a user's --out file
-                            path.unlink(missing_ok=True)
-        return run
-    return decorate
-
-
-@_one_run("plan")
+@holds_work_folder("plan")
 def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = None,
          progress: MakeProgress | None = None) -> Outcome:
     """Render, check the account, and plan; the plan is saved to ``out`` when given."""
@@ -109,7 +69,7 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     return Outcome(prepared, infra_stage.plan(ws, planfile, resource_names(prepared.env)))
 
 
-@_one_run("up")
+@holds_work_folder("up")
 def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confirm: Confirm,
        progress: MakeProgress, saved_plan: Path | None = None,
        allow_control_plane_changes: bool = False, detail: bool = True,
@@ -179,7 +139,7 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     return outcome
 
 
-@_one_run("destroy")
+@holds_work_folder("destroy")
 def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
             confirm: Confirm, progress: MakeProgress, force: bool = False,
             detail: bool = True, kubeconfig: Path | None = None, sweep: bool = False,
