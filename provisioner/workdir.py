@@ -7,6 +7,7 @@ stages and between runs.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from provisioner.bootstrap.custody import cluster_secrets
 from provisioner.bootstrap.pki import ClusterSecrets
 from provisioner.config.model import Environment
 from provisioner.errors import WorkdirError
+from provisioner.lock import exclusive
 from provisioner.render.writer import write_file, write_tree
 
 _GITIGNORE = "# Rendered files, cluster secrets and Terraform state: never commit these.\n*\n"
@@ -27,8 +29,13 @@ class Workdir:
 
     @classmethod
     def for_config(cls, config: Path, env: Environment, override: Path | None) -> Workdir:
-        """The folder for ``env`` loaded from ``config``, or the user's ``--workdir``."""
-        return cls(override if override is not None else config.parent / ".provision" / env.name)
+        """The folder for ``env`` loaded from ``config``, or the user's ``--workdir``.
+
+        Always absolute: Terraform runs with the module folder as its working folder, so a
+        relative path handed to it (a plan file, say) would point somewhere else entirely.
+        """
+        root = override if override is not None else config.parent / ".provision" / env.name
+        return cls(root.resolve())
 
     @property
     def rendered(self) -> Path:
@@ -43,10 +50,18 @@ class Workdir:
     def write_rendered(self, files: dict[str, str]) -> list[Path]:
         """Write rendered files and the .gitignore that keeps the folder out of git."""
         written = write_tree(self.rendered, files)
+        self._gitignore()
+        return written
+
+    def locked(self, command: str) -> AbstractContextManager[None]:
+        """This folder for one run alone (see provisioner.lock); made if missing."""
+        self._gitignore()
+        return exclusive(self.root, command)
+
+    def _gitignore(self) -> None:
         gitignore = self.root / ".gitignore"
         if not gitignore.exists():
             write_file(gitignore, _GITIGNORE)
-        return written
 
     def cluster_secrets(self, env: Environment) -> ClusterSecrets:
         """The environment's CA and join credentials: checked against the record beside the

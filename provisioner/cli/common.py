@@ -5,9 +5,12 @@ Kept apart from main.py so that importing any one command never imports the whol
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from functools import wraps
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -17,9 +20,22 @@ from provisioner.ui.output import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+class Terminated(BaseException):
+    """SIGTERM outside a Terraform run (which handles it itself, see infra.runner).
+
+    Raised like KeyboardInterrupt, and like it not an Exception, so no ``except Exception``
+    swallows it while ``finally`` blocks and context managers (the work folder's lock) run.
+    """
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
 EXIT_CODES_HELP = """\b
 Exit codes: 0 success, 1 failure, 2 bad usage or config,
-3 refused by policy, 4 changes pending (plan --exit-code)."""
+3 refused by policy or another run holding the work folder,
+4 changes pending (plan --exit-code), 130/143 interrupted (SIGINT/SIGTERM)."""
 
 
 # -v and -q are counted wherever they appear, before the command name or after it, in the
@@ -70,8 +86,14 @@ def reports_errors(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         out = console()
+        # Python's default for SIGTERM ends the process on the spot, skipping every cleanup.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
         try:
             return func(*args, **kwargs)
+        except Terminated:
+            out.error("terminated")
+            sys.exit(128 + signal.SIGTERM)
         except ProvisionError as e:
             out.error(str(e), located=isinstance(e, ConfigError))
             sys.exit(e.exit_code)
@@ -85,5 +107,8 @@ def reports_errors(func: F) -> F:
             out.error(f"internal error: {type(e).__name__}: {e} (run with -v for details "
                       "and report it)")
             sys.exit(EXIT_FAILURE)
+        finally:
+            if in_main:  # None: a handler not set from Python; the default is the best guess
+                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
     return wrapper  # type: ignore[return-value]

@@ -70,13 +70,16 @@ def deploy(config: Path, workdir: Path | None, kubeconfig: Path | None, context:
     outside the deploy windows (exit 3) unless overridden.
     """
     from provisioner.pipeline.deploy_stage import deploy as run
+    from provisioner.pipeline.prepare import one_writer
 
     if override_window and not (reason and reason.strip()):
         raise UsageError("--override-window needs --reason TEXT: it is recorded on what changes")
     env, api = _client(config, workdir, kubeconfig, context)
     out = console()
-    result = run(env, api, out.info, force_conflicts=force_conflicts,
-                 override_reason=reason if override_window else None, timeout=float(timeout))
+    with one_writer(config, workdir, "deploy"):
+        result = run(env, api, out.info, force_conflicts=force_conflicts,
+                     override_reason=reason if override_window else None,
+                     timeout=float(timeout))
     out.info(f"deployed {len(env.apps)} app(s) to {env.name}: {result.applied} objects applied, "
              f"{len(result.pruned)} pruned"
              + (f", switched {', '.join(f'{a}->{c}' for a, c in result.switched.items())}"
@@ -102,19 +105,21 @@ def rollback(config: Path, workdir: Path | None, kubeconfig: Path | None, contex
     import time
 
     from provisioner.kube import Kube
+    from provisioner.pipeline.prepare import one_writer
     from provisioner.workloads import rollout
     from provisioner.workloads.objects import applyset_id
     from provisioner.workloads.rollback import rollback as run
 
     env, api = _client(config, workdir, kubeconfig, context)
     out = console()
-    results = run(env, api, app)
-    for item in results:
-        out.info(f"{item.app}: {item.detail}")
-    waiting = [rollout.Target("Deployment", r.deployment, r.app) for r in results
-               if r.deployment]
-    if waiting:
-        rollout.wait(Kube(api), env.namespace, waiting,
-                     f"applyset.kubernetes.io/part-of={applyset_id(env)}",
-                     time.monotonic() + 600, lambda statuses: None)
-        out.info("rolled back: " + ", ".join(t.app for t in waiting))
+    with one_writer(config, workdir, "rollback"):  # until rolled out: a deploy now would race
+        results = run(env, api, app)
+        for item in results:
+            out.info(f"{item.app}: {item.detail}")
+        waiting = [rollout.Target("Deployment", r.deployment, r.app) for r in results
+                   if r.deployment]
+        if waiting:
+            rollout.wait(Kube(api), env.namespace, waiting,
+                         f"applyset.kubernetes.io/part-of={applyset_id(env)}",
+                         time.monotonic() + 600, lambda statuses: None)
+            out.info("rolled back: " + ", ".join(t.app for t in waiting))

@@ -137,8 +137,9 @@ def _offline(config: Path, workdir: Path | None, output: str) -> None:
 
     env = load_environment(config)
     work = Workdir.for_config(config, env, workdir)
-    work.write_rendered(render_environment(env))
-    work.offline_secrets(env)
+    with work.locked("plan --offline"):  # it writes the folder and, once, the secrets
+        work.write_rendered(render_environment(env))
+        work.offline_secrets(env)
     result = offline_plan(env)
     result["workdir"] = str(work.root)
     if output == "json":

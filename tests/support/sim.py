@@ -70,13 +70,20 @@ class Simulation:
             raise result.exception
         return Result(result.exit_code, result.stdout, result.stderr)
 
-    def popen(self, *args: str, extra: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
-        """Start provision as a real process (for signals and concurrency)."""
+    def popen(self, *args: str, extra: Mapping[str, str] | None = None,
+              cwd: Path | None = None, **options: Any) -> subprocess.Popen[str]:
+        """Start provision as a real process (for signals, concurrency, working folders)."""
+        streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **options}
         return subprocess.Popen([sys.executable, "-m", "tests.support.pinned_cli", *args],
-                                cwd=self.root,
+                                cwd=cwd or self.root,
                                 env=subprocess_env({**self.env, **(extra or {})}),
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                text=True, **streams)
+
+    def run_in(self, cwd: Path, *args: str, timeout: float = 600) -> Result:
+        """Run provision as a real process in ``cwd``, as an operator in a shell would."""
+        process = self.popen(*args, cwd=cwd, stdin=subprocess.DEVNULL)
+        stdout, stderr = process.communicate(timeout=timeout)
+        return Result(process.returncode, stdout, stderr)
 
     def resources(self, type_name: str) -> list[dict[str, Any]]:
         """Records of one resource type in the simulated account."""

