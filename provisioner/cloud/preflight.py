@@ -9,8 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
+from provisioner.cloud.releases import check_release
 from provisioner.config.model import Environment
 from provisioner.errors import ProvisionError, UsageError
 from provisioner.render.names import all_names
@@ -137,8 +139,14 @@ def problems(env: Environment, view: AccountView) -> list[str]:
     return found
 
 
-def preflight(env: Environment, token: str, end_point: str | None = None) -> None:
-    """Raise PreflightError listing every problem, or return when all is well."""
+def preflight(env: Environment, token: str, end_point: str | None = None,
+              config: Path | None = None) -> None:
+    """Raise PreflightError listing every problem, or return when all is well.
+
+    First the Kubernetes release, in the package index the nodes install from (a release
+    that does not exist is the file's error, exit 2; an unreachable index only warns).
+    """
+    check_release(env, config)
     found = problems(env, read_account(token, end_point))
     if found:
         raise PreflightError("preflight found problems; nothing was created:\n"

@@ -64,7 +64,7 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     """Render, check the account, and plan; the plan is saved to ``out`` when given."""
     prepared = prepare(config, workdir)
     token = api_token()
-    preflight(prepared.env, token)
+    preflight(prepared.env, token, config=prepared.config)
     ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None)
     planfile = out.resolve() if out else _plan_path(prepared, "plan.tfplan")
     return Outcome(prepared, infra_stage.plan(ws, planfile, resource_names(prepared.env)))
@@ -107,7 +107,7 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     started = time.monotonic()
     prepared = prepare(config, workdir)
     token = api_token()
-    preflight(prepared.env, token)
+    preflight(prepared.env, token, config=prepared.config)
     # While planning, progress shows only what needs attention: lock waits, warnings.
     ws = infra_stage.workspace(prepared, engine, token, progress({}))
     if saved_plan is not None:

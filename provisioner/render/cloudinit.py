@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.config.model import Environment, WorkerPool
-from provisioner.render import addons
+from provisioner.render import addons, packages
 from provisioner.render.engine import render
 from provisioner.render.markers import marker
 from provisioner.resources import data_dir
@@ -37,6 +37,7 @@ def _common(env: Environment) -> dict[str, object]:
         "cluster_name": env.name,
         "version": env.kubernetes.version,
         "minor": env.kubernetes.minor,
+        "containerd_version": packages.CONTAINERD,
         "pod_cidr": env.kubernetes.pod_cidr,
         "service_cidr": env.kubernetes.service_cidr,
         "cni": env.kubernetes.cni,
@@ -90,28 +91,40 @@ def _addons(env: Environment) -> list[addons.Addon]:
             *addons.platform(env.digitalocean.region)]
 
 
-def addon_sources(env: Environment) -> list[dict[str, str]]:
+def addon_sources(env: Environment) -> list[dict[str, object]]:
     """Where the node puts each add-on, in apply order: a file, or a kustomization folder.
 
     A patched add-on is fetched as ``upstream.yaml`` into a folder whose kustomization.yaml
-    (``kustomization``, rendered here) applies provision's patches to it.
+    (``kustomization``, rendered here) applies provision's patches to it. A kustomize tree
+    (several files) is laid out in its folder as upstream has it and applied from its entry.
+    Each download carries the pinned URL and SHA-256 the node checks it against.
     """
-    sources = []
+    sources: list[dict[str, object]] = []
     for number, addon in enumerate(_addons(env), start=1):
         name = f"{number:02d}-{addon.name}"
-        if addon.patches:
-            sources.append({"name": addon.name, "url": addon.url, "source": name,
-                            "download": f"{name}/upstream.yaml",
-                            "kustomization": render("addons/kustomization.yaml.j2",
-                                                    addon=addon)})
+        kustomization = ""
+        if len(addon.files) > 1:
+            dests = [f"{name}/{addon.layout(pin)}" for pin in addon.files]
+            source = f"{name}/{addon.entry}"
+        elif addon.patches:
+            dests = [f"{name}/upstream.yaml"]
+            source = name
+            kustomization = render("addons/kustomization.yaml.j2", addon=addon)
         else:
-            sources.append({"name": addon.name, "url": addon.url, "source": f"{name}.yaml",
-                            "download": f"{name}.yaml", "kustomization": ""})
+            dests = [f"{name}.yaml"]
+            source = dests[0]
+        folders = sorted({dest.rsplit("/", 1)[0] for dest in dests if "/" in dest})
+        sources.append({
+            "name": addon.name, "source": source, "kustomization": kustomization,
+            "folders": folders,
+            "downloads": [{"url": pin.url, "sha256": pin.sha256, "dest": dest}
+                          for pin, dest in zip(addon.files, dests, strict=True)],
+        })
     return sources
 
 
 def _node_files(context: dict[str, object], role: str,
-                sources: list[dict[str, str]]) -> dict[str, object]:
+                sources: list[dict[str, object]]) -> dict[str, object]:
     systemd = data_dir("templates") / "systemd"
     return {
         "metadata_guard": render("scripts/metadata-guard.sh.j2", **context),

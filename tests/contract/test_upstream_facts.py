@@ -156,13 +156,13 @@ def load_shipped(path: Path, text: str) -> Any:
 def test_pinned_versions_are_the_ones_checked() -> None:
     """The facts below were read at these tags; a bump means reading them again."""
     assert (addons.DO_CCM, addons.DO_CSI, addons.CALICO, addons.FLANNEL) == (
-        "v0.1.68", "v4.16.0", "v3.32.2", "v0.28.9")
+        "v0.1.68", "v4.16.0", "v3.32.1", "v0.28.9")
     init = rendered("production")["cloud-init/controller-init.yaml"]
-    for url in (f"digitalocean-cloud-controller-manager/{addons.DO_CCM}.yml",
+    for url in (f"digitalocean-cloud-controller-manager/refs/tags/{addons.DO_CCM}/",
                 f"csi-digitalocean-{addons.DO_CSI}/driver.yaml",
-                f"calico/{addons.CALICO}/manifests/calico-vxlan.yaml"):
+                f"calico/refs/tags/{addons.CALICO}/manifests/calico-vxlan.yaml"):
         assert url in init, url
-    assert f"flannel/releases/download/{addons.FLANNEL}/kube-flannel.yml" in rendered(
+    assert f"flannel/refs/tags/{addons.FLANNEL}/Documentation/kube-flannel.yml" in rendered(
         "staging")["cloud-init/controller-init.yaml"]
 
 
@@ -289,8 +289,7 @@ def test_csi_controller_runs_on_the_host_network_as_root(tmp_path: Path) -> None
 
 
 def test_calico_finds_its_node_address_in_the_vpc(tmp_path: Path) -> None:
-    """projectcalico/calico v3.32.1 (the pinned v3.32.2 is not available to the search tool;
-    v3.32.1 is the newest tag it has): node/pkg/lifecycle/startup/startup.go reads
+    """projectcalico/calico v3.32.1 (the pinned tag): node/pkg/lifecycle/startup/startup.go reads
     IP_AUTODETECTION_METHOD when `IP` is "autodetect";
     node/pkg/lifecycle/startup/autodetection/autodetection_methods.go: the default is
     "first-found" (any interface), "cidr=" takes comma-separated CIDRs and picks the

@@ -21,10 +21,12 @@ import yaml
 from click.testing import CliRunner
 
 from provisioner.cli.main import cli
+from provisioner.cloud.releases import HOST_ENV
 from tests.fakes.doapi import FakeDigitalOcean, generate_ssh_public_key
 from tests.fakes.doprovider.cloud import Cloud
 from tests.oracles.terraform import prepare_plugin_env
 from tests.support.clock import subprocess_env
+from tests.support.k8s_packages import package_repositories
 from tests.support.rendering import ROOT
 
 TOKEN = "sim-token"
@@ -122,12 +124,14 @@ def simulation(tmp_path: Path, extra_env: Mapping[str, str] | None = None,
                projects: Sequence[str] = ("Acme Production",)) -> Iterator[Simulation]:
     """A running simulation rooted at ``tmp_path``."""
     state = tmp_path / "account.json"
-    with FakeDigitalOcean(state, tokens=TOKEN) as api:
+    # Preflight asks the Kubernetes package index whether the release exists: a stand-in.
+    with FakeDigitalOcean(state, tokens=TOKEN) as api, package_repositories() as packages:
         records = api.seed(ssh_keys={"ops": generate_ssh_public_key(),
                                      "ci": generate_ssh_public_key()})
         env = prepare_plugin_env(tmp_path / "terraform-sim", token=TOKEN, state_file=state,
                                  projects=list(projects))
         env.update(api.env())
+        env[HOST_ENV] = packages.url
         env.update(extra_env or {})
         env.pop("PROVISION_TERRAFORM_BIN", None)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
