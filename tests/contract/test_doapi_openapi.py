@@ -230,3 +230,20 @@ def test_every_endpoint_through_the_real_clients_matches_the_description(
         served = _served(shared())
         assert served - used == set(), "endpoints the fake serves but no client drove"
         assert fake.violations == []
+
+
+def test_a_terraform_load_balancer_with_a_tcp_health_check_has_a_string_path(
+    fake: FakeDigitalOcean,
+) -> None:
+    """load_balancers/models/health_check.yml: `path` is a string (default "/"). The provider
+    keeps no path for a TCP check (null in its state); the API still sends a string, so
+    the fake must not pass the provider's null through."""
+    fake.provider_create(
+        "digitalocean_loadbalancer", name="api", region="fra1",
+        forwarding_rule=[{"entry_protocol": "tcp", "entry_port": 6443,
+                          "target_protocol": "tcp", "target_port": 6443}],
+        healthcheck=[{"protocol": "tcp", "port": 6443}])
+    (lb,) = digitalocean.Manager(token=TOKEN).get_all_load_balancers()
+    assert lb.health_check.protocol == "tcp"
+    assert [str(v) for v in fake.take_violations()] == []
+    assert isinstance(lb.health_check.path, str)
