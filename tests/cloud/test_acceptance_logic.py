@@ -61,10 +61,14 @@ def test_a_failed_stage_still_destroys_checks_and_raises_the_first_failure(
         calls.append("destroy")
         raise RuntimeError("destroy failed too")
 
+    def check() -> list[str]:
+        calls.append("check")
+        return ["droplet acc-cp-1 (1)"]
+
     with pytest.raises(type(interrupt)) as raised:
         run_stages([("up", fail), ("status", lambda: calls.append("status"))],
                    [("destroy", destroy), ("sweep", lambda: calls.append("sweep"))],
-                   lambda: calls.append("check") or ["droplet acc-cp-1 (1)"], _watch(lines))
+                   check, _watch(lines))
     assert raised.value is interrupt
     assert calls == ["destroy", "sweep", "check"]  # status skipped; teardown all ran
     assert "stage up: FAILED after 1.5s" in lines and "stage destroy: FAILED after 1.5s" in lines
@@ -78,10 +82,10 @@ def test_leftovers_alone_fail_the_run() -> None:
 
 def test_wait_until_reports_the_time_and_gives_up_at_the_deadline() -> None:
     ticks = itertools.count(0.0, 1.0)
-    answers = iter([False, ConnectionError("not yet"), True])
+    answers: list[bool | Exception] = [False, ConnectionError("not yet"), True]
 
     def probe() -> bool:
-        answer = next(answers)
+        answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return answer

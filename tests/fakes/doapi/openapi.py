@@ -97,7 +97,7 @@ def _allow_null(node: Any) -> Any:
     return node
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(relative: str) -> Any:
     """One YAML file of the copy, nullable rewritten (parsed once per process)."""
     path = (SPEC_DIR / relative).resolve()
@@ -111,7 +111,8 @@ def _load(relative: str) -> Any:
 # The description's files are operations, responses and schemas mixed, with no `id`s in
 # them: the registry must not crawl them for embedded ids as it would a JSON Schema (it
 # trips over non-schema values), so files are resources of this inert specification.
-_FILES: Specification[Any] = Specification(
+_SPECIFICATION: Any = Specification  # its attrs-made __init__ is invisible to mypy
+_FILES: Specification[Any] = _SPECIFICATION(
     name="digitalocean-openapi-file",
     id_of=lambda contents: None,
     subresources_of=lambda contents: [],
@@ -262,8 +263,8 @@ class OpenApi:
 
         try:
             op = self._operation(method, path)
-        except LookupError as err:  # described upstream, but its files were not copied
-            add("request", "", f"operation not in the copied description: {err}", None)
+        except LookupError as missing:  # described upstream, but its files were not copied
+            add("request", "", f"operation not in the copied description: {missing}", None)
             return found
         if op is None:
             add("request", "", "no such operation in DigitalOcean's API description", None)
