@@ -121,11 +121,17 @@ class Simulation:
 
 @contextmanager
 def simulation(tmp_path: Path, extra_env: Mapping[str, str] | None = None,
-               projects: Sequence[str] = ("Acme Production",)) -> Iterator[Simulation]:
-    """A running simulation rooted at ``tmp_path``."""
+               projects: Sequence[str] = ("Acme Production",),
+               validate: bool = True) -> Iterator[Simulation]:
+    """A running simulation rooted at ``tmp_path``.
+
+    The fake API checks every exchange against DigitalOcean's OpenAPI description; if any
+    disagreed, leaving the block fails the test with the list (`validate=False`: not checked).
+    """
     state = tmp_path / "account.json"
     # Preflight asks the Kubernetes package index whether the release exists: a stand-in.
-    with FakeDigitalOcean(state, tokens=TOKEN) as api, package_repositories() as packages:
+    with FakeDigitalOcean(state, tokens=TOKEN, validate=validate) as api, \
+            package_repositories() as packages:
         records = api.seed(ssh_keys={"ops": generate_ssh_public_key(),
                                      "ci": generate_ssh_public_key()})
         env = prepare_plugin_env(tmp_path / "terraform-sim", token=TOKEN, state_file=state,
@@ -139,3 +145,7 @@ def simulation(tmp_path: Path, extra_env: Mapping[str, str] | None = None,
                          [r["fingerprint"] for r in records])
         sim.write_config()
         yield sim
+        found = api.violations
+        if found:
+            raise AssertionError("traffic that DigitalOcean's OpenAPI description rejects:\n"
+                                 + "\n".join(f"  {v}" for v in found[:40]))

@@ -30,6 +30,8 @@ from tests.fakes.doprovider.resources.catalog import DEFAULT_REGION
 
 from . import provider, seeding
 from .faults import Faults, RequestRecord
+from .openapi import Violation
+from .openapi import shared as openapi_description
 from .routes import Api, Request, Response, error
 
 DEFAULT_TOKEN = "sim-token"  # what prepare_plugin_env(token=...) tests tend to use
@@ -55,6 +57,8 @@ class FakeDigitalOcean:
 
     `state` is the account file (or a `Cloud`); `tokens` the bearer token(s) accepted;
     `faults` the failure injection knobs (also reachable as `fake.faults` at any time).
+    With `validate=True` every request and response is checked against DigitalOcean's
+    OpenAPI description (openapi.py); what disagrees is kept in `violations`.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class FakeDigitalOcean:
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        validate: bool = False,
     ) -> None:
         self.cloud = seeding.as_cloud(state)
         self.tokens = (tokens,) if isinstance(tokens, str) else tuple(tokens)
@@ -77,6 +82,8 @@ class FakeDigitalOcean:
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._remaining = RATE_LIMIT
+        self._openapi = openapi_description() if validate else None
+        self._violations: list[Violation] = []
         self.api = Api(self.cloud, self.faults, lambda: self.origin, self.tokens[0])
 
     # ------------------------------------------------------------------ lifecycle
@@ -164,6 +171,18 @@ class FakeDigitalOcean:
             and (path is None or fnmatchcase(r.path, path))
         ]
 
+    @property
+    def violations(self) -> list[Violation]:
+        """Disagreements with the OpenAPI description so far (only with `validate=True`)."""
+        with self._log_lock:
+            return list(self._violations)
+
+    def take_violations(self) -> list[Violation]:
+        """The violations so far, forgetting them (for tests that send bad bodies on purpose)."""
+        with self._log_lock:
+            taken, self._violations = self._violations, []
+        return taken
+
     def clear_log(self) -> None:
         """Forget the requests logged so far."""
         with self._log_lock:
@@ -226,7 +245,10 @@ class FakeDigitalOcean:
             time.sleep(self.faults.latency)
         response = self._answer(Request(method, path, query, body), authorization, raw)
         self._finish(response)
+        found = (self._openapi.check(method, path, query, body, response.status, response.body)
+                 if self._openapi is not None else [])
         with self._log_lock:
+            self._violations.extend(found)
             self._log.append(
                 RequestRecord(
                     method,

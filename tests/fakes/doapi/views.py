@@ -216,7 +216,10 @@ class View:
             "status": record.get("status") or "active",
             "created_at": record.get("created_at") or _IMAGE_EPOCH,
             "forwarding_rules": rules,
-            "health_check": {k: health.get(k, d) for k, d in _HEALTH_DEFAULTS.items()},
+            # The provider keeps null for what a TCP check lacks (path); the API always
+            # sends the described types (openapi load_balancers/models/health_check.yml).
+            "health_check": {k: d if health.get(k) is None else health[k]
+                             for k, d in _HEALTH_DEFAULTS.items()},
             "sticky_sessions": {
                 "type": sticky.get("type") or "none",
                 "cookie_name": sticky.get("cookie_name") or "",
