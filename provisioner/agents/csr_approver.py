@@ -1,34 +1,18 @@
 #!/usr/bin/env python3
 """Approves kubelet serving certificates, each only for its own node (control-plane nodes).
 
-With ``serverTLSBootstrap: true`` every kubelet asks for its serving certificate through a
-CertificateSigningRequest with signer ``kubernetes.io/kubelet-serving``; kube-controller-
-manager signs it with the cluster CA once it is approved, but never approves one itself
-(kubeadm's "Enabling signed kubelet serving certificates"). An approval is a promise that
-the certificate's names belong to the node, which metrics-server (and the API server's
-connections to kubelets) then rely on. So this agent approves a request only when:
-
-* the signer is ``kubernetes.io/kubelet-serving`` and nobody approved or denied it yet;
-* the API server recorded the requester as ``system:node:<name>`` in ``system:nodes``
-  (the kubelet's own client certificate; ``spec.username`` is set by the API server, not
-  by the requester);
-* the request's subject is exactly CN ``system:node:<name>``, O ``system:nodes``;
-* the usages are exactly digital signature and server auth, with key encipherment or
-  without (the two sets the signer permits; the kubelet asks for key encipherment only
-  with an RSA key);
-* it names at least one DNS name or IP address, only DNS names and IP addresses, and
-  each is the node's own: its name or an address the Node object ``<name>`` records
-  (Hostname/InternalDNS/ExternalDNS, InternalIP/ExternalIP; the DigitalOcean cloud
-  controller manager writes them from the droplet); no other extension.
-
-Anything else stays pending (never denied: a human may look at it; the controller
-manager's cleaner deletes it after a day), and is logged once.
-
-It runs from a systemd timer on every control-plane node (where kubectl and
-/etc/kubernetes/admin.conf are), standard library only, talking to the API through kubectl.
-The approval is a PUT of the request as it was read (its resourceVersion included) to the
-``approval`` subresource, so a request that changed since it was reviewed is not approved,
-and two nodes approving the same request at once cannot both succeed.
+With ``serverTLSBootstrap: true`` each kubelet requests its serving certificate (signer
+``kubernetes.io/kubelet-serving``); kube-controller-manager signs approved requests but
+approves none itself. A request is approved only when the API server recorded its requester
+as ``system:node:<name>`` in ``system:nodes``, its subject is exactly CN
+``system:node:<name>``, O ``system:nodes``, its usages are digital signature and server auth
+(key encipherment allowed: the kubelet adds it for RSA keys), and it names at least one DNS
+name or IP address, nothing else, each the node's name or an address its Node object records.
+Anything else stays pending (logged once; never denied). Shipped in the control-plane
+user-data (standard library only), run by a systemd timer through kubectl with admin.conf;
+the approval PUTs the request as read (resourceVersion included) to its ``approval``
+subresource, so a request changed since it was reviewed is never approved. See README,
+"Kubelet serving certificates".
 """
 
 from __future__ import annotations

@@ -17,17 +17,11 @@ two things keepalived cannot do on DigitalOcean:
   address to whichever droplet holds it.
   Each state is recorded in a state file, so a MASTER notification that a later change has
   superseded (two nodes were MASTER for a moment) stops instead of taking the address back.
-* the holder's own way to the endpoint: DigitalOcean does not configure a reserved IP on
-  the droplet's interfaces; its traffic arrives on the droplet's anchor IP. Whether a
-  packet the holder itself sends to the reserved IP comes back to it (hairpin) is not
-  something DigitalOcean documents, and the holder is the first client of its own
-  endpoint (``kubeadm init``, its kubelet, kube-proxy, the add-on install). So the holder
-  rewrites its own connections to ``floating_ip:6443`` to its private address
-  (``iptables -t nat`` OUTPUT, chain ``PROVISION-API-ENDPOINT``); every other node takes
-  the normal path. The rule follows where DigitalOcean routes the address: ``claim``
-  and ``notify MASTER`` install it once the API shows the address on this droplet,
-  ``notify FAULT`` removes it (this node's API server is down), other notifications and
-  the timer (``configure``) install or remove it by asking the API who holds it.
+* the holder's way to its own endpoint: DigitalOcean delivers a reserved IP on the
+  droplet's anchor IP and documents no hairpin, yet the holder is the endpoint's first
+  client (kubeadm init, kubelet, kube-proxy). A DNAT in nat OUTPUT (chain
+  ``PROVISION-API-ENDPOINT``) sends its own connections to ``floating_ip:6443`` to its
+  private address while the API shows the address here and keepalived is not in FAULT.
 
 It is shipped verbatim in the control-plane user-data, so it depends only on the standard
 library: the three API calls it makes are plain HTTPS requests.
@@ -287,11 +281,9 @@ def recorded_state(settings: Settings) -> str | None:
 def endpoint_wanted(state: str | None, current_holder: int | None, me: int) -> bool:
     """Whether this node sends its own connections to the endpoint to itself.
 
-    Only while DigitalOcean routes the address here (everyone else reaches this node
-    too), and never in FAULT (the local API server failed its check; the normal path
-    leads to the node that takes over). Not MASTER is not enough to remove it: keepalived
-    starts in BACKUP on the node that claimed the address for kubeadm init, and its
-    local clients would lose the endpoint until it became MASTER.
+    While DigitalOcean routes the address here, except in FAULT (own API server down).
+    Not being MASTER is not enough to remove it: keepalived starts in BACKUP on the node
+    that claimed the address for kubeadm init.
     """
     return state != "FAULT" and current_holder == me
 
