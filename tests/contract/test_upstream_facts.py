@@ -420,9 +420,11 @@ def test_metrics_server_verifies_the_kubelets_certificates() -> None:
 
 
 def test_every_control_plane_node_runs_the_serving_certificate_approver() -> None:
-    """Nothing in kubeadm approves kubernetes.io/kubelet-serving requests (kubeadm's
-    "Enabling signed kubelet serving certificates": "the kube-controller-manager ... does
-    not approve" them; an external approver must). Every control-plane role ships the
+    """Nothing in the cluster approves kubernetes.io/kubelet-serving requests (Kubernetes
+    documentation, "Certificates and Certificate Signing Requests", signer
+    kubernetes.io/kubelet-serving: "Never auto-approved by kube-controller-manager"; kubeadm's
+    "Enabling signed kubelet serving certificates" leaves approval to the cluster's owner).
+    Every control-plane role ships the
     approver as written (cloud-init decodes ``encoding: gz+b64``) with its timer; the
     bootstrap script enables the timer on control-plane nodes only."""
     for role in ("controller-init", "controller-join"):
