@@ -200,7 +200,9 @@ def claim(settings: Settings, attempts: int = 8) -> bool:
 
     `kubeadm init` and every join need the endpoint to answer before keepalived runs. The
     assignment is made here rather than by Terraform, whose assignment resource would move
-    the address back to this node on every apply after a failover.
+    the address back to this node on every apply after a failover. Once the address is
+    here, this node's own connections to it go to itself (`set_endpoint_rule`): kubeadm
+    init, the kubelet and kube-proxy use the endpoint long before keepalived runs.
     """
     me = my_droplet_id(settings)
     for attempt in range(1, attempts + 1):
