@@ -17,6 +17,11 @@ two things keepalived cannot do on DigitalOcean:
   address to whichever droplet holds it.
   Each state is recorded in a state file, so a MASTER notification that a later change has
   superseded (two nodes were MASTER for a moment) stops instead of taking the address back.
+* the holder's way to its own endpoint: DigitalOcean delivers a reserved IP on the
+  droplet's anchor IP and documents no hairpin, yet the holder is the endpoint's first
+  client (kubeadm init, kubelet, kube-proxy). A DNAT in nat OUTPUT (chain
+  ``PROVISION-API-ENDPOINT``) sends its own connections to ``floating_ip:6443`` to its
+  private address while the API shows the address here and keepalived is not in FAULT.
 
 It is shipped verbatim in the control-plane user-data, so it depends only on the standard
 library: the three API calls it makes are plain HTTPS requests.
@@ -53,6 +58,7 @@ API = "https://api.digitalocean.com/v2/"
 # answering would block, and the retries (the new MASTER taking the address) never happen.
 API_TIMEOUT = 10.0
 PRIORITY_STEP = 20  # between control-plane numbers: 20/256 s of VRRP skew, well above jitter
+ENDPOINT_CHAIN = "PROVISION-API-ENDPOINT"  # nat table; jumped to from OUTPUT
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ class Settings:
     # Also append every log line here: keepalived sends the notify and check commands'
     # output to /dev/null, and a host without syslog (a test world) would see nothing.
     log_file: str | None = None
+    iptables: str = "iptables"  # the holder's DNAT to itself (see the module docstring)
+    api_port: int = 6443
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -192,13 +200,19 @@ def claim(settings: Settings, attempts: int = 8) -> bool:
 
     `kubeadm init` and every join need the endpoint to answer before keepalived runs. The
     assignment is made here rather than by Terraform, whose assignment resource would move
-    the address back to this node on every apply after a failover.
+    the address back to this node on every apply after a failover. Once the address is
+    here, this node's own connections to it go to itself (`set_endpoint_rule`): kubeadm
+    init, the kubelet and kube-proxy use the endpoint long before keepalived runs.
     """
+    me = my_droplet_id(settings)
     for attempt in range(1, attempts + 1):
         try:
             current = holder(settings)
             if current is not None:
-                log(f"{settings.floating_ip} is held by droplet {current}; not claiming it")
+                if current != me:
+                    log(f"{settings.floating_ip} is held by droplet {current}; not claiming it")
+                # kubeadm init talks to the endpoint next: the holder must reach itself.
+                set_endpoint_rule(settings, present=current == me)
                 return True
             break
         except Exception as e:  # retried like assign: the API may be briefly unreachable
@@ -206,7 +220,88 @@ def claim(settings: Settings, attempts: int = 8) -> bool:
             time.sleep(min(0.5 * 2 ** attempt, 8))
     else:
         return False
-    return assign(settings, attempts)
+    if not assign(settings, attempts):
+        return False
+    set_endpoint_rule(settings, present=True)
+    return True
+
+
+def _nat(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    # -w: kube-proxy and the CNI change the same tables; wait for their lock, do not fail.
+    return subprocess.run([settings.iptables, "-w", "5", "-t", "nat", *args],
+                          capture_output=True, text=True, check=check)
+
+
+def endpoint_rule(settings: Settings, private_ip: str) -> list[str]:
+    """The DNAT rule, as ``iptables -S`` prints it: floating_ip:port -> private_ip:port."""
+    port = str(settings.api_port)
+    return ["-A", ENDPOINT_CHAIN, "-d", f"{settings.floating_ip}/32", "-p", "tcp", "-m", "tcp",
+            "--dport", port, "-j", "DNAT", "--to-destination", f"{private_ip}:{port}"]
+
+
+def set_endpoint_rule(settings: Settings, present: bool,
+                      still_valid: Callable[[], bool] | None = None) -> bool:
+    """Install or remove the holder's DNAT to itself; True when something changed.
+
+    Idempotent: the chain and the jump to it from OUTPUT are created once and kept; the
+    chain holds the one rule or nothing. Changes are serialized by a lock beside the state
+    file, and `still_valid` is asked under it: a decision a later notification has made
+    stale (a slow BACKUP reconcile after a FAULT) is dropped, not applied.
+    """
+    private_ip = settings.private_ip or metadata("interfaces/private/0/ipv4/address")
+    lock_path = Path(settings.state_file).with_name("endpoint.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if still_valid is not None and not still_valid():
+            return False
+        if _nat(settings, "-S", ENDPOINT_CHAIN, check=False).returncode != 0:
+            _nat(settings, "-N", ENDPOINT_CHAIN)
+        if _nat(settings, "-C", "OUTPUT", "-j", ENDPOINT_CHAIN, check=False).returncode != 0:
+            _nat(settings, "-I", "OUTPUT", "1", "-j", ENDPOINT_CHAIN)
+        current = [line.split() for line in _nat(settings, "-S", ENDPOINT_CHAIN).stdout
+                   .splitlines() if line.startswith("-A ")]
+        wanted = [endpoint_rule(settings, private_ip)] if present else []
+        if current == wanted:
+            return False
+        _nat(settings, "-F", ENDPOINT_CHAIN)
+        if present:
+            _nat(settings, *endpoint_rule(settings, private_ip))
+    log(f"{settings.floating_ip}:{settings.api_port} from this node: "
+        + (f"to {private_ip} (this droplet holds it)" if present else "the normal path"))
+    return True
+
+
+def recorded_state(settings: Settings) -> str | None:
+    """keepalived's latest state on this node, as notify recorded it (None: never ran)."""
+    try:
+        return str(json.loads(Path(settings.state_file).read_text()).get("state"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def endpoint_wanted(state: str | None, current_holder: int | None, me: int) -> bool:
+    """Whether this node sends its own connections to the endpoint to itself.
+
+    While DigitalOcean routes the address here, except in FAULT (own API server down).
+    Not being MASTER is not enough to remove it: keepalived starts in BACKUP on the node
+    that claimed the address for kubeadm init.
+    """
+    return state != "FAULT" and current_holder == me
+
+
+def reconcile_endpoint(settings: Settings,
+                       still_valid: Callable[[], bool] | None = None) -> bool:
+    """Make the rule match who holds the address (the timer, BACKUP and STOP)."""
+    state = recorded_state(settings)
+    current = None if state == "FAULT" else holder(settings)
+    wanted = endpoint_wanted(state, current, my_droplet_id(settings))
+
+    def unchanged() -> bool:
+        # The timer's decision stands only while no notification has come in since.
+        return recorded_state(settings) == state and (still_valid is None or still_valid())
+
+    return set_endpoint_rule(settings, wanted, unchanged)
 
 
 def controller_number(name: str) -> int:
@@ -415,10 +510,11 @@ def record_state(settings: Settings, state: str) -> Callable[[], bool] | None:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``configure``, ``notify TYPE NAME STATE PRIORITY``, ``check``, ``claim``."""
+    """Entry point: ``configure``, ``notify TYPE NAME STATE PRIORITY``, ``check``, ``claim``,
+    ``endpoint`` (the endpoint rule only)."""
     parser = argparse.ArgumentParser(prog="provision-failover", description=__doc__)
     parser.add_argument("--config", type=Path, default=CONFIG)
-    parser.add_argument("command", choices=["configure", "notify", "check", "claim"])
+    parser.add_argument("command", choices=["configure", "notify", "check", "claim", "endpoint"])
     parser.add_argument("args", nargs="*")
     options = parser.parse_args(argv)
     settings = Settings.load(options.config)
@@ -440,6 +536,16 @@ def _run(settings: Settings, command: str, args: list[str]) -> int:
     if command == "configure":
         changed = configure(settings)
         log("keepalived configuration " + ("written" if changed else "unchanged"))
+        # Also the timer's pass over the endpoint rule: a node whose keepalived crashed or
+        # was stopped gets no notification when another node takes the address.
+        try:
+            reconcile_endpoint(settings)
+        except Exception as e:  # the API may be away for a minute: the next pass retries
+            log(f"endpoint rule not reconciled: {type(e).__name__}: {e}")
+            return 1
+        return 0
+    if command == "endpoint":
+        reconcile_endpoint(settings)
         return 0
     state = args[2] if len(args) >= 3 else (args or ["?"])[0]
     log(f"keepalived state {state}")
@@ -448,7 +554,14 @@ def _run(settings: Settings, command: str, args: list[str]) -> int:
         log(f"a later state change superseded {state}")
         return 0
     if state == "MASTER":
-        return 0 if assign(settings, still_master=latest) else 1
+        if not assign(settings, still_master=latest):
+            return 1
+        set_endpoint_rule(settings, present=True, still_valid=latest)
+        return 0
+    if state == "FAULT":
+        set_endpoint_rule(settings, present=False, still_valid=latest)
+        return 0
+    reconcile_endpoint(settings, still_valid=latest)
     return 0
 
 

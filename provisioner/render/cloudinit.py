@@ -6,6 +6,8 @@ and ``worker-<pool>`` (one per worker pool, since labels and taints differ per p
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,27 @@ def _failover_files(env: Environment) -> dict[str, object]:
         "settings": json.dumps(settings, indent=2, sort_keys=True) + "\n",
         "service": render("systemd/provision-failover.service.j2", agent_path=FAILOVER_AGENT),
         "timer": render("systemd/provision-failover.timer.j2"),
+    }}
+
+
+CSR_APPROVER = "/usr/local/lib/provision/csr_approver.py"
+
+
+def _approver_files() -> dict[str, object]:
+    """The kubelet serving certificate approver and its timer (every control-plane node).
+
+    Compressed (cloud-init's ``encoding: gz+b64``): the first node's user-data holds the
+    CA, the add-ons' kustomizations and the failover agent, close to DigitalOcean's 64 KiB.
+    `mtime=0` keeps the rendering byte for byte the same from run to run.
+    """
+    agent = Path(__file__).resolve().parents[1] / "agents" / "csr_approver.py"
+    packed = gzip.compress(agent.read_bytes(), compresslevel=9, mtime=0)
+    return {"csr_approver": {
+        "agent": base64.b64encode(packed).decode("ascii"),
+        "agent_path": CSR_APPROVER,
+        "service": render("systemd/provision-csr-approver.service.j2", agent_path=CSR_APPROVER),
+        "timer": (data_dir("templates") / "systemd" / "provision-csr-approver.timer").read_text(
+            encoding="utf-8"),
     }}
 
 
@@ -159,7 +182,7 @@ def controller(env: Environment, first: bool) -> UserData:
     context["failover_enabled"] = failover["failover"] is not None
     text = render("cloud-init/node.yaml.j2", **context,
                   **_node_files(context, role, addon_sources(env)),
-                  **failover, role=role, kubeadm=kubeadm)
+                  **failover, **_approver_files(), role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
 
@@ -173,7 +196,7 @@ def worker(env: Environment, pool: WorkerPool) -> UserData:
     kubeadm = render("kubeadm/join.yaml.j2", **context)
     text = render("cloud-init/node.yaml.j2", **context,
                   **_node_files(context, role, addon_sources(env)),
-                  failover=None, role=role, kubeadm=kubeadm)
+                  failover=None, csr_approver=None, role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
 

@@ -77,3 +77,18 @@ def test_schema_rejects_a_misspelt_field_in_our_output() -> None:
     join["discovery"]["bootstrapToken"]["apiServerEndPoint"] = join["discovery"][
         "bootstrapToken"].pop("apiServerEndpoint")
     assert problems(join)
+
+
+def test_kubelets_request_serving_certificates_from_the_cluster_ca() -> None:
+    """kubeadm documentation, "Certificate Management with kubeadm", section "Enabling
+    signed kubelet serving certificates": ``serverTLSBootstrap: true`` in the
+    KubeletConfiguration given to ``kubeadm init`` (kubeadm stores it in the
+    kubelet-config ConfigMap every joining node reads) makes each kubelet request its
+    serving certificate through a kubernetes.io/kubelet-serving CSR, which the
+    controller manager signs with the cluster CA once approved; approving is left to
+    the cluster (provision's approver, provisioner/agents/csr_approver.py)."""
+    for example in ("production", "staging"):
+        *_, kubelet = kubeadm_documents(example, "cloud-init/controller-init.yaml")
+        assert kubelet["kind"] == "KubeletConfiguration"
+        assert kubelet["serverTLSBootstrap"] is True
+        assert kubelet["rotateCertificates"] is True

@@ -14,6 +14,8 @@ namespace, container name and the fields the patch must leave alone.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import importlib.util
 import ipaddress
 import re
@@ -25,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from provisioner.agents import failover
+from provisioner.agents import csr_approver, failover
 from provisioner.pipeline.cluster_stage import DO_SECRET
 from provisioner.render import addons
 from provisioner.render.cloudinit import ADDONS_DIR
@@ -385,6 +387,60 @@ def test_failover_agent_uses_the_reserved_ip_endpoints(tmp_path: Path) -> None:
                     ("GET", f"/v2/reserved_ips/{address}", 200)], seen
     record = Cloud(path).snapshot()["resources"]["digitalocean_reserved_ip"][address]
     assert record["droplet_id"] == droplet
+
+
+# ------------------------------------------------------------------ metrics-server
+
+
+def test_metrics_server_verifies_the_kubelets_certificates() -> None:
+    """kubernetes-sigs/metrics-server README (v0.9.0), Requirements: "Kubelet certificate
+    needs to be signed by cluster Certificate Authority (or disable certificate validation
+    by passing `--kubelet-insecure-tls` to Metrics Server)"; Configuration:
+    `--kubelet-insecure-tls` "Do not verify the CA of serving certificates presented by
+    Kubelets. For testing purposes only." The release's components.yaml does not pass it.
+    The kubelets' serving certificates are signed by the cluster CA (serverTLSBootstrap,
+    tests/contract/test_kubeadm_rendered.py) and approved on the control-plane nodes, so
+    nothing provision renders adds the flag: not a kustomize patch of the add-on, not the
+    bootstrap script, not any other file of any role's user-data."""
+    metrics = [a for a in addons.platform("fra1") if a.name == "metrics-server"]
+    assert len(metrics) == 1
+    assert metrics[0].url.endswith(f"/{addons.METRICS_SERVER}/components.yaml")
+    assert "kubelet-insecure-tls" not in repr(metrics[0].patches)
+    for example_name in ("production", "staging"):
+        for path, text in rendered(example_name).items():
+            if not path.startswith("cloud-init/"):
+                continue
+            config = yaml.safe_load(materialize(text))
+            for item in config["write_files"]:
+                content = str(item["content"])
+                if item.get("encoding") == "gz+b64":
+                    content = gzip.decompress(base64.b64decode(content)).decode()
+                assert "kubelet-insecure-tls" not in content, (example_name, path, item["path"])
+
+
+def test_every_control_plane_node_runs_the_serving_certificate_approver() -> None:
+    """Nothing in the cluster approves kubernetes.io/kubelet-serving requests (Kubernetes
+    documentation, "Certificates and Certificate Signing Requests", signer
+    kubernetes.io/kubelet-serving: "Never auto-approved by kube-controller-manager"; kubeadm's
+    "Enabling signed kubelet serving certificates" leaves approval to the cluster's owner).
+    Every control-plane role ships the
+    approver as written (cloud-init decodes ``encoding: gz+b64``) with its timer; the
+    bootstrap script enables the timer on control-plane nodes only."""
+    for role in ("controller-init", "controller-join"):
+        config = yaml.safe_load(materialize(rendered("production")[f"cloud-init/{role}.yaml"]))
+        files = {f["path"]: f for f in config["write_files"]}
+        agent = files["/usr/local/lib/provision/csr_approver.py"]
+        assert agent["encoding"] == "gz+b64" and agent["permissions"] == "0755"
+        assert gzip.decompress(base64.b64decode(agent["content"])) == \
+            Path(csr_approver.__file__).read_bytes()
+        assert "csr_approver.py --kubeconfig /etc/kubernetes/admin.conf" in \
+            files["/etc/systemd/system/provision-csr-approver.service"]["content"]
+        assert "OnUnitActiveSec=15s" in \
+            files["/etc/systemd/system/provision-csr-approver.timer"]["content"]
+        bootstrap = files["/usr/local/sbin/provision-bootstrap"]["content"]
+        assert "systemctl enable --now provision-csr-approver.timer" in bootstrap
+    worker = write_files("production", "worker-general")
+    assert "/usr/local/lib/provision/csr_approver.py" not in worker
 
 
 # ------------------------------------------------------------------------- do-agent

@@ -68,8 +68,14 @@ class Account:
             droplet_id=str(self.ids[number]), private_ip=CONTROL_PLANE[number],
             api_endpoint=self.fake.endpoint,
             keepalived_conf=str(self.state_dir / f"cp{number}" / "keepalived.conf"),
-            state_file=str(self.state_dir / f"cp{number}" / "state"), reload_command="")
+            state_file=str(self.state_dir / f"cp{number}" / "state"), reload_command="",
+            iptables=str(_nat_table(self.state_dir / f"cp{number}-nat")))
         return replace(base, **changes)
+
+    def nat(self, number: int) -> dict[str, list[list[str]]]:
+        """cp`number`'s nat chains as its (stand-in) iptables holds them."""
+        state = self.state_dir / f"cp{number}-nat" / "iptables-state.json"
+        return json.loads(state.read_text()) if state.is_file() else {}
 
     def holder(self) -> int | None:
         """Which cp holds the floating IP according to the account."""
@@ -80,6 +86,20 @@ class Account:
     def assigns(self) -> list[Any]:
         """Bodies of the assign POSTs that succeeded."""
         return [r.body for r in self.fake.requests("POST", ASSIGN_PATH) if r.status == 201]
+
+
+def _nat_table(folder: Path) -> Path:
+    """A node's own stand-in iptables (tests/support/fake_iptables.py) in `folder`.
+
+    The agent runs on this machine here: the real command would change its nat table.
+    """
+    target = folder / "iptables"
+    if not target.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        source = Path(__file__).resolve().parents[1] / "support" / "fake_iptables.py"
+        target.write_text(f"#!{sys.executable}\n" + source.read_text())
+        target.chmod(0o755)
+    return target
 
 
 @pytest.fixture
@@ -455,3 +475,108 @@ def test_a_failing_notify_leaves_its_reason_in_the_log_file(tmp_path: Path) -> N
     # whatever the exception, it is in the log with the command that failed.
     assert re.search(r"\] notify failed: \w+", logged), logged
     assert TOKEN not in logged
+
+
+# ------------------------------------------------- the holder's way to its own endpoint
+
+
+def _rule(number: int) -> list[str]:
+    return ["-d", f"{FLOATING_IP}/32", "-p", "tcp", "-m", "tcp", "--dport", "6443", "-j",
+            "DNAT", "--to-destination", f"{CONTROL_PLANE[number]}:6443"]
+
+
+def _notify(account: Account, number: int, state: str) -> int:
+    return failover.main(["--config", str(_settings_file(account, number)), "notify",
+                          "INSTANCE", "api", state, "200"])
+
+
+@pytest.mark.parametrize(("state", "holder", "wanted"), [
+    (None, 1, True),  # before keepalived ever ran: kubeadm init on the node that claimed it
+    ("BACKUP", 1, True),  # keepalived's first state on that node: keep reaching itself
+    ("MASTER", 1, True),
+    ("STOP", 1, True),  # keepalived stopped, address not moved yet: still routed here
+    ("FAULT", 1, False),  # own API server failed its check: never to itself
+    ("MASTER", 2, False),  # the API says another droplet holds it
+    ("BACKUP", None, False),
+])
+def test_endpoint_rule_follows_the_holder_except_in_fault(state: str | None, holder: int | None,
+                                                           wanted: bool) -> None:
+    assert failover.endpoint_wanted(state, holder, 1) is wanted
+
+
+def test_claim_points_the_holder_at_itself_before_kubeadm_init(account: Account) -> None:
+    """cp1 claims (it holds the address): its own connections to floating_ip:6443 go to
+    its private address; cp2 claims while cp1 holds it: nothing rewritten there."""
+    assert failover.claim(account.settings(1))
+    assert account.nat(1)["PROVISION-API-ENDPOINT"] == [_rule(1)]
+    assert account.nat(1)["OUTPUT"] == [["-j", "PROVISION-API-ENDPOINT"]]
+    assert failover.claim(account.settings(2))
+    assert account.nat(2)["PROVISION-API-ENDPOINT"] == []
+    assert account.holder() == 1
+
+
+def test_claim_of_a_free_address_assigns_then_rewrites(account: Account,
+                                                       sleeps: list[float]) -> None:
+    with Cloud(account.path).transaction() as state:
+        record = state.get("digitalocean_reserved_ip", FLOATING_IP)
+        assert record is not None
+        record["droplet_id"] = None
+    assert failover.claim(account.settings(1))
+    assert account.holder() == 1
+    assert account.nat(1)["PROVISION-API-ENDPOINT"] == [_rule(1)]
+
+
+def test_the_rule_is_idempotent(account: Account) -> None:
+    settings = account.settings(1)
+    assert failover.set_endpoint_rule(settings, present=True)
+    assert not failover.set_endpoint_rule(settings, present=True)
+    assert not failover.reconcile_endpoint(settings)
+    assert account.nat(1) == {"OUTPUT": [["-j", "PROVISION-API-ENDPOINT"]],
+                              "PROVISION-API-ENDPOINT": [_rule(1)]}
+    assert failover.set_endpoint_rule(settings, present=False)
+    assert not failover.set_endpoint_rule(settings, present=False)
+    assert account.nat(1)["PROVISION-API-ENDPOINT"] == []
+    assert account.nat(1)["OUTPUT"] == [["-j", "PROVISION-API-ENDPOINT"]]
+
+
+def test_failover_moves_the_rule_with_the_address(account: Account,
+                                                  sleeps: list[float]) -> None:
+    """Startup BACKUP on the holder keeps the rule; the new MASTER takes address and rule;
+    the old holder's next notification (here BACKUP) sends it the normal path."""
+    assert failover.claim(account.settings(1))
+    assert _notify(account, 1, "BACKUP") == 0
+    assert account.nat(1)["PROVISION-API-ENDPOINT"] == [_rule(1)]
+    assert _notify(account, 1, "MASTER") == 0
+    assert account.nat(1)["PROVISION-API-ENDPOINT"] == [_rule(1)]
+    assert _notify(account, 2, "MASTER") == 0
+    assert account.holder() == 2
+    assert account.nat(2)["PROVISION-API-ENDPOINT"] == [_rule(2)]
+    assert _notify(account, 1, "BACKUP") == 0
+    assert account.nat(1)["PROVISION-API-ENDPOINT"] == []
+
+
+def test_fault_removes_the_rule_while_still_holding(account: Account) -> None:
+    assert failover.claim(account.settings(1))
+    assert _notify(account, 1, "FAULT") == 0
+    assert account.holder() == 1  # nobody has taken it yet
+    assert account.nat(1)["PROVISION-API-ENDPOINT"] == []
+    # The timer does not put it back while the node is in FAULT.
+    assert failover.main(["--config", str(_settings_file(account, 1)), "endpoint"]) == 0
+    assert account.nat(1)["PROVISION-API-ENDPOINT"] == []
+
+
+def test_the_timer_removes_a_rule_nobody_told_it_about(account: Account,
+                                                       sleeps: list[float]) -> None:
+    """cp1's keepalived crashed: no notification there when cp2 takes the address; the
+    agent's timer pass asks the API and removes cp1's rule."""
+    assert failover.claim(account.settings(1))
+    assert _notify(account, 2, "MASTER") == 0
+    assert account.nat(1)["PROVISION-API-ENDPOINT"] == [_rule(1)]
+    assert failover.main(["--config", str(_settings_file(account, 1)), "endpoint"]) == 0
+    assert account.nat(1)["PROVISION-API-ENDPOINT"] == []
+
+
+def test_a_stale_decision_is_not_applied(account: Account) -> None:
+    settings = account.settings(1)
+    assert not failover.set_endpoint_rule(settings, present=True, still_valid=lambda: False)
+    assert account.nat(1) == {}

@@ -23,7 +23,7 @@ class ResourceType:
     kind: str
     namespaced: bool = True
     short_names: tuple[str, ...] = ()
-    subresources: tuple[str, ...] = ()  # "status", "scale", "log"
+    subresources: tuple[str, ...] = ()  # "status", "scale", "log", "approval"
     categories: tuple[str, ...] = ()
     # metadata.generation is maintained only where the real registry does (spec-bearing
     # workload and policy types); ConfigMaps, Services... have none.
@@ -99,12 +99,15 @@ RESOURCES: tuple[ResourceType, ...] = (
     _rt("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
     _rt("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
         namespaced=False),
+    # Kubelet serving certificates (tests/fakes/kubeapi/certificates.py).
+    _rt("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest",
+        namespaced=False, short_names=("csr",), subresources=("status", "approval")),
 )  # fmt: skip
 
 # Subresources whose body is another kind (GET deployments/x/scale is an autoscaling/v1 Scale).
 SUBRESOURCE_KIND = {"scale": ("autoscaling", "v1", "Scale"), "log": ("", "v1", "Pod")}
 SUBRESOURCE_VERBS = {"status": ("get", "patch", "update"), "scale": ("get", "patch", "update"),
-                     "log": ("get",)}  # fmt: skip
+                     "log": ("get",), "approval": ("get", "patch", "update")}  # fmt: skip
 
 
 def group_versions() -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from . import apply, catalog, defaults, errors, patch, schemas, selectors
+from . import apply, catalog, certificates, defaults, errors, patch, schemas, selectors
 from .catalog import ResourceType
 from .errors import ApiError
 from .meta import clone, metadata, name_of, namespace_of, timestamp
@@ -182,7 +182,10 @@ class Registry:
             raise errors.bad_request(f"{rt.kind} {name_of(new)!r}: namespace is "
                                      f"{'required' if rt.namespaced else 'not allowed'}")
         has_status = "status" in rt.subresources
-        if subresource == "status" and old is not None:
+        if rt.kind == certificates.KIND and old is not None:
+            # Spec fixed at creation; conditions through /approval, the rest via /status.
+            new = certificates.prepare_update(old, new, subresource)
+        elif subresource == "status" and old is not None:
             # A status write changes status only: the rest comes from the stored object.
             status, fields = new.get("status"), metadata(new).get("managedFields")
             new = clone(old)

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog, discovery, errors, patch, tables, watch
+from . import catalog, certificates, discovery, errors, patch, tables, watch
 from .catalog import ResourceType
 from .errors import ApiError
 from .kubelet import Kubelet
@@ -39,6 +39,7 @@ class Request:
     query: dict[str, str]
     headers: Mapping[str, str]  # lower-case names
     body: bytes = b""
+    user: str = ""  # the authenticated requester (the server sets it)
 
     @property
     def content_type(self) -> str:
@@ -202,6 +203,8 @@ class Rest:
         if req.method == "POST" and not t.name:
             if ns == "" and rt.namespaced:
                 raise errors.method_not_allowed()
+            if rt.kind == certificates.KIND and isinstance(body, dict):
+                body = certificates.prepare_create(body, req.user)
             created = self.registry.create(rt, ns, body, self.manager(req),
                                            dry_run=self.dry_run(req), fields=fields)  # fmt: skip
             return Response(201, created, warnings=fields.warnings)

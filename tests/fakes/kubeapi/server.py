@@ -425,6 +425,7 @@ class FakeKubeAPI:
             time.sleep(self.latency_ms / 1000)
         try:
             user = self.authenticate(headers, peer_user, path.rstrip("/"))
+            request.user = user
             for rule in self.denials:
                 if found and rule.matches(verb, resource, found.namespace, found.name):
                     if rule.code == 401:
@@ -514,9 +515,25 @@ class _Handler(BaseHTTPRequestHandler):
                     return str(value)
         return None
 
+    def _read_chunked(self) -> bytes:
+        """A request body in HTTP/1.1 chunked transfer coding (RFC 9112, 7.1), which Go's
+        server reads like any other: ``kubectl replace --raw -f FILE`` sends its body so."""
+        parts: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline().strip():  # trailer fields, then the empty line
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
+
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = self._read_chunked()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length > 0 else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         response, _ = self.server.fake.respond(self.command, self.path, headers, body,
                                                self._peer_user())  # fmt: skip
