@@ -61,6 +61,14 @@ FAILOVER_AGENT = "/usr/local/lib/provision/failover.py"
 VRRP_TUNNEL_PORT = 8473
 
 
+def _packed(path: Path) -> str:
+    """A file for cloud-init's ``encoding: gz+b64``: the node agents are written this way
+    because the first node's user-data (CA, add-on kustomizations, agents) would otherwise
+    pass DigitalOcean's 64 KiB; ``mtime=0`` keeps the bytes the same from run to run."""
+    packed = gzip.compress(path.read_bytes(), compresslevel=9, mtime=0)
+    return base64.b64encode(packed).decode("ascii")
+
+
 def _failover_files(env: Environment) -> dict[str, object]:
     """The keepalived failover agent and its settings (floating_ip mode, controllers only)."""
     if env.control_plane.endpoint != "floating_ip":
@@ -77,7 +85,7 @@ def _failover_files(env: Environment) -> dict[str, object]:
         "check_command": f"/usr/bin/python3 {FAILOVER_AGENT} check",
     }
     return {"failover": {
-        "agent": agent.read_text(encoding="utf-8"),
+        "agent": _packed(agent),
         "agent_path": FAILOVER_AGENT,
         "settings": json.dumps(settings, indent=2, sort_keys=True) + "\n",
         "service": render("systemd/provision-failover.service.j2", agent_path=FAILOVER_AGENT),
@@ -91,14 +99,11 @@ CSR_APPROVER = "/usr/local/lib/provision/csr_approver.py"
 def _approver_files() -> dict[str, object]:
     """The kubelet serving certificate approver and its timer (every control-plane node).
 
-    Compressed (cloud-init's ``encoding: gz+b64``): the first node's user-data holds the
-    CA, the add-ons' kustomizations and the failover agent, close to DigitalOcean's 64 KiB.
-    `mtime=0` keeps the rendering byte for byte the same from run to run.
+    Compressed, like the failover agent (see ``_packed``).
     """
     agent = Path(__file__).resolve().parents[1] / "agents" / "csr_approver.py"
-    packed = gzip.compress(agent.read_bytes(), compresslevel=9, mtime=0)
     return {"csr_approver": {
-        "agent": base64.b64encode(packed).decode("ascii"),
+        "agent": _packed(agent),
         "agent_path": CSR_APPROVER,
         "service": render("systemd/provision-csr-approver.service.j2", agent_path=CSR_APPROVER),
         "timer": (data_dir("templates") / "systemd" / "provision-csr-approver.timer").read_text(

@@ -54,7 +54,15 @@ FLANNEL = ("DaemonSet", "kube-flannel", "kube-flannel-ds", "kube-flannel")
 def write_files(example_name: str, role: str = "controller-init") -> dict[str, str]:
     """path -> content of the role's user-data as the droplet receives it."""
     config = yaml.safe_load(materialize(rendered(example_name)[f"cloud-init/{role}.yaml"]))
-    return {f["path"]: str(f["content"]) for f in config["write_files"]}
+    return {f["path"]: _decoded(f) for f in config["write_files"]}
+
+
+def _decoded(item: dict[str, Any]) -> str:
+    """A write_files entry's content as cloud-init writes it (it decodes gz+b64)."""
+    content = str(item["content"])
+    if item.get("encoding") == "gz+b64":
+        content = gzip.decompress(base64.b64decode(content)).decode()
+    return content
 
 
 def kustomization(example_name: str, addon: str) -> tuple[str, dict[str, Any]]:
@@ -412,9 +420,7 @@ def test_metrics_server_verifies_the_kubelets_certificates() -> None:
                 continue
             config = yaml.safe_load(materialize(text))
             for item in config["write_files"]:
-                content = str(item["content"])
-                if item.get("encoding") == "gz+b64":
-                    content = gzip.decompress(base64.b64decode(content)).decode()
+                content = _decoded(item)
                 assert "kubelet-insecure-tls" not in content, (example_name, path, item["path"])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import stat
 from pathlib import Path
@@ -122,7 +124,9 @@ def test_control_plane_ships_the_failover_agent_verbatim() -> None:
         files = {f["path"]: f for f in yaml.safe_load(
             rendered("production")[f"cloud-init/{role}.yaml"])["write_files"]}
         agent = files["/usr/local/lib/provision/failover.py"]
-        assert agent["content"] == Path(failover.__file__).read_text()
+        assert agent["encoding"] == "gz+b64"  # cloud-init decodes it as it writes the file
+        assert gzip.decompress(base64.b64decode(agent["content"])) == Path(
+            failover.__file__).read_bytes()
         assert agent["permissions"] == "0755"
         settings = files["/etc/provision/failover.json"]
         assert settings["permissions"] == "0600"
