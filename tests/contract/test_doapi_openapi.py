@@ -29,6 +29,7 @@ from provisioner.render.names import resource_names
 from tests.fakes.doapi import FakeDigitalOcean
 from tests.fakes.doapi.openapi import OpenApi, shared
 from tests.fakes.doapi.routes import _ROUTES
+from tests.support import fake_iptables
 from tests.support.do_account import TOKEN
 from tests.support.sim import simulation
 
@@ -170,7 +171,9 @@ def test_every_endpoint_through_the_real_clients_matches_the_description(
         settings = failover.Settings(
             cluster=env.name, floating_ip=address, token=TOKEN,
             controller_tag=resource_names(env)["digitalocean_tag.controllers"],
-            droplet_id=str(cps["prod-cp-1"]), api_endpoint=fake.endpoint, api_timeout=10)
+            droplet_id=str(cps["prod-cp-1"]), api_endpoint=fake.endpoint, api_timeout=10,
+            # claim also points the holder's own endpoint at itself: a stand-in nat table.
+            private_ip="10.10.0.2", iptables=str(fake_iptables.install(tmp_path / "nat")))
         assert failover.claim(settings, attempts=2)
         assert failover.holder(settings) == cps["prod-cp-1"]
         assert sorted(failover.peers(settings)) == [1, 2, 3]

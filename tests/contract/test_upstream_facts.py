@@ -405,14 +405,18 @@ def test_metrics_server_verifies_the_kubelets_certificates() -> None:
     needs to be signed by cluster Certificate Authority (or disable certificate validation
     by passing `--kubelet-insecure-tls` to Metrics Server)"; Configuration:
     `--kubelet-insecure-tls` "Do not verify the CA of serving certificates presented by
-    Kubelets. For testing purposes only." The release's components.yaml does not pass it.
+    Kubelets. For testing purposes only." The release's sources (manifests/base,
+    components/release, overlays/release) do not pass it.
     The kubelets' serving certificates are signed by the cluster CA (serverTLSBootstrap,
     tests/contract/test_kubeadm_rendered.py) and approved on the control-plane nodes, so
     nothing provision renders adds the flag: not a kustomize patch of the add-on, not the
     bootstrap script, not any other file of any role's user-data."""
     metrics = [a for a in addons.platform("fra1") if a.name == "metrics-server"]
     assert len(metrics) == 1
-    assert metrics[0].url.endswith(f"/{addons.METRICS_SERVER}/components.yaml")
+    # Built on the node from the release overlay's sources (test_addon_pins.py pins their
+    # digests); the repository's test overlay, which adds the flag, is never fetched.
+    assert metrics[0].entry == "overlays/release"
+    assert all("/test" not in pin.path for pin in metrics[0].files)
     assert "kubelet-insecure-tls" not in repr(metrics[0].patches)
     for example_name in ("production", "staging"):
         for path, text in rendered(example_name).items():

@@ -19,6 +19,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def install(folder: Path) -> Path:
+    """This stand-in as an executable ``iptables`` in ``folder`` (one per simulated node:
+    the chains live beside it); for ``Settings.iptables``."""
+    target = folder / "iptables"
+    if not target.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"#!{sys.executable}\n" + Path(__file__).read_text())
+        target.chmod(0o755)
+    return target
+
+
 def main(argv: list[str]) -> int:
     state_file = HERE / "iptables-state.json"
     with (HERE / "calls.jsonl").open("a") as calls:

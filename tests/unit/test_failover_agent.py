@@ -30,6 +30,7 @@ from provisioner.agents import failover
 from tests.fakes.doapi import FakeDigitalOcean
 from tests.fakes.doprovider.cloud import Cloud
 from tests.fakes.doprovider.resources.catalog import DEFAULT_REGION
+from tests.support import fake_iptables
 
 AGENT = Path(failover.__file__)
 TOKEN = "agent-test-token"
@@ -89,17 +90,9 @@ class Account:
 
 
 def _nat_table(folder: Path) -> Path:
-    """A node's own stand-in iptables (tests/support/fake_iptables.py) in `folder`.
-
-    The agent runs on this machine here: the real command would change its nat table.
-    """
-    target = folder / "iptables"
-    if not target.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        source = Path(__file__).resolve().parents[1] / "support" / "fake_iptables.py"
-        target.write_text(f"#!{sys.executable}\n" + source.read_text())
-        target.chmod(0o755)
-    return target
+    """A node's own stand-in iptables; the agent runs on this machine here, where the real
+    command would change its nat table."""
+    return fake_iptables.install(folder)
 
 
 @pytest.fixture
