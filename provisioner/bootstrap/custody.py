@@ -16,6 +16,7 @@ when nothing records one for a cluster that exists.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,9 +71,15 @@ def _beside_local_state(folder: Path, state_dir: Path, env: Environment,
     tfstate = state_dir / LOCAL_STATE_FILE
     try:
         recorded = record.read_text().strip() if record.is_file() else None
-        cluster_exists = tfstate.is_file() and state_text_has_resources(tfstate.read_bytes())
+        body = tfstate.read_bytes() if tfstate.is_file() else None
     except OSError as e:
         raise WorkdirError(f"cannot read {state_dir}: {e.strerror}") from e
+    if body is not None and not _is_json(body):
+        # Whether it held a cluster cannot be told, so neither a new CA nor an apply is safe.
+        raise WorkdirError(f"{tfstate} is damaged (not a Terraform state, not even JSON): "
+                           f"put back the last good copy (Terraform keeps one in "
+                           f"{tfstate.name}.backup beside it) or your own backup, then run again")
+    cluster_exists = body is not None and state_text_has_resources(body)
     if local is None:
         if cluster_exists:
             raise SecretsError(f"{folder} holds no CA, but the Terraform state {tfstate} "
@@ -87,6 +94,14 @@ def _beside_local_state(folder: Path, state_dir: Path, env: Environment,
         private_folder(state_dir)
         write_private(record, (local.ca_cert_hash + "\n").encode())
     return local
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
 
 
 def _beside_remote_state(folder: Path, env: Environment, local: ClusterSecrets | None,

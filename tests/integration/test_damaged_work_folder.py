@@ -39,8 +39,11 @@ def test_damaged_terraform_state_is_a_reported_failure(sim: Simulation) -> None:
     (sim.workdir / "state").mkdir(parents=True)
     (sim.workdir / "state" / "terraform.tfstate").write_bytes(b"\x00garbage{")
     planned = sim.run("plan", str(sim.config))
-    assert planned.code == 1, planned.stderr
+    # A damaged work-folder file is the user's to fix (exit 2); whether that state held a
+    # cluster cannot be told, so provision neither makes a CA nor lets Terraform start.
+    assert planned.code == 2, planned.stderr
     assert "internal error" not in planned.stderr and "Traceback" not in planned.stderr
-    # Terraform's own words (written to its stderr) say why, not its progress lines.
-    assert "The state file could not be parsed as JSON" in planned.stderr
+    assert "terraform.tfstate is damaged" in planned.stderr
+    assert "terraform.tfstate.backup" in planned.stderr
+    assert not (sim.workdir / "secrets" / "ca.key").exists()
     assert sim.droplet_names() == []
