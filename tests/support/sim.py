@@ -28,6 +28,9 @@ from tests.support.clock import subprocess_env
 from tests.support.rendering import ROOT
 
 TOKEN = "sim-token"
+# The scoped token operators give the failover agent (README: Secrets); `up` and `plan`
+# refuse to put the full API token in the control-plane user-data without it.
+FAILOVER_TOKEN = "sim-failover-token"
 
 
 @dataclass
@@ -121,6 +124,7 @@ def simulation(tmp_path: Path, extra_env: Mapping[str, str] | None = None,
         env = prepare_plugin_env(tmp_path / "terraform-sim", token=TOKEN, state_file=state,
                                  projects=list(projects))
         env.update(api.env())
+        env["PROVISION_FAILOVER_TOKEN"] = FAILOVER_TOKEN
         env.update(extra_env or {})
         env.pop("PROVISION_TERRAFORM_BIN", None)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
