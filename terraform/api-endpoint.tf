@@ -18,7 +18,8 @@ resource "digitalocean_reserved_ip" "api" {
 # therefore requires api_cidrs to include 0.0.0.0/0 in this mode; use floating_ip to restrict.
 resource "digitalocean_loadbalancer" "api" {
   count       = var.api_endpoint == "load_balancer" ? 1 : 0
-  name        = "${var.name}-api"
+  # <env>.api: a dot no environment or app name contains (provisioner/lb_names.py).
+  name        = "${var.name}.api"
   region      = var.region
   vpc_uuid    = digitalocean_vpc.network.id
   droplet_tag = digitalocean_tag.controllers.name
