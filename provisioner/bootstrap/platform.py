@@ -211,8 +211,8 @@ def _pod(kube: Kube, namespace: str, pod: dict[str, Any]) -> list[str]:
     status = pod.get("status") or {}
     node = (pod.get("spec") or {}).get("nodeName")
     head = f"pod {name}{f' on {node}' if node else ''}: {status.get('phase', 'Unknown')}"
-    scheduled = next((c for c in status.get("conditions") or []
-                      if c.get("type") == "PodScheduled"), {})
+    scheduled: dict[str, Any] = next((c for c in status.get("conditions") or []
+                                      if c.get("type") == "PodScheduled"), {})
     if scheduled.get("status") == "False":
         return [f"{head}, not scheduled: {scheduled.get('message') or scheduled.get('reason')}"]
     statuses = status.get("containerStatuses") or []

@@ -31,7 +31,8 @@ Examples:
 @click.option("--until", type=click.Choice(["infra", "cluster", "apps"]), default="apps",
               show_default=True,
               help="Stop after this stage: infra (droplets, network, endpoint), cluster "
-                   "(kubeconfig, API ready, every node Ready) or apps (deployed, rolled out).")
+                   "(kubeconfig, API ready, every node Ready, add-ons up) or apps (deployed, "
+                   "rolled out).")
 @click.option("--override-window", is_flag=True,
               help="Deploy the apps outside the deploy windows (needs --reason).")
 @click.option("--reason", default=None, help="Why the window is overridden (recorded).")
