@@ -59,6 +59,10 @@ def _write(sim: Simulation, name: str) -> Path:
     doc["worker_pools"][0]["count"] = 1
     if endpoint == "load_balancer":
         doc["access"]["api_cidrs"] = ["0.0.0.0/0"]
+        # An app called api behind a load balancer would share the API's name (refused).
+        doc["apps"][0]["expose"] = "node_port"
+        for i, port in enumerate(doc["apps"][0]["ports"]):
+            port["node_port"] = 30080 + i
     path = sim.root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
