@@ -27,7 +27,6 @@ def test_up_deploy_status_rollback_destroy(tmp_path: Path,
         kube = w.boot.kube
         assert kube is not None
         # The platform gate: up waited for the CCM to initialise the nodes and the add-ons.
-        assert "waiting for the add-ons: " in up.stderr
         assert "add-ons ready: CoreDNS, calico, DigitalOcean cloud controller manager" in (
             up.stderr)
         assert up.stderr.index("6/6 nodes Ready") < up.stderr.index("add-ons ready")
