@@ -16,9 +16,10 @@ resource "digitalocean_reserved_ip" "api" {
 # The load balancer is public: nodes reach the API through it from their public addresses,
 # which exist only after the droplets do (whose user-data needs this address). provision
 # therefore requires api_cidrs to include 0.0.0.0/0 in this mode; use floating_ip to restrict.
+# Named <env>.api: no environment or app name contains a dot (provisioner/lb_names.py).
 resource "digitalocean_loadbalancer" "api" {
   count       = var.api_endpoint == "load_balancer" ? 1 : 0
-  name        = "${var.name}-api"
+  name        = "${var.name}.api"
   region      = var.region
   vpc_uuid    = digitalocean_vpc.network.id
   droplet_tag = digitalocean_tag.controllers.name

@@ -17,6 +17,11 @@ terraform_bin_option = click.option(
     help="Run this terraform or tofu binary instead of the embedded Terraform "
          "[env: PROVISION_TERRAFORM_BIN].")
 
+allow_full_token_option = click.option(
+    "--allow-full-token", is_flag=True,
+    help="Without PROVISION_FAILOVER_TOKEN, give the failover agent the full API token "
+         "(it stays in the control-plane nodes' user-data; a scoped token is safer).")
+
 yes_option = click.option("--yes", "-y", is_flag=True,
                           help="Apply without asking (required when there is no terminal).")
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from provisioner.cli.common import console, reports_errors
-from provisioner.cli.infra_options import terraform_bin_option
+from provisioner.cli.infra_options import allow_full_token_option, terraform_bin_option
 from provisioner.cli.options import common, given_kubeconfig, output_option
 from provisioner.errors import EXIT_CHANGES_PENDING, UsageError
 
@@ -32,12 +32,13 @@ Examples:
                                  "folder's kubeconfig, when the cluster exists].")
 @click.option("--apps-only", is_flag=True,
               help="Only the workload diff (e.g. against a kind or minikube cluster).")
+@allow_full_token_option
 @terraform_bin_option
 @output_option
 @reports_errors
 def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, exit_code: bool,
-         kubeconfig: Path | None, apps_only: bool, terraform_bin: str | None,
-         output: str) -> None:
+         kubeconfig: Path | None, apps_only: bool, allow_full_token: bool,
+         terraform_bin: str | None, output: str) -> None:
     """Show what `up` would create or change.
 
     Online (the default): renders into the work folder, checks the DigitalOcean account,
@@ -62,7 +63,8 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
 
     verbose = console().verbosity > 1
     outcome = lifecycle.plan(config, workdir, resolve(terraform_bin), out,
-                             progress=lambda names: Progress(names, verbose=verbose))
+                             progress=lambda names: Progress(names, verbose=verbose),
+                             allow_full_token=allow_full_token, report=console().info)
     result = outcome.plan
     changes = _workloads(config, workdir, kubeconfig, required=False)
     pending_apps = bool(changes and any(c.action != "unchanged" for c in changes))

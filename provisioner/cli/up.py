@@ -8,6 +8,7 @@ import click
 
 from provisioner.cli.common import console, reports_errors
 from provisioner.cli.infra_options import (
+    allow_full_token_option,
     ask,
     require_terminal_or_yes,
     terraform_bin_option,
@@ -30,16 +31,19 @@ Examples:
 @click.option("--until", type=click.Choice(["infra", "cluster", "apps"]), default="apps",
               show_default=True,
               help="Stop after this stage: infra (droplets, network, endpoint), cluster "
-                   "(kubeconfig, API ready, every node Ready) or apps (deployed, rolled out).")
+                   "(kubeconfig, API ready, every node Ready, add-ons up) or apps (deployed, "
+                   "rolled out).")
 @click.option("--override-window", is_flag=True,
               help="Deploy the apps outside the deploy windows (needs --reason).")
 @click.option("--reason", default=None, help="Why the window is overridden (recorded).")
+@allow_full_token_option
 @terraform_bin_option
 @yes_option
 @reports_errors
 def up(config: Path, workdir: Path | None, saved_plan: Path | None,
        allow_control_plane_changes: bool, until: str, override_window: bool,
-       reason: str | None, terraform_bin: str | None, yes: bool) -> None:
+       reason: str | None, allow_full_token: bool, terraform_bin: str | None,
+       yes: bool) -> None:
     """Create or converge the environment's infrastructure.
 
     Renders, checks the DigitalOcean account (token, region, sizes, SSH keys, droplet
@@ -71,7 +75,8 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
     outcome = lifecycle.up(config, workdir, resolve(terraform_bin), show, confirm, progress,
                            saved_plan, allow_control_plane_changes, detail=not yes,
                            until=until, report=out.info,
-                           override_reason=reason if override_window else None)
+                           override_reason=reason if override_window else None,
+                           allow_full_token=allow_full_token)
     if outcome.applied:
         out.info(f"infrastructure of {outcome.prepared.env.name} is up: {outcome.summary}")
     else:

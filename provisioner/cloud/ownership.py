@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from provisioner import lb_names
 from provisioner.config.model import Environment
 
 RESERVED_PREFIX = "provision:"
@@ -33,7 +34,7 @@ class Identity:
     name: str
     tag: str  # provision:<name>, on every droplet
     role_tags: frozenset[str]  # the tag itself, controller, worker and pool tags
-    load_balancers: frozenset[str]  # <name>-api and the apps' <name>-<app>
+    load_balancers: frozenset[str]  # <name>.api and the apps' <name>.<app> (lb_names.py)
     firewalls: frozenset[str]
 
     def lb_is_ours(self, name: str, target_tag: str | None, droplet_ids: Iterable[int],
@@ -55,9 +56,9 @@ def identity(env: Environment) -> Identity:
     tag = f"{RESERVED_PREFIX}{env.name}"
     roles = {tag, f"{tag}:controller", f"{tag}:worker"}
     roles.update(f"{tag}:pool:{pool.name}" for pool in env.worker_pools)
-    balancers = {f"{env.name}-api"}  # terraform/api-endpoint.tf
+    balancers = {lb_names.api_load_balancer(env.name)}  # terraform/api-endpoint.tf
     # render/manifests.py annotates each LoadBalancer Service with this name for the CCM.
-    balancers.update(f"{env.name}-{app.name}" for app in env.apps
+    balancers.update(lb_names.load_balancer(env.name, app.name) for app in env.apps
                      if app.expose == "load_balancer")
     return Identity(env.name, tag, frozenset(roles), frozenset(balancers),
                     frozenset({f"{env.name}-controllers", f"{env.name}-workers"}))

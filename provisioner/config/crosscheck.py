@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
+from provisioner import lb_names
 from provisioner.config.model import App, Environment
 from provisioner.config.reader import Issues
 
@@ -120,6 +121,24 @@ def _apps(env: Environment, issues: Issues, locate: Locate) -> None:
                            "app names must be unique, and blue/green apps also use -blue/-green")
             claimed.setdefault(name, app.name)
         _one_app(app, base, issues, locate, node_ports)
+        _load_balancer_name(env, app, base, issues, locate)
+
+
+def _load_balancer_name(env: Environment, app: App, base: str, issues: Issues,
+                        locate: Locate) -> None:
+    """An app's load balancer may not be named like the API's: the CCM would take it over.
+
+    The cloud controller manager finds a Service's load balancer by name among all of the
+    account's and updates the one it finds (lb_names.py), here the API's own.
+    """
+    if app.expose != "load_balancer" or env.control_plane.endpoint != "load_balancer":
+        return
+    name = lb_names.load_balancer(env.name, app.name)
+    if name == lb_names.api_load_balancer(env.name):
+        issues.add(locate(f"{base}.name"), f"{base}.name",
+                   f"app {app.name!r} would name its load balancer {name!r}, the name of the "
+                   "API's load balancer (the cloud controller manager would take it over)",
+                   f"rename the app, e.g. '{app.name}-app', or use expose: node_port")
 
 
 def _one_app(app: App, base: str, issues: Issues, locate: Locate,

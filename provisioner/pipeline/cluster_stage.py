@@ -2,8 +2,9 @@
 
 The droplets bootstrap themselves through cloud-init (kubeadm init/join, CNI and add-ons);
 this stage gives the user a kubeconfig, hands the cloud controller manager and CSI driver
-their token (a kube-system Secret, the only place in the cluster it lives) and waits until
-every node is Ready.
+their token (a kube-system Secret, the only place in the cluster it lives), waits until
+every node is Ready, then passes the platform gate (bootstrap/platform.py): no node left
+uninitialised by the cloud controller manager, every add-on rolled out.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioner.bootstrap import kubeconfig, readiness
+from provisioner.bootstrap import kubeconfig, platform, readiness
 from provisioner.bootstrap.readiness import Report
 from provisioner.errors import ProvisionError
 from provisioner.kube import KubeError, client_for
@@ -22,6 +23,9 @@ from provisioner.pipeline.prepare import Prepared
 # Cloud-init installs packages and runs kubeadm: minutes, not seconds.
 API_TIMEOUT = 20 * 60.0
 NODES_TIMEOUT = 20 * 60.0
+# The add-ons start once the CCM has initialised the nodes: image pulls, a few restarts.
+# Read at call time, so a test can shorten it for a whole `up`.
+PLATFORM_TIMEOUT = 15 * 60.0
 DO_SECRET = "digitalocean"
 
 
@@ -68,8 +72,9 @@ def store_cloud_token(api: Any, token: str) -> None:
 
 
 def bring_up(prepared: Prepared, outputs: dict[str, Any], token: str, report: Report,
-             api_timeout: float = API_TIMEOUT, nodes_timeout: float = NODES_TIMEOUT) -> Cluster:
-    """Kubeconfig, then wait for the API, store the token, wait for every node."""
+             api_timeout: float = API_TIMEOUT, nodes_timeout: float = NODES_TIMEOUT,
+             platform_timeout: float | None = None) -> Cluster:
+    """Kubeconfig, then wait for the API, store the token, wait for every node and add-on."""
     endpoint = outputs.get("api_endpoint")
     if not endpoint:
         raise ProvisionError("the infrastructure has no API endpoint yet; run `provision up`")
@@ -85,4 +90,7 @@ def bring_up(prepared: Prepared, outputs: dict[str, Any], token: str, report: Re
         raise ProvisionError(f"cannot store the DigitalOcean token in kube-system: {e}") from e
     nodes = expected_nodes(outputs)
     readiness.wait_for_nodes(api, nodes, time.monotonic() + nodes_timeout, report)
+    wait = PLATFORM_TIMEOUT if platform_timeout is None else platform_timeout
+    platform.wait_for_platform(api, prepared.env.kubernetes.cni, time.monotonic() + wait,
+                               report)
     return Cluster(str(endpoint), path, tuple(nodes))

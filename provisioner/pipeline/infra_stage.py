@@ -34,14 +34,46 @@ def _spaces_credentials(prepared: Prepared) -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
 
 
-# A token for the control-plane nodes' failover agent; ideally scoped to reserved IPs only.
+# A token for the control-plane nodes' failover agent, scoped to reserved IPs only.
 FAILOVER_TOKEN_VAR = "PROVISION_FAILOVER_TOKEN"
+FAILOVER_SCOPES = "reserved_ip:read, reserved_ip:update and droplet:read"
 
 
-def terraform_env(prepared: Prepared, token: str) -> dict[str, str]:
-    """Terraform's environment: the API token and the bootstrap secrets, never on disk."""
+class FullTokenRefused(UsageError):
+    """The failover agent would receive the operator's full read/write token."""
+
+
+def failover_token(prepared: Prepared, token: str, allow_full_token: bool,
+                   say: Callable[[str], None]) -> str:
+    """The token the control-plane user-data carries for the failover agent.
+
+    User-data cannot be changed once a droplet exists and root on every control-plane node
+    can read it for the droplet's life: a scoped token limits what a leak gives away to
+    moving the floating IP. Without one, refuse unless the operator accepts the full token.
+    """
+    scoped = os.environ.get(FAILOVER_TOKEN_VAR, "").strip()
+    if scoped or prepared.env.control_plane.endpoint != "floating_ip":
+        return scoped or token  # no failover agent without a floating IP: nothing carries it
+    if not allow_full_token:
+        raise FullTokenRefused(
+            f"{FAILOVER_TOKEN_VAR} is not set: the failover agent on the control-plane nodes "
+            "would carry your full read/write API token in user-data that cannot be changed "
+            "later. Create a custom-scoped token (DigitalOcean control panel, API > Tokens > "
+            f"Generate New Token > Custom Scopes: {FAILOVER_SCOPES}) and export it as "
+            f"{FAILOVER_TOKEN_VAR}, or pass --allow-full-token to accept the risk")
+    say(f"warning: {FAILOVER_TOKEN_VAR} is not set; --allow-full-token: the control-plane "
+        "nodes' user-data carries the full API token (root on those nodes can read it)")
+    return token
+
+
+def terraform_env(prepared: Prepared, token: str, failover: str | None = None) -> dict[str, str]:
+    """Terraform's environment: the API token and the bootstrap secrets, never on disk.
+
+    `failover` is the failover agent's token (`failover_token`); without it (destroy, which
+    renders no new user-data) the scoped token if set, else the API token.
+    """
     secrets = prepared.secrets.terraform_values()
-    secrets["failover_token"] = os.environ.get(FAILOVER_TOKEN_VAR) or token
+    secrets["failover_token"] = failover or os.environ.get(FAILOVER_TOKEN_VAR) or token
     return runner.base_env({
         "DIGITALOCEAN_TOKEN": token,
         "TF_VAR_bootstrap_secrets": json.dumps(secrets),
@@ -50,10 +82,10 @@ def terraform_env(prepared: Prepared, token: str) -> dict[str, str]:
 
 
 def workspace(prepared: Prepared, engine: Engine, token: str,
-              on_event: OnEvent | None = None) -> Workspace:
+              on_event: OnEvent | None = None, failover: str | None = None) -> Workspace:
     """The Terraform workspace of the rendered module, initialised."""
-    ws = Workspace(engine, prepared.work.root / "terraform", terraform_env(prepared, token),
-                   on_event)
+    ws = Workspace(engine, prepared.work.root / "terraform",
+                   terraform_env(prepared, token, failover), on_event)
     (prepared.work.root / "state").mkdir(mode=0o700, exist_ok=True)
     ws.init()
     return ws

@@ -60,12 +60,16 @@ def _plan_path(prepared: Prepared, name: str) -> Path:
 
 @holds_work_folder("plan")
 def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = None,
-         progress: MakeProgress | None = None) -> Outcome:
+         progress: MakeProgress | None = None, allow_full_token: bool = False,
+         report: Report | None = None) -> Outcome:
     """Render, check the account, and plan; the plan is saved to ``out`` when given."""
     prepared = prepare(config, workdir)
     token = api_token()
+    failover = infra_stage.failover_token(prepared, token, allow_full_token,
+                                          report or (lambda message: None))
     preflight(prepared.env, token, config=prepared.config)
-    ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None)
+    ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None,
+                               failover)
     planfile = out.resolve() if out else _plan_path(prepared, "plan.tfplan")
     return Outcome(prepared, infra_stage.plan(ws, planfile, resource_names(prepared.env)))
 
@@ -75,7 +79,7 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
        progress: MakeProgress, saved_plan: Path | None = None,
        allow_control_plane_changes: bool = False, detail: bool = True,
        until: str = STAGES[-1], report: Report | None = None,
-       override_reason: str | None = None) -> Outcome:
+       override_reason: str | None = None, allow_full_token: bool = False) -> Outcome:
     """Create or converge the environment, stage by stage, up to ``until``."""
     say = report or (lambda message: None)
     if STAGES.index(until) >= STAGES.index("apps") and override_reason is None:
@@ -89,7 +93,7 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
             raise deploy_stage.WindowClosed(f"{e} Or run `provision up --until cluster` to "
                                             "change only the infrastructure.") from e
     outcome = _infrastructure(config, workdir, engine, show, confirm, progress, saved_plan,
-                              allow_control_plane_changes, detail)
+                              allow_control_plane_changes, detail, allow_full_token, say)
     if STAGES.index(until) >= STAGES.index("cluster"):
         outcome.cluster = cluster_stage.bring_up(outcome.prepared, outcome.outputs, api_token(),
                                                  say)
@@ -102,14 +106,17 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
 
 def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
                     confirm: Confirm, progress: MakeProgress, saved_plan: Path | None,
-                    allow_control_plane_changes: bool, detail: bool) -> Outcome:
+                    allow_control_plane_changes: bool, detail: bool,
+                    allow_full_token: bool = False,
+                    say: Report = lambda message: None) -> Outcome:
     """Preflight, plan, confirm, apply."""
     started = time.monotonic()
     prepared = prepare(config, workdir)
     token = api_token()
+    failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
     # While planning, progress shows only what needs attention: lock waits, warnings.
-    ws = infra_stage.workspace(prepared, engine, token, progress({}))
+    ws = infra_stage.workspace(prepared, engine, token, progress({}), failover)
     if saved_plan is not None:
         planfile = saved_plan.resolve()
         infra_plan = infra_stage.read_saved_plan(ws, planfile, prepared.env.name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from provisioner import lb_names
 from provisioner.config.model import App, Environment
 from provisioner.render.firewall import all_rules
 from provisioner.render.names import controller_names, worker_names
@@ -51,7 +52,7 @@ def offline_plan(env: Environment) -> dict[str, Any]:
         "worker_pools": pools,
         "api_endpoint": {
             "kind": env.control_plane.endpoint,
-            "name": f"{env.name}-api",
+            "name": lb_names.api_load_balancer(env.name),
             "failover": ("keepalived moves the floating IP to a healthy control-plane node"
                          if env.control_plane.endpoint == "floating_ip"
                          else "the load balancer health-checks every control-plane node"),

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner import lb_names
 from provisioner.config import checks
 from provisioner.config.model import App, Environment, Probe
 from provisioner.render.engine import render
@@ -160,8 +161,9 @@ def app_context(env: Environment, app: App, colour: str = "blue") -> dict[str, A
                     "load_balancer": "LoadBalancer"}[app.expose]
     annotations = {}
     if app.expose == "load_balancer":
-        # A predictable name lets `provision destroy` find the load balancer the CCM created.
-        annotations["service.beta.kubernetes.io/do-loadbalancer-name"] = f"{env.name}-{app.name}"
+        # A predictable name lets `provision destroy` find the load balancer the CCM created;
+        # one no other environment's can equal (lb_names.py), or the CCM takes theirs over.
+        annotations[lb_names.NAME_ANNOTATION] = lb_names.load_balancer(env.name, app.name)
     return {
         "name": app.name,
         "namespace": env.namespace,

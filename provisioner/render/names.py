@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
+from provisioner import lb_names
 from provisioner.config.model import Environment
 from provisioner.render import cloudinit
 
@@ -57,7 +58,7 @@ def resource_names(env: Environment) -> dict[str, str]:
         "digitalocean_tag.controllers": f"provision:{env.name}:controller",
         "digitalocean_tag.workers": f"provision:{env.name}:worker",
         "digitalocean_reserved_ip.api[0]": f"{env.name} API endpoint",
-        "digitalocean_loadbalancer.api[0]": f"{env.name}-api",
+        "digitalocean_loadbalancer.api[0]": lb_names.api_load_balancer(env.name),
         "digitalocean_project_resources.this[0]": env.digitalocean.project or "default",
     })
     return names

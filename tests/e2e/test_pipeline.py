@@ -26,6 +26,14 @@ def test_up_deploy_status_rollback_destroy(tmp_path: Path,
         assert "6/6 nodes Ready" in up.stderr
         kube = w.boot.kube
         assert kube is not None
+        # The platform gate: up waited for the CCM to initialise the nodes and the add-ons.
+        assert "add-ons ready: CoreDNS, calico, DigitalOcean cloud controller manager" in (
+            up.stderr)
+        assert up.stderr.index("6/6 nodes Ready") < up.stderr.index("add-ons ready")
+        assert not [n["metadata"]["name"] for n in kube.objects("v1", "Node")
+                    if n["spec"].get("taints") and any(
+                        t["key"] == "node.cloudprovider.kubernetes.io/uninitialized"
+                        for t in n["spec"]["taints"])]
         endpoint = json.loads((w.sim.workdir / "infrastructure.json").read_text())[
             "api_endpoint"]
         assert endpoint.startswith("127."), "the floating IP is where the API server listens"

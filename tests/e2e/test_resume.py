@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.world import World, world
+from tests.fakes.kubeapi.server import FakeKubeAPI
 
 pytestmark = pytest.mark.integration
 
@@ -272,16 +273,42 @@ def test_resumes_after_a_kill_during_the_bootstrap_wait(
 
 @contextmanager
 def rollouts_held(w: World, first: Running) -> Iterator[None]:
-    """Pause the API server's controllers before `first` deploys; resume at exit."""
+    """Pause the API server's controllers before `first` deploys; resume at exit.
+
+    `up` deploys only once the platform gate has seen the add-ons rolled out, so the paused
+    controllers are advanced by hand until they are, and not one pass further: the apps'
+    rollouts then wait for the resume.
+    """
     first.wait_for(r"nodes Ready")  # the API server exists; the nodes are held back
     kube = w.boot.kube
     assert kube is not None
     kube.controllers.pause()
     w.boot.node_delay = 0.0
     try:
+        settle_platform(w, kube)
         yield
     finally:
         kube.controllers.resume()
+
+
+def settle_platform(w: World, kube: FakeKubeAPI, timeout: float = LINE_TIMEOUT) -> None:
+    """Run controller passes by hand until every node is initialised and the add-ons are up."""
+    from provisioner.bootstrap import platform
+
+    wanted = platform.workloads("calico")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        nodes = kube.list("v1", "Node")
+        if w.boot.addons_installed and len(nodes) == 6:
+            kube.controllers.run_once()
+            tainted = [n for n in kube.list("v1", "Node") if any(
+                t["key"] == platform.UNINITIALIZED for t in n["spec"].get("taints", []))]
+            if not tainted and not any(platform.rollout(kube.get(
+                    "apps/v1", x.kind, x.name, x.namespace)) for x in wanted):
+                return
+        else:
+            time.sleep(0.05)
+    raise AssertionError("the add-ons did not settle with the controllers advanced by hand")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])

@@ -5,7 +5,10 @@ are handed out on loopback (127.x.y.0/24). Kubernetes is the fake API server, st
 "bootstrap" thread the moment Terraform has created the floating IP: it listens there on
 6443 with TLS, with a certificate signed by the cluster CA provision generated, and checks
 provision's client certificate against the same CA. Droplets register as nodes as they
-appear, as kubeadm joins would make them. provision's code runs unchanged.
+appear, as kubeadm joins would make them, tainted uninitialized as kubelets with
+``--cloud-provider=external`` are; once the first control-plane node is a node, its
+add-ons appear (tests/support/platform.py) and the fake's cloud node controller lifts the
+taint when the CCM's pod is Ready. provision's code runs unchanged.
 
 Run it by hand: ``python -m tests.e2e.world`` (prints every command's output).
 """
@@ -28,6 +31,7 @@ import yaml
 
 from tests.fakes.doprovider.cloud import Cloud
 from tests.fakes.kubeapi.server import FakeKubeAPI
+from tests.support import platform
 from tests.support.cluster_tls import server_cert
 from tests.support.sim import Result, Simulation, simulation
 
@@ -50,6 +54,12 @@ class Bootstrapper:
     # join); may be changed while the world runs, e.g. large to hold nodes back, then 0.
     node_delay: float = 0.0
     first_seen: dict[str, float] = field(default_factory=dict)  # droplet -> monotonic time
+    # The add-ons the first control-plane node applies after `kubeadm init`; images by
+    # add-on name override upstream's (e.g. a crash-looping CCM: tests/support/platform.py).
+    addons: bool = True
+    addon_images: dict[str, str] = field(default_factory=dict)
+    addon_logs: dict[str, str] = field(default_factory=dict)  # add-on name -> its pods' log
+    addons_installed: bool = False
 
     def run(self) -> None:
         try:
@@ -98,7 +108,22 @@ class Bootstrapper:
             known = {n["metadata"]["name"] for n in self.kube.list("v1", "Node")}
             for name in sorted(droplets - known):
                 if now - self.first_seen[name] >= self.node_delay:
-                    self.kube.add_node(name, ready=True, control_plane="-cp-" in name)
+                    self.kube.add_node(name, ready=True, control_plane="-cp-" in name,
+                                       external_cloud_provider=True)
+                    known.add(name)
+            if self.addons and not self.addons_installed and "prod-cp-1" in known:
+                platform.install(self.kube, self._cni(), self.addon_images)
+                for addon, log in self.addon_logs.items():
+                    self.kube.set_log("kube-system", f"{addon}-", log)
+                self.addons_installed = True
+
+    def _cni(self) -> str:
+        """The environment file's CNI (calico unless it says flannel)."""
+        try:
+            doc = yaml.safe_load(self.sim.config.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return "calico"
+        return str((doc.get("kubernetes") or {}).get("cni") or "calico")
 
 
 @dataclass

@@ -3,6 +3,13 @@
 The fake listens on 127.0.0.x:6443, the address the kubeconfig names, with a certificate
 signed by the CA provision generated and client-certificate authentication against it: the
 kubeconfig, TLS verification and readiness code run exactly as against a kubeadm cluster.
+
+Nodes register as kubelets with ``--cloud-provider=external`` do, tainted
+``node.cloudprovider.kubernetes.io/uninitialized`` (kubernetes
+pkg/kubelet/kubelet_node_status.go); the fake's cloud node controller lifts the taint while
+the CCM's pod is Ready (k8s.io/cloud-provider controllers/node/node_controller.go;
+tests/fakes/kubeapi/cloudnodes.py). The add-ons are the objects their manifests create
+(tests/support/platform.py).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from provisioner.bootstrap.readiness import NotReady
 from provisioner.pipeline import cluster_stage
 from provisioner.pipeline.prepare import Prepared, prepare
 from tests.fakes.kubeapi.server import FakeKubeAPI
+from tests.support import platform
 from tests.support.cluster_tls import server_cert
 from tests.support.rendering import ROOT
 
@@ -59,7 +67,8 @@ def test_waits_for_api_and_nodes_then_hands_over_a_working_kubeconfig(
         prepared: Prepared, kube: FakeKubeAPI, endpoint: str) -> None:
     kube.ready = False
     for name in ("prod-cp-1", "prod-cp-2", "prod-cp-3"):
-        kube.add_node(name, ready=True)
+        kube.add_node(name, ready=True, control_plane=True, external_cloud_provider=True)
+    platform.install(kube)
     messages: list[str] = []
 
     def later() -> None:
@@ -67,7 +76,7 @@ def test_waits_for_api_and_nodes_then_hands_over_a_working_kubeconfig(
         kube.ready = True
         time.sleep(4.0)
         for name in ("prod-general-1-abcde", "prod-general-2-abcde"):
-            kube.add_node(name, ready=True)
+            kube.add_node(name, ready=True, external_cloud_provider=True)
 
     threading.Thread(target=later, daemon=True).start()
     cluster = cluster_stage.bring_up(prepared, outputs(endpoint), "do-token", messages.append,
@@ -77,7 +86,10 @@ def test_waits_for_api_and_nodes_then_hands_over_a_working_kubeconfig(
     assert f"API server at https://{endpoint}:6443 is ready" in messages
     assert any(m.startswith("3/5 nodes Ready; waiting for prod-general-1-abcde (not registered")
                for m in messages)
-    assert messages[-1] == "5/5 nodes Ready"
+    assert "5/5 nodes Ready" in messages
+    assert messages[-1].startswith("add-ons ready: CoreDNS, calico, DigitalOcean cloud "
+                                   "controller manager, CSI driver controller, CSI driver "
+                                   "node plugin, metrics-server")
     path = cluster.kubeconfig
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     config = yaml.safe_load(path.read_text())
@@ -138,3 +150,60 @@ def test_kubeconfig_command_prints_and_merges(prepared: Prepared, tmp_path: Path
     assert [c["name"] for c in result["clusters"]] == ["other", "prod"]
     assert result["current-context"] == "other"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def _initialised_cluster(kube: FakeKubeAPI) -> None:
+    for i in (1, 2, 3):
+        kube.add_node(f"prod-cp-{i}", control_plane=True, external_cloud_provider=True)
+    for i in (1, 2):
+        kube.add_node(f"prod-general-{i}-abcde", external_cloud_provider=True)
+
+
+def test_a_slow_add_on_is_waited_for(prepared: Prepared, kube: FakeKubeAPI,
+                                     endpoint: str) -> None:
+    """metrics-server applied seconds after the rest (a slow download on the node)."""
+    _initialised_cluster(kube)
+    platform.install(kube, skip=("metrics-server",))
+    messages: list[str] = []
+
+    def later() -> None:
+        kube.wait_for(lambda: any(m.startswith("waiting for the add-ons") for m in messages),
+                      timeout=60)
+        time.sleep(4.0)
+        platform.install_one(kube, "metrics-server")
+
+    threading.Thread(target=later, daemon=True).start()
+    started = time.monotonic()
+    cluster_stage.bring_up(prepared, outputs(endpoint), "do-token", messages.append,
+                           api_timeout=30, nodes_timeout=30, platform_timeout=60)
+    assert time.monotonic() - started >= 4.0
+    waits = [m for m in messages if m.startswith("waiting for the add-ons")]
+    assert any("metrics-server: not created yet" in m for m in waits), waits
+    assert messages[-1].startswith("add-ons ready:")
+    deployment = kube.get("apps/v1", "Deployment", "metrics-server", "kube-system")
+    assert deployment is not None and deployment["status"]["availableReplicas"] == 1
+
+
+def test_crash_looping_ccm_fails_the_gate_with_its_state_and_log(
+        prepared: Prepared, kube: FakeKubeAPI, endpoint: str) -> None:
+    _initialised_cluster(kube)
+    platform.install(kube, images={"digitalocean-cloud-controller-manager":
+                                   "digitalocean/digitalocean-cloud-controller-manager:crashloop"})
+    kube.set_log("kube-system", "digitalocean-cloud-controller-manager-",
+                 "I1207 starting\nF1207 failed to get droplet: 401 Unable to authenticate you\n")
+    with pytest.raises(NotReady) as caught:
+        cluster_stage.bring_up(prepared, outputs(endpoint), "do-token", lambda m: None,
+                               api_timeout=10, nodes_timeout=10, platform_timeout=4)
+    text = str(caught.value)
+    assert ("DigitalOcean cloud controller manager (Deployment "
+            "kube-system/digitalocean-cloud-controller-manager): 0/1 replicas available") in text
+    assert "waiting (CrashLoopBackOff)" in text
+    restarts = [int(line.rsplit(", ", 1)[1].split()[0]) for line in text.splitlines()
+                if "waiting (CrashLoopBackOff)" in line]
+    assert restarts and restarts[0] >= 1
+    assert "  | F1207 failed to get droplet: 401 Unable to authenticate you" in text
+    assert "nodes still tainted node.cloudprovider.kubernetes.io/uninitialized" in text
+    assert "prod-general-2-abcde" in text
+    # What is up is not blamed.
+    assert "calico (DaemonSet" not in text
+

@@ -56,7 +56,7 @@ def deployed(tmp_path: Path) -> Iterator[tuple[Simulation, FakeKubeAPI, Path, Cl
             kube.add_node(f"prod-general-{i}")
         kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
         assert sim.run("deploy", str(sim.config), "--kubeconfig", str(kubeconfig)).code == 0
-        lb = sim.api.add_load_balancer("prod-api", tags=["k8s"])
+        lb = sim.api.add_load_balancer("prod.api", tags=["k8s"])
         volume = sim.api.add_volume("pvc-0a1b2c", 50, tags=["k8s"])
         kube.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                      "metadata": {"name": "cache-0", "namespace": "prod"},

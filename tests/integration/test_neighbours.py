@@ -4,7 +4,7 @@ never touch or list another's.
 prod, prod2 and prod-eu, all with deletion_protection, are brought up by real Terraform in
 one simulated account. The hostile review's sweep of prod deleted prod2's API load balancer
 (the tag `provision:prod` is a substring of its target tag `provision:prod2:controller`) and
-prod-eu's `prod-eu-api` (the name starts with `prod-`).
+prod-eu's `prod-eu.api` (the name starts with `prod`).
 
 What ownership rests on (provisioner/cloud/ownership.py):
 
@@ -16,7 +16,7 @@ What ownership rests on (provisioner/cloud/ownership.py):
   targets; it is no ownership label. So a load balancer is prod's when its target tag equals
   one of prod's role tags, or its name is one prod defines and every droplet it targets is
   prod's. Names alone prove nothing: load balancer names are not unique in an account, so
-  the test adds a second `prod-api` in front of a prod-eu droplet.
+  the test adds a second `prod.api` in front of a prod-eu droplet.
 * `GET /v2/droplets?tag_name=` filters by one tag (the same openapi, droplets list); the tag
   list of a droplet is compared by equality, never by substring.
 * Deleting a tag untags what carries it (openapi tags/tags_delete.yml at e4a03ac), so prod's
@@ -59,6 +59,10 @@ def _write(sim: Simulation, name: str) -> Path:
     doc["worker_pools"][0]["count"] = 1
     if endpoint == "load_balancer":
         doc["access"]["api_cidrs"] = ["0.0.0.0/0"]
+        # An app called api behind a load balancer would share the API's name (refused).
+        doc["apps"][0]["expose"] = "node_port"
+        for i, port in enumerate(doc["apps"][0]["ports"]):
+            port["node_port"] = 30080 + i
     path = sim.root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -98,7 +102,7 @@ def test_destroy_and_sweep_of_prod_leave_prod2_and_prod_eu_untouched(tmp_path: P
             assert result.code == 0, f"{name}: {result.stderr}"
         [prod2_lb] = [lb for lb in sim.resources("digitalocean_loadbalancer")]
         assert (prod2_lb["name"], prod2_lb["droplet_tag"]) == (
-            "prod2-api", "provision:prod2:controller")
+            "prod2.api", "provision:prod2:controller")
         (prod_cp,), (eu_cp,) = _droplets(sim, "prod-cp-"), _droplets(sim, "prod-eu-cp-")
         (prod_worker,) = _droplets(sim, "prod-general-")
         (eu_worker,) = _droplets(sim, "prod-eu-general-")
@@ -118,9 +122,9 @@ def test_destroy_and_sweep_of_prod_leave_prod2_and_prod_eu_untouched(tmp_path: P
         assert (cloud["floating_ip"], cloud["floating_ip_holder"]) == (prod_ip, "prod-cp-1")
 
         # What the clusters' controllers made, and a stray droplet of prod.
-        prod_lb = sim.api.add_load_balancer("prod-api", droplet_ids=[prod_worker])
-        eu_lb = sim.api.add_load_balancer("prod-eu-api", droplet_ids=[eu_worker])
-        impostor = sim.api.add_load_balancer("prod-api", droplet_ids=[eu_worker])
+        prod_lb = sim.api.add_load_balancer("prod.api", droplet_ids=[prod_worker])
+        eu_lb = sim.api.add_load_balancer("prod-eu.api", droplet_ids=[eu_worker])
+        impostor = sim.api.add_load_balancer("prod.api", droplet_ids=[eu_worker])
         prod_volume = sim.api.add_volume("pvc-prod", 10, tags=["provision:prod"])
         eu_volume = sim.api.add_volume("pvc-eu", 10, tags=["provision:prod-eu"])
         stray = sim.api.add_droplet("prod-stray", tags=["provision:prod"])
@@ -149,12 +153,12 @@ def test_destroy_and_sweep_of_prod_leave_prod2_and_prod_eu_untouched(tmp_path: P
         plain = sim.run("destroy", str(configs["prod"]), "--yes", "--force")
         assert plain.code == 1, plain.stderr
         listed = plain.stderr.split("still in the account (billed):")[1]
-        for line in (f"droplet prod-stray ({stray})", f"load balancer prod-api ({prod_lb})",
+        for line in (f"droplet prod-stray ({stray})", f"load balancer prod.api ({prod_lb})",
                      f"volume pvc-prod ({prod_volume})"):
             assert line in listed
-        assert "prod2-api" not in listed and "prod-eu-api" not in listed
+        assert "prod2.api" not in listed and "prod-eu.api" not in listed
         assert impostor not in listed and "pvc-eu" not in listed
-        assert f"not provably its own): load balancer prod-api ({impostor})" in plain.stderr
+        assert f"not provably its own): load balancer prod.api ({impostor})" in plain.stderr
         untouched()
 
         swept = sim.run("destroy", str(configs["prod"]), "--yes", "--force", "--sweep")

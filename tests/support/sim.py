@@ -30,6 +30,9 @@ from tests.support.k8s_packages import package_repositories
 from tests.support.rendering import ROOT
 
 TOKEN = "sim-token"
+# The scoped token operators give the failover agent (README: Secrets); `up` and `plan`
+# refuse to put the full API token in the control-plane user-data without it.
+FAILOVER_TOKEN = "sim-failover-token"
 
 
 @dataclass
@@ -138,6 +141,7 @@ def simulation(tmp_path: Path, extra_env: Mapping[str, str] | None = None,
                                  projects=list(projects))
         env.update(api.env())
         env[HOST_ENV] = packages.url
+        env["PROVISION_FAILOVER_TOKEN"] = FAILOVER_TOKEN
         env.update(extra_env or {})
         env.pop("PROVISION_TERRAFORM_BIN", None)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))

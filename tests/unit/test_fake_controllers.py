@@ -8,6 +8,7 @@ time alone (a crash loop, a rollout's deadline) is looked at again without a wri
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import urllib.request
@@ -165,3 +166,48 @@ def test_deferral_gives_up_after_its_limit() -> None:
         # About one pass every 0.2 s despite the requests (6 or 7 here), where deferring
         # without a limit would allow at most one.
         assert kube.controllers.passes - during >= 3
+
+
+def _taints(kube: FakeKubeAPI, node: str) -> list[str]:
+    found = kube.get("v1", "Node", node) or {}
+    return [t["key"] for t in found.get("spec", {}).get("taints", [])]
+
+
+def test_daemonsets_cover_tolerated_nodes_and_the_ccm_initialises_them(
+        kube: FakeKubeAPI) -> None:
+    """A DaemonSet without tolerations waits for the CCM to lift the uninitialized taint.
+
+    kubelet --cloud-provider=external registers tainted (pkg/kubelet/kubelet_node_status.go);
+    the cloud node controller lifts it (k8s.io/cloud-provider node_controller.go); the
+    DaemonSet controller adds only the default daemon tolerations (daemonset_util.go).
+    """
+    from tests.support import platform
+
+    kube.add_node("cp-1", control_plane=True, external_cloud_provider=True)
+    kube.add_node("w-1", external_cloud_provider=True)
+    assert _taints(kube, "w-1") == ["node.cloudprovider.kubernetes.io/uninitialized"]
+    platform.install(kube, cni="flannel", images={
+        "digitalocean-cloud-controller-manager": "digitalocean/ccm:unready"})
+    kube.controllers.run_once(8)
+
+    def pods(ds: str, namespace: str = "kube-system") -> list[str]:
+        return sorted(p["spec"]["nodeName"] for p in kube.objects("v1", "Pod", namespace)
+                      if p["metadata"]["name"].startswith(f"{ds}-"))
+
+    assert pods("kube-flannel-ds", "kube-flannel") == ["cp-1", "w-1"]  # tolerates NoSchedule
+    assert pods("csi-do-node") == [], "no toleration: waits for the CCM"
+    status = kube.get("apps/v1", "DaemonSet", "csi-do-node", "kube-system")["status"]
+    assert status["desiredNumberScheduled"] == 0
+    assert "node.cloudprovider.kubernetes.io/uninitialized" in _taints(kube, "w-1")  # unready
+
+    rt = catalog.get("apps/v1", "Deployment")
+    ccm = kube.registry.get(rt, "kube-system", "digitalocean-cloud-controller-manager")
+    fixed = copy.deepcopy(ccm)
+    fixed["spec"]["template"]["spec"]["containers"][0]["image"] = "digitalocean/ccm:v0.1.68"
+    kube.registry.commit(rt, ccm, fixed, "kubectl")
+    kube.controllers.run_once(16)
+    assert _taints(kube, "w-1") == [] and _taints(kube, "cp-1") == [
+        "node-role.kubernetes.io/control-plane"]
+    assert pods("csi-do-node") == ["w-1"], "the control-plane taint is not tolerated"
+    status = kube.get("apps/v1", "DaemonSet", "csi-do-node", "kube-system")["status"]
+    assert (status["desiredNumberScheduled"], status.get("numberAvailable")) == (1, 1)

@@ -20,7 +20,7 @@ def test_tags_and_names_are_the_environments_own() -> None:
     assert me.tag == "provision:prod"
     assert me.role_tags == {"provision:prod", "provision:prod:controller",
                             "provision:prod:worker", "provision:prod:pool:general"}
-    assert "prod-api" in me.load_balancers  # the API endpoint's, and the app api's
+    assert "prod.api" in me.load_balancers  # the API endpoint's, and the app api's
     assert me.firewalls == {"prod-controllers", "prod-workers"}
 
 
@@ -28,14 +28,14 @@ def test_a_neighbours_load_balancer_is_not_ours() -> None:
     me = identity(PROD)
     ours, theirs = {101, 102}, {201}
     # prod2's API load balancer: its target tag contains "provision:prod" but is not ours.
-    assert not me.lb_is_ours("prod2-api", "provision:prod2:controller", [], ours)
+    assert not me.lb_is_ours("prod2.api", "provision:prod2:controller", [], ours)
     # prod-eu's: the name starts with "prod-"; its targets are prod-eu's droplets.
-    assert not me.lb_is_ours("prod-eu-api", None, theirs, ours)
+    assert not me.lb_is_ours("prod-eu.api", None, theirs, ours)
     # A name prod defines is not enough: every target must be prod's, and there must be one.
-    assert not me.lb_is_ours("prod-api", None, theirs, ours)
-    assert not me.lb_is_ours("prod-api", None, [101, 201], ours)
-    assert not me.lb_is_ours("prod-api", None, [], ours)
-    assert me.lb_is_ours("prod-api", None, [101, 102], ours)
+    assert not me.lb_is_ours("prod.api", None, theirs, ours)
+    assert not me.lb_is_ours("prod.api", None, [101, 201], ours)
+    assert not me.lb_is_ours("prod.api", None, [], ours)
+    assert me.lb_is_ours("prod.api", None, [101, 102], ours)
     assert me.lb_is_ours("anything", "provision:prod:controller", [], ours)
 
 

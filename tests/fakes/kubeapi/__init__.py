@@ -14,15 +14,15 @@ registry.py (write semantics, defaulting, generation, GC), apply.py + fieldpaths
 (server-side apply, managedFields), patch.py (merge/strategic/JSON patch), store.py
 (objects, resourceVersions, history), watch.py (event streams), discovery.py (discovery
 + minimal OpenAPI v3), tables.py (`kubectl get` columns), controllers.py + workloads.py
-+ kubelet.py + events.py + queues.py (the simulated cluster), defaults.py (defaulting, validation),
-schemas.py (unknown fields, from the kubernetes-validate JSON schemas), selectors.py,
-catalog.py (served types), tls.py (certificates), errors.py (Status bodies), meta.py
-(metadata helpers).
++ kubelet.py + events.py + queues.py + cloudnodes.py (the simulated cluster), defaults.py
+(defaulting, validation), schemas.py (unknown fields, from the kubernetes-validate JSON
+schemas), selectors.py, catalog.py (served types), tls.py (certificates), errors.py
+(Status bodies), meta.py (metadata helpers).
 
 Known simplifications: deletes are immediate (no finalizers, graceful periods or
 Terminating namespaces); no admission beyond a few validation rules; the OpenAPI served
 has no schemas (no `kubectl explain`); SSA treats every non-keyed list as atomic and
-knows list keys from a table, not from schemas; no DaemonSet, Job, HPA or PDB
+knows list keys from a table, not from schemas; no Job, HPA or PDB
 controllers (those objects are stored as sent); watch BOOKMARKs only for
 sendInitialEvents; JSON only: protobuf request bodies (`kubectl create deployment` and
 other typed generators) get 415.

@@ -1,8 +1,9 @@
 """The control loop: every `step_delay` seconds, one deterministic reconcile pass.
 
 A pass runs, in order: Deployment rollouts (ReplicaSets), ReplicaSets (pods),
-StatefulSets (pods, PVCs), the kubelet (scheduling, pod status), then the ReplicaSet,
-Deployment and StatefulSet statuses, then PVC binding and LoadBalancer IPs. Each of them
+StatefulSets (pods, PVCs), DaemonSets (a pod per node), the kubelet (scheduling, pod
+status), then the ReplicaSet, Deployment, StatefulSet and DaemonSet statuses, then PVC
+binding, LoadBalancer IPs and the cloud node controller (cloudnodes.py). Each of them
 looks only at the objects on its work queue (queues.py): what changed since its last
 turn, earlier steps of the same pass included, and what it asked to see again. The whole
 pass holds the store lock, so API clients see either the state before or after a pass
@@ -25,6 +26,7 @@ from typing import Any
 
 from . import catalog
 from . import queues as q
+from .cloudnodes import CloudNodes, uninitialized_taint
 from .kubelet import Kubelet, keep_transition_times
 from .meta import clone, timestamp
 from .registry import Registry
@@ -59,6 +61,7 @@ class Controllers:
         self.kubelet = Kubelet(registry, start_steps=start_steps, crash_steps=crash_steps)
         self.workloads = Workloads(registry, time_scale=time_scale)
         self.kubelet.gate = self.workloads.gate = self._gate
+        self.cloud_nodes = CloudNodes(registry)
         self.passes = 0
         self.errors: list[str] = []  # tracebacks of failed passes (tests assert it is empty)
         self._running = threading.Event()
@@ -142,12 +145,15 @@ class Controllers:
                 w.deployments(take(q.DEPLOYMENTS))
                 w.replicasets(take(q.REPLICASETS))
                 w.statefulsets(take(q.STATEFULSETS))
+                w.daemonsets(take(q.DAEMONSETS))
                 starting = self.kubelet.step(take(q.PODS))
                 w.replicaset_statuses(take(q.REPLICASET_STATUS))
                 rolling = w.deployment_statuses(take(q.DEPLOYMENT_STATUS))
                 w.statefulset_statuses(take(q.STATEFULSET_STATUS))
+                w.daemonset_statuses(take(q.DAEMONSET_STATUS))
                 w.claims(take(q.CLAIMS))
                 w.services(take(q.SERVICES))
+                self.cloud_nodes.step(take(q.CLOUD_NODES))
                 for key in starting:
                     self.queues.add(q.PODS, key)
                 for key in rolling:
@@ -165,9 +171,13 @@ class Controllers:
         self, name: str, *, ready: bool | None = True, reason: str | None = None,
         message: str | None = None, control_plane: bool = False,
         labels: Mapping[str, str] | None = None, kubelet_version: str = "v1.37.1",
-        address: str | None = None,
+        address: str | None = None, external_cloud_provider: bool = False,
     ) -> dict[str, Any]:
-        """Create a Node as a joining kubelet would (Ready unless told otherwise)."""
+        """Create a Node as a joining kubelet would (Ready unless told otherwise).
+
+        `external_cloud_provider`: as a kubelet with ``--cloud-provider=external``, which
+        registers with the uninitialized taint until the cloud node controller lifts it.
+        """
         count = len(self.registry.store.objects(NODE)[0])
         all_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                       "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
@@ -180,6 +190,8 @@ class Controllers:
             all_labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
             spec["taints"] = [{"key": "node-role.kubernetes.io/control-plane",
                                "effect": "NoSchedule"}]  # fmt: skip
+        if external_cloud_provider:
+            spec.setdefault("taints", []).append(uninitialized_taint())
         all_labels.update(labels or {})
         resources = {"cpu": "2", "memory": "4025360Ki", "pods": "110",
                      "ephemeral-storage": "81106868Ki", "hugepages-2Mi": "0"}  # fmt: skip

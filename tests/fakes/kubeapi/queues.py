@@ -31,6 +31,8 @@ REPLICASETS = "replicasets"
 REPLICASET_STATUS = "replicaset status"
 STATEFULSETS = "statefulsets"
 STATEFULSET_STATUS = "statefulset status"
+DAEMONSETS = "daemonsets"
+DAEMONSET_STATUS = "daemonset status"
 PODS = "pods"  # the scheduler and the kubelet
 CLAIMS = "claims"
 SERVICES = "services"
@@ -40,6 +42,7 @@ _OWN = {
     "Deployment": (DEPLOYMENTS, DEPLOYMENT_STATUS),
     "ReplicaSet": (REPLICASETS, REPLICASET_STATUS),
     "StatefulSet": (STATEFULSETS, STATEFULSET_STATUS),
+    "DaemonSet": (DAEMONSETS, DAEMONSET_STATUS),
     "Pod": (PODS,),
     "PersistentVolumeClaim": (CLAIMS,),
     "Service": (SERVICES,),
@@ -49,11 +52,14 @@ _OWNER = {
     "Deployment": (DEPLOYMENTS, DEPLOYMENT_STATUS),
     "ReplicaSet": (REPLICASETS, REPLICASET_STATUS),
     "StatefulSet": (STATEFULSETS, STATEFULSET_STATUS),
+    "DaemonSet": (DAEMONSETS, DAEMONSET_STATUS),
 }
 _VERSIONS = {"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1",
-             "Pod": "v1", "PersistentVolumeClaim": "v1", "Service": "v1"}
+             "DaemonSet": "apps/v1", "Pod": "v1", "PersistentVolumeClaim": "v1", "Service": "v1"}
 _REPLICASET = catalog.get("apps/v1", "ReplicaSet")
 _POD = catalog.get("v1", "Pod")
+_DAEMONSET = catalog.get("apps/v1", "DaemonSet")
+CLOUD_NODES = "cloud nodes"  # the cloud controller manager's node controller
 
 
 def each(store: Store, rt: catalog.ResourceType, keys: Iterable[Key],
@@ -100,9 +106,15 @@ class WorkQueues:
         if kind == "Node":  # scheduling depends on every node: look at every pod again
             for key in self.store.keys(_POD):
                 self.add(PODS, key)
+            for key in self.store.keys(_DAEMONSET):  # and which nodes a DaemonSet covers
+                self.add(DAEMONSETS, key)
+                self.add(DAEMONSET_STATUS, key)
+            self.add(CLOUD_NODES, ("", ""))
             return
         obj = event.obj
         key = (namespace_of(obj), name_of(obj))
+        if kind == "Pod":  # a cloud controller manager's pod may have become Ready
+            self.add(CLOUD_NODES, ("", ""))
         for queue in _OWN.get(kind, ()):
             if event.type != "DELETED" or queue != PODS:
                 self.add(queue, key)

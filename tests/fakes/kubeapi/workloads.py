@@ -14,6 +14,13 @@ status`, rollbacks and readiness checks to behave as on a cluster:
 * StatefulSet: pods `<sts>-<ordinal>` one at a time (OrderedReady) or all at once
   (Parallel), PVCs from volumeClaimTemplates, a ControllerRevision per template, rolling
   updates from the highest ordinal down, currentRevision/updateRevision.
+* DaemonSet: one pod `<ds>-<5 chars>` per node whose NoSchedule/NoExecute taints the pod
+  tolerates, bound to it at creation, with the tolerations the real controller adds
+  (kubernetes pkg/controller/daemon/util/daemonset_util.go,
+  `AddOrUpdateDaemonPodTolerations`: not-ready and unreachable NoExecute, disk-, memory-
+  and pid-pressure and unschedulable NoSchedule, network-unavailable for host-network
+  pods). A node tainted `node.cloudprovider.kubernetes.io/uninitialized` gets no pod of a
+  DaemonSet that does not tolerate it. Status counts as `kubectl rollout status ds` reads.
 
 Zero-valued status counters are omitted, as the real `omitempty` JSON does.
 """
@@ -30,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import catalog, events
-from .kubelet import keep_transition_times
+from .kubelet import Kubelet, keep_transition_times
 from .meta import (
     annotations_of,
     clone,
@@ -43,9 +50,13 @@ from .meta import (
 from .queues import Key, each
 from .registry import Registry
 
+_tolerates = Kubelet._tolerates
+
 DEPLOYMENT = catalog.get("apps/v1", "Deployment")
 REPLICASET = catalog.get("apps/v1", "ReplicaSet")
 STATEFULSET = catalog.get("apps/v1", "StatefulSet")
+DAEMONSET = catalog.get("apps/v1", "DaemonSet")
+NODE = catalog.get("v1", "Node")
 REVISION_KIND = catalog.get("apps/v1", "ControllerRevision")
 POD = catalog.get("v1", "Pod")
 PVC = catalog.get("v1", "PersistentVolumeClaim")
@@ -420,6 +431,72 @@ class Workloads:
             }, keep=("replicas", "collisionCount"))  # fmt: skip
             self._set_status(STATEFULSET, sts, status)
 
+    # -------------------------------------------------------------- daemonsets
+
+    def daemonsets(self, keys: Iterable[Key]) -> None:
+        for ds in self._live(DAEMONSET, keys):
+            self._daemonset(ds)
+
+    def _eligible(self, ds: Mapping[str, Any]) -> list[str]:
+        """The nodes a DaemonSet's pod tolerates (sorted names)."""
+        probe = {"spec": {"tolerations": _daemon_tolerations(ds["spec"]["template"])}}
+        return sorted(name_of(node) for node in self.registry.store.objects(NODE)[0]
+                      if all(_tolerates(probe, taint) for taint in
+                             node.get("spec", {}).get("taints", [])
+                             if taint.get("effect") in ("NoSchedule", "NoExecute")))
+
+    def _daemonset(self, ds: dict[str, Any]) -> None:
+        template = ds["spec"]["template"]
+        revision = template_hash(template)
+        namespace = metadata(ds)["namespace"]
+        pods = self._owned(POD, ds)
+        wanted = set(self._eligible(ds))
+        placed: dict[str, list[dict[str, Any]]] = {}
+        for pod in pods:
+            placed.setdefault(str(pod["spec"].get("nodeName") or ""), []).append(pod)
+        for node, on_node in placed.items():
+            if node not in wanted:
+                for pod in on_node:
+                    self.registry.delete(POD, namespace, name_of(pod))
+        for node in sorted(wanted - placed.keys()):
+            suffix = "".join(self.registry.rng.choice(_ALPHABET) for _ in range(5))
+            labels = {**template.get("metadata", {}).get("labels", {}),
+                      "controller-revision-hash": revision, "pod-template-generation":
+                      str(metadata(ds).get("generation", 1))}  # fmt: skip
+            pod = {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {**clone(template.get("metadata", {})),
+                             "name": f"{name_of(ds)}-{suffix}", "namespace": namespace,
+                             "labels": labels, "ownerReferences": [controller_ref(ds)]},
+                "spec": {**clone(template["spec"]), "nodeName": node,
+                         "tolerations": _daemon_tolerations(template)},
+            }  # fmt: skip
+            self.registry.commit(POD, None, pod, MANAGER, copy=False)
+        # RollingUpdate, maxUnavailable 1: replace one stale pod once all are ready.
+        current = [p for n, on_node in placed.items() if n in wanted for p in on_node]
+        stale = [p for p in current
+                 if labels_of(p).get("controller-revision-hash") != revision]  # fmt: skip
+        if stale and all(_ready(p) for p in current):
+            self.registry.delete(POD, namespace, name_of(min(stale, key=name_of)))
+
+    def daemonset_statuses(self, keys: Iterable[Key]) -> None:
+        for ds in self._live(DAEMONSET, keys):
+            revision = template_hash(ds["spec"]["template"])
+            wanted = set(self._eligible(ds))
+            pods = [p for p in self._owned(POD, ds) if p["spec"].get("nodeName") in wanted]
+            ready = sum(_ready(p) for p in pods)
+            updated = sum(labels_of(p).get("controller-revision-hash") == revision
+                          for p in pods)  # fmt: skip
+            status = _compact({
+                "currentNumberScheduled": len({p["spec"]["nodeName"] for p in pods}),
+                "numberMisscheduled": 0, "desiredNumberScheduled": len(wanted),
+                "numberReady": ready, "observedGeneration": metadata(ds).get("generation"),
+                "updatedNumberScheduled": updated, "numberAvailable": ready,
+                "numberUnavailable": max(len(wanted) - ready, 0),
+            }, keep=("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+                     "numberReady"))  # fmt: skip
+            self._set_status(DAEMONSET, ds, status)
+
     # ------------------------------------------------------------ small extras
 
     def claims(self, keys: Iterable[Key]) -> None:
@@ -439,6 +516,28 @@ class Workloads:
                 status = {"loadBalancer": {"ingress": [{"ip": f"203.0.113.{n % 250 + 1}",
                                                         "ipMode": "VIP"}]}}  # fmt: skip
                 self._write(SERVICE, svc, {**svc, "status": status}, "status")
+
+
+# AddOrUpdateDaemonPodTolerations (daemonset_util.go): what every daemon pod tolerates.
+_DAEMON_TOLERATIONS = (
+    ("node.kubernetes.io/not-ready", "NoExecute"),
+    ("node.kubernetes.io/unreachable", "NoExecute"),
+    ("node.kubernetes.io/disk-pressure", "NoSchedule"),
+    ("node.kubernetes.io/memory-pressure", "NoSchedule"),
+    ("node.kubernetes.io/pid-pressure", "NoSchedule"),
+    ("node.kubernetes.io/unschedulable", "NoSchedule"),
+)
+
+
+def _daemon_tolerations(template: Mapping[str, Any]) -> list[dict[str, Any]]:
+    tolerations = [clone(t) for t in template.get("spec", {}).get("tolerations", [])]
+    defaults = list(_DAEMON_TOLERATIONS)
+    if template.get("spec", {}).get("hostNetwork"):
+        defaults.append(("node.kubernetes.io/network-unavailable", "NoSchedule"))
+    for key, effect in defaults:
+        if not any(t.get("key") == key and t.get("effect") == effect for t in tolerations):
+            tolerations.append({"key": key, "operator": "Exists", "effect": effect})
+    return tolerations
 
 
 def _selector_labels(obj: Mapping[str, Any]) -> dict[str, str]:
