@@ -33,7 +33,7 @@ import yaml
 
 from tests.e2e.world import World, world
 from tests.support.rendering import ROOT
-from tests.support.sim import TOKEN
+from tests.support.sim import FAILOVER_TOKEN, TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -80,8 +80,9 @@ class Shell:
     def env(self) -> dict[str, str]:
         base = dict(self.world.sim.env) if self.world else {
             k: v for k, v in os.environ.items() if not k.startswith("DIGITALOCEAN")}
-        for name in ("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN", "KUBECONFIG"):
-            base.pop(name, None)  # a user starts without them; the README exports the token
+        for name in ("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN", "KUBECONFIG",
+                     "PROVISION_FAILOVER_TOKEN"):
+            base.pop(name, None)  # a user starts without them; the README exports the tokens
         base.update(self.exported)
         base["HOME"] = str(self.home)
         base["PATH"] = f"{self.home / 'bin'}{os.pathsep}{base.get('PATH', '/usr/bin:/bin')}"
@@ -144,6 +145,10 @@ def _export_token(shell: Shell) -> None:
     shell.exported["DIGITALOCEAN_TOKEN"] = TOKEN
 
 
+def _export_failover_token(shell: Shell) -> None:
+    shell.exported["PROVISION_FAILOVER_TOKEN"] = FAILOVER_TOKEN
+
+
 def _export_secret(shell: Shell) -> None:
     shell.exported["STAGING_DATABASE_URL"] = "postgres://db.internal/staging"
 
@@ -155,6 +160,9 @@ INSTEAD: dict[str, Instead] = {
     "export DIGITALOCEAN_TOKEN=...": Instead(
         "`...` stands for a real API token: the simulated account's token instead",
         then=_export_token),
+    "export PROVISION_FAILOVER_TOKEN=...": Instead(
+        "`...` stands for a scoped token: the simulated account's failover token instead",
+        then=_export_failover_token),
     "export STAGING_DATABASE_URL=...": Instead(
         "`...` stands for the app's real secret: a made-up database URL instead",
         then=_export_secret),
