@@ -111,7 +111,7 @@ class Bootstrapper:
                     self.kube.add_node(name, ready=True, control_plane="-cp-" in name,
                                        external_cloud_provider=True)
                     known.add(name)
-            if self.addons and not self.addons_installed and "prod-cp-1" in known:
+            if self.addons and not self.addons_installed and first in known:
                 platform.install(self.kube, self._cni(), self.addon_images)
                 for addon, log in self.addon_logs.items():
                     self.kube.set_log("kube-system", f"{addon}-", log)
