@@ -24,3 +24,14 @@ def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test runs at one instant unless it pins another (tests/support/clock.py)."""
     clock.pin(monkeypatch, clock.pinned())
     yield
+
+
+@pytest.fixture(autouse=True)
+def no_package_index_on_the_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Online preflight asks the Kubernetes package index whether the release exists; a test
+    that does not stand one in (tests/support/k8s_packages.py, which the simulation starts)
+    gets a closed loopback port, so it warns instead of reaching the internet."""
+    from provisioner.cloud.releases import HOST_ENV
+
+    if not os.environ.get(HOST_ENV):
+        monkeypatch.setenv(HOST_ENV, "http://127.0.0.1:9")

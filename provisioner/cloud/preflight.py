@@ -143,11 +143,13 @@ def preflight(env: Environment, token: str, end_point: str | None = None,
               config: Path | None = None) -> None:
     """Raise PreflightError listing every problem, or return when all is well.
 
-    First the Kubernetes release, in the package index the nodes install from (a release
-    that does not exist is the file's error, exit 2; an unreachable index only warns).
+    First the account (an unreachable API ends it there, exit 1); then the Kubernetes
+    release, in the package index the nodes install from (a release that does not exist is
+    the file's error, exit 2; an unreachable index only warns).
     """
+    account = read_account(token, end_point)
     check_release(env, config)
-    found = problems(env, read_account(token, end_point))
+    found = problems(env, account)
     if found:
         raise PreflightError("preflight found problems; nothing was created:\n"
                              + "\n".join(f"  {line}" for line in found))

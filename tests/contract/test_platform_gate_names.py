@@ -5,7 +5,7 @@ holds the ones its patches rely on): digitalocean-cloud-controller-manager v0.1.
 `releases/digitalocean-cloud-controller-manager/v0.1.68.yml` (Deployment
 kube-system/digitalocean-cloud-controller-manager); csi-digitalocean v4.16.0
 `deploy/kubernetes/releases/csi-digitalocean-v4.16.0/driver.yaml` (StatefulSet
-kube-system/csi-do-controller, DaemonSet kube-system/csi-do-node); calico v3.32.2
+kube-system/csi-do-controller, DaemonSet kube-system/csi-do-node); calico v3.32.1
 `manifests/calico-vxlan.yaml` (DaemonSet kube-system/calico-node); flannel v0.28.9
 `kube-flannel.yml` (DaemonSet kube-flannel/kube-flannel-ds); metrics-server v0.9.0
 `components.yaml` (Deployment kube-system/metrics-server); kubeadm
@@ -32,7 +32,7 @@ def test_the_gate_names_the_upstream_objects() -> None:
     assert ("Deployment", "kube-system", "metrics-server") in _objects("calico")
     assert ("Deployment", "kube-system", "coredns") in _objects("calico")
     assert (addons.DO_CCM, addons.DO_CSI, addons.CALICO, addons.FLANNEL,
-            addons.METRICS_SERVER) == ("v0.1.68", "v4.16.0", "v3.32.2", "v0.28.9", "v0.9.0")
+            addons.METRICS_SERVER) == ("v0.1.68", "v4.16.0", "v3.32.1", "v0.28.9", "v0.9.0")
 
 
 def test_the_simulated_add_ons_are_the_ones_the_gate_waits_for() -> None:

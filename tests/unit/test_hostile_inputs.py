@@ -354,11 +354,12 @@ CASES: dict[str, Case] = {
     "end-point-not-url": Case(_option("plan", "{config}", "--workdir", "{tmp}/w"),
                               "DIGITALOCEAN_END_POINT 'not a url'",
                               env={"DIGITALOCEAN_TOKEN": "t", "DIGITALOCEAN_END_POINT":
-                                   "not a url"}),
+                                   "not a url", "PROVISION_FAILOVER_TOKEN": "f"}),
     "end-point-closed-port": Case(_option("plan", "{config}", "--workdir", "{tmp}/w"),
                                   "cannot reach the DigitalOcean API", code=1,
                                   env={"DIGITALOCEAN_TOKEN": "t", "DIGITALOCEAN_END_POINT":
-                                       "http://127.0.0.1:9/v2/"}),
+                                       "http://127.0.0.1:9/v2/",
+                                       "PROVISION_FAILOVER_TOKEN": "f"}),
     "init-workers-nan": Case(_option("init", "{tmp}/new.yaml", "-y", "--ssh-key", "123",
                                      "--api-cidr", "0.0.0.0/0", "--workers", "nan"),
                              "workers"),
@@ -437,7 +438,7 @@ def run_case(name: str, tmp: Path) -> Outcome:
         k: v.replace("{tmp}", str(tmp)).replace("{work}", str(tmp / "work"))
         for k, v in case.env.items()}
     for variable in ("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN",
-                     "DIGITALOCEAN_END_POINT", "KUBECONFIG"):
+                     "DIGITALOCEAN_END_POINT", "KUBECONFIG", "PROVISION_FAILOVER_TOKEN"):
         env.setdefault(variable, None)  # None: unset while the case runs
     if case.read_only:
         return _run_read_only(Path(case.read_only.replace("{work}", str(tmp / "work"))),

@@ -82,6 +82,7 @@ def test_plan_reports_an_unreachable_api_as_a_cloud_failure(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Through the CLI: exit 1, one line, no internal error, nothing planned."""
     monkeypatch.setenv("DIGITALOCEAN_TOKEN", TOKEN)
+    monkeypatch.setenv("PROVISION_FAILOVER_TOKEN", "scoped")
     fake.faults.drop(1000)
     result = CliRunner().invoke(cli, ["plan", str(ROOT / "examples" / "staging.yaml"),
                                       "--workdir", str(tmp_path / "w")])
