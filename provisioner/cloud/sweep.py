@@ -107,8 +107,14 @@ def leftovers(env: Environment, token: str, floating_ip: str | None = None,
             found.volumes.append((str(volume.id), volume.name))
     for ip in read("floating IPs", manager.get_all_floating_ips):
         holder = int((ip.droplet or {}).get("id") or 0)
-        if ip.ip == floating_ip or holder in ours or f"floating IP:{ip.ip}" in known:
+        recorded = ip.ip == floating_ip or f"floating IP:{ip.ip}" in known
+        if holder in ours or (recorded and not holder):
             found.floating_ips.append((ip.ip, ip.ip))
+        elif recorded:
+            # An address is a reserved IP's only identity, and a released one goes back to
+            # DigitalOcean's pool: held by a droplet that is not ours, it is someone else's.
+            found.unproven.append(f"floating IP {ip.ip} (on droplet {holder}, not one of "
+                                  "this environment's)")
     for firewall in read("firewalls", manager.get_all_firewalls):
         if (me.firewall_is_ours(firewall.name, firewall.tags or [])
                 or f"firewall:{firewall.id}" in known):

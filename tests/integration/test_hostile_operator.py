@@ -1,0 +1,128 @@
+"""A hostile (or unlucky) operator against the ownership, locking and custody rules of issue 13.
+
+Each test drives the real CLI against the simulated account (tests/support/sim.py) and checks
+what is left in the account afterwards, not what provision says about it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fakes.doprovider.cloud import Cloud
+from tests.support.rendering import ROOT
+from tests.support.sim import Simulation, simulation
+
+pytestmark = pytest.mark.integration
+
+TABLES = ("digitalocean_droplet", "digitalocean_loadbalancer", "digitalocean_reserved_ip",
+          "digitalocean_firewall", "digitalocean_tag", "digitalocean_vpc")
+
+
+def _write(sim: Simulation, name: str, vpc: str, protected: bool) -> Path:
+    doc = yaml.safe_load((ROOT / "examples" / "production.yaml").read_text())
+    doc.update(name=name, deploy_policy={}, deletion_protection=protected)
+    doc["digitalocean"].update(ssh_keys=sim.fingerprints, vpc_cidr=vpc)
+    doc["control_plane"]["count"] = 1
+    doc["worker_pools"][0]["count"] = 1
+    path = sim.root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _account(sim: Simulation) -> dict[str, Any]:
+    resources = Cloud(Path(sim.env["DO_SIM_STATE"])).snapshot()["resources"]
+    return {table: resources.get(table, {}) for table in TABLES}
+
+
+def test_workdir_of_another_environment_is_refused(tmp_path: Path) -> None:
+    """`--workdir` naming another environment's folder: its state is that environment's, so
+    a destroy there would destroy the neighbour (past its deletion protection, which only
+    the neighbour's own file sets) and an up would rename its droplets into ours."""
+    with simulation(tmp_path) as sim:
+        prod = _write(sim, "prod", "10.10.0.0/16", protected=True)
+        stage = _write(sim, "stage", "10.20.0.0/16", protected=False)
+        for config in (prod, stage):
+            result = sim.run("up", str(config), "--yes", "--until", "infra")
+            assert result.code == 0, result.stderr
+        before = _account(sim)
+        prods = sim.root / ".provision" / "prod"
+
+        commands = (("destroy", "--yes"), ("up", "--yes", "--until", "infra"), ("plan",),
+                    ("plan", "--offline"), ("status",))
+        # With the folder's record of its environment, and without it (a folder made before
+        # the record existed: its local state's environment tag tells).
+        for command in (*commands, None, *commands):
+            if command is None:
+                (prods / "environment").unlink()
+                continue
+            result = sim.run(command[0], str(stage), "--workdir", str(prods), *command[1:])
+            assert result.code == 2, (command, result.stderr)
+            assert "belongs to the environment 'prod'" in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr
+            assert _account(sim) == before, f"{command[0]} changed the account"
+        state = json.loads((prods / "state" / "terraform.tfstate").read_text())
+        assert any(r["type"] == "digitalocean_droplet" for r in state["resources"])
+        # The folder's own environment still works in it, and records itself again.
+        own = sim.run("plan", str(prod), "--workdir", str(prods))
+        assert own.code == 0, own.stderr
+        assert (prods / "environment").read_text() == "prod\n"
+
+
+def _ip_request(sim: Simulation, method: str, path: str, body: Any = None) -> None:
+    import urllib.request
+
+    from tests.support.sim import TOKEN
+
+    request = urllib.request.Request(
+        f"{sim.api.endpoint}{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status in (200, 201, 204), response.status
+
+
+def test_a_recorded_address_now_on_a_neighbours_droplet_is_not_swept(tmp_path: Path) -> None:
+    """A reserved IP's only identity is its address (`/v2/reserved_ips/{reserved_ip}`,
+    digitalocean/openapi specification/resources/reserved_ips), and "Deleting a reserved IP
+    unassigns it and permanently removes it from your account" (docs.digitalocean.com,
+    products/networking/reserved-ips/how-to/delete): the address goes back to DigitalOcean's
+    pool and may come back to this very account, for another environment. So an address
+    recorded in `leftovers.json` (or `infrastructure.json`) proves nothing once a droplet
+    that is not ours holds it.
+
+    prod's destroy leaves an extra reserved IP an operator had put on prod-cp-1 (recorded in
+    leftovers.json); the operator releases it by hand; stage, next door, gets the same
+    address for its API endpoint. prod's `destroy --sweep` must not release it."""
+    with simulation(tmp_path) as sim:
+        prod = _write(sim, "prod", "10.10.0.0/16", protected=False)
+        stage = _write(sim, "stage", "10.20.0.0/16", protected=False)
+        assert sim.run("up", str(prod), "--yes", "--until", "infra").code == 0
+        [cp] = [d for d in sim.resources("digitalocean_droplet") if d["name"] == "prod-cp-1"]
+        extra = sim.api.provider_create("digitalocean_reserved_ip", region=cp["region"],
+                                        droplet_id=int(cp["id"]))["ip_address"]
+
+        down = sim.run("destroy", str(prod), "--yes")
+        assert down.code == 1, down.stderr
+        assert f"floating IP {extra} ({extra})" in down.stderr
+        assert f"floating IP:{extra}" in (sim.root / ".provision/prod/leftovers.json").read_text()
+        _ip_request(sim, "DELETE", f"reserved_ips/{extra}")  # released in the control panel
+
+        assert sim.run("up", str(stage), "--yes", "--until", "infra").code == 0
+        [stage_cp] = [d for d in sim.resources("digitalocean_droplet")
+                      if d["name"] == "stage-cp-1"]
+        # DigitalOcean hands the address out again: to stage, on its first control-plane node.
+        sim.api.provider_create("digitalocean_reserved_ip", region=cp["region"],
+                                ip_address=extra, droplet_id=int(stage_cp["id"]))
+        before = _account(sim)
+
+        swept = sim.run("destroy", str(prod), "--yes", "--sweep")
+        assert "Traceback" not in swept.stderr
+        assert _account(sim) == before, "prod's sweep released stage's address"
+        assert f"released floating IP {extra}" not in swept.stderr
+        assert swept.code == 0, swept.stderr
+        assert f"not provably its own): floating IP {extra}" in swept.stderr
