@@ -7,6 +7,7 @@ what is left in the account afterwards, not what provision says about it.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,30 @@ def test_a_recorded_address_now_on_a_neighbours_droplet_is_not_swept(tmp_path: P
         assert f"released floating IP {extra}" not in swept.stderr
         assert swept.code == 0, swept.stderr
         assert f"not provably its own): floating IP {extra}" in swept.stderr
+
+
+def test_a_list_cut_short_by_a_rate_limit_is_read_again(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """python-digitalocean (digitalocean/baseapi.py, `__deal_with_pagination`, 1.16 and
+    1.17) follows `links.pages.next` without checking the answer: a 429 on page 2 merges
+    the error body into the list and ends it, so the first 200 items come back as if they
+    were all. Ownership decided on such a list misses what is on the later pages: the
+    destroy said "nothing of the environment is left" and forgot a billed volume."""
+    from provisioner.cloud.sweep import leftovers
+    from provisioner.config import load_environment
+    from tests.support.sim import TOKEN
+
+    with simulation(tmp_path) as sim:
+        for key in ("DIGITALOCEAN_END_POINT", "DIGITALOCEAN_TOKEN"):
+            if key in sim.env:
+                monkeypatch.setenv(key, sim.env[key])
+        env = load_environment(sim.config)
+        for n in range(200):  # another team's volumes fill the first page (per_page 200)
+            sim.api.add_volume(f"pvc-other-{n}", 1, tags=["team:data"])
+        time.sleep(1.1)  # created later (the API lists volumes oldest first): on page 2
+        ours = sim.api.add_volume("pvc-prod", 10, tags=[f"provision:{env.name}"])
+
+        assert leftovers(env, TOKEN).volumes == [(ours, "pvc-prod")]
+        sim.api.faults.throttle_later_pages(1)
+        assert leftovers(env, TOKEN).volumes == [(ours, "pvc-prod")]
+        assert sim.api.faults.later_pages_throttled == 0, "page 2 was never throttled"
