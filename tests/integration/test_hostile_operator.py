@@ -154,3 +154,94 @@ def test_a_list_cut_short_by_a_rate_limit_is_read_again(tmp_path: Path,
         sim.api.faults.throttle_later_pages(1)
         assert leftovers(env, TOKEN).volumes == [(ours, "pvc-prod")]
         assert sim.api.faults.later_pages_throttled == 0, "page 2 was never throttled"
+
+
+def test_two_work_folders_racing_to_create_one_environment(tmp_path: Path) -> None:
+    """Alice and Bob each run `up` for prod from their own checkout (two work folders, two
+    locks) at the same moment. Both states are empty and the account holds nothing of prod
+    yet, so both pass the second-state check. Creating a tag that exists succeeds, so the
+    loser used to create prod's tags, a second floating IP and a second pair of firewalls
+    in parallel with the VPC that then failed, and its later destroy deleted the tags the
+    winner's droplets carry. The module creates the VPC first: its name is unique in the
+    account and its range cannot overlap another's (docs.digitalocean.com reference/api,
+    vpcs create), so the loser stops there having created nothing.
+
+    Each create takes 3 s in the fake provider, so both runs plan before either has
+    anything to show; if the machine is slow enough that the second run sees the first
+    one's droplets, it is refused by the second-state check instead: both ways, the
+    account ends up with one environment and the loser's state holds nothing."""
+    import subprocess
+
+    with simulation(tmp_path, extra_env={"DO_SIM_LATENCY_MS": "3000"}) as sim:
+        sim.write_config({"deploy_policy": {}}, edit=lambda d: (
+            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+        folders = [tmp_path / "alice", tmp_path / "bob"]
+        for folder in folders:
+            folder.mkdir()
+            (folder / "prod.yaml").write_text(sim.config.read_text())
+        runs = [sim.popen("up", "prod.yaml", "--yes", "--until", "infra", cwd=folder,
+                          stdin=subprocess.DEVNULL) for folder in folders]
+        results = [(run.wait(timeout=600), *run.communicate()) for run in runs]
+        codes = sorted(code for code, _, _ in results)
+        assert codes == [0, 1], results
+        [(loser, stderr)] = [(folder, err) for folder, (code, _, err)
+                             in zip(folders, results, strict=True) if code == 1]
+        assert ("refusing to create 'prod'" in stderr or "digitalocean_vpc.network" in stderr), \
+            stderr
+        assert len(sim.resources("digitalocean_reserved_ip")) == 1, "a second floating IP"
+        assert sorted(f["name"] for f in sim.resources("digitalocean_firewall")) == [
+            "prod-controllers", "prod-workers"]
+        state = loser / ".provision" / "prod" / "state" / "terraform.tfstate"
+        held = json.loads(state.read_text())["resources"] if state.exists() else []
+        assert [r["type"] for r in held if r["mode"] == "managed"
+                and r["type"].startswith("digitalocean_")] == [], "the loser created something"
+
+        # The loser's state holds at most a local marker (terraform_data), nothing of prod's
+        # identity: its destroy, even with --sweep, must not take the winner's environment.
+        before = _account(sim)
+        tags = {d["name"]: d["tags"] for d in sim.resources("digitalocean_droplet")}
+        down = sim.run_in(loser, "destroy", "prod.yaml", "--yes", "--force", "--sweep")
+        assert "Traceback" not in down.stderr
+        assert down.code == 1, down.stderr
+        assert "refusing to destroy 'prod'" in down.stderr, down.stderr
+        assert _account(sim) == before
+        assert {d["name"]: d["tags"] for d in sim.resources("digitalocean_droplet")} == tags
+        assert len(sim.resources("digitalocean_reserved_ip")) == 1
+
+
+def test_a_destroy_interrupted_after_the_tag_went_still_sweeps_what_was_ours(
+        tmp_path: Path) -> None:
+    """Ctrl-C during `destroy`, after Terraform deleted the environment's tag: deleting a tag
+    untags everything that carries it (digitalocean/openapi tags/tags_delete.yml at
+    e4a03ac), so a volume the CSI driver made (tagged `provision:prod`) carries nothing of
+    prod any more, and the next destroy never learnt its id (what was ours was only kept in
+    memory until the interrupted run ended). It said "nothing of the environment is left"
+    (or, with an emptied state, refused to sweep), and the billed volume was forgotten.
+    What is ours is recorded in leftovers.json before Terraform runs."""
+    import signal
+    import subprocess
+
+    with simulation(tmp_path, extra_env={"DO_SIM_LATENCY_MS": "2000"}) as sim:
+        sim.write_config({"deploy_policy": {}}, edit=lambda d: (
+            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+        assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
+        volume = sim.api.add_volume("pvc-prod", 10, tags=["provision:prod"])
+
+        run = sim.popen("destroy", str(sim.config), "--yes", "--force",
+                        stdin=subprocess.DEVNULL)
+        assert run.stderr is not None
+        lines = []
+        for line in run.stderr:
+            lines.append(line)
+            if "destroyed tag provision:prod (" in line:  # not :controller or :worker
+                run.send_signal(signal.SIGINT)
+                break
+        run.communicate(timeout=300)
+        assert run.returncode == 130, "".join(lines)
+        [record] = [v for v in sim.resources("digitalocean_volume") if v["id"] == volume]
+        assert "provision:prod" not in (record.get("tags") or []), "the tag delete untags"
+
+        again = sim.run("destroy", str(sim.config), "--yes", "--force", "--sweep")
+        assert again.code == 0, again.stderr
+        assert "deleted volume pvc-prod" in again.stderr, again.stderr
+        assert sim.resources("digitalocean_volume") == []
