@@ -7,7 +7,10 @@ stages and between runs.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,13 +59,14 @@ class Workdir:
         """The environment this folder belongs to: its record, or for a folder made before
         the record existed, the environment tag in its local Terraform state."""
         try:
-            return (self.root / OWNER_FILE).read_text(encoding="utf-8").strip() or None
+            return _read_regular(self.root / OWNER_FILE).decode("utf-8").strip() or None
         except FileNotFoundError:
             pass
         except (OSError, UnicodeDecodeError) as e:
-            raise WorkdirError(f"cannot read {self.root / OWNER_FILE}: {e}") from e
+            raise WorkdirError(f"cannot read {self.root / OWNER_FILE} (the name of the "
+                               f"environment this folder belongs to): {e}") from e
         try:
-            state = json.loads((self.root / "state" / "terraform.tfstate").read_bytes())
+            state = json.loads(_read_regular(self.root / "state" / "terraform.tfstate"))
             for resource in state["resources"]:
                 if (resource.get("type"), resource.get("name")) == ("digitalocean_tag",
                                                                      "cluster"):
@@ -112,3 +116,15 @@ class Workdir:
     def offline_secrets(self, env: Environment) -> ClusterSecrets | None:
         """As :meth:`cluster_secrets` without the network: None if kept only remotely."""
         return cluster_secrets(self.secrets, self.root / "state", env, online=False)
+
+
+def _read_regular(path: Path) -> bytes:
+    """A regular file's bytes; a FIFO or device in its place is an error, never a hang."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            return stream.read()
+    finally:
+        os.close(fd)
