@@ -66,7 +66,8 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     token = api_token()
     preflight(prepared.env, token)
     ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None)
-    planfile = out.resolve() if out else _plan_path(prepared, "plan.tfplan")
+    planfile = (infra_stage.check_plan_destination(out, prepared.work.root, prepared.config)
+                if out else _plan_path(prepared, "plan.tfplan"))
     return Outcome(prepared, infra_stage.plan(ws, planfile, resource_names(prepared.env)))
 
 

@@ -245,3 +245,38 @@ def test_a_destroy_interrupted_after_the_tag_went_still_sweeps_what_was_ours(
         assert again.code == 0, again.stderr
         assert "deleted volume pvc-prod" in again.stderr, again.stderr
         assert sim.resources("digitalocean_volume") == []
+
+
+def test_plan_out_never_replaces_the_state_the_secrets_or_the_config(tmp_path: Path) -> None:
+    """Terraform writes `-out` wherever it is told. `plan --out` naming the state file, the
+    CA key or the environment file (a slip of tab completion) replaced it with a plan
+    archive and exited 0: the state and the CA were gone. A saved plan is a zip archive
+    with a `tfplan` member (hashicorp/terraform internal/plans/planfile/writer.go,
+    `tfplanFilename`), so an earlier plan may be overwritten and nothing else."""
+    with simulation(tmp_path) as sim:
+        sim.write_config({"deploy_policy": {}}, edit=lambda d: (
+            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+        assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
+        notes = tmp_path / "notes.txt"
+        notes.write_text("mine\n")
+        targets = {
+            sim.workdir / "state" / "terraform.tfstate": "inside the work folder",
+            sim.workdir / "secrets" / "ca.key": "inside the work folder",
+            sim.workdir / "saved.tfplan": "inside the work folder",
+            sim.config: "is the environment file itself",
+            notes: "exists and is not a saved plan",
+        }
+        for target, why in targets.items():
+            before = target.read_bytes() if target.exists() else None
+            result = sim.run("plan", str(sim.config), "--out", str(target))
+            assert result.code == 2, (target, result.stderr)
+            assert why in result.stderr and "Traceback" not in result.stderr
+            assert (target.read_bytes() if target.exists() else None) == before, target
+
+        saved = tmp_path / "prod.tfplan"
+        for _ in range(2):  # a plan saved earlier is replaced by the next one
+            again = sim.run("plan", str(sim.config), "--out", str(saved))
+            assert again.code == 0, again.stderr
+        applied = sim.run("up", str(sim.config), "--plan", str(saved), "--yes", "--until",
+                          "infra")
+        assert applied.code == 0, applied.stderr
