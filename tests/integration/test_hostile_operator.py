@@ -282,12 +282,6 @@ def test_plan_out_never_replaces_the_state_the_secrets_or_the_config(tmp_path: P
         assert applied.code == 0, applied.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "destroy releases every LoadBalancer Service, StatefulSet and volume claim in the "
-    "environment's namespace of whatever cluster --kubeconfig names, made by provision or "
-    "not; selecting by what provision applied (its ApplySet) and the claims of its own "
-    "StatefulSets, or refusing a cluster whose CA is not the environment's, is a design "
-    "change to workloads/teardown.py (apps may legitimately run on a cluster of their own)"))
 def test_destroy_with_another_clusters_kubeconfig_leaves_its_claims(tmp_path: Path) -> None:
     """`provision destroy staging.yaml --kubeconfig ~/.kube/config` with the current context
     on another cluster that also has a namespace of that name: a claim provision never made
@@ -306,8 +300,13 @@ def test_destroy_with_another_clusters_kubeconfig_leaves_its_claims(tmp_path: Pa
                      "metadata": {"name": "their-database", "namespace": namespace},
                      "spec": {"accessModes": ["ReadWriteOnce"],
                               "resources": {"requests": {"storage": "100Gi"}}}})
+        kube.create({"apiVersion": "v1", "kind": "Service",
+                     "metadata": {"name": "their-lb", "namespace": namespace},
+                     "spec": {"type": "LoadBalancer", "selector": {"app": "theirs"},
+                              "ports": [{"port": 80}]}})
         kubeconfig = kube.write_kubeconfig(tmp_path / "someone-elses-kubeconfig")
         down = sim.run("destroy", str(sim.config), "--yes", "--force", "--kubeconfig",
                        str(kubeconfig))
         assert down.code == 0, down.stderr
         assert kube.get("v1", "PersistentVolumeClaim", "their-database", namespace) is not None
+        assert kube.get("v1", "Service", "their-lb", namespace) is not None
