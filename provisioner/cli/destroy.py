@@ -39,11 +39,11 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
 
     Plans the destruction, shows it and asks; then deletes the LoadBalancer Services and
     volume claims provision applied to the cluster and waits until their DigitalOcean load
-    balancers and volumes are gone; then destroys the infrastructure with live progress; then lists what the
-    environment still provably owns (exact tag, load balancer target or id; deleted with
-    --sweep after listing and asking). With an empty state next to live resources it refuses
-    and says how to restore the state. Refuses while the file sets deletion_protection: true,
-    unless --force.
+    balancers and volumes are gone; then destroys the infrastructure with live progress;
+    then lists what the environment still provably owns (exact tag, load balancer target or
+    id; deleted with --sweep after listing and asking). With an empty state next to live
+    resources it refuses and says how to restore the state. Refuses while the file sets
+    deletion_protection: true, unless --force.
     """
     from provisioner.infra.changes import InfraPlan
     from provisioner.infra.engine import resolve
