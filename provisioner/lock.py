@@ -21,6 +21,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,10 +60,14 @@ def exclusive(root: Path, command: str) -> Iterator[None]:
     """Hold ``root``'s lock while the block runs, or raise :class:`Busy` at once."""
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                     | os.O_NONBLOCK, 0o600)
     except OSError as e:
         raise WorkdirError(f"cannot lock the work folder {root}: {e.strerror}") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO opens, then cannot be truncated
+        os.close(fd)
+        raise WorkdirError(f"cannot lock the work folder {root}: {root / LOCK_FILE} is not a "
+                           "regular file (remove it; provision makes it again)")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -7,8 +7,12 @@ stages and between runs.
 
 from __future__ import annotations
 
+import errno
+import json
+import os
+import stat
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioner.bootstrap.custody import cluster_secrets
@@ -19,6 +23,11 @@ from provisioner.lock import exclusive
 from provisioner.render.writer import write_file, write_tree
 
 _GITIGNORE = "# Rendered files, cluster secrets and Terraform state: never commit these.\n*\n"
+# The name of the environment whose folder this is: its state, secrets and records are that
+# environment's, so another environment's file must never run in it (a destroy there would
+# destroy the folder's environment, past a deletion protection only its own file sets).
+OWNER_FILE = "environment"
+_CLUSTER_TAG = "provision:"
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,7 @@ class Workdir:
     """Paths inside one environment's work folder."""
 
     root: Path
+    name: str | None = field(default=None, compare=False)  # the environment it is for
 
     @classmethod
     def for_config(cls, config: Path, env: Environment, override: Path | None) -> Workdir:
@@ -35,7 +45,37 @@ class Workdir:
         relative path handed to it (a plan file, say) would point somewhere else entirely.
         """
         root = override if override is not None else config.parent / ".provision" / env.name
-        return cls(root.resolve())
+        work = cls(root.resolve(), env.name)
+        owner = work.owner()
+        if owner is not None and owner != env.name:
+            raise WorkdirError(
+                f"the work folder {work.root} belongs to the environment {owner!r}, not to "
+                f"{env.name!r} ({config}): its state and secrets are {owner!r}'s. Pass "
+                f"{env.name!r}'s own folder to --workdir, or leave --workdir out "
+                f"(default: .provision/{env.name}/ beside the file)")
+        return work
+
+    def owner(self) -> str | None:
+        """The environment this folder belongs to: its record, or for a folder made before
+        the record existed, the environment tag in its local Terraform state."""
+        try:
+            return _read_regular(self.root / OWNER_FILE).decode("utf-8").strip() or None
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError) as e:
+            raise WorkdirError(f"cannot read {self.root / OWNER_FILE} (the name of the "
+                               f"environment this folder belongs to): {e}") from e
+        try:
+            state = json.loads(_read_regular(self.root / "state" / "terraform.tfstate"))
+            for resource in state["resources"]:
+                if (resource.get("type"), resource.get("name")) == ("digitalocean_tag",
+                                                                     "cluster"):
+                    tag = str(resource["instances"][0]["attributes"]["name"])
+                    if tag.startswith(_CLUSTER_TAG):
+                        return tag.removeprefix(_CLUSTER_TAG)
+        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+            pass  # no readable local state: nothing to go by (Terraform reports a damaged one)
+        return None
 
     @property
     def rendered(self) -> Path:
@@ -56,6 +96,8 @@ class Workdir:
     def locked(self, command: str) -> AbstractContextManager[None]:
         """This folder for one run alone (see provisioner.lock); made if missing."""
         self._gitignore()
+        if self.name is not None and not (self.root / OWNER_FILE).exists():
+            write_file(self.root / OWNER_FILE, self.name + "\n")
         return exclusive(self.root, command)
 
     def _gitignore(self) -> None:
@@ -74,3 +116,15 @@ class Workdir:
     def offline_secrets(self, env: Environment) -> ClusterSecrets | None:
         """As :meth:`cluster_secrets` without the network: None if kept only remotely."""
         return cluster_secrets(self.secrets, self.root / "state", env, online=False)
+
+
+def _read_regular(path: Path) -> bytes:
+    """A regular file's bytes; a FIFO or device in its place is an error, never a hang."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            return stream.read()
+    finally:
+        os.close(fd)

@@ -11,6 +11,9 @@ resource "digitalocean_reserved_ip" "api" {
     # resource would, on every apply after a failover).
     ignore_changes = [droplet_id]
   }
+
+  # After the VPC, like the tags: a second state of the environment stops at the VPC.
+  depends_on = [digitalocean_vpc.network]
 }
 
 # The load balancer is public: nodes reach the API through it from their public addresses,

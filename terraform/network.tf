@@ -9,16 +9,25 @@ resource "digitalocean_vpc" "network" {
 # Firewalls select droplets by tag, and rules may name tags as sources: tags must exist first.
 # Tags live under "provision:<name>", a prefix users cannot use, so neither a user's own tag
 # nor another environment (say "prod-worker" beside "prod") can pull droplets into a role.
+#
+# The VPC comes first: its name is unique in the account and its range cannot overlap
+# another's, so creating it is the one step a second state of the same environment (two
+# work folders racing, or one without the live environment's state) cannot also pass.
+# Creating a tag that exists succeeds, and the loser's later destroy would delete the
+# live droplets' tags; after the VPC, the loser stops before it has created anything.
 resource "digitalocean_tag" "cluster" {
-  name = "provision:${var.name}"
+  name       = "provision:${var.name}"
+  depends_on = [digitalocean_vpc.network]
 }
 
 resource "digitalocean_tag" "controllers" {
-  name = "provision:${var.name}:controller"
+  name       = "provision:${var.name}:controller"
+  depends_on = [digitalocean_vpc.network]
 }
 
 resource "digitalocean_tag" "workers" {
-  name = "provision:${var.name}:worker"
+  name       = "provision:${var.name}:worker"
+  depends_on = [digitalocean_vpc.network]
 }
 
 locals {

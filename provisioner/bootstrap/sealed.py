@@ -24,6 +24,7 @@ KEY_VAR = "PROVISION_SECRETS_KEY"
 FORMAT = "provision-cluster-secrets/1"
 MAKE_KEY = "make one with `openssl rand -base64 32` and keep it in your secret store"
 
+NONCE_BYTES = 12  # GCM's recommended IV length (NIST SP 800-38D)
 
 @dataclass(frozen=True)
 class SealedCopy:
@@ -52,9 +53,11 @@ class SealedCopy:
             doc: Any = json.loads(data)
             if not isinstance(doc, dict) or doc.get("format") != FORMAT:
                 raise ValueError("not a provision secrets envelope")
+            nonce = base64.b64decode(doc["nonce"], validate=True)
+            if len(nonce) != NONCE_BYTES:  # AES-GCM would raise ValueError on its own
+                raise ValueError("the nonce is not the one provision writes")
             return cls(str(doc["environment"]), str(doc["ca_cert_hash"]), str(doc["key_id"]),
-                       base64.b64decode(doc["nonce"], validate=True),
-                       base64.b64decode(doc["ciphertext"], validate=True))
+                       nonce, base64.b64decode(doc["ciphertext"], validate=True))
         except (ValueError, KeyError, TypeError, binascii.Error) as e:
             raise SecretsError(f"{where} is not a sealed copy of cluster secrets written by "
                                "provision (damaged or replaced); restore it from the "
@@ -94,7 +97,7 @@ def seal(secrets: ClusterSecrets, environment: str, key: bytes) -> SealedCopy:
         "bootstrap_token": secrets.bootstrap_token,
         "certificate_key": secrets.certificate_key,
     }).encode()
-    nonce = os.urandom(12)
+    nonce = os.urandom(NONCE_BYTES)
     fingerprint = secrets.ca_cert_hash
     sealed = AESGCM(key).encrypt(nonce, plain, _associated_data(environment, fingerprint))
     return SealedCopy(environment, fingerprint, key_id(key), nonce, sealed)

@@ -37,13 +37,13 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
             kubeconfig: Path | None, terraform_bin: str | None, yes: bool) -> None:
     """Remove every resource of the environment, in the right order.
 
-    Plans the destruction, shows it and asks; then deletes the cluster's LoadBalancer
-    Services and volume claims and waits until their DigitalOcean load balancers and volumes
-    are gone; then destroys the infrastructure with live progress; then lists what the
-    environment still provably owns (exact tag, load balancer target or id; deleted with
-    --sweep after listing and asking). With an empty state next to live resources it refuses
-    and says how to restore the state. Refuses while the file sets deletion_protection: true,
-    unless --force.
+    Plans the destruction, shows it and asks; then deletes the LoadBalancer Services and
+    volume claims provision applied to the cluster and waits until their DigitalOcean load
+    balancers and volumes are gone; then destroys the infrastructure with live progress;
+    then lists what the environment still provably owns (exact tag, load balancer target or
+    id; deleted with --sweep after listing and asking). With an empty state next to live
+    resources it refuses and says how to restore the state. Refuses while the file sets
+    deletion_protection: true, unless --force.
     """
     from provisioner.infra.changes import InfraPlan
     from provisioner.infra.engine import resolve

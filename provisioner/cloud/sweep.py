@@ -56,14 +56,45 @@ def _manager(token: str) -> Any:
     return digitalocean.Manager(token=token)
 
 
+Item = dict[str, Any]
+
+
+def _listed(manager: Any, what: str, path: str, params: dict[str, str] | None = None
+            ) -> list[Item]:
+    """Every item of one list, all pages, or an error (retried by ``read``).
+
+    python-digitalocean follows ``links.pages.next`` without checking the answers
+    (digitalocean/baseapi.py ``__deal_with_pagination``, 1.16 and 1.17): a later page
+    answered 429 or 5xx is merged in as ``id``/``message`` and ends the list, so a list cut
+    short looks whole. Ownership decided on it would miss what the later pages hold.
+    """
+    import digitalocean
+
+    key = path.rstrip("/")
+
+    def fetch() -> list[Item]:
+        data = manager.get_data(path, params=dict(params or {}))
+        items = data.get(key) if isinstance(data, dict) else None
+        total = (data.get("meta") or {}).get("total") if isinstance(data, dict) else None
+        if (not isinstance(items, list) or "message" in data
+                or (isinstance(total, int) and len(items) < total)):
+            cause = data.get("message") if isinstance(data, dict) else None
+            raise digitalocean.DataReadError(
+                f"the list came back incomplete ({cause or 'too many requests'}; "
+                f"{len(items or [])} of {total})")
+        return [item for item in items if isinstance(item, dict)]
+
+    return read(what, fetch)
+
+
 def wait_released(token: str, load_balancers: list[str], volumes: list[str], timeout: float,
                   report: Report, interval: float = 2.0) -> list[str]:
     """Until the named load balancers and volumes are gone; what remains at the deadline."""
     manager = _manager(token)
     deadline = time.monotonic() + timeout
     while True:
-        names = {lb.name for lb in manager.get_all_load_balancers()}
-        volume_names = {v.name for v in manager.get_all_volumes()}
+        names = {lb.get("name") for lb in _listed(manager, "load balancers", "load_balancers")}
+        volume_names = {v.get("name") for v in _listed(manager, "volumes", "volumes")}
         remaining = ([f"load balancer {n}" for n in load_balancers if n in names]
                      + [f"volume {v}" for v in volumes if v in volume_names])
         if not remaining:
@@ -89,30 +120,38 @@ def leftovers(env: Environment, token: str, floating_ip: str | None = None,
     me = identity(env)
     found = Leftovers()
     # Unfiltered when ids are known: an untagged stray is found by its id.
-    droplets = read("droplets", lambda: manager.get_all_droplets(
-        tag_name=None if known else me.tag))
+    droplets = _listed(manager, "droplets", "droplets/", None if known else {"tag_name": me.tag})
     ours = set()
     for droplet in droplets:
-        if me.tag in (droplet.tags or []) or f"droplet:{droplet.id}" in known:
-            found.droplets.append((str(droplet.id), droplet.name))
-            ours.add(int(droplet.id))
-    for lb in read("load balancers", manager.get_all_load_balancers):
-        if (f"load balancer:{lb.id}" in known
-                or me.lb_is_ours(lb.name, getattr(lb, "tag", None), lb.droplet_ids or [], ours)):
-            found.load_balancers.append((str(lb.id), lb.name))
-        elif lb.name in me.load_balancers:
-            found.unproven.append(f"load balancer {lb.name} ({lb.id})")
-    for volume in read("volumes", manager.get_all_volumes):
-        if me.tag in (getattr(volume, "tags", None) or []) or f"volume:{volume.id}" in known:
-            found.volumes.append((str(volume.id), volume.name))
-    for ip in read("floating IPs", manager.get_all_floating_ips):
-        holder = int((ip.droplet or {}).get("id") or 0)
-        if ip.ip == floating_ip or holder in ours or f"floating IP:{ip.ip}" in known:
-            found.floating_ips.append((ip.ip, ip.ip))
-    for firewall in read("firewalls", manager.get_all_firewalls):
-        if (me.firewall_is_ours(firewall.name, firewall.tags or [])
-                or f"firewall:{firewall.id}" in known):
-            found.firewalls.append((str(firewall.id), firewall.name))
+        if me.tag in (droplet.get("tags") or []) or f"droplet:{droplet['id']}" in known:
+            found.droplets.append((str(droplet["id"]), str(droplet.get("name"))))
+            ours.add(int(droplet["id"]))
+    for lb in _listed(manager, "load balancers", "load_balancers"):
+        name = str(lb.get("name"))
+        if (f"load balancer:{lb['id']}" in known
+                or me.lb_is_ours(name, lb.get("tag"), lb.get("droplet_ids") or [], ours)):
+            found.load_balancers.append((str(lb["id"]), name))
+        elif name in me.load_balancers:
+            found.unproven.append(f"load balancer {name} ({lb['id']})")
+    for volume in _listed(manager, "volumes", "volumes"):
+        if me.tag in (volume.get("tags") or []) or f"volume:{volume['id']}" in known:
+            found.volumes.append((str(volume["id"]), str(volume.get("name"))))
+    for ip in _listed(manager, "floating IPs", "floating_ips"):
+        address = str(ip.get("ip"))
+        holder = int((ip.get("droplet") or {}).get("id") or 0)
+        recorded = address == floating_ip or f"floating IP:{address}" in known
+        if holder in ours or (recorded and not holder):
+            found.floating_ips.append((address, address))
+        elif recorded:
+            # An address is a reserved IP's only identity, and a released one goes back to
+            # DigitalOcean's pool: held by a droplet that is not ours, it is someone else's.
+            found.unproven.append(f"floating IP {address} (on droplet {holder}, not one of "
+                                  "this environment's)")
+    for firewall in _listed(manager, "firewalls", "firewalls"):
+        name = str(firewall.get("name"))
+        if (me.firewall_is_ours(name, firewall.get("tags") or [])
+                or f"firewall:{firewall['id']}" in known):
+            found.firewalls.append((str(firewall["id"]), name))
     return found
 
 

@@ -106,6 +106,39 @@ def plan(ws: Workspace, planfile: Path, names: dict[str, str], destroy: bool = F
     return quick
 
 
+def check_plan_destination(out: Path, work_root: Path, config: Path) -> Path:
+    """Where ``plan --out`` may write: never into the work folder (its state, secrets and
+    records), never over the environment file, never over a file that is not a saved plan.
+
+    Terraform writes the plan wherever it is told, so a slip of the keyboard (``--out
+    prod.yaml``, or the state's path) would replace that file with a plan archive.
+    """
+    out = out.resolve()
+    root = work_root.resolve()
+    if out == root or root in out.parents:
+        raise UsageError(f"--out {out} is inside the work folder {root}, which holds the "
+                         "state, secrets and records of the environment; write the plan "
+                         "elsewhere (e.g. --out prod.tfplan)")
+    if out == config.resolve():
+        raise UsageError(f"--out {out} is the environment file itself; write the plan "
+                         "elsewhere (e.g. --out prod.tfplan)")
+    if out.exists() and not (out.is_file() and _is_saved_plan(out)):
+        raise UsageError(f"--out {out} exists and is not a saved plan; provision does not "
+                         "replace it (remove it, or write the plan elsewhere)")
+    return out
+
+
+def _is_saved_plan(path: Path) -> bool:
+    """A Terraform plan file is a zip archive with a ``tfplan`` member."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "tfplan" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def read_saved_plan(ws: Workspace, planfile: Path, env_name: str) -> InfraPlan:
     """A plan saved by ``provision plan --out``, checked to belong to this environment."""
     if not planfile.is_file():

@@ -70,7 +70,8 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     preflight(prepared.env, token, config=prepared.config)
     ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None,
                                failover)
-    planfile = out.resolve() if out else _plan_path(prepared, "plan.tfplan")
+    planfile = (infra_stage.check_plan_destination(out, prepared.work.root, prepared.config)
+                if out else _plan_path(prepared, "plan.tfplan"))
     return Outcome(prepared, infra_stage.plan(ws, planfile, resource_names(prepared.env)))
 
 
@@ -182,7 +183,12 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
         return outcome
     if not confirm(infra_plan, prepared):
         raise Declined("not destroyed: the plan was not confirmed")
-    ours = ownership.before_destroy(prepared, token)
+    # Only the state that holds the environment's VPC created it and speaks for what carries
+    # its tag. One that holds less (a local marker, what a run that lost the race to create
+    # the environment left) destroys what it holds, then is accounted for like an empty one:
+    # the sweep would otherwise take the live environment another work folder created.
+    holds = ownership.holds_identity(infra_plan)
+    ours = ownership.before_destroy(prepared, token) if holds else frozenset()
     _release_cluster_resources(prepared, token, kubeconfig, say)
     tracker = progress(names_by_address(infra_plan))
     ws.on_event = tracker
@@ -192,7 +198,7 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
         tracker.close()
     outcome.applied = True
     outcome.summary = tracker.summary()
-    ownership.account_for_leftovers(prepared, token, sweep, counted, say, destroyed=True,
+    ownership.account_for_leftovers(prepared, token, sweep, counted, say, destroyed=holds,
                                     known=ours)
     outcome.seconds = time.monotonic() - started
     return outcome

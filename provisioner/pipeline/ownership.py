@@ -57,6 +57,14 @@ def _restore_hint(prepared: Prepared, creating: bool) -> str:
                    if creating else "")
 
 
+def holds_identity(destroy_plan: InfraPlan) -> bool:
+    """Whether a destroy plan deletes the environment's VPC, which only the state that
+    created the environment can hold: a VPC's name is unique in the account, and the
+    module creates it before anything else (and so destroys it last). A tag proves
+    nothing: creating one that exists succeeds, so a second state may hold it too."""
+    return any(c.address == IDENTITY[1] and c.action == "delete" for c in destroy_plan.pending)
+
+
 def refuse_second_state(plan: InfraPlan, prepared: Prepared, token: str) -> None:
     """Before an apply: a state that holds nothing of the environment must find nothing."""
     creates = {c.address for c in plan.pending if c.action == "create"}
@@ -110,9 +118,20 @@ def recorded_floating_ip(prepared: Prepared, say: Report | None = None) -> str |
 
 
 def before_destroy(prepared: Prepared, token: str) -> frozenset[str]:
-    """What is provably ours while our tag and droplets still exist to prove it with."""
-    found = cloud_sweep.leftovers(prepared.env, token, recorded_floating_ip(prepared))
-    return frozenset(found.keys())
+    """What is provably ours while our tag and droplets still exist to prove it with.
+
+    Recorded in ``leftovers.json`` (with what an earlier, interrupted destroy recorded)
+    before Terraform runs: once Terraform has deleted the tag, the untagged volumes and
+    strays can be known only by these ids, and a run stopped half-way must not forget them.
+    """
+    known = _record(prepared)
+    found = cloud_sweep.leftovers(prepared.env, token, recorded_floating_ip(prepared),
+                                  frozenset(known))
+    keys = frozenset(found.keys())
+    if keys:
+        write_file(prepared.work.root / "leftovers.json",
+                   json.dumps(sorted(keys), indent=1) + "\n")
+    return keys
 
 
 def account_for_leftovers(prepared: Prepared, token: str, sweep: bool, confirm: ConfirmSweep,

@@ -41,9 +41,14 @@ class CloudControllers:
                 return
             if self.kube.get("v1", "Service", "api", "prod") is None:
                 self._delete("digitalocean_loadbalancer", self.lb_id)
-            if self.kube.get("v1", "PersistentVolumeClaim", "cache-0",
-                             "prod") is None:
+            if self.kube.get("v1", "PersistentVolumeClaim", CLAIM, "prod") is None:
                 self._delete("digitalocean_volume", self.volume_id)
+
+
+# A claim elasticsearch's `data` volume template made for a pod of an earlier, larger scale
+# (<template>-<statefulset>-<ordinal>; kept after a scale-down by default) and bound to a
+# DigitalOcean volume: the fake's StatefulSet controller makes claims 0-2 of today's three.
+CLAIM = "data-elasticsearch-3"
 
 
 @pytest.fixture
@@ -59,7 +64,7 @@ def deployed(tmp_path: Path) -> Iterator[tuple[Simulation, FakeKubeAPI, Path, Cl
         lb = sim.api.add_load_balancer("prod.api", tags=["k8s"])
         volume = sim.api.add_volume("pvc-0a1b2c", 50, tags=["k8s"])
         kube.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                     "metadata": {"name": "cache-0", "namespace": "prod"},
+                     "metadata": {"name": CLAIM, "namespace": "prod"},
                      "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pvc-0a1b2c",
                               "resources": {"requests": {"storage": "50Gi"}}}})
         controllers = CloudControllers(kube, Path(sim.env["DO_SIM_STATE"]), lb, volume)

@@ -203,3 +203,22 @@ def test_a_sealed_copy_opens_only_for_its_environment_and_key() -> None:
     moved = type(copy)("staging", copy.ca_cert_hash, copy.key_id, copy.nonce, copy.ciphertext)
     with pytest.raises(ProvisionError, match="integrity"):  # the environment is bound in
         unseal(moved, "staging", key, "here")
+
+
+@pytest.mark.parametrize("nonce", ["", "eHh4", "eHh4" * 70])  # 0, 3 and 210 bytes
+def test_a_sealed_copy_with_a_damaged_nonce_is_a_clear_refusal(nonce: str) -> None:
+    """AES-GCM refuses a nonce outside 8..128 bytes with a ValueError before any integrity
+    check (cryptography's AESGCM._check_params), which was an `internal error`; provision
+    always writes 12 bytes (NIST SP 800-38D's recommended IV length), so anything else is
+    a damaged copy."""
+    import json
+
+    from provisioner.bootstrap.sealed import SealedCopy
+
+    key = os.urandom(32)
+    doc = json.loads(seal(make_secrets("prod"), "prod", key).to_bytes())
+    doc["nonce"] = nonce
+    with pytest.raises(ProvisionError, match="is not a sealed copy") as refused:
+        unseal(SealedCopy.from_bytes(json.dumps(doc).encode(), "s3://b/prod.sealed"), "prod",
+               key, "s3://b/prod.sealed")
+    assert refused.value.exit_code == 2

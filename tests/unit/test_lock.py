@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from provisioner.cli.main import cli
-from provisioner.errors import EXIT_POLICY
+from provisioner.errors import EXIT_POLICY, WorkdirError
 from provisioner.lock import LOCK_FILE, Busy, exclusive
 from tests.support.rendering import ROOT
 
@@ -98,3 +98,27 @@ def test_commands_that_write_the_work_folder_are_refused_while_it_is_held(
         # Reading is never refused.
         assert runner.invoke(cli, ["validate", str(config)]).exit_code == 0
     assert runner.invoke(cli, ["plan", str(config), "--offline"]).exit_code == 0
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "symlink"])
+def test_a_lock_file_that_is_not_a_regular_file_is_a_clear_refusal(tmp_path: Path,
+                                                                    kind: str) -> None:
+    """A FIFO where provision.lock belongs opens (O_RDWR on a FIFO does not block, fifo(7))
+    and flock(2) takes it, but ftruncate(2) then fails with EINVAL ("fd does not reference
+    a regular file"): that was an `internal error: OSError`."""
+    root = tmp_path / "work"
+    root.mkdir()
+    lock = root / LOCK_FILE
+    if kind == "fifo":
+        os.mkfifo(lock)
+    elif kind == "folder":
+        lock.mkdir()
+    else:
+        (tmp_path / "elsewhere").write_text("keep me\n")
+        lock.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(WorkdirError) as refused, exclusive(root, "up"):
+        pass
+    assert f"cannot lock the work folder {root}" in str(refused.value)
+    assert refused.value.exit_code == 2
+    if kind == "symlink":
+        assert (tmp_path / "elsewhere").read_text() == "keep me\n"

@@ -35,6 +35,11 @@ class Faults:
     * latency: seconds slept before answering each request (all endpoints);
     * throttled / retry_after: the next `throttled` authenticated requests get 429 with
       `Retry-After: retry_after`;
+    * later_pages_throttled: the next `later_pages_throttled` requests for a list's second or
+      later page get 429 the same way. The limit counts every request of a token ("5,000
+      requests per hour, 250 requests per minute", docs.digitalocean.com/reference/api,
+      Rate Limit), so a client following `links.pages.next` can meet it half-way through
+      a list;
     * failing / fail_status: then the next `failing` ones get `fail_status` (5xx).
     * dropped: the next `dropped` requests (authenticated or not) are read and their
       connection closed without an answer, as a reset between client and API does;
@@ -52,6 +57,7 @@ class Faults:
     latency: float = 0.0
     throttled: int = 0
     retry_after: int = 1
+    later_pages_throttled: int = 0
     failing: int = 0
     fail_status: int = 500
     dropped: int = 0
@@ -64,6 +70,12 @@ class Faults:
         """Answer the next `count` requests with 429 Too Many Requests."""
         with self._lock:
             self.throttled = count
+            self.retry_after = retry_after
+
+    def throttle_later_pages(self, count: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `count` requests for page 2 or later of a list with 429."""
+        with self._lock:
+            self.later_pages_throttled = count
             self.retry_after = retry_after
 
     def fail(self, count: int = 1, status: int = 500) -> None:
@@ -105,14 +117,18 @@ class Faults:
             region, set()
         )
 
-    def take(self) -> Injected | None:
+    def take(self, later_page: bool = False) -> Injected | None:
         """Consume one injected failure for the current request, if any is pending.
 
         Throttling comes first, like a real rate limiter in front of a failing backend.
         """
         with self._lock:
-            if self.throttled > 0:
-                self.throttled -= 1
+            throttled = self.throttled > 0 or (later_page and self.later_pages_throttled > 0)
+            if throttled:
+                if self.throttled > 0:
+                    self.throttled -= 1
+                else:
+                    self.later_pages_throttled -= 1
                 return Injected(
                     429,
                     "too_many_requests",

@@ -267,7 +267,7 @@ class FakeDigitalOcean:
     def _answer(self, req: Request, authorization: str, raw: bytes) -> Response:
         if not self._authorized(authorization):
             return error(401, "Unable to authenticate you")
-        injected = self.faults.take()
+        injected = self.faults.take(later_page=req.query.get("page", "1") not in ("", "1"))
         if injected is not None:
             response = error(injected.status, injected.message, injected.error_id)
             response.headers.update(injected.headers)

@@ -46,6 +46,12 @@ class Vpc(Resource):
     }
 
     def build(self, ctx: Context, account: Account, obj: Obj) -> None:
+        # POST /v2/vpcs: the name "Must be unique" in the account, and "Network ranges
+        # cannot overlap with other networks in the same account" (docs.digitalocean.com,
+        # reference/api vpcs create; DoTs v1.24.0 `vpcs.post`).
+        for other in account.table(self.type_name).values():
+            if other.get("name") == obj.get("name"):
+                raise ApiError(422, f"name {obj.get('name')} is already in use")
         ip_range = obj.get("ip_range")
         if ip_range is None or is_unknown(ip_range):
             obj["ip_range"] = ipam.allocate_vpc_range(account)
