@@ -36,7 +36,6 @@ ALLOWED_USAGES = (
     frozenset({"digital signature", "server auth"}),
     frozenset({"digital signature", "key encipherment", "server auth"}),
 )
-DNS_ADDRESS_TYPES = ("Hostname", "InternalDNS", "ExternalDNS")
 IP_ADDRESS_TYPES = ("InternalIP", "ExternalIP")
 
 _OID_CN = "2.5.4.3"
@@ -175,10 +174,19 @@ def node_of(csr: dict[str, Any]) -> str | None:
     return name if username.startswith(NODE_PREFIX) and name else None
 
 
-def review(csr: dict[str, Any], node: dict[str, Any] | None) -> str | None:
+def review(csr: dict[str, Any], node: dict[str, Any] | None,
+           others: Sequence[dict[str, Any]] = (),
+           refused: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
+           ) -> str | None:
     """None to approve this kubelet serving request, else why it stays pending.
 
-    `node` is the Node object named by the requester (None if there is none).
+    `node` is the Node object named by the requester (None if there is none), `others` every
+    other Node, `refused` the networks no kubelet may name (services, pods, the API
+    endpoint). A node may write its own Node status (the NodeRestriction admission plugin
+    allows it), so its recorded addresses alone prove nothing: a stolen kubelet credential
+    could record the API endpoint or another node's address and get a certificate for it,
+    signed by the CA every pod trusts. So the only DNS name is the node's own, and an
+    address must also be held by no other Node and lie outside the refused networks.
     """
     spec = csr.get("spec") or {}
     if spec.get("signerName") != SIGNER:
@@ -206,16 +214,27 @@ def review(csr: dict[str, Any], node: dict[str, Any] | None) -> str | None:
         return "no DNS name or IP address requested"
     if node is None:
         return f"node {name} does not exist"
-    addresses = (node.get("status") or {}).get("addresses") or []
-    dns = {name} | {str(a.get("address")) for a in addresses
-                    if a.get("type") in DNS_ADDRESS_TYPES}
-    ips = {str(ipaddress.ip_address(a["address"])) for a in addresses
-           if a.get("type") in IP_ADDRESS_TYPES and _is_ip(a.get("address"))}
-    foreign = [n for n in request.dns_names if n not in dns] + \
+    ips = _recorded_ips(node)
+    held_elsewhere = set().union(*(_recorded_ips(other) for other in others
+                                   if (other.get("metadata") or {}).get("name") != name))
+    foreign = [n for n in request.dns_names if n != name] + \
         [ip for ip in request.ip_addresses if ip not in ips]
     if foreign:
         return f"names not recorded for node {name}: {foreign}"
+    taken = [ip for ip in request.ip_addresses if ip in held_elsewhere]
+    if taken:
+        return f"addresses held by another node: {taken}"
+    forbidden = [ip for ip in request.ip_addresses
+                 if any(ipaddress.ip_address(ip) in network for network in refused)]
+    if forbidden:
+        return f"addresses no kubelet may name (services, pods, the API endpoint): {forbidden}"
     return None
+
+
+def _recorded_ips(node: dict[str, Any]) -> set[str]:
+    addresses = (node.get("status") or {}).get("addresses") or []
+    return {str(ipaddress.ip_address(a["address"])) for a in addresses
+            if a.get("type") in IP_ADDRESS_TYPES and _is_ip(a.get("address"))}
 
 
 def _is_ip(value: Any) -> bool:
@@ -276,9 +295,12 @@ class Kubectl:
         return True
 
 
-def approve_pending(kubectl: Kubectl, reported: Path | None = None) -> dict[str, str]:
+def approve_pending(kubectl: Kubectl, reported: Path | None = None,
+                    refused: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
+                    ) -> dict[str, str]:
     """One pass: review every pending kubelet serving request; name -> outcome."""
     listed = kubectl.json("get", "certificatesigningrequests")
+    nodes: list[dict[str, Any]] | None = None
     seen = set(reported.read_text().split()) if reported and reported.is_file() else set()
     outcomes = {}
     for csr in listed.get("items") or []:
@@ -288,7 +310,9 @@ def approve_pending(kubectl: Kubectl, reported: Path | None = None) -> dict[str,
         name = csr["metadata"]["name"]
         node_name = node_of(csr)
         node = kubectl.node(node_name) if node_name else None
-        reason = review(csr, node)
+        if nodes is None:
+            nodes = list(kubectl.json("get", "nodes").get("items") or [])
+        reason = review(csr, node, nodes, refused)
         if reason is None:
             ok = kubectl.approve(csr, f"serving certificate of node {node_name}, names checked "
                                       "against its Node object by provision")
@@ -314,11 +338,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kubectl", default="kubectl")
     parser.add_argument("--reported", type=Path,
                         default=Path("/run/provision-csr-approver/reported"))
+    parser.add_argument("--refuse", action="append", default=[], type=ipaddress.ip_network,
+                        metavar="CIDR", help="a network no kubelet may name (repeatable)")
     options = parser.parse_args(argv)
     kubectl = Kubectl([options.kubectl, "--kubeconfig", options.kubeconfig,
                        "--request-timeout", "30s"])
     try:
-        approve_pending(kubectl, options.reported)
+        approve_pending(kubectl, options.reported, options.refuse)
     except Exception as e:  # the API may be away (a control-plane node restarting)
         log(f"pass failed: {type(e).__name__}: {e}")
         return 1

@@ -113,7 +113,9 @@ def log(message: str) -> None:
     syslog.syslog(syslog.LOG_INFO, message)
     if _log_file:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        with open(_log_file, "a", encoding="utf-8") as handle:
+        # 0600: the log names the node's decisions; nobody else on the host needs them.
+        descriptor = os.open(_log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(descriptor, "a", encoding="utf-8") as handle:
             handle.write(f"{stamp} [{os.getpid()}] {message}\n")
 
 
@@ -136,7 +138,7 @@ def api(settings: Settings, method: str, path: str, body: dict[str, Any] | None 
         headers={"Authorization": f"Bearer {settings.token}",
                  "Content-Type": "application/json", "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=settings.api_timeout) as response:
+        with _OPENER.open(request, timeout=settings.api_timeout) as response:
             text = response.read().decode()
     except urllib.error.HTTPError as e:
         try:
@@ -145,6 +147,23 @@ def api(settings: Settings, method: str, path: str, body: dict[str, Any] | None 
             message = ""
         raise ApiError(f"{method} {path or target}: HTTP {e.code} {message}".rstrip()) from None
     return json.loads(text) if text.strip() else {}
+
+
+def _same_origin(url: str, base: str) -> bool:
+    link, ours = urllib.parse.urlsplit(url), urllib.parse.urlsplit(base)
+    return (link.scheme, link.netloc) == (ours.scheme, ours.netloc) and link.path.startswith(
+        ours.path)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib re-sends the Authorization header to wherever a redirect points: the API never
+    redirects, so a redirect is refused rather than followed with the token."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
 
 
 def holder(settings: Settings) -> int | None:
@@ -325,8 +344,9 @@ def peers(settings: Settings) -> dict[int, str]:
             if private:
                 found[controller_number(droplet["name"])] = str(ipaddress.ip_address(private))
         following = ((page.get("links") or {}).get("pages") or {}).get("next")
-        # The token goes only to the API it was configured for, whatever a link says.
-        if not following or not following.startswith(settings.api_endpoint or API):
+        # The token goes only to the API it was configured for, whatever a link says: same
+        # scheme and host (a prefix test would let "https://api.example.evil" pass).
+        if not following or not _same_origin(following, settings.api_endpoint or API):
             return found
         page = api(settings, "GET", "", url=following)
 

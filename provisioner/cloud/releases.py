@@ -24,11 +24,13 @@ It is internal: the tests set it to a local server standing in for the index.
 from __future__ import annotations
 
 import gzip
+import http.client
 import os
 import re
 import sys
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,7 +121,8 @@ def check_release(env: Environment, config: Path | None = None, warn: Say = _std
             _line(config), KEY, f"Kubernetes {minor} has no package repository ({base}/): "
             f"release {release} does not exist",
             "choose a released minor")]) from None
-    except (OSError, ValueError) as e:  # URLError, timeouts, HTTP errors, bad gzip
+    # URLError, timeouts, HTTP errors, a short read, a truncated or corrupt gzip body.
+    except (OSError, ValueError, EOFError, zlib.error, http.client.HTTPException) as e:
         warn(f"warning: could not read the Kubernetes package index {base}/Packages "
              f"({e}), so Kubernetes {release} was not checked; the nodes check it when "
              "they install")

@@ -126,9 +126,15 @@ def run(engine: Engine, args: Sequence[str], cwd: Path, env: Mapping[str, str],
     return result
 
 
+# provision's own secrets: Terraform and its providers never need them (the failover token
+# reaches Terraform only as the variable provision passes), so they never see them.
+PRIVATE = ("PROVISION_SECRETS_KEY", "PROVISION_FAILOVER_TOKEN")
+
+
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment Terraform runs with: the user's, minus chatter, plus ``extra``."""
-    env = dict(os.environ)
+    """The environment Terraform runs with: the user's, minus chatter and provision's own
+    secrets, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in PRIVATE}
     env.update({"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"})
     env.update(extra or {})
     return env

@@ -189,7 +189,8 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
     # the sweep would otherwise take the live environment another work folder created.
     holds = ownership.holds_identity(infra_plan)
     ours = ownership.before_destroy(prepared, token) if holds else frozenset()
-    _release_cluster_resources(prepared, token, kubeconfig, say)
+    if holds:  # a state that did not build the cluster must not empty it either
+        _release_cluster_resources(prepared, token, kubeconfig, say)
     tracker = progress(names_by_address(infra_plan))
     ws.on_event = tracker
     try:

@@ -96,7 +96,7 @@ def _failover_files(env: Environment) -> dict[str, object]:
 CSR_APPROVER = "/usr/local/lib/provision/csr_approver.py"
 
 
-def _approver_files() -> dict[str, object]:
+def _approver_files(env: Environment) -> dict[str, object]:
     """The kubelet serving certificate approver and its timer (every control-plane node).
 
     Compressed, like the failover agent (see ``_packed``).
@@ -105,7 +105,11 @@ def _approver_files() -> dict[str, object]:
     return {"csr_approver": {
         "agent": _packed(agent),
         "agent_path": CSR_APPROVER,
-        "service": render("systemd/provision-csr-approver.service.j2", agent_path=CSR_APPROVER),
+        # No kubelet may be certified for a service or pod address or the API endpoint.
+        "service": render("systemd/provision-csr-approver.service.j2", agent_path=CSR_APPROVER,
+                          refused=[env.kubernetes.service_cidr, env.kubernetes.pod_cidr]
+                          + ([f"{marker('api_endpoint')}/32"]
+                             if env.control_plane.endpoint == "floating_ip" else [])),
         "timer": (data_dir("templates") / "systemd" / "provision-csr-approver.timer").read_text(
             encoding="utf-8"),
     }}
@@ -187,7 +191,7 @@ def controller(env: Environment, first: bool) -> UserData:
     context["failover_enabled"] = failover["failover"] is not None
     text = render("cloud-init/node.yaml.j2", **context,
                   **_node_files(context, role, addon_sources(env)),
-                  **failover, **_approver_files(), role=role, kubeadm=kubeadm)
+                  **failover, **_approver_files(env), role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
 

@@ -89,14 +89,16 @@ def test_a_minor_without_a_repository_is_the_files_error(
                                "/core:/stable:/v1.37/deb/Release.key"]
 
 
-@pytest.mark.parametrize("trouble", ["unreachable", "server error", "no kubeadm"])
+@pytest.mark.parametrize("trouble", ["unreachable", "server error", "no kubeadm",
+                                     "truncated gzip"])
 def test_an_index_that_cannot_answer_only_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  trouble: str) -> None:
     config, _ = environment_file(tmp_path, "1.36.9")
     warnings: list[str] = []
     releases = {"1.36": []} if trouble == "no kubeadm" else None
     status = 503 if trouble == "server error" else None
-    with package_repositories(releases, status=status) as repos:
+    with package_repositories(releases, status=status,
+                              truncated=trouble == "truncated gzip") as repos:
         url = f"http://127.0.0.1:{closed_port()}" if trouble == "unreachable" else repos.url
         monkeypatch.setenv(HOST_ENV, url)
         check_release(load_environment(config), config, warnings.append)

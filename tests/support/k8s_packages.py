@@ -73,10 +73,11 @@ class PackageRepositories:
 
 @contextmanager
 def package_repositories(releases: Mapping[str, Sequence[str]] | None = None,
-                         gzipped: bool = False, status: int | None = None
-                         ) -> Iterator[PackageRepositories]:
+                         gzipped: bool = False, status: int | None = None,
+                         truncated: bool = False) -> Iterator[PackageRepositories]:
     """Serve `releases` (default `RELEASES`) on loopback until the block ends; with
-    `status`, answer every request with that status and no body (a failing server)."""
+    `status`, answer every request with that status and no body (a failing server); with
+    `truncated`, a gzipped index cut in half (a proxy or a disk that gave up midway)."""
     catalogue = RELEASES if releases is None else releases
     requested: list[str] = []
 
@@ -94,7 +95,10 @@ def package_repositories(releases: Mapping[str, Sequence[str]] | None = None,
                 base = f"/core:/stable:/v{minor}/deb/"
                 if self.path == base + "Packages":
                     text = packages_index(minor, patches).encode()
-                    return gzip.compress(text) if gzipped else text
+                    packed = gzip.compress(text)
+                    if truncated:
+                        return packed[: len(packed) // 2]
+                    return packed if gzipped else text
                 if self.path == base + "Release.key":
                     return (b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nstand-in\n"
                             b"-----END PGP PUBLIC KEY BLOCK-----\n")

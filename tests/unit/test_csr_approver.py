@@ -149,3 +149,45 @@ def test_only_requests_nobody_decided_are_pending() -> None:
     assert csr_approver.pending(csr)
     csr["status"] = {"conditions": [{"type": "Denied", "status": "True"}]}
     assert not csr_approver.pending(csr)
+
+
+def test_a_node_cannot_certify_what_it_wrote_into_its_own_status() -> None:
+    """NodeRestriction lets a node update its own Node status (kubernetes plugin/pkg/admission/
+    noderestriction/admission.go admitNode), so a stolen kubelet credential can record any
+    address or DNS name there. What it records is not enough: the only DNS name is the
+    node's own, an address another Node holds is refused, and so are the networks no kubelet
+    may name (services, pods, the API endpoint), as the control-plane nodes' service passes
+    them (--refuse)."""
+    forged = node_object()
+    forged["status"]["addresses"] += [
+        {"type": "InternalDNS", "address": "kubernetes.default.svc"},
+        {"type": "ExternalIP", "address": "198.51.100.10"},  # the floating IP
+        {"type": "InternalIP", "address": "10.96.0.1"},  # the kubernetes Service
+        {"type": "InternalIP", "address": "10.10.0.6"}]  # another node's address
+    other = node_object("prod-web-2-d3e4f", ips=["10.10.0.6", "203.0.113.8"])
+    refused = [ipaddress.ip_network("10.96.0.0/12"), ipaddress.ip_network("10.244.0.0/16"),
+               ipaddress.ip_network("198.51.100.10/32")]
+    cases = {
+        "a DNS name of the API": (("kubernetes.default.svc",), (), "names not recorded"),
+        "another node's address": ((), ("10.10.0.6",), "held by another node"),
+        "the kubernetes Service": ((), ("10.96.0.1",), "no kubelet may name"),
+        "the floating IP": ((), ("198.51.100.10",), "no kubelet may name"),
+    }
+    for case, (dns, ips, expected) in cases.items():
+        csr = csr_object(make_request(dns=(NODE, *dns), ips=(*NODE_IPS, *ips)))
+        reason = csr_approver.review(csr, forged, [forged, other], refused)
+        assert reason is not None and expected in reason, (case, reason)
+    # The node's own name and addresses still pass with every check on.
+    assert csr_approver.review(csr_object(), forged, [forged, other], refused) is None
+
+
+def test_the_control_plane_service_refuses_services_pods_and_the_endpoint() -> None:
+    import yaml
+
+    from tests.support.rendering import rendered
+
+    files = {f["path"]: f for f in yaml.safe_load(
+        rendered("production")["cloud-init/controller-init.yaml"])["write_files"]}
+    service = files["/etc/systemd/system/provision-csr-approver.service"]["content"]
+    assert "--refuse 10.96.0.0/12 --refuse 10.244.0.0/16" in service
+    assert "--refuse @@provision:api_endpoint@@/32" in service

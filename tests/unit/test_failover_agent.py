@@ -573,3 +573,51 @@ def test_a_stale_decision_is_not_applied(account: Account) -> None:
     settings = account.settings(1)
     assert not failover.set_endpoint_rule(settings, present=True, still_valid=lambda: False)
     assert account.nat(1) == {}
+
+
+def test_the_token_goes_only_to_the_configured_api() -> None:
+    """A page link is followed only to the same scheme and host (a prefix test let
+    "https://api.digitalocean.com.evil" pass), and a redirect is refused, not followed:
+    urllib re-sends the Authorization header to wherever it points."""
+    same = failover._same_origin
+    assert same("https://api.digitalocean.com/v2/droplets?page=2", "https://api.digitalocean.com/v2/")
+    assert not same("https://api.digitalocean.com.evil/v2/droplets", "https://api.digitalocean.com")
+    assert not same("http://api.digitalocean.com/v2/droplets", "https://api.digitalocean.com/v2/")
+
+    received: list[str] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(self.headers.get("Authorization", ""))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{other.server_address[1]}/steal")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    api = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (other, api):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = failover.Settings(cluster=CLUSTER, floating_ip=FLOATING_IP, token=TOKEN,
+                                     controller_tag=TAG, api_timeout=5,
+                                     api_endpoint=f"http://127.0.0.1:{api.server_address[1]}/v2/")
+        with pytest.raises(failover.ApiError, match="HTTP 302"):
+            failover.api(settings, "GET", "droplets")
+        assert received == []
+    finally:
+        for server in (other, api):
+            server.shutdown()
+            server.server_close()
