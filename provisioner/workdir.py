@@ -7,27 +7,24 @@ stages and between runs.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import stat
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioner.bootstrap.custody import cluster_secrets
 from provisioner.bootstrap.pki import ClusterSecrets
+from provisioner.cloud.ownership import RESERVED_PREFIX
 from provisioner.config.model import Environment
 from provisioner.errors import WorkdirError
 from provisioner.lock import exclusive
-from provisioner.render.writer import write_file, write_tree
+from provisioner.render.writer import read_regular, write_file, write_tree
 
 _GITIGNORE = "# Rendered files, cluster secrets and Terraform state: never commit these.\n*\n"
 # The name of the environment whose folder this is: its state, secrets and records are that
 # environment's, so another environment's file must never run in it (a destroy there would
 # destroy the folder's environment, past a deletion protection only its own file sets).
 OWNER_FILE = "environment"
-_CLUSTER_TAG = "provision:"
 
 
 @dataclass(frozen=True)
@@ -59,20 +56,20 @@ class Workdir:
         """The environment this folder belongs to: its record, or for a folder made before
         the record existed, the environment tag in its local Terraform state."""
         try:
-            return _read_regular(self.root / OWNER_FILE).decode("utf-8").strip() or None
+            return read_regular(self.root / OWNER_FILE).decode("utf-8").strip() or None
         except FileNotFoundError:
             pass
         except (OSError, UnicodeDecodeError) as e:
             raise WorkdirError(f"cannot read {self.root / OWNER_FILE} (the name of the "
                                f"environment this folder belongs to): {e}") from e
         try:
-            state = json.loads(_read_regular(self.root / "state" / "terraform.tfstate"))
+            state = json.loads(read_regular(self.root / "state" / "terraform.tfstate"))
             for resource in state["resources"]:
                 if (resource.get("type"), resource.get("name")) == ("digitalocean_tag",
                                                                      "cluster"):
                     tag = str(resource["instances"][0]["attributes"]["name"])
-                    if tag.startswith(_CLUSTER_TAG):
-                        return tag.removeprefix(_CLUSTER_TAG)
+                    if tag.startswith(RESERVED_PREFIX):
+                        return tag.removeprefix(RESERVED_PREFIX)
         except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
             pass  # no readable local state: nothing to go by (Terraform reports a damaged one)
         return None
@@ -117,14 +114,3 @@ class Workdir:
         """As :meth:`cluster_secrets` without the network: None if kept only remotely."""
         return cluster_secrets(self.secrets, self.root / "state", env, online=False)
 
-
-def _read_regular(path: Path) -> bytes:
-    """A regular file's bytes; a FIFO or device in its place is an error, never a hang."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        with os.fdopen(os.dup(fd), "rb") as stream:
-            return stream.read()
-    finally:
-        os.close(fd)

@@ -83,7 +83,7 @@ def rollout(obj: dict[str, Any] | None) -> str:
         if updated < desired or available < desired:
             return f"{available}/{desired} pods available"
         return ""
-    wanted = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+    wanted = 1 if spec.get("replicas") is None else int(spec["replicas"])
     updated = int(status.get("updatedReplicas") or 0)
     ready = int(status.get("availableReplicas" if kind == "Deployment" else "readyReplicas")
                 or 0)

@@ -8,6 +8,7 @@ touched, whatever folder the user points ``--out`` at.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -50,27 +51,37 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_regular(path: Path, limit: int) -> bytes | None:
-    """A regular file's bytes (not through a symlink, at most ``limit``), else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """A regular file's bytes, not through a symlink, at most ``limit`` of them.
+
+    Opened non-blocking: a FIFO put where a file of the work folder belongs would otherwise
+    hang the command. Raises OSError: the open's own, or EINVAL for anything but a regular
+    file, EFBIG past ``limit``.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(limit + 1)
-        return data if len(data) <= limit else None
-    except OSError:
-        return None
+            data = handle.read() if limit is None else handle.read(limit + 1)
+        if limit is not None and len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+        return data
     finally:
         os.close(fd)
 
 
+def _read_or_none(path: Path) -> bytes | None:
+    """What provision may have written at ``path``, or None when that cannot be it."""
+    try:
+        return read_regular(path, _INDEX_LIMIT)
+    except OSError:
+        return None
+
+
 def read_index(root: Path) -> dict[str, str]:
     """What provision wrote into ``root`` last time: relative path -> SHA-256 of its text."""
-    data = _read_regular(root / INDEX, _INDEX_LIMIT)
+    data = _read_or_none(root / INDEX)
     if data is None:
         return {}
     lines = data.decode("utf-8", errors="replace").split("\n")
@@ -107,7 +118,7 @@ def _prune(root: Path, previous: dict[str, str], keep: set[str]) -> None:
         target = _inside(root, relative)
         if target is None:
             continue
-        data = _read_regular(target, _INDEX_LIMIT)
+        data = _read_or_none(target)
         if data is not None and _digest(data) == digest:
             target.unlink(missing_ok=True)
 
@@ -124,7 +135,7 @@ def _unchanged(target: Path, text: str) -> bool:
         return False  # replaced by a file of our own; the link's target is left alone
     if not stat.S_ISREG(mode):
         raise WorkdirError(f"{target} is not a regular file; move it away and run again")
-    data = _read_regular(target, _INDEX_LIMIT)
+    data = _read_or_none(target)
     return data is not None and data == text.encode("utf-8")
 
 

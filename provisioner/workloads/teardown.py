@@ -13,11 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioner import lb_names
 from provisioner.config.model import Environment
 from provisioner.kube import Kube, KubeError
 from provisioner.workloads.objects import PART_OF, applyset_id
-
-LB_NAME = "service.beta.kubernetes.io/do-loadbalancer-name"
 
 
 @dataclass
@@ -31,7 +30,7 @@ class CloudOwned:
 
 def _lb_name(service: dict[str, Any]) -> str:
     meta = service["metadata"]
-    annotated = (meta.get("annotations") or {}).get(LB_NAME)
+    annotated = (meta.get("annotations") or {}).get(lb_names.NAME_ANNOTATION)
     # Without the annotation the CCM names the load balancer "a" + the Service's uid.
     return str(annotated or ("a" + meta.get("uid", "").replace("-", ""))[:32])
 
