@@ -23,7 +23,7 @@ from provisioner.pipeline.cluster_stage import Cluster
 from provisioner.pipeline.deploy_stage import DeployResult
 from provisioner.pipeline.infra_stage import PolicyError
 from provisioner.pipeline.prepare import Prepared, holds_work_folder, prepare, run_plan_path
-from provisioner.render.names import resource_names
+from provisioner.render.names import controller_names, resource_names
 from provisioner.ui.progress import Progress
 
 ShowPlan = Callable[[InfraPlan, Prepared], None]
@@ -136,6 +136,7 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
                                     lambda: parse_plan(ws.show(planfile)))
     if not confirm(infra_plan, prepared):
         raise Declined("not applied: the plan was not confirmed")
+    _remove_stale_etcd_members(prepared, infra_plan, say)
     tracker = progress(names_by_address(infra_plan))
     ws.on_event = tracker
     try:
@@ -146,6 +147,25 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     outcome.summary = tracker.summary()
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _remove_stale_etcd_members(prepared: Prepared, infra_plan: InfraPlan, say: Report) -> None:
+    """Before a control-plane droplet is created in a running cluster, the etcd members of
+    droplets that are gone are removed, so the new one joins a cluster without dead voters.
+
+    The droplets kept are the control-plane droplets the plan neither creates nor replaces:
+    a droplet created under an old name (cp-1 lost and recreated) replaces the one whose
+    member still carries that name.
+    """
+    created = {c.name for c in infra_plan.pending
+               if c.control_plane and c.action in ("create", "replace")}
+    path = cluster_stage.kubeconfig_path(prepared)
+    kept = set(controller_names(prepared.env)) - created
+    if not created or not kept or not path.is_file():
+        return  # no join coming, or no running cluster to join
+    from provisioner.cluster import etcd_members
+
+    etcd_members.remove_stale(cluster_stage.api_client(path), kept, say)
 
 
 @holds_work_folder("destroy")

@@ -111,6 +111,11 @@ class Bootstrapper:
                     self.kube.add_node(name, ready=True, control_plane="-cp-" in name,
                                        external_cloud_provider=True)
                     known.add(name)
+                    if "-cp-" in name:  # kubeadm init's etcd, or join's new member
+                        etcd = self.kube.etcd
+                        (self.kube.etcd_join if etcd.exists else self.kube.etcd_init)(name)
+            for name in set(self.kube.etcd.names()) - droplets:  # its droplet is gone
+                self.kube.etcd.set_healthy(name, False)
             if self.addons and not self.addons_installed and first in known:
                 platform.install(self.kube, self._cni(), self.addon_images)
                 for addon, log in self.addon_logs.items():

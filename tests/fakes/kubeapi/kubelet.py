@@ -9,6 +9,10 @@ Failure injection is by image name, so a manifest alone decides the outcome:
   logs ending in a panic;
 * "unready": the container runs but its readiness probe never passes.
 
+Commands: `commands` (see etcd.py) may claim a pod whose container runs one command to
+completion (restartPolicy Never): once started the pod ends Succeeded or Failed with the
+command's exit code in its container's terminated state, and its log is the output.
+
 Scheduling: with no Node objects at all pods run without a nodeName (convenient for
 deploy tests); once nodes exist a pod goes to a Ready, untainted (or tolerated),
 schedulable node, else it stays Pending with PodScheduled=False/Unschedulable.
@@ -72,6 +76,9 @@ class PodState:
     restarts: int = 0
     next_restart: int = 0  # the step of the next crash (back-off doubles, as the kubelet's)
     started: str = ""
+    finished: str = ""
+    ran: bool = False  # `commands` was asked about this pod
+    result: tuple[int, str] | None = None  # (exit code, output) of a command pod
 
 
 @dataclass
@@ -83,6 +90,9 @@ class Kubelet:
     logs: dict[tuple[str, str], str] = field(default_factory=dict)
     _ips: Iterator[int] = field(default_factory=lambda: itertools.count(2))
     gate: Callable[[], None] | None = None  # see queues.each
+    # A pod's command run to completion on its node: (exit code, output), or None when
+    # the pod is not one such (it then runs as a long-lived container).
+    commands: Callable[[Mapping[str, Any]], tuple[int, str] | None] | None = None
 
     # -------------------------------------------------------------------- nodes
 
@@ -175,6 +185,14 @@ class Kubelet:
             status["conditions"] = self._conditions(ready=False, initialized=True)
             status["containerStatuses"] = [self._cstatus(c, waiting, False) for c in containers]
             return status
+        if node and self.commands is not None and fault == "ok":
+            if not state.ran:
+                state.ran, state.result = True, self.commands(pod)
+            if state.result is not None:
+                state.started = state.started or timestamp()
+                state.finished = state.finished or timestamp()
+                return status | self._finished(pod, state.result[0], state.started,
+                                               state.finished)
         if fault == "pullfail":
             reason = "ErrImagePull" if state.steps == self.start_steps else "ImagePullBackOff"
             statuses = []
@@ -215,6 +233,21 @@ class Kubelet:
         status["conditions"] = self._conditions(ready=ready, initialized=True)
         status["containerStatuses"] = [self._cstatus(c, running, ready) for c in containers]
         return status
+
+    @staticmethod
+    def _finished(pod: Mapping[str, Any], code: int, started: str, finished: str
+                  ) -> dict[str, Any]:  # fmt: skip
+        """The only container ran to completion: phase and terminated state by exit code."""
+        container = pod["spec"]["containers"][0]
+        reason = "Completed" if code == 0 else "Error"
+        terminated = {"exitCode": code, "reason": reason, "startedAt": started,
+                      "finishedAt": finished}
+        ready = _condition("Ready", "False", "PodCompleted" if code == 0 else "PodFailed")
+        return {"phase": "Succeeded" if code == 0 else "Failed",
+                "conditions": [_condition("Initialized", "True"), ready,
+                               _condition("PodScheduled", "True")],
+                "containerStatuses": [Kubelet._cstatus(container, {"terminated": terminated},
+                                                       False)]}
 
     @staticmethod
     def _conditions(*, ready: bool, initialized: bool) -> list[dict[str, Any]]:
@@ -279,9 +312,13 @@ class Kubelet:
                 "ContainerCreating")
             raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to '
                                      f"start: {reason}")  # fmt: skip
-        text = next((t for (ns, prefix), t in self.logs.items()
-                     if ns == namespace and name.startswith(prefix)), None)  # fmt: skip
-        text = text or self._default_log(pod, container, fault)
+        done = self.pods.get(metadata(pod).get("uid", ""))
+        if done is not None and done.result is not None:
+            text = done.result[1]  # what the command printed
+        else:
+            text = next((t for (ns, prefix), t in self.logs.items()
+                         if ns == namespace and name.startswith(prefix)), "")  # fmt: skip
+            text = text or self._default_log(pod, container, fault)
         lines = text.splitlines(keepends=True)
         return "".join(lines[-tail:] if tail is not None and tail >= 0 else lines)
 

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from . import catalog, errors
+from . import catalog, errors, etcd
 from . import tls as tls_module
 from .controllers import Controllers
 from .errors import ApiError
@@ -139,6 +139,10 @@ class FakeKubeAPI:
         if defer_controllers:
             self.controllers.busy = self.busy
         self.rest = Rest(self.registry, self.controllers.kubelet, git_version)
+        # The control plane's stacked etcd (empty until `etcd_init`); the kubelet runs
+        # etcdctl pods against it.
+        self.etcd = etcd.EtcdCluster()
+        self.controllers.kubelet.commands = lambda pod: etcd.run_pod(self.etcd, pod)
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -297,6 +301,21 @@ class FakeKubeAPI:
                        message: str | None = None) -> dict[str, Any]:  # fmt: skip
         """Set a Node's Ready condition: True, False, or None (Unknown)."""
         return self.controllers.set_node_ready(name, ready, reason=reason, message=message)
+
+    def etcd_init(self, node: str) -> etcd.Member:
+        """``kubeadm init`` on ``node`` (a Node already): a new etcd cluster of one member,
+        and its etcd's mirror pod."""
+        ip = etcd.node_ip(self.registry, node)
+        member = self.etcd.init(node, ip)
+        etcd.mirror_pod(self.registry, node, ip)
+        return member
+
+    def etcd_join(self, node: str) -> etcd.Member:
+        """``kubeadm join --control-plane`` on ``node``: a member added to the etcd cluster."""
+        ip = etcd.node_ip(self.registry, node)
+        member = self.etcd.join(node, ip)
+        etcd.mirror_pod(self.registry, node, ip)
+        return member
 
     def set_log(self, namespace: str, pod_prefix: str, text: str) -> None:
         """Serve `text` as the log of pods whose name starts with `pod_prefix`."""

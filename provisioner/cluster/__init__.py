@@ -1,0 +1,1 @@
+"""Operations on a running cluster's nodes through the Kubernetes API (day-2 work)."""

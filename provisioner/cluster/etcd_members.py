@@ -1,0 +1,218 @@
+"""The control plane's etcd members: list them, and remove those of droplets that are gone.
+
+etcd is reached as kubeadm leaves it: on each control-plane node at https://127.0.0.1:2379,
+with client certificates signed by the etcd CA in /etc/kubernetes/pki/etcd. provision runs
+etcdctl there through nodeops (a pod on the node's network), with the image of that node's
+own etcd static pod (mirror pod ``etcd-<node>``): the etcdctl that matches the server, from
+an image the node already has. That image has no shell, so the command is etcdctl itself.
+
+The client certificate is kubeadm's ``etcd/healthcheck-client`` (CN
+kube-etcd-healthcheck-client, client-auth usage, signed by the etcd CA:
+kubernetes/kubernetes cmd/kubeadm/app/phases/certs/certs.go, ``KubeadmCertEtcdHealthcheck``).
+kubeadm runs etcd with ``--client-cert-auth`` and no etcd authentication, so that
+certificate may do everything a client may; it sits beside the CA, so one read-only mount
+of /etc/kubernetes/pki/etcd serves (the API server's client certificate lives one level up
+beside the cluster CA's key, which this pod has no business seeing).
+
+etcdctl v3.6 (etcd's etcdctl/README.md at v3.6.9, the version kubeadm pins for
+Kubernetes 1.34-1.36): ``member list -w json`` gives IDs as unsigned 64-bit numbers;
+``member remove`` takes the ID in hexadecimal; ``endpoint health --cluster -w json`` checks
+every member's client URL and exits 1 when one is unhealthy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from provisioner.cluster import nodeops
+from provisioner.errors import ProvisionError
+from provisioner.kube import Kube, KubeError
+
+PKI = "/etc/kubernetes/pki/etcd"
+ETCDCTL = ("etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={PKI}/ca.crt",
+           f"--cert={PKI}/healthcheck-client.crt", f"--key={PKI}/healthcheck-client.key",
+           "--dial-timeout=5s", "--command-timeout=20s")
+MOUNTS = (nodeops.HostPath("etcd-pki", PKI),)
+DEADLINE = 120  # seconds a pod may take, image pull included (the node has the image)
+
+
+class EtcdError(ProvisionError):
+    """etcd could not be read or changed safely."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One etcd member as ``member list`` reports it."""
+
+    id: int
+    name: str  # the node name kubeadm gave it; empty while the member has not started
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+    learner: bool = False
+
+    @property
+    def hex_id(self) -> str:
+        """The form ``member remove`` takes."""
+        return f"{self.id:x}"
+
+    @property
+    def label(self) -> str:
+        """How messages name it."""
+        return f"{self.name or 'unstarted member'} ({self.hex_id})"
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Where etcdctl runs: a Ready control-plane node and its etcd's image."""
+
+    node: str
+    image: str
+
+
+def members(api: Any) -> list[Member]:
+    """Every member of the cluster's etcd, as a healthy control-plane node sees them."""
+    return _members(api, _runners(api, set()))[1]
+
+
+def remove_stale(api: Any, wanted: set[str], say: Callable[[str], None]) -> list[str]:
+    """Remove the members whose name is not in ``wanted`` and that no longer answer.
+
+    ``wanted`` names the control-plane droplets that stay; a member of any other name
+    belongs to a droplet that is gone (or is about to be replaced), and a new droplet
+    joining under the same name would otherwise leave it behind as a dead voter that
+    counts against quorum. A member that still answers is never removed (its node is
+    alive: removing it is a decision for a person), nor one whose removal etcd refuses,
+    nor the last one. The Node object of each removed member goes too: kubeadm join
+    refuses a Node of the same name that is still Ready
+    (cmd/kubeadm/app/cmd/phases/join/kubelet.go, ``runKubeletStartJoinPhase``).
+    Returns the names (or hex IDs) of the members removed.
+    """
+    runner, current = _members(api, _runners(api, wanted))
+    stale = [m for m in current if m.name not in wanted]
+    if not stale:
+        return []
+    answering = _answering(api, runner)
+    removable = []
+    for member in stale:
+        if any(url in answering for url in member.client_urls):
+            say(f"etcd member {member.label} is not a control-plane droplet provision keeps, "
+                "but it answers; left in place (remove it by hand once its node is gone)")
+        else:
+            removable.append(member)
+    if removable and len(removable) == len(current):
+        raise EtcdError("every etcd member would be removed; refusing (the cluster's data "
+                        "lives in them)")
+    removed = []
+    for member in removable:
+        result = _etcdctl(api, runner, "member", "remove", member.hex_id)
+        if result.code != 0:
+            raise EtcdError(f"etcd refused to remove member {member.label}: "
+                            f"{_last_error(result.output)}; nothing else was changed")
+        say(f"removed etcd member {member.label}: its control-plane droplet no longer exists")
+        removed.append(member.name or member.hex_id)
+        if member.name:
+            _delete_node(api, member.name, say)
+    return removed
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _runners(api: Any, prefer: set[str]) -> list[Runner]:
+    """Ready control-plane nodes with their etcd image, the kept ones first."""
+    kube = Kube(api)
+    try:
+        nodes = nodeops.control_plane_nodes(api)
+        pods = kube.request("GET", f"/api/v1/namespaces/{nodeops.NAMESPACE}/pods",
+                            [("labelSelector", "component=etcd")],
+                            verb="list pods in kube-system").get("items", [])
+    except KubeError as e:
+        raise EtcdError(f"cannot find a control-plane node to reach etcd from: {e}") from e
+    images = {str(p["metadata"]["name"]): _image(p) for p in pods}
+    runners = [Runner(str(n["metadata"]["name"]), images[f"etcd-{n['metadata']['name']}"])
+               for n in nodes if images.get(f"etcd-{n['metadata']['name']}")]
+    if not runners:
+        raise EtcdError("no Ready control-plane node runs an etcd static pod (etcd-<node> "
+                        "in kube-system); cannot reach etcd")
+    return sorted(runners, key=lambda r: (r.node not in prefer, r.node))
+
+
+def _image(pod: dict[str, Any]) -> str:
+    for container in pod.get("spec", {}).get("containers", []):
+        if container.get("name") == "etcd":
+            return str(container.get("image") or "")
+    return ""
+
+
+def _etcdctl(api: Any, runner: Runner, *args: str) -> nodeops.Run:
+    return nodeops.run(api, runner.node, runner.image, [*ETCDCTL, *args], purpose="etcdctl",
+                       mounts=MOUNTS, deadline=DEADLINE)
+
+
+def _members(api: Any, runners: list[Runner]) -> tuple[Runner, list[Member]]:
+    """The member list from the first node whose etcd answers with a quorum behind it."""
+    failures = []
+    for runner in runners:
+        result = _etcdctl(api, runner, "member", "list", "-w", "json")
+        document = _json(result.output, dict) if result.code == 0 else None
+        if document is not None and "members" in document:
+            return runner, [_member(m) for m in document["members"]]
+        failures.append(f"{runner.node}: {_last_error(result.output)}")
+    raise EtcdError("no control-plane node could list the etcd members (" +
+                    "; ".join(failures) + "); etcd may have lost quorum")
+
+
+def _member(raw: dict[str, Any]) -> Member:
+    return Member(int(raw["ID"]), str(raw.get("name") or ""),
+                  tuple(raw.get("peerURLs") or ()), tuple(raw.get("clientURLs") or ()),
+                  bool(raw.get("isLearner")))
+
+
+def _answering(api: Any, runner: Runner) -> set[str]:
+    """The client URLs whose etcd answers, as ``endpoint health --cluster`` sees them.
+
+    It exits 1 when any endpoint is unhealthy, which is the case this looks for: the
+    answer is read from the JSON it printed either way.
+    """
+    result = _etcdctl(api, runner, "endpoint", "health", "--cluster", "-w", "json")
+    health = _json(result.output, list)
+    if health is None:
+        raise EtcdError(f"cannot tell which etcd members answer (from {runner.node}: "
+                        f"{_last_error(result.output)}); nothing was removed")
+    return {str(h.get("endpoint")) for h in health if isinstance(h, dict) and h.get("health")}
+
+
+def _json(output: str, kind: type[dict[str, Any]] | type[list[Any]]) -> Any:
+    """The first line of ``output`` that is JSON of ``kind`` (etcdctl's own log lines are
+    JSON objects too, on standard error, which the pod's log interleaves)."""
+    for line in output.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, list) and kind is list:
+            return value
+        if isinstance(value, dict) and kind is dict and "members" in value:
+            return value
+    return None
+
+
+def _last_error(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error:")]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def _delete_node(api: Any, name: str, say: Callable[[str], None]) -> None:
+    try:
+        Kube(api).request("DELETE", f"/api/v1/nodes/{name}", verb="delete nodes")
+    except KubeError as e:
+        if e.status == 404:
+            return
+        raise EtcdError(f"removed the etcd member of {name} but cannot delete its Node: {e}; "
+                        f"delete it (kubectl delete node {name}) before the replacement "
+                        "joins") from e
+    say(f"deleted Node {name}, so its replacement can join under the same name")

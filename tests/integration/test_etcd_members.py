@@ -1,0 +1,125 @@
+"""The etcd members of control-plane droplets that are gone are removed before a new one joins.
+
+provision runs etcdctl on a Ready control-plane node through the fake API server (a pod
+pinned with nodeName, host network, the etcd mirror pod's image, the etcd PKI mounted
+read-only), reads its log and deletes the pod; the fake kubelet runs etcdctl against the
+fake's etcd membership (tests/fakes/kubeapi/etcd.py, which cites etcd v3.6.9's etcdctl
+README and server checks and kubeadm's AddMember). The Node of a removed member goes too:
+kubeadm join refuses a Node of the same name that is still Ready
+(kubernetes/kubernetes cmd/kubeadm/app/cmd/phases/join/kubelet.go).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioner.cluster import etcd_members, nodeops
+from provisioner.kube import client_for
+from tests.fakes.kubeapi.server import FakeKubeAPI
+
+pytestmark = pytest.mark.integration
+
+CPS = ["prod-cp-1", "prod-cp-2", "prod-cp-3"]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[FakeKubeAPI, Any]]:
+    """Three control-plane nodes (cp-1 ran kubeadm init, the others joined) and a worker."""
+    with FakeKubeAPI(step_delay=0.01) as kube:
+        for i, name in enumerate(CPS):
+            kube.add_node(name, control_plane=True, address=f"10.110.0.{i + 2}")
+            (kube.etcd_init if i == 0 else kube.etcd_join)(name)
+        kube.add_node("prod-web-1-abcde", address="10.110.0.9")
+        yield kube, client_for(kube.write_kubeconfig(tmp_path / "kubeconfig"))
+
+
+def pods_left(kube: FakeKubeAPI) -> list[str]:
+    return [p["metadata"]["name"] for p in kube.objects("v1", "Pod", "kube-system")
+            if p["metadata"]["name"].startswith("provision-")]
+
+
+def test_members_lists_what_etcd_holds(cluster: tuple[FakeKubeAPI, Any]) -> None:
+    kube, api = cluster
+    members = etcd_members.members(api)
+    assert sorted(m.name for m in members) == CPS
+    assert {m.id for m in members} == set(kube.etcd.members)
+    assert all(m.client_urls and m.peer_urls for m in members)
+    assert pods_left(kube) == [], "the etcdctl pod is deleted afterwards"
+
+
+def test_the_member_of_a_gone_droplet_is_removed_with_its_node(
+        cluster: tuple[FakeKubeAPI, Any]) -> None:
+    kube, api = cluster
+    gone = kube.etcd.local("prod-cp-1")
+    assert gone is not None
+    kube.etcd.set_healthy("prod-cp-1", False)  # its droplet was deleted
+    said: list[str] = []
+    removed = etcd_members.remove_stale(api, {"prod-cp-2", "prod-cp-3"}, said.append)
+    assert removed == ["prod-cp-1"]
+    assert kube.etcd.names() == ["prod-cp-2", "prod-cp-3"]
+    assert [m.id for m in kube.etcd.removed] == [gone.id]
+    nodes = {n["metadata"]["name"] for n in kube.objects("v1", "Node")}
+    assert nodes == {"prod-cp-2", "prod-cp-3", "prod-web-1-abcde"}
+    assert any(f"removed etcd member prod-cp-1 ({gone.id:x})" in line for line in said), said
+    assert pods_left(kube) == []
+    # etcdctl ran on a kept node, as a pod built as the design says
+    created = [r.json() for r in kube.requests("POST", "/api/v1/namespaces/kube-system/pods")]
+    assert created and all(p["spec"]["nodeName"] in {"prod-cp-2", "prod-cp-3"}
+                           for p in created)
+    spec = created[0]["spec"]
+    assert spec["hostNetwork"] and spec["restartPolicy"] == "Never"
+    assert spec["containers"][0]["image"] == "registry.k8s.io/etcd:3.6.9-0"
+    assert spec["containers"][0]["command"][0] == "etcdctl"
+    assert spec["volumes"] == [{"name": "etcd-pki", "hostPath": {
+        "path": "/etc/kubernetes/pki/etcd", "type": "Directory"}}]
+    assert spec["containers"][0]["volumeMounts"][0]["readOnly"] is True
+
+
+def test_a_member_that_answers_is_never_removed(cluster: tuple[FakeKubeAPI, Any]) -> None:
+    kube, api = cluster
+    said: list[str] = []
+    # cp-1 is not among the droplets kept (e.g. about to be replaced) but its etcd answers
+    assert etcd_members.remove_stale(api, {"prod-cp-2", "prod-cp-3"}, said.append) == []
+    assert kube.etcd.names() == CPS
+    assert kube.get("v1", "Node", "prod-cp-1") is not None
+    assert any("prod-cp-1" in line and "answers" in line for line in said), said
+
+
+def test_nothing_is_touched_when_every_member_is_kept(cluster: tuple[FakeKubeAPI, Any]) -> None:
+    kube, api = cluster
+    kube.etcd.set_healthy("prod-cp-3", False)
+    assert etcd_members.remove_stale(api, set(CPS), lambda line: None) == []
+    assert kube.etcd.names() == CPS
+
+
+def test_a_cluster_without_quorum_is_not_changed(cluster: tuple[FakeKubeAPI, Any]) -> None:
+    kube, api = cluster
+    kube.etcd.set_healthy("prod-cp-1", False)
+    kube.etcd.set_healthy("prod-cp-2", False)
+    with pytest.raises(etcd_members.EtcdError, match="quorum"):
+        etcd_members.remove_stale(api, {"prod-cp-3"}, lambda line: None)
+    assert kube.etcd.names() == CPS
+    assert len(kube.objects("v1", "Node")) == 4
+    assert pods_left(kube) == []
+
+
+def test_the_etcd_image_runs_only_etcdctl(cluster: tuple[FakeKubeAPI, Any]) -> None:
+    """The image has no shell: a command other than etcdctl fails the pod."""
+    kube, api = cluster
+    run = nodeops.run(api, "prod-cp-2", "registry.k8s.io/etcd:3.6.9-0",
+                      ["sh", "-c", "etcdctl member list"], purpose="test",
+                      mounts=etcd_members.MOUNTS, deadline=60)
+    assert run.code != 0 and "executable file not found" in run.output
+    unknown = nodeops.run(api, "prod-cp-2", "registry.k8s.io/etcd:3.6.9-0",
+                          [*etcd_members.ETCDCTL, "member", "evict", "1"], purpose="test",
+                          mounts=etcd_members.MOUNTS, deadline=60)
+    assert unknown.code == 1 and "unknown command" in unknown.output
+    unmounted = nodeops.run(api, "prod-cp-2", "registry.k8s.io/etcd:3.6.9-0",
+                            [*etcd_members.ETCDCTL, "member", "list"], purpose="test",
+                            deadline=60)
+    assert unmounted.code == 1 and "no such file" in unmounted.output
+    assert pods_left(kube) == []
