@@ -52,6 +52,7 @@ def test_a_joining_member_is_unnamed_until_it_starts() -> None:
     cluster = three()
     added = cluster.add("https://10.0.0.9:2380")
     code, out = cluster.etcdctl("cp-1", [*CTL, "member", "list", "-w", "json"], MOUNTED)
+    assert code == 0
     raw = next(m for m in json.loads(out)["members"] if m["ID"] == added.id)
     assert "name" not in raw and "clientURLs" not in raw
     with pytest.raises(EtcdError, match="peerURL exists"):
