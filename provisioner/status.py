@@ -1,30 +1,81 @@
 """`provision status`: one screen of what runs, read from the cloud and the cluster.
 
-Each source is optional: without a token the droplets are not listed, without a reachable
-cluster the nodes and apps are not; what could not be read says why instead of failing.
+Each source is optional: without a token the droplets are not listed, without a kubeconfig
+yet the nodes and apps are not; what could not be read says why instead of failing. A
+source that is there but cannot be used (a kubeconfig or infrastructure record that is not
+what provision writes, a cluster or API that does not answer) is shown as such and makes
+the command exit non-zero (see `problems`): a script reading status must not take a
+half-read screen for a healthy one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from pathlib import Path
 from typing import Any
 
+from provisioner import clock
 from provisioner.cloud.inventory import inventory
 from provisioner.config.model import Environment
+from provisioner.node_facts import list_nodes, parse_instant
+
+# How a source that is not shown came to be missing.
+ABSENT = "absent"  # not made yet (no token exported, no `up` run): exit 0
+UNREADABLE = "unreadable"  # a local file is there but cannot be used: the user's to fix, exit 2
+UNREACHABLE = "unreachable"  # an API failed or refused: exit 1
+
+
+class _Unreadable(Exception):
+    """The kubeconfig could not be loaded into a client."""
+
+
+def etcd_member(kube: Any, node: str) -> str:
+    """``Ready``, ``not Ready`` or ``missing``: the node's etcd as its mirror pod shows it.
+
+    kubeadm runs etcd on every control-plane node as the static pod ``etcd`` whose mirror
+    pod the kubelet names ``etcd-<node name>`` in kube-system (kubernetes
+    cmd/kubeadm/app/phases/etcd/local.go, pkg/kubelet/config/common.go generatePodName).
+    """
+    from provisioner.kube import KubeError
+
+    try:
+        pod = kube.request("GET", f"/api/v1/namespaces/kube-system/pods/etcd-{node}",
+                           verb="get pods in kube-system")
+    except KubeError as e:
+        if e.status == 404:
+            return "missing"
+        raise
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return "Ready" if ready else "not Ready"
 
 
 def cluster_status(env: Environment, kubeconfig: Path) -> dict[str, Any]:
-    """Nodes Ready, apps desired / updated / available, and the last deploy."""
-    from provisioner.bootstrap.readiness import listed_nodes
+    """Nodes (Ready, kubelet, cordoned; etcd and VRRP state of control-plane nodes), apps
+    desired / updated / available, and the last deploy."""
     from provisioner.kube import Kube, KubeError
     from provisioner.pipeline.cluster_stage import api_client
     from provisioner.pipeline.deploy_stage import LAST_DEPLOY
     from provisioner.workloads.objects import parent_name
 
-    kube = Kube(api_client(kubeconfig), timeout=10, attempts=2)
-    nodes = [{"name": node.name or "?", "ready": node.ready} for node in listed_nodes(kube)]
+    try:
+        client = api_client(kubeconfig)
+    except Exception as e:  # the client's ConfigException, OSError, ValueError, KeyError ...
+        raise _Unreadable(" ".join(str(e).split())[:200] or type(e).__name__) from e
+    kube = Kube(client, timeout=10, attempts=2)
+    nodes = []
+    for node in list_nodes(kube):
+        entry: dict[str, Any] = {
+            "name": node.name, "ready": node.ready, "kubelet": node.kubelet or None,
+            "role": "control-plane" if node.control_plane else "worker",
+            "cordoned": node.cordoned}
+        if node.control_plane:
+            entry["etcd"] = etcd_member(kube, node.name)
+            if env.control_plane.endpoint == "floating_ip":  # else no keepalived runs
+                entry["vrrp_state"] = node.vrrp_state
+        nodes.append(entry)
     workloads = []
     selector = [("labelSelector", "app.kubernetes.io/managed-by=provision")]
     for kind, resource in (("Deployment", "deployments"), ("StatefulSet", "statefulsets")):
@@ -47,21 +98,54 @@ def cluster_status(env: Environment, kubeconfig: Path) -> dict[str, Any]:
             "apps": sorted(workloads, key=lambda w: w["name"]), "last_deploy": last}
 
 
-def collect(env: Environment, token: str | None, kubeconfig: Path | None) -> dict[str, Any]:
-    """Everything status shows; unreadable parts carry an ``error``."""
+def _missing(kind: str, message: str) -> dict[str, Any]:
+    return {"error": message, "kind": kind}
+
+
+def read_endpoint(path: Path) -> dict[str, Any]:
+    """The API endpoint the last `up` recorded in infrastructure.json, or why not."""
+    if not path.exists():
+        return {"endpoint": None}
+    try:
+        recorded = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not the JSON provision writes"
+        return {"endpoint": None, **_missing(UNREADABLE, f"cannot read {path}: {why} (delete "
+                                             "it and run `provision up`: it records what "
+                                             "Terraform created)")}
+    endpoint = recorded.get("api_endpoint") if isinstance(recorded, dict) else None
+    if not isinstance(recorded, dict) or not isinstance(endpoint, (str, type(None))):
+        return {"endpoint": None, **_missing(UNREADABLE, f"cannot read {path}: not the JSON "
+                                             "provision writes (delete it and run "
+                                             "`provision up`)")}
+    return {"endpoint": endpoint}
+
+
+def _age(created_at: object, now: dt.datetime) -> int | None:
+    created = parse_instant(created_at)
+    if created is None:
+        return None
+    return max(0, int((now - created).total_seconds()))  # a skewed clock is not negative
+
+
+def collect(env: Environment, token: str | None, kubeconfig: Path | None,
+            infrastructure: Path | None = None) -> dict[str, Any]:
+    """Everything status shows; parts not shown carry an ``error`` and its ``kind``."""
     result: dict[str, Any] = {"environment": env.name}
 
     def cloud() -> None:
         try:
             result["cloud"] = inventory(env, token or "")
         except Exception as e:  # reported, not raised: status must show what it can
-            result["cloud"] = {"error": f"{type(e).__name__}: {e}"}
+            result["cloud"] = _missing(UNREACHABLE, f"{type(e).__name__}: {e}")
 
     def cluster() -> None:
         try:
             result["cluster"] = cluster_status(env, kubeconfig or Path())
+        except _Unreadable as e:
+            result["cluster"] = _missing(UNREADABLE, f"cannot use kubeconfig {kubeconfig}: {e}")
         except Exception as e:  # an unreachable cluster is a status, not a crash
-            result["cluster"] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+            result["cluster"] = _missing(UNREACHABLE, f"{type(e).__name__}: {str(e)[:200]}")
 
     # The two sources are independent: read them at the same time (one waits on the
     # cloud's API, the other on the cluster's). Their clients are imported first, here:
@@ -69,27 +153,77 @@ def collect(env: Environment, token: str | None, kubeconfig: Path | None) -> dic
     # `requests.utils` (both clients import `requests`).
     if token:
         import digitalocean  # noqa: F401
-    if kubeconfig is not None and kubeconfig.is_file():
+    if kubeconfig is not None and kubeconfig.exists():
         import kubernetes.config  # noqa: F401
     readers = []
     if token:
         readers.append(threading.Thread(target=cloud, daemon=True))
     else:
-        result["cloud"] = {"error": "no DIGITALOCEAN_TOKEN: droplets not listed"}
-    if kubeconfig is not None and kubeconfig.is_file():
-        readers.append(threading.Thread(target=cluster, daemon=True))
+        result["cloud"] = _missing(ABSENT, "no DIGITALOCEAN_TOKEN: droplets not listed")
+    if kubeconfig is None or not kubeconfig.exists():
+        result["cluster"] = _missing(ABSENT, "no kubeconfig yet: run `provision up`")
+    elif not kubeconfig.is_file():
+        result["cluster"] = _missing(UNREADABLE, f"cannot use kubeconfig {kubeconfig}: not a "
+                                     "regular file")
     else:
-        result["cluster"] = {"error": "no kubeconfig yet: run `provision up`"}
+        readers.append(threading.Thread(target=cluster, daemon=True))
     for reader in readers:
         reader.start()
     for reader in readers:
         reader.join()
-    return {key: result[key] for key in ("environment", "cloud", "cluster")}
+    result["infrastructure"] = read_endpoint(infrastructure) if infrastructure else {
+        "endpoint": None}
+    _droplet_ages(result)
+    return {key: result[key] for key in ("environment", "infrastructure", "cloud", "cluster")}
+
+
+def _droplet_ages(result: dict[str, Any]) -> None:
+    """Each droplet's age, and each node's (a node is named after its droplet)."""
+    now = clock.now()
+    ages: dict[str, int | None] = {}
+    for droplets in (result["cloud"].get("droplets") or {}).values():
+        for droplet in droplets:
+            droplet["age_seconds"] = ages[droplet["name"]] = _age(droplet.get("created_at"),
+                                                                  now)
+    for node in result["cluster"].get("nodes") or []:
+        node["droplet_age_seconds"] = ages.get(node["name"])
+
+
+def problems(status: dict[str, Any]) -> tuple[int, list[str]]:
+    """The exit code status ends with and why: 2 for an unreadable local file, 1 for an API
+    that failed; 0 when every source was read or is simply not there yet."""
+    from provisioner.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+
+    sources = [status["infrastructure"], status["cloud"], status["cluster"]]
+    unreadable = [s["error"] for s in sources if s.get("kind") == UNREADABLE]
+    if unreadable:
+        return EXIT_USAGE, unreadable
+    failed = [s["error"] for s in sources if s.get("kind") == UNREACHABLE]
+    return (EXIT_FAILURE, failed) if failed else (EXIT_OK, [])
+
+
+def age_text(seconds: int | None) -> str:
+    """``3d4h``, ``5h12m``, ``7m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    return f"{minutes}m"
 
 
 def format_status(status: dict[str, Any]) -> str:
     """The one screen."""
     lines = [f"Environment {status['environment']}"]
+    infrastructure = status["infrastructure"]
+    if "error" in infrastructure:
+        lines.append(f"  infrastructure: {infrastructure['error']}")
+    elif infrastructure["endpoint"]:
+        lines.append(f"  API endpoint: https://{infrastructure['endpoint']}:6443")
     cloud = status["cloud"]
     if "error" in cloud:
         lines.append(f"  droplets: {cloud['error']}")
@@ -99,7 +233,8 @@ def format_status(status: dict[str, Any]) -> str:
             for d in droplets:
                 mark = "  <- floating IP" if d["name"] == cloud["floating_ip_holder"] else ""
                 lines.append(f"    {d['name']:<28} {d['status']:<8} {d['size'] or '':<13} "
-                             f"{d['public_ip'] or '-':<16} {d['private_ip'] or '-'}{mark}")
+                             f"{d['public_ip'] or '-':<16} {d['private_ip'] or '-':<16} "
+                             f"{age_text(d.get('age_seconds')):>6}{mark}")
         if cloud["floating_ip"]:
             lines.append(f"  floating IP {cloud['floating_ip']} on "
                          f"{cloud['floating_ip_holder']}")
@@ -111,6 +246,17 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"  nodes: {ready}/{len(cluster['nodes'])} Ready"
                      + "".join(f"; {n['name']} NotReady" for n in cluster["nodes"]
                                if not n["ready"]))
+        if cluster["nodes"]:
+            lines.append(f"    {'node':<28} {'ready':<9} {'kubelet':<10} {'age':>6}  "
+                         f"{'cordoned':<9} {'etcd':<10} vrrp")
+        for n in cluster["nodes"]:
+            control = n["role"] == "control-plane"
+            lines.append(  # a worker has no etcd member; only floating_ip runs keepalived
+                f"    {n['name']:<28} {'Ready' if n['ready'] else 'NotReady':<9} "
+                f"{n['kubelet'] or '?':<10} {age_text(n.get('droplet_age_seconds')):>6}  "
+                f"{'yes' if n['cordoned'] else 'no':<9} "
+                f"{n.get('etcd') if control else '-':<10} "
+                f"{(n['vrrp_state'] or 'unknown') if 'vrrp_state' in n else '-'}")
         lines.append("  apps:             desired  updated  available")
         for w in cluster["apps"]:
             lines.append(f"    {w['name']:<16} {w['desired']:>7} {w['updated']:>8} "

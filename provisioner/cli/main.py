@@ -50,6 +50,7 @@ def _register() -> None:
         kubeconfig,
         plan,
         render,
+        rotate,
         status,
         up,
         validate,
@@ -65,6 +66,7 @@ def _register() -> None:
     cli.add_command(deploy.rollback)
     cli.add_command(check.check)
     cli.add_command(status.status)
+    cli.add_command(rotate.rotate)
     cli.add_command(init.init)
     for command in cli.commands.values():
         command.params.extend(verbosity_options())

@@ -25,6 +25,10 @@ class PreflightError(ProvisionError):
     """The account cannot hold this environment as configured; nothing was created."""
 
 
+class TokenRejected(PreflightError):
+    """The API answered 401: the token is wrong, revoked or expired."""
+
+
 @dataclass(frozen=True)
 class AccountView:
     """What preflight read from the account."""
@@ -55,7 +59,7 @@ def read(what: str, func: Callable[[], T]) -> T:
         except digitalocean.DataReadError as e:
             message = str(e)
             if "unauthorized" in message.lower() or "authenticate" in message.lower():
-                raise PreflightError("the DigitalOcean API token was rejected (401): create a "
+                raise TokenRejected("the DigitalOcean API token was rejected (401): create a "
                                      "new read/write token and export DIGITALOCEAN_TOKEN") from e
             if attempt == _ATTEMPTS or not any(
                     s in message.lower() for s in ("too many", "rate", "server", "unavailable")):

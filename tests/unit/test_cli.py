@@ -81,7 +81,8 @@ def test_bad_config_exit_code_and_location(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["validate", "render", "plan", "up", "destroy", "kubeconfig",
-                                     "deploy", "rollback", "check", "status", "init"])
+                                     "deploy", "rollback", "check", "status", "init",
+                                     "rotate"])
 def test_every_command_help_ends_with_examples(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0
@@ -126,7 +127,7 @@ def test_quiet_and_verbose_after_the_command() -> None:
     code, _, err = run("validate", PROD, "-v")
     assert code == 0 and "environment 'prod' is valid" in err
     for command in ("validate", "render", "plan", "up", "destroy", "kubeconfig", "deploy",
-                    "rollback", "check", "status", "init"):
+                    "rollback", "check", "status", "init", "rotate"):
         _, out, _ = run(command, "--help")
         assert "-v, --verbose" in out and "-q, --quiet" in out, command
 

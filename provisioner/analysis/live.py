@@ -1,0 +1,234 @@
+"""The online part of ``provision check``: findings read from the running cluster and the cloud.
+
+Run only when asked (``--online``, or ``--kubeconfig``): the rest of check reads the file
+alone. What it judges:
+
+* keepalived: each control-plane node's failover agent records keepalived's health
+  (``provision.dev/keepalived``) and the time of its last pass
+  (``provision.dev/failover-checked-at``) on its Node. ``failed`` means keepalived is down;
+  a pass older than a few timer periods means the agent itself is not running.
+* the floating IP: it must be on the droplet of the one node whose keepalived is MASTER
+  (``provision.dev/vrrp-state``), as the DigitalOcean API says; two MASTERs split the brain.
+* credentials: the API server's serving certificate and the admin kubeconfig's client
+  certificate (kubeadm issues both for one year: kubernetes
+  cmd/kubeadm/app/constants/constants.go, CertificateValidityPeriod = 365 days; provision
+  signs its admin kubeconfig for the same, bootstrap/kubeconfig.CLIENT_DAYS), and whether
+  the DigitalOcean API still accepts the token exported here and the one stored in the
+  cluster (kube-system/digitalocean). The bootstrap token in the work folder is not judged:
+  it lives hours by design and provision renews it before nodes join.
+
+Judging (`judge`) is separate from reading (`gather`), and the clock is provision's
+(``provisioner.clock``), so the findings of a given cluster state are the same any day.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from provisioner import clock
+from provisioner.analysis.spof import SEVERITIES, Finding
+from provisioner.config.model import Environment
+from provisioner.node_facts import NodeFacts
+
+# The agent's timer runs every 60 s (templates/systemd/provision-failover.timer.j2); five
+# missed passes are not a slow API any more.
+STALE_AFTER = dt.timedelta(minutes=5)
+# kubeadm's `certs check-expiration` shows residual time; a month leaves time to act.
+EXPIRY_WARNING = dt.timedelta(days=30)
+
+
+@dataclass
+class LiveFacts:
+    """What `gather` read; None where a source was not read (with a note saying why)."""
+
+    nodes: list[NodeFacts] = field(default_factory=list)
+    floating_ip: str | None = None
+    holder: str | None = None  # the droplet the API says holds the floating IP
+    holder_read: bool = False
+    serving_not_after: dt.datetime | None = None
+    client_not_after: dt.datetime | None = None
+    local_token_ok: bool | None = None
+    cluster_token_ok: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _when(delta: dt.timedelta) -> str:
+    days = delta.days
+    if days >= 1:
+        return f"{days} day(s)"
+    return f"{max(0, int(delta.total_seconds() // 3600))} hour(s)"
+
+
+def _expiry(subject: str, not_after: dt.datetime | None, now: dt.datetime,
+            fix: str) -> list[Finding]:
+    if not_after is None:
+        return []
+    left = not_after - now
+    if left <= dt.timedelta(0):
+        return [Finding("high", subject, f"expired {_when(-left)} ago ({not_after:%Y-%m-%d})",
+                        fix)]
+    if left <= EXPIRY_WARNING:
+        return [Finding("medium", subject, f"expires in {_when(left)} ({not_after:%Y-%m-%d})",
+                        fix)]
+    return []
+
+
+def _failover(env: Environment, facts: LiveFacts, now: dt.datetime) -> list[Finding]:
+    if env.control_plane.endpoint != "floating_ip":
+        return []
+    found: list[Finding] = []
+    controllers = [n for n in facts.nodes if n.control_plane]
+    for node in controllers:
+        if node.keepalived == "failed":
+            found.append(Finding(
+                "high", f"keepalived on {node.name}",
+                "is not running and its failover agent could not restart it: this node "
+                "cannot take the floating IP",
+                f"on {node.name}: journalctl -u keepalived; systemctl restart keepalived"))
+        elif node.checked_at is None or now - node.checked_at > STALE_AFTER:
+            seen = ("never reported" if node.checked_at is None
+                    else f"last reported {node.checked_at:%Y-%m-%d %H:%M:%S} UTC")
+            found.append(Finding(
+                "high", f"failover agent on {node.name}",
+                f"is not running ({seen}): nobody restarts keepalived there or keeps the "
+                "floating IP on the MASTER",
+                f"on {node.name}: systemctl status provision-failover.timer"))
+    masters = sorted(n.name for n in controllers if n.vrrp_state == "MASTER")
+    if len(masters) > 1:
+        found.append(Finding(
+            "high", "floating IP", f"{len(masters)} control-plane nodes are MASTER "
+            f"({', '.join(masters)}): VRRP between them is broken, each may take the address",
+            "check the vrrp0 tunnel and UDP 8473 between the control-plane droplets"))
+    elif masters and facts.holder_read and facts.holder != masters[0]:
+        where = f"on {facts.holder}" if facts.holder else "on no droplet of this environment"
+        found.append(Finding(
+            "high", "floating IP",
+            f"{facts.floating_ip or 'the address'} is {where}, but {masters[0]} is MASTER: "
+            "the API endpoint reaches a node keepalived does not serve it from",
+            f"on {masters[0]}: systemctl start provision-failover.service (its pass puts "
+            "the address on the MASTER)"))
+    elif controllers and not masters:
+        found.append(Finding(
+            "high", "floating IP", "no control-plane node reports keepalived MASTER",
+            "on each control-plane node: systemctl status keepalived provision-failover.timer"))
+    return found
+
+
+def judge(env: Environment, config: str, facts: LiveFacts,
+          now: dt.datetime) -> list[Finding]:
+    """The findings of one reading of the cluster and the cloud at instant ``now``."""
+    found = _failover(env, facts, now)
+    found += _expiry("API server certificate", facts.serving_not_after, now,
+                     "on each control-plane node: kubeadm certs renew apiserver, then restart "
+                     "its kube-apiserver (move /etc/kubernetes/manifests/kube-apiserver.yaml "
+                     "out and back)")
+    found += _expiry("admin kubeconfig certificate", facts.client_not_after, now,
+                     "delete the work folder's kubeconfig, then `provision kubeconfig "
+                     f"{config}` signs a new one with the cluster CA")
+    if facts.local_token_ok is False:
+        found.append(Finding("high", "DIGITALOCEAN_TOKEN", "the DigitalOcean API rejects it "
+                             "(401)", "export a valid read/write token"))
+    if facts.cluster_token_ok is False:
+        found.append(Finding(
+            "high", "kube-system/digitalocean",
+            "the DigitalOcean API rejects the token the cloud controller manager and CSI "
+            "driver use: load balancers, volumes and node addresses stop being managed",
+            f"export a valid DIGITALOCEAN_TOKEN and run `provision rotate {config} --only "
+            "cloud-token`"))
+    return sorted(found, key=lambda f: SEVERITIES.index(f.severity))
+
+
+def _certificate_end(pem: bytes) -> dt.datetime:
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(pem).not_valid_after_utc
+
+
+def _kubeconfig_parts(path: Path) -> tuple[str, bytes | None]:
+    """The current context's server URL and client certificate (PEM), if it has one."""
+    import yaml
+
+    doc = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    contexts = {c["name"]: c.get("context") or {} for c in doc.get("contexts") or []}
+    context = contexts.get(doc.get("current-context")) or {}
+    clusters = {c["name"]: c.get("cluster") or {} for c in doc.get("clusters") or []}
+    users = {u["name"]: u.get("user") or {} for u in doc.get("users") or []}
+    server = str(clusters.get(context.get("cluster"), {}).get("server") or "")
+    user = users.get(context.get("user")) or {}
+    if user.get("client-certificate-data"):
+        return server, base64.b64decode(user["client-certificate-data"])
+    if user.get("client-certificate"):
+        return server, (path.parent / str(user["client-certificate"])).read_bytes()
+    return server, None
+
+
+def _serving_certificate(server: str) -> bytes | None:
+    """The certificate the API server presents (read, not verified: only its dates count)."""
+    import ssl
+
+    url = urlsplit(server)
+    if url.scheme != "https" or not url.hostname:
+        return None
+    pem = ssl.get_server_certificate((url.hostname, url.port or 443), timeout=10)
+    return pem.encode()
+
+
+def gather(env: Environment, kubeconfig: Path, token: str) -> LiveFacts:
+    """Read the cluster (through ``kubeconfig``) and the cloud (with ``token``, if any)."""
+    from provisioner.cloud.account import token_accepted
+    from provisioner.cloud.inventory import inventory
+    from provisioner.kube import Kube, KubeError, client_for
+    from provisioner.node_facts import list_nodes
+
+    facts = LiveFacts()
+    server, client_pem = _kubeconfig_parts(kubeconfig)
+    if client_pem is not None:
+        facts.client_not_after = _certificate_end(client_pem)
+    else:
+        facts.notes.append("the kubeconfig's user has no client certificate: not judged")
+    try:
+        served = _serving_certificate(server)
+    except OSError as e:
+        served = None
+        facts.notes.append(f"API server certificate not read ({server}: {e})")
+    if served is not None:
+        facts.serving_not_after = _certificate_end(served)
+    elif server and not server.startswith("https:"):
+        facts.notes.append(f"{server} is not HTTPS: no serving certificate to judge")
+    kube = Kube(client_for(kubeconfig), timeout=10, attempts=2)
+    facts.nodes = list_nodes(kube)
+    try:
+        secret = kube.request("GET", "/api/v1/namespaces/kube-system/secrets/digitalocean",
+                              verb="get secrets in kube-system")
+        stored = base64.b64decode((secret.get("data") or {}).get("access-token") or "").decode()
+    except KubeError as e:
+        if e.status != 404:
+            raise
+        stored = ""
+        facts.notes.append("kube-system/digitalocean not found: the cluster's token not judged")
+    if token:
+        facts.local_token_ok = token_accepted(token)
+        if env.control_plane.endpoint == "floating_ip":
+            cloud = inventory(env, token)
+            facts.floating_ip, facts.holder = cloud["floating_ip"], cloud["floating_ip_holder"]
+            facts.holder_read = True
+    else:
+        facts.notes.append("no DIGITALOCEAN_TOKEN: the floating IP's holder and the tokens "
+                           "not read")
+    if stored:
+        facts.cluster_token_ok = (facts.local_token_ok if stored == token and token
+                                  else token_accepted(stored))
+    return facts
+
+
+def live_report(env: Environment, config: str, kubeconfig: Path, token: str) -> dict[str, Any]:
+    """Findings and notes of the online check, JSON-serialisable."""
+    facts = gather(env, kubeconfig, token)
+    found = judge(env, config, facts, clock.now())
+    return {"kubeconfig": str(kubeconfig), "findings": [asdict(f) for f in found],
+            "notes": facts.notes}

@@ -1,0 +1,183 @@
+"""`provision rotate`: renew what expires or leaks on a running cluster, droplets untouched.
+
+Three things, each through the Kubernetes API:
+
+* ``cloud-token``: the DigitalOcean token the cloud controller manager and the CSI driver
+  use, Secret kube-system/digitalocean, from the current DIGITALOCEAN_TOKEN (checked with
+  the API first: a rejected token would stop load balancers and volumes). Both read it as
+  an environment variable from the Secret, which a running container never sees change
+  (Kubernetes docs, "Secrets": environment variables are not updated after a Secret
+  update), so their pods are restarted the way ``kubectl rollout restart`` does it.
+* ``failover-token``: the failover agents' token, Secret kube-system/provision-failover
+  (key ``token``), from PROVISION_FAILOVER_TOKEN. Each agent copies a changed value into
+  its configuration on its timer and stamps its Node's ``provision.dev/failover-checked-at``;
+  rotate waits until every control-plane node has stamped a time after the rotation and
+  names those that did not. Only with ``endpoint: floating_ip`` (no agent otherwise).
+* ``join-credentials``: a fresh bootstrap token and certificate key
+  (provisioner.bootstrap.join_credentials.refresh), for nodes that join later.
+
+Token values are never printed: messages name the Secret, not what it holds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from provisioner import clock
+from provisioner.errors import UsageError
+from provisioner.kube import Kube, KubeError
+from provisioner.node_facts import list_nodes
+from provisioner.pipeline.prepare import Prepared
+
+Say = Callable[[str], None]
+
+CLOUD_TOKEN = "cloud-token"
+FAILOVER_TOKEN = "failover-token"
+JOIN_CREDENTIALS = "join-credentials"
+KINDS = (CLOUD_TOKEN, FAILOVER_TOKEN, JOIN_CREDENTIALS)
+
+FAILOVER_SECRET = "provision-failover"
+FAILOVER_KEY = "token"
+# The agent's timer runs every 60 s (templates/systemd/provision-failover.timer.j2): five
+# periods leave room for a pass that was already running and a slow API.
+CONFIRM_WAIT = 300.0
+POLL = 2.0
+
+# What reads kube-system/digitalocean as an environment variable (the pinned manifests:
+# digitalocean-cloud-controller-manager releases/.../v0.1.68.yml, env DO_ACCESS_TOKEN;
+# csi-digitalocean deploy/kubernetes/releases/csi-digitalocean-v4.16.0/driver.yaml, the
+# csi-do-controller StatefulSet's DIGITALOCEAN_ACCESS_TOKEN; its node DaemonSet reads none).
+TOKEN_READERS = (("deployments", "digitalocean-cloud-controller-manager"),
+                 ("statefulsets", "csi-do-controller"))
+# What `kubectl rollout restart` sets on the pod template (kubectl
+# pkg/polymorphichelpers/objectrestarter.go): a changed template rolls the pods.
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+JOIN_MODULE = "provisioner.bootstrap.join_credentials"
+
+
+@dataclass
+class Rotated:
+    """What a rotation did, what it could not, and which nodes did not confirm."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    unconfirmed: list[str] = field(default_factory=list)
+
+
+def chosen(env_endpoint: str, asked: Sequence[str]) -> list[str]:
+    """The kinds to rotate: those asked for, or every one that applies.
+
+    The failover token applies only with a floating IP; asking for it otherwise is a
+    mistake worth saying, not a silent no-op.
+    """
+    floating = env_endpoint == "floating_ip"
+    if not asked:
+        return [k for k in KINDS if floating or k != FAILOVER_TOKEN]
+    if FAILOVER_TOKEN in asked and not floating:
+        raise UsageError(f"--only {FAILOVER_TOKEN}: this environment's API endpoint is a "
+                         f"{env_endpoint.replace('_', ' ')}, which runs no failover agent; "
+                         "leave it out")
+    return [k for k in KINDS if k in asked]
+
+
+def _apply_secret(kube: Kube, name: str, data: dict[str, str]) -> None:
+    body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": "kube-system",
+                         "labels": {"app.kubernetes.io/managed-by": "provision"}},
+            "stringData": data}
+    kube.request("PATCH", f"/api/v1/namespaces/kube-system/secrets/{name}",
+                 [("fieldManager", "provision"), ("force", "true")], json.dumps(body),
+                 "application/apply-patch+yaml", verb="patch secrets in kube-system")
+
+
+def restart_token_readers(kube: Kube, say: Say) -> list[str]:
+    """Roll the pods that read the cloud token; the names restarted (absent ones noted)."""
+    stamp = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+    restarted = []
+    for resource, name in TOKEN_READERS:
+        try:
+            kube.request("PATCH", f"/apis/apps/v1/namespaces/kube-system/{resource}/{name}",
+                         None, patch, "application/strategic-merge-patch+json",
+                         verb=f"patch {resource} in kube-system")
+        except KubeError as e:
+            if e.status != 404:
+                raise
+            say(f"  {resource[:-1]} kube-system/{name} not found: nothing to restart")
+            continue
+        restarted.append(name)
+    return restarted
+
+
+def rotate_cloud_token(kube: Kube, token: str, say: Say) -> None:
+    """Store ``token`` in kube-system/digitalocean and restart its readers."""
+    from provisioner.cloud.account import check_token
+
+    check_token(token, "DIGITALOCEAN_TOKEN")
+    from provisioner.pipeline.cluster_stage import DO_SECRET
+
+    _apply_secret(kube, DO_SECRET, {"access-token": token})
+    restarted = restart_token_readers(kube, say)
+    say(f"cloud token: kube-system/{DO_SECRET} updated"
+        + (f"; restarted {', '.join(restarted)}" if restarted else ""))
+
+
+def wait_confirmed(kube: Kube, since: Any, deadline: float, poll: float = POLL) -> list[str]:
+    """Control-plane nodes whose agent has not stamped a pass after ``since`` by ``deadline``."""
+    while True:
+        pending = [n.name for n in list_nodes(kube) if n.control_plane
+                   and (n.checked_at is None or n.checked_at <= since)]
+        if not pending or time.monotonic() >= deadline:
+            return pending
+        time.sleep(poll)
+
+
+def rotate_failover_token(kube: Kube, token: str, wait: float, say: Say,
+                          poll: float = POLL) -> list[str]:
+    """Store the agents' token and wait for them; the nodes that did not confirm."""
+    since = clock.now()
+    _apply_secret(kube, FAILOVER_SECRET, {FAILOVER_KEY: token})
+    controllers = [n.name for n in list_nodes(kube) if n.control_plane]
+    say(f"failover token: kube-system/{FAILOVER_SECRET} updated; waiting up to {wait:.0f} s "
+        f"for the agents on {len(controllers)} control-plane node(s) to take it")
+    return wait_confirmed(kube, since, time.monotonic() + wait, poll)
+
+
+def refresh_join_credentials(api: Any, prepared: Prepared, say: Say) -> bool:
+    """Fresh join credentials through join_credentials.refresh; False when it is missing."""
+    try:
+        module = importlib.import_module(JOIN_MODULE)
+    except ModuleNotFoundError as e:
+        if e.name != JOIN_MODULE:
+            raise
+        return False
+    module.refresh(api, prepared, say)
+    return True
+
+
+def rotate(prepared: Prepared, api: Any, kinds: Sequence[str], say: Say, *,
+           cloud_token: str = "", failover_token: str = "", wait: float = CONFIRM_WAIT,
+           poll: float = POLL) -> Rotated:
+    """Rotate ``kinds`` (see `chosen`) on the cluster of ``api``, in a fixed order."""
+    kube = Kube(api, timeout=15)
+    result = Rotated()
+    if CLOUD_TOKEN in kinds:
+        rotate_cloud_token(kube, cloud_token, say)
+        result.done.append(CLOUD_TOKEN)
+    if JOIN_CREDENTIALS in kinds:
+        if refresh_join_credentials(api, prepared, say):
+            result.done.append(JOIN_CREDENTIALS)
+        else:
+            say(f"join credentials: not rotated: this provision has no {JOIN_MODULE} yet "
+                "(nodes that join later get fresh ones once it does)")
+            result.skipped.append(JOIN_CREDENTIALS)
+    if FAILOVER_TOKEN in kinds:
+        result.unconfirmed = rotate_failover_token(kube, failover_token, wait, say, poll)
+        result.done.append(FAILOVER_TOKEN)
+    return result

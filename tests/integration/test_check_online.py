@@ -1,0 +1,150 @@
+"""`provision check --online`: findings read from the running cluster and the cloud.
+
+The cluster is the fake Kubernetes API serving TLS with a certificate signed by the CA
+provision made (as kubeadm's API server does) and verifying provision's own admin
+kubeconfig; the failover agents' annotations are written over HTTP as the agent would.
+kubeadm issues the API server's certificate for one year (kubernetes
+cmd/kubeadm/app/constants/constants.go CertificateValidityPeriod); provision signs its admin
+kubeconfig for 365 days (bootstrap/kubeconfig.CLIENT_DAYS). The clock is pinned relative to
+the certificates' real end dates, so the findings are the same any day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+
+from provisioner.bootstrap import kubeconfig as kc
+from provisioner.pipeline.prepare import prepare
+from tests.fakes.kubeapi.server import FakeKubeAPI
+from tests.support.clock import pin
+from tests.support.cluster_tls import server_cert
+from tests.support.sim import Simulation, simulation
+
+pytestmark = pytest.mark.integration
+
+
+def _annotate(kubeconfig: Path, name: str, notes: dict[str, str]) -> None:
+    """A merge patch over HTTPS with a client certificate of the cluster CA, as the agent's
+    own credentials would send it."""
+    from provisioner.kube import Kube, client_for
+
+    Kube(client_for(kubeconfig)).request(
+        "PATCH", f"/api/v1/nodes/{name}", None, {"metadata": {"annotations": notes}},
+        "application/merge-patch+json")
+
+
+def _stamp(instant: dt.datetime) -> str:
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check(sim: Simulation, *args: str) -> tuple[int, dict[str, Any], str]:
+    result = sim.run("check", str(sim.config), "--online", "--output", "json", *args)
+    return result.code, json.loads(result.stdout or "{}"), result.stderr
+
+
+def _problems(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {f["subject"]: (f["severity"], f["problem"]) for f in report["online"]["findings"]}
+
+
+def test_check_online_finds_keepalived_floating_ip_and_credentials(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with simulation(tmp_path) as sim:
+        assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
+        secrets = prepare(sim.config, None).secrets
+        cert, key = server_cert(secrets, "127.0.0.1")
+        with FakeKubeAPI(tls=True, cert_pem=cert, key_pem=key, ca_pem=secrets.ca_crt_pem,
+                         client_ca_pem=secrets.ca_crt_pem) as kube:
+            document = kc.build("prod", "127.0.0.1", secrets)
+            document["clusters"][0]["cluster"]["server"] = kube.base_url
+            path = sim.workdir / "kubeconfig"
+            kc.write(path, document)
+            client_pem = __import__("base64").b64decode(
+                document["users"][0]["user"]["client-certificate-data"])
+            serving_end = x509.load_pem_x509_certificate(cert).not_valid_after_utc
+            client_end = x509.load_pem_x509_certificate(client_pem).not_valid_after_utc
+
+            now = serving_end - dt.timedelta(hours=12)
+            pin(monkeypatch, now)
+            for i in (1, 2, 3):
+                kube.add_node(f"prod-cp-{i}", control_plane=True)
+            _annotate(path, "prod-cp-1", {"provision.dev/vrrp-state": "MASTER",
+                                          "provision.dev/keepalived": "active",
+                                          "provision.dev/failover-checked-at":
+                                              _stamp(now - dt.timedelta(seconds=40))})
+            _annotate(path, "prod-cp-2", {"provision.dev/vrrp-state": "BACKUP",
+                                          "provision.dev/keepalived": "failed",
+                                          "provision.dev/failover-checked-at":
+                                              _stamp(now - dt.timedelta(seconds=20))})
+            _annotate(path, "prod-cp-3", {"provision.dev/vrrp-state": "BACKUP",
+                                          "provision.dev/keepalived": "active",
+                                          "provision.dev/failover-checked-at":
+                                              _stamp(now - dt.timedelta(minutes=10))})
+            kube.create({"apiVersion": "v1", "kind": "Secret",
+                         "metadata": {"name": "digitalocean", "namespace": "kube-system"},
+                         "stringData": {"access-token": "revoked-token"}})
+            sim.claim_floating_ip("prod-cp-2")  # the address stayed on a former MASTER
+
+            code, report, err = _check(sim)
+            assert code == 0, err
+            found = _problems(report)
+            assert found["keepalived on prod-cp-2"][0] == "high"
+            assert found["failover agent on prod-cp-3"][0] == "high"
+            assert "not running (last reported" in found["failover agent on prod-cp-3"][1]
+            assert "prod-cp-1" not in " ".join(found)  # its agent and keepalived are fine
+            assert found["floating IP"][0] == "high"
+            assert "is on prod-cp-2, but prod-cp-1 is MASTER" in found["floating IP"][1]
+            assert found["API server certificate"] == (
+                "medium", f"expires in 12 hour(s) ({serving_end:%Y-%m-%d})")
+            assert "admin kubeconfig certificate" not in found  # a year left
+            assert found["kube-system/digitalocean"][0] == "high"
+            assert "DIGITALOCEAN_TOKEN" not in found  # the exported token is accepted
+            assert "revoked-token" not in json.dumps(report) + err
+            # Online findings join the file's own, most severe first.
+            severities = [f["severity"] for f in report["findings"]]
+            assert severities == sorted(severities, key=["high", "medium", "low"].index)
+            strict = sim.run("check", str(sim.config), "--online", "--strict")
+            assert strict.code == 3, strict.stderr
+            assert "[high] floating IP:" in strict.stdout
+
+            # Months later: the serving certificate has expired, the admin kubeconfig's is
+            # close; the bootstrap token (hours) expired long ago and is no finding: provision
+            # renews it before nodes join. Both MASTER now: split brain.
+            later = client_end - dt.timedelta(days=10)
+            pin(monkeypatch, later)
+            for i in (1, 2, 3):
+                _annotate(path, f"prod-cp-{i}", {"provision.dev/keepalived": "active",
+                                                 "provision.dev/failover-checked-at":
+                                                     _stamp(later)})
+            _annotate(path, "prod-cp-2", {"provision.dev/vrrp-state": "MASTER"})
+            code, report, err = _check(sim)
+            assert code == 0, err
+            found = _problems(report)
+            assert found["API server certificate"][0] == "high"
+            assert found["API server certificate"][1].startswith("expired ")
+            assert found["admin kubeconfig certificate"] == (
+                "medium", f"expires in 10 day(s) ({client_end:%Y-%m-%d})")
+            assert "2 control-plane nodes are MASTER (prod-cp-1, prod-cp-2)" in found[
+                "floating IP"][1]
+            assert not any("keepalived" in s or "agent" in s for s in found)
+            assert "bootstrap" not in json.dumps(report).lower()
+
+
+def test_check_stays_offline_unless_asked(tmp_path: Path) -> None:
+    with simulation(tmp_path) as sim:
+        sim.api.clear_log()
+        result = sim.run("check", str(sim.config), "--output", "json")
+        assert result.code == 0, result.stderr
+        assert "online" not in json.loads(result.stdout)
+        assert sim.api.request_log == []
+        # Asked, without a cluster: says what to do.
+        result = sim.run("check", str(sim.config), "--online")
+        assert result.code == 2
+        assert "--online: no kubeconfig at" in result.stderr
+        assert yaml.safe_load(sim.config.read_text())["name"] == "prod"
