@@ -70,7 +70,9 @@ class Account:
             api_endpoint=self.fake.endpoint,
             keepalived_conf=str(self.state_dir / f"cp{number}" / "keepalived.conf"),
             state_file=str(self.state_dir / f"cp{number}" / "state"), reload_command="",
-            iptables=str(_nat_table(self.state_dir / f"cp{number}-nat")))
+            iptables=str(_nat_table(self.state_dir / f"cp{number}-nat")),
+            # Never this machine's systemd or kubeconfig: tests that need them set them.
+            keepalived_active_command="", kubeconfig="")
         return replace(base, **changes)
 
     def nat(self, number: int) -> dict[str, list[list[str]]]:
@@ -621,3 +623,168 @@ def test_the_token_goes_only_to_the_configured_api() -> None:
         for server in (other, api):
             server.shutdown()
             server.server_close()
+
+
+# ------------------------------------------ reboot, liveness and the timer's reconcile
+
+
+def test_prestart_builds_from_the_peers_last_seen_while_the_api_fails(
+        account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a reboot keepalived.service's ExecStartPre (``prestart``) must bring the tunnel
+    up even if the API does not answer yet: it uses the peers the last run remembered. With
+    nothing remembered it fails, and systemd's Restart= tries again."""
+    built: list[dict[int, str]] = []
+    monkeypatch.setattr(failover, "build_tunnel",
+                        lambda settings, me, ip, found: built.append(dict(found)))
+    settings = account.settings(2)
+    assert failover.configure(settings)  # the API answers: peers remembered
+    remembered = json.loads((account.state_dir / "cp2" / "provision-peers.json").read_text())
+    assert remembered == {str(n): a for n, a in CONTROL_PLANE.items()}
+    Path(settings.keepalived_conf).unlink()
+    account.fake.faults.fail(count=1, status=503)
+    assert failover.configure(settings, reload=False, fallback=True)
+    assert built[-1] == CONTROL_PLANE
+    assert Path(settings.keepalived_conf).read_text() == _conf_of(settings, 2)
+    # The timer's own pass does not fall back: a failing API is reported, not hidden.
+    account.fake.faults.fail(count=1, status=503)
+    with pytest.raises(failover.ApiError, match="HTTP 503"):
+        failover.configure(settings)
+    fresh = account.settings(3)
+    account.fake.faults.fail(count=1, status=503)
+    with pytest.raises(failover.ApiError):
+        failover.configure(fresh, reload=False, fallback=True)  # nothing remembered
+
+
+def _conf_of(settings: failover.Settings, number: int) -> str:
+    return failover.keepalived_config(settings, number, sorted(CONTROL_PLANE))
+
+
+def _record(account: Account, number: int, state: str) -> None:
+    assert failover.record_state(account.settings(number), state) is not None
+
+
+def test_the_timer_puts_the_address_on_the_master(account: Account) -> None:
+    """The notify's attempts all failed (the API was down during the failover): cp2 is
+    MASTER, the address still on cp1. One timer pass: one read, one assignment."""
+    _record(account, 2, "MASTER")
+    before = len(account.fake.requests())
+    assert failover.reconcile_endpoint(account.settings(2), take=True)
+    assert account.holder() == 2
+    calls = [(r.method, r.path) for r in account.fake.requests()[before:]]
+    assert calls == [("GET", f"/v2/reserved_ips/{FLOATING_IP}"),
+                     ("POST", f"/v2/reserved_ips/{FLOATING_IP}/actions")]
+    assert account.nat(2)["PROVISION-API-ENDPOINT"] == [_rule(2)]
+    # Already there: one read, nothing else.
+    before = len(account.fake.requests())
+    failover.reconcile_endpoint(account.settings(2), take=True)
+    assert [r.method for r in account.fake.requests()[before:]] == ["GET"]
+
+
+@pytest.mark.parametrize("state", ["BACKUP", "FAULT", "STOP", None])
+def test_the_timer_takes_the_address_only_as_master(account: Account,
+                                                    state: str | None) -> None:
+    if state:
+        _record(account, 2, state)
+    failover.reconcile_endpoint(account.settings(2), take=True)
+    assert account.holder() == 1
+    assert account.assigns() == []
+
+
+def test_a_notification_during_the_pass_stops_the_assignment(
+        account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    _record(account, 2, "MASTER")
+    real_holder = failover.holder
+
+    def holder_then_backup(settings: failover.Settings) -> int | None:
+        found = real_holder(settings)
+        _record(account, 2, "BACKUP")  # keepalived moved on while the API was read
+        return found
+
+    monkeypatch.setattr(failover, "holder", holder_then_backup)
+    failover.reconcile_endpoint(account.settings(2), take=True)
+    assert account.holder() == 1 and account.assigns() == []
+
+
+def _commands(tmp_path: Path, active: str, restart_exit: int) -> dict[str, str]:
+    """A liveness check that prints `active` (exit 0 only for "active") and a restart
+    that leaves a mark; real processes, as systemctl would be."""
+    mark = tmp_path / "restarted"
+    code = 0 if active == "active" else 3
+    return {"keepalived_active_command": f"sh -c 'echo {active}; exit {code}'",
+            "keepalived_restart_command":
+                f"sh -c 'echo restarting >{mark}; echo no unit >&2; exit {restart_exit}'"}
+
+
+@pytest.mark.parametrize(("active", "restart_exit", "outcome", "restarted"), [
+    ("active", 0, "active", False),
+    ("activating", 0, "active", False),  # systemd is restarting it itself (Restart=)
+    ("inactive", 0, "restarted", True),
+    ("failed", 1, "failed", True),
+])
+def test_a_dead_keepalived_is_restarted(account: Account, tmp_path: Path, active: str,
+                                        restart_exit: int, outcome: str, restarted: bool,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    settings = account.settings(2, **_commands(tmp_path, active, restart_exit))
+    _record(account, 2, "MASTER")
+    assert failover.ensure_keepalived(settings) == outcome
+    assert (tmp_path / "restarted").is_file() is restarted
+    # A dead keepalived's last MASTER is stale: the timer must not act on it.
+    assert failover.recorded_state(settings) == ("STOP" if restarted else "MASTER")
+    if outcome == "failed":
+        assert "keepalived did not restart (exit 1): no unit" in capsys.readouterr().err
+
+
+def test_the_timer_pass_restarts_keepalived_before_acting_on_its_state(
+        account: Account, tmp_path: Path) -> None:
+    """cp1's keepalived died as MASTER, cp2 took over (address on cp2): cp1's timer pass
+    restarts keepalived and does not take the address back on its stale record."""
+    _record(account, 1, "MASTER")
+    _record(account, 2, "MASTER")
+    assert failover.reconcile_endpoint(account.settings(2), take=True)
+    settings_file = _settings_file(account, 1)
+    data = json.loads(settings_file.read_text())
+    data.update(_commands(tmp_path, "inactive", 0), log_file=str(tmp_path / "cp1.log"))
+    settings_file.write_text(json.dumps(data))
+    assert failover.main(["--config", str(settings_file), "configure"]) == 0
+    assert (tmp_path / "restarted").is_file()
+    assert account.holder() == 2
+    assert [b["droplet_id"] for b in account.assigns()] == [account.ids[2]]
+    assert "keepalived is not running (inactive): restarting it" in \
+        (tmp_path / "cp1.log").read_text()
+
+
+def test_the_timer_pass_goes_on_when_the_api_fails(account: Account, tmp_path: Path) -> None:
+    """configure fails (the droplet list): keepalived is still checked, the address still
+    reconciled, and the pass says it failed."""
+    _record(account, 2, "MASTER")
+    settings_file = _settings_file(account, 2)
+    data = json.loads(settings_file.read_text())
+    data.update(_commands(tmp_path, "inactive", 0))
+    settings_file.write_text(json.dumps(data))
+    account.fake.faults.fail(count=1, status=500)  # the droplet list
+    assert failover.main(["--config", str(settings_file), "configure"]) == 1
+    assert (tmp_path / "restarted").is_file()
+
+
+def test_the_rendered_units_start_keepalived_after_its_tunnel() -> None:
+    """What a control-plane node gets: keepalived.service's drop-in runs ``prestart``
+    before keepalived and restarts it whatever ended it; the timer's period is 30 s with
+    1 s accuracy (systemd's default AccuracySec=1min would stretch it to 90 s)."""
+    from tests.support.rendering import materialize, rendered
+
+    config = yaml_load(materialize(rendered("production")["cloud-init/controller-init.yaml"]))
+    files = {f["path"]: f["content"] for f in config["write_files"]}
+    dropin = files["/etc/systemd/system/keepalived.service.d/provision-failover.conf"]
+    assert re.search(r"^ExecStartPre=/usr/bin/python3 /usr/local/lib/provision/failover.py "
+                     r"prestart$", dropin, re.M)
+    assert re.search(r"^Restart=always$", dropin, re.M)
+    assert re.search(r"^StartLimitIntervalSec=0$", dropin, re.M)
+    timer = files["/etc/systemd/system/provision-failover.timer"]
+    assert re.search(r"^OnUnitActiveSec=30s$", timer, re.M)
+    assert re.search(r"^AccuracySec=1s$", timer, re.M)
+
+
+def yaml_load(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
