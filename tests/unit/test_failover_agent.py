@@ -788,3 +788,132 @@ def yaml_load(text: str) -> Any:
     import yaml
 
     return yaml.safe_load(text)
+
+
+# ------------------------------------- token rotation and status, through the Kubernetes API
+# The agent talks to the API as the CSR approver does: kubectl with the node's admin
+# kubeconfig (/etc/kubernetes/admin.conf on every kubeadm control-plane node), here real
+# kubectl against the fake API server over TLS.
+
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+NEW_TOKEN = "dop_v1_" + "b" * 64
+
+
+@dataclass
+class Kube:
+    api: Any
+    kubeconfig: Path
+
+    def secret(self, token: str) -> None:
+        import base64
+
+        self.api.create({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                         "metadata": {"name": "provision-failover", "namespace": "kube-system"},
+                         "data": {"token": base64.b64encode(token.encode()).decode()}})
+
+    def annotations(self, node: str) -> dict[str, str]:
+        found = self.api.get("v1", "Node", node) or {}
+        return dict((found.get("metadata") or {}).get("annotations") or {})
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[Kube]:
+    if not Path(KUBECTL).is_file():
+        pytest.skip("kubectl is not installed beside this interpreter")
+    from tests.fakes.kubeapi import FakeKubeAPI
+
+    with FakeKubeAPI(tls=True, tokens={"admin-token": "kubernetes-admin"}) as api:
+        api.add_node(f"{CLUSTER}-cp-2", address=CONTROL_PLANE[2])
+        yield Kube(api, api.write_kubeconfig(tmp_path / "admin.conf", token="admin-token"))
+
+
+def _timer_file(account: Account, kube: Kube, tmp_path: Path, **changes: Any) -> Path:
+    """cp2's settings as cloud-init writes them (0600), with the Kubernetes API reachable."""
+    path = _settings_file(account, 2)
+    data = json.loads(path.read_text())
+    data.update(kubeconfig=str(kube.kubeconfig), kubectl=KUBECTL, node_name=f"{CLUSTER}-cp-2",
+                log_file=str(tmp_path / "cp2.log"), keepalived_active_command="true", **changes)
+    path.write_text(json.dumps(data, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+def test_a_rotated_token_is_copied_into_the_settings(account: Account, kube: Kube,
+                                                     tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`provision rotate` writes the new token into Secret kube-system/provision-failover
+    and revokes the old one: the next timer pass saves it (atomically, 0600) and uses it
+    for its DigitalOcean calls in the same pass."""
+    path = _timer_file(account, kube, tmp_path)
+    before = json.loads(path.read_text())
+    kube.secret(NEW_TOKEN)
+    account.fake.tokens = (NEW_TOKEN,)  # the old token no longer works
+    _record(account, 2, "MASTER")
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    after = json.loads(path.read_text())
+    assert after == {**before, "token": NEW_TOKEN}
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}")] == []
+    assert account.holder() == 2  # the pass went on with the new token
+    logged = (tmp_path / "cp2.log").read_text() + capsys.readouterr().err
+    assert "new failover token from Secret kube-system/provision-failover, saved" in logged
+    assert NEW_TOKEN not in logged and TOKEN not in logged
+    # Unchanged Secret: the file is left alone.
+    stamp = path.stat().st_mtime_ns, path.stat().st_ino
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == stamp
+
+
+@pytest.mark.parametrize("value", ["", "two words", "x"])
+def test_an_unusable_secret_is_not_copied(account: Account, kube: Kube, tmp_path: Path,
+                                          value: str) -> None:
+    path = _timer_file(account, kube, tmp_path)
+    before = path.read_text()
+    kube.secret(value)
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    assert path.read_text() == before
+
+
+def test_the_node_carries_its_vrrp_state(account: Account, kube: Kube, tmp_path: Path) -> None:
+    """What `status` and `check` read: the state keepalived last notified, keepalived's
+    health and when the agent last looked (RFC 3339, UTC)."""
+    path = _timer_file(account, kube, tmp_path)
+    _record(account, 2, "MASTER")
+    started = time.time()
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    found = kube.annotations(f"{CLUSTER}-cp-2")
+    assert found[failover.ANNOTATION_STATE] == "MASTER"
+    assert found[failover.ANNOTATION_KEEPALIVED] == "active"
+    checked = time.mktime(time.strptime(found[failover.ANNOTATION_CHECKED],
+                                        "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert started - 2 <= checked <= time.time() + 1
+    # keepalived found dead and not restartable: STOPPED, failed.
+    data = json.loads(path.read_text())
+    data.update(keepalived_active_command="false", keepalived_restart_command="false")
+    path.write_text(json.dumps(data))
+    assert failover.main(["--config", str(path), "configure"]) == 1
+    found = kube.annotations(f"{CLUSTER}-cp-2")
+    assert found[failover.ANNOTATION_STATE] == "STOPPED"
+    assert found[failover.ANNOTATION_KEEPALIVED] == "failed"
+
+
+def test_a_failing_kubernetes_api_never_stops_the_failover_work(
+        account: Account, kube: Kube, tmp_path: Path) -> None:
+    """The Kubernetes API answers 503, then not at all: the pass still puts the address on
+    the MASTER, logs what it could not do and reports success for the failover work."""
+    path = _timer_file(account, kube, tmp_path)
+    _record(account, 2, "MASTER")
+    kube.api.inject_error(503, count=50)
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    assert account.holder() == 2
+    logged = (tmp_path / "cp2.log").read_text()
+    assert "token not checked: RuntimeError: reading Secret kube-system/provision-failover" \
+        in logged
+    assert "state not published: RuntimeError: annotating node test-cp-2" in logged
+    kube.api.stop()
+    with Cloud(account.path).transaction() as state:  # a partition left it on cp1
+        record = state.get("digitalocean_reserved_ip", FLOATING_IP)
+        assert record is not None
+        record["droplet_id"] = account.ids[1]
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    assert account.holder() == 2
