@@ -705,7 +705,7 @@ def test_the_timer_repairs_a_failover_the_api_missed(cluster: Cluster) -> None:
         assert cluster.keepalived[1].wait(10) is not None  # reaped, as systemd would
         wait_for("cp2 as MASTER", lambda: cluster.state(2) == "MASTER", cluster.left(15))
         wait_for("cp2's notify to give up",
-                 lambda: "giving up" in cluster.agent_log(2), cluster.left(30))
+                 lambda: "giving up" in cluster.agent_log(2), cluster.left(60))
         cluster.start_fake_api()
         time.sleep(1.0)
         assert cluster.holder() == 1, "nothing moves the address once notify gave up"
