@@ -118,6 +118,9 @@ class Settings:
     # The Kubernetes API (token rotation, annotations): skipped while the file is missing.
     kubeconfig: str = "/etc/kubernetes/admin.conf"
     kubectl: str = "kubectl"
+    # This node's own API server (its advertise address, which its certificate names), not
+    # the endpoint: the floating IP may sit on a dead droplet exactly when a pass matters.
+    kube_server: str | None = None
     node_name: str | None = None  # the kubelet registers the host name
 
     @classmethod
@@ -590,9 +593,11 @@ def ensure_keepalived(settings: Settings) -> str | None:
 
 def _kubectl(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """kubectl with the node's admin kubeconfig (as the CSR approver runs it)."""
-    return subprocess.run([settings.kubectl, "--kubeconfig", settings.kubeconfig,
-                           "--request-timeout", "20s", *args],
-                          capture_output=True, text=True, timeout=60)
+    server = settings.kube_server or "https://{}:{}".format(
+        settings.private_ip or metadata("interfaces/private/0/ipv4/address"), settings.api_port)
+    return subprocess.run([settings.kubectl, "--kubeconfig", settings.kubeconfig, "--server",
+                           server, "--request-timeout", "10s", *args],
+                          capture_output=True, text=True, timeout=30)
 
 
 def _kubectl_failed(what: str, result: subprocess.CompletedProcess[str]) -> RuntimeError:
@@ -648,18 +653,30 @@ def publish(settings: Settings, keepalived: str | None) -> None:
 
 
 def timer_pass(settings: Settings, path: Path) -> int:
-    """The timer's run: each part on its own, so that none stops the failover work."""
-    ok = True
-    kube = bool(settings.kubeconfig) and Path(settings.kubeconfig).is_file()
-    if kube:
+    """The timer's run: the failover work first, then the Kubernetes API (best effort)."""
+    ok, keepalived = _failover_work(settings)
+    if settings.kubeconfig and Path(settings.kubeconfig).is_file():
         try:
             token = rotated_token(settings)
             if token:
                 save_token(path, token)
                 settings = replace(settings, token=token)
                 log(f"new failover token from Secret {'/'.join(TOKEN_SECRET[:2])}, saved")
+                if not ok:  # the old token may be revoked already: again, with the new one
+                    ok, keepalived = _failover_work(settings)
         except Exception as e:  # the API may be away: the token we have still serves
             log(f"token not checked: {type(e).__name__}: {e}")
+        try:
+            publish(settings, keepalived)
+        except Exception as e:
+            log(f"state not published: {type(e).__name__}: {e}")
+    return 0 if ok and keepalived != "failed" else 1
+
+
+def _failover_work(settings: Settings) -> tuple[bool, str | None]:
+    """Peers and tunnel, keepalived alive, the address and the endpoint rule: each part on
+    its own, so that none stops the others. (Whether all went well, keepalived's health.)"""
+    ok = True
     try:
         changed = configure(settings)
         log("keepalived configuration " + ("written" if changed else "unchanged"))
@@ -672,19 +689,14 @@ def timer_pass(settings: Settings, path: Path) -> int:
     except Exception as e:
         log(f"keepalived not checked: {type(e).__name__}: {e}")
         ok = False
-    # The address (on the MASTER) and the endpoint rule: a node whose keepalived crashed or
-    # was stopped gets no notification when another node takes the address.
+    # A node whose keepalived crashed or was stopped gets no notification when another
+    # node takes the address: its endpoint rule follows the API's answer here.
     try:
         reconcile_endpoint(settings, take=True)
     except Exception as e:
         log(f"address and endpoint rule not reconciled: {type(e).__name__}: {e}")
         ok = False
-    if kube:
-        try:
-            publish(settings, keepalived)
-        except Exception as e:
-            log(f"state not published: {type(e).__name__}: {e}")
-    return 0 if ok and keepalived != "failed" else 1
+    return ok, keepalived
 
 
 def check(settings: Settings) -> int:

@@ -831,7 +831,8 @@ def _timer_file(account: Account, kube: Kube, tmp_path: Path, **changes: Any) ->
     """cp2's settings as cloud-init writes them (0600), with the Kubernetes API reachable."""
     path = _settings_file(account, 2)
     data = json.loads(path.read_text())
-    data.update(kubeconfig=str(kube.kubeconfig), kubectl=KUBECTL, node_name=f"{CLUSTER}-cp-2",
+    data.update(kubeconfig=str(kube.kubeconfig), kubectl=KUBECTL, kube_server=kube.api.base_url,
+                node_name=f"{CLUSTER}-cp-2",
                 log_file=str(tmp_path / "cp2.log"), keepalived_active_command="true", **changes)
     path.write_text(json.dumps(data, indent=2))
     path.chmod(0o600)
@@ -917,3 +918,21 @@ def test_a_failing_kubernetes_api_never_stops_the_failover_work(
         record["droplet_id"] = account.ids[1]
     assert failover.main(["--config", str(path), "configure"]) == 0
     assert account.holder() == 2
+
+
+def test_kubectl_goes_to_this_nodes_own_api_server(account: Account, kube: Kube,
+                                                   tmp_path: Path) -> None:
+    """admin.conf names the endpoint (the floating IP, which may sit on a dead droplet when
+    the pass matters); the agent asks its own API server, at its private address (the
+    advertise address, which kubeadm puts in the serving certificate)."""
+    import yaml
+
+    config = yaml.safe_load(kube.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.2:9"  # nothing listens
+    kube.kubeconfig.write_text(yaml.safe_dump(config))
+    settings = account.settings(2, kubeconfig=str(kube.kubeconfig), kubectl=KUBECTL,
+                                private_ip="127.0.0.1", api_port=kube.api.port,
+                                node_name=f"{CLUSTER}-cp-2")
+    _record(account, 2, "BACKUP")
+    failover.publish(settings, "active")
+    assert kube.annotations(f"{CLUSTER}-cp-2")[failover.ANNOTATION_STATE] == "BACKUP"
