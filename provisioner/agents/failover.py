@@ -23,28 +23,43 @@ two things keepalived cannot do on DigitalOcean:
   ``PROVISION-API-ENDPOINT``) sends its own connections to ``floating_ip:6443`` to its
   private address while the API shows the address here and keepalived is not in FAULT.
 
+* ``prestart``: keepalived.service's ``ExecStartPre`` (a drop-in): after a reboot the tunnel
+  is gone and keepalived, started without it, exits at once; this builds it first, from
+  the API's peers or, while the API does not answer, from the peers last seen.
+* the timer's pass (``configure``): besides the above, it restarts a keepalived that is not
+  running, and on the MASTER makes sure the address is on this droplet (a failover
+  whose API calls all failed, or a partitioned node that kept it, is repaired within one
+  period); it copies a rotated token from Secret ``kube-system/provision-failover`` and
+  publishes the node's VRRP state as annotations on its Node (both through kubectl with
+  the node's admin kubeconfig, best effort: the Kubernetes API never stops failover).
+
 It is shipped verbatim in the control-plane user-data, so it depends only on the standard
-library: the three API calls it makes are plain HTTPS requests.
+library: the DigitalOcean API calls it makes are plain HTTPS requests.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import fcntl
 import hashlib
 import ipaddress
 import json
 import os
 import re
+import shlex
+import socket
 import subprocess
 import sys
 import syslog
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +74,11 @@ API = "https://api.digitalocean.com/v2/"
 API_TIMEOUT = 10.0
 PRIORITY_STEP = 20  # between control-plane numbers: 20/256 s of VRRP skew, well above jitter
 ENDPOINT_CHAIN = "PROVISION-API-ENDPOINT"  # nat table; jumped to from OUTPUT
+# Where `provision rotate` puts a new token, and the annotations `status` and `check` read.
+TOKEN_SECRET = ("kube-system", "provision-failover", "token")
+ANNOTATION_STATE = "provision.dev/vrrp-state"
+ANNOTATION_KEEPALIVED = "provision.dev/keepalived"
+ANNOTATION_CHECKED = "provision.dev/failover-checked-at"
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,20 @@ class Settings:
     log_file: str | None = None
     iptables: str = "iptables"  # the holder's DNAT to itself (see the module docstring)
     api_port: int = 6443
+    assign_attempts: int = 8  # notify's tries (about 40 s); the timer's pass repairs after
+    # The timer's liveness check (exit 0: running) and restart; "" turns the check off.
+    keepalived_active_command: str = "systemctl is-active keepalived.service"
+    keepalived_restart_command: str = "systemctl restart keepalived.service"
+    # The peers last found, so that `prestart` builds the tunnel while the API is away;
+    # beside keepalived.conf unless set (kept across reboots, unlike /run).
+    peers_file: str | None = None
+    # The Kubernetes API (token rotation, annotations): skipped while the file is missing.
+    kubeconfig: str = "/etc/kubernetes/admin.conf"
+    kubectl: str = "kubectl"
+    # This node's own API server (its advertise address, which its certificate names), not
+    # the endpoint: the floating IP may sit on a dead droplet exactly when a pass matters.
+    kube_server: str | None = None
+    node_name: str | None = None  # the kubelet registers the host name
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -184,7 +218,7 @@ def my_droplet_id(settings: Settings) -> int:
     return int(settings.droplet_id or metadata("id"))
 
 
-def assign(settings: Settings, attempts: int = 8,
+def assign(settings: Settings, attempts: int | None = None,
            still_master: Callable[[], bool] | None = None) -> bool:
     """Make the floating IP point at this droplet; True once the API shows it there.
 
@@ -194,7 +228,7 @@ def assign(settings: Settings, attempts: int = 8,
     """
     me = my_droplet_id(settings)
     delay = 0.5
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, (attempts or settings.assign_attempts) + 1):
         try:
             current = holder(settings)
             if current == me:
@@ -245,6 +279,16 @@ def claim(settings: Settings, attempts: int = 8) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _locked(settings: Settings, name: str) -> Iterator[None]:
+    """An exclusive lock beside the state file, held for the block (`name`.lock)."""
+    path = Path(settings.state_file).with_name(f"{name}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _nat(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     # -w: kube-proxy and the CNI change the same tables; wait for their lock, do not fail.
     return subprocess.run([settings.iptables, "-w", "5", "-t", "nat", *args],
@@ -268,10 +312,7 @@ def set_endpoint_rule(settings: Settings, present: bool,
     stale (a slow BACKUP reconcile after a FAULT) is dropped, not applied.
     """
     private_ip = settings.private_ip or metadata("interfaces/private/0/ipv4/address")
-    lock_path = Path(settings.state_file).with_name("endpoint.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(settings, "endpoint"):
         if still_valid is not None and not still_valid():
             return False
         if _nat(settings, "-S", ENDPOINT_CHAIN, check=False).returncode != 0:
@@ -299,6 +340,14 @@ def recorded_state(settings: Settings) -> str | None:
         return None
 
 
+def _state_record(settings: Settings) -> str:
+    """The state file as it is now: any later notification changes it (its order does)."""
+    try:
+        return Path(settings.state_file).read_text()
+    except OSError:
+        return ""
+
+
 def endpoint_wanted(state: str | None, current_holder: int | None, me: int) -> bool:
     """Whether this node sends its own connections to the endpoint to itself.
 
@@ -309,18 +358,29 @@ def endpoint_wanted(state: str | None, current_holder: int | None, me: int) -> b
     return state != "FAULT" and current_holder == me
 
 
-def reconcile_endpoint(settings: Settings,
-                       still_valid: Callable[[], bool] | None = None) -> bool:
-    """Make the rule match who holds the address (the timer, BACKUP and STOP)."""
+def reconcile_endpoint(settings: Settings, still_valid: Callable[[], bool] | None = None,
+                       take: bool = False) -> bool:
+    """Make the rule match who holds the address (the timer, BACKUP and STOP).
+
+    With `take` (the timer's pass), a node whose recorded state is MASTER first makes sure
+    the address is here: one read, and one assignment if it is elsewhere. A failover whose
+    assignments all failed (the API was down for notify's ~40 s) or a node that kept the
+    address through a partition would otherwise leave it on the wrong droplet for good.
+    """
+    record = _state_record(settings)
     state = recorded_state(settings)
     current = None if state == "FAULT" else holder(settings)
-    wanted = endpoint_wanted(state, current, my_droplet_id(settings))
+    me = my_droplet_id(settings)
 
     def unchanged() -> bool:
         # The timer's decision stands only while no notification has come in since.
-        return recorded_state(settings) == state and (still_valid is None or still_valid())
+        return _state_record(settings) == record and (still_valid is None or still_valid())
 
-    return set_endpoint_rule(settings, wanted, unchanged)
+    if take and state == "MASTER" and current != me and unchanged():
+        log(f"MASTER, but {settings.floating_ip} is on droplet {current}: assigning it here")
+        assign_to(settings, me)
+        current = me  # DigitalOcean routes it here once the action completes
+    return set_endpoint_rule(settings, endpoint_wanted(state, current, me), unchanged)
 
 
 def controller_number(name: str) -> int:
@@ -439,26 +499,204 @@ def build_tunnel(settings: Settings, me: int, private_ip: str, found: dict[int, 
                         "dst", address], check=True, capture_output=True)
 
 
-def configure(settings: Settings) -> bool:
-    """Build the tunnel and write keepalived's configuration; True when it changed."""
-    found = peers(settings)
-    me_name = f"{settings.cluster}-cp-"
-    private_ip = settings.private_ip or metadata("interfaces/private/0/ipv4/address")
-    mine = [n for n, ip in found.items() if ip == private_ip]
-    if not mine:
-        raise SystemExit(f"this droplet ({private_ip}) is not among {me_name}* {found}")
-    me = mine[0]
-    build_tunnel(settings, me, private_ip, found)
-    text = keepalived_config(settings, me, sorted(found))
-    target = Path(settings.keepalived_conf)
-    if target.is_file() and target.read_text() == text:
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    target.chmod(0o600)
-    if settings.reload_command:
+def _peers_path(settings: Settings) -> Path:
+    return Path(settings.peers_file or Path(settings.keepalived_conf).with_name(
+        "provision-peers.json"))
+
+
+def known_peers(settings: Settings, fallback: bool = False) -> dict[int, str]:
+    """The API's peers, remembered on disk; with `fallback`, the remembered ones while the
+    API fails (a reboot must not wait for the API to bring keepalived back)."""
+    path = _peers_path(settings)
+    try:
+        remembered = {int(k): str(ipaddress.ip_address(v))
+                      for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        remembered = {}
+    try:
+        found = peers(settings)
+    except Exception as e:
+        if not fallback or not remembered:
+            raise
+        log(f"peers not read ({type(e).__name__}: {e}); using those last seen, {path}")
+        return remembered
+    if found != remembered:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}.{os.getpid()}")
+        scratch.write_text(json.dumps({str(k): v for k, v in sorted(found.items())}) + "\n")
+        os.replace(scratch, path)
+    return found
+
+
+def configure(settings: Settings, reload: bool = True, fallback: bool = False) -> bool:
+    """Build the tunnel and write keepalived's configuration; True when it changed.
+
+    `prestart` passes reload=False: keepalived is starting and waits for this (a reload
+    asked of systemd from its own ExecStartPre would wait for that start). Serialized:
+    the timer and keepalived's start may both build the tunnel after a reboot.
+    """
+    with _locked(settings, "configure"):
+        found = known_peers(settings, fallback)
+        me_name = f"{settings.cluster}-cp-"
+        private_ip = settings.private_ip or metadata("interfaces/private/0/ipv4/address")
+        mine = [n for n, ip in found.items() if ip == private_ip]
+        if not mine:
+            raise SystemExit(f"this droplet ({private_ip}) is not among {me_name}* {found}")
+        me = mine[0]
+        build_tunnel(settings, me, private_ip, found)
+        text = keepalived_config(settings, me, sorted(found))
+        target = Path(settings.keepalived_conf)
+        if target.is_file() and target.read_text() == text:
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f".{target.name}.{os.getpid()}")
+        scratch.write_text(text)
+        scratch.chmod(0o600)
+        os.replace(scratch, target)
+    if reload and settings.reload_command:
         subprocess.run(settings.reload_command.split(), check=False, capture_output=True)
     return True
+
+
+def ensure_keepalived(settings: Settings) -> str | None:
+    """``active``, ``restarted`` or ``failed``: keepalived running, or made to run again.
+
+    systemd restarts it too (the drop-in's Restart=), but not once its start limit is hit
+    or after a stop nobody undid. None when the check is off (no command).
+    """
+    if not settings.keepalived_active_command:
+        return None
+    shown = subprocess.run(shlex.split(settings.keepalived_active_command),
+                           capture_output=True, text=True, timeout=60)
+    said = shown.stdout.strip()
+    # `systemctl is-active` says "activating" while systemd itself is (re)starting it.
+    if shown.returncode == 0 or said in ("activating", "reloading"):
+        return "active"
+    log(f"keepalived is not running ({said or f'exit {shown.returncode}'}): restarting it")
+    # Whatever it last notified no longer holds: a MASTER it was is not to be acted on.
+    record_state(settings, "STOP")
+    # Output to a file, not a pipe: a daemon forked by the command would keep a pipe open.
+    with tempfile.TemporaryFile() as output:
+        done = subprocess.run(shlex.split(settings.keepalived_restart_command),
+                              stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                              timeout=120, check=False)
+        output.seek(0)
+        if done.returncode != 0:
+            text = output.read().decode(errors="replace").strip()
+            log(f"keepalived did not restart (exit {done.returncode}): {text[-300:]}")
+            return "failed"
+    return "restarted"
+
+
+# ------------------------------------------------------------- the Kubernetes API
+
+
+def _kubectl(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """kubectl with the node's admin kubeconfig (as the CSR approver runs it)."""
+    server = settings.kube_server or "https://{}:{}".format(
+        settings.private_ip or metadata("interfaces/private/0/ipv4/address"), settings.api_port)
+    return subprocess.run([settings.kubectl, "--kubeconfig", settings.kubeconfig, "--server",
+                           server, "--request-timeout", "10s", *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def _kubectl_failed(what: str, result: subprocess.CompletedProcess[str]) -> RuntimeError:
+    lines = result.stderr.strip().splitlines()
+    return RuntimeError(f"{what}: {lines[-1] if lines else f'exit {result.returncode}'}")
+
+
+def rotated_token(settings: Settings) -> str | None:
+    """The token in Secret kube-system/provision-failover when it differs from ours."""
+    namespace, name, key = TOKEN_SECRET
+    found = _kubectl(settings, "get", "secret", "-n", namespace, name, "-o", "json")
+    if found.returncode != 0:
+        if "NotFound" in found.stderr:
+            return None  # never rotated
+        raise _kubectl_failed(f"reading Secret {namespace}/{name}", found)
+    encoded = (json.loads(found.stdout).get("data") or {}).get(key)
+    if not encoded:
+        return None
+    token = base64.b64decode(encoded, validate=True).decode("ascii", "replace").strip()
+    if not re.fullmatch(r"[!-~]{8,}", token):  # printable, no spaces: a header value
+        raise ValueError(f"Secret {namespace}/{name} key {key!r} holds no usable token")
+    return None if token == settings.token else token
+
+
+def save_token(path: Path, token: str) -> None:
+    """Put `token` into the settings file: atomically (old or new, never half), 0600."""
+    data = json.loads(path.read_text())
+    data["token"] = token
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    scratch.unlink(missing_ok=True)
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # whatever the umask
+        handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(scratch, path)
+
+
+def publish(settings: Settings, keepalived: str | None) -> None:
+    """The node's VRRP state, keepalived's health and the time, on its own Node."""
+    state = recorded_state(settings)
+    if keepalived == "failed" or state not in ("MASTER", "BACKUP", "FAULT"):
+        state = "STOPPED"
+    pairs = [f"{ANNOTATION_STATE}={state}",
+             f"{ANNOTATION_CHECKED}={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"]
+    if keepalived:
+        pairs.append(f"{ANNOTATION_KEEPALIVED}={keepalived}")
+    node = settings.node_name or socket.gethostname()
+    done = _kubectl(settings, "annotate", "node", node, "--overwrite", *pairs)
+    if done.returncode != 0:
+        raise _kubectl_failed(f"annotating node {node}", done)
+
+
+def timer_pass(settings: Settings, path: Path) -> int:
+    """The timer's run: the failover work first, then the Kubernetes API (best effort)."""
+    ok, keepalived = _failover_work(settings)
+    if settings.kubeconfig and Path(settings.kubeconfig).is_file():
+        try:
+            token = rotated_token(settings)
+            if token:
+                save_token(path, token)
+                settings = replace(settings, token=token)
+                log(f"new failover token from Secret {'/'.join(TOKEN_SECRET[:2])}, saved")
+                if not ok:  # the old token may be revoked already: again, with the new one
+                    ok, keepalived = _failover_work(settings)
+        except Exception as e:  # the API may be away: the token we have still serves
+            log(f"token not checked: {type(e).__name__}: {e}")
+        try:
+            publish(settings, keepalived)
+        except Exception as e:
+            log(f"state not published: {type(e).__name__}: {e}")
+    return 0 if ok and keepalived != "failed" else 1
+
+
+def _failover_work(settings: Settings) -> tuple[bool, str | None]:
+    """Peers and tunnel, keepalived alive, the address and the endpoint rule: each part on
+    its own, so that none stops the others. (Whether all went well, keepalived's health.)"""
+    ok = True
+    try:
+        changed = configure(settings)
+        log("keepalived configuration " + ("written" if changed else "unchanged"))
+    except Exception as e:  # the API may be away for a minute: the next pass retries
+        log(f"keepalived configuration not checked: {type(e).__name__}: {e}")
+        ok = False
+    keepalived = None
+    try:
+        keepalived = ensure_keepalived(settings)
+    except Exception as e:
+        log(f"keepalived not checked: {type(e).__name__}: {e}")
+        ok = False
+    # A node whose keepalived crashed or was stopped gets no notification when another
+    # node takes the address: its endpoint rule follows the API's answer here.
+    try:
+        reconcile_endpoint(settings, take=True)
+    except Exception as e:
+        log(f"address and endpoint rule not reconciled: {type(e).__name__}: {e}")
+        ok = False
+    return ok, keepalived
 
 
 def check(settings: Settings) -> int:
@@ -530,17 +768,20 @@ def record_state(settings: Settings, state: str) -> Callable[[], bool] | None:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``configure``, ``notify TYPE NAME STATE PRIORITY``, ``check``, ``claim``,
-    ``endpoint`` (the endpoint rule only)."""
+    """Entry point: ``configure`` (the timer's pass), ``prestart`` (before keepalived),
+    ``notify TYPE NAME STATE PRIORITY``, ``check``, ``claim``, ``endpoint`` (the rule only)."""
     parser = argparse.ArgumentParser(prog="provision-failover", description=__doc__)
     parser.add_argument("--config", type=Path, default=CONFIG)
-    parser.add_argument("command", choices=["configure", "notify", "check", "claim", "endpoint"])
+    parser.add_argument("command", choices=["configure", "prestart", "notify", "check", "claim",
+                                            "endpoint"])
     parser.add_argument("args", nargs="*")
     options = parser.parse_args(argv)
     settings = Settings.load(options.config)
     global _log_file
     _log_file = settings.log_file
     try:
+        if options.command == "configure":
+            return timer_pass(settings, options.config)
         return _run(settings, options.command, options.args)
     except Exception as e:
         # Under keepalived a traceback goes to /dev/null: say what failed where it is read.
@@ -553,16 +794,10 @@ def _run(settings: Settings, command: str, args: list[str]) -> int:
         return check(settings)
     if command == "claim":
         return 0 if claim(settings) else 1
-    if command == "configure":
-        changed = configure(settings)
-        log("keepalived configuration " + ("written" if changed else "unchanged"))
-        # Also the timer's pass over the endpoint rule: a node whose keepalived crashed or
-        # was stopped gets no notification when another node takes the address.
-        try:
-            reconcile_endpoint(settings)
-        except Exception as e:  # the API may be away for a minute: the next pass retries
-            log(f"endpoint rule not reconciled: {type(e).__name__}: {e}")
-            return 1
+    if command == "prestart":
+        changed = configure(settings, reload=False, fallback=True)
+        log("before keepalived starts: tunnel up, configuration "
+            + ("written" if changed else "unchanged"))
         return 0
     if command == "endpoint":
         reconcile_endpoint(settings)

@@ -90,6 +90,9 @@ def _failover_files(env: Environment) -> dict[str, object]:
         "settings": json.dumps(settings, indent=2, sort_keys=True) + "\n",
         "service": render("systemd/provision-failover.service.j2", agent_path=FAILOVER_AGENT),
         "timer": render("systemd/provision-failover.timer.j2"),
+        # keepalived waits for its tunnel and comes back when it dies (see the template).
+        "keepalived_dropin": render("systemd/keepalived-provision.conf.j2",
+                                    agent_path=FAILOVER_AGENT),
     }}
 
 

@@ -23,6 +23,7 @@ while its keepalived keeps running. Figures are printed (``pytest -s``) and writ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -95,6 +96,7 @@ class Cluster:
     apiservers: dict[int, Process] = field(default_factory=dict)
     route_changes: list[tuple[float, int | None]] = field(default_factory=list)
     follower_errors: list[str] = field(default_factory=list)
+    fake_api: Process | None = None
     _starts: dict[str, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _follower: threading.Thread | None = None
@@ -172,12 +174,18 @@ class Cluster:
     def start_fake_api(self) -> None:
         """The fake DigitalOcean API in `cloud`, logging requests to a file we can read."""
         api = self.topology.python(
-            "cloud", "fake-digitalocean", "-m", "tests.fakes.doapi.serve",
+            "cloud", self._unique("fake-digitalocean"), "-m", "tests.fakes.doapi.serve",
             "--state", str(self.account), "--host", CLOUD, "--port", str(API_PORT),
             "--token", TOKEN, "--requests", str(self.requests_log), "--lifetime", "300")
         wait_for("the fake DigitalOcean API", lambda: "listening" in api.read_stdout()
                  or not api.alive(), 20)
         assert api.alive(), api.output()
+        self.fake_api = api
+
+    def stop_fake_api(self) -> None:
+        """The API goes away: connections to it are refused until `start_fake_api`."""
+        assert self.fake_api is not None
+        self.fake_api.stop(timeout=5)
 
     def start_apiserver(self, number: int) -> Process:
         """The kube-apiserver stand-in of cp`number` (the health check's target)."""
@@ -195,8 +203,8 @@ class Cluster:
         """cp`number`'s agent settings (what cloud-init writes on a real node)."""
         return self.workdir / f"cp{number}" / "failover.json"
 
-    def configure(self, number: int) -> None:
-        """Run the real agent's ``configure`` on cp`number`: tunnel and keepalived.conf."""
+    def write_settings(self, number: int, **changes: Any) -> Path:
+        """Write cp`number`'s settings (what cloud-init writes on a real node)."""
         host = self.workdir / f"cp{number}"
         host.mkdir(parents=True, exist_ok=True)
         config = self.settings_path(number)
@@ -218,7 +226,17 @@ class Cluster:
             "state_file": str(host / "state"),
             "reload_command": "",  # keepalived is started (and restarted) by the test
             "log_file": str(host / "agent.log"),  # shown by diagnostics() on failure
+            # keepalived is the test's to start; no Kubernetes API here.
+            "keepalived_active_command": "",
+            "kubeconfig": "",
+            **changes,
         }, indent=1))
+        return config
+
+    def configure(self, number: int) -> None:
+        """Run the real agent's ``configure`` on cp`number`: tunnel and keepalived.conf."""
+        host = self.workdir / f"cp{number}"
+        config = self.write_settings(number)
         name = f"cp{number}"
         self.topology.run(name, [sys.executable, str(AGENT), "--config", str(config),
                                  "configure"])
@@ -258,6 +276,31 @@ class Cluster:
             "-p", str(host / "keepalived.pid"), "-r", str(host / "vrrp.pid")])
         self.keepalived[number] = process
         return process
+
+    def kill_daemonized_keepalived(self, number: int) -> None:
+        """SIGKILL a keepalived the agent started in cp`number` (found by its pid file)."""
+        inside = netns._run(["ip", "netns", "pids", self.topology.hosts[f"cp{number}"]
+                             .namespace], check=False).stdout.split()
+        for name in ("keepalived.pid", "vrrp.pid"):  # the daemon and its VRRP child
+            try:
+                pid = (self.workdir / f"cp{number}" / name).read_text().strip()
+            except OSError:
+                continue
+            if pid in inside:  # ours: a process in this run's namespace
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+
+    def timer_pass(self, number: int) -> int:
+        """One run of provision-failover.service on cp`number` (what its timer starts)."""
+        done = self.topology.run(f"cp{number}", [sys.executable, str(AGENT), "--config",
+                                                 str(self.settings_path(number)), "configure"],
+                                 check=False, timeout=90)
+        return done.returncode
+
+    def agent_log(self, number: int) -> str:
+        """cp`number`'s agent log (every notify and timer pass)."""
+        path = self.workdir / f"cp{number}" / "agent.log"
+        return path.read_text(errors="replace") if path.is_file() else ""
 
     def state(self, number: int) -> str:
         """cp`number`'s VRRP state from its keepalived's log (DOWN when not running)."""
@@ -443,6 +486,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             # All at once: stopped one by one, each would hand over to the next and the
             # teardown would run failovers (and API calls) of its own.
             process.signal(signal.SIGKILL)
+        for number in CONTROL_PLANE:  # those the agent's timer pass restarted (daemons)
+            cluster.kill_daemonized_keepalived(number)
         topology.close()
         print(f"\n[failover] test ran {time.monotonic() - started:.1f}s", flush=True)
 
@@ -549,3 +594,134 @@ def _report(figures: dict[str, Any]) -> None:
     target = os.environ.get("FAILOVER_FIGURES")
     if target:
         Path(target).write_text(text + "\n")
+
+
+# ------------------------------------------------- reboot, and a failover the API missed
+
+AGENT_ON_NODE = "/usr/local/lib/provision/failover.py"  # where cloud-init puts the agent
+DROPIN = "/etc/systemd/system/keepalived.service.d/provision-failover.conf"
+
+
+def _rendered_unit_files() -> dict[str, str]:
+    """The systemd files a control-plane node's user-data writes (production example)."""
+    import yaml
+
+    from tests.support.rendering import materialize, rendered
+
+    config = yaml.safe_load(materialize(rendered("production")["cloud-init/controller-init.yaml"]))
+    return {f["path"]: f["content"] for f in config["write_files"] if "systemd" in f["path"]}
+
+
+def _boot_commands(cluster: Cluster, number: int) -> list[list[str]]:
+    """keepalived.service's ExecStartPre= lines from the node's drop-in, as this host runs
+    them: the test's interpreter and agent, with cp`number`'s settings."""
+    dropin = _rendered_unit_files()[DROPIN]
+    assert re.search(r"^Restart=(always|on-failure)$", dropin, re.M), dropin
+    commands = []
+    for line in re.findall(r"^ExecStartPre=(.+)$", dropin, re.M):
+        argv = line.split()
+        assert argv[:2] == ["/usr/bin/python3", AGENT_ON_NODE], argv
+        commands.append([sys.executable, str(AGENT), "--config",
+                         str(cluster.settings_path(number)), *argv[2:]])
+    assert commands, dropin
+    return commands
+
+
+def test_a_rebooted_control_plane_node_rejoins_the_election(cluster: Cluster) -> None:
+    """Issue 14, defect 3. A reboot takes keepalived, the vrrp0 tunnel and /run away.
+    keepalived.service as Debian/Ubuntu's keepalived package ships it (debian/
+    keepalived.service; 1:2.2.7-1 in Debian 12, the same unit in Ubuntu 22.04's
+    1:2.2.4-0.2build1 and 24.04's 1:2.2.8-1build2: Type=notify, ExecStart=/usr/sbin/keepalived
+    --dont-fork, ConditionFileNotEmpty=/etc/keepalived/keepalived.conf, no Restart=) starts it
+    at boot; without its interface keepalived 2.2.7 exits at once ("Non-existent interface
+    specified in configuration ... exited with permanent error CONFIG"), shown here too.
+    The node's drop-in runs the agent's ``prestart`` first (ExecStartPre=), which builds the
+    tunnel from the peers it last saw while the DigitalOcean API does not answer yet;
+    keepalived then starts and the node is back in the election: when cp1 fails, the
+    rebooted cp2 (next priority) takes over and the floating IP."""
+    try:
+        wait_for("one MASTER (cp1) and two BACKUPs",
+                 lambda: cluster.states() == {1: "MASTER", 2: "BACKUP", 3: "BACKUP"},
+                 cluster.left(20))
+        # The reboot of cp2.
+        cluster.keepalived[2].signal(signal.SIGKILL)
+        assert cluster.keepalived[2].wait(10) is not None
+        cluster.topology.ip("cp2", "link", "del", "vrrp0")
+        (cluster.workdir / "cp2" / "state").unlink(missing_ok=True)
+        # Ubuntu's unit alone: keepalived starts before any tunnel and exits.
+        early = cluster.start_keepalived(2)
+        assert early.wait(15) is not None, "keepalived ran without its interface"
+        assert "Non-existent interface" in early.output()
+        # The API may not answer yet at boot: the tunnel is built from the peers last seen.
+        cluster.stop_fake_api()
+        for command in _boot_commands(cluster, 2):  # ExecStartPre=, in order
+            cluster.topology.run("cp2", command, timeout=60)
+        assert "using those last seen" in cluster.agent_log(2)
+        shown = cluster.topology.ip("cp2", "-4", "addr", "show", "dev", "vrrp0").stdout
+        assert "169.254.100.2/24" in shown, shown
+        cluster.start_fake_api()
+        cluster.start_keepalived(2)  # ExecStart=
+        wait_for("cp2 back as BACKUP", lambda: cluster.state(2) == "BACKUP", cluster.left(15))
+        time.sleep(1.5)
+        assert cluster.states() == {1: "MASTER", 2: "BACKUP", 3: "BACKUP"}
+        # In the election for real: cp1 crashes, the rebooted cp2 takes over.
+        cluster.keepalived[1].signal(signal.SIGKILL)
+        wait_for("cp2 as the only MASTER",
+                 lambda: cluster.states() == {1: "DOWN", 2: "MASTER", 3: "BACKUP"},
+                 cluster.left(15))
+        wait_for("the floating IP on cp2", lambda: cluster.holder() == 2, cluster.left(15))
+    except BaseException:
+        print(cluster.diagnostics())
+        raise
+
+
+def test_the_timer_repairs_a_failover_the_api_missed(cluster: Cluster) -> None:
+    """Issue 14, defect 4, and the dead keepalived of defect 3. The DigitalOcean API is
+    down (connections refused) when cp1's keepalived crashes: cp2 becomes MASTER and its
+    notify's attempts all fail, so the address stays on cp1 after the API is back. One
+    pass of each node's timer (what provision-failover.service runs; a 30 s period) puts
+    it on the MASTER: one read, one assignment. cp1's pass finds its keepalived dead,
+    restarts it and does not act on the MASTER it last recorded."""
+    try:
+        wait_for("one MASTER (cp1) and two BACKUPs",
+                 lambda: cluster.states() == {1: "MASTER", 2: "BACKUP", 3: "BACKUP"},
+                 cluster.left(20))
+        cp1 = cluster.workdir / "cp1"
+        pid_file = cp1 / "keepalived.pid"
+        liveness = {
+            # systemctl's stand-ins on a host without systemd: running? and start it again
+            # (keepalived daemonizes, as systemd's start returns once it runs).
+            "keepalived_active_command": f"sh -c 'kill -0 \"$(cat {pid_file})\"'",
+            "keepalived_restart_command":
+                f"{cluster.keepalived_binary} --vrrp --no-syslog -f {cp1 / 'keepalived.conf'} "
+                f"-p {pid_file} -r {cp1 / 'vrrp.pid'}",
+        }
+        for number in CONTROL_PLANE:
+            cluster.write_settings(number, assign_attempts=3,  # notify gives up in ~4 s
+                                   **(liveness if number == 1 else {}))
+        cluster.stop_fake_api()
+        fault_at = time.time()
+        cluster.keepalived[1].signal(signal.SIGKILL)
+        assert cluster.keepalived[1].wait(10) is not None  # reaped, as systemd would
+        wait_for("cp2 as MASTER", lambda: cluster.state(2) == "MASTER", cluster.left(15))
+        wait_for("cp2's notify to give up",
+                 lambda: "giving up" in cluster.agent_log(2), cluster.left(60))
+        cluster.start_fake_api()
+        time.sleep(1.0)
+        assert cluster.holder() == 1, "nothing moves the address once notify gave up"
+        backups = cluster.agent_log(1).count("keepalived state BACKUP")
+        for number in (1, 3, 2):  # cp1 first: its stale MASTER must not take it back
+            assert cluster.timer_pass(number) == 0, cluster.agent_log(number)[-3000:]
+        assert cluster.holder() == 2
+        assert [n for _, n in cluster.assigns(fault_at)] == [2]
+        assert "keepalived is not running" in cluster.agent_log(1)
+        wait_for("cp1's restarted keepalived back as BACKUP",
+                 lambda: cluster.agent_log(1).count("keepalived state BACKUP") > backups,
+                 cluster.left(15))
+        time.sleep(1.5)
+        assert {n: cluster.state(n) for n in (2, 3)} == {2: "MASTER", 3: "BACKUP"}
+        assert cluster.holder() == 2
+        assert [n for _, n in cluster.assigns(fault_at)] == [2]
+    except BaseException:
+        print(cluster.diagnostics())
+        raise

@@ -70,7 +70,9 @@ class Account:
             api_endpoint=self.fake.endpoint,
             keepalived_conf=str(self.state_dir / f"cp{number}" / "keepalived.conf"),
             state_file=str(self.state_dir / f"cp{number}" / "state"), reload_command="",
-            iptables=str(_nat_table(self.state_dir / f"cp{number}-nat")))
+            iptables=str(_nat_table(self.state_dir / f"cp{number}-nat")),
+            # Never this machine's systemd or kubeconfig: tests that need them set them.
+            keepalived_active_command="", kubeconfig="")
         return replace(base, **changes)
 
     def nat(self, number: int) -> dict[str, list[list[str]]]:
@@ -621,3 +623,316 @@ def test_the_token_goes_only_to_the_configured_api() -> None:
         for server in (other, api):
             server.shutdown()
             server.server_close()
+
+
+# ------------------------------------------ reboot, liveness and the timer's reconcile
+
+
+def test_prestart_builds_from_the_peers_last_seen_while_the_api_fails(
+        account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a reboot keepalived.service's ExecStartPre (``prestart``) must bring the tunnel
+    up even if the API does not answer yet: it uses the peers the last run remembered. With
+    nothing remembered it fails, and systemd's Restart= tries again."""
+    built: list[dict[int, str]] = []
+    monkeypatch.setattr(failover, "build_tunnel",
+                        lambda settings, me, ip, found: built.append(dict(found)))
+    settings = account.settings(2)
+    assert failover.configure(settings)  # the API answers: peers remembered
+    remembered = json.loads((account.state_dir / "cp2" / "provision-peers.json").read_text())
+    assert remembered == {str(n): a for n, a in CONTROL_PLANE.items()}
+    Path(settings.keepalived_conf).unlink()
+    account.fake.faults.fail(count=1, status=503)
+    assert failover.configure(settings, reload=False, fallback=True)
+    assert built[-1] == CONTROL_PLANE
+    assert Path(settings.keepalived_conf).read_text() == _conf_of(settings, 2)
+    # The timer's own pass does not fall back: a failing API is reported, not hidden.
+    account.fake.faults.fail(count=1, status=503)
+    with pytest.raises(failover.ApiError, match="HTTP 503"):
+        failover.configure(settings)
+    fresh = account.settings(3)
+    account.fake.faults.fail(count=1, status=503)
+    with pytest.raises(failover.ApiError):
+        failover.configure(fresh, reload=False, fallback=True)  # nothing remembered
+
+
+def _conf_of(settings: failover.Settings, number: int) -> str:
+    return failover.keepalived_config(settings, number, sorted(CONTROL_PLANE))
+
+
+def _record(account: Account, number: int, state: str) -> None:
+    assert failover.record_state(account.settings(number), state) is not None
+
+
+def test_the_timer_puts_the_address_on_the_master(account: Account) -> None:
+    """The notify's attempts all failed (the API was down during the failover): cp2 is
+    MASTER, the address still on cp1. One timer pass: one read, one assignment."""
+    _record(account, 2, "MASTER")
+    before = len(account.fake.requests())
+    assert failover.reconcile_endpoint(account.settings(2), take=True)
+    assert account.holder() == 2
+    calls = [(r.method, r.path) for r in account.fake.requests()[before:]]
+    assert calls == [("GET", f"/v2/reserved_ips/{FLOATING_IP}"),
+                     ("POST", f"/v2/reserved_ips/{FLOATING_IP}/actions")]
+    assert account.nat(2)["PROVISION-API-ENDPOINT"] == [_rule(2)]
+    # Already there: one read, nothing else.
+    before = len(account.fake.requests())
+    failover.reconcile_endpoint(account.settings(2), take=True)
+    assert [r.method for r in account.fake.requests()[before:]] == ["GET"]
+
+
+@pytest.mark.parametrize("state", ["BACKUP", "FAULT", "STOP", None])
+def test_the_timer_takes_the_address_only_as_master(account: Account,
+                                                    state: str | None) -> None:
+    if state:
+        _record(account, 2, state)
+    failover.reconcile_endpoint(account.settings(2), take=True)
+    assert account.holder() == 1
+    assert account.assigns() == []
+
+
+def test_a_notification_during_the_pass_stops_the_assignment(
+        account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    _record(account, 2, "MASTER")
+    real_holder = failover.holder
+
+    def holder_then_backup(settings: failover.Settings) -> int | None:
+        found = real_holder(settings)
+        _record(account, 2, "BACKUP")  # keepalived moved on while the API was read
+        return found
+
+    monkeypatch.setattr(failover, "holder", holder_then_backup)
+    failover.reconcile_endpoint(account.settings(2), take=True)
+    assert account.holder() == 1 and account.assigns() == []
+
+
+def _commands(tmp_path: Path, active: str, restart_exit: int) -> dict[str, str]:
+    """A liveness check that prints `active` (exit 0 only for "active") and a restart
+    that leaves a mark; real processes, as systemctl would be."""
+    mark = tmp_path / "restarted"
+    code = 0 if active == "active" else 3
+    return {"keepalived_active_command": f"sh -c 'echo {active}; exit {code}'",
+            "keepalived_restart_command":
+                f"sh -c 'echo restarting >{mark}; echo no unit >&2; exit {restart_exit}'"}
+
+
+@pytest.mark.parametrize(("active", "restart_exit", "outcome", "restarted"), [
+    ("active", 0, "active", False),
+    ("activating", 0, "active", False),  # systemd is restarting it itself (Restart=)
+    ("inactive", 0, "restarted", True),
+    ("failed", 1, "failed", True),
+])
+def test_a_dead_keepalived_is_restarted(account: Account, tmp_path: Path, active: str,
+                                        restart_exit: int, outcome: str, restarted: bool,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    settings = account.settings(2, **_commands(tmp_path, active, restart_exit))
+    _record(account, 2, "MASTER")
+    assert failover.ensure_keepalived(settings) == outcome
+    assert (tmp_path / "restarted").is_file() is restarted
+    # A dead keepalived's last MASTER is stale: the timer must not act on it.
+    assert failover.recorded_state(settings) == ("STOP" if restarted else "MASTER")
+    if outcome == "failed":
+        assert "keepalived did not restart (exit 1): no unit" in capsys.readouterr().err
+
+
+def test_the_timer_pass_restarts_keepalived_before_acting_on_its_state(
+        account: Account, tmp_path: Path) -> None:
+    """cp1's keepalived died as MASTER, cp2 took over (address on cp2): cp1's timer pass
+    restarts keepalived and does not take the address back on its stale record."""
+    _record(account, 1, "MASTER")
+    _record(account, 2, "MASTER")
+    assert failover.reconcile_endpoint(account.settings(2), take=True)
+    settings_file = _settings_file(account, 1)
+    data = json.loads(settings_file.read_text())
+    data.update(_commands(tmp_path, "inactive", 0), log_file=str(tmp_path / "cp1.log"))
+    settings_file.write_text(json.dumps(data))
+    assert failover.main(["--config", str(settings_file), "configure"]) == 0
+    assert (tmp_path / "restarted").is_file()
+    assert account.holder() == 2
+    assert [b["droplet_id"] for b in account.assigns()] == [account.ids[2]]
+    assert "keepalived is not running (inactive): restarting it" in \
+        (tmp_path / "cp1.log").read_text()
+
+
+def test_the_timer_pass_goes_on_when_the_api_fails(account: Account, tmp_path: Path) -> None:
+    """configure fails (the droplet list): keepalived is still checked, the address still
+    reconciled, and the pass says it failed."""
+    _record(account, 2, "MASTER")
+    settings_file = _settings_file(account, 2)
+    data = json.loads(settings_file.read_text())
+    data.update(_commands(tmp_path, "inactive", 0))
+    settings_file.write_text(json.dumps(data))
+    account.fake.faults.fail(count=1, status=500)  # the droplet list
+    assert failover.main(["--config", str(settings_file), "configure"]) == 1
+    assert (tmp_path / "restarted").is_file()
+
+
+def test_the_rendered_units_start_keepalived_after_its_tunnel() -> None:
+    """What a control-plane node gets: keepalived.service's drop-in runs ``prestart``
+    before keepalived and restarts it whatever ended it; the timer's period is 30 s with
+    1 s accuracy (systemd's default AccuracySec=1min would stretch it to 90 s)."""
+    from tests.support.rendering import materialize, rendered
+
+    config = yaml_load(materialize(rendered("production")["cloud-init/controller-init.yaml"]))
+    files = {f["path"]: f["content"] for f in config["write_files"]}
+    dropin = files["/etc/systemd/system/keepalived.service.d/provision-failover.conf"]
+    assert re.search(r"^ExecStartPre=/usr/bin/python3 /usr/local/lib/provision/failover.py "
+                     r"prestart$", dropin, re.M)
+    assert re.search(r"^Restart=always$", dropin, re.M)
+    assert re.search(r"^StartLimitIntervalSec=0$", dropin, re.M)
+    timer = files["/etc/systemd/system/provision-failover.timer"]
+    assert re.search(r"^OnUnitActiveSec=30s$", timer, re.M)
+    assert re.search(r"^AccuracySec=1s$", timer, re.M)
+
+
+def yaml_load(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+# ------------------------------------- token rotation and status, through the Kubernetes API
+# The agent talks to the API as the CSR approver does: kubectl with the node's admin
+# kubeconfig (/etc/kubernetes/admin.conf on every kubeadm control-plane node), here real
+# kubectl against the fake API server over TLS.
+
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+NEW_TOKEN = "dop_v1_" + "b" * 64
+
+
+@dataclass
+class Kube:
+    api: Any
+    kubeconfig: Path
+
+    def secret(self, token: str) -> None:
+        import base64
+
+        self.api.create({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                         "metadata": {"name": "provision-failover", "namespace": "kube-system"},
+                         "data": {"token": base64.b64encode(token.encode()).decode()}})
+
+    def annotations(self, node: str) -> dict[str, str]:
+        found = self.api.get("v1", "Node", node) or {}
+        return dict((found.get("metadata") or {}).get("annotations") or {})
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[Kube]:
+    if not Path(KUBECTL).is_file():
+        pytest.skip("kubectl is not installed beside this interpreter")
+    from tests.fakes.kubeapi import FakeKubeAPI
+
+    with FakeKubeAPI(tls=True, tokens={"admin-token": "kubernetes-admin"}) as api:
+        api.add_node(f"{CLUSTER}-cp-2", address=CONTROL_PLANE[2])
+        yield Kube(api, api.write_kubeconfig(tmp_path / "admin.conf", token="admin-token"))
+
+
+def _timer_file(account: Account, kube: Kube, tmp_path: Path, **changes: Any) -> Path:
+    """cp2's settings as cloud-init writes them (0600), with the Kubernetes API reachable."""
+    path = _settings_file(account, 2)
+    data = json.loads(path.read_text())
+    data.update(kubeconfig=str(kube.kubeconfig), kubectl=KUBECTL, kube_server=kube.api.base_url,
+                node_name=f"{CLUSTER}-cp-2",
+                log_file=str(tmp_path / "cp2.log"), keepalived_active_command="true", **changes)
+    path.write_text(json.dumps(data, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+def test_a_rotated_token_is_copied_into_the_settings(account: Account, kube: Kube,
+                                                     tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`provision rotate` writes the new token into Secret kube-system/provision-failover
+    and revokes the old one: the next timer pass saves it (atomically, 0600) and uses it
+    for its DigitalOcean calls in the same pass."""
+    path = _timer_file(account, kube, tmp_path)
+    before = json.loads(path.read_text())
+    kube.secret(NEW_TOKEN)
+    account.fake.tokens = (NEW_TOKEN,)  # the old token no longer works
+    _record(account, 2, "MASTER")
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    after = json.loads(path.read_text())
+    assert after == {**before, "token": NEW_TOKEN}
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}")] == []
+    assert account.holder() == 2  # the pass went on with the new token
+    logged = (tmp_path / "cp2.log").read_text() + capsys.readouterr().err
+    assert "new failover token from Secret kube-system/provision-failover, saved" in logged
+    assert NEW_TOKEN not in logged and TOKEN not in logged
+    # Unchanged Secret: the file is left alone.
+    stamp = path.stat().st_mtime_ns, path.stat().st_ino
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == stamp
+
+
+@pytest.mark.parametrize("value", ["", "two words", "x"])
+def test_an_unusable_secret_is_not_copied(account: Account, kube: Kube, tmp_path: Path,
+                                          value: str) -> None:
+    path = _timer_file(account, kube, tmp_path)
+    before = path.read_text()
+    kube.secret(value)
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    assert path.read_text() == before
+
+
+def test_the_node_carries_its_vrrp_state(account: Account, kube: Kube, tmp_path: Path) -> None:
+    """What `status` and `check` read: the state keepalived last notified, keepalived's
+    health and when the agent last looked (RFC 3339, UTC)."""
+    path = _timer_file(account, kube, tmp_path)
+    _record(account, 2, "MASTER")
+    started = time.time()
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    found = kube.annotations(f"{CLUSTER}-cp-2")
+    assert found[failover.ANNOTATION_STATE] == "MASTER"
+    assert found[failover.ANNOTATION_KEEPALIVED] == "active"
+    checked = time.mktime(time.strptime(found[failover.ANNOTATION_CHECKED],
+                                        "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert started - 2 <= checked <= time.time() + 1
+    # keepalived found dead and not restartable: STOPPED, failed.
+    data = json.loads(path.read_text())
+    data.update(keepalived_active_command="false", keepalived_restart_command="false")
+    path.write_text(json.dumps(data))
+    assert failover.main(["--config", str(path), "configure"]) == 1
+    found = kube.annotations(f"{CLUSTER}-cp-2")
+    assert found[failover.ANNOTATION_STATE] == "STOPPED"
+    assert found[failover.ANNOTATION_KEEPALIVED] == "failed"
+
+
+def test_a_failing_kubernetes_api_never_stops_the_failover_work(
+        account: Account, kube: Kube, tmp_path: Path) -> None:
+    """The Kubernetes API answers 503, then not at all: the pass still puts the address on
+    the MASTER, logs what it could not do and reports success for the failover work."""
+    path = _timer_file(account, kube, tmp_path)
+    _record(account, 2, "MASTER")
+    kube.api.inject_error(503, count=50)
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    assert account.holder() == 2
+    logged = (tmp_path / "cp2.log").read_text()
+    assert "token not checked: RuntimeError: reading Secret kube-system/provision-failover" \
+        in logged
+    assert "state not published: RuntimeError: annotating node test-cp-2" in logged
+    kube.api.stop()
+    with Cloud(account.path).transaction() as state:  # a partition left it on cp1
+        record = state.get("digitalocean_reserved_ip", FLOATING_IP)
+        assert record is not None
+        record["droplet_id"] = account.ids[1]
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    assert account.holder() == 2
+
+
+def test_kubectl_goes_to_this_nodes_own_api_server(account: Account, kube: Kube,
+                                                   tmp_path: Path) -> None:
+    """admin.conf names the endpoint (the floating IP, which may sit on a dead droplet when
+    the pass matters); the agent asks its own API server, at its private address (the
+    advertise address, which kubeadm puts in the serving certificate)."""
+    import yaml
+
+    config = yaml.safe_load(kube.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.2:9"  # nothing listens
+    kube.kubeconfig.write_text(yaml.safe_dump(config))
+    settings = account.settings(2, kubeconfig=str(kube.kubeconfig), kubectl=KUBECTL,
+                                private_ip="127.0.0.1", api_port=kube.api.port,
+                                node_name=f"{CLUSTER}-cp-2")
+    _record(account, 2, "BACKUP")
+    failover.publish(settings, "active")
+    assert kube.annotations(f"{CLUSTER}-cp-2")[failover.ANNOTATION_STATE] == "BACKUP"
