@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from provisioner import clock
+from provisioner.bootstrap import join_credentials
 from provisioner.bootstrap.readiness import Report
 from provisioner.cloud.preflight import preflight
 from provisioner.cloud.token import api_token
 from provisioner.errors import ProvisionError
 from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
-from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage, ownership
+from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage, ownership, running
 from provisioner.pipeline.cluster_stage import Cluster
 from provisioner.pipeline.deploy_stage import DeployResult
 from provisioner.pipeline.infra_stage import PolicyError
@@ -85,7 +87,6 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
     say = report or (lambda message: None)
     if STAGES.index(until) >= STAGES.index("apps") and override_reason is None:
         # Refuse before anything changes, not after the infrastructure did.
-        from provisioner import clock
         from provisioner.config import load_environment
 
         try:
@@ -116,15 +117,31 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     token = api_token()
     failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
+    cluster = running.probe(prepared, say)
+    if cluster is not None:
+        running.check_version(prepared, cluster)
     # While planning, progress shows only what needs attention: lock waits, warnings.
-    ws = infra_stage.workspace(prepared, engine, token, progress({}), failover)
+    ws = infra_stage.workspace(prepared, engine, token, progress({}), failover,
+                               initialised=cluster is not None)
     if saved_plan is not None:
         planfile = saved_plan.resolve()
         infra_plan = infra_stage.read_saved_plan(ws, planfile, prepared.env.name)
+        if running.creates_droplets(infra_plan):
+            running.check_saved_plan(ws.show(planfile), cluster, clock.now())
     else:
         planfile = _plan_path(prepared, "up.tfplan")
         infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env),
                                       detail=detail)
+        if cluster is not None and running.creates_droplets(infra_plan):
+            # New nodes need join credentials the cluster accepts now: mint them, then plan
+            # again so the apply carries them (existing droplets ignore user_data changes).
+            running.refuse_control_plane_without_keys(infra_plan, prepared)
+            prepared = replace(prepared, secrets=join_credentials.refresh(
+                cluster.api, prepared, say))
+            ws.env = infra_stage.terraform_env(prepared, token, failover, initialised=True)
+            infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env),
+                                          detail=detail)
+    running.guard_first_control_plane(infra_plan, cluster)
     ownership.refuse_second_state(infra_plan, prepared, token)
     show(infra_plan, prepared)
     outcome = Outcome(prepared, infra_plan)
