@@ -94,9 +94,11 @@ class Bootstrapper:
                                          values["bootstrap_token"], values["certificate_key"])
                 ip = ips[0]["ip_address"]
                 cert, key = server_cert(secrets, ip)
+                # The API server runs the release kubeadm init installed: the file's.
                 self.kube = FakeKubeAPI(tls=True, cert_pem=cert, key_pem=key,
                                         ca_pem=secrets.ca_crt_pem,
-                                        client_ca_pem=secrets.ca_crt_pem, host=ip, port=6443)
+                                        client_ca_pem=secrets.ca_crt_pem, host=ip, port=6443,
+                                        git_version=self._version())
                 self.kube.start()
                 self.started_at = time.monotonic()
                 self.cluster = cluster
@@ -109,13 +111,22 @@ class Bootstrapper:
             for name in sorted(droplets - known):
                 if now - self.first_seen[name] >= self.node_delay:
                     self.kube.add_node(name, ready=True, control_plane="-cp-" in name,
-                                       external_cloud_provider=True)
+                                       external_cloud_provider=True,
+                                       kubelet_version=self._version())
                     known.add(name)
             if self.addons and not self.addons_installed and first in known:
                 platform.install(self.kube, self._cni(), self.addon_images)
                 for addon, log in self.addon_logs.items():
                     self.kube.set_log("kube-system", f"{addon}-", log)
                 self.addons_installed = True
+
+    def _version(self) -> str:
+        """The Kubernetes release the environment file's nodes install (v-prefixed)."""
+        try:
+            doc = yaml.safe_load(self.sim.config.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            doc = {}
+        return "v" + str((doc.get("kubernetes") or {}).get("version") or "1.36.2")
 
     def _cni(self) -> str:
         """The environment file's CNI (calico unless it says flannel)."""

@@ -85,8 +85,8 @@ def test_a_full_disk_while_making_the_ca_leaves_nothing_broken(tmp_path: Path) -
     config = _config(tmp_path)
     assert _plan(config)[0] == 0  # renders everything, so the limited run writes little
     folder = _secrets_dir(tmp_path)
-    for name in NAMES:
-        (folder / name).unlink()
+    for path in folder.iterdir():  # the CA, the tokens and the shared control-plane keys
+        path.unlink()
     state = tmp_path / ".provision" / "prod" / "state"
     if state.exists():
         for path in state.iterdir():
