@@ -40,10 +40,12 @@ def test_a_changed_version_is_refused_naming_file_line_and_key(tmp_path: Path) -
 
 def test_the_running_version_passes(tmp_path: Path) -> None:
     _, prepared = _prepared(tmp_path, "1.36.2")
-    check_version(prepared, Running(None, "1.36.2", {"prod-cp-1": "1.36.2"}))  # type: ignore[arg-type]
+    running = Running(None, "1.36.2", {"prod-cp-1": "1.36.2"})
+    check_version(prepared, running)  # type: ignore[arg-type]
 
 
 def test_kubelets_of_another_version_are_named(tmp_path: Path) -> None:
     _, prepared = _prepared(tmp_path, "1.36.2")
-    with pytest.raises(ConfigError, match="kubelets: 1.35.9"):
-        check_version(prepared, Running(None, "1.36.2", {"a": "1.36.2", "b": "1.35.9"}))  # type: ignore[arg-type]
+    running = Running(None, "1.36.2", {"a": "1.36.2", "b": "1.35.9"})
+    with pytest.raises(ConfigError, match=r"kubelets: 1\.35\.9"):
+        check_version(prepared, running)  # type: ignore[arg-type]
