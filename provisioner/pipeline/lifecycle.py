@@ -20,6 +20,7 @@ from provisioner.cloud.token import api_token
 from provisioner.errors import ProvisionError
 from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
+from provisioner.infra.workspace import Workspace
 from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage, ownership, running
 from provisioner.pipeline.cluster_stage import Cluster
 from provisioner.pipeline.deploy_stage import DeployResult
@@ -64,17 +65,45 @@ def _plan_path(prepared: Prepared, name: str) -> Path:
 def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = None,
          progress: MakeProgress | None = None, allow_full_token: bool = False,
          report: Report | None = None) -> Outcome:
-    """Render, check the account, and plan; the plan is saved to ``out`` when given."""
+    """Render, check the account, and plan; the plan is saved to ``out`` when given.
+
+    A saved plan is applied later by `up --plan`, which cannot change it: when it creates
+    droplets on a running cluster, they get join credentials made now (written to the
+    cluster: a bootstrap token and the uploaded certificates), valid for the hours kubeadm
+    gives them (`up --plan` refuses the file once they are not).
+    """
+    say = report or (lambda message: None)
     prepared = prepare(config, workdir)
     token = api_token()
-    failover = infra_stage.failover_token(prepared, token, allow_full_token,
-                                          report or (lambda message: None))
+    failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
+    cluster = running.probe(prepared, say)
+    if cluster is not None:
+        running.check_version(prepared, cluster)
     ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None,
-                               failover)
+                               failover, initialised=cluster is not None)
     planfile = (infra_stage.check_plan_destination(out, prepared.work.root, prepared.config)
                 if out else _plan_path(prepared, "plan.tfplan"))
-    return Outcome(prepared, infra_stage.plan(ws, planfile, resource_names(prepared.env)))
+    prepared, infra_plan = _plan_joinable(ws, planfile, prepared, token, failover,
+                                          cluster if out else None, True, say)
+    return Outcome(prepared, infra_plan)
+
+
+def _plan_joinable(ws: Workspace, planfile: Path, prepared: Prepared, token: str,
+                   failover: str | None, cluster: running.Running | None, detail: bool,
+                   say: Report) -> tuple[Prepared, InfraPlan]:
+    """Plan; when that creates droplets on the running ``cluster``, make join credentials
+    the cluster accepts now and plan again with them (None: plan once, nothing written)."""
+    infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env), detail=detail)
+    if cluster is not None and running.creates_droplets(infra_plan):
+        # Existing droplets ignore user_data changes: only the new ones take these.
+        running.refuse_control_plane_without_keys(infra_plan, prepared)
+        prepared = replace(prepared, secrets=join_credentials.refresh(
+            cluster.api, prepared, say))
+        ws.env = infra_stage.terraform_env(prepared, token, failover, initialised=True)
+        infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env),
+                                      detail=detail)
+    return prepared, infra_plan
 
 
 @holds_work_folder("up")
@@ -127,20 +156,13 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
         planfile = saved_plan.resolve()
         infra_plan = infra_stage.read_saved_plan(ws, planfile, prepared.env.name)
         if running.creates_droplets(infra_plan):
-            running.check_saved_plan(ws.show(planfile), cluster, clock.now())
+            running.check_saved_plan(ws.show(planfile), infra_plan, cluster,
+                                     clock.now())
     else:
         planfile = _plan_path(prepared, "up.tfplan")
-        infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env),
-                                      detail=detail)
-        if cluster is not None and running.creates_droplets(infra_plan):
-            # New nodes need join credentials the cluster accepts now: mint them, then plan
-            # again so the apply carries them (existing droplets ignore user_data changes).
-            running.refuse_control_plane_without_keys(infra_plan, prepared)
-            prepared = replace(prepared, secrets=join_credentials.refresh(
-                cluster.api, prepared, say))
-            ws.env = infra_stage.terraform_env(prepared, token, failover, initialised=True)
-            infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env),
-                                          detail=detail)
+        # New nodes need join credentials the cluster accepts now.
+        prepared, infra_plan = _plan_joinable(ws, planfile, prepared, token, failover,
+                                              cluster, detail, say)
     running.guard_first_control_plane(infra_plan, cluster)
     ownership.refuse_second_state(infra_plan, prepared, token)
     show(infra_plan, prepared)

@@ -14,6 +14,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner.bootstrap.join_credentials import (
+    CERTS_SECRET,
+    NAMESPACE,
+    NONCE_BYTES,
+    TOKEN_PREFIX,
+    expired,
+)
 from provisioner.bootstrap.readiness import Report
 from provisioner.errors import ConfigError, ConfigIssue, ProvisionError
 from provisioner.infra.changes import InfraPlan
@@ -144,33 +151,105 @@ def refuse_control_plane_without_keys(plan: InfraPlan, prepared: Prepared) -> No
             "applied")
 
 
-def check_saved_plan(plan_document: dict[str, Any], running: Running | None,
+def check_saved_plan(plan_document: dict[str, Any], plan: InfraPlan, running: Running | None,
                      now: dt.datetime) -> None:
-    """Refuse a saved plan whose bootstrap token the cluster no longer accepts."""
-    from provisioner.bootstrap.join_credentials import NAMESPACE, TOKEN_PREFIX, expired
-    from provisioner.kube import Kube, KubeError
+    """Refuse a saved plan whose new droplets could not join the running cluster.
 
+    `terraform show -json` of a saved plan gives every root variable's value, sensitive ones
+    included (`bootstrap_secrets`): hashicorp/terraform internal/command/jsonplan/plan.go
+    (marshalPlanVariables takes the plan's stored values and no sensitivity), as in its
+    test fixture internal/command/testdata/show-json-sensitive, whose sensitive `test_var`
+    appears as {"value": "bar"}; the JSON output format docs list `variables` with values
+    (developer.hashicorp.com/terraform/internals/json-format). Checked against the embedded
+    Terraform by tests/e2e/test_day2_joins.py.
+    """
     if running is None:
         return
-    values = ((plan_document.get("variables") or {}).get("bootstrap_secrets") or {}).get(
-        "value") or {}
-    token = values.get("bootstrap_token") if isinstance(values, dict) else None
-    if not isinstance(token, str) or "." not in token:
-        return
-    name = TOKEN_PREFIX + token.split(".")[0]
+    variables = plan_document.get("variables") or {}
+    first = "digitalocean_droplet.controllers[0]"
+    count = (variables.get("controller_count") or {}).get("value")
+    if (variables.get("cluster_initialised") or {}).get("value") is not True \
+            and isinstance(count, int) and count > 1 \
+            and any(c.address == first and c.action in ("create", "replace")
+                    for c in plan.pending):
+        raise StaleCredentials(
+            "the saved plan was made while the cluster's API did not answer: it creates the "
+            "first control-plane droplet with `kubeadm init`, which would start a second, "
+            "empty cluster. Make a new plan (`provision plan --out FILE`) now that the API "
+            "answers, and apply that")
+    values = (variables.get("bootstrap_secrets") or {}).get("value")
+    if not isinstance(values, dict) or not isinstance(values.get("bootstrap_token"), str):
+        raise StaleCredentials(
+            "cannot read the join credentials in the saved plan (`terraform show -json` "
+            "gives no bootstrap_secrets), so its new nodes may not join. Make a new plan "
+            "(`provision plan --out FILE`) and apply that")
+    kube = _kube(running)
+    token = values["bootstrap_token"]
+    expires = _token_expiry(kube, token.split(".")[0])
+    if expires is None or expired(expires, now, SAVED_PLAN_MARGIN):
+        raise _stale("join credentials")
+    if any(c.control_plane and c.action in ("create", "replace") for c in plan.pending) \
+            and not _certificates_open(kube, str(values.get("certificate_key") or ""), now):
+        raise _stale("control-plane certificates (kubeadm-certs)")
+
+
+def _kube(running: Running) -> Any:
+    from provisioner.kube import Kube
+
+    return Kube(running.api, timeout=10, attempts=2)
+
+
+def _stale(what: str) -> StaleCredentials:
+    return StaleCredentials(
+        f"the saved plan's {what} have expired on the cluster (or will within "
+        f"{int(SAVED_PLAN_MARGIN.total_seconds() // 60)} minutes); its new nodes could not "
+        "join. Make a new plan (`provision plan --out FILE`) and apply that")
+
+
+def _secret(kube: Any, name: str) -> dict[str, Any] | None:
+    from provisioner.kube import KubeError
+
     try:
-        secret = Kube(running.api, timeout=10, attempts=2).request(
+        found: dict[str, Any] = kube.request(
             "GET", f"/api/v1/namespaces/{NAMESPACE}/secrets/{name}",
             verb="read secrets in kube-system")
-        import base64
-
-        expires = base64.b64decode(secret.get("data", {}).get("expiration", "")).decode()
     except KubeError as e:
         if e.status != 404:
             raise
-        expires = "gone"
-    if expires == "gone" or expired(expires or None, now, SAVED_PLAN_MARGIN):
-        raise StaleCredentials(
-            "the saved plan's join credentials have expired on the cluster (or will within "
-            f"{int(SAVED_PLAN_MARGIN.total_seconds() // 60)} minutes); its new nodes could "
-            "not join. Make a new plan (`provision plan --out FILE`) and apply that")
+        return None
+    return found
+
+
+def _token_expiry(kube: Any, token_id: str) -> str | None:
+    """The token Secret's expiration (RFC 3339), "" for none, None when it is gone."""
+    import base64
+
+    secret = _secret(kube, TOKEN_PREFIX + token_id)
+    if secret is None:
+        return None
+    return base64.b64decode(secret.get("data", {}).get("expiration", "")).decode()
+
+
+def _certificates_open(kube: Any, certificate_key: str, now: dt.datetime) -> bool:
+    """Whether kubeadm-certs is there, opens with ``certificate_key`` (kubeadm's
+    DecryptBytes: nonce first) and outlives the margin (its owner token's expiration)."""
+    import base64
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    certs = _secret(kube, CERTS_SECRET)
+    if certs is None:
+        return False
+    try:
+        blob = base64.b64decode(certs.get("data", {}).get("ca.crt", ""))
+        AESGCM(bytes.fromhex(certificate_key)).decrypt(
+            blob[:NONCE_BYTES], blob[NONCE_BYTES:], None)
+    except (InvalidTag, ValueError):
+        return False
+    owners = [r.get("name", "") for r in certs.get("metadata", {}).get("ownerReferences", [])
+              if str(r.get("name", "")).startswith(TOKEN_PREFIX)]
+    if not owners:
+        return True  # kept by no token: it never expires
+    expires = _token_expiry(kube, owners[0].removeprefix(TOKEN_PREFIX))
+    return expires is not None and not expired(expires, now, SAVED_PLAN_MARGIN)
