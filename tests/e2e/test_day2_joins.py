@@ -58,8 +58,8 @@ def _up_then_later(w: World, monkeypatch: pytest.MonkeyPatch) -> str:
     assert w.boot.error is None
     kube = w.boot.kube
     assert kube is not None
-    token = json.loads((w.sim.workdir / "secrets" / "bootstrap.json").read_text())[
-        "bootstrap_token"]
+    token = str(json.loads((w.sim.workdir / "secrets" / "bootstrap.json").read_text())[
+        "bootstrap_token"])
     token_id = token.split(".")[0]
     assert kube.get("v1", "Secret", f"bootstrap-token-{token_id}", "kube-system")
     clock.pin(monkeypatch, clock.pinned() + LATER)
