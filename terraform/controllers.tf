@@ -1,7 +1,13 @@
-# Control-plane droplets: the first runs `kubeadm init`, the others join as control planes.
+# Control-plane droplets: the first runs `kubeadm init` until the cluster has been initialised;
+# after that every one joins, the first included, so a replaced cp-1 never starts a second,
+# empty cluster. (user_data is in ignore_changes: the switch replaces no droplet.)
 
 locals {
-  controller_roles = [for i in range(var.controller_count) : i == 0 ? "controller-init" : "controller-join"]
+  first_initialises = !(var.cluster_initialised && var.controller_count > 1)
+  controller_roles = [
+    for i in range(var.controller_count) :
+    i == 0 && local.first_initialises ? "controller-init" : "controller-join"
+  ]
 }
 
 resource "digitalocean_droplet" "controllers" {

@@ -108,3 +108,9 @@ variable "bootstrap_secrets" {
   sensitive   = true
   default     = {}
 }
+
+variable "cluster_initialised" {
+  type        = bool
+  description = "Whether the cluster's API has answered (set by provision at plan time): then the first control-plane node joins instead of running kubeadm init"
+  default     = false
+}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from provisioner.bootstrap.pki import (
@@ -28,6 +29,7 @@ from provisioner.bootstrap.pki import (
     make_secrets,
     read_secrets,
     save_secrets,
+    with_shared_keys,
 )
 from provisioner.bootstrap.private_files import private_folder, write_private
 from provisioner.config.model import Environment
@@ -89,6 +91,11 @@ def _beside_local_state(folder: Path, state_dir: Path, env: Environment,
         save_secrets(folder, local)
     elif recorded is not None and recorded != local.ca_cert_hash and cluster_exists:
         raise _mismatch(folder, local, recorded, str(record))
+    if not local.shared and not cluster_exists:
+        # A folder from before provision made them, for a cluster not built yet: kubeadm
+        # init will use these. Never for a cluster that exists: its first node made its own.
+        local = with_shared_keys(local, env.name)
+        save_secrets(folder, local)
     if recorded != local.ca_cert_hash:
         # Before the first apply (or with no cluster left): this CA is the environment's now.
         private_folder(state_dir)
@@ -118,6 +125,13 @@ def _beside_remote_state(folder: Path, env: Environment, local: ClusterSecrets |
             raise _mismatch(folder, local, copy.ca_cert_hash, where)
         key = key_from_environment(f"to open the cluster secrets sealed at {where}")
         kept = unseal(copy, env.name, key, where)
+        if not kept.shared and not (local and local.shared) \
+                and not bucket.state_has_resources():
+            kept = with_shared_keys(kept, env.name)  # a cluster not built yet (see local)
+            bucket.put(bucket.secrets_key, seal(kept, env.name, key).to_bytes())
+        if local is not None and not local.shared and kept.shared:
+            local = replace(local, shared=kept.shared)
+            save_secrets(folder, local)
         if local is None:
             save_secrets(folder, kept)
             say(f"restored the cluster secrets from {where}")
@@ -137,14 +151,15 @@ def _beside_remote_state(folder: Path, env: Environment, local: ClusterSecrets |
                 "the sealed copy")
         made = make_secrets(env.name)
     else:
-        made = local
+        made = local if local.shared or bucket.state_has_resources() \
+            else with_shared_keys(local, env.name)
     if not bucket.put(bucket.secrets_key, seal(made, env.name, key).to_bytes(),
                       only_if_absent=True):
         if attempts <= 1:
             raise SecretsError(f"{where} keeps changing while provision writes it; run again")
         # Another run stored its CA first: theirs is the environment's (or ours mismatches).
         return _beside_remote_state(folder, env, local, say, attempts - 1)
-    if local is None:
+    if made is not local:
         save_secrets(folder, made)
     say(f"stored the cluster secrets sealed at {where}")
     return made

@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from provisioner.bootstrap.private_files import private_folder, write_private, write_private_files
@@ -34,6 +34,14 @@ class ClusterSecrets:
     ca_key_pem: bytes
     bootstrap_token: str
     certificate_key: str
+    # The other keys every control-plane node must share (SHARED_FILES, kubeadm's names ->
+    # PEM). Empty for a cluster whose first node made them itself (before provision did):
+    # provision can then re-upload no control-plane certificates.
+    shared: dict[str, bytes] = field(default_factory=dict)
+    # When the cluster stops accepting bootstrap_token / the uploaded certificates (RFC 3339
+    # UTC), once provision minted them through the API (join_credentials.py); None before.
+    token_expires: str | None = None
+    certificate_key_expires: str | None = None
 
     @property
     def ca_cert_hash(self) -> str:
@@ -47,14 +55,41 @@ class ClusterSecrets:
         return "sha256:" + hashlib.sha256(spki).hexdigest()
 
     def terraform_values(self) -> dict[str, str]:
-        """The module's ``bootstrap_secrets``: the late-bound values user-data references."""
-        return {
+        """The module's ``bootstrap_secrets``: the late-bound values user-data references.
+
+        Shared keys the folder lacks are empty: only the first node's init user-data uses
+        them, which such a cluster (initialised before provision held them) never renders
+        for a new droplet.
+        """
+        values = {
             "bootstrap_token": self.bootstrap_token,
             "certificate_key": self.certificate_key,
             "ca_cert_hash": self.ca_cert_hash,
             "ca_crt_b64": base64.b64encode(self.ca_crt_pem).decode(),
             "ca_key_b64": base64.b64encode(self.ca_key_pem).decode(),
         }
+        for name, marker in SHARED_MARKERS.items():
+            values[marker] = base64.b64encode(self.shared.get(name, b"")).decode()
+        return values
+
+
+# The keys kubeadm would otherwise generate on the first control-plane node and every other
+# one downloads from kubeadm-certs (cmd/kubeadm/app/phases/copycerts/copycerts.go,
+# certsToTransfer, with the names of cmd/kubeadm/app/constants/constants.go). kubeadm init
+# uses such files when it finds them in /etc/kubernetes/pki (phases/certs/certs.go:
+# "Using the existing "sa" key", and an existing CA is loaded, not made again).
+SHARED_FILES = ("sa.key", "sa.pub", "front-proxy-ca.crt", "front-proxy-ca.key",
+                "etcd/ca.crt", "etcd/ca.key")
+# Each one's late-bound value in user-data (render/markers.py SECRET_VALUES).
+SHARED_MARKERS = {"sa.key": "sa_key_b64", "sa.pub": "sa_pub_b64",
+                  "front-proxy-ca.crt": "front_proxy_ca_crt_b64",
+                  "front-proxy-ca.key": "front_proxy_ca_key_b64",
+                  "etcd/ca.crt": "etcd_ca_crt_b64", "etcd/ca.key": "etcd_ca_key_b64"}
+
+
+def shared_file_name(name: str) -> str:
+    """Where a shared key lives in the secrets folder (kubeadm's name, '/' as '-')."""
+    return name.replace("/", "-")
 
 
 def new_bootstrap_token() -> str:
@@ -69,15 +104,15 @@ def new_certificate_key() -> str:
     return secrets.token_hex(32)
 
 
-def new_ca(cluster: str) -> tuple[bytes, bytes]:
-    """A self-signed cluster CA (RSA 2048, as kubeadm makes by default): (cert PEM, key PEM)."""
+def new_ca(cluster: str, common_name: str = "kubernetes") -> tuple[bytes, bytes]:
+    """A self-signed CA (RSA 2048, as kubeadm makes by default): (cert PEM, key PEM)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes"),
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                       x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, cluster)])
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -119,23 +154,57 @@ class SecretsError(UsageError):
     """The secrets on disk (or their stored copy) cannot be used; nothing was changed."""
 
 
+def new_shared_keys(cluster: str) -> dict[str, bytes]:
+    """The service-account key pair and the front-proxy and etcd CAs, as kubeadm names them
+    (its common names: "front-proxy-ca", "etcd-ca"; phases/certs/certlist.go)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    front_crt, front_key = new_ca(cluster, "front-proxy-ca")
+    etcd_crt, etcd_key = new_ca(cluster, "etcd-ca")
+    return {
+        "sa.key": sa.private_bytes(serialization.Encoding.PEM,
+                                   serialization.PrivateFormat.TraditionalOpenSSL,
+                                   serialization.NoEncryption()),
+        "sa.pub": sa.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo),
+        "front-proxy-ca.crt": front_crt, "front-proxy-ca.key": front_key,
+        "etcd/ca.crt": etcd_crt, "etcd/ca.key": etcd_key,
+    }
+
+
 def make_secrets(cluster: str) -> ClusterSecrets:
-    """A new CA and new join credentials, in memory (see :func:`save_secrets`)."""
+    """A new CA, shared keys and join credentials, in memory (see :func:`save_secrets`)."""
     cert_pem, key_pem = new_ca(cluster)
-    return ClusterSecrets(cert_pem, key_pem, new_bootstrap_token(), new_certificate_key())
+    return ClusterSecrets(cert_pem, key_pem, new_bootstrap_token(), new_certificate_key(),
+                          new_shared_keys(cluster))
 
 
-def _tokens_json(secrets: ClusterSecrets) -> bytes:
-    return json.dumps({"bootstrap_token": secrets.bootstrap_token,
-                       "certificate_key": secrets.certificate_key}, indent=2).encode()
+def with_shared_keys(secrets: ClusterSecrets, cluster: str) -> ClusterSecrets:
+    """``secrets`` with new shared keys: only for a cluster that does not exist yet."""
+    return replace(secrets, shared=new_shared_keys(cluster))
+
+
+def tokens_json(secrets: ClusterSecrets) -> bytes:
+    """bootstrap.json: the join credentials and, once minted through the API, their expiry."""
+    values: dict[str, str] = {"bootstrap_token": secrets.bootstrap_token,
+                              "certificate_key": secrets.certificate_key}
+    if secrets.token_expires:
+        values["bootstrap_token_expires"] = secrets.token_expires
+    if secrets.certificate_key_expires:
+        values["certificate_key_expires"] = secrets.certificate_key_expires
+    return json.dumps(values, indent=2).encode()
 
 
 def save_secrets(folder: Path, secrets: ClusterSecrets) -> None:
-    """Write the three files at once (all data on disk before any rename), 0600 in 0700."""
+    """Write every file at once (all data on disk before any rename), 0600 in 0700."""
     private_folder(folder)
-    write_private_files({folder / TOKENS: _tokens_json(secrets),
-                         folder / CA_CRT: secrets.ca_crt_pem,
-                         folder / CA_KEY: secrets.ca_key_pem})
+    files = {folder / TOKENS: tokens_json(secrets),
+             folder / CA_CRT: secrets.ca_crt_pem,
+             folder / CA_KEY: secrets.ca_key_pem}
+    files.update({folder / shared_file_name(name): pem for name, pem in secrets.shared.items()})
+    write_private_files(files)
 
 
 def check_pair(cert_pem: bytes, key_pem: bytes, cert_name: str, key_name: str) -> None:
@@ -159,7 +228,7 @@ def check_pair(cert_pem: bytes, key_pem: bytes, cert_name: str, key_name: str) -
                            f"different CAs): {RECOVERY}")
 
 
-def _read_tokens(path: Path) -> tuple[str, str]:
+def _read_tokens(path: Path) -> tuple[str, str, str | None, str | None]:
     try:
         values = json.loads(path.read_bytes())
     except ValueError as e:
@@ -171,7 +240,30 @@ def _read_tokens(path: Path) -> tuple[str, str]:
             and isinstance(key, str) and _CERT_KEY_RE.fullmatch(key)):
         raise SecretsError(f"{path}: bootstrap_token or certificate_key is missing or malformed; "
                            "delete the file and run again (new join tokens are made)")
-    return token, key
+    expires = values.get("bootstrap_token_expires")
+    key_expires = values.get("certificate_key_expires")
+    return (token, key, expires if isinstance(expires, str) else None,
+            key_expires if isinstance(key_expires, str) else None)
+
+
+def _read_shared(folder: Path) -> dict[str, bytes]:
+    """The shared keys: all of them, or none (a folder from before provision held them)."""
+    paths = {name: folder / shared_file_name(name) for name in SHARED_FILES}
+    present = [name for name, path in paths.items() if path.exists()]
+    if not present:
+        return {}
+    if len(present) != len(paths):
+        missing = ", ".join(str(paths[n]) for n in SHARED_FILES if n not in present)
+        raise SecretsError(f"{missing} missing beside the other shared control-plane keys: "
+                           f"{RECOVERY}")
+    shared = {name: path.read_bytes() for name, path in paths.items()}
+    empty = [str(paths[n]) for n, pem in shared.items() if not pem.strip()]
+    if empty:
+        raise SecretsError(f"{empty[0]} is empty: {RECOVERY}")
+    for path in paths.values():
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    return shared
 
 
 def read_secrets(folder: Path) -> ClusterSecrets | None:
@@ -191,8 +283,10 @@ def read_secrets(folder: Path) -> ClusterSecrets | None:
             raise SecretsError(f"{missing} is missing but {present} exists: {RECOVERY}")
         cert_pem, key_pem = ca_crt.read_bytes(), ca_key.read_bytes()
         check_pair(cert_pem, key_pem, str(ca_crt), str(ca_key))
+        expires: str | None = None
+        key_expires: str | None = None
         if tokens.exists():
-            token, cert_key = _read_tokens(tokens)
+            token, cert_key, expires, key_expires = _read_tokens(tokens)
         else:
             token, cert_key = new_bootstrap_token(), new_certificate_key()
             write_private(tokens, json.dumps({"bootstrap_token": token,
@@ -200,9 +294,10 @@ def read_secrets(folder: Path) -> ClusterSecrets | None:
         for path in (ca_crt, ca_key, tokens):
             if path.stat().st_mode & 0o077:
                 path.chmod(0o600)
+        shared = _read_shared(folder)
     except OSError as e:
         raise WorkdirError(f"cannot read cluster secrets in {folder}: {e.strerror}") from e
-    return ClusterSecrets(cert_pem, key_pem, token, cert_key)
+    return ClusterSecrets(cert_pem, key_pem, token, cert_key, shared, expires, key_expires)
 
 
 def ensure_secrets(folder: Path, cluster: str) -> ClusterSecrets:

@@ -96,6 +96,10 @@ def seal(secrets: ClusterSecrets, environment: str, key: bytes) -> SealedCopy:
         "ca_key": secrets.ca_key_pem.decode(),
         "bootstrap_token": secrets.bootstrap_token,
         "certificate_key": secrets.certificate_key,
+        # The other shared control-plane keys (absent in copies of clusters built before).
+        "shared": {name: pem.decode() for name, pem in secrets.shared.items()},
+        "bootstrap_token_expires": secrets.token_expires,
+        "certificate_key_expires": secrets.certificate_key_expires,
     }).encode()
     nonce = os.urandom(NONCE_BYTES)
     fingerprint = secrets.ca_cert_hash
@@ -123,6 +127,10 @@ def unseal(copy: SealedCopy, environment: str, key: bytes, where: str) -> Cluste
                            "or a backup") from e
     doc = json.loads(plain)
     secrets = ClusterSecrets(doc["ca_crt"].encode(), doc["ca_key"].encode(),
-                             doc["bootstrap_token"], doc["certificate_key"])
+                             doc["bootstrap_token"], doc["certificate_key"],
+                             {name: str(pem).encode()
+                              for name, pem in (doc.get("shared") or {}).items()},
+                             doc.get("bootstrap_token_expires"),
+                             doc.get("certificate_key_expires"))
     check_pair(secrets.ca_crt_pem, secrets.ca_key_pem, f"{where} (ca.crt)", f"{where} (ca.key)")
     return secrets

@@ -66,7 +66,8 @@ def failover_token(prepared: Prepared, token: str, allow_full_token: bool,
     return token
 
 
-def terraform_env(prepared: Prepared, token: str, failover: str | None = None) -> dict[str, str]:
+def terraform_env(prepared: Prepared, token: str, failover: str | None = None,
+                  initialised: bool = False) -> dict[str, str]:
     """Terraform's environment: the API token and the bootstrap secrets, never on disk.
 
     `failover` is the failover agent's token (`failover_token`); without it (destroy, which
@@ -77,15 +78,18 @@ def terraform_env(prepared: Prepared, token: str, failover: str | None = None) -
     return runner.base_env({
         "DIGITALOCEAN_TOKEN": token,
         "TF_VAR_bootstrap_secrets": json.dumps(secrets),
+        # A fact of the running cluster, not of the file: never in terraform.tfvars.json.
+        "TF_VAR_cluster_initialised": "true" if initialised else "false",
         **_spaces_credentials(prepared),
     })
 
 
 def workspace(prepared: Prepared, engine: Engine, token: str,
-              on_event: OnEvent | None = None, failover: str | None = None) -> Workspace:
+              on_event: OnEvent | None = None, failover: str | None = None,
+              initialised: bool = False) -> Workspace:
     """The Terraform workspace of the rendered module, initialised."""
     ws = Workspace(engine, prepared.work.root / "terraform",
-                   terraform_env(prepared, token, failover), on_event)
+                   terraform_env(prepared, token, failover, initialised), on_event)
     (prepared.work.root / "state").mkdir(mode=0o700, exist_ok=True)
     ws.init()
     return ws

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from provisioner import clock
+from provisioner.bootstrap import join_credentials
 from provisioner.bootstrap.readiness import Report
 from provisioner.cloud.preflight import preflight
 from provisioner.cloud.token import api_token
 from provisioner.errors import ProvisionError
 from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
-from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage, ownership
+from provisioner.infra.workspace import Workspace
+from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage, ownership, running
 from provisioner.pipeline.cluster_stage import Cluster
 from provisioner.pipeline.deploy_stage import DeployResult
 from provisioner.pipeline.infra_stage import PolicyError
@@ -62,17 +65,45 @@ def _plan_path(prepared: Prepared, name: str) -> Path:
 def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = None,
          progress: MakeProgress | None = None, allow_full_token: bool = False,
          report: Report | None = None) -> Outcome:
-    """Render, check the account, and plan; the plan is saved to ``out`` when given."""
+    """Render, check the account, and plan; the plan is saved to ``out`` when given.
+
+    A saved plan is applied later by `up --plan`, which cannot change it: when it creates
+    droplets on a running cluster, they get join credentials made now (written to the
+    cluster: a bootstrap token and the uploaded certificates), valid for the hours kubeadm
+    gives them (`up --plan` refuses the file once they are not).
+    """
+    say = report or (lambda message: None)
     prepared = prepare(config, workdir)
     token = api_token()
-    failover = infra_stage.failover_token(prepared, token, allow_full_token,
-                                          report or (lambda message: None))
+    failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
+    cluster = running.probe(prepared, say)
+    if cluster is not None:
+        running.check_version(prepared, cluster)
     ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None,
-                               failover)
+                               failover, initialised=cluster is not None)
     planfile = (infra_stage.check_plan_destination(out, prepared.work.root, prepared.config)
                 if out else _plan_path(prepared, "plan.tfplan"))
-    return Outcome(prepared, infra_stage.plan(ws, planfile, resource_names(prepared.env)))
+    prepared, infra_plan = _plan_joinable(ws, planfile, prepared, token, failover,
+                                          cluster if out else None, True, say)
+    return Outcome(prepared, infra_plan)
+
+
+def _plan_joinable(ws: Workspace, planfile: Path, prepared: Prepared, token: str,
+                   failover: str | None, cluster: running.Running | None, detail: bool,
+                   say: Report) -> tuple[Prepared, InfraPlan]:
+    """Plan; when that creates droplets on the running ``cluster``, make join credentials
+    the cluster accepts now and plan again with them (None: plan once, nothing written)."""
+    infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env), detail=detail)
+    if cluster is not None and running.creates_droplets(infra_plan):
+        # Existing droplets ignore user_data changes: only the new ones take these.
+        running.refuse_control_plane_without_keys(infra_plan, prepared)
+        prepared = replace(prepared, secrets=join_credentials.refresh(
+            cluster.api, prepared, say))
+        ws.env = infra_stage.terraform_env(prepared, token, failover, initialised=True)
+        infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env),
+                                      detail=detail)
+    return prepared, infra_plan
 
 
 @holds_work_folder("up")
@@ -85,7 +116,6 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
     say = report or (lambda message: None)
     if STAGES.index(until) >= STAGES.index("apps") and override_reason is None:
         # Refuse before anything changes, not after the infrastructure did.
-        from provisioner import clock
         from provisioner.config import load_environment
 
         try:
@@ -116,15 +146,24 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     token = api_token()
     failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
+    cluster = running.probe(prepared, say)
+    if cluster is not None:
+        running.check_version(prepared, cluster)
     # While planning, progress shows only what needs attention: lock waits, warnings.
-    ws = infra_stage.workspace(prepared, engine, token, progress({}), failover)
+    ws = infra_stage.workspace(prepared, engine, token, progress({}), failover,
+                               initialised=cluster is not None)
     if saved_plan is not None:
         planfile = saved_plan.resolve()
         infra_plan = infra_stage.read_saved_plan(ws, planfile, prepared.env.name)
+        if running.creates_droplets(infra_plan):
+            running.check_saved_plan(ws.show(planfile), infra_plan, cluster,
+                                     clock.now())
     else:
         planfile = _plan_path(prepared, "up.tfplan")
-        infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env),
-                                      detail=detail)
+        # New nodes need join credentials the cluster accepts now.
+        prepared, infra_plan = _plan_joinable(ws, planfile, prepared, token, failover,
+                                              cluster, detail, say)
+    running.guard_first_control_plane(infra_plan, cluster)
     ownership.refuse_second_state(infra_plan, prepared, token)
     show(infra_plan, prepared)
     outcome = Outcome(prepared, infra_plan)

@@ -10,7 +10,15 @@ from provisioner.resources import data_dir
 
 # DigitalOcean refuses user-data over 64 KiB; keep room for the secrets spliced in later.
 USER_DATA_LIMIT = 64 * 1024
-_LATE_VALUE_ALLOWANCE = 4096
+# The most each late value takes: base64 of a PEM (an RSA 2048 key: 1,675-1,679 bytes, 2,240
+# in base64; a CA certificate with a 20-character environment name about 1,150, 1,540 in
+# base64), an IPv4 address, a UUID, kubeadm's token, key and hash, a DigitalOcean token.
+_LATE_VALUE_BYTES = {"ca_crt_b64": 1600, "ca_key_b64": 2240, "sa_key_b64": 2240,
+                     "sa_pub_b64": 604, "front_proxy_ca_crt_b64": 1600,
+                     "front_proxy_ca_key_b64": 2240, "etcd_ca_crt_b64": 1600,
+                     "etcd_ca_key_b64": 2240, "api_endpoint": 15, "vpc_id": 36,
+                     "bootstrap_token": 23, "certificate_key": 64, "ca_cert_hash": 71,
+                     "failover_token": 128}
 
 
 def terraform_sources() -> dict[str, str]:
@@ -21,9 +29,10 @@ def terraform_sources() -> dict[str, str]:
 
 
 def _check_size(user_data: cloudinit.UserData) -> None:
-    refs = [p for p in segments(user_data.text) if "ref" in p]
-    estimate = len(join(segments(user_data.text), {p["ref"]: "" for p in refs}).encode())
-    if estimate + _LATE_VALUE_ALLOWANCE * bool(refs) > USER_DATA_LIMIT:
+    refs = [p["ref"] for p in segments(user_data.text) if "ref" in p]
+    estimate = len(join(segments(user_data.text), dict.fromkeys(refs, "")).encode())
+    estimate += sum(_LATE_VALUE_BYTES[ref] for ref in refs)
+    if estimate > USER_DATA_LIMIT:
         raise UsageError(f"the user-data of {user_data.role} would exceed DigitalOcean's 64 KiB "
                          "limit: fewer or shorter node labels and taints in that pool")
 

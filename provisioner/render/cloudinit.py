@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioner.bootstrap.pki import SHARED_MARKERS
 from provisioner.config.model import Environment, WorkerPool
 from provisioner.render import addons, packages
 from provisioner.render.engine import render
@@ -51,6 +52,11 @@ def _common(env: Environment) -> dict[str, object]:
         "ca_cert_hash": marker("ca_cert_hash"),
         "ca_crt": marker("ca_crt_b64"),
         "ca_key": marker("ca_key_b64"),
+        # Made by provision, so `kubeadm init` uses them (it generates only what is missing)
+        # and provision can re-upload them for control-plane joins at any time.
+        "shared_keys": [{"name": name, "content": marker(value),
+                         "mode": "0644" if name.endswith((".crt", ".pub")) else "0600"}
+                        for name, value in SHARED_MARKERS.items()],
         "private_ip": NODE_PRIVATE_IP,
         "droplet_id": NODE_DROPLET_ID,
     }

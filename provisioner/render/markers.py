@@ -17,8 +17,11 @@ from provisioner.errors import RenderError
 # environment's VPC (for the cloud controller manager's DO_CLUSTER_VPC_ID).
 RESOURCE_VALUES = ("api_endpoint", "vpc_id")
 # What bootstrap_secrets must carry, from the work folder, never written to rendered files.
+# The shared control-plane keys (bootstrap/pki.py SHARED_MARKERS) go to the first node only.
 SECRET_VALUES = ("bootstrap_token", "certificate_key", "ca_cert_hash", "ca_crt_b64",
-                 "ca_key_b64", "failover_token")
+                 "ca_key_b64", "failover_token", "sa_key_b64", "sa_pub_b64",
+                 "front_proxy_ca_crt_b64", "front_proxy_ca_key_b64", "etcd_ca_crt_b64",
+                 "etcd_ca_key_b64")
 # Every value Terraform may splice in.
 LATE_VALUES = RESOURCE_VALUES + SECRET_VALUES
 

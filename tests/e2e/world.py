@@ -2,11 +2,15 @@
 
 DigitalOcean is the fake provider and the fake API sharing one account, whose floating IPs
 are handed out on loopback (127.x.y.0/24). Kubernetes is the fake API server, started by a
-"bootstrap" thread the moment Terraform has created the floating IP: it listens there on
-6443 with TLS, with a certificate signed by the cluster CA provision generated, and checks
-provision's client certificate against the same CA. Droplets register as nodes as they
-appear, as kubeadm joins would make them, tainted uninitialized as kubelets with
-``--cloud-provider=external`` are; once the first control-plane node is a node, its
+"bootstrap" thread the moment Terraform has created the floating IP and a droplet whose
+user-data runs `kubeadm init`: it listens there on 6443 with TLS, with a certificate signed
+by the cluster CA provision generated, and checks provision's client certificate against the
+same CA. Each droplet's user-data (as the fake cloud keeps it for the metadata service) is
+played as kubeadm would (tests/support/kubeadm.py): init makes the bootstrap token and
+uploads the control-plane certificates; a droplet joins, and registers as a node, only while
+its token (and, for a control plane, its certificate key) is valid at provision's clock; a
+second init counts as a second, empty cluster. Nodes are tainted uninitialized as kubelets
+with ``--cloud-provider=external`` are; once the first control-plane node is a node, its
 add-ons appear (tests/support/platform.py) and the fake's cloud node controller lifts the
 taint when the CCM's pod is Ready. provision's code runs unchanged.
 
@@ -29,9 +33,11 @@ from typing import Any
 
 import yaml
 
+from provisioner import clock
 from tests.fakes.doprovider.cloud import Cloud
+from tests.fakes.doprovider.resources.compute import user_data
 from tests.fakes.kubeapi.server import FakeKubeAPI
-from tests.support import platform
+from tests.support import kubeadm, platform
 from tests.support.cluster_tls import server_cert
 from tests.support.sim import Result, Simulation, simulation
 
@@ -53,7 +59,14 @@ class Bootstrapper:
     # Seconds a droplet takes to join as a node once it exists (cloud-init and kubeadm
     # join); may be changed while the world runs, e.g. large to hold nodes back, then 0.
     node_delay: float = 0.0
-    first_seen: dict[str, float] = field(default_factory=dict)  # droplet -> monotonic time
+    first_seen: dict[str, float] = field(default_factory=dict)  # droplet id -> monotonic time
+    # Droplet id -> how it joined: "init" (ran `kubeadm init`), "control-plane" or "worker".
+    joined: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # droplet name -> why not (yet)
+    # Droplets that ran `kubeadm init` while the cluster existed: each a second, empty
+    # cluster beside it (their ids). Tests assert there are none.
+    second_inits: set[str] = field(default_factory=set)
+    registered: set[str] = field(default_factory=set)  # droplet ids whose kubelet registered
     # The add-ons the first control-plane node applies after `kubeadm init`; images by
     # add-on name override upstream's (e.g. a crash-looping CCM: tests/support/platform.py).
     addons: bool = True
@@ -72,11 +85,16 @@ class Bootstrapper:
 
         cloud = Cloud(Path(self.sim.env["DO_SIM_STATE"]))
         while not self.stop.wait(0.1):
-            data = cloud.snapshot().get("resources", {})
-            droplets = {d["name"] for d in data.get("digitalocean_droplet", {}).values()}
+            account = cloud.snapshot()
+            data = account.get("resources", {})
+            droplets = sorted(data.get("digitalocean_droplet", {}).values(),
+                              key=lambda d: str(d["name"]))
+            names = {d["name"] for d in droplets}
             now = time.monotonic()
-            for name in droplets:
-                self.first_seen.setdefault(name, now)
+            for droplet in droplets:
+                self.first_seen.setdefault(str(droplet["id"]), now)
+            configs = {str(d["id"]): kubeadm.read_user_data(user_data(account, d["id"]))
+                       for d in droplets}
             if self.kube is None:
                 try:
                     secrets_dir = self.sim.workdir / "secrets"  # follows the file's `name`
@@ -84,7 +102,8 @@ class Bootstrapper:
                     continue  # the environment file is being rewritten: look again
                 cluster = secrets_dir.parent.name  # the environment's name
                 ips = list(data.get("digitalocean_reserved_ip", {}).values())
-                if not ips or not (secrets_dir / "ca.key").exists():
+                init = next((rid for rid, c in configs.items() if c and c.init), None)
+                if not ips or init is None or not (secrets_dir / "ca.key").exists():
                     continue
                 import json
 
@@ -94,22 +113,38 @@ class Bootstrapper:
                                          values["bootstrap_token"], values["certificate_key"])
                 ip = ips[0]["ip_address"]
                 cert, key = server_cert(secrets, ip)
+                # The API server runs the release kubeadm init installed: the file's.
                 self.kube = FakeKubeAPI(tls=True, cert_pem=cert, key_pem=key,
                                         ca_pem=secrets.ca_crt_pem,
-                                        client_ca_pem=secrets.ca_crt_pem, host=ip, port=6443)
+                                        client_ca_pem=secrets.ca_crt_pem, host=ip, port=6443,
+                                        git_version=self._version())
                 self.kube.start()
+                config = configs[init]
+                assert config is not None
+                kubeadm.init(self.kube, config, clock.now())
+                self.joined[init] = "init"
                 self.started_at = time.monotonic()
                 self.cluster = cluster
             first = f"{self.cluster}-cp-1"
-            if not self.claimed and first in droplets:
+            if not self.claimed and first in names:
                 # The first control-plane node claims the floating IP before kubeadm init.
                 self.sim.claim_floating_ip(first)
                 self.claimed = True
+            kubeadm.clean_tokens(self.kube, clock.now())
             known = {n["metadata"]["name"] for n in self.kube.list("v1", "Node")}
-            for name in sorted(droplets - known):
-                if now - self.first_seen[name] >= self.node_delay:
-                    self.kube.add_node(name, ready=True, control_plane="-cp-" in name,
-                                       external_cloud_provider=True)
+            for droplet in droplets:
+                rid, name = str(droplet["id"]), str(droplet["name"])
+                if rid in self.registered or now - self.first_seen[rid] < self.node_delay:
+                    continue
+                role = self.join_role(rid, name, configs[rid])
+                if role is None:
+                    continue
+                self.registered.add(rid)
+                self.refused.pop(name, None)
+                if name not in known:  # a replacement's kubelet takes over its Node
+                    self.kube.add_node(name, ready=True, control_plane=role != "worker",
+                                       external_cloud_provider=True,
+                                       kubelet_version=self._version())
                     known.add(name)
                     if "-cp-" in name:  # kubeadm init's etcd, or join's new member
                         etcd = self.kube.etcd
@@ -121,6 +156,34 @@ class Bootstrapper:
                 for addon, log in self.addon_logs.items():
                     self.kube.set_log("kube-system", f"{addon}-", log)
                 self.addons_installed = True
+
+    def join_role(self, droplet_id: str, name: str,
+                  config: kubeadm.NodeConfig | None) -> str | None:
+        """How the droplet is part of the cluster once its kubeadm has run: "init",
+        "control-plane" or "worker"; None while it is not (not yet, or never)."""
+        if droplet_id in self.joined:
+            return self.joined[droplet_id]  # the first node: init ran when the API started
+        if droplet_id in self.second_inits or config is None:
+            return None
+        if config.init:
+            self.second_inits.add(droplet_id)  # its own etcd, its own empty cluster
+            return None
+        assert self.kube is not None
+        why = kubeadm.join_refusal(self.kube, config, clock.now())
+        if why is not None:
+            self.refused[name] = why  # bootstrap.sh retries the join
+            return None
+        role = "control-plane" if config.control_plane else "worker"
+        self.joined[droplet_id] = role
+        return role
+
+    def _version(self) -> str:
+        """The Kubernetes release the environment file's nodes install (v-prefixed)."""
+        try:
+            doc = yaml.safe_load(self.sim.config.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            doc = {}
+        return "v" + str((doc.get("kubernetes") or {}).get("version") or "1.36.2")
 
     def _cni(self) -> str:
         """The environment file's CNI (calico unless it says flannel)."""

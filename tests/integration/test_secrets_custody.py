@@ -67,7 +67,9 @@ def test_a_fresh_work_folder_restores_the_sealed_secrets(sim: Simulation, s3: Fa
     assert up.code == 0, up.stderr
     folder = sim.workdir / "secrets"
     original = _files(folder)
-    assert sorted(original) == ["bootstrap.json", "ca.crt", "ca.key"]
+    assert sorted(original) == ["bootstrap.json", "ca.crt", "ca.key", "etcd-ca.crt",
+                                "etcd-ca.key", "front-proxy-ca.crt", "front-proxy-ca.key",
+                                "sa.key", "sa.pub"]
 
     sealed = s3.get(SEALED)
     assert sealed is not None, s3.keys()

@@ -10,6 +10,7 @@ from provisioner.bootstrap.pki import (
     new_bootstrap_token,
     new_ca,
     new_certificate_key,
+    new_shared_keys,
 )
 from provisioner.config import Environment, load_environment
 from provisioner.render import render_environment
@@ -41,7 +42,8 @@ def rendered(name: str) -> dict[str, str]:
 def sample_secrets() -> ClusterSecrets:
     """Real, freshly generated cluster secrets (one set per test session)."""
     crt, key = new_ca("test")
-    return ClusterSecrets(crt, key, new_bootstrap_token(), new_certificate_key())
+    return ClusterSecrets(crt, key, new_bootstrap_token(), new_certificate_key(),
+                          new_shared_keys("test"))
 
 
 def late_values(endpoint: str = "203.0.113.10") -> dict[str, str]:

@@ -85,8 +85,8 @@ def test_a_full_disk_while_making_the_ca_leaves_nothing_broken(tmp_path: Path) -
     config = _config(tmp_path)
     assert _plan(config)[0] == 0  # renders everything, so the limited run writes little
     folder = _secrets_dir(tmp_path)
-    for name in NAMES:
-        (folder / name).unlink()
+    for path in folder.iterdir():  # the CA, the tokens and the shared control-plane keys
+        path.unlink()
     state = tmp_path / ".provision" / "prod" / "state"
     if state.exists():
         for path in state.iterdir():
@@ -106,7 +106,8 @@ def test_a_full_disk_while_making_the_ca_leaves_nothing_broken(tmp_path: Path) -
     code, stderr = _plan(config)
     assert code == 0, stderr
     files = _snapshot(folder)
-    assert sorted(files) == NAMES
+    assert sorted(files) == sorted([*NAMES, "etcd-ca.crt", "etcd-ca.key", "front-proxy-ca.crt",
+                                    "front-proxy-ca.key", "sa.key", "sa.pub"])
     assert files["ca.key"].startswith(b"-----BEGIN RSA PRIVATE KEY-----")
 
 

@@ -70,7 +70,9 @@ def test_workdir_secrets_are_private_and_never_rendered(tmp_path: Path) -> None:
     secrets_dir = work / "secrets"
     assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
     secret_files = sorted(secrets_dir.iterdir())
-    assert [p.name for p in secret_files] == ["bootstrap.json", "ca.crt", "ca.key"]
+    assert [p.name for p in secret_files] == [
+        "bootstrap.json", "ca.crt", "ca.key", "etcd-ca.crt", "etcd-ca.key", "front-proxy-ca.crt",
+        "front-proxy-ca.key", "sa.key", "sa.pub"]
     for path in secret_files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     tokens = json.loads((secrets_dir / "bootstrap.json").read_text())

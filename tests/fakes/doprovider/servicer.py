@@ -188,6 +188,7 @@ class ProviderServicer(rpc.ProviderServicer):  # type: ignore[misc]
     @_guard(pb.ApplyResourceChange.Response)
     def ApplyResourceChange(self, request: Any, context: Any) -> pb.ApplyResourceChange.Response:
         ctx = self._context(request.type_name)
+        ctx.config = decode(request.config)
         res = resource_for(request.type_name)
         prior = decode(request.prior_state)
         planned = decode(request.planned_state)

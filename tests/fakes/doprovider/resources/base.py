@@ -59,6 +59,9 @@ class Context:
     diags: Diagnostics
     cloud: Cloud
     token: str | None
+    # The resource's configuration as written (ApplyResourceChange's `config`): what the
+    # real provider sends to the API where the state keeps only a StateFunc's hash.
+    config: Obj | None = None
 
 
 def _verb(op: str) -> str:

@@ -20,6 +20,23 @@ def sha1_hex(value: Any) -> str:
     return hashlib.sha1(str(value).encode()).hexdigest()
 
 
+# The account keeps each droplet's whole user-data beside the records (keyed by droplet id):
+# the provider's create sends the configured text, not the state's hash
+# (terraform-provider-digitalocean, digitalocean/droplet/resource_droplet.go,
+# resourceDigitalOceanDropletCreate: `opts.UserData = d.Get("user_data")`), DigitalOcean
+# keeps it for the droplet's life and serves it to the droplet at
+# http://169.254.169.254/metadata/v1/user-data (docs.digitalocean.com/reference/api/metadata/),
+# while GET /v2/droplets/{id} does not return it (the API reference's droplet object has no
+# user_data). Tests and the e2e world read it as the droplet's cloud-init would.
+USER_DATA = "user_data"
+
+
+def user_data(account_data: dict[str, Any], droplet_id: Any) -> str | None:
+    """A droplet's user-data as its metadata service serves it (None: none or no droplet)."""
+    text = (account_data.get(USER_DATA) or {}).get(str(droplet_id))
+    return text if isinstance(text, str) else None
+
+
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
@@ -138,6 +155,9 @@ class Droplet(Resource):
             obj["ipv6_address"] = ipam.public_ipv6(account) if obj.get("ipv6") else ""
         obj["locked"] = False
         obj["private_networking"] = True
+        text = (ctx.config or {}).get("user_data")
+        if isinstance(text, str) and not is_unknown(text):
+            account.data.setdefault(USER_DATA, {})[str(obj["id"])] = text
         if is_unknown(obj.get("volume_ids")):
             obj["volume_ids"] = []
         ensure_tags(account, obj.get("tags"))
@@ -172,6 +192,7 @@ class Droplet(Resource):
     def remove(self, ctx: Context, account: Account, prior: Obj) -> None:
         # DigitalOcean detaches a deleted droplet from reserved IPs, firewalls and LBs.
         did = int(prior["id"])
+        (account.data.get(USER_DATA) or {}).pop(str(did), None)
         for ip in account.table("digitalocean_reserved_ip").values():
             if ip.get("droplet_id") is not None and int(ip["droplet_id"]) == did:
                 ip["droplet_id"] = None
