@@ -14,6 +14,7 @@ from pathlib import Path
 
 from provisioner.bootstrap.pki import SHARED_MARKERS
 from provisioner.config.model import Environment, WorkerPool
+from provisioner.errors import RenderError
 from provisioner.render import addons, packages
 from provisioner.render.engine import render
 from provisioner.render.markers import marker
@@ -69,9 +70,18 @@ VRRP_TUNNEL_PORT = 8473
 
 def _packed(path: Path) -> str:
     """A file for cloud-init's ``encoding: gz+b64``: the node agents are written this way
-    because the first node's user-data (CA, add-on kustomizations, agents) would otherwise
-    pass DigitalOcean's 64 KiB; ``mtime=0`` keeps the bytes the same from run to run."""
-    packed = gzip.compress(path.read_bytes(), compresslevel=9, mtime=0)
+    because the first node's user-data (CA and shared keys, add-on kustomizations, agents)
+    would otherwise pass DigitalOcean's 64 KiB; ``mtime=0`` keeps the bytes the same from
+    run to run."""
+    return _packed_text(path.read_text(encoding="utf-8"))
+
+
+def _packed_text(text: str) -> str:
+    """Rendered text for ``encoding: gz+b64`` (see ``_packed``). Only text without late-bound
+    markers may be packed: Terraform splices values into the user-data as written."""
+    if "@@provision:" in text:
+        raise RenderError("a file with late-bound values cannot be compressed")
+    packed = gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
     return base64.b64encode(packed).decode("ascii")
 
 
@@ -168,15 +178,16 @@ def _node_files(context: dict[str, object], role: str,
                 sources: list[dict[str, object]]) -> dict[str, object]:
     systemd = data_dir("templates") / "systemd"
     return {
-        "metadata_guard": render("scripts/metadata-guard.sh.j2", **context),
+        # The scripts carry no late-bound values, so they travel compressed (``_packed``).
+        "metadata_guard": _packed_text(render("scripts/metadata-guard.sh.j2", **context)),
         "metadata_guard_unit": (systemd / "provision-metadata-guard.service").read_text(
             encoding="utf-8"),
         # Droplets have monitoring on: do-agent's user must be allowed by the guard.
         "do_agent_dropin": (systemd / "do-agent-metadata-guard.conf").read_text(
             encoding="utf-8"),
-        "bootstrap": render("scripts/bootstrap.sh.j2", **context,
+        "bootstrap": _packed_text(render("scripts/bootstrap.sh.j2", **context,
                             role="worker" if role.startswith("worker") else role,
-                            addons=sources, addons_dir=ADDONS_DIR),
+                            addons=sources, addons_dir=ADDONS_DIR)),
         # Only the first control-plane node installs the add-ons.
         "addon_kustomizations": [
             {"path": f"{ADDONS_DIR}/{s['source']}/kustomization.yaml",

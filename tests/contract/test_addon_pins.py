@@ -34,7 +34,7 @@ import yaml
 
 from provisioner.render import addons
 from provisioner.render.cloudinit import ADDONS_DIR
-from tests.support.rendering import example, materialize, rendered
+from tests.support.rendering import example, materialize, rendered, written
 
 BOOTSTRAP = "/usr/local/sbin/provision-bootstrap"
 # `fetch_verified NAME URL SHA256 \` + newline + `"$ADDONS_DIR/"DEST`, as rendered.
@@ -53,7 +53,7 @@ def user_data(name: str) -> dict[str, str]:
 
 def bootstrap(name: str, role: str = "controller-init") -> str:
     config = yaml.safe_load(user_data(name)[f"cloud-init/{role}.yaml"])
-    (script,) = [f["content"] for f in config["write_files"] if f["path"] == BOOTSTRAP]
+    (script,) = [written(f) for f in config["write_files"] if f["path"] == BOOTSTRAP]
     return str(script)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.rendering import materialize, rendered
+from tests.support.rendering import materialize, rendered, written
 
 pytestmark = pytest.mark.oracle
 SHELLCHECK = shutil.which("shellcheck")
@@ -21,9 +21,9 @@ def _scripts() -> list[tuple[str, str, str]]:
         for path, text in sorted(rendered(name).items()):
             if path.startswith("cloud-init/"):
                 for item in yaml.safe_load(materialize(text))["write_files"]:
-                    if item.get("content", "").split("\n", 1)[0] in ("#!/bin/bash", "#!/bin/sh"):
-                        found.append((f"{name}:{path}:{item['path']}", item["path"],
-                                      item["content"]))
+                    content = written(item)
+                    if content.split("\n", 1)[0] in ("#!/bin/bash", "#!/bin/sh"):
+                        found.append((f"{name}:{path}:{item['path']}", item["path"], content))
     return found
 
 

@@ -447,7 +447,7 @@ def test_every_control_plane_node_runs_the_serving_certificate_approver() -> Non
             files["/etc/systemd/system/provision-csr-approver.service"]["content"]
         assert "OnUnitActiveSec=15s" in \
             files["/etc/systemd/system/provision-csr-approver.timer"]["content"]
-        bootstrap = files["/usr/local/sbin/provision-bootstrap"]["content"]
+        bootstrap = _decoded(files["/usr/local/sbin/provision-bootstrap"])
         assert "systemctl enable --now provision-csr-approver.timer" in bootstrap
     worker = write_files("production", "worker-general")
     assert "/usr/local/lib/provision/csr_approver.py" not in worker

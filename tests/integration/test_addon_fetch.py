@@ -25,7 +25,7 @@ import yaml
 
 from provisioner.render import addons
 from provisioner.render.cloudinit import ADDONS_DIR
-from tests.support.rendering import materialize, rendered
+from tests.support.rendering import materialize, rendered, written
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,7 @@ def script_library(tmp_path: Path, base: str | None = None) -> Path:
     """The production bootstrap script, its functions only (no `main` call); with `base`,
     the add-ons' host replaced by the local server and ADDONS_DIR by a folder of this test."""
     config = yaml.safe_load(materialize(rendered("production")["cloud-init/controller-init.yaml"]))
-    (text,) = [f["content"] for f in config["write_files"] if f["path"] == BOOTSTRAP]
+    (text,) = [written(f) for f in config["write_files"] if f["path"] == BOOTSTRAP]
     assert text.rstrip().endswith('\nmain "$@"')
     text = text.rstrip().removesuffix('main "$@"')
     if base is not None:

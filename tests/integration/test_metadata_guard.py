@@ -44,7 +44,7 @@ from provisioner.config import parse
 from provisioner.render import render_environment
 from tests.support import netns
 from tests.support.netns import ROOT, Topology, wait_for
-from tests.support.rendering import example, late_values, materialize, rendered
+from tests.support.rendering import example, late_values, materialize, rendered, written
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +128,7 @@ def guard_script(files: dict[str, str]) -> str:
         config = yaml.safe_load(materialize(text))
         entries = [f for f in config["write_files"] if f["path"] == GUARD_PATH]
         assert len(entries) == 1, f"{name}: {len(entries)} write_files entries for {GUARD_PATH}"
-        scripts[name] = str(entries[0]["content"])
+        scripts[name] = written(entries[0])
     assert scripts, "no cloud-init user-data among the rendered files"
     assert len(set(scripts.values())) == 1, f"the guard differs between {sorted(scripts)}"
     return next(iter(scripts.values()))

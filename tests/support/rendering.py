@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import gzip
 from pathlib import Path
+from typing import Any
 
 from provisioner.bootstrap.pki import (
     ClusterSecrets,
@@ -59,3 +62,13 @@ def materialize(text: str, boot: bool = False) -> str:
         for placeholder, value in NODE_VALUES.items():
             result = result.replace(placeholder, value)
     return result
+
+
+def written(item: dict[str, Any]) -> str:
+    """A cloud-init write_files entry's content as cloud-init writes it to the node: it
+    decodes ``encoding: gz+b64`` (cloudinit/config/cc_write_files.py, ``extract_contents``),
+    as the scripts and agents are shipped."""
+    content = str(item.get("content", ""))
+    if item.get("encoding") == "gz+b64":
+        content = gzip.decompress(base64.b64decode(content)).decode()
+    return content

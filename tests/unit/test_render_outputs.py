@@ -144,3 +144,17 @@ def test_late_values_cover_every_secret() -> None:
 
     assert set(late_values()) == set(LATE_VALUES)
     assert set(SECRET_VALUES) == set(LATE_VALUES) - {"api_endpoint", "vpc_id"}
+
+
+def test_a_file_with_late_values_is_never_compressed() -> None:
+    """Terraform splices the late values into the user-data as written: inside a gz+b64
+    file a marker would stay a marker on the node."""
+    import pytest
+
+    from provisioner.errors import RenderError
+    from provisioner.render.cloudinit import _packed_text
+    from provisioner.render.markers import marker
+
+    with pytest.raises(RenderError):
+        _packed_text(f"token: {marker('bootstrap_token')}\n")
+    assert _packed_text("#!/bin/bash\n") != "#!/bin/bash\n"
