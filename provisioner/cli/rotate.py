@@ -86,5 +86,4 @@ def _run(config: Path, workdir: Path | None, only: tuple[str, ...], wait: float)
             f"{', '.join(result.unconfirmed)} did not confirm within {wait:.0f} s: check "
             "`systemctl status provision-failover.timer` there, or that this machine's clock "
             f"is not ahead of the nodes', then run `provision check {config} --online`")
-    out.info(f"rotated on {prepared.env.name}: {', '.join(result.done) or 'nothing'}"
-             + (f"; not rotated: {', '.join(result.skipped)}" if result.skipped else ""))
+    out.info(f"rotated on {prepared.env.name}: {', '.join(result.done) or 'nothing'}")

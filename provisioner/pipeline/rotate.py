@@ -21,7 +21,6 @@ Token values are never printed: messages name the Secret, not what it holds.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -58,15 +57,11 @@ TOKEN_READERS = (("deployments", "digitalocean-cloud-controller-manager"),
 # pkg/polymorphichelpers/objectrestarter.go): a changed template rolls the pods.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
-JOIN_MODULE = "provisioner.bootstrap.join_credentials"
-
-
 @dataclass
 class Rotated:
-    """What a rotation did, what it could not, and which nodes did not confirm."""
+    """What a rotation did, and which nodes did not confirm."""
 
     done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
     unconfirmed: list[str] = field(default_factory=list)
 
 
@@ -149,18 +144,6 @@ def rotate_failover_token(kube: Kube, token: str, wait: float, say: Say,
     return wait_confirmed(kube, since, time.monotonic() + wait, poll)
 
 
-def refresh_join_credentials(api: Any, prepared: Prepared, say: Say) -> bool:
-    """Fresh join credentials through join_credentials.refresh; False when it is missing."""
-    try:
-        module = importlib.import_module(JOIN_MODULE)
-    except ModuleNotFoundError as e:
-        if e.name != JOIN_MODULE:
-            raise
-        return False
-    module.refresh(api, prepared, say)
-    return True
-
-
 def rotate(prepared: Prepared, api: Any, kinds: Sequence[str], say: Say, *,
            cloud_token: str = "", failover_token: str = "", wait: float = CONFIRM_WAIT,
            poll: float = POLL) -> Rotated:
@@ -171,12 +154,10 @@ def rotate(prepared: Prepared, api: Any, kinds: Sequence[str], say: Say, *,
         rotate_cloud_token(kube, cloud_token, say)
         result.done.append(CLOUD_TOKEN)
     if JOIN_CREDENTIALS in kinds:
-        if refresh_join_credentials(api, prepared, say):
-            result.done.append(JOIN_CREDENTIALS)
-        else:
-            say(f"join credentials: not rotated: this provision has no {JOIN_MODULE} yet "
-                "(nodes that join later get fresh ones once it does)")
-            result.skipped.append(JOIN_CREDENTIALS)
+        from provisioner.bootstrap import join_credentials
+
+        join_credentials.refresh(api, prepared, say)
+        result.done.append(JOIN_CREDENTIALS)
     if FAILOVER_TOKEN in kinds:
         result.unconfirmed = rotate_failover_token(kube, failover_token, wait, say, poll)
         result.done.append(FAILOVER_TOKEN)

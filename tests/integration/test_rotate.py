@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import importlib.util
 import json
 import threading
 import urllib.request
@@ -33,7 +32,6 @@ import yaml
 from click.testing import CliRunner
 
 from provisioner.cli.main import cli
-from provisioner.pipeline.rotate import JOIN_MODULE
 from tests.fakes.kubeapi.server import FakeKubeAPI
 from tests.support.clock import pinned
 from tests.support.sim import FAILOVER_TOKEN, TOKEN, Simulation, simulation
@@ -135,9 +133,12 @@ def test_rotate_renews_both_tokens_and_waits_for_every_agent(tmp_path: Path) -> 
             assert secret not in output
         # Droplets are not touched: rotate does not run Terraform.
         assert not (sim.workdir / "state" / "terraform.tfstate").exists()
-        if importlib.util.find_spec(JOIN_MODULE) is None:
-            assert f"no {JOIN_MODULE} yet" in result.stderr
-            assert "not rotated: join-credentials" in result.stderr
+        # Fresh join credentials: a new bootstrap token Secret, the work folder's copy
+        # renewed, neither printed.
+        saved = json.loads((sim.workdir / "secrets" / "bootstrap.json").read_text())
+        token_id, token_secret = saved["bootstrap_token"].split(".")
+        assert _secret(kube, f"bootstrap-token-{token_id}", "token-secret") == token_secret
+        assert saved["bootstrap_token"] not in output
 
 
 def test_rotate_names_the_nodes_whose_agent_did_not_confirm(tmp_path: Path) -> None:
