@@ -98,7 +98,7 @@ def read_worker_pools(top: Section) -> tuple[WorkerPool, ...]:
             labels=s.pairs("labels", checks.node_label_key, checks.label_value),
             taints=taints,
             replace_at_once=replace.integer("at_once", 1, 1, 500, hint="e.g. at_once: 1"),
-            drain_timeout=replace.integer("drain_timeout", 600, 30, 86400,
+            drain_timeout=replace.integer("drain_timeout", 600, 1, 86400,
                                           hint="seconds, e.g. drain_timeout: 600"),
         ))
     return tuple(pools)

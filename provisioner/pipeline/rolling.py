@@ -203,10 +203,13 @@ def apply(ws: Workspace, plan: InfraPlan, prepared: Prepared, rollout: Rollout,
         planfile = run_plan_path(prepared.work, "rolling.tfplan")
         result = ws.plan(planfile, variables=variables)
         step = plan_from_events(result.events, {})
-        beyond = sorted(c.address for c in step.pending
-                        if c.address not in confirmed or (
-                            c.action in ("delete", "replace") and c.address.startswith(WORKERS)
-                            and c.address not in retiring))
+        # In-place updates follow from the workers present (a firewall's droplets);
+        # anything created or deleted must be in the confirmed plan, and only the
+        # retiring workers may go.
+        beyond = sorted(c.address for c in step.pending if c.action != "update" and (
+            c.address not in confirmed or (c.address.startswith(WORKERS)
+                                           and c.action in ("delete", "replace")
+                                           and c.address not in retiring)))
         if beyond:  # the cloud or the state moved since the plan was confirmed
             raise ProvisionError("a step of the rolling replacement would change what the "
                                  f"confirmed plan did not: {', '.join(beyond)}; nothing of "

@@ -193,8 +193,14 @@ class Disruption:
     def _status(self, pdb: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         spec = pdb.get("spec", {})
         old = pdb.get("status") or {}
-        present = {name_of(p) for p in pods}
-        disrupted = {k: v for k, v in (old.get("disruptedPods") or {}).items() if k in present}
+        # An entry goes once its pod is gone or being deleted (the real controller's
+        # buildDisruptedPodMap). The fake deletes at once, and a StatefulSet may recreate
+        # the pod under the same name in the same pass: a pod created at or after the
+        # eviction is not the evicted one.
+        created = {name_of(p): str(metadata(p).get("creationTimestamp") or "") for p in pods
+                   if not metadata(p).get("deletionTimestamp")}
+        disrupted = {k: v for k, v in (old.get("disruptedPods") or {}).items()
+                     if k in created and created[k] < v}
         if "minAvailable" in spec and not str(spec["minAvailable"]).endswith("%"):
             expected = len(pods)
             desired = int(spec["minAvailable"])
