@@ -164,6 +164,24 @@ def test_a_changed_pool_is_replaced_one_worker_at_a_time(
         for name, lowest in figures.lowest.items():
             assert lowest >= figures.desired[name], (name, figures)
         assert figures.desired["elasticsearch"] == 2  # 3 replicas, maxUnavailable: 1
+
+        # A scale-up stays one apply; a saved plan that retires workers is refused.
+        kube = w.boot.kube
+        assert kube is not None
+        w.sim.write_config(edit=lambda d: d["worker_pools"][0].update(count=4))
+        grown = up(w)
+        assert grown.code == 0, grown.stderr
+        assert "at a time" not in grown.stderr and "rolling replacement" not in grown.stderr
+        assert len(workers(kube)) == 4
+        relabel(w, "general-3")
+        saved = w.sim.workdir.parent.parent / "prod.tfplan"
+        planned = w.provision("plan", str(w.sim.config), "--out", str(saved))
+        assert planned.code == 0, planned.stderr
+        refused = w.provision("up", str(w.sim.config), "--plan", str(saved), "--yes",
+                              "--until", "infra")
+        assert refused.code == 2, refused.stderr
+        assert "this saved plan deletes worker droplets of a running cluster" in refused.stderr
+        assert len(workers(kube)) == 4
         assert w.boot.error is None
 
 
