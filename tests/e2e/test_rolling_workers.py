@@ -168,12 +168,14 @@ def test_a_changed_pool_is_replaced_one_worker_at_a_time(
         # A scale-up stays one apply; a saved plan that retires workers is refused.
         kube = w.boot.kube
         assert kube is not None
-        w.sim.write_config(edit=lambda d: d["worker_pools"][0].update(count=4))
+        w.sim.write_config(edit=lambda d: d["worker_pools"][0].update(
+            count=4, labels={"tier": "general-2"}))  # the file is rewritten from the example
         grown = up(w)
         assert grown.code == 0, grown.stderr
         assert "at a time" not in grown.stderr and "rolling replacement" not in grown.stderr
         assert len(workers(kube)) == 4
-        relabel(w, "general-3")
+        w.sim.write_config(edit=lambda d: d["worker_pools"][0].update(
+            count=4, labels={"tier": "general-3"}))
         saved = w.sim.workdir.parent.parent / "prod.tfplan"
         planned = w.provision("plan", str(w.sim.config), "--out", str(saved))
         assert planned.code == 0, planned.stderr
