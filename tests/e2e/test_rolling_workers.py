@@ -138,12 +138,12 @@ def replace_pool(w: World) -> Figures:
         rolled = up(w)
     seconds = time.monotonic() - started
     assert rolled.code == 0, rolled.stderr
-    assert "3 workers will be replaced (or removed) 1 at a time" in rolled.stderr
     new = workers(kube)
     assert len(new) == 3 and not set(new) & set(old)
     check_order(kube.timeline.snapshot(), old, new, at_once=1)
     deleted = [e.subject for e in kube.timeline.snapshot() if e.what == "node-deleted"]
     assert deleted == old, "each old node deleted, one after the other"
+    assert "3 workers will be replaced (or removed) 1 at a time" in rolled.stderr
     replicas = {name: int(pdb.get("status", {}).get("expectedPods", 0))
                 for pdb in kube.objects("policy/v1", "PodDisruptionBudget", NS)
                 for name in [pdb["metadata"]["name"]]}
