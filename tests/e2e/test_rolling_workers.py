@@ -53,6 +53,9 @@ class Sampler:
     desired: dict[str, int] = field(default_factory=dict)  # the budget's desiredHealthy
     samples: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
+    # The longest stretch with fewer Ready pods than the budget expects (the replicas).
+    longest_below: dict[str, float] = field(default_factory=dict)
+    _below_since: dict[str, float] = field(default_factory=dict)
 
     def run(self) -> None:
         while not self.stop.wait(0.02):
@@ -63,6 +66,13 @@ class Sampler:
                     pdb["spec"]["selector"], p["metadata"].get("labels") or {}))
                 self.lowest[name] = min(self.lowest.get(name, ready), ready)
                 status = pdb.get("status") or {}
+                now = time.monotonic()
+                if ready < int(status.get("expectedPods") or 0):
+                    since = self._below_since.setdefault(name, now)
+                    self.longest_below[name] = max(self.longest_below.get(name, 0.0),
+                                                   now - since)
+                else:
+                    self._below_since.pop(name, None)
                 if "desiredHealthy" in status:
                     self.desired[name] = max(self.desired.get(name, 0),
                                              int(status["desiredHealthy"]))
@@ -124,6 +134,7 @@ class Figures:
     desired: dict[str, int]
     replicas: dict[str, int]
     samples: int
+    longest_below: dict[str, float]
 
 
 def replace_pool(w: World) -> Figures:
@@ -148,7 +159,7 @@ def replace_pool(w: World) -> Figures:
                 for pdb in kube.objects("policy/v1", "PodDisruptionBudget", NS)
                 for name in [pdb["metadata"]["name"]]}
     return Figures(seconds, dict(sampler.lowest), dict(sampler.desired), replicas,
-                   sampler.samples)
+                   sampler.samples, dict(sampler.longest_below))
 
 
 def test_a_changed_pool_is_replaced_one_worker_at_a_time(
@@ -247,7 +258,8 @@ def main() -> int:
               f"({f.samples} samples)")
         for name in sorted(f.lowest):
             print(f"  {name}: lowest Ready {f.lowest[name]}, desired {f.replicas[name]}, "
-                  f"PDB minimum {f.desired[name]}")
+                  f"PDB minimum {f.desired[name]}; longest below desired "
+                  f"{f.longest_below.get(name, 0.0):.2f} s")
     return 0
 
 
