@@ -16,7 +16,7 @@ output "controllers" {
 }
 
 output "workers" {
-  description = "Worker droplets by key (<pool>-<n>)"
+  description = "Worker droplets by key (<pool>-<n>-<generation>)"
   value = { for key, d in digitalocean_droplet.workers : key => {
     name        = d.name
     id          = d.id

@@ -78,6 +78,16 @@ variable "worker_pools" {
   description = "Worker pools by name (e.g. {general = {count = 3, size = \"s-4vcpu-8gb\"}})"
 }
 
+variable "worker_instances" {
+  type = map(object({
+    pool  = string
+    size  = string
+    image = string
+  }))
+  description = "Worker droplets by key (<pool>-<n>-<generation>) for one step of a rolling replacement; null: derived from worker_pools"
+  default     = null
+}
+
 variable "firewall" {
   type = map(list(object({
     purpose          = string
@@ -99,7 +109,7 @@ variable "user_data" {
 
 variable "node_config_hash" {
   type        = map(string)
-  description = "Hash of each role's secret-free cloud-init; a change replaces that role's workers"
+  description = "Hash of each role's secret-free cloud-init; part of a worker's generation, so a change gives new worker keys"
 }
 
 variable "bootstrap_secrets" {

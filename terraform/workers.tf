@@ -1,31 +1,35 @@
-# Worker droplets, keyed "<pool>-<n>" so scaling a pool down removes exactly its highest numbers.
+# Worker droplets, keyed "<pool>-<n>-<generation>": the generation is a hash of what a
+# replacement must carry (the pool's secret-free cloud-init, its size, the image), so a
+# change to a pool plans creates of new keys and deletes of old ones, never an in-place
+# replacement. provision (pipeline/rolling.py) applies such a change in steps through
+# `worker_instances`: new droplets added while the old stay, the old drained, then removed.
+# Scaling a pool down removes exactly its highest numbers.
 
 locals {
-  workers = merge([
+  worker_generation = {
+    for pool, spec in var.worker_pools : pool => substr(sha256(jsonencode([
+      var.node_config_hash["worker-${pool}"], spec.size, var.image,
+    ])), 0, 5)
+  }
+  derived_workers = merge([
     for pool, spec in var.worker_pools : {
-      for i in range(spec.count) : "${pool}-${i + 1}" => {
-        pool = pool
-        size = spec.size
+      for i in range(spec.count) : "${pool}-${i + 1}-${local.worker_generation[pool]}" => {
+        pool  = pool
+        size  = spec.size
+        image = var.image
       }
     }
   ]...)
-}
-
-# Replacement trigger per worker: the hash of its pool's secret-free cloud-init, so rotating a
-# bootstrap token does not replace workers but a new Kubernetes version or label does.
-# (replace_triggered_by may only index by each.key, hence one entry per worker.)
-resource "terraform_data" "worker_config" {
-  for_each = local.workers
-  input    = var.node_config_hash["worker-${each.value.pool}"]
+  workers = var.worker_instances != null ? var.worker_instances : local.derived_workers
 }
 
 resource "digitalocean_droplet" "workers" {
   for_each = local.workers
   # "<env>-<pool>-<n>-<generation>": a replacement (new configuration) gets a new hostname, so
   # kubeadm can join it while the droplet it replaces is still a Ready node.
-  name     = "${var.name}-${each.key}-${substr(var.node_config_hash["worker-${each.value.pool}"], 0, 5)}"
+  name     = "${var.name}-${each.key}"
   region   = var.region
-  image    = var.image
+  image    = each.value.image
   size     = each.value.size
   vpc_uuid = digitalocean_vpc.network.id
   ssh_keys = var.ssh_keys
@@ -45,8 +49,7 @@ resource "digitalocean_droplet" "workers" {
   resize_disk       = false
 
   lifecycle {
-    create_before_destroy = true
-    ignore_changes        = [user_data]
-    replace_triggered_by  = [terraform_data.worker_config[each.key]]
+    # The user-data of a running worker is history: a new configuration is a new key.
+    ignore_changes = [user_data]
   }
 }

@@ -85,9 +85,10 @@ def read_worker_pools(top: Section) -> tuple[WorkerPool, ...]:
                          hint="add a pool: worker_pools: [{name: general, count: 3, size: ...}]")
     for index, node in enumerate(items):
         s = Section(top.issues, node, top.sub("worker_pools") + f"[{index}]",
-                    ("name", "count", "size", "labels", "taints"))
+                    ("name", "count", "size", "labels", "taints", "replace"))
         taints = tuple(t for i, n in enumerate(s.items_of("taints"))
                        if (t := _taint(s, n, s.sub("taints") + f"[{i}]")) is not None)
+        replace = s.section("replace", ("at_once", "drain_timeout"))
         pools.append(WorkerPool(
             name=s.text("name", f"pool{index}", checks.dns_label, required=True,
                         hint="e.g. name: general"),
@@ -96,6 +97,9 @@ def read_worker_pools(top: Section) -> tuple[WorkerPool, ...]:
                         hint="e.g. size: s-4vcpu-8gb"),
             labels=s.pairs("labels", checks.node_label_key, checks.label_value),
             taints=taints,
+            replace_at_once=replace.integer("at_once", 1, 1, 500, hint="e.g. at_once: 1"),
+            drain_timeout=replace.integer("drain_timeout", 600, 1, 86400,
+                                          hint="seconds, e.g. drain_timeout: 600"),
         ))
     return tuple(pools)
 

@@ -73,6 +73,10 @@ class WorkerPool:
     size: str
     labels: tuple[tuple[str, str], ...] = ()
     taints: tuple[Taint, ...] = ()
+    # On a running cluster a changed pool is replaced this many workers at a time, each old
+    # node drained (evictions honouring PodDisruptionBudgets) within drain_timeout seconds.
+    replace_at_once: int = 1
+    drain_timeout: int = 600
 
 
 @dataclass(frozen=True)

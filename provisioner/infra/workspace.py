@@ -116,12 +116,21 @@ class Workspace:
             hasher.update(path.read_bytes() if path.is_file() else b"-")
         return hasher.hexdigest()
 
-    def plan(self, planfile: Path, destroy: bool = False) -> RunResult:
-        """Plan into ``planfile``; refreshes state against the cloud first."""
+    def plan(self, planfile: Path, destroy: bool = False,
+             variables: dict[str, Any] | None = None) -> RunResult:
+        """Plan into ``planfile``; refreshes state against the cloud first.
+
+        ``variables`` go on the command line (``-var``), which takes precedence over
+        terraform.tfvars.json and any ``*.auto.tfvars`` (Terraform's "Variable Definition
+        Precedence"): one step of a rolling replacement overrides the worker set so.
+        Secret values never go here (the command line is visible to other users).
+        """
         args = ["plan", "-input=false", "-json", f"-lock-timeout={LOCK_TIMEOUT}",
                 f"-out={planfile}"]
         if destroy:
             args.append("-destroy")
+        for name, value in (variables or {}).items():
+            args.append(f"-var={name}={json.dumps(value, sort_keys=True)}")
         return self._run(*args, what="destroy plan" if destroy else "plan")
 
     def show(self, planfile: Path) -> dict[str, Any]:

@@ -21,7 +21,14 @@ from provisioner.errors import ProvisionError
 from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
 from provisioner.infra.workspace import Workspace
-from provisioner.pipeline import cluster_stage, deploy_stage, infra_stage, ownership, running
+from provisioner.pipeline import (
+    cluster_stage,
+    deploy_stage,
+    infra_stage,
+    ownership,
+    rolling,
+    running,
+)
 from provisioner.pipeline.cluster_stage import Cluster
 from provisioner.pipeline.deploy_stage import DeployResult
 from provisioner.pipeline.infra_stage import PolicyError
@@ -165,7 +172,10 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
                                               cluster, detail, say)
     running.guard_first_control_plane(infra_plan, cluster)
     ownership.refuse_second_state(infra_plan, prepared, token)
+    rollout = rolling.prepare(ws, planfile, infra_plan, prepared, saved_plan)
     show(infra_plan, prepared)
+    if rollout is not None:
+        say(rollout.describe())
     outcome = Outcome(prepared, infra_plan)
     if not infra_plan.pending:
         outcome.outputs = infra_stage.current_outputs(ws, prepared)
@@ -179,7 +189,10 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     tracker = progress(names_by_address(infra_plan))
     ws.on_event = tracker
     try:
-        outcome.outputs = infra_stage.apply(ws, planfile, prepared)
+        if rollout is None:
+            outcome.outputs = infra_stage.apply(ws, planfile, prepared)
+        else:  # a running cluster's workers: a few at a time, drained first
+            outcome.outputs = rolling.apply(ws, infra_plan, prepared, rollout, say)
     finally:
         tracker.close()
     outcome.applied = True

@@ -1,17 +1,19 @@
 """Droplet names, computed exactly as the Terraform module computes them.
 
-Workers are named ``<env>-<pool>-<n>-<generation>``, the generation being the first five hex
-digits of the SHA-256 of their pool's secret-free cloud-init: the module's
-``substr(var.node_config_hash[...], 0, 5)``. A new configuration therefore brings new
-hostnames, which lets a replacement join while the droplet it replaces is still a node.
+Workers are keyed ``<pool>-<n>-<generation>`` and named ``<env>-<key>``, the generation
+being the first five hex digits of the SHA-256 of what a replacement must carry: the JSON
+array of the pool's secret-free cloud-init hash, its size and the image (the module's
+``local.worker_generation``). A new configuration therefore brings new keys and hostnames,
+which lets a replacement join while the droplet it replaces is still a node.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 from provisioner import lb_names
-from provisioner.config.model import Environment
+from provisioner.config.model import Environment, WorkerPool
 from provisioner.render import cloudinit
 
 GENERATION_DIGITS = 5
@@ -27,14 +29,26 @@ def controller_names(env: Environment) -> list[str]:
     return [f"{env.name}-cp-{i + 1}" for i in range(env.control_plane.count)]
 
 
+def worker_generation(env: Environment, pool: WorkerPool) -> str:
+    """The module's ``local.worker_generation[pool]`` (its ``jsonencode`` has no spaces)."""
+    carried = [config_hash(cloudinit.worker(env, pool).text), pool.size, env.digitalocean.image]
+    text = json.dumps(carried, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:GENERATION_DIGITS]
+
+
+def worker_keys(env: Environment) -> dict[str, list[str]]:
+    """Worker instance keys (``<pool>-<n>-<generation>``) by pool."""
+    keys = {}
+    for pool in env.worker_pools:
+        generation = worker_generation(env, pool)
+        keys[pool.name] = [f"{pool.name}-{i + 1}-{generation}" for i in range(pool.count)]
+    return keys
+
+
 def worker_names(env: Environment) -> dict[str, list[str]]:
     """Worker droplet names by pool."""
-    names = {}
-    for pool in env.worker_pools:
-        generation = config_hash(cloudinit.worker(env, pool).text)[:GENERATION_DIGITS]
-        names[pool.name] = [f"{env.name}-{pool.name}-{i + 1}-{generation}"
-                            for i in range(pool.count)]
-    return names
+    return {pool: [f"{env.name}-{key}" for key in keys]
+            for pool, keys in worker_keys(env).items()}
 
 
 def all_names(env: Environment) -> set[str]:
@@ -46,10 +60,9 @@ def resource_names(env: Environment) -> dict[str, str]:
     """Terraform address -> the name a person recognises, for every resource of the module."""
     names = {f"digitalocean_droplet.controllers[{i}]": name
              for i, name in enumerate(controller_names(env))}
-    for pool, workers in worker_names(env).items():
-        for i, name in enumerate(workers):
-            names[f'digitalocean_droplet.workers["{pool}-{i + 1}"]'] = name
-            names[f'terraform_data.worker_config["{pool}-{i + 1}"]'] = name
+    for keys in worker_keys(env).values():
+        for key in keys:
+            names[f'digitalocean_droplet.workers["{key}"]'] = f"{env.name}-{key}"
     names.update({
         "digitalocean_vpc.network": f"{env.name}-vpc",
         "digitalocean_firewall.controllers": f"{env.name}-controllers",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.render.markers import SECRET_VALUES
-from provisioner.render.names import all_names
+from provisioner.render.names import all_names, worker_keys
 from provisioner.render.writer import write_tree
 from tests.oracles.terraform import (
     copy_module,
@@ -92,9 +92,10 @@ def test_apply_splices_late_values_into_user_data_exactly(tmp_path: Path,
     assert not any(a.startswith("digitalocean_reserved_ip_assignment") for a in resources), (
         "the nodes own the floating IP's assignment, never Terraform")
     files = rendered("production")
+    general_3 = worker_keys(example("production"))["general"][2]
     for address, role in [("digitalocean_droplet.controllers[0]", "controller-init"),
                           ("digitalocean_droplet.controllers[1]", "controller-join"),
-                          ('digitalocean_droplet.workers["general-3"]', "worker-general")]:
+                          (f'digitalocean_droplet.workers["{general_3}"]', "worker-general")]:
         text = files[f"cloud-init/{role}.yaml"]
         expected = materialize(text).replace(values["api_endpoint"], ip).replace(
             values["vpc_id"], vpc)

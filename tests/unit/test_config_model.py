@@ -120,3 +120,17 @@ def test_example_files_parse_identically_through_plain_yaml() -> None:
         env = parse(path.read_bytes(), str(path))
         assert env.name == plain["name"]
         assert [a.name for a in env.apps] == [a["name"] for a in plain.get("apps", [])]
+
+
+def test_a_pools_replacement_settings_default_and_are_checked() -> None:
+    pool = load(MINIMAL).worker_pools[0]
+    assert (pool.replace_at_once, pool.drain_timeout) == (1, 600)
+    set_ = load(MINIMAL.replace(
+        "size: s-2vcpu-4gb}", "size: s-2vcpu-4gb, replace: {at_once: 2, drain_timeout: 90}}"))
+    assert (set_.worker_pools[0].replace_at_once, set_.worker_pools[0].drain_timeout) == (2, 90)
+    with pytest.raises(ConfigError) as bad:
+        load(MINIMAL.replace("size: s-2vcpu-4gb}",
+                             "size: s-2vcpu-4gb, replace: {at_once: 0, drain: 5}}"))
+    text = str(bad.value)
+    assert "env.yaml:9: worker_pools[0].replace.at_once: 0 is out of range" in text
+    assert "env.yaml:9: worker_pools[0].replace.drain: unknown key" in text

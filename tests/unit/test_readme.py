@@ -26,7 +26,8 @@ def test_every_key_is_documented() -> None:
                                              "image"}
     assert _section_keys("kubernetes") == {"version", "pod_cidr", "service_cidr", "cni"}
     assert _section_keys("control_plane") == {"count", "size", "endpoint"}
-    assert _section_keys("worker_pools") == {"name", "count", "size", "labels", "taints"}
+    assert _section_keys("worker_pools") == {"name", "count", "size", "labels", "taints",
+                                             "replace"}
     assert _section_keys("access") == {"api_cidrs", "ssh_cidrs"}
     assert _section_keys("deploy_policy") == {"timezone", "windows", "freeze"}
     assert _section_keys("state") == {"backend", "bucket", "region", "key", "endpoint"}

@@ -69,7 +69,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     _rt("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
         subresources=("status",)),
     _rt("", "v1", "nodes", "Node", namespaced=False, short_names=("no",), subresources=("status",)),
-    _rt("", "v1", "pods", "Pod", short_names=("po",), subresources=("status", "log"),
+    _rt("", "v1", "pods", "Pod", short_names=("po",), subresources=("status", "log", "eviction"),
         categories=_ALL),
     _rt("", "v1", "services", "Service", short_names=("svc",), subresources=("status",),
         categories=_ALL),
@@ -105,9 +105,11 @@ RESOURCES: tuple[ResourceType, ...] = (
 )  # fmt: skip
 
 # Subresources whose body is another kind (GET deployments/x/scale is an autoscaling/v1 Scale).
-SUBRESOURCE_KIND = {"scale": ("autoscaling", "v1", "Scale"), "log": ("", "v1", "Pod")}
+SUBRESOURCE_KIND = {"scale": ("autoscaling", "v1", "Scale"), "log": ("", "v1", "Pod"),
+                    "eviction": ("policy", "v1", "Eviction")}
 SUBRESOURCE_VERBS = {"status": ("get", "patch", "update"), "scale": ("get", "patch", "update"),
-                     "log": ("get",), "approval": ("get", "patch", "update")}  # fmt: skip
+                     "log": ("get",), "approval": ("get", "patch", "update"),
+                     "eviction": ("create",)}  # fmt: skip
 
 
 def group_versions() -> list[tuple[str, str]]:

@@ -27,6 +27,7 @@ from typing import Any
 from . import catalog
 from . import queues as q
 from .cloudnodes import CloudNodes, uninitialized_taint
+from .disruption import Disruption
 from .kubelet import Kubelet, keep_transition_times
 from .meta import clone, timestamp
 from .registry import Registry
@@ -62,6 +63,11 @@ class Controllers:
         self.workloads = Workloads(registry, time_scale=time_scale)
         self.kubelet.gate = self.workloads.gate = self._gate
         self.cloud_nodes = CloudNodes(registry)
+        # Budgets' status and the pod garbage collector: recomputed after pods, budgets
+        # or nodes changed (a flag, not a queue: one pass looks at all of them).
+        self.disruption = Disruption(registry)
+        self._disrupted = True
+        registry.store.subscribe(self._note_disruption, None)
         self.passes = 0
         self.errors: list[str] = []  # tracebacks of failed passes (tests assert it is empty)
         self._running = threading.Event()
@@ -154,11 +160,18 @@ class Controllers:
                 w.claims(take(q.CLAIMS))
                 w.services(take(q.SERVICES))
                 self.cloud_nodes.step(take(q.CLOUD_NODES))
+                if self._disrupted:
+                    self._disrupted = False
+                    self.disruption.step()
                 for key in starting:
                     self.queues.add(q.PODS, key)
                 for key in rolling:
                     self.queues.add(q.DEPLOYMENT_STATUS, key)
                 self.passes += 1
+
+    def _note_disruption(self, event: Any) -> None:
+        if event.rt.kind in ("Pod", "Node", "PodDisruptionBudget"):
+            self._disrupted = True
 
     def _forget(self, rt: catalog.ResourceType, obj: Mapping[str, Any]) -> None:
         uid = obj.get("metadata", {}).get("uid", "")

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog, certificates, discovery, errors, patch, tables, watch
+from . import catalog, certificates, discovery, disruption, errors, patch, tables, watch
 from .catalog import ResourceType
 from .errors import ApiError
 from .kubelet import Kubelet
@@ -110,6 +110,7 @@ class Rest:
         self.ready = True
         self.live = True
         self.server_address = "127.0.0.1:6443"
+        self.timeline: disruption.Timeline | None = None  # evictions are noted there
 
     def handle(self, req: Request, stopping: Any = None) -> Response:
         target = parse_target(req.path)
@@ -200,6 +201,9 @@ class Rest:
             return self._list(req, t)
         body = parse_body(req.body, req.content_type)
         fields = FieldCheck(req.query.get("fieldValidation") or "Warn")
+        if req.method == "POST" and t.subresource == "eviction":
+            return Response(201, disruption.evict(self.registry, ns, t.name, body,
+                                                  self.dry_run(req), self.timeline))
         if req.method == "POST" and not t.name:
             if ns == "" and rt.namespaced:
                 raise errors.method_not_allowed()

@@ -33,6 +33,7 @@ import yaml
 from . import catalog, errors, etcd
 from . import tls as tls_module
 from .controllers import Controllers
+from .disruption import Timeline
 from .errors import ApiError
 from .faults import Denial, Injection
 from .registry import Registry
@@ -143,6 +144,10 @@ class FakeKubeAPI:
         # etcdctl pods against it.
         self.etcd = etcd.EtcdCluster()
         self.controllers.kubelet.commands = lambda pod: etcd.run_pod(self.etcd, pod)
+        # Nodes Ready, cordoned and deleted, pods evicted, with times (disruption.py).
+        self.timeline = Timeline()
+        self.store.subscribe(self.timeline.note, None)
+        self.rest.timeline = self.timeline
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
