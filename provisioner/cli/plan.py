@@ -24,7 +24,8 @@ Examples:
               help="Render and show what would be created, without calling any cloud API.")
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Save the Terraform plan here for `provision up --plan` (it holds secrets: "
-                   "it is written 0600).")
+                   "it is written 0600). On a running cluster, a plan that creates droplets "
+                   "gets fresh join credentials first (valid for some hours).")
 @click.option("--exit-code", "exit_code", is_flag=True,
               help="Exit 4 when the plan has changes, 0 when it has none.")
 @click.option("--kubeconfig", "kubeconfig", type=click.Path(path_type=Path, dir_okay=False),

@@ -331,3 +331,45 @@ def test_project_by_name_and_project_resources(tmp_path: Path) -> None:
     assert projects[project_id]["name"] == "Acme Production"
     assert projects[project_id]["resources"] == [vpc_urn]
     assert terraform_plan(work, env).returncode == 0
+
+
+USER_DATA_DROPLET = """\
+variable "boot" {
+  type      = string
+  sensitive = true
+}
+
+resource "digitalocean_droplet" "booted" {
+  name      = "t-booted"
+  image     = "ubuntu-22-04-x64"
+  size      = "s-2vcpu-4gb"
+  region    = "fra1"
+  user_data = var.boot
+}
+"""
+
+
+def test_the_account_keeps_the_whole_user_data(tmp_path: Path) -> None:
+    """The state holds the user_data's SHA-1 (the provider's HashStringStateFunc), but the
+    create request carries the text (terraform-provider-digitalocean
+    digitalocean/droplet/resource_droplet.go: `opts.UserData = d.Get("user_data")`), which
+    DigitalOcean serves to the droplet at /metadata/v1/user-data
+    (docs.digitalocean.com/reference/api/metadata/) until it is deleted."""
+    import hashlib
+
+    from tests.fakes.doprovider.resources.compute import user_data
+
+    text = "#cloud-config\nwrite_files: []\n# token abcdef.0123456789abcdef\n"
+    env = {**prepare_plugin_env(tmp_path / "env", token="sim-token"), "TF_VAR_boot": text}
+    work = copy_module(_write_module(tmp_path / "src", HEADER + USER_DATA_DROPLET),
+                       tmp_path / "w")
+    terraform_init(work, env).check()
+    terraform_apply(work, env).check()
+    droplet = state_resources(terraform_show_state(work, env))["digitalocean_droplet.booted"]
+    assert droplet["user_data"] == hashlib.sha1(text.encode()).hexdigest()
+    account = Cloud(Path(env["DO_SIM_STATE"])).snapshot()
+    assert user_data(account, droplet["id"]) == text
+    assert "user_data" not in account["resources"]["digitalocean_droplet"][droplet["id"]] \
+        or account["resources"]["digitalocean_droplet"][droplet["id"]]["user_data"] != text
+    terraform_destroy(work, env).check()
+    assert user_data(Cloud(Path(env["DO_SIM_STATE"])).snapshot(), droplet["id"]) is None

@@ -121,8 +121,9 @@ def test_a_replaced_first_control_plane_node_joins(
         assert up.code == 0, f"{up.stderr}\nrefused joins: {w.boot.refused}"
         assert w.boot.error is None
         assert _droplet_id(w, "prod-cp-1") != lost
-        assert _joined(w, "prod-cp-1") == "control-plane", w.boot.refused
+        role = _joined(w, "prod-cp-1")
         assert not w.boot.second_inits, "cp-1 ran kubeadm init: a second, empty cluster"
+        assert role == "control-plane", w.boot.refused
 
 
 def test_a_plan_saved_on_a_running_cluster_applies_hours_later(
@@ -136,9 +137,9 @@ def test_a_plan_saved_on_a_running_cluster_applies_hours_later(
         saved = tmp_path / "prod.tfplan"
         plan = w.provision("plan", str(w.sim.config), "--out", str(saved))
         assert plan.code == 0, plan.stderr
-        assert "made fresh join credentials" in plan.stderr
         up = w.provision("up", str(w.sim.config), "--plan", str(saved), *UP)
         assert up.code == 0, f"{up.stderr}\nrefused joins: {w.boot.refused}"
+        assert "made fresh join credentials" in plan.stderr
         (added,) = set(w.sim.droplet_names()) - before
         assert _joined(w, added) == "worker"
 
@@ -158,6 +159,7 @@ def test_a_saved_plan_whose_credentials_expired_is_refused(
         plan = w.provision("plan", str(w.sim.config), "--out", str(saved))
         assert plan.code == 0, plan.stderr
         clock.pin(monkeypatch, clock.pinned() + LATER)
+        _short_node_wait(monkeypatch)  # were the plan applied, its node could not join
         up = w.provision("up", str(w.sim.config), "--plan", str(saved), *UP)
         assert up.code == 2, up.stderr
         assert "the saved plan's join credentials have expired on the cluster" in up.stderr

@@ -170,7 +170,11 @@ def inventory(w: World) -> Inventory:
         "digitalocean_droplet", "digitalocean_firewall", "digitalocean_project_resources",
         "digitalocean_reserved_ip", "digitalocean_reserved_ip_assignment",
         "digitalocean_tag", "digitalocean_volume", "digitalocean_vpc")})
-    objects = sorted(key for key, _ in kube.store.all_objects() if key[0] not in TRANSIENT)
+    # kubeadm names token Secrets by their random id (bootstrap-token-<id>): each world's own.
+    objects = sorted((group, namespace, "bootstrap-token-<id>"
+                      if name.startswith("bootstrap-token-") else name)
+                     for (group, namespace, name), _ in kube.store.all_objects()
+                     if group not in TRANSIENT)
     service = kube.get("v1", "Service", "api", "prod") or {}
     return Inventory(
         droplets=sorted(d["name"] for d in w.sim.resources("digitalocean_droplet")),

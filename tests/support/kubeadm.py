@@ -24,8 +24,12 @@ tests/unit/test_join_credentials.py cites (release-1.36; these behaviours are un
   first downloads ``kubeadm-certs`` and decrypts every entry with its ``certificateKey``
   (copycerts.go DownloadCerts): no Secret, or a key that does not open it, fails the join.
   provision's bootstrap script retries a failed join (templates/scripts/bootstrap.sh.j2).
-* The token cleaner deletes expired token Secrets (pkg/controller/bootstrap/tokencleaner.go);
-  the garbage collector then deletes ``kubeadm-certs``, which that token owns.
+* The token cleaner, which kubeadm turns on in kube-controller-manager
+  (``--controllers=*,bootstrapsigner,tokencleaner``: cmd/kubeadm/app/phases/controlplane/
+  manifests.go), deletes token Secrets once expired (pkg/controller/bootstrap/tokencleaner.go
+  evalSecret; expired means the expiration is before now: cluster-bootstrap's
+  secret/util GetExpiration); the garbage collector then deletes ``kubeadm-certs``, which
+  the 2 h token owns.
 """
 
 from __future__ import annotations
@@ -145,7 +149,7 @@ def _expired(data: dict[str, str], now: dt.datetime) -> bool:
     text = data.get("expiration")
     if not text:
         return False
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) <= now
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) < now
 
 
 def clean_tokens(kube: Any, now: dt.datetime) -> list[str]:
