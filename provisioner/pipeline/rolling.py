@@ -30,12 +30,16 @@ a controller and pods with emptyDir data are evicted as ``--force
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from provisioner import clock
+from provisioner.bootstrap import join_credentials
 from provisioner.errors import ProvisionError, UsageError
 from provisioner.infra.changes import InfraPlan, plan_from_events
 from provisioner.infra.workspace import Workspace
@@ -48,6 +52,7 @@ MIRROR = "kubernetes.io/config.mirror"
 RETIRING = "provision.dev/retiring"  # on a node provision cordoned to replace it
 EVICTION_RETRY = 5.0  # seconds between evictions a budget refused, as kubectl drain waits
 NODES_TIMEOUT = 20 * 60.0  # a new droplet's cloud-init and kubeadm join
+RENEW_MARGIN = dt.timedelta(hours=1)  # join credentials renewed mid-rollout below this
 
 
 class DrainTimeout(ProvisionError):
@@ -216,8 +221,23 @@ def apply(ws: Workspace, plan: InfraPlan, prepared: Prepared, rollout: Rollout,
                                  "it was applied. Run `provision up` again to review the plan")
         return planfile
 
+    secrets = prepared.secrets
+
+    def joinable() -> None:
+        """A long rollout outlives the join credentials made before it (a bootstrap token
+        lasts 4 h, a drain may take its timeout per batch): renew them before new workers
+        join once less than an hour is left, so the last batch joins like the first."""
+        nonlocal secrets
+        if not join_credentials.expired(secrets.token_expires, clock.now(), RENEW_MARGIN):
+            return
+        secrets = join_credentials.refresh(api, replace(prepared, secrets=secrets), say)
+        values = json.loads(ws.env["TF_VAR_bootstrap_secrets"])
+        values.update(secrets.terraform_values())
+        ws.env["TF_VAR_bootstrap_secrets"] = json.dumps(values)
+
     def step(instances: dict[str, Instance], why: str) -> dict[str, Any]:
         say(f"rolling replacement: {why}")
+        joinable()
         value = {key: i.value() for key, i in sorted(instances.items())}
         return infra_stage.apply(ws, planned({"worker_instances": value}), prepared)
 
@@ -233,7 +253,8 @@ ApplyStep = Callable[[dict[str, Instance], str], dict[str, Any]]
 
 
 def run(rollout: Rollout, api: Any, apply_step: ApplyStep, finish: Callable[[], dict[str, Any]],
-        say: Report, nodes_timeout: float = NODES_TIMEOUT, interval: float = 1.0) -> dict[str, Any]:
+        say: Report, nodes_timeout: float | None = None, interval: float = 1.0
+        ) -> dict[str, Any]:
     """Replace the workers batch by batch; the outputs of the final apply.
 
     ``apply_step(instances, why)`` plans and applies the module with exactly these workers
@@ -241,6 +262,7 @@ def run(rollout: Rollout, api: Any, apply_step: ApplyStep, finish: Callable[[], 
     """
     from provisioner.bootstrap import readiness
 
+    wait = NODES_TIMEOUT if nodes_timeout is None else nodes_timeout  # read now: tests
     kube = Kube(api, timeout=15)
     current = {i.key: i for i in rollout.kept + rollout.retiring}
     waiting = list(rollout.adding)
@@ -259,7 +281,7 @@ def run(rollout: Rollout, api: Any, apply_step: ApplyStep, finish: Callable[[], 
             if joining:
                 apply_step(dict(current), "adding " + ", ".join(i.name for i in joining))
             names = sorted(current[k].name for k in staying if k in current)
-            readiness.wait_for_nodes(api, names, time.monotonic() + nodes_timeout, say,
+            readiness.wait_for_nodes(api, names, time.monotonic() + wait, say,
                                      interval=interval)
             for old in batch:
                 cordon(kube, old.name, say)

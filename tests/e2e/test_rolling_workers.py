@@ -11,6 +11,7 @@ prints the figures: the time to replace the pool and the fewest Ready replicas s
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import tempfile
 import threading
@@ -265,3 +266,37 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def test_a_rollout_longer_than_the_join_credentials_renews_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each old worker's drain takes 2.5 simulated hours: the bootstrap token made before the
+    rollout (4 h, kubeadm's expiry as the world's kubeadm model judges it: tests/support/
+    kubeadm.py) has run out before the third new worker is created. provision renews it
+    mid-rollout, so the third joins like the first (before: it never joined, the wait for
+    its node timed out)."""
+    from provisioner.pipeline import rolling
+
+    instant = [clock.OUTSIDE_WINDOWS]
+    monkeypatch.setattr("provisioner.clock.now", lambda: instant[0])
+    monkeypatch.setattr(rolling, "NODES_TIMEOUT", 45.0)
+    cordon = rolling.cordon
+
+    def slow_cordon(*args: Any, **kwargs: Any) -> None:
+        instant[0] += dt.timedelta(hours=2, minutes=30)
+        cordon(*args, **kwargs)
+
+    monkeypatch.setattr(rolling, "cordon", slow_cordon)
+    with world(tmp_path) as w:
+        assert up(w).code == 0
+        kube = w.boot.kube
+        assert kube is not None
+        old = workers(kube)
+        relabel(w, "general-2")
+        rolled = up(w)
+        assert rolled.code == 0, rolled.stderr
+        new = workers(kube)
+        assert len(new) == 3 and not set(new) & set(old)
+        # Once before the rollout (the plan creates droplets), once in the middle.
+        assert rolled.stderr.count("made fresh join credentials") == 2, rolled.stderr
+        assert w.boot.error is None
