@@ -149,7 +149,7 @@ class Bootstrapper:
                     if "-cp-" in name:  # kubeadm init's etcd, or join's new member
                         etcd = self.kube.etcd
                         (self.kube.etcd_join if etcd.exists else self.kube.etcd_init)(name)
-            for name in set(self.kube.etcd.names()) - droplets:  # its droplet is gone
+            for name in set(self.kube.etcd.names()) - names:  # its droplet is gone
                 self.kube.etcd.set_healthy(name, False)
             if self.addons and not self.addons_installed and first in known:
                 platform.install(self.kube, self._cni(), self.addon_images)

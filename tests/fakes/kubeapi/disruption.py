@@ -215,7 +215,7 @@ class Disruption:
                 desired = max(0, expected - unavailable)
         healthy = sum(1 for p in pods if pod_ready(p) and name_of(p) not in disrupted
                       and not metadata(p).get("deletionTimestamp"))
-        status = {"observedGeneration": int(metadata(pdb).get("generation") or 1),
+        status: dict[str, Any] = {"observedGeneration": int(metadata(pdb).get("generation") or 1),
                   "disruptionsAllowed": max(0, healthy - desired),
                   "currentHealthy": healthy, "desiredHealthy": desired,
                   "expectedPods": expected}
