@@ -84,6 +84,8 @@ class Workspace:
     module: Path
     env: dict[str, str] = field(default_factory=dict)
     on_event: OnEvent | None = None
+    # Addresses every plan forces to be replaced (Terraform's -replace; `up --replace`).
+    replace: tuple[str, ...] = ()
 
     def _run(self, *args: str, ok: tuple[int, ...] = (0,), what: str = "") -> RunResult:
         result = runner.run(self.engine, args, self.module, self.env, self.on_event)
@@ -122,6 +124,8 @@ class Workspace:
                 f"-out={planfile}"]
         if destroy:
             args.append("-destroy")
+        else:
+            args.extend(f"-replace={address}" for address in self.replace)
         return self._run(*args, what="destroy plan" if destroy else "plan")
 
     def show(self, planfile: Path) -> dict[str, Any]:

@@ -5,8 +5,8 @@ numeric IDs, MEMBER REMOVE with a hex ID, ENDPOINT HEALTH, "Exit codes"),
 etcdctl/ctlv3/command/member_command.go (``strconv.ParseUint(args[0], 16, 64)``),
 ep_command.go (``unhealthy cluster``), server/etcdserver/server.go (``mayRemoveMember``,
 ``mayAddMember``), server/etcdserver/util.go (``isConnectedFullySince``),
-api/membership/cluster.go (``IsReadyToRemoveVotingMember``, ``IsReadyToAddVotingMember``); kubernetes/kubernetes
-cmd/kubeadm/app/util/etcd/etcd.go (``AddMember`` sends only the peer URL).
+api/membership/cluster.go (``IsReadyToRemoveVotingMember``, ``IsReadyToAddVotingMember``);
+kubernetes/kubernetes cmd/kubeadm/app/util/etcd/etcd.go (``AddMember`` sends only the peer URL).
 """
 
 from __future__ import annotations

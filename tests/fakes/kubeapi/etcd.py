@@ -170,6 +170,12 @@ class EtcdCluster:
                 if member.name == name:
                     member.healthy = healthy
 
+    def stop(self, member_id: int) -> None:
+        """The member's etcd stops answering (its droplet is gone); a removed one: nothing."""
+        with self.lock:
+            if member_id in self.members:
+                self.members[member_id].healthy = False
+
     def names(self) -> list[str]:
         with self.lock:
             return sorted(m.name for m in self.members.values())
