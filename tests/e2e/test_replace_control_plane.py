@@ -120,7 +120,10 @@ def test_replacing_a_healthy_cp2_removes_its_member_first_and_two_at_once_are_re
         assert kube.etcd.cluster_id == cluster_id
         droplets = sorted(n for n in w.sim.droplet_names() if "-cp-" in n)
         assert droplets == CPS
-        kube.wait_for(lambda: "prod-cp-2" not in w.boot.refused, timeout=30)
+        # The world has played the new droplet's kubeadm join: etcd took it, or refused.
+        kube.wait_for(lambda: after["prod-cp-2"] in w.boot.etcd_ids
+                      or "prod-cp-2" in w.boot.refused, timeout=60)
+        assert "prod-cp-2" not in w.boot.refused, w.boot.refused
         assert kube.etcd.names() == droplets
         assert all(m.healthy for m in kube.etcd.members.values())
         new = kube.etcd.local("prod-cp-2")

@@ -136,6 +136,10 @@ class Bootstrapper:
                 self.claimed = True
             kubeadm.clean_tokens(self.kube, clock.now())
             known = {n["metadata"]["name"] for n in self.kube.list("v1", "Node")}
+            alive = {str(d["id"]) for d in droplets}
+            for rid, member_id in self.etcd_ids.items():
+                if rid not in alive:  # its droplet is gone (deleted, or replaced by Terraform)
+                    self.kube.etcd.stop(member_id)
             for droplet in droplets:
                 rid, name = str(droplet["id"]), str(droplet["name"])
                 if rid not in self.registered:
@@ -154,30 +158,27 @@ class Bootstrapper:
                         known.add(name)
                 if self.joined.get(rid) in ("init", "control-plane") \
                         and rid not in self.etcd_ids:
-                    self._etcd_member(rid, name)
-            alive = {str(d["id"]) for d in droplets}
-            for rid, member_id in self.etcd_ids.items():
-                if rid not in alive:  # its droplet is gone (deleted, or replaced by Terraform)
-                    self.kube.etcd.stop(member_id)
+                    self._etcd_member(rid, name, str(droplet.get("ipv4_address_private")))
             if self.addons and not self.addons_installed and first in known:
                 platform.install(self.kube, self._cni(), self.addon_images)
                 for addon, log in self.addon_logs.items():
                     self.kube.set_log("kube-system", f"{addon}-", log)
                 self.addons_installed = True
 
-    def _etcd_member(self, droplet_id: str, name: str) -> None:
+    def _etcd_member(self, droplet_id: str, name: str, ip: str) -> None:
         """kubeadm's etcd step on a control-plane droplet: init's new cluster, or join's
         AddMember, which etcd may refuse (tests/fakes/kubeapi/etcd.py, mayAddMember): the
         join fails and bootstrap.sh runs it again, so it is tried again on the next pass
         (its kubelet registered the Node before: kubeadm's kubelet-start phase comes
-        before control-plane-join)."""
+        before control-plane-join). The member's URLs are the droplet's VPC address."""
         assert self.kube is not None
+        cluster = self.kube.etcd
         try:
-            member = (self.kube.etcd_join if self.kube.etcd.exists
-                      else self.kube.etcd_init)(name)
+            member = cluster.join(name, ip) if cluster.exists else cluster.init(name, ip)
         except etcd.EtcdError as e:
             self.refused[name] = f"kubeadm join: adding the etcd member failed: {e}"
             return
+        etcd.mirror_pod(self.kube.registry, name, ip)
         self.refused.pop(name, None)
         self.etcd_ids[droplet_id] = member.id
 
