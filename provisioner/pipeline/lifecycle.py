@@ -83,6 +83,7 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     """
     say = report or (lambda message: None)
     prepared = prepare(config, workdir)
+    replaced = replacing.addresses(prepared, replace)  # a mistyped name: before any call
     token = api_token()
     failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
@@ -91,7 +92,7 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
         running.check_version(prepared, cluster)
     ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None,
                                failover, initialised=cluster is not None)
-    ws.replace = replacing.addresses(prepared, replace)
+    ws.replace = replaced
     planfile = (infra_stage.check_plan_destination(out, prepared.work.root, prepared.config)
                 if out else _plan_path(prepared, "plan.tfplan"))
     prepared, infra_plan = _plan_joinable(ws, planfile, prepared, token, failover,
@@ -163,6 +164,11 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     """Preflight, plan, confirm, apply."""
     started = time.monotonic()
     prepared = prepare(config, workdir)
+    replaced = replacing.addresses(prepared, replace)  # a mistyped name: before any call
+    if replace and saved_plan is not None:
+        raise UsageError("--replace changes what is planned, and a saved plan is applied "
+                         "as it was made: make it with `provision plan CONFIG --out FILE "
+                         "--replace NAME`")
     token = api_token()
     failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
@@ -172,16 +178,12 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     # While planning, progress shows only what needs attention: lock waits, warnings.
     ws = infra_stage.workspace(prepared, engine, token, progress({}), failover,
                                initialised=cluster is not None)
-    ws.replace = replacing.addresses(prepared, replace)
+    ws.replace = replaced
 
     def one_at_a_time(plan: InfraPlan) -> None:
         replacing.refuse_several(plan, prepared, cluster)
 
     if saved_plan is not None:
-        if replace:
-            raise UsageError("--replace changes what is planned, and a saved plan is applied "
-                             "as it was made: make it with `provision plan CONFIG --out FILE "
-                             "--replace NAME`")
         planfile = saved_plan.resolve()
         infra_plan = infra_stage.read_saved_plan(ws, planfile, prepared.env.name)
         one_at_a_time(infra_plan)
