@@ -18,7 +18,8 @@ from provisioner.errors import EXIT_CHANGES_PENDING, UsageError
 Examples:
   provision plan examples/production.yaml --offline
   provision plan prod.yaml --out prod.tfplan && provision up prod.yaml --plan prod.tfplan
-  provision plan prod.yaml --output json --exit-code   # CI: exit 4 when changes are pending""")
+  provision plan prod.yaml --output json --exit-code   # CI: exit 4 when changes are pending
+  provision plan prod.yaml --replace prod-cp-2 --out prod.tfplan   # one controller anew""")
 @common
 @click.option("--offline", is_flag=True,
               help="Render and show what would be created, without calling any cloud API.")
@@ -33,13 +34,16 @@ Examples:
                                  "folder's kubeconfig, when the cluster exists].")
 @click.option("--apps-only", is_flag=True,
               help="Only the workload diff (e.g. against a kind or minikube cluster).")
+@click.option("--replace", "replace", multiple=True, metavar="NAME",
+              help="Plan a new droplet for this control-plane node (e.g. prod-cp-2), as "
+                   "`up --replace` does.")
 @allow_full_token_option
 @terraform_bin_option
 @output_option
 @reports_errors
 def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, exit_code: bool,
-         kubeconfig: Path | None, apps_only: bool, allow_full_token: bool,
-         terraform_bin: str | None, output: str) -> None:
+         kubeconfig: Path | None, apps_only: bool, replace: tuple[str, ...],
+         allow_full_token: bool, terraform_bin: str | None, output: str) -> None:
     """Show what `up` would create or change.
 
     Online (the default): renders into the work folder, checks the DigitalOcean account,
@@ -65,7 +69,8 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     verbose = console().verbosity > 1
     outcome = lifecycle.plan(config, workdir, resolve(terraform_bin), out,
                              progress=lambda names: Progress(names, verbose=verbose),
-                             allow_full_token=allow_full_token, report=console().info)
+                             allow_full_token=allow_full_token, report=console().info,
+                             replace=replace)
     result = outcome.plan
     changes = _workloads(config, workdir, kubeconfig, required=False)
     pending_apps = bool(changes and any(c.action != "unchanged" for c in changes))

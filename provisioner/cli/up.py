@@ -22,12 +22,17 @@ from provisioner.errors import UsageError
 Examples:
   provision up staging.yaml                     # shows the plan, asks, applies
   provision up prod.yaml --yes                  # CI: no prompt
-  provision up prod.yaml --plan prod.tfplan     # exactly the plan reviewed earlier""")
+  provision up prod.yaml --plan prod.tfplan     # exactly the plan reviewed earlier
+  provision up prod.yaml --replace prod-cp-2    # a new droplet for one control-plane node""")
 @common
 @click.option("--plan", "saved_plan", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Apply this plan from `provision plan --out` and nothing else.")
 @click.option("--allow-control-plane-changes", is_flag=True,
               help="Allow a plan that deletes or replaces control-plane droplets.")
+@click.option("--replace", "replace", multiple=True, metavar="NAME",
+              help="Replace this control-plane node's droplet (e.g. prod-cp-2): its etcd "
+                   "member and Node are removed first, while every other member answers, "
+                   "then a new droplet joins. One node per run on a running cluster.")
 @click.option("--until", type=click.Choice(["infra", "cluster", "apps"]), default="apps",
               show_default=True,
               help="Stop after this stage: infra (droplets, network, endpoint), cluster "
@@ -41,9 +46,9 @@ Examples:
 @yes_option
 @reports_errors
 def up(config: Path, workdir: Path | None, saved_plan: Path | None,
-       allow_control_plane_changes: bool, until: str, override_window: bool,
-       reason: str | None, allow_full_token: bool, terraform_bin: str | None,
-       yes: bool) -> None:
+       allow_control_plane_changes: bool, replace: tuple[str, ...], until: str,
+       override_window: bool, reason: str | None, allow_full_token: bool,
+       terraform_bin: str | None, yes: bool) -> None:
     """Create or converge the environment's infrastructure.
 
     Renders, checks the DigitalOcean account (token, region, sizes, SSH keys, droplet
@@ -76,7 +81,7 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
                            saved_plan, allow_control_plane_changes, detail=not yes,
                            until=until, report=out.info,
                            override_reason=reason if override_window else None,
-                           allow_full_token=allow_full_token)
+                           allow_full_token=allow_full_token, replace=replace)
     if outcome.applied:
         out.info(f"infrastructure of {outcome.prepared.env.name} is up: {outcome.summary}")
     else:

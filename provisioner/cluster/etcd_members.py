@@ -118,6 +118,53 @@ def remove_stale(api: Any, wanted: set[str], say: Callable[[str], None]) -> list
     return removed
 
 
+def remove_leaving(api: Any, name: str, going: str, say: Callable[[str], None]) -> str | None:
+    """Remove the member of control-plane droplet ``name``, which the apply is about to
+    replace or delete (``going``: "replaced" or "deleted"), and its Node.
+
+    Its etcd may well still answer: the removal is deliberate, as ``kubeadm reset`` removes
+    its own node's member before the node goes (kubernetes/kubernetes
+    cmd/kubeadm/app/cmd/phases/reset/removeetcdmember.go, ``runRemoveETCDMemberPhase`` ->
+    ``etcdphase.RemoveStackedEtcdMemberFromCluster``). Left in place, it becomes a dead voter
+    the moment Terraform destroys its droplet, and etcd then refuses the replacement's
+    AddMember (v3.6.9 server/etcdserver/server.go ``mayAddMember``: the serving member is
+    not connected to every voter, "etcdserver: unhealthy cluster").
+
+    Every other member must answer first: removing a healthy member while another is down
+    leaves the cluster one failure from losing quorum, so that is refused here, and etcd's
+    own answer (``mayRemoveMember``) is the last word. etcdctl runs on another node, whose
+    etcd stays. Returns the name removed, or None when ``name`` has no member.
+    """
+    runners = [r for r in _runners(api, set()) if r.node != name]
+    if not runners:
+        raise EtcdError(f"no other Ready control-plane node runs etcd; {name}'s member "
+                        "cannot be removed safely; nothing was changed")
+    runner, current = _members(api, runners)
+    leaving = [m for m in current if m.name == name]
+    if not leaving:
+        return None
+    others = [m for m in current if m.name != name]
+    if not others:
+        raise EtcdError(f"{name} holds the only etcd member (the cluster's data); refusing "
+                        "to remove it")
+    answering = _answering(api, runner)
+    silent = [m for m in others if not any(url in answering for url in m.client_urls)]
+    if silent:
+        raise EtcdError(
+            f"etcd member(s) {', '.join(m.label for m in silent)} do not answer; with "
+            f"{name}'s member gone too, {len(others) - len(silent)} of {len(current)} would "
+            "be left, one failure from losing quorum. Nothing was changed: bring them back "
+            f"(or replace a lost droplet with `provision up` first), then replace {name}")
+    for member in leaving:
+        result = _etcdctl(api, runner, "member", "remove", member.hex_id)
+        if result.code != 0:
+            raise EtcdError(f"etcd refused to remove member {member.label}: "
+                            f"{_last_error(result.output)}; nothing else was changed")
+        say(f"removed etcd member {member.label}: its droplet is about to be {going}")
+    _delete_node(api, name, say)
+    return name
+
+
 # ---------------------------------------------------------------------------- helpers
 
 

@@ -84,6 +84,8 @@ class Workspace:
     module: Path
     env: dict[str, str] = field(default_factory=dict)
     on_event: OnEvent | None = None
+    # Addresses every plan forces to be replaced (Terraform's -replace; `up --replace`).
+    replace: tuple[str, ...] = ()
 
     def _run(self, *args: str, ok: tuple[int, ...] = (0,), what: str = "") -> RunResult:
         result = runner.run(self.engine, args, self.module, self.env, self.on_event)
@@ -129,6 +131,8 @@ class Workspace:
                 f"-out={planfile}"]
         if destroy:
             args.append("-destroy")
+        else:
+            args.extend(f"-replace={address}" for address in self.replace)
         for name, value in (variables or {}).items():
             args.append(f"-var={name}={json.dumps(value, sort_keys=True)}")
         return self._run(*args, what="destroy plan" if destroy else "plan")

@@ -10,7 +10,7 @@ from typing import Any
 
 from provisioner.errors import ProvisionError, UsageError
 from provisioner.infra import runner
-from provisioner.infra.changes import InfraPlan, parse_plan, plan_from_events
+from provisioner.infra.changes import Change, InfraPlan, parse_plan, plan_from_events
 from provisioner.infra.engine import Engine
 from provisioner.infra.runner import OnEvent
 from provisioner.infra.workspace import Workspace
@@ -155,15 +155,20 @@ def read_saved_plan(ws: Workspace, planfile: Path, env_name: str) -> InfraPlan:
     return parse_plan(document)
 
 
-def guard_control_plane(infra_plan: InfraPlan, allowed: bool, detail: Callable[[], InfraPlan]
-                        ) -> None:
-    """Refuse to change an etcd member's droplet unless the user said so explicitly."""
-    # Updates count too: a resize powers the droplet off, and Terraform would do all at once.
-    risky = [c for c in infra_plan.pending if c.control_plane and c.action != "create"]
+def guard_control_plane(infra_plan: InfraPlan, allowed: bool, detail: Callable[[], InfraPlan],
+                        requested: tuple[str, ...] = ()) -> None:
+    """Refuse to change an etcd member's droplet unless the user said so explicitly
+    (``requested``: the addresses `up --replace` named, whose replacement was asked for)."""
+
+    def risky_in(plan: InfraPlan) -> list[Change]:
+        # Updates count too: a resize powers the droplet off, and Terraform does all at once.
+        return [c for c in plan.pending if c.control_plane and c.action != "create"
+                and not (c.action == "replace" and c.address in requested)]
+
+    risky = risky_in(infra_plan)
     if risky and not allowed:
         if not any(c.attributes for c in risky):  # say which attributes, worth one more run
-            infra_plan = detail()
-            risky = [c for c in infra_plan.pending if c.control_plane and c.action != "create"]
+            risky = risky_in(detail())
         names = ", ".join(f"{c.name} ({c.action}" + (f" {', '.join(c.attributes)})"
                                                       if c.attributes else ")") for c in risky)
         raise PolicyError(f"this plan changes control-plane droplet(s): {names}. Each holds an "

@@ -17,7 +17,7 @@ from provisioner.bootstrap import join_credentials
 from provisioner.bootstrap.readiness import Report
 from provisioner.cloud.preflight import preflight
 from provisioner.cloud.token import api_token
-from provisioner.errors import ProvisionError
+from provisioner.errors import ProvisionError, UsageError
 from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
 from provisioner.infra.workspace import Workspace
@@ -27,6 +27,7 @@ from provisioner.pipeline import (
     infra_stage,
     ownership,
     rolling,
+    replacing,
     running,
 )
 from provisioner.pipeline.cluster_stage import Cluster
@@ -71,8 +72,10 @@ def _plan_path(prepared: Prepared, name: str) -> Path:
 @holds_work_folder("plan")
 def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = None,
          progress: MakeProgress | None = None, allow_full_token: bool = False,
-         report: Report | None = None) -> Outcome:
+         report: Report | None = None, replace: tuple[str, ...] = ()) -> Outcome:
     """Render, check the account, and plan; the plan is saved to ``out`` when given.
+
+    ``replace`` names control-plane droplets to replace (Terraform's ``-replace``).
 
     A saved plan is applied later by `up --plan`, which cannot change it: when it creates
     droplets on a running cluster, they get join credentials made now (written to the
@@ -81,6 +84,7 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     """
     say = report or (lambda message: None)
     prepared = prepare(config, workdir)
+    replaced = replacing.addresses(prepared, replace)  # a mistyped name: before any call
     token = api_token()
     failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
@@ -89,6 +93,7 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
         running.check_version(prepared, cluster)
     ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None,
                                failover, initialised=cluster is not None)
+    ws.replace = replaced
     planfile = (infra_stage.check_plan_destination(out, prepared.work.root, prepared.config)
                 if out else _plan_path(prepared, "plan.tfplan"))
     prepared, infra_plan = _plan_joinable(ws, planfile, prepared, token, failover,
@@ -98,10 +103,13 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
 
 def _plan_joinable(ws: Workspace, planfile: Path, prepared: Prepared, token: str,
                    failover: str | None, cluster: running.Running | None, detail: bool,
-                   say: Report) -> tuple[Prepared, InfraPlan]:
+                   say: Report, check: Callable[[InfraPlan], None] = lambda plan: None
+                   ) -> tuple[Prepared, InfraPlan]:
     """Plan; when that creates droplets on the running ``cluster``, make join credentials
-    the cluster accepts now and plan again with them (None: plan once, nothing written)."""
+    the cluster accepts now and plan again with them (None: plan once, nothing written).
+    ``check`` sees the first plan, before anything is written to the cluster."""
     infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env), detail=detail)
+    check(infra_plan)
     if cluster is not None and running.creates_droplets(infra_plan):
         # Existing droplets ignore user_data changes: only the new ones take these.
         running.refuse_control_plane_without_keys(infra_plan, prepared)
@@ -118,8 +126,13 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
        progress: MakeProgress, saved_plan: Path | None = None,
        allow_control_plane_changes: bool = False, detail: bool = True,
        until: str = STAGES[-1], report: Report | None = None,
-       override_reason: str | None = None, allow_full_token: bool = False) -> Outcome:
-    """Create or converge the environment, stage by stage, up to ``until``."""
+       override_reason: str | None = None, allow_full_token: bool = False,
+       replace: tuple[str, ...] = ()) -> Outcome:
+    """Create or converge the environment, stage by stage, up to ``until``.
+
+    ``replace`` names control-plane droplets to replace, one per run on a running cluster
+    (pipeline/replacing.py).
+    """
     say = report or (lambda message: None)
     if STAGES.index(until) >= STAGES.index("apps") and override_reason is None:
         # Refuse before anything changes, not after the infrastructure did.
@@ -131,7 +144,8 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
             raise deploy_stage.WindowClosed(f"{e} Or run `provision up --until cluster` to "
                                             "change only the infrastructure.") from e
     outcome = _infrastructure(config, workdir, engine, show, confirm, progress, saved_plan,
-                              allow_control_plane_changes, detail, allow_full_token, say)
+                              allow_control_plane_changes, detail, allow_full_token, say,
+                              replace)
     if STAGES.index(until) >= STAGES.index("cluster"):
         outcome.cluster = cluster_stage.bring_up(outcome.prepared, outcome.outputs, api_token(),
                                                  say)
@@ -146,10 +160,16 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
                     confirm: Confirm, progress: MakeProgress, saved_plan: Path | None,
                     allow_control_plane_changes: bool, detail: bool,
                     allow_full_token: bool = False,
-                    say: Report = lambda message: None) -> Outcome:
+                    say: Report = lambda message: None,
+                    replace: tuple[str, ...] = ()) -> Outcome:
     """Preflight, plan, confirm, apply."""
     started = time.monotonic()
     prepared = prepare(config, workdir)
+    replaced = replacing.addresses(prepared, replace)  # a mistyped name: before any call
+    if replace and saved_plan is not None:
+        raise UsageError("--replace changes what is planned, and a saved plan is applied "
+                         "as it was made: make it with `provision plan CONFIG --out FILE "
+                         "--replace NAME`")
     token = api_token()
     failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
@@ -159,9 +179,15 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     # While planning, progress shows only what needs attention: lock waits, warnings.
     ws = infra_stage.workspace(prepared, engine, token, progress({}), failover,
                                initialised=cluster is not None)
+    ws.replace = replaced
+
+    def one_at_a_time(plan: InfraPlan) -> None:
+        replacing.refuse_several(plan, prepared, cluster)
+
     if saved_plan is not None:
         planfile = saved_plan.resolve()
         infra_plan = infra_stage.read_saved_plan(ws, planfile, prepared.env.name)
+        one_at_a_time(infra_plan)
         if running.creates_droplets(infra_plan):
             running.check_saved_plan(ws.show(planfile), infra_plan, cluster,
                                      clock.now())
@@ -169,10 +195,17 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
         planfile = _plan_path(prepared, "up.tfplan")
         # New nodes need join credentials the cluster accepts now.
         prepared, infra_plan = _plan_joinable(ws, planfile, prepared, token, failover,
-                                              cluster, detail, say)
+                                              cluster, detail, say, one_at_a_time)
     running.guard_first_control_plane(infra_plan, cluster)
+    one_at_a_time(infra_plan)
     ownership.refuse_second_state(infra_plan, prepared, token)
     rollout = rolling.prepare(ws, planfile, infra_plan, prepared, saved_plan)
+    if rollout is not None and ws.replace:
+        # Every step of a rollout plans again, and Terraform's -replace would replace the
+        # control-plane droplet once per step.
+        raise UsageError("--replace cannot be combined with a change that replaces workers "
+                         "of a running cluster: run `provision up` with --replace first, "
+                         "then again for the worker pools")
     show(infra_plan, prepared)
     if rollout is not None:
         say(rollout.describe())
@@ -182,9 +215,11 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
         outcome.seconds = time.monotonic() - started
         return outcome
     infra_stage.guard_control_plane(infra_plan, allow_control_plane_changes,
-                                    lambda: parse_plan(ws.show(planfile)))
+                                    lambda: parse_plan(ws.show(planfile)), ws.replace)
     if not confirm(infra_plan, prepared):
         raise Declined("not applied: the plan was not confirmed")
+    # The one leaving controller first: its removal needs every other member answering.
+    replacing.before_apply(prepared, infra_plan, say)
     _remove_stale_etcd_members(prepared, infra_plan, say)
     tracker = progress(names_by_address(infra_plan))
     ws.on_event = tracker

@@ -3,9 +3,10 @@
 Sources, read at etcd tag v3.6.9: etcdctl/README.md (MEMBER LIST JSON example with
 numeric IDs, MEMBER REMOVE with a hex ID, ENDPOINT HEALTH, "Exit codes"),
 etcdctl/ctlv3/command/member_command.go (``strconv.ParseUint(args[0], 16, 64)``),
-ep_command.go (``unhealthy cluster``), server/etcdserver/server.go (``mayRemoveMember``),
-api/membership/cluster.go (``IsReadyToRemoveVotingMember``); kubernetes/kubernetes
-cmd/kubeadm/app/util/etcd/etcd.go (``AddMember`` sends only the peer URL).
+ep_command.go (``unhealthy cluster``), server/etcdserver/server.go (``mayRemoveMember``,
+``mayAddMember``), server/etcdserver/util.go (``isConnectedFullySince``),
+api/membership/cluster.go (``IsReadyToRemoveVotingMember``, ``IsReadyToAddVotingMember``);
+kubernetes/kubernetes cmd/kubeadm/app/util/etcd/etcd.go (``AddMember`` sends only the peer URL).
 """
 
 from __future__ import annotations
@@ -50,13 +51,35 @@ def test_member_list_json_has_numeric_ids_and_remove_takes_hex() -> None:
 
 def test_a_joining_member_is_unnamed_until_it_starts() -> None:
     cluster = three()
+    with pytest.raises(EtcdError, match="peerURL exists"):
+        cluster.add("https://10.0.0.3:2380")  # cp-2's
     added = cluster.add("https://10.0.0.9:2380")
     code, out = cluster.etcdctl("cp-1", [*CTL, "member", "list", "-w", "json"], MOUNTED)
     assert code == 0
     raw = next(m for m in json.loads(out)["members"] if m["ID"] == added.id)
     assert "name" not in raw and "clientURLs" not in raw
-    with pytest.raises(EtcdError, match="peerURL exists"):
-        cluster.add("https://10.0.0.9:2380")
+
+
+def test_etcd_refuses_to_add_a_voter_while_a_member_is_down_or_unstarted() -> None:
+    """mayAddMember (server/etcdserver/server.go at v3.6.9): isConnectedFullySince fails
+    for a downed or never-started peer; IsReadyToAddVotingMember (api/membership/
+    cluster.go) wants the started members to be a quorum of the new size."""
+    cluster = three()
+    cluster.set_healthy("cp-2", False)  # its droplet was replaced: it is gone
+    with pytest.raises(EtcdError, match="unhealthy cluster"):
+        cluster.join("cp-2", "10.0.0.9")
+    assert cluster.names() == ["cp-1", "cp-2", "cp-3"]
+    old = cluster.local("cp-2")
+    assert old is not None
+    cluster.remove(old.id)  # what provision does first
+    assert cluster.join("cp-2", "10.0.0.9").name == "cp-2"
+    cluster.add("https://10.0.0.10:2380")  # 4 started of 5: allowed, left unstarted
+    with pytest.raises(EtcdError, match="unhealthy cluster"):
+        cluster.add("https://10.0.0.11:2380")
+    lonely = EtcdCluster()
+    lonely.init("cp-1", "10.0.0.2")
+    lonely.add("https://10.0.0.3:2380")  # one started member may grow to two
+    assert len(lonely.members) == 2
 
 
 def test_endpoint_health_reports_each_member_and_fails_when_one_is_down() -> None:

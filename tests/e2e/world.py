@@ -36,6 +36,7 @@ import yaml
 from provisioner import clock
 from tests.fakes.doprovider.cloud import Cloud
 from tests.fakes.doprovider.resources.compute import user_data
+from tests.fakes.kubeapi import etcd
 from tests.fakes.kubeapi.server import FakeKubeAPI
 from tests.support import kubeadm, platform
 from tests.support.cluster_tls import server_cert
@@ -67,6 +68,9 @@ class Bootstrapper:
     # cluster beside it (their ids). Tests assert there are none.
     second_inits: set[str] = field(default_factory=set)
     registered: set[str] = field(default_factory=set)  # droplet ids whose kubelet registered
+    # Control-plane droplet id -> the etcd member its kubeadm made (init, or join's
+    # AddMember once etcd accepted it); the member stops answering when that droplet is gone.
+    etcd_ids: dict[str, int] = field(default_factory=dict)
     # The add-ons the first control-plane node applies after `kubeadm init`; images by
     # add-on name override upstream's (e.g. a crash-looping CCM: tests/support/platform.py).
     addons: bool = True
@@ -132,30 +136,51 @@ class Bootstrapper:
                 self.claimed = True
             kubeadm.clean_tokens(self.kube, clock.now())
             known = {n["metadata"]["name"] for n in self.kube.list("v1", "Node")}
+            alive = {str(d["id"]) for d in droplets}
+            for rid, member_id in self.etcd_ids.items():
+                if rid not in alive:  # its droplet is gone (deleted, or replaced by Terraform)
+                    self.kube.etcd.stop(member_id)
             for droplet in droplets:
                 rid, name = str(droplet["id"]), str(droplet["name"])
-                if rid in self.registered or now - self.first_seen[rid] < self.node_delay:
-                    continue
-                role = self.join_role(rid, name, configs[rid])
-                if role is None:
-                    continue
-                self.registered.add(rid)
-                self.refused.pop(name, None)
-                if name not in known:  # a replacement's kubelet takes over its Node
-                    self.kube.add_node(name, ready=True, control_plane=role != "worker",
-                                       external_cloud_provider=True,
-                                       kubelet_version=self._version())
-                    known.add(name)
-                    if "-cp-" in name:  # kubeadm init's etcd, or join's new member
-                        etcd = self.kube.etcd
-                        (self.kube.etcd_join if etcd.exists else self.kube.etcd_init)(name)
-            for name in set(self.kube.etcd.names()) - names:  # its droplet is gone
-                self.kube.etcd.set_healthy(name, False)
+                if rid not in self.registered:
+                    if now - self.first_seen[rid] < self.node_delay:
+                        continue
+                    role = self.join_role(rid, name, configs[rid])
+                    if role is None:
+                        continue
+                    self.registered.add(rid)
+                    self.refused.pop(name, None)
+                    if name not in known:  # a replacement's kubelet takes over its Node
+                        self.kube.add_node(name, ready=True, control_plane=role != "worker",
+                                           external_cloud_provider=True,
+                                           kubelet_version=self._version(),
+                                           address=droplet.get("ipv4_address_private"))
+                        known.add(name)
+                if self.joined.get(rid) in ("init", "control-plane") \
+                        and rid not in self.etcd_ids:
+                    self._etcd_member(rid, name, str(droplet.get("ipv4_address_private")))
             if self.addons and not self.addons_installed and first in known:
                 platform.install(self.kube, self._cni(), self.addon_images)
                 for addon, log in self.addon_logs.items():
                     self.kube.set_log("kube-system", f"{addon}-", log)
                 self.addons_installed = True
+
+    def _etcd_member(self, droplet_id: str, name: str, ip: str) -> None:
+        """kubeadm's etcd step on a control-plane droplet: init's new cluster, or join's
+        AddMember, which etcd may refuse (tests/fakes/kubeapi/etcd.py, mayAddMember): the
+        join fails and bootstrap.sh runs it again, so it is tried again on the next pass
+        (its kubelet registered the Node before: kubeadm's kubelet-start phase comes
+        before control-plane-join). The member's URLs are the droplet's VPC address."""
+        assert self.kube is not None
+        cluster = self.kube.etcd
+        try:
+            member = cluster.join(name, ip) if cluster.exists else cluster.init(name, ip)
+        except etcd.EtcdError as e:
+            self.refused[name] = f"kubeadm join: adding the etcd member failed: {e}"
+            return
+        etcd.mirror_pod(self.kube.registry, name, ip)
+        self.refused.pop(name, None)
+        self.etcd_ids[droplet_id] = member.id
 
     def join_role(self, droplet_id: str, name: str,
                   config: kubeadm.NodeConfig | None) -> str | None:

@@ -123,3 +123,38 @@ def test_the_etcd_image_runs_only_etcdctl(cluster: tuple[FakeKubeAPI, Any]) -> N
                             deadline=60)
     assert unmounted.code == 1 and "no such file" in unmounted.output
     assert pods_left(kube) == []
+
+
+def test_the_member_of_a_droplet_about_to_be_replaced_is_removed_while_it_answers(
+        cluster: tuple[FakeKubeAPI, Any]) -> None:
+    """As kubeadm reset's remove-etcd-member phase does for its own node
+    (cmd/kubeadm/app/cmd/phases/reset/removeetcdmember.go), but from another node, whose
+    etcd stays: etcdctl never runs on the node that leaves."""
+    kube, api = cluster
+    leaving = kube.etcd.local("prod-cp-2")
+    assert leaving is not None and leaving.healthy
+    said: list[str] = []
+    assert etcd_members.remove_leaving(api, "prod-cp-2", "replaced", said.append) == \
+        "prod-cp-2"
+    assert kube.etcd.names() == ["prod-cp-1", "prod-cp-3"]
+    assert [m.id for m in kube.etcd.removed] == [leaving.id]
+    assert kube.get("v1", "Node", "prod-cp-2") is None
+    assert any(f"removed etcd member prod-cp-2 ({leaving.id:x})" in line
+               and "replaced" in line for line in said), said
+    created = [r.json() for r in kube.requests("POST", "/api/v1/namespaces/kube-system/pods")]
+    assert created and all(p["spec"]["nodeName"] != "prod-cp-2" for p in created)
+    assert pods_left(kube) == []
+    # A second call finds no member of that name: nothing to do.
+    assert etcd_members.remove_leaving(api, "prod-cp-2", "replaced", said.append) is None
+
+
+def test_a_healthy_member_is_not_removed_while_another_is_down(
+        cluster: tuple[FakeKubeAPI, Any]) -> None:
+    kube, api = cluster
+    kube.etcd.set_healthy("prod-cp-3", False)
+    with pytest.raises(etcd_members.EtcdError, match=r"prod-cp-3.*do not answer"):
+        etcd_members.remove_leaving(api, "prod-cp-2", "replaced", lambda line: None)
+    assert kube.etcd.names() == CPS and not kube.etcd.removed
+    assert kube.get("v1", "Node", "prod-cp-2") is not None
+    assert pods_left(kube) == []
+

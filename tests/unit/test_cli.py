@@ -235,3 +235,25 @@ def test_readme_commands_parse() -> None:
                 _parses(argv)
             except click.ClickException as e:
                 pytest.fail(f"README `{line}`: {e.format_message()}")
+
+
+@pytest.mark.parametrize("command", [("up", "--yes", "--until", "cluster"), ("plan",)])
+def test_replace_names_a_control_plane_node_before_any_cloud_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]) -> None:
+    monkeypatch.delenv("DIGITALOCEAN_TOKEN", raising=False)  # no call is made: no token needed
+    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN", raising=False)
+    code, out, err = run(command[0], PROD, "--workdir", str(tmp_path), *command[1:],
+                         "--replace", "prod-web-1")
+    assert code == 2 and out == ""
+    assert "--replace prod-web-1: not a control-plane droplet of prod (those are " \
+           "prod-cp-1, prod-cp-2, prod-cp-3)" in err
+
+
+def test_replace_cannot_change_a_saved_plan(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DIGITALOCEAN_TOKEN", raising=False)
+    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN", raising=False)
+    code, _, err = run("up", PROD, "--workdir", str(tmp_path), "--yes", "--until", "cluster",
+                       "--plan", str(tmp_path / "prod.tfplan"), "--replace", "prod-cp-2")
+    assert code == 2
+    assert "provision plan CONFIG --out FILE --replace NAME" in err

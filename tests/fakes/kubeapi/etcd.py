@@ -8,6 +8,18 @@ Only what these upstream sources say the real components do:
   until its etcd starts with ``--name=<node>`` and publishes both
   (kubernetes/kubernetes cmd/kubeadm/app/util/etcd/etcd.go, ``AddMember``; peer port 2380,
   client port 2379: cmd/kubeadm/app/constants/constants.go).
+* Adding. etcd v3.6.9's ``AddMember`` runs ``mayAddMember`` (server/etcdserver/server.go;
+  strict reconfiguration checking is on by default and kubeadm leaves it on) before the
+  change is proposed: a voting member is refused when the started members would not be a
+  quorum of the new size, a one-member cluster growing to two excepted
+  (``IsReadyToAddVotingMember``, api/membership/cluster.go: "re-configuration failed due
+  to not enough started members"), and when the member serving the request has not been
+  connected to every voting member within the last ``HealthInterval``
+  (``isConnectedFullySince``, server/etcdserver/util.go: a peer that is down, or added and
+  never started, is not): "etcdserver: unhealthy cluster" (server/etcdserver/errors/
+  errors.go ``ErrUnhealthy``). So a replacement cannot join while its predecessor's
+  member is still listed and no longer answers. A peer URL already listed is refused only
+  when the change is applied, after those checks.
 * Removal. etcd v3.6.9 refuses to remove a voting member when fewer than a majority of
   the remaining voting members are started (``IsReadyToRemoveVotingMember``,
   server/etcdserver/api/membership/cluster.go: "re-configuration failed due to not
@@ -118,11 +130,23 @@ class EtcdCluster:
         """MemberAdd with a peer URL only: an unstarted, unnamed member."""
         with self.lock:
             self._need_quorum()
+            self._may_add()
             if any(peer_url in m.peer_urls for m in self.members.values()):
                 raise EtcdError("membership: peerURL exists")
             member = Member(self._new_id(), "", [peer_url], [])
             self.members[member.id] = member
             return member
+
+    def _may_add(self) -> None:
+        """``mayAddMember`` for a voting member (no learners here)."""
+        voting = list(self.members.values())
+        size = len(voting) + 1
+        started = sum(1 for m in voting if m.name)
+        if not (started == 1 and size == 2) and started < size // 2 + 1:
+            raise EtcdError("etcdserver: re-configuration failed due to not enough started "
+                            "members")
+        if any(not (m.name and m.healthy) for m in voting):  # not connected to every peer
+            raise EtcdError("etcdserver: unhealthy cluster")
 
     def start(self, member_id: int, node: str, ip: str) -> None:
         """The member's etcd starts and publishes its name and client URL."""
@@ -145,6 +169,12 @@ class EtcdCluster:
             for member in self.members.values():
                 if member.name == name:
                     member.healthy = healthy
+
+    def stop(self, member_id: int) -> None:
+        """The member's etcd stops answering (its droplet is gone); a removed one: nothing."""
+        with self.lock:
+            if member_id in self.members:
+                self.members[member_id].healthy = False
 
     def names(self) -> list[str]:
         with self.lock:
