@@ -26,8 +26,8 @@ from provisioner.pipeline import (
     deploy_stage,
     infra_stage,
     ownership,
-    rolling,
     replacing,
+    rolling,
     running,
 )
 from provisioner.pipeline.cluster_stage import Cluster
