@@ -197,6 +197,8 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
         prepared, infra_plan = _plan_joinable(ws, planfile, prepared, token, failover,
                                               cluster, detail, say, one_at_a_time)
     running.guard_first_control_plane(infra_plan, cluster)
+    if saved_plan is None:  # a saved plan's credentials are checked as it is read
+        running.refuse_silent_cluster(infra_plan, prepared, cluster, clock.now())
     one_at_a_time(infra_plan)
     ownership.refuse_second_state(infra_plan, prepared, token)
     rollout = rolling.prepare(ws, planfile, infra_plan, prepared, saved_plan)

@@ -61,14 +61,8 @@ def probe(prepared: Prepared, say: Report) -> Running | None:
     from provisioner.kube import Kube, KubeError
 
     path = cluster_stage.kubeconfig_path(prepared)
-    record = infra_stage.infrastructure_file(prepared)
-    if not path.is_file() or not record.is_file():
-        return None
-    try:
-        endpoint = json.loads(record.read_text()).get("api_endpoint")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not endpoint:
+    endpoint = reached_before(prepared)
+    if endpoint is None:
         return None
     try:
         api = cluster_stage.api_client(path)
@@ -86,6 +80,48 @@ def probe(prepared: Prepared, say: Report) -> Running | None:
                 _plain(str(n.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "")))
                 for n in nodes.get("items", [])}
     return Running(api, _plain(str(version.get("gitVersion", ""))), kubelets)
+
+
+def reached_before(prepared: Prepared) -> str | None:
+    """The API endpoint of a cluster an earlier `up` reached (its kubeconfig and recorded
+    endpoint are in the work folder), else None."""
+    record = infra_stage.infrastructure_file(prepared)
+    if not cluster_stage.kubeconfig_path(prepared).is_file() or not record.is_file():
+        return None
+    try:
+        endpoint = json.loads(record.read_text()).get("api_endpoint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(endpoint) if endpoint else None
+
+
+class ClusterSilent(ProvisionError):
+    """New droplets would join a cluster whose API does not answer now."""
+
+
+def refuse_silent_cluster(plan: InfraPlan, prepared: Prepared, running: Running | None,
+                          now: dt.datetime) -> None:
+    """Refuse to create droplets for a cluster an earlier `up` reached whose API does not
+    answer now, unless the work folder's join credentials are still good.
+
+    Fresh credentials can only be made through the API; droplets created now would carry
+    the work folder's, and user-data is read once: a node whose token has expired never
+    joins, and no later `up` mends it (it creates nothing more).
+    """
+    if running is not None or not creates_droplets(plan):
+        return
+    endpoint = reached_before(prepared)
+    if endpoint is None:
+        return  # no cluster yet: the first `up` creates the token kubeadm init registers
+    expires = prepared.secrets.token_expires
+    if expires and not expired(expires, now, SAVED_PLAN_MARGIN):
+        return
+    raise ClusterSilent(
+        f"this plan creates droplets, but the cluster's API at {endpoint} does not answer, "
+        "so provision cannot make join credentials it accepts"
+        + (f" (the work folder's expired at {expires})" if expires else "")
+        + ": the new nodes would never join. Bring the API back and run `provision up` "
+        "again; nothing was applied")
 
 
 def check_version(prepared: Prepared, running: Running) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -103,6 +104,37 @@ def test_a_worker_added_after_the_credentials_expired_joins(
         assert fresh["bootstrap_token"] != old_token
         assert fresh["bootstrap_token"] not in up.stderr + up.stdout
         assert not w.boot.second_inits
+
+
+def test_no_droplet_is_made_while_the_cluster_does_not_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API does not answer `up` (the operator's path to it is down) five hours on:
+    fresh join credentials cannot be made, and the work folder's have expired, so a new
+    worker would never join and no later `up` would mend it (user-data is read once).
+    Refused before anything is created; once the API answers, the same `up` adds a node
+    that joins. (Before: the droplet was created with the expired token and never joined.)"""
+    with world(tmp_path) as w:
+        _up_then_later(w, monkeypatch)
+        before = set(w.sim.droplet_names())
+        kubeconfig = w.sim.workdir / "kubeconfig"
+        good = kubeconfig.read_text()
+        server = next(line for line in good.splitlines() if "server:" in line)
+        with socket.socket() as probe:  # a port nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            closed = probe.getsockname()[1]
+        kubeconfig.write_text(good.replace(server, f"    server: https://127.0.0.1:{closed}"))
+        _scale_workers(w, 4)
+        refused = w.provision("up", str(w.sim.config), *UP)
+        assert refused.code == 1, refused.stderr
+        assert "does not answer, so provision cannot make join credentials" in refused.stderr
+        assert set(w.sim.droplet_names()) == before, "nothing was created"
+
+        kubeconfig.write_text(good)
+        again = w.provision("up", str(w.sim.config), *UP)
+        assert again.code == 0, f"{again.stderr}\nrefused joins: {w.boot.refused}"
+        (added,) = set(w.sim.droplet_names()) - before
+        assert _joined(w, added) == "worker"
+        assert w.boot.error is None
 
 
 def test_a_replaced_first_control_plane_node_joins(
