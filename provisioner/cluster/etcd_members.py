@@ -26,6 +26,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from provisioner.cluster import nodeops
 from provisioner.errors import ProvisionError
@@ -37,6 +38,7 @@ ETCDCTL = ("etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={PKI}/ca.
            "--dial-timeout=5s", "--command-timeout=20s")
 MOUNTS = (nodeops.HostPath("etcd-pki", PKI),)
 DEADLINE = 120  # seconds a pod may take, image pull included (the node has the image)
+UNSTARTED = "has not started"
 
 
 class EtcdError(ProvisionError):
@@ -77,45 +79,101 @@ def members(api: Any) -> list[Member]:
     return _members(api, _runners(api, set()))[1]
 
 
-def remove_stale(api: Any, wanted: set[str], say: Callable[[str], None]) -> list[str]:
-    """Remove the members whose name is not in ``wanted`` and that no longer answer.
+def remove_stale(api: Any, wanted: set[str], say: Callable[[str], None],
+                 wanted_ips: set[str] | None = None) -> list[str]:
+    """Remove the members that belong to no current control-plane droplet and no longer answer.
 
-    ``wanted`` names the control-plane droplets that stay; a member of any other name
-    belongs to a droplet that is gone (or is about to be replaced), and a new droplet
-    joining under the same name would otherwise leave it behind as a dead voter that
-    counts against quorum. A member that still answers is never removed (its node is
-    alive: removing it is a decision for a person), nor one whose removal etcd refuses,
-    nor the last one. The Node object of each removed member goes too: kubeadm join
-    refuses a Node of the same name that is still Ready
-    (cmd/kubeadm/app/cmd/phases/join/kubelet.go, ``runKubeletStartJoinPhase``).
-    Returns the names (or hex IDs) of the members removed.
+    ``wanted`` names the control-plane droplets that stay; ``wanted_ips`` (when known, from
+    Terraform's outputs) are the private IPs of the current control-plane droplets, the host
+    of each one's etcd peer URL (kubeadm advertises the node's address on port 2380:
+    cmd/kubeadm/app/util/etcd/etcd.go, ``AddMember``). A name alone does not identify a
+    member: a control-plane droplet replaced while its member still answered comes back
+    under the same name, and the old member, dead, carries a kept name. So a member that
+    does not answer is stale when its name is not wanted, or another member of that name
+    answers, or its peer URL host is no current control-plane droplet's private IP.
+
+    A member that answers is never removed (its node is alive: removing it is a decision
+    for a person), nor one whose removal etcd refuses, nor the last one. An unstarted member
+    (no name and no client URL: ``kubeadm join`` has added it and its etcd has not started,
+    etcdctl v3.6.9 ``member list`` shows it "unstarted") never answers health checks; it is
+    removed only when its peer URL host is known to be no current droplet's, never while it
+    may be a join in progress. The Node of a removed member goes too when its name is not
+    wanted: kubeadm join refuses a Node of the same name that is still Ready
+    (cmd/kubeadm/app/cmd/phases/join/kubelet.go, ``runKubeletStartJoinPhase``); a wanted
+    name's Node is its replacement's and stays. Returns the names (or hex IDs) of the
+    members removed.
     """
     runner, current = _members(api, _runners(api, wanted))
-    stale = [m for m in current if m.name not in wanted]
-    if not stale:
-        return []
+    names = [m.name for m in current]
+    if all(m.name in wanted and names.count(m.name) == 1 and
+           (wanted_ips is None or _peer_host(m) in wanted_ips) for m in current):
+        return []  # one started member per kept droplet: no need to ask which answer
     answering = _answering(api, runner)
+
+    def answers(member: Member) -> bool:
+        return any(url in answering for url in member.client_urls)
+
+    live = [m for m in current if m.name and answers(m)]
     removable = []
-    for member in stale:
-        if any(url in answering for url in member.client_urls):
-            say(f"etcd member {member.label} is not a control-plane droplet provision keeps, "
-                "but it answers; left in place (remove it by hand once its node is gone)")
+    for member in current:
+        successor = any(m.name == member.name and m.id != member.id for m in live)
+        why = _stale_reason(member, wanted, wanted_ips, successor)
+        if why is None:
+            continue
+        if answers(member):
+            say(f"etcd member {member.label}: {why}, but it answers; left in place (remove "
+                "it by hand once its node is gone)")
+        elif why == UNSTARTED:
+            say(f"etcd member {member.label} ({', '.join(member.peer_urls)}) has not started; "
+                "left in place: it may be a control-plane join in progress (if its droplet "
+                f"is gone, remove it by hand: etcdctl member remove {member.hex_id})")
         else:
-            removable.append(member)
+            removable.append((member, why))
     if removable and len(removable) == len(current):
         raise EtcdError("every etcd member would be removed; refusing (the cluster's data "
                         "lives in them)")
     removed = []
-    for member in removable:
+    for member, why in removable:
         result = _etcdctl(api, runner, "member", "remove", member.hex_id)
         if result.code != 0:
             raise EtcdError(f"etcd refused to remove member {member.label}: "
                             f"{_last_error(result.output)}; nothing else was changed")
-        say(f"removed etcd member {member.label}: its control-plane droplet no longer exists")
+        say(f"removed etcd member {member.label}: it does not answer and {why}")
         removed.append(member.name or member.hex_id)
-        if member.name:
+        if member.name and member.name not in wanted:
             _delete_node(api, member.name, say)
     return removed
+
+
+def _stale_reason(member: Member, wanted: set[str], wanted_ips: set[str] | None,
+                  successor: bool) -> str | None:
+    """Why ``member`` belongs to no current control-plane droplet, or None if it may.
+
+    ``successor``: another member of the same name answers."""
+    host = _peer_host(member)
+    if not member.name:
+        if wanted_ips is not None and host not in wanted_ips:
+            return (f"its peer URL host {host or '(none)'} is no current control-plane "
+                    "droplet's private IP")
+        return UNSTARTED  # kept: its peer host is a current droplet's, or not known
+    if member.name not in wanted:
+        return "its control-plane droplet no longer exists"
+    if successor:
+        return (f"another member named {member.name} answers (its droplet was replaced and "
+                "the new one joined under the same name)")
+    if wanted_ips is not None and host not in wanted_ips:
+        return (f"its peer URL host {host or '(none)'} is not the private IP of the current "
+                f"{member.name} droplet")
+    return None
+
+
+def _peer_host(member: Member) -> str:
+    """The host of the member's first peer URL ("" without one)."""
+    for url in member.peer_urls:
+        host = urlsplit(url).hostname
+        if host:
+            return host
+    return ""
 
 
 def remove_leaving(api: Any, name: str, going: str, say: Callable[[str], None]) -> str | None:
@@ -178,13 +236,36 @@ def _runners(api: Any, prefer: set[str]) -> list[Runner]:
                             verb="list pods in kube-system").get("items", [])
     except KubeError as e:
         raise EtcdError(f"cannot find a control-plane node to reach etcd from: {e}") from e
-    images = {str(p["metadata"]["name"]): _image(p) for p in pods}
-    runners = [Runner(str(n["metadata"]["name"]), images[f"etcd-{n['metadata']['name']}"])
-               for n in nodes if images.get(f"etcd-{n['metadata']['name']}")]
+    by_name = {str(p["metadata"]["name"]): p for p in pods}
+    runners = []
+    for node in nodes:
+        name = str(node["metadata"]["name"])
+        pod = by_name.get(f"etcd-{name}")
+        image = _image(pod) if pod is not None and _is_mirror_of(pod, name) else ""
+        if image:
+            runners.append(Runner(name, image))
     if not runners:
-        raise EtcdError("no Ready control-plane node runs an etcd static pod (etcd-<node> "
-                        "in kube-system); cannot reach etcd")
+        raise EtcdError("no Ready control-plane node runs an etcd static pod (the kubelet's "
+                        "mirror pod etcd-<node> in kube-system); cannot reach etcd")
     return sorted(runners, key=lambda r: (r.node not in prefer, r.node))
+
+
+def _is_mirror_of(pod: dict[str, Any], node: str) -> bool:
+    """Whether ``pod`` is the kubelet's mirror of kubeadm's etcd static pod on ``node``.
+
+    Its image is run on a control-plane node with the etcd client key mounted, so it must
+    come from the pod the kubelet created for the static pod, not from any pod that happens
+    to be named ``etcd-<node>``: the kubelet marks a mirror pod with the annotation
+    ``kubernetes.io/config.mirror`` (kubernetes/kubernetes pkg/kubelet/types/pod_update.go,
+    ``ConfigMirrorAnnotationKey``) and binds it to its own node; kubeadm labels its etcd
+    static pod component=etcd, tier=control-plane (cmd/kubeadm/app/util/staticpod/utils.go,
+    ``ComponentPod``).
+    """
+    metadata = pod.get("metadata", {})
+    labels = metadata.get("labels") or {}
+    return ("kubernetes.io/config.mirror" in (metadata.get("annotations") or {})
+            and pod.get("spec", {}).get("nodeName") == node
+            and labels.get("component") == "etcd" and labels.get("tier") == "control-plane")
 
 
 def _image(pod: dict[str, Any]) -> str:

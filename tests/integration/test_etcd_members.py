@@ -11,6 +11,7 @@ kubeadm join refuses a Node of the same name that is still Ready
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from provisioner.cluster import etcd_members, nodeops
-from provisioner.kube import client_for
+from provisioner.kube import Kube, client_for
 from tests.fakes.kubeapi.server import FakeKubeAPI
 
 pytestmark = pytest.mark.integration
@@ -158,3 +159,111 @@ def test_a_healthy_member_is_not_removed_while_another_is_down(
     assert kube.get("v1", "Node", "prod-cp-2") is not None
     assert pods_left(kube) == []
 
+
+
+def test_a_dead_member_under_a_kept_name_goes_and_the_new_node_stays(
+        cluster: tuple[FakeKubeAPI, Any]) -> None:
+    """cp-2 was replaced while its member answered (left in place), and the new cp-2 joined
+    under the same name with a new private IP: the old member, dead, carries a kept name.
+    etcd names a member after ``--name`` (the node name kubeadm passes: etcd v3.6.9
+    etcdctl README ``member list``), so two members can share it; the one that answers is
+    the node's, and the Node object, now the new droplet's, stays."""
+    kube, api = cluster
+    old = kube.etcd.local("prod-cp-2")
+    assert old is not None
+    # The new cp-2 joins while the old one still answers (etcd refuses an AddMember while a
+    # voter is down: fakes/kubeapi/etcd.py, mayAddMember), then the old droplet is destroyed.
+    new = kube.etcd.join("prod-cp-2", "10.110.0.20")
+    kube.etcd.stop(old.id)
+    kube.etcd.members[old.id].node = ""
+    said: list[str] = []
+    removed = etcd_members.remove_stale(api, set(CPS), said.append)
+    assert removed == ["prod-cp-2"]
+    assert [m.id for m in kube.etcd.removed] == [old.id]
+    assert new.id in kube.etcd.members and kube.etcd.names() == CPS
+    assert kube.get("v1", "Node", "prod-cp-2") is not None, "the new cp-2's Node stays"
+    assert any(f"removed etcd member prod-cp-2 ({old.id:x})" in line
+               and "another member named prod-cp-2 answers" in line for line in said), said
+    assert not any(f"({new.id:x})" in line for line in said), "the live cp-2 is not named"
+
+
+def test_a_dead_member_whose_peer_host_is_no_current_droplet_goes(
+        cluster: tuple[FakeKubeAPI, Any]) -> None:
+    """The replacement cp-2 (10.110.0.20) has not joined yet: by name the dead member is
+    still "cp-2"; its peer URL host (kubeadm advertises the node's address on port 2380:
+    cmd/kubeadm/app/util/etcd/etcd.go ``AddMember``) is no current droplet's private IP."""
+    kube, api = cluster
+    old = kube.etcd.local("prod-cp-2")
+    assert old is not None
+    kube.etcd.stop(old.id)
+    ips = {"10.110.0.2", "10.110.0.20", "10.110.0.4"}
+    said: list[str] = []
+    # Without the droplets' IPs it cannot be told from a cp-2 that is down for a while.
+    assert etcd_members.remove_stale(api, set(CPS), said.append) == []
+    assert old.id in kube.etcd.members
+    assert etcd_members.remove_stale(api, set(CPS), said.append, ips) == ["prod-cp-2"]
+    assert [m.id for m in kube.etcd.removed] == [old.id]
+    assert any("10.110.0.3 is not the private IP of the current prod-cp-2" in line
+               for line in said), said
+
+
+def test_a_join_in_progress_is_never_removed(cluster: tuple[FakeKubeAPI, Any]) -> None:
+    """kubeadm join adds the member with its peer URL only and then starts etcd
+    (cmd/kubeadm/app/util/etcd/etcd.go ``AddMember``): until then etcdctl v3.6.9 lists it
+    unstarted, with no name and no client URL, so it never answers ``endpoint health``.
+    Here an interrupted `up` left prod-cp-4 mid-join."""
+    kube, api = cluster
+    joining = kube.etcd.add("https://10.110.0.30:2380")
+    said: list[str] = []
+    wanted = {*CPS, "prod-cp-4"}
+    assert etcd_members.remove_stale(api, wanted, said.append) == []
+    assert joining.id in kube.etcd.members
+    assert any(f"unstarted member ({joining.id:x})" in line and "join in progress" in line
+               for line in said), said
+    ips = {"10.110.0.2", "10.110.0.3", "10.110.0.4", "10.110.0.30"}
+    assert etcd_members.remove_stale(api, wanted, said.append, ips) == []
+    assert joining.id in kube.etcd.members and not kube.etcd.removed
+    # prod-cp-4's droplet is gone too (no current droplet has 10.110.0.30): it goes.
+    assert etcd_members.remove_stale(api, set(CPS), said.append, ips - {"10.110.0.30"}) == \
+        [f"{joining.id:x}"]
+    assert kube.etcd.names() == CPS and [m.id for m in kube.etcd.removed] == [joining.id]
+    assert len(kube.objects("v1", "Node")) == 4
+
+
+def test_etcdctl_runs_only_in_the_image_of_the_kubelets_mirror_pod(
+        cluster: tuple[FakeKubeAPI, Any]) -> None:
+    """The image runs on a control-plane node with the etcd client key mounted, so it comes
+    only from the kubelet's mirror of the etcd static pod: annotated
+    ``kubernetes.io/config.mirror`` (kubernetes/kubernetes pkg/kubelet/types/pod_update.go,
+    ``ConfigMirrorAnnotationKey``), bound to that node, labelled component=etcd,
+    tier=control-plane as kubeadm labels its static pods
+    (cmd/kubeadm/app/util/staticpod/utils.go ``ComponentPod``). A pod that merely bears
+    the name ``etcd-<node>`` is not it."""
+    kube, api = cluster
+    old = "registry.k8s.io/etcd:3.4.13-0"
+    pods = "/api/v1/namespaces/kube-system/pods"
+    kube_ = Kube(api)
+
+    def forge(node: str, bound_to: str, annotations: dict[str, str]) -> None:
+        kube_.request("DELETE", f"{pods}/etcd-{node}", verb="delete")
+        while kube.get("v1", "Pod", f"etcd-{node}", "kube-system") is not None:
+            time.sleep(0.05)
+        kube_.request("POST", pods, verb="create", body={
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"etcd-{node}", "namespace": "kube-system",
+                         "labels": {"component": "etcd", "tier": "control-plane"},
+                         "annotations": annotations},
+            "spec": {"nodeName": bound_to, "hostNetwork": True, "restartPolicy": "Never",
+                     "containers": [{"name": "etcd", "image": old,
+                                     "command": ["etcd"]}]}})
+
+    forge("prod-cp-1", "prod-cp-1", {})  # not a mirror pod
+    forge("prod-cp-2", "prod-cp-3", {"kubernetes.io/config.mirror": "x"})  # another node's
+    members = etcd_members.members(api)
+    assert sorted(m.name for m in members) == CPS
+    created = [r.json() for r in kube.requests("POST", pods)
+               if r.json()["metadata"].get("generateName")]
+    assert created
+    assert {(p["spec"]["nodeName"], p["spec"]["containers"][0]["image"]) for p in created} \
+        == {("prod-cp-3", "registry.k8s.io/etcd:3.6.9-0")}
+    assert pods_left(kube) == []
