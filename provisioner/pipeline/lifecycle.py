@@ -244,7 +244,8 @@ def _remove_stale_etcd_members(prepared: Prepared, infra_plan: InfraPlan, say: R
 
     The droplets kept are the control-plane droplets the plan neither creates nor replaces:
     a droplet created under an old name (cp-1 lost and recreated) replaces the one whose
-    member still carries that name.
+    member still carries that name. Their addresses tell a dead member under a kept name
+    (an earlier replacement's) from the kept droplet's own.
     """
     created = {c.name for c in infra_plan.pending
                if c.control_plane and c.action in ("create", "replace")}
@@ -254,7 +255,22 @@ def _remove_stale_etcd_members(prepared: Prepared, infra_plan: InfraPlan, say: R
         return  # no join coming, or no running cluster to join
     from provisioner.cluster import etcd_members
 
-    etcd_members.remove_stale(cluster_stage.api_client(path), kept, say)
+    etcd_members.remove_stale(cluster_stage.api_client(path), kept, say,
+                              _private_ips(prepared, kept))
+
+
+def _private_ips(prepared: Prepared, names: set[str]) -> set[str] | None:
+    """The VPC addresses of the control-plane droplets ``names`` as the last apply recorded
+    them (infrastructure.json), or None when any is unknown: a member is then judged by
+    name and health alone."""
+    import json
+
+    try:
+        recorded = json.loads(infra_stage.infrastructure_file(prepared).read_text())
+        ips = {str(c["name"]): str(c["private_ip"]) for c in recorded.get("controllers") or []}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return {ips[name] for name in names} if names <= ips.keys() else None
 
 
 @holds_work_folder("destroy")
