@@ -79,6 +79,14 @@ TOKEN_SECRET = ("kube-system", "provision-failover", "token")
 ANNOTATION_STATE = "provision.dev/vrrp-state"
 ANNOTATION_KEEPALIVED = "provision.dev/keepalived"
 ANNOTATION_CHECKED = "provision.dev/failover-checked-at"
+# Which token the agent runs with: a short fingerprint (never the value), so that `rotate`
+# can tell an agent that took the new token from one that refused it.
+ANNOTATION_TOKEN = "provision.dev/failover-token"
+
+
+def fingerprint(token: str) -> str:
+    """The first 12 hex digits of the token's SHA-256: names a token without revealing it."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,9 @@ class Settings:
     token: str
     controller_tag: str
     check_url: str = "https://127.0.0.1:6443/readyz"
+    # A peer's API server, asked before the timer takes the address from that peer
+    # ({ip}: its private address, which kubeadm's serving certificate names).
+    peer_check_url: str = "https://{ip}:6443/readyz"
     vxlan_port: int = 8473
     router_id: int = 51
     droplet_id: str | None = None  # tests set these; on DigitalOcean the metadata says
@@ -366,6 +377,8 @@ def reconcile_endpoint(settings: Settings, still_valid: Callable[[], bool] | Non
     the address is here: one read, and one assignment if it is elsewhere. A failover whose
     assignments all failed (the API was down for notify's ~40 s) or a node that kept the
     address through a partition would otherwise leave it on the wrong droplet for good.
+    Two MASTERs at once (VRRP between them broken, both reaching the API) would pass the
+    address back and forth on every pass: see `_two_masters` for when it is left alone.
     """
     record = _state_record(settings)
     state = recorded_state(settings)
@@ -376,11 +389,71 @@ def reconcile_endpoint(settings: Settings, still_valid: Callable[[], bool] | Non
         # The timer's decision stands only while no notification has come in since.
         return _state_record(settings) == record and (still_valid is None or still_valid())
 
-    if take and state == "MASTER" and current != me and unchanged():
+    if take and state == "MASTER" and current == me:
+        _note_held(settings, record)
+    elif take and state == "MASTER" and not _two_masters(settings, current, record) \
+            and unchanged():
         log(f"MASTER, but {settings.floating_ip} is on droplet {current}: assigning it here")
         assign_to(settings, me)
+        _note_held(settings, record)
         current = me  # DigitalOcean routes it here once the action completes
     return set_endpoint_rule(settings, endpoint_wanted(state, current, me), unchanged)
+
+
+def _held_path(settings: Settings) -> Path:
+    return Path(settings.state_file).with_name("held")
+
+
+def _note_held(settings: Settings, record: str) -> None:
+    """Remember that the address was here during this MASTER notification (`record`)."""
+    try:
+        _held_path(settings).write_text(record)
+    except OSError as e:
+        log(f"cannot write {_held_path(settings)}: {e}")
+
+
+def _two_masters(settings: Settings, current: int | None, record: str) -> bool:
+    """Whether to leave the address on `current` although this node is MASTER.
+
+    Only when all of these hold: the address was on this droplet earlier in the same
+    MASTER term (so a peer took it from us: that peer is MASTER too), the holder is one of
+    our control-plane peers, and its API server answers /readyz on its private address
+    (it serves the endpoint). A holder that is not a peer, is gone or does not answer (a
+    dead or partitioned node that kept the address) is taken from; so is a live peer that
+    held the address before this term began (its keepalived died: this node is the
+    MASTER that failover chose).
+    """
+    if current is None:
+        return False
+    try:
+        held = _held_path(settings).read_text() == record
+    except OSError:
+        held = False
+    if not held:
+        return False
+    address = next((ip for _, droplet, ip in controller_droplets(settings)
+                    if droplet == current), None)
+    if address is None or not _answers(settings.peer_check_url.format(ip=address)):
+        return False
+    log(f"two masters: {settings.floating_ip} is on droplet {current}, a control-plane peer "
+        f"whose API server answers at {address}; leaving it there (check the {TUNNEL} "
+        "tunnel between the control-plane nodes)")
+    return True
+
+
+def _answers(url: str) -> bool:
+    """Whether an API server's /readyz at `url` answers 200 (its certificate unchecked:
+    readiness is asked, not identity, as in `check`)."""
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=3, context=context) as response:
+            return bool(response.status == 200)
+    except Exception:
+        return False
 
 
 def controller_number(name: str) -> int:
@@ -393,7 +466,12 @@ def controller_number(name: str) -> int:
 
 def peers(settings: Settings) -> dict[int, str]:
     """Control-plane number -> private IPv4, for every droplet with the controller tag."""
-    found = {}
+    return {number: address for number, _, address in controller_droplets(settings)}
+
+
+def controller_droplets(settings: Settings) -> list[tuple[int, int, str]]:
+    """(control-plane number, droplet id, private IPv4) of every droplet with the tag."""
+    found = []
     query = urllib.parse.urlencode({"tag_name": settings.controller_tag, "per_page": 200})
     page = api(settings, "GET", f"droplets?{query}")
     while True:
@@ -402,7 +480,8 @@ def peers(settings: Settings) -> dict[int, str]:
                             (droplet.get("networks") or {}).get("v4") or []
                             if n.get("type") == "private"), None)
             if private:
-                found[controller_number(droplet["name"])] = str(ipaddress.ip_address(private))
+                found.append((controller_number(droplet["name"]), int(droplet["id"]),
+                              str(ipaddress.ip_address(private))))
         following = ((page.get("links") or {}).get("pages") or {}).get("next")
         # The token goes only to the API it was configured for, whatever a link says: same
         # scheme and host (a prefix test would let "https://api.example.evil" pass).
@@ -549,10 +628,9 @@ def configure(settings: Settings, reload: bool = True, fallback: bool = False) -
         if target.is_file() and target.read_text() == text:
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
-        scratch = target.with_name(f".{target.name}.{os.getpid()}")
-        scratch.write_text(text)
-        scratch.chmod(0o600)
-        os.replace(scratch, target)
+        # Created 0600, never readable by others even for a moment: it holds the VRRP
+        # password (the settings file is written the same way, `save_token`).
+        _write_private(target, text)
     if reload and settings.reload_command:
         subprocess.run(settings.reload_command.split(), check=False, capture_output=True)
     return True
@@ -622,19 +700,41 @@ def rotated_token(settings: Settings) -> str | None:
     return None if token == settings.token else token
 
 
-def save_token(path: Path, token: str) -> None:
-    """Put `token` into the settings file: atomically (old or new, never half), 0600."""
-    data = json.loads(path.read_text())
-    data["token"] = token
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically (old or new, never half), created 0600."""
     scratch = path.with_name(f".{path.name}.{os.getpid()}")
     scratch.unlink(missing_ok=True)
     descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(descriptor, "w", encoding="utf-8") as handle:
         os.fchmod(handle.fileno(), 0o600)  # whatever the umask
-        handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(scratch, path)
+
+
+def save_token(path: Path, token: str) -> None:
+    """Put `token` into the settings file: atomically (old or new, never half), 0600."""
+    data = json.loads(path.read_text())
+    data["token"] = token
+    _write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def token_works(candidate: Settings) -> bool:
+    """Whether the DigitalOcean API accepts the candidate token for a read failover needs.
+
+    Anyone who can write the Secret (or a mistyped `provision rotate`) could otherwise
+    replace a working token with a dead one. A refusal is logged (the API's answer, never
+    the token) and the token in use kept; an API that does not answer raises: the next
+    pass tries again.
+    """
+    try:
+        holder(candidate)
+    except ApiError as e:
+        log(f"the token in Secret {'/'.join(TOKEN_SECRET[:2])} (fingerprint "
+            f"{fingerprint(candidate.token)}) is refused ({e}): keeping the one in use")
+        return False
+    return True
 
 
 def publish(settings: Settings, keepalived: str | None) -> None:
@@ -642,7 +742,7 @@ def publish(settings: Settings, keepalived: str | None) -> None:
     state = recorded_state(settings)
     if keepalived == "failed" or state not in ("MASTER", "BACKUP", "FAULT"):
         state = "STOPPED"
-    pairs = [f"{ANNOTATION_STATE}={state}",
+    pairs = [f"{ANNOTATION_STATE}={state}", f"{ANNOTATION_TOKEN}={fingerprint(settings.token)}",
              f"{ANNOTATION_CHECKED}={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"]
     if keepalived:
         pairs.append(f"{ANNOTATION_KEEPALIVED}={keepalived}")
@@ -658,7 +758,7 @@ def timer_pass(settings: Settings, path: Path) -> int:
     if settings.kubeconfig and Path(settings.kubeconfig).is_file():
         try:
             token = rotated_token(settings)
-            if token:
+            if token and token_works(replace(settings, token=token)):
                 save_token(path, token)
                 settings = replace(settings, token=token)
                 log(f"new failover token from Secret {'/'.join(TOKEN_SECRET[:2])}, saved")
@@ -811,6 +911,8 @@ def _run(settings: Settings, command: str, args: list[str]) -> int:
     if state == "MASTER":
         if not assign(settings, still_master=latest):
             return 1
+        if latest():  # the address is here in this MASTER term (see `_two_masters`)
+            _note_held(settings, _state_record(settings))
         set_endpoint_rule(settings, present=True, still_valid=latest)
         return 0
     if state == "FAULT":

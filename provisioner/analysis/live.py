@@ -6,7 +6,10 @@ alone. What it judges:
 * keepalived: each control-plane node's failover agent records keepalived's health
   (``provision.dev/keepalived``) and the time of its last pass
   (``provision.dev/failover-checked-at``) on its Node. ``failed`` means keepalived is down;
-  a pass older than a few timer periods means the agent itself is not running.
+  a pass older than a few timer periods means the agent itself is not running. Each agent
+  also publishes the fingerprint of the DigitalOcean token it runs with
+  (``provision.dev/failover-token``): one that differs from the token in Secret
+  kube-system/provision-failover refused it (the API rejects it) or has not run since.
 * the floating IP: it must be on the droplet of the one node whose keepalived is MASTER
   (``provision.dev/vrrp-state``), as the DigitalOcean API says; two MASTERs split the brain.
 * credentials: the API server's serving certificate and the admin kubeconfig's client
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +38,26 @@ from urllib.parse import urlsplit
 from provisioner import clock
 from provisioner.analysis.spof import SEVERITIES, Finding
 from provisioner.config.model import Environment
+from provisioner.errors import ProvisionError
 from provisioner.node_facts import NodeFacts
 
-# The agent's timer runs every 60 s (templates/systemd/provision-failover.timer.j2); five
-# missed passes are not a slow API any more.
-STALE_AFTER = dt.timedelta(minutes=5)
+
+@functools.cache
+def timer_period() -> float:
+    """Seconds between the failover agent's passes, as its timer unit says (the one place
+    that sets it: templates/systemd/provision-failover.timer.j2, ``OnUnitActiveSec``)."""
+    from provisioner.resources import data_dir
+
+    text = (data_dir("templates") / "systemd" / "provision-failover.timer.j2").read_text()
+    found = re.search(r"^OnUnitActiveSec=(\d+)(s|min)?\s*$", text, re.MULTILINE)
+    if not found:
+        raise ProvisionError("templates/systemd/provision-failover.timer.j2 sets no "
+                             "OnUnitActiveSec in seconds or minutes; reinstall provision")
+    return float(found.group(1)) * (60 if found.group(2) == "min" else 1)
+
+
+# Five missed passes of the agent's timer are not a slow API any more.
+STALE_PASSES = 5
 # kubeadm's `certs check-expiration` shows residual time; a month leaves time to act.
 EXPIRY_WARNING = dt.timedelta(days=30)
 
@@ -54,6 +74,10 @@ class LiveFacts:
     client_not_after: dt.datetime | None = None
     local_token_ok: bool | None = None
     cluster_token_ok: bool | None = None
+    # The fingerprint of the token in Secret kube-system/provision-failover (None: no
+    # Secret, never rotated) and the one each node's agent says it runs with.
+    failover_fingerprint: str | None = None
+    token_fingerprints: dict[str, str | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -78,7 +102,8 @@ def _expiry(subject: str, not_after: dt.datetime | None, now: dt.datetime,
     return []
 
 
-def _failover(env: Environment, facts: LiveFacts, now: dt.datetime) -> list[Finding]:
+def _failover(env: Environment, config: str, facts: LiveFacts,
+              now: dt.datetime) -> list[Finding]:
     if env.control_plane.endpoint != "floating_ip":
         return []
     found: list[Finding] = []
@@ -90,7 +115,8 @@ def _failover(env: Environment, facts: LiveFacts, now: dt.datetime) -> list[Find
                 "is not running and its failover agent could not restart it: this node "
                 "cannot take the floating IP",
                 f"on {node.name}: journalctl -u keepalived; systemctl restart keepalived"))
-        elif node.checked_at is None or now - node.checked_at > STALE_AFTER:
+        elif node.checked_at is None or now - node.checked_at > dt.timedelta(
+                seconds=STALE_PASSES * timer_period()):
             seen = ("never reported" if node.checked_at is None
                     else f"last reported {node.checked_at:%Y-%m-%d %H:%M:%S} UTC")
             found.append(Finding(
@@ -98,6 +124,16 @@ def _failover(env: Environment, facts: LiveFacts, now: dt.datetime) -> list[Find
                 f"is not running ({seen}): nobody restarts keepalived there or keeps the "
                 "floating IP on the MASTER",
                 f"on {node.name}: systemctl status provision-failover.timer"))
+        if facts.failover_fingerprint and \
+                facts.token_fingerprints.get(node.name) != facts.failover_fingerprint:
+            found.append(Finding(
+                "medium", f"failover token on {node.name}",
+                "the agent runs with another token than Secret kube-system/provision-failover "
+                "holds: it refused the stored one (the DigitalOcean API rejects it) or has "
+                "not run since; once its old token is revoked, failover stops there",
+                f"on {node.name}: journalctl -u provision-failover (it says why); export a "
+                f"valid PROVISION_FAILOVER_TOKEN and run `provision rotate {config} --only "
+                "failover-token`"))
     masters = sorted(n.name for n in controllers if n.vrrp_state == "MASTER")
     if len(masters) > 1:
         found.append(Finding(
@@ -122,7 +158,7 @@ def _failover(env: Environment, facts: LiveFacts, now: dt.datetime) -> list[Find
 def judge(env: Environment, config: str, facts: LiveFacts,
           now: dt.datetime) -> list[Finding]:
     """The findings of one reading of the cluster and the cloud at instant ``now``."""
-    found = _failover(env, facts, now)
+    found = _failover(env, config, facts, now)
     found += _expiry("API server certificate", facts.serving_not_after, now,
                      "on each control-plane node: kubeadm certs renew apiserver, then restart "
                      "its kube-apiserver (move /etc/kubernetes/manifests/kube-apiserver.yaml "
@@ -178,6 +214,29 @@ def _serving_certificate(server: str) -> bytes | None:
     return pem.encode()
 
 
+def _failover_tokens(kube: Any, facts: LiveFacts) -> None:
+    """The stored failover token's fingerprint and each node's (its agent's annotation)."""
+    from provisioner.agents.failover import ANNOTATION_TOKEN, fingerprint
+    from provisioner.kube import KubeError
+
+    try:
+        secret = kube.request("GET", "/api/v1/namespaces/kube-system/secrets/provision-failover",
+                              verb="get secrets in kube-system")
+    except KubeError as e:
+        if e.status != 404:
+            raise
+        return  # never rotated: each agent runs with the token it was created with
+    stored = base64.b64decode((secret.get("data") or {}).get("token") or "").decode().strip()
+    if not stored:
+        return
+    facts.failover_fingerprint = fingerprint(stored)
+    items = kube.request("GET", "/api/v1/nodes", verb="list nodes").get("items") or []
+    for item in items:
+        meta = item.get("metadata") or {}
+        facts.token_fingerprints[str(meta.get("name"))] = (
+            meta.get("annotations") or {}).get(ANNOTATION_TOKEN)
+
+
 def gather(env: Environment, kubeconfig: Path, token: str) -> LiveFacts:
     """Read the cluster (through ``kubeconfig``) and the cloud (with ``token``, if any)."""
     from provisioner.cloud.account import token_accepted
@@ -202,6 +261,8 @@ def gather(env: Environment, kubeconfig: Path, token: str) -> LiveFacts:
         facts.notes.append(f"{server} is not HTTPS: no serving certificate to judge")
     kube = Kube(client_for(kubeconfig), timeout=10, attempts=2)
     facts.nodes = list_nodes(kube)
+    if env.control_plane.endpoint == "floating_ip":
+        _failover_tokens(kube, facts)
     try:
         secret = kube.request("GET", "/api/v1/namespaces/kube-system/secrets/digitalocean",
                               verb="get secrets in kube-system")

@@ -14,7 +14,7 @@ from provisioner.pipeline.rotate import CONFIRM_WAIT, KINDS
 
 
 class Unconfirmed(ProvisionError):
-    """The new failover token is stored, but some agents did not confirm taking it."""
+    """The new failover token is stored, but some agents do not run with it."""
 
 
 @click.command(epilog="""\b
@@ -38,9 +38,9 @@ def rotate(config: Path, workdir: Path | None, only: tuple[str, ...], wait: floa
     cloud-token       kube-system/digitalocean from DIGITALOCEAN_TOKEN (checked with
                       the API first); restarts the cloud controller manager and the
                       CSI controller so they read it
-    failover-token    kube-system/provision-failover from PROVISION_FAILOVER_TOKEN;
-                      waits until the agent on every control-plane node confirms
-                      (exit 1 naming those that did not)
+    failover-token    kube-system/provision-failover from PROVISION_FAILOVER_TOKEN
+                      (checked with the API first); waits until the agent on every
+                      control-plane node runs with it (exit 1 naming those that do not)
     join-credentials  a fresh bootstrap token and certificate key for nodes that
                       join later
 
@@ -83,7 +83,8 @@ def _run(config: Path, workdir: Path | None, only: tuple[str, ...], wait: float)
     if result.unconfirmed:
         raise Unconfirmed(
             f"the new failover token is stored, but the agents on "
-            f"{', '.join(result.unconfirmed)} did not confirm within {wait:.0f} s: check "
-            "`systemctl status provision-failover.timer` there, or that this machine's clock "
-            f"is not ahead of the nodes', then run `provision check {config} --online`")
+            f"{', '.join(result.unconfirmed)} do not run with it after {wait:.0f} s (they "
+            "keep their old token while the DigitalOcean API refuses the new one there, or "
+            "did not run): see `journalctl -u provision-failover` there, then run "
+            f"`provision check {config} --online`")
     out.info(f"rotated on {prepared.env.name}: {', '.join(result.done) or 'nothing'}")

@@ -9,10 +9,12 @@ Three things, each through the Kubernetes API:
   (Kubernetes docs, "Secrets": environment variables are not updated after a Secret
   update), so their pods are restarted the way ``kubectl rollout restart`` does it.
 * ``failover-token``: the failover agents' token, Secret kube-system/provision-failover
-  (key ``token``), from PROVISION_FAILOVER_TOKEN. Each agent copies a changed value into
-  its configuration on its timer and stamps its Node's ``provision.dev/failover-checked-at``;
-  rotate waits until every control-plane node has stamped a time after the rotation and
-  names those that did not. Only with ``endpoint: floating_ip`` (no agent otherwise).
+  (key ``token``), from PROVISION_FAILOVER_TOKEN, checked with the API first (a read of the
+  reserved IPs, which its custom scopes allow). On its timer each agent tries a changed
+  value against the API, adopts it only if accepted, and publishes the fingerprint of the
+  token it runs with on its Node (``provision.dev/failover-token``); rotate waits until
+  every control-plane node's fingerprint is the new token's and names those whose is not.
+  Only with ``endpoint: floating_ip`` (no agent otherwise).
 * ``join-credentials``: a fresh bootstrap token and certificate key
   (provisioner.bootstrap.join_credentials.refresh), for nodes that join later.
 
@@ -28,9 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner import clock
+from provisioner.agents.failover import ANNOTATION_TOKEN, fingerprint
+from provisioner.analysis.live import timer_period
 from provisioner.errors import UsageError
 from provisioner.kube import Kube, KubeError
-from provisioner.node_facts import list_nodes
+from provisioner.node_facts import CONTROL_PLANE_LABEL
 from provisioner.pipeline.prepare import Prepared
 
 Say = Callable[[str], None]
@@ -42,9 +46,9 @@ KINDS = (CLOUD_TOKEN, FAILOVER_TOKEN, JOIN_CREDENTIALS)
 
 FAILOVER_SECRET = "provision-failover"
 FAILOVER_KEY = "token"
-# The agent's timer runs every 60 s (templates/systemd/provision-failover.timer.j2): five
-# periods leave room for a pass that was already running and a slow API.
-CONFIRM_WAIT = 300.0
+# Five of the agent's timer periods leave room for a pass that was already running and a
+# slow API.
+CONFIRM_WAIT = 5 * timer_period()
 POLL = 2.0
 
 # What reads kube-system/digitalocean as an environment variable (the pinned manifests:
@@ -123,11 +127,46 @@ def rotate_cloud_token(kube: Kube, token: str, say: Say) -> None:
         + (f"; restarted {', '.join(restarted)}" if restarted else ""))
 
 
-def wait_confirmed(kube: Kube, since: Any, deadline: float, poll: float = POLL) -> list[str]:
-    """Control-plane nodes whose agent has not stamped a pass after ``since`` by ``deadline``."""
+def check_failover_token(token: str) -> None:
+    """Raise TokenRejected unless the API accepts the agents' token for what they read.
+
+    GET /v2/reserved_ips (reserved_ip:read, one of the token's custom scopes; /v2/account
+    would need account:read, which it lacks). python-digitalocean's client follows
+    DIGITALOCEAN_END_POINT, as every other call of provision.
+    """
+    import os
+
+    import digitalocean
+
+    from provisioner.cloud.preflight import TokenRejected, read
+
+    os.environ.setdefault("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", "30")
+    manager = digitalocean.Manager(token=token)
+    try:
+        read("the reserved IPs",
+             lambda: manager.get_data("reserved_ips", params={"per_page": 1, "page": 1}))
+    except TokenRejected:
+        raise TokenRejected("the DigitalOcean API rejects the token in PROVISION_FAILOVER_TOKEN "
+                            "(401): nothing was changed; export a valid token (custom scopes "
+                            "reserved_ip:read, reserved_ip:update, droplet:read)") from None
+
+
+def _controller_tokens(kube: Kube) -> dict[str, str | None]:
+    """Control-plane node name -> the fingerprint its agent says it runs with."""
+    items = kube.request("GET", "/api/v1/nodes", verb="list nodes").get("items") or []
+    found = {}
+    for item in items:
+        meta = item.get("metadata") or {}
+        if CONTROL_PLANE_LABEL in (meta.get("labels") or {}):
+            found[str(meta.get("name"))] = (meta.get("annotations") or {}).get(ANNOTATION_TOKEN)
+    return dict(sorted(found.items()))
+
+
+def wait_confirmed(kube: Kube, token: str, deadline: float, poll: float = POLL) -> list[str]:
+    """Control-plane nodes whose agent does not run with ``token`` by ``deadline``."""
+    wanted = fingerprint(token)
     while True:
-        pending = [n.name for n in list_nodes(kube) if n.control_plane
-                   and (n.checked_at is None or n.checked_at <= since)]
+        pending = [name for name, seen in _controller_tokens(kube).items() if seen != wanted]
         if not pending or time.monotonic() >= deadline:
             return pending
         time.sleep(poll)
@@ -135,13 +174,12 @@ def wait_confirmed(kube: Kube, since: Any, deadline: float, poll: float = POLL) 
 
 def rotate_failover_token(kube: Kube, token: str, wait: float, say: Say,
                           poll: float = POLL) -> list[str]:
-    """Store the agents' token and wait for them; the nodes that did not confirm."""
-    since = clock.now()
+    """Store the agents' token and wait for them; the nodes that did not take it."""
     _apply_secret(kube, FAILOVER_SECRET, {FAILOVER_KEY: token})
-    controllers = [n.name for n in list_nodes(kube) if n.control_plane]
+    controllers = list(_controller_tokens(kube))
     say(f"failover token: kube-system/{FAILOVER_SECRET} updated; waiting up to {wait:.0f} s "
         f"for the agents on {len(controllers)} control-plane node(s) to take it")
-    return wait_confirmed(kube, since, time.monotonic() + wait, poll)
+    return wait_confirmed(kube, token, time.monotonic() + wait, poll)
 
 
 def rotate(prepared: Prepared, api: Any, kinds: Sequence[str], say: Say, *,
@@ -150,6 +188,8 @@ def rotate(prepared: Prepared, api: Any, kinds: Sequence[str], say: Say, *,
     """Rotate ``kinds`` (see `chosen`) on the cluster of ``api``, in a fixed order."""
     kube = Kube(api, timeout=15)
     result = Rotated()
+    if FAILOVER_TOKEN in kinds:  # before anything changes, like the cloud token
+        check_failover_token(failover_token)
     if CLOUD_TOKEN in kinds:
         rotate_cloud_token(kube, cloud_token, say)
         result.done.append(CLOUD_TOKEN)

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from provisioner.agents.failover import fingerprint
 from provisioner.bootstrap import kubeconfig as kc
 from provisioner.pipeline.prepare import prepare
 from tests.fakes.kubeapi.server import FakeKubeAPI
@@ -115,13 +116,23 @@ def test_check_online_finds_keepalived_floating_ip_and_credentials(
 
             # Months later: the serving certificate has expired, the admin kubeconfig's is
             # close; the bootstrap token (hours) expired long ago and is no finding: provision
-            # renews it before nodes join. Both MASTER now: split brain.
+            # renews it before nodes join. Both MASTER now: split brain. The failover
+            # token was rotated: cp-2's agent still runs with another one (it refused the
+            # new one). cp-3's last pass was 3 minutes ago: six periods of its 30 s timer
+            # (templates/systemd/provision-failover.timer.j2), more than five.
             later = client_end - dt.timedelta(days=10)
             pin(monkeypatch, later)
+            rotated = "dop_v1_" + "d" * 64
+            kube.create({"apiVersion": "v1", "kind": "Secret",
+                         "metadata": {"name": "provision-failover", "namespace": "kube-system"},
+                         "stringData": {"token": rotated}})
             for i in (1, 2, 3):
-                _annotate(path, f"prod-cp-{i}", {"provision.dev/keepalived": "active",
-                                                 "provision.dev/failover-checked-at":
-                                                     _stamp(later)})
+                _annotate(path, f"prod-cp-{i}", {
+                    "provision.dev/keepalived": "active",
+                    "provision.dev/failover-checked-at": _stamp(
+                        later - dt.timedelta(minutes=3 if i == 3 else 0)),
+                    "provision.dev/failover-token": fingerprint(
+                        "the-old-token" if i == 2 else rotated)})
             _annotate(path, "prod-cp-2", {"provision.dev/vrrp-state": "MASTER"})
             code, report, err = _check(sim)
             assert code == 0, err
@@ -132,7 +143,11 @@ def test_check_online_finds_keepalived_floating_ip_and_credentials(
                 "medium", f"expires in 10 day(s) ({client_end:%Y-%m-%d})")
             assert "2 control-plane nodes are MASTER (prod-cp-1, prod-cp-2)" in found[
                 "floating IP"][1]
-            assert not any("keepalived" in s or "agent" in s for s in found)
+            assert [s for s in found if "keepalived" in s or "agent" in s] == [
+                "failover agent on prod-cp-3"]
+            assert [s for s in found if "failover token" in s] == ["failover token on prod-cp-2"]
+            assert "runs with another token" in found["failover token on prod-cp-2"][1]
+            assert rotated not in json.dumps(report) + err
             assert "bootstrap" not in json.dumps(report).lower()
 
 

@@ -1,9 +1,12 @@
 """`provision rotate` against the fake Kubernetes API and the fake DigitalOcean API.
 
 The failover agents are played by a thread that does what the agent's contract says
-(/etc/provision/failover.json follows Secret kube-system/provision-failover key `token`;
-each pass stamps `provision.dev/failover-checked-at` on its own Node): it watches the Secret
-over HTTP and, once it changes, stamps the nodes it plays.
+(provisioner/agents/failover.py, tested on its own in tests/unit/test_failover_agent.py:
+/etc/provision/failover.json follows Secret kube-system/provision-failover key `token` only
+once the DigitalOcean API accepts that token; each pass stamps
+`provision.dev/failover-checked-at` and the fingerprint of the token it runs with,
+`provision.dev/failover-token`, on its own Node): it watches the Secret over HTTP and, once
+it changes, asks the fake DigitalOcean API with the new token and annotates the nodes it plays.
 
 The cloud controller manager and the CSI controller read kube-system/digitalocean as an
 environment variable (digitalocean-cloud-controller-manager
@@ -21,6 +24,7 @@ import base64
 import datetime as dt
 import json
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +35,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from provisioner.agents.failover import ANNOTATION_TOKEN, fingerprint
 from provisioner.cli.main import cli
 from tests.fakes.kubeapi.server import FakeKubeAPI
 from tests.support.clock import pinned
@@ -50,6 +55,8 @@ def _secret(kube: FakeKubeAPI, name: str, key: str) -> str | None:
 
 def _cluster(sim: Simulation, kube: FakeKubeAPI) -> None:
     """Nodes, the token Secret as `up` left it, and the token's two readers."""
+    # The failover agents' token is a second token of the same account (custom scopes).
+    sim.api.tokens = (TOKEN, FAILOVER_TOKEN)
     for name in CONTROLLERS:
         kube.add_node(name, control_plane=True)
     kube.add_node("prod-general-1")
@@ -68,9 +75,26 @@ def _cluster(sim: Simulation, kube: FakeKubeAPI) -> None:
     kube.write_kubeconfig(sim.workdir / "kubeconfig")
 
 
+OLD_FAILOVER_TOKEN = "failover-token-from-up"
+
+
+def _accepted(sim: Simulation, token: str) -> bool:
+    """What the agent asks before adopting a token: a read with it (HTTP 200, not 401)."""
+    request = urllib.request.Request(f"{sim.api.endpoint.rstrip('/')}/reserved_ips",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return bool(response.status == 200)
+    except urllib.error.HTTPError:
+        return False
+
+
 @contextmanager
-def agents(kube: FakeKubeAPI, playing: tuple[str, ...], seen: list[str]) -> Iterator[None]:
-    """Failover agents on ``playing``: once the Secret holds a token, stamp a later pass."""
+def agents(kube: FakeKubeAPI, playing: tuple[str, ...], seen: list[str], sim: Simulation,
+           refusing: tuple[str, ...] = ()) -> Iterator[None]:
+    """Failover agents on ``playing``: once the Secret holds a token, a later pass, which
+    runs with the new token if the API accepts it (and the node is not in ``refusing``,
+    standing for an agent whose API read failed), else with the old one."""
     stop = threading.Event()
 
     def run() -> None:
@@ -80,9 +104,12 @@ def agents(kube: FakeKubeAPI, playing: tuple[str, ...], seen: list[str]) -> Iter
                 continue
             seen.append(token)
             stamp = (pinned() + dt.timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            works = _accepted(sim, token)
             for name in playing:
+                running = token if works and name not in refusing else OLD_FAILOVER_TOKEN
                 body = {"metadata": {"annotations": {
                     "provision.dev/failover-checked-at": stamp,
+                    ANNOTATION_TOKEN: fingerprint(running),
                     "provision.dev/keepalived": "active"}}}
                 request = urllib.request.Request(
                     f"{kube.base_url}/api/v1/nodes/{name}", method="PATCH",
@@ -119,7 +146,7 @@ def test_rotate_renews_both_tokens_and_waits_for_every_agent(tmp_path: Path) -> 
     with simulation(tmp_path) as sim, FakeKubeAPI() as kube:
         _cluster(sim, kube)
         seen: list[str] = []
-        with agents(kube, CONTROLLERS, seen):
+        with agents(kube, CONTROLLERS, seen, sim):
             result = _run(sim, "--wait", "60")
         assert result.exit_code == 0, result.stderr
         # The cluster's cloud token is now the exported one; its readers rolled.
@@ -144,14 +171,45 @@ def test_rotate_renews_both_tokens_and_waits_for_every_agent(tmp_path: Path) -> 
 def test_rotate_names_the_nodes_whose_agent_did_not_confirm(tmp_path: Path) -> None:
     with simulation(tmp_path) as sim, FakeKubeAPI() as kube:
         _cluster(sim, kube)
-        with agents(kube, CONTROLLERS[:2], []):
+        with agents(kube, CONTROLLERS[:2], [], sim):
             result = _run(sim, "--only", "failover-token", "--wait", "3")
         assert result.exit_code == 1, result.stderr
-        assert "prod-cp-3 did not confirm" in result.stderr
-        assert "prod-cp-1" not in result.stderr.split("agents on", 1)[1].split("did not")[0]
+        assert "prod-cp-3 do not run with it" in result.stderr
+        assert "prod-cp-1" not in result.stderr.split("agents on", 1)[1].split("do not")[0]
         # Only what was asked for: the cloud token and its readers are as they were.
         assert _secret(kube, "digitalocean", "access-token") == OLD_CLOUD_TOKEN
         assert set(_restarted(kube).values()) == {None}
+
+
+def test_a_pass_that_kept_the_old_token_is_not_a_confirmation(tmp_path: Path) -> None:
+    """An agent whose pass ran after the rotation but kept its old token (it could not
+    read the API with the new one) stamped a fresh failover-checked-at: only the token
+    fingerprint it publishes tells rotate that it does not run with the new token."""
+    with simulation(tmp_path) as sim, FakeKubeAPI() as kube:
+        _cluster(sim, kube)
+        with agents(kube, CONTROLLERS, [], sim, refusing=("prod-cp-2",)):
+            result = _run(sim, "--only", "failover-token", "--wait", "3")
+        assert result.exit_code == 1, result.stderr
+        assert "agents on prod-cp-2 do not run with it" in result.stderr
+        for name in CONTROLLERS:
+            notes = (kube.get("v1", "Node", name) or {})["metadata"]["annotations"]
+            assert "provision.dev/failover-checked-at" in notes  # every one did a pass
+
+
+def test_a_rejected_failover_token_changes_nothing(tmp_path: Path) -> None:
+    """A mistyped PROVISION_FAILOVER_TOKEN (well-formed, but the API answers 401) is
+    refused before the Secret is written, as a rejected cloud token is."""
+    with simulation(tmp_path) as sim, FakeKubeAPI() as kube:
+        _cluster(sim, kube)
+        wrong = "dop_v1_" + "c" * 64
+        env = {**sim.env, "PROVISION_FAILOVER_TOKEN": wrong}
+        with agents(kube, CONTROLLERS, [], sim):
+            result = _run(sim, "--only", "failover-token", "--wait", "5", env=env)
+        assert result.exit_code == 1, result.stderr
+        assert "rejects the token in PROVISION_FAILOVER_TOKEN (401): nothing was changed" \
+            in result.stderr
+        assert wrong not in result.stderr + result.stdout
+        assert kube.get("v1", "Secret", "provision-failover", "kube-system") is None
 
 
 def test_a_rejected_cloud_token_changes_nothing(tmp_path: Path) -> None:
@@ -209,3 +267,23 @@ def test_rotate_waits_for_another_run_holding_the_work_folder(tmp_path: Path) ->
         assert result.exit_code == 3, result.stderr
         assert _secret(kube, "digitalocean", "access-token") == OLD_CLOUD_TOKEN
         assert yaml.safe_load((sim.workdir / "kubeconfig").read_text())
+
+
+def test_rotate_waits_five_periods_of_the_agents_timer() -> None:
+    """The period is set once, in the timer unit the nodes run; rotate's default wait and
+    check's staleness follow it (it was 60 s in their comments and figures after the unit
+    changed to 30 s)."""
+    import re
+
+    from provisioner.analysis import live
+    from provisioner.pipeline import rotate
+    from provisioner.resources import data_dir
+
+    unit = (data_dir("templates") / "systemd" / "provision-failover.timer.j2").read_text()
+    found = re.search(r"^OnUnitActiveSec=(\d+)s$", unit, re.MULTILINE)
+    assert found is not None
+    period = float(found.group(1))
+    assert live.timer_period() == period
+    assert pytest.approx(5 * period) == rotate.CONFIRM_WAIT
+    result = CliRunner().invoke(cli, ["rotate", "--help"])
+    assert f"[default: {5 * period};" in " ".join(result.output.split())

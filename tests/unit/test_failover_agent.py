@@ -936,3 +936,132 @@ def test_kubectl_goes_to_this_nodes_own_api_server(account: Account, kube: Kube,
     _record(account, 2, "BACKUP")
     failover.publish(settings, "active")
     assert kube.annotations(f"{CLUSTER}-cp-2")[failover.ANNOTATION_STATE] == "BACKUP"
+
+
+# ------------------------------------------------------- two MASTERs, and a dead holder
+
+
+def _peers_answer(account: Account, number: int, url: str) -> failover.Settings:
+    """cp`number`'s settings, with every peer's /readyz at the local stand-in."""
+    return account.settings(number, peer_check_url=url + "?peer={ip}")
+
+
+def test_two_masters_do_not_pass_the_address_back_and_forth(
+        account: Account, local_api: Callable[[int], str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A VRRP split (the tunnel between cp1 and cp2 broken, both still reaching the API):
+    both are MASTER. Without damping each timer pass takes the address from the other,
+    so the endpoint moves every period. cp1 held it in its MASTER term and cp2 took it: cp1
+    finds cp2's API server answering and leaves the address there; one assignment only."""
+    url = local_api(200)
+    _record(account, 1, "MASTER")
+    _record(account, 2, "MASTER")
+    holders = []
+    for _ in range(3):
+        for number in (1, 2):
+            failover.reconcile_endpoint(_peers_answer(account, number, url), take=True)
+            holders.append(account.holder())
+    assert len(account.assigns()) <= 1, f"assignments: {len(account.assigns())}, {holders}"
+    assert holders[-1] == holders[-2]
+    assert "two masters" in capsys.readouterr().err
+
+
+def test_a_dead_holder_is_still_taken_from(account: Account,
+                                           local_api: Callable[[int], str]) -> None:
+    """Issue 14 defect 4 stays repaired: cp1 held the address in its MASTER term, then a
+    peer (cp2) got it and died, or was partitioned (its API server no longer answers /readyz
+    from here): cp1's pass takes it back."""
+    _record(account, 1, "MASTER")
+    failover.reconcile_endpoint(_peers_answer(account, 1, local_api(200)), take=True)
+    failover.assign_to(account.settings(2), account.ids[2])  # cp2 took it, then went away
+    failover.reconcile_endpoint(_peers_answer(account, 1, local_api(503)), take=True)
+    assert account.holder() == 1
+    # Not answering at all (nothing listens) is the same as not ready.
+    failover.assign_to(account.settings(2), account.ids[2])
+    closed = local_api(200).rsplit(":", 1)[0] + ":9/readyz"
+    failover.reconcile_endpoint(_peers_answer(account, 1, closed), take=True)
+    assert account.holder() == 1
+
+
+def test_a_live_peer_that_held_the_address_before_this_term_is_taken_from(
+        account: Account, local_api: Callable[[int], str]) -> None:
+    """cp1's keepalived crashed while its API server runs on: cp2 is the MASTER failover
+    chose and never held the address in this term, so it takes it though cp1 answers."""
+    _record(account, 2, "MASTER")
+    failover.reconcile_endpoint(_peers_answer(account, 2, local_api(200)), take=True)
+    assert account.holder() == 2
+
+
+def test_keepalived_conf_is_never_readable_by_others(account: Account, tmp_path: Path) -> None:
+    """It holds the VRRP password: created 0600, not written with the umask's mode and
+    narrowed afterwards. An audit hook looks at the folder at every audited operation
+    (open, chmod, rename ...) while `configure` writes it, under a permissive umask."""
+    settings = account.settings(2)
+    folder = Path(settings.keepalived_conf).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    seen: list[str] = []
+    watching = [True]
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if not watching[0] or event.startswith(("os.listdir", "os.scandir")):
+            return
+        watching[0] = False  # the hook's own file system calls are not watched
+        try:
+            for entry in os.scandir(folder):
+                if "keepalived.conf" not in entry.name:
+                    continue
+                mode = entry.stat().st_mode & 0o777
+                if mode & 0o077:
+                    seen.append(f"{event}: {entry.name} {oct(mode)}")
+        finally:
+            watching[0] = True
+
+    old = os.umask(0o022)
+    sys.addaudithook(hook)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(failover, "build_tunnel", lambda *args: None)
+            assert failover.configure(settings, reload=False)
+    finally:
+        watching[0] = False  # audit hooks cannot be removed: this one stays off
+        os.umask(old)
+    assert Path(settings.keepalived_conf).stat().st_mode & 0o777 == 0o600
+    assert seen == []
+
+
+# ------------------------------------------------------- a rotated token is checked first
+WRONG_TOKEN = "dop_v1_" + "c" * 64  # well-formed, but DigitalOcean rejects it
+
+
+def test_a_rejected_token_is_not_adopted(account: Account, kube: Kube, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Whoever can write Secret kube-system/provision-failover (or a mistyped `provision
+    rotate`) must not replace a working token with one DigitalOcean refuses (401 on
+    GET /v2/reserved_ips/{ip}, digitalocean/openapi reservedIPs_get.yml responses): the
+    agent keeps its token, logs the refusal (never the value) and publishes the fingerprint
+    of the token it runs with, which `rotate` compares with the new one's."""
+    path = _timer_file(account, kube, tmp_path)
+    before = path.read_text()
+    kube.secret(WRONG_TOKEN)
+    _record(account, 2, "MASTER")
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    assert path.read_text() == before
+    assert account.holder() == 2  # failover still works, with the old token
+    logged = (tmp_path / "cp2.log").read_text() + capsys.readouterr().err
+    assert f"fingerprint {failover.fingerprint(WRONG_TOKEN)}) is refused" in logged
+    assert "HTTP 401" in logged
+    assert WRONG_TOKEN not in logged and TOKEN not in logged
+    published = kube.annotations(f"{CLUSTER}-cp-2")[failover.ANNOTATION_TOKEN]
+    assert published == failover.fingerprint(TOKEN) != failover.fingerprint(WRONG_TOKEN)
+    assert re.fullmatch(r"[0-9a-f]{12}", published)
+
+
+def test_an_accepted_token_is_adopted_and_its_fingerprint_published(
+        account: Account, kube: Kube, tmp_path: Path) -> None:
+    path = _timer_file(account, kube, tmp_path)
+    kube.secret(NEW_TOKEN)
+    account.fake.tokens = (TOKEN, NEW_TOKEN)  # the new one works, the old not yet revoked
+    assert failover.main(["--config", str(path), "configure"]) == 0
+    assert json.loads(path.read_text())["token"] == NEW_TOKEN
+    assert kube.annotations(f"{CLUSTER}-cp-2")[failover.ANNOTATION_TOKEN] == \
+        failover.fingerprint(NEW_TOKEN)
