@@ -16,7 +16,7 @@ CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 VRRP_STATE = "provision.dev/vrrp-state"
 # active, restarted or failed: what the agent found of keepalived on its last pass.
 KEEPALIVED = "provision.dev/keepalived"
-# RFC 3339 UTC instant of the agent's last pass (its systemd timer, every 60 s).
+# RFC 3339 UTC instant of the agent's last pass (its systemd timer: analysis.live.timer_period()).
 CHECKED_AT = "provision.dev/failover-checked-at"
 
 
