@@ -25,7 +25,12 @@ staging/src/k8s.io/kubectl/pkg/drain/filters.go, read at commit 121817a5 for the
 pinned in tests, kubectl 1.37): DaemonSet pods and mirror pods (annotation
 ``kubernetes.io/config.mirror``) are skipped, finished pods need no eviction; pods without
 a controller and pods with emptyDir data are evicted as ``--force
---delete-emptydir-data`` would (their droplet is deleted next anyway).
+--delete-emptydir-data`` would (their droplet is deleted next anyway). Like kubectl's
+drain, a node is drained only once every evicted pod is gone, not when its eviction is
+accepted: kubectl's ``waitForDelete`` (staging/src/k8s.io/kubectl/pkg/drain/drain.go, read
+at commit 014e1fb5) polls each evicted pod until a GET answers NotFound or a pod of another
+UID; a pod in its termination grace period (or held by a finalizer) still has its
+containers running, and deleting the droplet then would cut them off.
 """
 
 from __future__ import annotations
@@ -316,9 +321,10 @@ class _Blocked:
 
 
 def _drainable(pod: dict[str, Any]) -> bool:
-    """kubectl drain's filters: not a DaemonSet's or mirror pod, not finished, not going."""
+    """kubectl drain's filters: not a DaemonSet's or mirror pod, not finished. A pod being
+    deleted stays: the drain waits until it is gone (kubectl's waitForDelete)."""
     meta = pod.get("metadata") or {}
-    if meta.get("deletionTimestamp") or MIRROR in (meta.get("annotations") or {}):
+    if MIRROR in (meta.get("annotations") or {}):
         return False
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         return False
@@ -372,9 +378,11 @@ def drain(kube: Kube, node: str, deadline: float, say: Report, interval: float =
             return
         for pod in pods:
             label = _label(pod)
-            uid = str((pod.get("metadata") or {}).get("uid"))
-            if uid in evicted:
-                continue  # being deleted
+            meta = pod.get("metadata") or {}
+            uid = str(meta.get("uid"))
+            if uid in evicted or meta.get("deletionTimestamp"):
+                blocked.pop(label, None)
+                continue  # being deleted: waited for until it is gone
             reason = evict(kube, pod)
             if reason is None:
                 evicted.add(uid)
@@ -388,14 +396,18 @@ def drain(kube: Kube, node: str, deadline: float, say: Report, interval: float =
 
 
 def _give_up(node: str, pods: Iterable[dict[str, Any]], blocked: dict[str, _Blocked]) -> None:
+    pods = list(pods)
     left = [_label(p) for p in pods]
     if not left:
         return
     why = [f"{label}: {blocked[label].reason}" for label in left if label in blocked]
+    going = [_label(p) for p in pods if (p.get("metadata") or {}).get("deletionTimestamp")]
     raise DrainTimeout(
         f"node {node} could not be drained in time; the rollout stopped there and the "
         f"remaining workers are untouched. Pods still on it: {', '.join(left)}"
         + (f". Blocked by: {'; '.join(why)}" if why else "")
+        + (f". Still terminating (evicted, not yet gone; a finalizer or a long grace "
+           f"period holds them): {', '.join(going)}" if going else "")
         + ". Relax the PodDisruptionBudget or make room (or raise the pool's "
         "replace.drain_timeout), then run `provision up` again to continue")
 
