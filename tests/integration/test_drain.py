@@ -246,3 +246,25 @@ def test_a_pod_still_terminating_at_the_deadline_is_named(kube: FakeKubeAPI,
     assert f"Still terminating (evicted, not yet gone; a finalizer or a long grace period " \
            f"holds them): {NS}/held" in message
     release(client, "held")
+
+
+def test_release_uncordons_only_nodes_this_plan_does_not_retire(kube: FakeKubeAPI,
+                                                               tmp_path: Path) -> None:
+    """`up` of a running cluster releases what an earlier, stopped rollout cordoned and the
+    plan now keeps (provision.dev/retiring), and leaves alone the nodes it still retires
+    and the nodes someone else cordoned (no annotation)."""
+    client = _kube(kube, tmp_path)
+    for node in ("w-1", "w-2"):
+        rolling.cordon(client, node, lambda line: None)
+    client.request("PATCH", "/api/v1/nodes/w-3", body={"spec": {"unschedulable": True}},
+                   content_type="application/merge-patch+json", verb="patch nodes")
+    said: list[str] = []
+    released = rolling.release_kept(client.client, {"w-2"}, said.append)
+    assert released == ["w-1"]
+    spec = {n: (kube.get("v1", "Node", n) or {}).get("spec", {}) for n in ("w-1", "w-2", "w-3")}
+    assert [bool(spec[n].get("unschedulable")) for n in ("w-1", "w-2", "w-3")] == [
+        False, True, True]
+    w1 = kube.get("v1", "Node", "w-1") or {}
+    assert rolling.RETIRING not in (w1["metadata"].get("annotations") or {})
+    assert said == ["uncordoned w-1: an earlier rollout cordoned it to replace it, and this "
+                    "plan keeps it"]
