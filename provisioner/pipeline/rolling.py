@@ -25,7 +25,12 @@ staging/src/k8s.io/kubectl/pkg/drain/filters.go, read at commit 121817a5 for the
 pinned in tests, kubectl 1.37): DaemonSet pods and mirror pods (annotation
 ``kubernetes.io/config.mirror``) are skipped, finished pods need no eviction; pods without
 a controller and pods with emptyDir data are evicted as ``--force
---delete-emptydir-data`` would (their droplet is deleted next anyway).
+--delete-emptydir-data`` would (their droplet is deleted next anyway). Like kubectl's
+drain, a node is drained only once every evicted pod is gone, not when its eviction is
+accepted: kubectl's ``waitForDelete`` (staging/src/k8s.io/kubectl/pkg/drain/drain.go, read
+at commit 014e1fb5) polls each evicted pod until a GET answers NotFound or a pod of another
+UID; a pod in its termination grace period (or held by a finalizer) still has its
+containers running, and deleting the droplet then would cut them off.
 """
 
 from __future__ import annotations
@@ -86,15 +91,18 @@ class Rollout:
     adding: list[Instance]
     at_once: dict[str, int] = field(default_factory=dict)
     drain_timeout: dict[str, int] = field(default_factory=dict)
+    released: list[str] = field(default_factory=list)  # said with describe() when unsaid
 
     def describe(self) -> str:
         """The line the plan display adds: how the workers will be replaced."""
         sizes = sorted({self.at_once.get(i.pool, 1) for i in self.retiring})
         how = " or ".join(str(n) for n in sizes)
         noun = "worker" if len(self.retiring) == 1 else "workers"
-        return (f"the cluster is running: {len(self.retiring)} {noun} will be replaced "
-                f"(or removed) {how} at a time: new nodes Ready first, then each old node "
-                "cordoned, drained (PodDisruptionBudgets honoured) and deleted")
+        return "\n".join([
+            *self.released,
+            f"the cluster is running: {len(self.retiring)} {noun} will be replaced "
+            f"(or removed) {how} at a time: new nodes Ready first, then each old node "
+            "cordoned, drained (PodDisruptionBudgets honoured) and deleted"])
 
 
 def retires_workers(plan: InfraPlan) -> bool:
@@ -175,17 +183,71 @@ def refuse_saved_plan(saved: Path | None, plan: InfraPlan, running: bool) -> Non
 
 
 def prepare(ws: Workspace, planfile: Path, plan: InfraPlan, prepared: Prepared,
-            saved_plan: Path | None) -> Rollout | None:
+            saved_plan: Path | None, say: Report | None = None) -> Rollout | None:
     """The rollout ``up`` runs instead of one apply, or None (no cluster yet, no worker
-    retired: a first ``up`` and a scale-up stay a single apply)."""
+    retired: a first ``up`` and a scale-up stay a single apply).
+
+    On a running cluster, nodes an earlier rollout cordoned (``provision.dev/retiring``)
+    that this plan no longer retires are uncordoned first: a rollout stopped at a drain and
+    then backed out would otherwise keep them unschedulable for good. What was released is
+    said through ``say``, or with the rollout's description when no ``say`` is given.
+    """
     from provisioner.pipeline import cluster_stage
 
-    running = cluster_stage.kubeconfig_path(prepared).is_file()
-    if not running or not retires_workers(plan):
+    path = cluster_stage.kubeconfig_path(prepared)
+    running = path.is_file()
+    if not running:
         return None
-    refuse_saved_plan(saved_plan, plan, running)
-    rollout = from_document(ws.show(planfile), prepared)
-    return rollout if rollout.retiring else None
+    rollout: Rollout | None = None
+    if retires_workers(plan):
+        refuse_saved_plan(saved_plan, plan, running)
+        rollout = from_document(ws.show(planfile), prepared)
+    retiring = {i.name for i in rollout.retiring} if rollout else set()
+    lines: list[str] = []
+    release_kept(cluster_stage.api_client(path), retiring, say or lines.append)
+    if rollout is None or not rollout.retiring:
+        return None
+    rollout.released = lines
+    return rollout
+
+
+def release_kept(api: Any, retiring: set[str], say: Report) -> list[str]:
+    """Uncordon the nodes provision cordoned to retire that ``retiring`` no longer holds,
+    and drop their annotation; their names. Best effort: an API that cannot be reached
+    leaves them as they are (said), and the next ``up`` looks again."""
+    from provisioner.bootstrap import readiness
+
+    ok, said = readiness.api_ready(api)
+    if not ok:
+        say(f"could not look for nodes left cordoned by a stopped rollout ({said}); "
+            "`provision up` looks again next time")
+        return []
+    kube = Kube(api, timeout=15)
+    try:
+        listed = kube.request("GET", "/api/v1/nodes", verb="list nodes")
+    except KubeError as e:
+        say(f"could not look for nodes left cordoned by a stopped rollout ({e}); "
+            "`provision up` looks again next time")
+        return []
+    released: list[str] = []
+    for node in listed.get("items") or []:
+        meta = node.get("metadata") or {}
+        name = str(meta.get("name"))
+        if RETIRING not in (meta.get("annotations") or {}) or name in retiring:
+            continue
+        body = {"metadata": {"annotations": {RETIRING: None}},
+                "spec": {"unschedulable": None}}
+        try:
+            kube.request("PATCH", f"/api/v1/nodes/{name}", body=body,
+                         content_type="application/merge-patch+json", verb="patch nodes")
+        except KubeError as e:
+            if e.status != 404:
+                raise
+            continue
+        released.append(name)
+        say(f"uncordoned {name}: an earlier rollout cordoned it to replace it, and this "
+            "plan keeps it")
+    return released
 
 
 def apply(ws: Workspace, plan: InfraPlan, prepared: Prepared, rollout: Rollout,
@@ -316,9 +378,10 @@ class _Blocked:
 
 
 def _drainable(pod: dict[str, Any]) -> bool:
-    """kubectl drain's filters: not a DaemonSet's or mirror pod, not finished, not going."""
+    """kubectl drain's filters: not a DaemonSet's or mirror pod, not finished. A pod being
+    deleted stays: the drain waits until it is gone (kubectl's waitForDelete)."""
     meta = pod.get("metadata") or {}
-    if meta.get("deletionTimestamp") or MIRROR in (meta.get("annotations") or {}):
+    if MIRROR in (meta.get("annotations") or {}):
         return False
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         return False
@@ -372,9 +435,11 @@ def drain(kube: Kube, node: str, deadline: float, say: Report, interval: float =
             return
         for pod in pods:
             label = _label(pod)
-            uid = str((pod.get("metadata") or {}).get("uid"))
-            if uid in evicted:
-                continue  # being deleted
+            meta = pod.get("metadata") or {}
+            uid = str(meta.get("uid"))
+            if uid in evicted or meta.get("deletionTimestamp"):
+                blocked.pop(label, None)
+                continue  # being deleted: waited for until it is gone
             reason = evict(kube, pod)
             if reason is None:
                 evicted.add(uid)
@@ -388,14 +453,18 @@ def drain(kube: Kube, node: str, deadline: float, say: Report, interval: float =
 
 
 def _give_up(node: str, pods: Iterable[dict[str, Any]], blocked: dict[str, _Blocked]) -> None:
+    pods = list(pods)
     left = [_label(p) for p in pods]
     if not left:
         return
     why = [f"{label}: {blocked[label].reason}" for label in left if label in blocked]
+    going = [_label(p) for p in pods if (p.get("metadata") or {}).get("deletionTimestamp")]
     raise DrainTimeout(
         f"node {node} could not be drained in time; the rollout stopped there and the "
         f"remaining workers are untouched. Pods still on it: {', '.join(left)}"
         + (f". Blocked by: {'; '.join(why)}" if why else "")
+        + (f". Still terminating (evicted, not yet gone; a finalizer or a long grace "
+           f"period holds them): {', '.join(going)}" if going else "")
         + ". Relax the PodDisruptionBudget or make room (or raise the pool's "
         "replace.drain_timeout), then run `provision up` again to continue")
 

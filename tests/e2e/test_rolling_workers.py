@@ -300,3 +300,45 @@ def test_a_rollout_longer_than_the_join_credentials_renews_them(
         # Once before the rollout (the plan creates droplets), once in the middle.
         assert rolled.stderr.count("made fresh join credentials") == 2, rolled.stderr
         assert w.boot.error is None
+
+
+def test_a_backed_out_rollout_uncordons_the_worker_it_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollout stops at a blocking budget with an old worker cordoned (and annotated
+    provision.dev/retiring); the operator backs the change out. The next `up` keeps that
+    worker (it deletes the new one instead), so it must be schedulable again: before, it
+    stayed cordoned for good, since nothing read the annotation."""
+    from tests.fakes.kubeapi import catalog
+
+    clock.pin(monkeypatch, clock.OUTSIDE_WINDOWS)
+    with world(tmp_path) as w:
+        assert up(w).code == 0
+        kube = w.boot.kube
+        assert kube is not None
+        original = w.sim.config.read_text()
+        old = workers(kube)
+        selected = [p for p in kube.objects("v1", "Pod", NS)
+                    if p["metadata"].get("labels", {}).get("app.kubernetes.io/name")
+                    in ("api", "elasticsearch")]
+        for name in ("api", "elasticsearch"):
+            kube.registry.delete(_pdb_rt(), NS, name)
+        kube.create({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                     "metadata": {"name": "blocker", "namespace": NS},
+                     "spec": {"minAvailable": len(selected), "selector": {"matchExpressions": [
+                         {"key": "app.kubernetes.io/name", "operator": "In",
+                          "values": ["api", "elasticsearch"]}]}}})
+        relabel(w, "general-2", drain_timeout=3)
+        stopped = up(w)
+        assert stopped.code == 1, stopped.stderr
+        held = [n for n in old if (kube.get("v1", "Node", n) or {}).get(
+            "spec", {}).get("unschedulable")]
+        assert len(held) == 1, held  # the rollout stopped with one old worker cordoned
+        kube.registry.delete(catalog.get("policy/v1", "PodDisruptionBudget"), NS, "blocker")
+        w.sim.config.write_text(original)  # the operator backs the change out
+        back = up(w)
+        assert back.code == 0, back.stderr
+        assert sorted(workers(kube)) == sorted(old)
+        node = kube.get("v1", "Node", held[0]) or {}
+        assert not node.get("spec", {}).get("unschedulable"), "the kept worker stays cordoned"
+        assert "provision.dev/retiring" not in (node["metadata"].get("annotations") or {})
+        assert f"uncordoned {held[0]}: an earlier rollout cordoned it" in back.stderr

@@ -13,6 +13,7 @@ pods stay.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -163,3 +164,107 @@ def test_drain_stops_at_the_timeout_naming_pods_and_budget(kube: FakeKubeAPI,
     assert f"{NS}/{victim['metadata']['name']}" in message
     assert "The disruption budget search needs 3 healthy pods and has 3 currently" in message
     assert len(ready(kube, "search")) == 3
+
+
+HOLD = "example.com/hold"
+
+
+def held_pod(kube: FakeKubeAPI, name: str, node: str) -> dict[str, Any]:
+    """A pod a finalizer keeps after its deletion, as a pod in its grace period is kept.
+
+    The API server marks an object with finalizers for deletion (``deletionTimestamp``) and
+    keeps it until they are removed (Kubernetes docs, concepts/overview/working-with-objects/
+    finalizers); a pod deleted with a grace period is likewise still listed with a
+    deletionTimestamp until the kubelet has stopped it (concepts/workloads/pods/
+    pod-lifecycle, "Termination of Pods").
+    """
+    return kube.create({"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": name, "namespace": NS, "finalizers": [HOLD]},
+                        "spec": {"nodeName": node, "containers": [
+                            {"name": "app", "image": "registry.example/app:1"}]}})
+
+
+def release(client: Kube, name: str) -> None:
+    client.request("PATCH", f"/api/v1/namespaces/{NS}/pods/{name}",
+                   body={"metadata": {"finalizers": None}},
+                   content_type="application/merge-patch+json", verb="patch pods")
+
+
+def test_the_fake_keeps_a_finalized_pod_until_its_finalizers_are_removed(
+        kube: FakeKubeAPI, tmp_path: Path) -> None:
+    held_pod(kube, "held", "w-1")
+    client = _kube(kube, tmp_path)
+    code, _ = evict(kube, "held")
+    assert code == 201
+    kept = kube.get("v1", "Pod", "held", NS)
+    assert kept is not None and kept["metadata"].get("deletionTimestamp")
+    release(client, "held")
+    assert kube.get("v1", "Pod", "held", NS) is None
+
+
+def test_drain_waits_until_evicted_pods_are_gone(kube: FakeKubeAPI, tmp_path: Path) -> None:
+    """kubectl's drain is done only once each evicted pod is gone: waitForDelete
+    (staging/src/k8s.io/kubectl/pkg/drain/drain.go, commit 014e1fb5) polls every evicted
+    pod until its GET is NotFound or answers a pod of another UID. A node whose pods are
+    still terminating is not drained: deleting its droplet then cuts them off."""
+    held_pod(kube, "held", "w-2")
+    client = _kube(kube, tmp_path)
+    said: list[str] = []
+    rolling.cordon(client, "w-2", said.append)
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            rolling.drain(client, "w-2", time.monotonic() + 120, said.append, interval=0.1)
+        except BaseException as e:  # reported to the test thread
+            failed.append(e)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=drain, daemon=True)
+    worker.start()
+    kube.wait_for(lambda: (kube.get("v1", "Pod", "held", NS) or {}).get(
+        "metadata", {}).get("deletionTimestamp"))
+    assert not done.wait(2.0), f"the drain returned while held was terminating: {said}"
+    assert "drained w-2" not in " ".join(said)
+    release(client, "held")
+    assert done.wait(60), "the drain did not return once the pod was gone"
+    worker.join(10)
+    assert failed == []
+    assert said[-1] == "drained w-2 (1 pods evicted)"
+
+
+def test_a_pod_still_terminating_at_the_deadline_is_named(kube: FakeKubeAPI,
+                                                         tmp_path: Path) -> None:
+    held_pod(kube, "held", "w-3")
+    client = _kube(kube, tmp_path)
+    with pytest.raises(rolling.DrainTimeout) as stopped:
+        rolling.drain(client, "w-3", time.monotonic() + 1.5, lambda line: None, interval=0.1)
+    message = str(stopped.value)
+    assert "node w-3 could not be drained" in message
+    assert f"Still terminating (evicted, not yet gone; a finalizer or a long grace period " \
+           f"holds them): {NS}/held" in message
+    release(client, "held")
+
+
+def test_release_uncordons_only_nodes_this_plan_does_not_retire(kube: FakeKubeAPI,
+                                                               tmp_path: Path) -> None:
+    """`up` of a running cluster releases what an earlier, stopped rollout cordoned and the
+    plan now keeps (provision.dev/retiring), and leaves alone the nodes it still retires
+    and the nodes someone else cordoned (no annotation)."""
+    client = _kube(kube, tmp_path)
+    for node in ("w-1", "w-2"):
+        rolling.cordon(client, node, lambda line: None)
+    client.request("PATCH", "/api/v1/nodes/w-3", body={"spec": {"unschedulable": True}},
+                   content_type="application/merge-patch+json", verb="patch nodes")
+    said: list[str] = []
+    released = rolling.release_kept(client.client, {"w-2"}, said.append)
+    assert released == ["w-1"]
+    spec = {n: (kube.get("v1", "Node", n) or {}).get("spec", {}) for n in ("w-1", "w-2", "w-3")}
+    assert [bool(spec[n].get("unschedulable")) for n in ("w-1", "w-2", "w-3")] == [
+        False, True, True]
+    w1 = kube.get("v1", "Node", "w-1") or {}
+    assert rolling.RETIRING not in (w1["metadata"].get("annotations") or {})
+    assert said == ["uncordoned w-1: an earlier rollout cordoned it to replace it, and this "
+                    "plan keeps it"]

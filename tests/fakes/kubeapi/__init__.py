@@ -19,8 +19,9 @@ registry.py (write semantics, defaulting, generation, GC), apply.py + fieldpaths
 schemas), selectors.py, catalog.py (served types), tls.py (certificates), errors.py
 (Status bodies), meta.py (metadata helpers).
 
-Known simplifications: deletes are immediate (no finalizers, graceful periods or
-Terminating namespaces); no admission beyond a few validation rules; the OpenAPI served
+Known simplifications: deletes are immediate (no graceful periods or Terminating
+namespaces), except that an object with metadata.finalizers keeps a deletionTimestamp
+until an update empties them; no admission beyond a few validation rules; the OpenAPI served
 has no schemas (no `kubectl explain`); SSA treats every non-keyed list as atomic and
 knows list keys from a table, not from schemas; no Job, HPA or PDB
 controllers (those objects are stored as sent); watch BOOKMARKs only for

@@ -226,6 +226,12 @@ class Registry:
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", timestamp())
             return new
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # The last finalizer removed from an object being deleted: the API server
+            # deletes it now (Kubernetes docs, concepts/overview/working-with-objects/
+            # finalizers: "When the finalizers field is emptied, ... the object is deleted").
+            self.store.put(rt, new, owned=True)
+            return self._remove(rt, new, "Background")
         return self.store.put(rt, new, owned=True, copy=copy)  # `new` is this write's own
 
     def _body(
@@ -281,7 +287,15 @@ class Registry:
         self, rt: ResourceType, namespace: str, name: str, *, propagation: str = "Background",
         dry_run: bool = False, preconditions: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Delete at once (no graceful period); dependents follow unless Orphan."""
+        """Delete at once (no graceful period); dependents follow unless Orphan.
+
+        An object with ``metadata.finalizers`` is not removed: the API server sets its
+        ``deletionTimestamp`` and keeps it until an update empties the finalizers (Kubernetes
+        docs, concepts/overview/working-with-objects/finalizers: the API server "marks the
+        object for deletion by populating .metadata.deletionTimestamp" and "the object
+        remains in a terminating state" until they are removed), as a pod in its graceful
+        termination is still listed with a deletionTimestamp.
+        """
         with self.store.lock:
             obj = self.get(rt, namespace, name)
             for key in ("uid", "resourceVersion"):
@@ -290,16 +304,29 @@ class Registry:
                     raise errors.stale(rt, name)
             if dry_run:
                 return obj
-            gone = self.store.remove(rt, namespace, name) or obj
-            self._collect(metadata(obj)["uid"], propagation)
-            if rt.kind == "Namespace":
-                for (_, ns, _), child in self.store.all_objects():
-                    child_rt = catalog.by_kind(child["apiVersion"], child["kind"])
-                    if ns == name and child_rt is not None:
-                        self.store.remove(child_rt, ns, name_of(child))
-            for hook in self.on_delete:
-                hook(rt, gone)
-            return gone
+            if metadata(obj).get("finalizers"):
+                if metadata(obj).get("deletionTimestamp"):
+                    return obj
+                marked = clone(obj)
+                metadata(marked)["deletionTimestamp"] = timestamp()
+                metadata(marked)["deletionGracePeriodSeconds"] = 0
+                return self.store.put(rt, marked, owned=True)
+            return self._remove(rt, obj, propagation)
+
+    def _remove(self, rt: ResourceType, obj: dict[str, Any], propagation: str
+                ) -> dict[str, Any]:
+        """Take the object out of the store; dependents, a namespace's children, hooks."""
+        name = name_of(obj)
+        gone = self.store.remove(rt, namespace_of(obj), name) or obj
+        self._collect(metadata(obj)["uid"], propagation)
+        if rt.kind == "Namespace":
+            for (_, ns, _), child in self.store.all_objects():
+                child_rt = catalog.by_kind(child["apiVersion"], child["kind"])
+                if ns == name and child_rt is not None:
+                    self.store.remove(child_rt, ns, name_of(child))
+        for hook in self.on_delete:
+            hook(rt, gone)
+        return gone
 
     def _collect(self, owner_uid: str, propagation: str) -> None:
         """The garbage collector: delete (or orphan) everything owned by `owner_uid`."""
