@@ -201,7 +201,7 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
         running.refuse_silent_cluster(infra_plan, prepared, cluster, clock.now())
     one_at_a_time(infra_plan)
     ownership.refuse_second_state(infra_plan, prepared, token)
-    rollout = rolling.prepare(ws, planfile, infra_plan, prepared, saved_plan)
+    rollout = rolling.prepare(ws, planfile, infra_plan, prepared, saved_plan, say)
     if rollout is not None and ws.replace:
         # Every step of a rollout plans again, and Terraform's -replace would replace the
         # control-plane droplet once per step.
