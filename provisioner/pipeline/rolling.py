@@ -235,14 +235,7 @@ def release_kept(api: Any, retiring: set[str], say: Report) -> list[str]:
         name = str(meta.get("name"))
         if RETIRING not in (meta.get("annotations") or {}) or name in retiring:
             continue
-        body = {"metadata": {"annotations": {RETIRING: None}},
-                "spec": {"unschedulable": None}}
-        try:
-            kube.request("PATCH", f"/api/v1/nodes/{name}", body=body,
-                         content_type="application/merge-patch+json", verb="patch nodes")
-        except KubeError as e:
-            if e.status != 404:
-                raise
+        if not _mark(kube, name, retiring=False):
             continue
         released.append(name)
         say(f"uncordoned {name}: an earlier rollout cordoned it to replace it, and this "
@@ -358,17 +351,26 @@ def run(rollout: Rollout, api: Any, apply_step: ApplyStep, finish: Callable[[], 
     return finish()
 
 
-def cordon(kube: Kube, node: str, say: Report) -> None:
-    """Mark the node unschedulable (what ``kubectl cordon`` patches) and ours to retire."""
-    body = {"metadata": {"annotations": {RETIRING: "true"}}, "spec": {"unschedulable": True}}
+def _mark(kube: Kube, node: str, retiring: bool) -> bool:
+    """Cordon the node and mark it ours to retire (what ``kubectl cordon`` patches, plus
+    the annotation), or undo both; False when there is no such Node."""
+    body = {"metadata": {"annotations": {RETIRING: "true" if retiring else None}},
+            "spec": {"unschedulable": True if retiring else None}}
     try:
         kube.request("PATCH", f"/api/v1/nodes/{node}", body=body,
                      content_type="application/merge-patch+json", verb="patch nodes")
     except KubeError as e:
         if e.status != 404:
             raise
-        return  # never joined: nothing runs there
-    say(f"cordoned {node}")
+        return False
+    return True
+
+
+def cordon(kube: Kube, node: str, say: Report) -> None:
+    """Mark the node unschedulable and ours to retire."""
+    if _mark(kube, node, retiring=True):
+        say(f"cordoned {node}")
+    # else it never joined: nothing runs there
 
 
 @dataclass

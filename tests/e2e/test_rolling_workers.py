@@ -106,6 +106,20 @@ def relabel(w: World, tier: str, **replace: int) -> None:
     w.sim.write_config(edit=edit)
 
 
+def block_drains(kube: FakeKubeAPI) -> None:
+    """One budget over both apps that allows no disruption (minAvailable = their pods)."""
+    selected = [p for p in kube.objects("v1", "Pod", NS)
+                if p["metadata"].get("labels", {}).get("app.kubernetes.io/name")
+                in ("api", "elasticsearch")]
+    for name in ("api", "elasticsearch"):
+        kube.registry.delete(_pdb_rt(), NS, name)
+    kube.create({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                 "metadata": {"name": "blocker", "namespace": NS},
+                 "spec": {"minAvailable": len(selected), "selector": {"matchExpressions": [
+                     {"key": "app.kubernetes.io/name", "operator": "In",
+                      "values": ["api", "elasticsearch"]}]}}})
+
+
 def check_order(timeline: list[Entry], old: list[str], new: list[str], at_once: int) -> None:
     """For each old node: new Ready before it is cordoned, cordoned before deleted; never
     more than ``at_once`` old nodes cordoned and not yet deleted."""
@@ -207,17 +221,7 @@ def test_a_blocking_budget_stops_the_rollout_and_the_next_up_continues(
         kube = w.boot.kube
         assert kube is not None
         old = workers(kube)
-        # One budget over both apps that allows no disruption (minAvailable = replicas).
-        selected = [p for p in kube.objects("v1", "Pod", NS)
-                    if p["metadata"].get("labels", {}).get("app.kubernetes.io/name")
-                    in ("api", "elasticsearch")]
-        for name in ("api", "elasticsearch"):
-            kube.registry.delete(_pdb_rt(), NS, name)
-        kube.create({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                     "metadata": {"name": "blocker", "namespace": NS},
-                     "spec": {"minAvailable": len(selected), "selector": {"matchExpressions": [
-                         {"key": "app.kubernetes.io/name", "operator": "In",
-                          "values": ["api", "elasticsearch"]}]}}})
+        block_drains(kube)
         relabel(w, "general-2", drain_timeout=3)
         stopped = up(w)
         assert stopped.code == 1, stopped.stderr
@@ -317,16 +321,7 @@ def test_a_backed_out_rollout_uncordons_the_worker_it_kept(
         assert kube is not None
         original = w.sim.config.read_text()
         old = workers(kube)
-        selected = [p for p in kube.objects("v1", "Pod", NS)
-                    if p["metadata"].get("labels", {}).get("app.kubernetes.io/name")
-                    in ("api", "elasticsearch")]
-        for name in ("api", "elasticsearch"):
-            kube.registry.delete(_pdb_rt(), NS, name)
-        kube.create({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                     "metadata": {"name": "blocker", "namespace": NS},
-                     "spec": {"minAvailable": len(selected), "selector": {"matchExpressions": [
-                         {"key": "app.kubernetes.io/name", "operator": "In",
-                          "values": ["api", "elasticsearch"]}]}}})
+        block_drains(kube)
         relabel(w, "general-2", drain_timeout=3)
         stopped = up(w)
         assert stopped.code == 1, stopped.stderr
