@@ -1,6 +1,8 @@
 # Control-plane droplets: the first runs `kubeadm init` until the cluster has been initialised;
-# after that every one joins, the first included, so a replaced cp-1 never starts a second,
-# empty cluster. (user_data is in ignore_changes: the switch replaces no droplet.)
+# after that, with several control planes, every one joins, the first included, so a replaced
+# cp-1 never starts a second, empty cluster. A lone control plane has no one to join: provision
+# refuses to replace it on a running cluster. (user_data is in ignore_changes: the switch
+# replaces no droplet.)
 
 locals {
   first_initialises = !(var.cluster_initialised && var.controller_count > 1)

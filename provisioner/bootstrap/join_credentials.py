@@ -137,9 +137,11 @@ def _create_or_replace(kube: Any, body: dict[str, Any]) -> dict[str, Any]:
     return replaced
 
 
-def refresh(api: Any, prepared: Prepared, say: Callable[[str], None]) -> ClusterSecrets:
-    """Mint a bootstrap token and (when provision holds the shared keys) re-upload the
-    control-plane certificates under a new key; save both in bootstrap.json (0600)."""
+def refresh(api: Any, prepared: Prepared, say: Callable[[str], None],
+            control_plane: bool = True) -> ClusterSecrets:
+    """Mint a bootstrap token and, for new control-plane nodes (when provision holds the
+    shared keys), re-upload the control-plane certificates under a new key; save both in
+    bootstrap.json (0600). Workers need only the token: the keys stay off the API then."""
     from provisioner.kube import Kube, KubeError
 
     kube = Kube(api, timeout=15)
@@ -150,7 +152,7 @@ def refresh(api: Any, prepared: Prepared, say: Callable[[str], None]) -> Cluster
         _create(kube, token_secret(token, TOKEN_TTL, now, NODE_DESCRIPTION, NODE_USAGES,
                                    (NODE_GROUP,)))
         fresh = replace(current, bootstrap_token=token, token_expires=rfc3339(now + TOKEN_TTL))
-        if current.shared:
+        if current.shared and control_plane:
             key = new_certificate_key()
             owner = _create(kube, token_secret(new_bootstrap_token(), CERT_TOKEN_TTL, now,
                                                CERT_TOKEN_DESCRIPTION))
@@ -159,12 +161,13 @@ def refresh(api: Any, prepared: Prepared, say: Callable[[str], None]) -> Cluster
                             certificate_key_expires=rfc3339(now + CERT_TOKEN_TTL))
     except KubeError as e:
         raise JoinCredentialsError(f"cannot make fresh join credentials on the cluster: {e}; "
-                                   "nothing was applied") from e
+                                   "nothing was applied (a token Secret made before the "
+                                   "failure expires on its own)") from e
     save(prepared, fresh)
     say("made fresh join credentials for the new nodes (bootstrap token until "
         f"{fresh.token_expires}"
         + (f", control-plane certificates until {fresh.certificate_key_expires})"
-           if current.shared else ")"))
+           if current.shared and control_plane else ")"))
     return fresh
 
 

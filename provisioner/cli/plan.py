@@ -53,6 +53,11 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     from provisioner.ui.output import emit_json, emit_text
 
     given_kubeconfig(kubeconfig)  # before any work: a mistyped path is a usage error
+    if replace and (offline or apps_only):
+        from provisioner.errors import UsageError
+
+        raise UsageError("--replace plans a droplet's replacement through Terraform: "
+                         "it cannot be combined with --offline or --apps-only")
     if offline:
         _offline(config, workdir, output)
         return

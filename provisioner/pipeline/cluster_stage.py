@@ -16,7 +16,7 @@ from typing import Any
 
 from provisioner.bootstrap import kubeconfig, platform, readiness
 from provisioner.bootstrap.readiness import Report
-from provisioner.errors import ProvisionError
+from provisioner.errors import ProvisionError, UsageError
 from provisioner.kube import KubeError, client_for
 from provisioner.pipeline.prepare import Prepared
 
@@ -51,8 +51,16 @@ def expected_nodes(outputs: dict[str, Any]) -> list[str]:
 
 
 def api_client(path: Path) -> Any:
-    """An API client for a kubeconfig file (imports the Kubernetes client only here)."""
-    return client_for(path)
+    """An API client for a kubeconfig file (imports the Kubernetes client only here).
+
+    An unusable file is the operator's to mend (exit 2), named without its content: the
+    parser's message could quote the client key it holds.
+    """
+    try:
+        return client_for(path)
+    except Exception as e:  # the client's ConfigException, YAML errors, OSError, ...
+        raise UsageError(f"cannot use the kubeconfig {path} ({type(e).__name__}); delete it "
+                         "and run `provision kubeconfig CONFIG` to make it again") from e
 
 
 def store_cloud_token(api: Any, token: str) -> None:

@@ -113,8 +113,10 @@ def _plan_joinable(ws: Workspace, planfile: Path, prepared: Prepared, token: str
     if cluster is not None and running.creates_droplets(infra_plan):
         # Existing droplets ignore user_data changes: only the new ones take these.
         running.refuse_control_plane_without_keys(infra_plan, prepared)
+        control_plane = any(c.control_plane and c.action in ("create", "replace")
+                            for c in infra_plan.pending)
         prepared = replace(prepared, secrets=join_credentials.refresh(
-            cluster.api, prepared, say))
+            cluster.api, prepared, say, control_plane))
         ws.env = infra_stage.terraform_env(prepared, token, failover, initialised=True)
         infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env),
                                       detail=detail)
@@ -181,45 +183,49 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
                                initialised=cluster is not None)
     ws.replace = replaced
 
-    def one_at_a_time(plan: InfraPlan) -> None:
+    def refusals(plan: InfraPlan) -> None:
+        """Every rule that refuses a plan, run before anything is written anywhere."""
+        running.guard_first_control_plane(plan, cluster)
+        running.refuse_silent_cluster(plan, prepared, cluster, clock.now())
         replacing.refuse_several(plan, prepared, cluster)
+        ownership.refuse_second_state(plan, prepared, token)
+        if ws.replace and rolling.retires_workers(plan):
+            # Every step of a rollout plans again, and Terraform's -replace would replace
+            # the control-plane droplet once per step.
+            raise UsageError("--replace cannot be combined with a change that replaces "
+                             "workers of a running cluster: run `provision up` with "
+                             "--replace first, then again for the worker pools")
+        if plan.pending:
+            infra_stage.guard_control_plane(plan, allow_control_plane_changes,
+                                            lambda: parse_plan(ws.show(planfile)),
+                                            ws.replace)
 
     if saved_plan is not None:
         planfile = saved_plan.resolve()
         infra_plan = infra_stage.read_saved_plan(ws, planfile, prepared.env.name)
-        one_at_a_time(infra_plan)
+        refusals(infra_plan)
         if running.creates_droplets(infra_plan):
             running.check_saved_plan(ws.show(planfile), infra_plan, cluster,
                                      clock.now())
     else:
         planfile = _plan_path(prepared, "up.tfplan")
-        # New nodes need join credentials the cluster accepts now.
+        # New nodes need join credentials the cluster accepts now (made only once the
+        # first plan passed every refusal).
         prepared, infra_plan = _plan_joinable(ws, planfile, prepared, token, failover,
-                                              cluster, detail, say, one_at_a_time)
-    running.guard_first_control_plane(infra_plan, cluster)
-    if saved_plan is None:  # a saved plan's credentials are checked as it is read
-        running.refuse_silent_cluster(infra_plan, prepared, cluster, clock.now())
-    one_at_a_time(infra_plan)
-    ownership.refuse_second_state(infra_plan, prepared, token)
-    rollout = rolling.prepare(ws, planfile, infra_plan, prepared, saved_plan, say)
-    if rollout is not None and ws.replace:
-        # Every step of a rollout plans again, and Terraform's -replace would replace the
-        # control-plane droplet once per step.
-        raise UsageError("--replace cannot be combined with a change that replaces workers "
-                         "of a running cluster: run `provision up` with --replace first, "
-                         "then again for the worker pools")
+                                              cluster, detail, say, refusals)
+    rollout = rolling.prepare(ws, planfile, infra_plan, prepared, saved_plan)
     show(infra_plan, prepared)
     if rollout is not None:
         say(rollout.describe())
     outcome = Outcome(prepared, infra_plan)
     if not infra_plan.pending:
+        rolling.release(prepared, rollout, say)
         outcome.outputs = infra_stage.current_outputs(ws, prepared)
         outcome.seconds = time.monotonic() - started
         return outcome
-    infra_stage.guard_control_plane(infra_plan, allow_control_plane_changes,
-                                    lambda: parse_plan(ws.show(planfile)), ws.replace)
     if not confirm(infra_plan, prepared):
         raise Declined("not applied: the plan was not confirmed")
+    rolling.release(prepared, rollout, say)
     # The one leaving controller first: its removal needs every other member answering.
     replacing.before_apply(prepared, infra_plan, say)
     _remove_stale_etcd_members(prepared, infra_plan, say)

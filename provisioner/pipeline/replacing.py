@@ -38,6 +38,14 @@ def addresses(prepared: Prepared, names: Sequence[str]) -> tuple[str, ...]:
             raise UsageError(f"--replace {name}: not a control-plane droplet of "
                              f"{prepared.env.name} (those are {', '.join(controllers)})")
         found.append(f"{CONTROL_PLANE}[{controllers.index(name)}]")
+    if found and len(controllers) == 1 and initialised(prepared, None):
+        # No other member holds etcd's data: the new droplet would `kubeadm init` an empty
+        # cluster (terraform/controllers.tf: a lone control plane always initialises).
+        raise PolicyError(f"--replace {controllers[0]}: it is the only control-plane node, "
+                          "so the cluster's etcd (every object in it) would be lost and "
+                          "the new droplet would start an empty cluster; nothing was "
+                          "changed. Grow control_plane.count to 3 first, or back up and "
+                          "restore (still to come)")
     return tuple(dict.fromkeys(found))
 
 

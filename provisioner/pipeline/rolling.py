@@ -91,7 +91,6 @@ class Rollout:
     adding: list[Instance]
     at_once: dict[str, int] = field(default_factory=dict)
     drain_timeout: dict[str, int] = field(default_factory=dict)
-    released: list[str] = field(default_factory=list)  # said with describe() when unsaid
 
     def describe(self) -> str:
         """The line the plan display adds: how the workers will be replaced."""
@@ -99,7 +98,6 @@ class Rollout:
         how = " or ".join(str(n) for n in sizes)
         noun = "worker" if len(self.retiring) == 1 else "workers"
         return "\n".join([
-            *self.released,
             f"the cluster is running: {len(self.retiring)} {noun} will be replaced "
             f"(or removed) {how} at a time: new nodes Ready first, then each old node "
             "cordoned, drained (PodDisruptionBudgets honoured) and deleted"])
@@ -173,9 +171,9 @@ def _order(instance: Instance) -> tuple[str, int, str]:
     return instance.pool, int(number) if number.isdigit() else 0, instance.key
 
 
-def refuse_saved_plan(saved: Path | None, plan: InfraPlan, running: bool) -> None:
+def refuse_saved_plan(saved: Path | None, plan: InfraPlan) -> None:
     """``up --plan``: a saved plan applies as saved, so it may not retire a live pool."""
-    if saved is not None and running and retires_workers(plan):
+    if saved is not None and retires_workers(plan):
         raise SavedPlanRefused(
             "this saved plan deletes worker droplets of a running cluster all at once, "
             "without draining them; run `provision up` without --plan, which replaces "
@@ -183,32 +181,38 @@ def refuse_saved_plan(saved: Path | None, plan: InfraPlan, running: bool) -> Non
 
 
 def prepare(ws: Workspace, planfile: Path, plan: InfraPlan, prepared: Prepared,
-            saved_plan: Path | None, say: Report | None = None) -> Rollout | None:
+            saved_plan: Path | None) -> Rollout | None:
     """The rollout ``up`` runs instead of one apply, or None (no cluster yet, no worker
-    retired: a first ``up`` and a scale-up stay a single apply).
+    retired: a first ``up`` and a scale-up stay a single apply). Writes nothing."""
+    from provisioner.pipeline import cluster_stage
 
-    On a running cluster, nodes an earlier rollout cordoned (``provision.dev/retiring``)
-    that this plan no longer retires are uncordoned first: a rollout stopped at a drain and
-    then backed out would otherwise keep them unschedulable for good. What was released is
-    said through ``say``, or with the rollout's description when no ``say`` is given.
-    """
+    if not retires_workers(plan):
+        return None
+    if not cluster_stage.kubeconfig_path(prepared).is_file():
+        # A fresh work folder (remote state, a CI runner) would otherwise delete the
+        # pool's workers in one apply, undrained.
+        raise UsageError(
+            f"this plan deletes worker droplets, and {prepared.work.root} has no kubeconfig "
+            "to drain them through: run `provision kubeconfig "
+            f"{prepared.config}` first (it is made from the cluster's CA), then `provision "
+            "up` again; nothing was applied")
+    refuse_saved_plan(saved_plan, plan)
+    rollout = from_document(ws.show(planfile), prepared)
+    return rollout if rollout.retiring else None
+
+
+def release(prepared: Prepared, rollout: Rollout | None, say: Report) -> list[str]:
+    """After the plan is confirmed (or when it changes nothing): uncordon the nodes an
+    earlier rollout cordoned (``provision.dev/retiring``) that this one does not retire: a
+    rollout stopped at a drain and then backed out would otherwise keep them unschedulable
+    for good."""
     from provisioner.pipeline import cluster_stage
 
     path = cluster_stage.kubeconfig_path(prepared)
-    running = path.is_file()
-    if not running:
-        return None
-    rollout: Rollout | None = None
-    if retires_workers(plan):
-        refuse_saved_plan(saved_plan, plan, running)
-        rollout = from_document(ws.show(planfile), prepared)
+    if not path.is_file():
+        return []
     retiring = {i.name for i in rollout.retiring} if rollout else set()
-    lines: list[str] = []
-    release_kept(cluster_stage.api_client(path), retiring, say or lines.append)
-    if rollout is None or not rollout.retiring:
-        return None
-    rollout.released = lines
-    return rollout
+    return release_kept(cluster_stage.api_client(path), retiring, say)
 
 
 def release_kept(api: Any, retiring: set[str], say: Report) -> list[str]:
@@ -285,7 +289,8 @@ def apply(ws: Workspace, plan: InfraPlan, prepared: Prepared, rollout: Rollout,
         nonlocal secrets
         if not join_credentials.expired(secrets.token_expires, clock.now(), RENEW_MARGIN):
             return
-        secrets = join_credentials.refresh(api, replace(prepared, secrets=secrets), say)
+        secrets = join_credentials.refresh(api, replace(prepared, secrets=secrets), say,
+                                           control_plane=False)
         values = json.loads(ws.env["TF_VAR_bootstrap_secrets"])
         values.update(secrets.terraform_values())
         ws.env["TF_VAR_bootstrap_secrets"] = json.dumps(values)

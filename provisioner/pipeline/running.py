@@ -76,9 +76,10 @@ def probe(prepared: Prepared, say: Report) -> Running | None:
     except Exception as e:  # the client's ConfigException for an unusable kubeconfig
         say(f"cannot use {path} ({type(e).__name__}); the cluster is not asked")
         return None
-    kubelets = {str(n["metadata"]["name"]):
-                _plain(str(n.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "")))
-                for n in nodes.get("items", [])}
+    kubelets = {str((n.get("metadata") or {}).get("name")):
+                _plain(str(((n.get("status") or {}).get("nodeInfo") or {}).get(
+                    "kubeletVersion", "")))
+                for n in nodes.get("items") or [] if isinstance(n, dict)}
     return Running(api, _plain(str(version.get("gitVersion", ""))), kubelets)
 
 
@@ -237,8 +238,9 @@ def _kube(running: Running) -> Any:
 
 def _stale(what: str) -> StaleCredentials:
     return StaleCredentials(
-        f"the saved plan's {what} have expired on the cluster (or will within "
-        f"{int(SAVED_PLAN_MARGIN.total_seconds() // 60)} minutes); its new nodes could not "
+        f"the saved plan's {what} are not accepted by the cluster (expired or unknown to "
+        f"it, or expiring within {int(SAVED_PLAN_MARGIN.total_seconds() // 60)} minutes); "
+        "its new nodes could not "
         "join. Make a new plan (`provision plan --out FILE`) and apply that")
 
 
@@ -263,7 +265,10 @@ def _token_expiry(kube: Any, token_id: str) -> str | None:
     secret = _secret(kube, TOKEN_PREFIX + token_id)
     if secret is None:
         return None
-    return base64.b64decode(secret.get("data", {}).get("expiration", "")).decode()
+    try:
+        return base64.b64decode(secret.get("data", {}).get("expiration", "")).decode()
+    except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return "not a time"  # judged expired by `expired`
 
 
 def _certificates_open(kube: Any, certificate_key: str, now: dt.datetime) -> bool:

@@ -11,11 +11,12 @@ from provisioner.resources import data_dir
 # DigitalOcean refuses user-data over 64 KiB; keep room for the secrets spliced in later.
 USER_DATA_LIMIT = 64 * 1024
 # The most each late value takes: base64 of a PEM (an RSA 2048 key: 1,675-1,679 bytes, 2,240
-# in base64; a CA certificate with a 20-character environment name about 1,150, 1,540 in
-# base64), an IPv4 address, a UUID, kubeadm's token, key and hash, a DigitalOcean token.
-_LATE_VALUE_BYTES = {"ca_crt_b64": 1600, "ca_key_b64": 2240, "sa_key_b64": 2240,
-                     "sa_pub_b64": 604, "front_proxy_ca_crt_b64": 1600,
-                     "front_proxy_ca_key_b64": 2240, "etcd_ca_crt_b64": 1600,
+# in base64; a CA certificate with a 20-character environment name 1,560-1,584 in base64,
+# measured, with room to spare), an IPv4 address, a UUID, kubeadm's token, key and hash, a
+# DigitalOcean token.
+_LATE_VALUE_BYTES = {"ca_crt_b64": 1700, "ca_key_b64": 2240, "sa_key_b64": 2240,
+                     "sa_pub_b64": 604, "front_proxy_ca_crt_b64": 1700,
+                     "front_proxy_ca_key_b64": 2240, "etcd_ca_crt_b64": 1700,
                      "etcd_ca_key_b64": 2240, "api_endpoint": 15, "vpc_id": 36,
                      "bootstrap_token": 23, "certificate_key": 64, "ca_cert_hash": 71,
                      "failover_token": 128}

@@ -194,6 +194,6 @@ def test_a_saved_plan_whose_credentials_expired_is_refused(
         _short_node_wait(monkeypatch)  # were the plan applied, its node could not join
         up = w.provision("up", str(w.sim.config), "--plan", str(saved), *UP)
         assert up.code == 2, up.stderr
-        assert "the saved plan's join credentials have expired on the cluster" in up.stderr
+        assert "the saved plan's join credentials are not accepted by the cluster" in up.stderr
         assert "Traceback" not in up.stderr
         assert w.sim.droplet_names() == before

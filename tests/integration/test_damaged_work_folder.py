@@ -47,3 +47,16 @@ def test_damaged_terraform_state_is_a_reported_failure(sim: Simulation) -> None:
     assert "terraform.tfstate.backup" in planned.stderr
     assert not (sim.workdir / "secrets" / "ca.key").exists()
     assert sim.droplet_names() == []
+
+
+def test_a_damaged_kubeconfig_is_named_not_an_internal_error(sim: Simulation) -> None:
+    """`up` reads the work folder's kubeconfig to ask the running cluster (nodes an earlier
+    rollout cordoned, join credentials): a damaged one is the operator's to mend, named
+    (exit 2), and never quoted (it holds the client key)."""
+    assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
+    kubeconfig = sim.workdir / "kubeconfig"
+    kubeconfig.write_text("client-key-data: c2VjcmV0\n  : [unclosed\n")
+    again = sim.run("up", str(sim.config), "--yes", "--until", "infra")
+    assert again.code == 2, again.stderr
+    assert f"cannot use the kubeconfig {kubeconfig}" in again.stderr
+    assert "internal error" not in again.stderr and "c2VjcmV0" not in again.stderr

@@ -257,3 +257,27 @@ def test_replace_cannot_change_a_saved_plan(tmp_path: Path,
                        "--plan", str(tmp_path / "prod.tfplan"), "--replace", "prod-cp-2")
     assert code == 2
     assert "provision plan CONFIG --out FILE --replace NAME" in err
+
+
+def test_the_only_control_plane_node_of_a_running_cluster_is_not_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """staging has one control-plane node: a new droplet has no member to join and would
+    `kubeadm init` an empty cluster (terraform/controllers.tf), so `--replace` is refused
+    (exit 3) once the work folder has reached the cluster, before any cloud call."""
+    monkeypatch.delenv("DIGITALOCEAN_TOKEN", raising=False)
+    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN", raising=False)
+    staging = str(ROOT / "examples" / "staging.yaml")
+    (tmp_path / "kubeconfig").write_text("apiVersion: v1\n")
+    code, out, err = run("up", staging, "--workdir", str(tmp_path), "--yes", "--until",
+                         "cluster", "--replace", "staging-cp-1")
+    assert code == 3 and out == "", err
+    assert "it is the only control-plane node" in err
+
+
+@pytest.mark.parametrize("mode", ["--offline", "--apps-only"])
+def test_replace_is_not_silently_ignored_by_a_plan_that_asks_no_terraform(
+        tmp_path: Path, mode: str) -> None:
+    code, _, err = run("plan", PROD, "--workdir", str(tmp_path), mode,
+                       "--replace", "prod-cp-2")
+    assert code == 2
+    assert "cannot be combined with --offline or --apps-only" in err

@@ -63,7 +63,7 @@ def test_fresh_credentials_pass(cluster: tuple[Running, ClusterSecrets]) -> None
 
 def test_an_expired_token_is_refused(cluster: tuple[Running, ClusterSecrets]) -> None:
     running, fresh = cluster
-    with pytest.raises(StaleCredentials, match="join credentials have expired"):
+    with pytest.raises(StaleCredentials, match="join credentials are not accepted by the cluster"):
         check_saved_plan(_document(fresh), InfraPlan((WORKER,)), running,
                          NOW + dt.timedelta(hours=3, minutes=45))
 
@@ -72,7 +72,7 @@ def test_a_token_the_cluster_never_had_is_refused(
         cluster: tuple[Running, ClusterSecrets]) -> None:
     running, _ = cluster
     stranger = make_secrets("prod")  # its token was never written to the cluster
-    with pytest.raises(StaleCredentials, match="join credentials have expired"):
+    with pytest.raises(StaleCredentials, match="join credentials are not accepted by the cluster"):
         check_saved_plan(_document(stranger), InfraPlan((WORKER,)), running, NOW)
 
 
