@@ -189,8 +189,10 @@ def prepare(ws: Workspace, planfile: Path, plan: InfraPlan, prepared: Prepared,
     if not retires_workers(plan):
         return None
     if not cluster_stage.kubeconfig_path(prepared).is_file():
-        # A fresh work folder (remote state, a CI runner) would otherwise delete the
-        # pool's workers in one apply, undrained.
+        if prepared.env.state.backend != "spaces":
+            return None  # this folder holds the state and never reached a cluster
+        # A fresh work folder of remote state (a CI runner) holds no kubeconfig even for
+        # a running cluster: it would delete the pool's workers in one apply, undrained.
         raise UsageError(
             f"this plan deletes worker droplets, and {prepared.work.root} has no kubeconfig "
             "to drain them through: run `provision kubeconfig "

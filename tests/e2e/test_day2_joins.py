@@ -197,3 +197,25 @@ def test_a_saved_plan_whose_credentials_expired_is_refused(
         assert "the saved plan's join credentials are not accepted by the cluster" in up.stderr
         assert "Traceback" not in up.stderr
         assert w.sim.droplet_names() == before
+
+
+def test_a_refused_plan_writes_nothing_to_the_cluster(tmp_path: Path) -> None:
+    """A plan that adds a worker and resizes the control plane is refused without
+    --allow-control-plane-changes (exit 3): no join credentials are made on the cluster
+    for it first (before: a fresh token Secret was written, then the plan refused)."""
+    with world(tmp_path) as w:
+        first = w.provision("up", str(w.sim.config), *UP)
+        assert first.code == 0, first.stderr
+        kube = w.boot.kube
+        assert kube is not None
+        secrets = {s["metadata"]["name"] for s in kube.objects("v1", "Secret", "kube-system")}
+        saved = (w.sim.workdir / "secrets" / "bootstrap.json").read_bytes()
+        w.sim.write_config(edit=lambda d: (d["worker_pools"][0].update(count=4),
+                                           d["control_plane"].update(size="s-8vcpu-16gb")))
+        refused = w.provision("up", str(w.sim.config), *UP)
+        assert refused.code == 3, refused.stderr
+        assert "--allow-control-plane-changes" in refused.stderr
+        assert {s["metadata"]["name"] for s in kube.objects(
+            "v1", "Secret", "kube-system")} == secrets
+        assert (w.sim.workdir / "secrets" / "bootstrap.json").read_bytes() == saved
+        assert "made fresh join credentials" not in refused.stderr

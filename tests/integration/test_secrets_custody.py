@@ -161,3 +161,20 @@ def test_the_sealed_copy_is_created_only_once(s3: FakeS3) -> None:
     assert bucket.put(bucket.secrets_key, b"second", only_if_absent=True) is False
     assert s3.get(SEALED) == b"first"
     assert bucket.get(STATE_KEY + ".absent") is None
+
+
+def test_a_fresh_runner_does_not_delete_workers_undrained(sim: Simulation, s3: FakeS3) -> None:
+    """Remote state, a new work folder (a CI runner): it holds no kubeconfig even when the
+    cluster runs, so a pool change cannot be rolled through drains from it. Refused before
+    anything changes (before: every old worker deleted in one apply, undrained)."""
+    _use_spaces(sim, s3)
+    assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
+    before = sorted(sim.droplet_names())
+    shutil.rmtree(sim.workdir)  # a new CI runner
+    sim.write_config({"state": {"backend": "spaces", "bucket": s3.bucket, "region": "fra1",
+                                "endpoint": s3.endpoint}},
+                     edit=lambda d: d["worker_pools"][0]["labels"].update(tier="next"))
+    refused = sim.run("up", str(sim.config), "--yes", "--until", "infra")
+    assert refused.code == 2, refused.stderr
+    assert "has no kubeconfig to drain them through" in refused.stderr
+    assert sorted(sim.droplet_names()) == before
