@@ -48,7 +48,11 @@ def timer_period() -> float:
     that sets it: templates/systemd/provision-failover.timer.j2, ``OnUnitActiveSec``)."""
     from provisioner.resources import data_dir
 
-    text = (data_dir("templates") / "systemd" / "provision-failover.timer.j2").read_text()
+    try:
+        text = (data_dir("templates") / "systemd" / "provision-failover.timer.j2").read_text()
+    except OSError as e:
+        raise ProvisionError("cannot read templates/systemd/provision-failover.timer.j2 "
+                             f"({e.strerror or e}); reinstall provision") from e
     found = re.search(r"^OnUnitActiveSec=(\d+)(s|min)?\s*$", text, re.MULTILINE)
     if not found:
         raise ProvisionError("templates/systemd/provision-failover.timer.j2 sets no "

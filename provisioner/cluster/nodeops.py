@@ -18,9 +18,9 @@ from typing import Any
 
 from provisioner.errors import ProvisionError
 from provisioner.kube import Kube, KubeError
+from provisioner.node_facts import CONTROL_PLANE_LABEL
 
 NAMESPACE = "kube-system"
-CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 POLL = 0.5  # seconds between looks at the pod
 
 
