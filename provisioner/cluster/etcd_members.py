@@ -241,7 +241,7 @@ def _runners(api: Any, prefer: set[str]) -> list[Runner]:
     for node in nodes:
         name = str(node["metadata"]["name"])
         pod = by_name.get(f"etcd-{name}")
-        image = _image(pod) if pod is not None and _is_mirror_of(pod, name) else ""
+        image = _image(pod) if pod is not None and is_mirror_of(pod, name) else ""
         if image:
             runners.append(Runner(name, image))
     if not runners:
@@ -250,7 +250,7 @@ def _runners(api: Any, prefer: set[str]) -> list[Runner]:
     return sorted(runners, key=lambda r: (r.node not in prefer, r.node))
 
 
-def _is_mirror_of(pod: dict[str, Any], node: str) -> bool:
+def is_mirror_of(pod: dict[str, Any], node: str) -> bool:
     """Whether ``pod`` is the kubelet's mirror of kubeadm's etcd static pod on ``node``.
 
     Its image is run on a control-plane node with the etcd client key mounted, so it must
