@@ -10,9 +10,10 @@ The client certificate is kubeadm's ``etcd/healthcheck-client`` (CN
 kube-etcd-healthcheck-client, client-auth usage, signed by the etcd CA:
 kubernetes/kubernetes cmd/kubeadm/app/phases/certs/certs.go, ``KubeadmCertEtcdHealthcheck``).
 kubeadm runs etcd with ``--client-cert-auth`` and no etcd authentication, so that
-certificate may do everything a client may; it sits beside the CA, so one read-only mount
-of /etc/kubernetes/pki/etcd serves (the API server's client certificate lives one level up
-beside the cluster CA's key, which this pod has no business seeing).
+certificate may do everything a client may. The pod sees exactly three files, each a
+read-only hostPath of type File: the etcd CA's certificate and that client pair. The rest
+of /etc/kubernetes/pki/etcd (the etcd CA's key, the server and peer keys) stays out of it,
+as does the API server's client certificate one level up beside the cluster CA's key.
 
 etcdctl v3.6 (etcd's etcdctl/README.md at v3.6.9, the version kubeadm pins for
 Kubernetes 1.34-1.36): ``member list -w json`` gives IDs as unsigned 64-bit numbers;
@@ -36,7 +37,8 @@ PKI = "/etc/kubernetes/pki/etcd"
 ETCDCTL = ("etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={PKI}/ca.crt",
            f"--cert={PKI}/healthcheck-client.crt", f"--key={PKI}/healthcheck-client.key",
            "--dial-timeout=5s", "--command-timeout=20s")
-MOUNTS = (nodeops.HostPath("etcd-pki", PKI),)
+MOUNTS = tuple(nodeops.HostPath(f"etcd-{name.replace('.', '-')}", f"{PKI}/{name}", "File")
+               for name in ("ca.crt", "healthcheck-client.crt", "healthcheck-client.key"))
 DEADLINE = 120  # seconds a pod may take, image pull included (the node has the image)
 UNSTARTED = "has not started"
 
