@@ -55,7 +55,7 @@ class Member:
     name: str  # the node name kubeadm gave it; empty while the member has not started
     peer_urls: tuple[str, ...]
     client_urls: tuple[str, ...]
-    learner: bool = False
+    learner: bool = False  # a non-voting member (kubeadm's learner mode joins as one)
 
     @property
     def hex_id(self) -> str:
@@ -131,9 +131,10 @@ def remove_stale(api: Any, wanted: set[str], say: Callable[[str], None],
                 f"is gone, remove it by hand: etcdctl member remove {member.hex_id})")
         else:
             removable.append((member, why))
-    if removable and len(removable) == len(current):
-        raise EtcdError("every etcd member would be removed; refusing (the cluster's data "
-                        "lives in them)")
+    going = {m.id for m, _ in removable}
+    if removable and all(m.id in going for m in current if not m.learner):
+        raise EtcdError("every voting etcd member would be removed; refusing (the "
+                        "cluster's data lives in them)")
     removed = []
     for member, why in removable:
         result = _etcdctl(api, runner, "member", "remove", member.hex_id)
@@ -203,18 +204,23 @@ def remove_leaving(api: Any, name: str, going: str, say: Callable[[str], None]) 
     leaving = [m for m in current if m.name == name]
     if not leaving:
         return None
-    others = [m for m in current if m.name != name]
+    # Learners do not vote: etcd counts quorum among VotingMembers() alone
+    # (server/etcdserver/api/membership/cluster.go at commit c5eb78e2e639,
+    # IsReadyToRemoveVotingMember), and so does this.
+    voters = [m for m in current if not m.learner]
+    others = [m for m in voters if m.name != name]
     if not others:
-        raise EtcdError(f"{name} holds the only etcd member (the cluster's data); refusing "
-                        "to remove it")
+        raise EtcdError(f"{name} holds the only voting etcd member (the cluster's data); "
+                        "refusing to remove it")
     answering = _answering(api, runner)
     silent = [m for m in others if not any(url in answering for url in m.client_urls)]
     if silent:
         raise EtcdError(
             f"etcd member(s) {', '.join(m.label for m in silent)} do not answer; with "
-            f"{name}'s member gone too, {len(others) - len(silent)} of {len(current)} would "
-            "be left, one failure from losing quorum. Nothing was changed: bring them back "
-            f"(or replace a lost droplet with `provision up` first), then replace {name}")
+            f"{name}'s member gone too, {len(others) - len(silent)} of {len(voters)} voting "
+            "members would be left, one failure from losing quorum. Nothing was changed: "
+            "bring them back (or replace a lost droplet with `provision up` first), then "
+            f"replace {name}")
     for member in leaving:
         result = _etcdctl(api, runner, "member", "remove", member.hex_id)
         if result.code != 0:
@@ -295,10 +301,19 @@ def _members(api: Any, runners: list[Runner]) -> tuple[Runner, list[Member]]:
                     "; ".join(failures) + "); etcd may have lost quorum")
 
 
-def _member(raw: dict[str, Any]) -> Member:
-    return Member(int(raw["ID"]), str(raw.get("name") or ""),
-                  tuple(raw.get("peerURLs") or ()), tuple(raw.get("clientURLs") or ()),
-                  bool(raw.get("isLearner")))
+def _member(raw: object) -> Member:
+    """One entry of ``member list -w json``; an entry without an ID is an EtcdError."""
+    try:
+        if not isinstance(raw, dict):
+            raise TypeError(type(raw).__name__)
+        return Member(int(raw["ID"]), str(raw.get("name") or ""),
+                      tuple(str(u) for u in raw.get("peerURLs") or ()),
+                      tuple(str(u) for u in raw.get("clientURLs") or ()),
+                      bool(raw.get("isLearner")))
+    except (KeyError, TypeError, ValueError) as e:
+        raise EtcdError(f"etcdctl member list gave a member provision cannot read "
+                        f"({type(e).__name__}: {e}): {str(raw)[:200]}; nothing was "
+                        "changed") from e
 
 
 def _answering(api: Any, runner: Runner) -> set[str]:

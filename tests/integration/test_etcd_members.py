@@ -192,6 +192,30 @@ def test_a_healthy_member_is_not_removed_while_another_is_down(
     assert pods_left(kube) == []
 
 
+def test_a_learner_does_not_count_toward_quorum(cluster: tuple[FakeKubeAPI, Any]) -> None:
+    """Learners are non-voting members (etcd server/etcdserver/api/membership/cluster.go
+    at commit c5eb78e2e639: ``IsReadyToRemoveVotingMember`` counts ``VotingMembers()``
+    only): a learner that
+    does not answer leaves the three voters' quorum intact, so replacing cp-1 goes ahead."""
+    kube, api = cluster
+    kube.add_node("prod-cp-4", control_plane=True, address="10.110.0.5")
+    learner = kube.etcd_join("prod-cp-4")
+    kube.etcd.members[learner.id].learner = True
+    kube.etcd.set_healthy("prod-cp-4", False)
+    said: list[str] = []
+    assert etcd_members.remove_leaving(api, "prod-cp-1", "replaced", said.append) == \
+        "prod-cp-1"
+    assert kube.etcd.names() == ["prod-cp-2", "prod-cp-3", "prod-cp-4"]
+    assert pods_left(kube) == []
+
+
+def test_malformed_member_list_output_is_an_etcd_error() -> None:
+    """An entry without a numeric ID is reported as such, not as a KeyError traceback."""
+    for raw in ({"name": "prod-cp-1"}, {"ID": "not-a-number"}, ["ID", 1]):
+        with pytest.raises(etcd_members.EtcdError, match="member provision cannot read"):
+            etcd_members._member(raw)
+
+
 
 def test_a_dead_member_under_a_kept_name_goes_and_the_new_node_stays(
         cluster: tuple[FakeKubeAPI, Any]) -> None:

@@ -99,9 +99,12 @@ class Member:
     client_urls: list[str]
     healthy: bool = True
     node: str = ""  # the node whose etcd this is (empty until it starts)
+    learner: bool = False  # set by tests: listed with "isLearner": true
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ID": self.id, "peerURLs": list(self.peer_urls)}
+        if self.learner:
+            out["isLearner"] = True
         if self.name:
             out["name"] = self.name
         if self.client_urls:
