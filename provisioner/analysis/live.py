@@ -13,8 +13,9 @@ alone. What it judges:
 * the floating IP: it must be on the droplet of the one node whose keepalived is MASTER
   (``provision.dev/vrrp-state``), as the DigitalOcean API says; two MASTERs split the brain.
 * credentials: the API server's serving certificate and the admin kubeconfig's client
-  certificate (kubeadm issues both for one year: kubernetes
-  cmd/kubeadm/app/constants/constants.go, CertificateValidityPeriod = 365 days; provision
+  certificate (kubeadm issues both for one year: kubernetes/kubernetes
+  cmd/kubeadm/app/constants/constants.go at commit 3301161c36ac,
+  CertificateValidityPeriod = time.Hour * 24 * 365; provision
   signs its admin kubeconfig for the same, bootstrap/kubeconfig.CLIENT_DAYS), and whether
   the DigitalOcean API still accepts the token exported here and the one stored in the
   cluster (kube-system/digitalocean). The bootstrap token in the work folder is not judged:

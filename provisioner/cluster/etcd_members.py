@@ -8,7 +8,9 @@ an image the node already has. That image has no shell, so the command is etcdct
 
 The client certificate is kubeadm's ``etcd/healthcheck-client`` (CN
 kube-etcd-healthcheck-client, client-auth usage, signed by the etcd CA:
-kubernetes/kubernetes cmd/kubeadm/app/phases/certs/certs.go, ``KubeadmCertEtcdHealthcheck``).
+kubernetes/kubernetes cmd/kubeadm/app/phases/certs/certlist.go at commit 3510e45d9707,
+``KubeadmCertEtcdHealthcheck``; its files etcd/healthcheck-client.{crt,key} beside
+etcd/ca.crt: cmd/kubeadm/app/constants/constants.go at commit 3301161c36ac).
 kubeadm runs etcd with ``--client-cert-auth`` and no etcd authentication, so that
 certificate may do everything a client may. The pod sees exactly three files, each a
 read-only hostPath of type File: the etcd CA's certificate and that client pair. The rest

@@ -3,8 +3,9 @@
 The cluster is the fake Kubernetes API serving TLS with a certificate signed by the CA
 provision made (as kubeadm's API server does) and verifying provision's own admin
 kubeconfig; the failover agents' annotations are written over HTTP as the agent would.
-kubeadm issues the API server's certificate for one year (kubernetes
-cmd/kubeadm/app/constants/constants.go CertificateValidityPeriod); provision signs its admin
+kubeadm issues the API server's certificate for one year (kubernetes/kubernetes
+cmd/kubeadm/app/constants/constants.go at commit 3301161c36ac, CertificateValidityPeriod =
+time.Hour * 24 * 365); provision signs its admin
 kubeconfig for 365 days (bootstrap/kubeconfig.CLIENT_DAYS). The clock is pinned relative to
 the certificates' real end dates, so the findings are the same any day.
 """

@@ -13,9 +13,10 @@ environment variable (digitalocean-cloud-controller-manager
 releases/digitalocean-cloud-controller-manager/v0.1.68.yml: DO_ACCESS_TOKEN;
 csi-digitalocean deploy/kubernetes/releases/csi-digitalocean-v4.16.0/driver.yaml:
 csi-do-controller's DIGITALOCEAN_ACCESS_TOKEN), which a running container never sees
-change: rotate must roll them, as `kubectl rollout restart` does (kubectl
-pkg/polymorphichelpers/objectrestarter.go sets kubectl.kubernetes.io/restartedAt on the pod
-template).
+change: rotate must roll them, as `kubectl rollout restart` does (kubernetes/kubernetes
+staging/src/k8s.io/kubectl/pkg/polymorphichelpers/objectrestarter.go at commit
+78fc8e44052f sets kubectl.kubernetes.io/restartedAt on the pod template of a Deployment,
+DaemonSet or StatefulSet).
 """
 
 from __future__ import annotations
