@@ -1,8 +1,11 @@
 """What a Node object says about its machine: role, kubelet, cordon and the failover agent.
 
 `status` shows these facts and `check` judges them. The failover agent on each
-control-plane node writes three annotations on its own Node (the names below are the
-contract between the agent and provision); a node without them has no agent reporting.
+control-plane node writes four annotations on its own Node: keepalived's VRRP state, what
+it found of keepalived, the instant of its last pass and the fingerprint of the token it
+runs with (``ANNOTATION_*`` in provisioner/agents/failover.py, the one home of those names:
+the contract between the agent and provision). This module reads the first three (rotate
+reads the fourth); a node without them has no agent reporting.
 """
 
 from __future__ import annotations
@@ -11,13 +14,17 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+# The agent is standalone (the standard library only), so importing it stays light.
+from provisioner.agents.failover import ANNOTATION_CHECKED, ANNOTATION_KEEPALIVED, ANNOTATION_STATE
+
+# kubeadm labels control-plane Nodes with it (nodeops and rotate select them by it).
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 # keepalived's last notified state: MASTER, BACKUP, FAULT or STOPPED.
-VRRP_STATE = "provision.dev/vrrp-state"
+VRRP_STATE = ANNOTATION_STATE
 # active, restarted or failed: what the agent found of keepalived on its last pass.
-KEEPALIVED = "provision.dev/keepalived"
+KEEPALIVED = ANNOTATION_KEEPALIVED
 # RFC 3339 UTC instant of the agent's last pass (its systemd timer: analysis.live.timer_period()).
-CHECKED_AT = "provision.dev/failover-checked-at"
+CHECKED_AT = ANNOTATION_CHECKED
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,14 @@ def etcd_member(kube: Any, node: str) -> str:
     """``Ready``, ``not Ready`` or ``missing``: the node's etcd as its mirror pod shows it.
 
     kubeadm runs etcd on every control-plane node as the static pod ``etcd`` whose mirror
-    pod the kubelet names ``etcd-<node name>`` in kube-system (kubernetes
-    cmd/kubeadm/app/phases/etcd/local.go, pkg/kubelet/config/common.go generatePodName).
+    pod the kubelet names ``etcd-<node name>`` in kube-system (kubernetes/kubernetes
+    cmd/kubeadm/app/phases/etcd/local.go at commit 5f3bc7cdab9b, the container
+    ``kubeadmconstants.Etcd``; pkg/kubelet/config/common.go at commit 869cfacbd0d0,
+    generatePodName appends the node name).
+    A pod of that name that is not the kubelet's mirror of it (`is_mirror_of`) is not the
+    node's etcd: ``missing``.
     """
+    from provisioner.cluster.etcd_members import is_mirror_of
     from provisioner.kube import KubeError
 
     try:
@@ -47,6 +52,8 @@ def etcd_member(kube: Any, node: str) -> str:
         if e.status == 404:
             return "missing"
         raise
+    if not is_mirror_of(pod, node):
+        return "missing"
     conditions = (pod.get("status") or {}).get("conditions") or []
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
     return "Ready" if ready else "not Ready"

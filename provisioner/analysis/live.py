@@ -13,8 +13,9 @@ alone. What it judges:
 * the floating IP: it must be on the droplet of the one node whose keepalived is MASTER
   (``provision.dev/vrrp-state``), as the DigitalOcean API says; two MASTERs split the brain.
 * credentials: the API server's serving certificate and the admin kubeconfig's client
-  certificate (kubeadm issues both for one year: kubernetes
-  cmd/kubeadm/app/constants/constants.go, CertificateValidityPeriod = 365 days; provision
+  certificate (kubeadm issues both for one year: kubernetes/kubernetes
+  cmd/kubeadm/app/constants/constants.go at commit 3301161c36ac,
+  CertificateValidityPeriod = time.Hour * 24 * 365; provision
   signs its admin kubeconfig for the same, bootstrap/kubeconfig.CLIENT_DAYS), and whether
   the DigitalOcean API still accepts the token exported here and the one stored in the
   cluster (kube-system/digitalocean). The bootstrap token in the work folder is not judged:
@@ -48,7 +49,11 @@ def timer_period() -> float:
     that sets it: templates/systemd/provision-failover.timer.j2, ``OnUnitActiveSec``)."""
     from provisioner.resources import data_dir
 
-    text = (data_dir("templates") / "systemd" / "provision-failover.timer.j2").read_text()
+    try:
+        text = (data_dir("templates") / "systemd" / "provision-failover.timer.j2").read_text()
+    except OSError as e:
+        raise ProvisionError("cannot read templates/systemd/provision-failover.timer.j2 "
+                             f"({e.strerror or e}); reinstall provision") from e
     found = re.search(r"^OnUnitActiveSec=(\d+)(s|min)?\s*$", text, re.MULTILINE)
     if not found:
         raise ProvisionError("templates/systemd/provision-failover.timer.j2 sets no "
@@ -78,7 +83,18 @@ class LiveFacts:
     # Secret, never rotated) and the one each node's agent says it runs with.
     failover_fingerprint: str | None = None
     token_fingerprints: dict[str, str | None] = field(default_factory=dict)
+    # Secret -> (the key that is not text, the rotate kind that rewrites it).
+    unreadable: dict[str, tuple[str, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What the kubeconfig says: the API server, the client certificate's end, a client."""
+
+    server: str
+    client_not_after: dt.datetime | None
+    api: Any
 
 
 def _when(delta: dt.timedelta) -> str:
@@ -166,6 +182,10 @@ def judge(env: Environment, config: str, facts: LiveFacts,
     found += _expiry("admin kubeconfig certificate", facts.client_not_after, now,
                      "delete the work folder's kubeconfig, then `provision kubeconfig "
                      f"{config}` signs a new one with the cluster CA")
+    for secret, (key, kind) in sorted(facts.unreadable.items()):
+        found.append(Finding(
+            "high", secret, f"key {key} is not UTF-8 text: nothing that reads it can use it",
+            f"run `provision rotate {config} --only {kind}` to store a valid token"))
     if facts.local_token_ok is False:
         found.append(Finding("high", "DIGITALOCEAN_TOKEN", "the DigitalOcean API rejects it "
                              "(401)", "export a valid read/write token"))
@@ -214,6 +234,19 @@ def _serving_certificate(server: str) -> bytes | None:
     return pem.encode()
 
 
+def _secret_text(secret: dict[str, Any], key: str, name: str, kind: str,
+                 facts: LiveFacts) -> str:
+    """The text under ``key`` of a Secret as the API returns it ("" when absent). Bytes that
+    are not base64 of UTF-8 text are recorded in ``facts.unreadable`` (a finding), not
+    raised: they are the cluster's state, not the kubeconfig's."""
+    raw = (secret.get("data") or {}).get(key) or ""
+    try:
+        return base64.b64decode(str(raw), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError both are
+        facts.unreadable[f"kube-system/{name}"] = (key, kind)
+        return ""
+
+
 def _failover_tokens(kube: Any, facts: LiveFacts) -> None:
     """The stored failover token's fingerprint and each node's (its agent's annotation)."""
     from provisioner.agents.failover import ANNOTATION_TOKEN, fingerprint
@@ -226,7 +259,8 @@ def _failover_tokens(kube: Any, facts: LiveFacts) -> None:
         if e.status != 404:
             raise
         return  # never rotated: each agent runs with the token it was created with
-    stored = base64.b64decode((secret.get("data") or {}).get("token") or "").decode().strip()
+    stored = _secret_text(secret, "token", "provision-failover", "failover-token",
+                          facts).strip()
     if not stored:
         return
     facts.failover_fingerprint = fingerprint(stored)
@@ -237,18 +271,27 @@ def _failover_tokens(kube: Any, facts: LiveFacts) -> None:
             meta.get("annotations") or {}).get(ANNOTATION_TOKEN)
 
 
-def gather(env: Environment, kubeconfig: Path, token: str) -> LiveFacts:
-    """Read the cluster (through ``kubeconfig``) and the cloud (with ``token``, if any)."""
+def connect(kubeconfig: Path) -> Connection:
+    """Read ``kubeconfig`` and make its client. Any error here is the kubeconfig's (the
+    caller reports it as such); nothing is asked of the cluster yet."""
+    from provisioner.kube import client_for
+
+    server, client_pem = _kubeconfig_parts(kubeconfig)
+    not_after = _certificate_end(client_pem) if client_pem is not None else None
+    return Connection(server, not_after, client_for(kubeconfig))
+
+
+def gather(env: Environment, connection: Connection, token: str) -> LiveFacts:
+    """Read the cluster (through ``connection``) and the cloud (with ``token``, if any)."""
     from provisioner.cloud.account import token_accepted
     from provisioner.cloud.inventory import inventory
-    from provisioner.kube import Kube, KubeError, client_for
+    from provisioner.kube import Kube, KubeError
     from provisioner.node_facts import list_nodes
 
     facts = LiveFacts()
-    server, client_pem = _kubeconfig_parts(kubeconfig)
-    if client_pem is not None:
-        facts.client_not_after = _certificate_end(client_pem)
-    else:
+    server = connection.server
+    facts.client_not_after = connection.client_not_after
+    if facts.client_not_after is None:
         facts.notes.append("the kubeconfig's user has no client certificate: not judged")
     try:
         served = _serving_certificate(server)
@@ -259,14 +302,14 @@ def gather(env: Environment, kubeconfig: Path, token: str) -> LiveFacts:
         facts.serving_not_after = _certificate_end(served)
     elif server and not server.startswith("https:"):
         facts.notes.append(f"{server} is not HTTPS: no serving certificate to judge")
-    kube = Kube(client_for(kubeconfig), timeout=10, attempts=2)
+    kube = Kube(connection.api, timeout=10, attempts=2)
     facts.nodes = list_nodes(kube)
     if env.control_plane.endpoint == "floating_ip":
         _failover_tokens(kube, facts)
     try:
         secret = kube.request("GET", "/api/v1/namespaces/kube-system/secrets/digitalocean",
                               verb="get secrets in kube-system")
-        stored = base64.b64decode((secret.get("data") or {}).get("access-token") or "").decode()
+        stored = _secret_text(secret, "access-token", "digitalocean", "cloud-token", facts)
     except KubeError as e:
         if e.status != 404:
             raise
@@ -287,9 +330,11 @@ def gather(env: Environment, kubeconfig: Path, token: str) -> LiveFacts:
     return facts
 
 
-def live_report(env: Environment, config: str, kubeconfig: Path, token: str) -> dict[str, Any]:
-    """Findings and notes of the online check, JSON-serialisable."""
-    facts = gather(env, kubeconfig, token)
+def live_report(env: Environment, config: str, kubeconfig: Path, connection: Connection,
+                token: str) -> dict[str, Any]:
+    """Findings and notes of the online check, JSON-serialisable (``connection``: what
+    `connect` made of ``kubeconfig``)."""
+    facts = gather(env, connection, token)
     found = judge(env, config, facts, clock.now())
     return {"kubeconfig": str(kubeconfig), "findings": [asdict(f) for f in found],
             "notes": facts.notes}

@@ -86,7 +86,7 @@ def check(config: Path, workdir: Path | None, online: bool, kubeconfig: Path | N
 
 def _online(config: Path, env: Environment, workdir: Path | None,
             kubeconfig: Path | None) -> dict[str, Any]:
-    from provisioner.analysis.live import live_report
+    from provisioner.analysis.live import connect, live_report
     from provisioner.cloud.token import api_token
     from provisioner.kube import KubeError
     from provisioner.workdir import Workdir
@@ -96,10 +96,12 @@ def _online(config: Path, env: Environment, workdir: Path | None,
         raise UsageError(f"--online: no kubeconfig at {path}: run `provision up {config}` "
                          "first, or pass --kubeconfig")
     try:
-        return live_report(env, str(config), path, api_token(required=False))
-    except KubeError as e:
-        raise ProvisionError(f"--online: cannot read the cluster: {e}") from e
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-        # The kubeconfig as the client or the YAML reader found it: not usable.
+        connection = connect(path)
+    except Exception as e:  # the client's ConfigException, OSError, ValueError, KeyError ...
+        # Only the kubeconfig is read here: what it holds is not usable.
         raise UsageError(f"--online: cannot use kubeconfig {path}: "
                          f"{' '.join(str(e).split())[:200] or type(e).__name__}") from e
+    try:
+        return live_report(env, str(config), path, connection, api_token(required=False))
+    except KubeError as e:
+        raise ProvisionError(f"--online: cannot read the cluster: {e}") from e

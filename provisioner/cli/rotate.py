@@ -10,7 +10,7 @@ from provisioner.cli.common import console, reports_errors
 from provisioner.cli.options import common
 from provisioner.errors import ProvisionError, UsageError
 from provisioner.pipeline.prepare import holds_work_folder
-from provisioner.pipeline.rotate import CONFIRM_WAIT, KINDS
+from provisioner.pipeline.rotate import KINDS
 
 
 class Unconfirmed(ProvisionError):
@@ -26,12 +26,14 @@ Examples:
 @click.option("--only", "only", type=click.Choice(KINDS), multiple=True,
               help="Rotate only this (repeatable) [default: everything that applies: the "
                    "failover token only with endpoint: floating_ip].")
-@click.option("--wait", "wait", type=click.FloatRange(1, 24 * 3600), default=CONFIRM_WAIT,
-              show_default=True,
+# No figure at registration: the default comes from the timer template, read when rotate
+# runs (a template that cannot be read fails rotate, not every command).
+@click.option("--wait", "wait", type=click.FloatRange(1, 24 * 3600), default=None,
               help="Seconds to wait for every control-plane node's failover agent to take the "
-                   "new failover token.")
+                   "new failover token [default: five periods of the agent's timer].")
 @reports_errors
-def rotate(config: Path, workdir: Path | None, only: tuple[str, ...], wait: float) -> None:
+def rotate(config: Path, workdir: Path | None, only: tuple[str, ...],
+           wait: float | None) -> None:
     """Renew tokens and join credentials on the running cluster, droplets untouched.
 
     \b
@@ -50,7 +52,8 @@ def rotate(config: Path, workdir: Path | None, only: tuple[str, ...], wait: floa
 
 
 @holds_work_folder("rotate")
-def _run(config: Path, workdir: Path | None, only: tuple[str, ...], wait: float) -> None:
+def _run(config: Path, workdir: Path | None, only: tuple[str, ...],
+         wait: float | None) -> None:
     import os
 
     from provisioner.cloud.token import api_token
@@ -69,6 +72,8 @@ def _run(config: Path, workdir: Path | None, only: tuple[str, ...], wait: float)
         raise UsageError(f"{FAILOVER_TOKEN_VAR} is not set: export the failover agents' new "
                          f"token (custom scopes: {FAILOVER_SCOPES}), or leave it out with "
                          "--only cloud-token --only join-credentials")
+    if wait is None:
+        wait = core.confirm_wait()
     path = prepared.work.root / "kubeconfig"
     if not path.is_file():
         raise UsageError(f"no kubeconfig at {path}: run `provision up {config}` first "

@@ -8,11 +8,14 @@ an image the node already has. That image has no shell, so the command is etcdct
 
 The client certificate is kubeadm's ``etcd/healthcheck-client`` (CN
 kube-etcd-healthcheck-client, client-auth usage, signed by the etcd CA:
-kubernetes/kubernetes cmd/kubeadm/app/phases/certs/certs.go, ``KubeadmCertEtcdHealthcheck``).
+kubernetes/kubernetes cmd/kubeadm/app/phases/certs/certlist.go at commit 3510e45d9707,
+``KubeadmCertEtcdHealthcheck``; its files etcd/healthcheck-client.{crt,key} beside
+etcd/ca.crt: cmd/kubeadm/app/constants/constants.go at commit 3301161c36ac).
 kubeadm runs etcd with ``--client-cert-auth`` and no etcd authentication, so that
-certificate may do everything a client may; it sits beside the CA, so one read-only mount
-of /etc/kubernetes/pki/etcd serves (the API server's client certificate lives one level up
-beside the cluster CA's key, which this pod has no business seeing).
+certificate may do everything a client may. The pod sees exactly three files, each a
+read-only hostPath of type File: the etcd CA's certificate and that client pair. The rest
+of /etc/kubernetes/pki/etcd (the etcd CA's key, the server and peer keys) stays out of it,
+as does the API server's client certificate one level up beside the cluster CA's key.
 
 etcdctl v3.6 (etcd's etcdctl/README.md at v3.6.9, the version kubeadm pins for
 Kubernetes 1.34-1.36): ``member list -w json`` gives IDs as unsigned 64-bit numbers;
@@ -36,7 +39,8 @@ PKI = "/etc/kubernetes/pki/etcd"
 ETCDCTL = ("etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={PKI}/ca.crt",
            f"--cert={PKI}/healthcheck-client.crt", f"--key={PKI}/healthcheck-client.key",
            "--dial-timeout=5s", "--command-timeout=20s")
-MOUNTS = (nodeops.HostPath("etcd-pki", PKI),)
+MOUNTS = tuple(nodeops.HostPath(f"etcd-{name.replace('.', '-')}", f"{PKI}/{name}", "File")
+               for name in ("ca.crt", "healthcheck-client.crt", "healthcheck-client.key"))
 DEADLINE = 120  # seconds a pod may take, image pull included (the node has the image)
 UNSTARTED = "has not started"
 
@@ -53,7 +57,7 @@ class Member:
     name: str  # the node name kubeadm gave it; empty while the member has not started
     peer_urls: tuple[str, ...]
     client_urls: tuple[str, ...]
-    learner: bool = False
+    learner: bool = False  # a non-voting member (kubeadm's learner mode joins as one)
 
     @property
     def hex_id(self) -> str:
@@ -129,9 +133,10 @@ def remove_stale(api: Any, wanted: set[str], say: Callable[[str], None],
                 f"is gone, remove it by hand: etcdctl member remove {member.hex_id})")
         else:
             removable.append((member, why))
-    if removable and len(removable) == len(current):
-        raise EtcdError("every etcd member would be removed; refusing (the cluster's data "
-                        "lives in them)")
+    going = {m.id for m, _ in removable}
+    if removable and all(m.id in going for m in current if not m.learner):
+        raise EtcdError("every voting etcd member would be removed; refusing (the "
+                        "cluster's data lives in them)")
     removed = []
     for member, why in removable:
         result = _etcdctl(api, runner, "member", "remove", member.hex_id)
@@ -201,18 +206,23 @@ def remove_leaving(api: Any, name: str, going: str, say: Callable[[str], None]) 
     leaving = [m for m in current if m.name == name]
     if not leaving:
         return None
-    others = [m for m in current if m.name != name]
+    # Learners do not vote: etcd counts quorum among VotingMembers() alone
+    # (server/etcdserver/api/membership/cluster.go at commit c5eb78e2e639,
+    # IsReadyToRemoveVotingMember), and so does this.
+    voters = [m for m in current if not m.learner]
+    others = [m for m in voters if m.name != name]
     if not others:
-        raise EtcdError(f"{name} holds the only etcd member (the cluster's data); refusing "
-                        "to remove it")
+        raise EtcdError(f"{name} holds the only voting etcd member (the cluster's data); "
+                        "refusing to remove it")
     answering = _answering(api, runner)
     silent = [m for m in others if not any(url in answering for url in m.client_urls)]
     if silent:
         raise EtcdError(
             f"etcd member(s) {', '.join(m.label for m in silent)} do not answer; with "
-            f"{name}'s member gone too, {len(others) - len(silent)} of {len(current)} would "
-            "be left, one failure from losing quorum. Nothing was changed: bring them back "
-            f"(or replace a lost droplet with `provision up` first), then replace {name}")
+            f"{name}'s member gone too, {len(others) - len(silent)} of {len(voters)} voting "
+            "members would be left, one failure from losing quorum. Nothing was changed: "
+            "bring them back (or replace a lost droplet with `provision up` first), then "
+            f"replace {name}")
     for member in leaving:
         result = _etcdctl(api, runner, "member", "remove", member.hex_id)
         if result.code != 0:
@@ -241,7 +251,7 @@ def _runners(api: Any, prefer: set[str]) -> list[Runner]:
     for node in nodes:
         name = str(node["metadata"]["name"])
         pod = by_name.get(f"etcd-{name}")
-        image = _image(pod) if pod is not None and _is_mirror_of(pod, name) else ""
+        image = _image(pod) if pod is not None and is_mirror_of(pod, name) else ""
         if image:
             runners.append(Runner(name, image))
     if not runners:
@@ -250,7 +260,7 @@ def _runners(api: Any, prefer: set[str]) -> list[Runner]:
     return sorted(runners, key=lambda r: (r.node not in prefer, r.node))
 
 
-def _is_mirror_of(pod: dict[str, Any], node: str) -> bool:
+def is_mirror_of(pod: dict[str, Any], node: str) -> bool:
     """Whether ``pod`` is the kubelet's mirror of kubeadm's etcd static pod on ``node``.
 
     Its image is run on a control-plane node with the etcd client key mounted, so it must
@@ -293,10 +303,19 @@ def _members(api: Any, runners: list[Runner]) -> tuple[Runner, list[Member]]:
                     "; ".join(failures) + "); etcd may have lost quorum")
 
 
-def _member(raw: dict[str, Any]) -> Member:
-    return Member(int(raw["ID"]), str(raw.get("name") or ""),
-                  tuple(raw.get("peerURLs") or ()), tuple(raw.get("clientURLs") or ()),
-                  bool(raw.get("isLearner")))
+def _member(raw: object) -> Member:
+    """One entry of ``member list -w json``; an entry without an ID is an EtcdError."""
+    try:
+        if not isinstance(raw, dict):
+            raise TypeError(type(raw).__name__)
+        return Member(int(raw["ID"]), str(raw.get("name") or ""),
+                      tuple(str(u) for u in raw.get("peerURLs") or ()),
+                      tuple(str(u) for u in raw.get("clientURLs") or ()),
+                      bool(raw.get("isLearner")))
+    except (KeyError, TypeError, ValueError) as e:
+        raise EtcdError(f"etcdctl member list gave a member provision cannot read "
+                        f"({type(e).__name__}: {e}): {str(raw)[:200]}; nothing was "
+                        "changed") from e
 
 
 def _answering(api: Any, runner: Runner) -> set[str]:

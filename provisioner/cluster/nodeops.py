@@ -18,9 +18,9 @@ from typing import Any
 
 from provisioner.errors import ProvisionError
 from provisioner.kube import Kube, KubeError
+from provisioner.node_facts import CONTROL_PLANE_LABEL
 
 NAMESPACE = "kube-system"
-CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 POLL = 0.5  # seconds between looks at the pod
 
 
@@ -30,10 +30,15 @@ class NodeOpError(ProvisionError):
 
 @dataclass(frozen=True)
 class HostPath:
-    """A host directory the command sees at the same path, read-only."""
+    """A host file or directory the command sees at the same path, read-only.
+
+    ``kind`` is the hostPath ``type`` the kubelet checks before it starts the container:
+    ``File`` (a file must exist there) or ``Directory`` (kubernetes/kubernetes
+    pkg/volume/hostpath/host_path.go ``checkTypeInternal``, at commit 9efa0b0228c0)."""
 
     name: str
     path: str
+    kind: str = "Directory"
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def pod_spec(node: str, image: str, command: Sequence[str], mounts: Sequence[Hos
             "volumeMounts": [{"name": m.name, "mountPath": m.path, "readOnly": True}
                              for m in mounts],
         }],
-        "volumes": [{"name": m.name, "hostPath": {"path": m.path, "type": "Directory"}}
+        "volumes": [{"name": m.name, "hostPath": {"path": m.path, "type": m.kind}}
                     for m in mounts],
     }
 

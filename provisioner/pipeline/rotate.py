@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner import clock
-from provisioner.agents.failover import ANNOTATION_TOKEN, fingerprint
+from provisioner.agents.failover import ANNOTATION_TOKEN, TOKEN_SECRET, fingerprint
 from provisioner.analysis.live import timer_period
 from provisioner.errors import UsageError
 from provisioner.kube import Kube, KubeError
@@ -44,11 +44,11 @@ FAILOVER_TOKEN = "failover-token"
 JOIN_CREDENTIALS = "join-credentials"
 KINDS = (CLOUD_TOKEN, FAILOVER_TOKEN, JOIN_CREDENTIALS)
 
-FAILOVER_SECRET = "provision-failover"
-FAILOVER_KEY = "token"
 # Five of the agent's timer periods leave room for a pass that was already running and a
-# slow API.
-CONFIRM_WAIT = 5 * timer_period()
+# slow API. Resolved when rotate runs (`confirm_wait`), not at import: the CLI imports this
+# module to register its commands, and a template that cannot be read must fail rotate
+# alone, with an error, not every command with a traceback.
+CONFIRM_PERIODS = 5
 POLL = 2.0
 
 # What reads kube-system/digitalocean as an environment variable (the pinned manifests:
@@ -60,6 +60,11 @@ TOKEN_READERS = (("deployments", "digitalocean-cloud-controller-manager"),
 # What `kubectl rollout restart` sets on the pod template (kubectl
 # pkg/polymorphichelpers/objectrestarter.go): a changed template rolls the pods.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+def confirm_wait() -> float:
+    """Rotate's default wait for the agents: five periods of their timer."""
+    return CONFIRM_PERIODS * timer_period()
+
 
 @dataclass
 class Rotated:
@@ -175,17 +180,21 @@ def wait_confirmed(kube: Kube, token: str, deadline: float, poll: float = POLL) 
 def rotate_failover_token(kube: Kube, token: str, wait: float, say: Say,
                           poll: float = POLL) -> list[str]:
     """Store the agents' token and wait for them; the nodes that did not take it."""
-    _apply_secret(kube, FAILOVER_SECRET, {FAILOVER_KEY: token})
+    namespace, secret, key = TOKEN_SECRET
+    _apply_secret(kube, secret, {key: token})
     controllers = list(_controller_tokens(kube))
-    say(f"failover token: kube-system/{FAILOVER_SECRET} updated; waiting up to {wait:.0f} s "
+    say(f"failover token: {namespace}/{secret} updated; waiting up to {wait:.0f} s "
         f"for the agents on {len(controllers)} control-plane node(s) to take it")
     return wait_confirmed(kube, token, time.monotonic() + wait, poll)
 
 
 def rotate(prepared: Prepared, api: Any, kinds: Sequence[str], say: Say, *,
-           cloud_token: str = "", failover_token: str = "", wait: float = CONFIRM_WAIT,
+           cloud_token: str = "", failover_token: str = "", wait: float | None = None,
            poll: float = POLL) -> Rotated:
-    """Rotate ``kinds`` (see `chosen`) on the cluster of ``api``, in a fixed order."""
+    """Rotate ``kinds`` (see `chosen`) on the cluster of ``api``, in a fixed order.
+
+    ``wait``: seconds for the failover agents to take the new token (None: `confirm_wait`).
+    """
     kube = Kube(api, timeout=15)
     result = Rotated()
     if FAILOVER_TOKEN in kinds:  # before anything changes, like the cloud token
@@ -199,6 +208,8 @@ def rotate(prepared: Prepared, api: Any, kinds: Sequence[str], say: Say, *,
         join_credentials.refresh(api, prepared, say)
         result.done.append(JOIN_CREDENTIALS)
     if FAILOVER_TOKEN in kinds:
+        if wait is None:
+            wait = confirm_wait()
         result.unconfirmed = rotate_failover_token(kube, failover_token, wait, say, poll)
         result.done.append(FAILOVER_TOKEN)
     return result

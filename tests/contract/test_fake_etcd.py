@@ -17,7 +17,9 @@ import pytest
 
 from tests.fakes.kubeapi.etcd import CA, EtcdCluster, EtcdError
 
-MOUNTED = {"/etc/kubernetes/pki/etcd"}
+# What provision mounts (provisioner/cluster/etcd_members.py MOUNTS): three files.
+MOUNTED = {CA, "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+           "/etc/kubernetes/pki/etcd/healthcheck-client.key"}
 CTL = ["--endpoints=https://127.0.0.1:2379", f"--cacert={CA}",
        "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
        "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key"]
@@ -110,6 +112,8 @@ def test_etcd_refuses_a_removal_that_breaks_the_active_quorum() -> None:
 def test_without_quorum_or_credentials_nothing_answers() -> None:
     cluster = three()
     assert cluster.etcdctl("cp-1", [*CTL, "member", "list"], set())[0] == 1  # not mounted
+    code, out = cluster.etcdctl("cp-1", [*CTL, "member", "list"], MOUNTED - {CA})
+    assert code == 1 and f"open {CA}: no such file" in out
     assert cluster.etcdctl("cp-1", ["member", "list"], MOUNTED)[0] == 1  # no client cert
     assert cluster.etcdctl("cp-1", [*CTL, "snapshot", "save", "/x"], MOUNTED)[0] == 1
     cluster.set_healthy("cp-2", False)

@@ -3,8 +3,9 @@
 The cluster is the fake Kubernetes API serving TLS with a certificate signed by the CA
 provision made (as kubeadm's API server does) and verifying provision's own admin
 kubeconfig; the failover agents' annotations are written over HTTP as the agent would.
-kubeadm issues the API server's certificate for one year (kubernetes
-cmd/kubeadm/app/constants/constants.go CertificateValidityPeriod); provision signs its admin
+kubeadm issues the API server's certificate for one year (kubernetes/kubernetes
+cmd/kubeadm/app/constants/constants.go at commit 3301161c36ac, CertificateValidityPeriod =
+time.Hour * 24 * 365); provision signs its admin
 kubeconfig for 365 days (bootstrap/kubeconfig.CLIENT_DAYS). The clock is pinned relative to
 the certificates' real end dates, so the findings are the same any day.
 """
@@ -163,3 +164,37 @@ def test_check_stays_offline_unless_asked(tmp_path: Path) -> None:
         assert result.code == 2
         assert "--online: no kubeconfig at" in result.stderr
         assert yaml.safe_load(sim.config.read_text())["name"] == "prod"
+
+
+def test_a_secret_that_is_not_text_is_a_finding_not_a_kubeconfig_error(
+        tmp_path: Path) -> None:
+    """The API server holds a Secret's data as bytes and returns them base64-encoded
+    (core/v1 Secret ``data``: map of string to []byte), so they need not be UTF-8 text.
+    That is the cluster's state: check reports it as a finding with its fix, exit 0; only
+    the kubeconfig's own faults are "cannot use kubeconfig" (exit 2)."""
+    import base64
+
+    with simulation(tmp_path) as sim, FakeKubeAPI() as kube:
+        for i in (1, 2, 3):
+            kube.add_node(f"prod-cp-{i}", control_plane=True)
+        not_text = base64.b64encode(b"\xff\xfe\x00token").decode()
+        for name, key in (("provision-failover", "token"), ("digitalocean", "access-token")):
+            kube.create({"apiVersion": "v1", "kind": "Secret",
+                         "metadata": {"name": name, "namespace": "kube-system"},
+                         "data": {key: not_text}})
+        path = kube.write_kubeconfig(tmp_path / "kubeconfig")
+        code, report, err = _check(sim, "--kubeconfig", str(path))
+        assert code == 0, err
+        found = _problems(report)
+        assert found["kube-system/provision-failover"] == (
+            "high", "key token is not UTF-8 text: nothing that reads it can use it")
+        assert found["kube-system/digitalocean"][1].startswith("key access-token is not")
+        fixes = {f["subject"]: f["fix"] for f in report["online"]["findings"]}
+        assert "--only failover-token" in fixes["kube-system/provision-failover"]
+        assert "--only cloud-token" in fixes["kube-system/digitalocean"]
+
+        # A kubeconfig that is not one is still the kubeconfig's fault: exit 2.
+        (tmp_path / "broken").write_text("clusters: [1, 2]\n")
+        result = sim.run("check", str(sim.config), "--kubeconfig", str(tmp_path / "broken"))
+        assert result.code == 2 and "cannot use kubeconfig" in result.stderr
+        assert "Traceback" not in result.stderr

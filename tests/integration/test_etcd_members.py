@@ -1,11 +1,12 @@
 """The etcd members of control-plane droplets that are gone are removed before a new one joins.
 
 provision runs etcdctl on a Ready control-plane node through the fake API server (a pod
-pinned with nodeName, host network, the etcd mirror pod's image, the etcd PKI mounted
-read-only), reads its log and deletes the pod; the fake kubelet runs etcdctl against the
-fake's etcd membership (tests/fakes/kubeapi/etcd.py, which cites etcd v3.6.9's etcdctl
-README and server checks and kubeadm's AddMember). The Node of a removed member goes too:
-kubeadm join refuses a Node of the same name that is still Ready
+pinned with nodeName, host network, the etcd mirror pod's image, the etcd CA certificate
+and the healthcheck client pair mounted read-only as hostPath files), reads its log and
+deletes the pod; the fake kubelet runs etcdctl against the fake's etcd membership
+(tests/fakes/kubeapi/etcd.py, which cites etcd v3.6.9's etcdctl README and server checks
+and kubeadm's AddMember). The Node of a removed member goes too: kubeadm join refuses a
+Node of the same name that is still Ready
 (kubernetes/kubernetes cmd/kubeadm/app/cmd/phases/join/kubelet.go).
 """
 
@@ -52,6 +53,39 @@ def test_members_lists_what_etcd_holds(cluster: tuple[FakeKubeAPI, Any]) -> None
     assert pods_left(kube) == [], "the etcdctl pod is deleted afterwards"
 
 
+def test_the_etcdctl_pod_sees_only_the_ca_certificate_and_its_client_pair(
+        cluster: tuple[FakeKubeAPI, Any]) -> None:
+    """Three read-only hostPath files (type File: kubernetes/kubernetes
+    pkg/volume/hostpath/host_path.go ``checkTypeInternal`` at commit 9efa0b0228c0 requires
+    a file there), never the etcd CA's key or the server and peer keys beside them."""
+    kube, api = cluster
+    etcd_members.members(api)
+    created = [r.json() for r in kube.requests("POST", "/api/v1/namespaces/kube-system/pods")
+               if r.json()["metadata"].get("generateName") == "provision-etcdctl-"]
+    assert created
+    pki = "/etc/kubernetes/pki/etcd"
+    wanted = {f"{pki}/ca.crt", f"{pki}/healthcheck-client.crt", f"{pki}/healthcheck-client.key"}
+    for pod in created:
+        spec = pod["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert {v["hostPath"]["path"] for v in volumes.values()} == wanted
+        assert {v["hostPath"]["type"] for v in volumes.values()} == {"File"}
+        mounts = spec["containers"][0]["volumeMounts"]
+        assert {(m["mountPath"], m["readOnly"]) for m in mounts} == {(p, True) for p in wanted}
+        assert all(volumes[m["name"]]["hostPath"]["path"] == m["mountPath"] for m in mounts)
+
+
+def test_a_hostpath_of_the_wrong_type_does_not_start(cluster: tuple[FakeKubeAPI, Any]) -> None:
+    """The kubelet refuses a File hostPath that is a directory (host_path.go, as above)."""
+    kube, api = cluster
+    pki = "/etc/kubernetes/pki/etcd"
+    run = nodeops.run(api, "prod-cp-2", "registry.k8s.io/etcd:3.6.9-0",
+                      [*etcd_members.ETCDCTL, "member", "list"], purpose="test",
+                      mounts=[nodeops.HostPath("pki", pki, "File")], deadline=60)
+    assert run.code != 0 and f"{pki} is not a file" in run.output
+    assert pods_left(kube) == []
+
+
 def test_the_member_of_a_gone_droplet_is_removed_with_its_node(
         cluster: tuple[FakeKubeAPI, Any]) -> None:
     kube, api = cluster
@@ -75,9 +109,7 @@ def test_the_member_of_a_gone_droplet_is_removed_with_its_node(
     assert spec["hostNetwork"] and spec["restartPolicy"] == "Never"
     assert spec["containers"][0]["image"] == "registry.k8s.io/etcd:3.6.9-0"
     assert spec["containers"][0]["command"][0] == "etcdctl"
-    assert spec["volumes"] == [{"name": "etcd-pki", "hostPath": {
-        "path": "/etc/kubernetes/pki/etcd", "type": "Directory"}}]
-    assert spec["containers"][0]["volumeMounts"][0]["readOnly"] is True
+    assert all(m["readOnly"] is True for m in spec["containers"][0]["volumeMounts"])
 
 
 def test_a_member_that_answers_is_never_removed(cluster: tuple[FakeKubeAPI, Any]) -> None:
@@ -158,6 +190,30 @@ def test_a_healthy_member_is_not_removed_while_another_is_down(
     assert kube.etcd.names() == CPS and not kube.etcd.removed
     assert kube.get("v1", "Node", "prod-cp-2") is not None
     assert pods_left(kube) == []
+
+
+def test_a_learner_does_not_count_toward_quorum(cluster: tuple[FakeKubeAPI, Any]) -> None:
+    """Learners are non-voting members (etcd server/etcdserver/api/membership/cluster.go
+    at commit c5eb78e2e639: ``IsReadyToRemoveVotingMember`` counts ``VotingMembers()``
+    only): a learner that
+    does not answer leaves the three voters' quorum intact, so replacing cp-1 goes ahead."""
+    kube, api = cluster
+    kube.add_node("prod-cp-4", control_plane=True, address="10.110.0.5")
+    learner = kube.etcd_join("prod-cp-4")
+    kube.etcd.members[learner.id].learner = True
+    kube.etcd.set_healthy("prod-cp-4", False)
+    said: list[str] = []
+    assert etcd_members.remove_leaving(api, "prod-cp-1", "replaced", said.append) == \
+        "prod-cp-1"
+    assert kube.etcd.names() == ["prod-cp-2", "prod-cp-3", "prod-cp-4"]
+    assert pods_left(kube) == []
+
+
+def test_malformed_member_list_output_is_an_etcd_error() -> None:
+    """An entry without a numeric ID is reported as such, not as a KeyError traceback."""
+    for raw in ({"name": "prod-cp-1"}, {"ID": "not-a-number"}, ["ID", 1]):
+        with pytest.raises(etcd_members.EtcdError, match="member provision cannot read"):
+            etcd_members._member(raw)
 
 
 

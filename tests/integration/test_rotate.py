@@ -13,9 +13,10 @@ environment variable (digitalocean-cloud-controller-manager
 releases/digitalocean-cloud-controller-manager/v0.1.68.yml: DO_ACCESS_TOKEN;
 csi-digitalocean deploy/kubernetes/releases/csi-digitalocean-v4.16.0/driver.yaml:
 csi-do-controller's DIGITALOCEAN_ACCESS_TOKEN), which a running container never sees
-change: rotate must roll them, as `kubectl rollout restart` does (kubectl
-pkg/polymorphichelpers/objectrestarter.go sets kubectl.kubernetes.io/restartedAt on the pod
-template).
+change: rotate must roll them, as `kubectl rollout restart` does (kubernetes/kubernetes
+staging/src/k8s.io/kubectl/pkg/polymorphichelpers/objectrestarter.go at commit
+78fc8e44052f sets kubectl.kubernetes.io/restartedAt on the pod template of a Deployment,
+DaemonSet or StatefulSet).
 """
 
 from __future__ import annotations
@@ -270,20 +271,45 @@ def test_rotate_waits_for_another_run_holding_the_work_folder(tmp_path: Path) ->
 
 
 def test_rotate_waits_five_periods_of_the_agents_timer() -> None:
-    """The period is set once, in the timer unit the nodes run; rotate's default wait and
-    check's staleness follow it (it was 60 s in their comments and figures after the unit
-    changed to 30 s)."""
-    import re
-
+    """The period is set once, in the timer unit the nodes run (OnUnitActiveSec=30s in
+    templates/systemd/provision-failover.timer.j2); rotate's default wait and check's
+    staleness follow it (it was 60 s in their comments and figures after the unit changed
+    to 30 s)."""
     from provisioner.analysis import live
     from provisioner.pipeline import rotate
-    from provisioner.resources import data_dir
 
-    unit = (data_dir("templates") / "systemd" / "provision-failover.timer.j2").read_text()
-    found = re.search(r"^OnUnitActiveSec=(\d+)s$", unit, re.MULTILINE)
-    assert found is not None
-    period = float(found.group(1))
-    assert live.timer_period() == period
-    assert pytest.approx(5 * period) == rotate.CONFIRM_WAIT
+    assert live.timer_period() == 30.0
+    assert rotate.confirm_wait() == pytest.approx(150.0)
     result = CliRunner().invoke(cli, ["rotate", "--help"])
-    assert f"[default: {5 * period};" in " ".join(result.output.split())
+    assert "[default: five periods of the agent's timer]" in " ".join(result.output.split())
+
+
+def test_an_unreadable_timer_template_fails_rotate_alone(tmp_path: Path) -> None:
+    """The wait's default is read from the timer template when rotate runs: with a
+    templates folder that lacks the unit, other commands still work and rotate stops with
+    one line (exit 2), not a traceback at import (the CLI imports every command to
+    register it)."""
+    import subprocess
+    import sys
+
+    from tests.support.rendering import ROOT
+
+    (tmp_path / "templates").mkdir()
+    probe = (
+        "import sys, pathlib\n"
+        "import provisioner.resources as r\n"
+        f"r.data_dir = lambda name: pathlib.Path({str(tmp_path)!r}) / name\n"
+        "from provisioner.pipeline import rotate\n"
+        "from provisioner.errors import ProvisionError\n"
+        "from provisioner.cli.main import cli\n"
+        "try:\n"
+        "    rotate.confirm_wait()\n"
+        "except ProvisionError as e:\n"
+        "    print('error:', e)\n"
+        "cli(['--help'], standalone_mode=False)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "error: cannot read templates/systemd/provision-failover.timer.j2" in result.stdout
+    assert "rotate " in result.stdout  # the --help that followed lists the commands

@@ -77,13 +77,17 @@ def _patch_node(kube: FakeKubeAPI, name: str, body: dict[str, object]) -> None:
         pass
 
 
-def _etcd_pod(kube: FakeKubeAPI, node: str, image: str) -> None:
+def _etcd_pod(kube: FakeKubeAPI, node: str, image: str, mirror: bool = True) -> None:
     """The mirror pod the kubelet makes for kubeadm's static etcd pod: `etcd-<node>` in
     kube-system, bound to its node (kubernetes cmd/kubeadm/app/phases/etcd/local.go names
-    the static pod `etcd`; pkg/kubelet/config/common.go generatePodName appends the node)."""
+    the static pod `etcd`; pkg/kubelet/config/common.go generatePodName appends the node)
+    and annotated kubernetes.io/config.mirror (pkg/kubelet/types/pod_update.go,
+    ConfigMirrorAnnotationKey). ``mirror=False``: a pod of that name anyone could create."""
+    annotations = {"kubernetes.io/config.mirror": "mirror"} if mirror else {}
     kube.create({"apiVersion": "v1", "kind": "Pod",
                  "metadata": {"name": f"etcd-{node}", "namespace": "kube-system",
-                              "labels": {"component": "etcd", "tier": "control-plane"}},
+                              "labels": {"component": "etcd", "tier": "control-plane"},
+                              "annotations": annotations},
                  "spec": {"nodeName": node, "containers": [{"name": "etcd", "image": image}]}})
 
 
@@ -109,9 +113,14 @@ def test_status_shows_each_nodes_kubelet_age_cordon_etcd_and_vrrp(
             "provision.dev/vrrp-state": "BACKUP"}}})
         _etcd_pod(kube, "prod-cp-1", "registry.k8s.io/etcd:3.6.4-0")
         _etcd_pod(kube, "prod-cp-2", "registry.k8s.io/etcd:3.6.4-0-unready")  # never Ready
-        kube.wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "True" for c in (
-            kube.get("v1", "Pod", "etcd-prod-cp-1", "kube-system") or {}).get(
-            "status", {}).get("conditions", [])))
+        # A Ready pod named like cp-3's etcd that is no kubelet mirror: not its etcd.
+        _etcd_pod(kube, "prod-cp-3", "registry.k8s.io/pause:3.10", mirror=False)
+        def pod_ready(name: str) -> bool:
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in (
+                kube.get("v1", "Pod", name, "kube-system") or {}).get(
+                "status", {}).get("conditions", []))
+
+        kube.wait_for(lambda: pod_ready("etcd-prod-cp-1") and pod_ready("etcd-prod-cp-3"))
         kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
         created = {d["name"]: parse_instant(d["created_at"])
                    for d in sim.resources("digitalocean_droplet")}

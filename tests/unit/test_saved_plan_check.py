@@ -2,8 +2,9 @@
 
 The plan document is what `terraform show -json` gives for a saved plan: every root
 variable with its value, sensitive ones included (hashicorp/terraform
-internal/command/jsonplan/plan.go, marshalPlanVariables; the embedded Terraform is checked to
-do so by tests/e2e/test_day2_joins.py). The cluster is the fake API server holding what
+internal/command/jsonplan/plan.go at commit 883c7221ee2e, marshalPlanVariables: no
+redaction; the embedded Terraform is checked to do so by tests/e2e/test_day2_joins.py).
+The cluster is the fake API server holding what
 join_credentials.refresh wrote (kubeadm's token Secret, kubeadm-certs owned by a 2 h token:
 tests/unit/test_join_credentials.py cites kubeadm for both).
 """

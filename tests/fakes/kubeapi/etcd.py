@@ -45,6 +45,14 @@ Only what these upstream sources say the real components do:
   etcd authentication: any client certificate its etcd CA signed for client auth is
   allowed every request. Those are etcd/healthcheck-client, etcd/server, etcd/peer and
   apiserver-etcd-client (cmd/kubeadm/app/phases/certs/certs.go, KubeadmCert* usages).
+* Mounts. etcdctl sees a host file only through a hostPath volume mounted at the same
+  path (a file, or a directory holding it). The kubelet checks a hostPath's ``type``
+  before the container starts: ``File`` needs a file there, ``Directory`` a directory,
+  else "hostPath type check failed: <path> is not a file" / "is not a directory"
+  (kubernetes/kubernetes pkg/volume/hostpath/host_path.go ``checkTypeInternal``, at commit
+  9efa0b0228c0). The real pod then waits in ContainerCreating until its deadline; this
+  fake ends it at once with that message (provision's node operations treat both alike:
+  the command did not run).
 """
 
 from __future__ import annotations
@@ -65,6 +73,10 @@ PKI = "/etc/kubernetes/pki"
 CLIENT_PAIRS = {f"{PKI}/etcd/healthcheck-client", f"{PKI}/etcd/server", f"{PKI}/etcd/peer",
                 f"{PKI}/apiserver-etcd-client"}
 CA = f"{PKI}/etcd/ca.crt"
+# What kubeadm leaves on a control-plane node under /etc/kubernetes/pki (certs.go).
+FILES = {f"{pair}.{ext}" for pair in CLIENT_PAIRS for ext in ("crt", "key")} | {
+    CA, f"{PKI}/etcd/ca.key", f"{PKI}/ca.crt", f"{PKI}/ca.key"}
+DIRECTORIES = {PKI, f"{PKI}/etcd"}
 POD = catalog.get("v1", "Pod")
 NODE = catalog.get("v1", "Node")
 
@@ -87,9 +99,12 @@ class Member:
     client_urls: list[str]
     healthy: bool = True
     node: str = ""  # the node whose etcd this is (empty until it starts)
+    learner: bool = False  # set by tests: listed with "isLearner": true
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ID": self.id, "peerURLs": list(self.peer_urls)}
+        if self.learner:
+            out["isLearner"] = True
         if self.name:
             out["name"] = self.name
         if self.client_urls:
@@ -366,10 +381,16 @@ def run_pod(cluster: EtcdCluster, pod: Mapping[str, Any]) -> tuple[int, str] | N
         return EXIT_START_ERROR, (f'exec: "{first}": executable file not found in $PATH\n')
     if spec.get("restartPolicy") != "Never":
         return None  # a command that would be restarted: not something this fake runs
-    volumes = {v.get("name"): v.get("hostPath", {}).get("path") for v in spec.get(
-        "volumes", []) if v.get("hostPath")}
+    host_paths = {v.get("name"): v["hostPath"] for v in spec.get("volumes", [])
+                  if v.get("hostPath")}
+    for volume in host_paths.values():
+        path, kind = str(volume.get("path", "")), volume.get("type") or ""
+        if (kind == "File" and path not in FILES) or \
+                (kind == "Directory" and path not in DIRECTORIES):
+            return EXIT_START_ERROR, (f"hostPath type check failed: {path} is not a "
+                                      f"{'file' if kind == 'File' else 'directory'}\n")
     mounted = {m["mountPath"] for m in container.get("volumeMounts", [])
-               if volumes.get(m.get("name")) == m.get("mountPath")}
+               if host_paths.get(m.get("name"), {}).get("path") == m.get("mountPath")}
     if not spec.get("hostNetwork"):
         return EXIT_ERROR, "Error: context deadline exceeded\n"  # 127.0.0.1 is the pod's own
     return cluster.etcdctl(str(spec.get("nodeName", "")), argv[1:], mounted)
