@@ -120,7 +120,8 @@ def test_status_shows_each_nodes_kubelet_age_cordon_etcd_and_vrrp(
                 kube.get("v1", "Pod", name, "kube-system") or {}).get(
                 "status", {}).get("conditions", []))
 
-        kube.wait_for(lambda: pod_ready("etcd-prod-cp-1") and pod_ready("etcd-prod-cp-3"))
+        kube.wait_for(lambda: pod_ready("etcd-prod-cp-1") and pod_ready("etcd-prod-cp-3"),
+                      timeout=60)
         kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
         created = {d["name"]: parse_instant(d["created_at"])
                    for d in sim.resources("digitalocean_droplet")}

@@ -97,5 +97,7 @@ def test_terraform_sources_parse_as_hcl() -> None:
     variables = hcl2.loads(BASELINE["terraform/variables.tf"])["variable"]
     tfvars = json.loads(BASELINE["terraform/terraform.tfvars.json"])
     declared = {name.strip('"') for block in variables for name in block}
-    # bootstrap_secrets is the one input passed at apply time, never rendered to disk.
-    assert set(tfvars) == declared - {"bootstrap_secrets"}
+    # Passed when Terraform runs, never rendered to disk: the secrets, whether the cluster
+    # exists (asked of its API) and a rolling replacement's intermediate worker set.
+    assert set(tfvars) == declared - {"bootstrap_secrets", "cluster_initialised",
+                                      "worker_instances"}
