@@ -197,16 +197,23 @@ def infrastructure_file(prepared: Prepared) -> Path:
     return prepared.work.root / "infrastructure.json"
 
 
+def recorded_outputs(prepared: Prepared) -> dict[str, Any] | None:
+    """The outputs the last apply recorded (infrastructure.json), or None when there are
+    none or the file is not what provision writes (the callers say or decide which)."""
+    from provisioner.render.writer import read_regular
+
+    try:
+        recorded = json.loads(read_regular(infrastructure_file(prepared)).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
 def current_outputs(ws: Workspace, prepared: Prepared) -> dict[str, Any]:
     """Outputs after a plan with no changes: the recorded ones, or Terraform's."""
-    path = infrastructure_file(prepared)
-    if path.is_file():
-        try:
-            recorded = json.loads(path.read_text())
-            if isinstance(recorded, dict):
-                return recorded
-        except ValueError:
-            pass
+    recorded = recorded_outputs(prepared)
+    if recorded is not None:
+        return recorded
     outputs = ws.outputs()
     record_outputs(prepared, outputs)
     return outputs

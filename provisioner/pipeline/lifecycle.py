@@ -269,12 +269,10 @@ def _private_ips(prepared: Prepared, names: set[str]) -> set[str] | None:
     """The VPC addresses of the control-plane droplets ``names`` as the last apply recorded
     them (infrastructure.json), or None when any is unknown: a member is then judged by
     name and health alone."""
-    import json
-
+    recorded = infra_stage.recorded_outputs(prepared) or {}
     try:
-        recorded = json.loads(infra_stage.infrastructure_file(prepared).read_text())
         ips = {str(c["name"]): str(c["private_ip"]) for c in recorded.get("controllers") or []}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (TypeError, KeyError):
         return None
     return {ips[name] for name in names} if names <= ips.keys() else None
 

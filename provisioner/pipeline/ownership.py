@@ -104,11 +104,8 @@ def recorded_floating_ip(prepared: Prepared, say: Report | None = None) -> str |
     recorded = infra_stage.infrastructure_file(prepared)
     if not recorded.is_file():
         return None
-    try:
-        value = json.loads(recorded.read_bytes().decode("utf-8"))
-    except (OSError, ValueError):
-        value = None
-    if not isinstance(value, dict):
+    value = infra_stage.recorded_outputs(prepared)
+    if value is None:
         if say is not None:
             say(f"warning: {recorded} is not the JSON provision writes; looking for leftovers "
                 "by tag and name only (a floating IP has neither: check the control panel)")

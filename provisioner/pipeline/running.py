@@ -10,7 +10,6 @@ node must join from now on, new nodes need fresh join credentials, and the file'
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,13 +85,9 @@ def probe(prepared: Prepared, say: Report) -> Running | None:
 def reached_before(prepared: Prepared) -> str | None:
     """The API endpoint of a cluster an earlier `up` reached (its kubeconfig and recorded
     endpoint are in the work folder), else None."""
-    record = infra_stage.infrastructure_file(prepared)
-    if not cluster_stage.kubeconfig_path(prepared).is_file() or not record.is_file():
+    if not cluster_stage.kubeconfig_path(prepared).is_file():
         return None
-    try:
-        endpoint = json.loads(record.read_text()).get("api_endpoint")
-    except (OSError, ValueError, AttributeError):
-        return None
+    endpoint = (infra_stage.recorded_outputs(prepared) or {}).get("api_endpoint")
     return str(endpoint) if endpoint else None
 
 

@@ -16,20 +16,27 @@ import pytest
 
 from tests.e2e.world import World, world
 from tests.fakes.doprovider.cloud import Cloud
+from tests.fakes.kubeapi.server import FakeKubeAPI
 
 pytestmark = pytest.mark.integration
 
 CPS = ["prod-cp-1", "prod-cp-2", "prod-cp-3"]
 
 
+def _up(w: World) -> tuple[str, FakeKubeAPI]:
+    """`up` to a running cluster of three control-plane nodes, one etcd member each."""
+    config = str(w.sim.config)
+    up = w.provision("up", config, "--yes", "--until", "cluster")
+    assert up.code == 0, up.stderr
+    kube = w.boot.kube
+    assert kube is not None and w.boot.error is None
+    assert kube.etcd.names() == CPS
+    return config, kube
+
+
 def test_replacing_cp1_leaves_one_etcd_whose_members_are_the_droplets(tmp_path: Path) -> None:
     with world(tmp_path) as w:
-        config = str(w.sim.config)
-        up = w.provision("up", config, "--yes", "--until", "cluster")
-        assert up.code == 0, up.stderr
-        kube = w.boot.kube
-        assert kube is not None and w.boot.error is None
-        assert kube.etcd.names() == CPS
+        config, kube = _up(w)
         cluster_id = kube.etcd.cluster_id
         old = kube.etcd.local("prod-cp-1")
         assert old is not None
@@ -83,12 +90,7 @@ def test_replacing_a_healthy_cp2_removes_its_member_first_and_two_at_once_are_re
     --allow-control-plane-changes.
     """
     with world(tmp_path) as w:
-        config = str(w.sim.config)
-        up = w.provision("up", config, "--yes", "--until", "cluster")
-        assert up.code == 0, up.stderr
-        kube = w.boot.kube
-        assert kube is not None and w.boot.error is None
-        assert kube.etcd.names() == CPS
+        config, kube = _up(w)
         cluster_id = kube.etcd.cluster_id
         before = droplet_ids(w)
         tokens = {s["metadata"]["name"] for s in kube.objects("v1", "Secret", "kube-system")}

@@ -21,16 +21,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from provisioner.bootstrap import join_credentials as jc
-from provisioner.bootstrap.pki import make_secrets, read_secrets, save_secrets
+from provisioner.bootstrap.pki import make_secrets, read_secrets
 from provisioner.kube import Kube, client_for
 from tests.fakes.kubeapi.server import FakeKubeAPI
 from tests.support import clock
+from tests.support.secrets_folder import prepared_with_secrets
 
 NOW = dt.datetime(2026, 3, 7, 3, 0, 12, tzinfo=dt.UTC)
 KUBEADM_CERT_NAMES = {"ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.crt",
@@ -94,10 +94,8 @@ def test_refresh_through_the_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     owner token (what the token cleaner does at expiry) takes kubeadm-certs with it."""
     clock.pin(monkeypatch, NOW)
     folder = tmp_path / "secrets"
-    save_secrets(folder, make_secrets("prod"))
-    before = read_secrets(folder)
-    assert before is not None
-    prepared = SimpleNamespace(secrets=before, work=SimpleNamespace(secrets=folder))
+    prepared = prepared_with_secrets(folder)
+    before = prepared.secrets
     said: list[str] = []
     with FakeKubeAPI() as kube:
         api = client_for(kube.write_kubeconfig(tmp_path / "kubeconfig"))

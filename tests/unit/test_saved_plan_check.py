@@ -14,18 +14,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from provisioner.bootstrap import join_credentials as jc
-from provisioner.bootstrap.pki import ClusterSecrets, make_secrets, read_secrets, save_secrets
+from provisioner.bootstrap.pki import ClusterSecrets, make_secrets
 from provisioner.infra.changes import Change, InfraPlan
 from provisioner.kube import client_for
 from provisioner.pipeline.running import Running, StaleCredentials, check_saved_plan
 from tests.fakes.kubeapi.server import FakeKubeAPI
 from tests.support import clock
+from tests.support.secrets_folder import prepared_with_secrets
 
 NOW = dt.datetime(2026, 3, 7, 3, 0, 12, tzinfo=dt.UTC)
 WORKER = Change("digitalocean_droplet.workers[3]", "digitalocean_droplet", "create",
@@ -45,11 +45,7 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             ) -> Iterator[tuple[Running, ClusterSecrets]]:
     """A cluster whose join credentials provision refreshed at NOW."""
     clock.pin(monkeypatch, NOW)
-    folder = tmp_path / "secrets"
-    save_secrets(folder, make_secrets("prod"))
-    before = read_secrets(folder)
-    assert before is not None
-    prepared = SimpleNamespace(secrets=before, work=SimpleNamespace(secrets=folder))
+    prepared = prepared_with_secrets(tmp_path / "secrets")
     with FakeKubeAPI() as kube:
         api = client_for(kube.write_kubeconfig(tmp_path / "kubeconfig"))
         fresh = jc.refresh(api, prepared, lambda message: None)  # type: ignore[arg-type]
