@@ -25,7 +25,12 @@ FORMAT = "provision-etcd-backup/1"
 TAG_BYTES = 32
 
 
-def read_header(data: bytes) -> dict[str, Any]:
+def _corrupted(name: str) -> BackupError:
+    return BackupError(f"snapshot {name} is corrupted or truncated: its checksum does not "
+                       "match")
+
+
+def read_header(data: bytes, ident: str | None = None) -> dict[str, Any]:
     """The header of an object (not yet authenticated: use it only to name the object)."""
     end = data.find(b"\n", 0, 64 * 1024)
     try:
@@ -33,17 +38,18 @@ def read_header(data: bytes) -> dict[str, Any]:
     except ValueError:
         header = None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise BackupError("the object is not a provision etcd backup (format "
-                          f"{FORMAT}), or its header is corrupted")
+        raise _corrupted(ident or "(unnamed)")
     return header
 
 
-def open_archive(data: bytes, private_key_pem: bytes) -> bytes:
-    """The plaintext archive (a .tar.gz) of an object, after its tag and checksum match."""
-    header = read_header(data)
-    name = str(header.get("id", "?"))
-    corrupted = BackupError(f"snapshot {name} is corrupted or truncated: its checksum does "
-                            "not match")
+def open_archive(data: bytes, private_key_pem: bytes, ident: str | None = None) -> bytes:
+    """The plaintext archive (a .tar.gz) of an object, after its tag and checksum match.
+
+    `ident` names the snapshot in errors (else the header's id, which is not yet trusted).
+    """
+    header = read_header(data, ident)
+    name = ident or str(header.get("id", "(unnamed)"))
+    corrupted = _corrupted(name)
     body_start = data.index(b"\n") + 1
     if len(data) < body_start + TAG_BYTES:
         raise corrupted
