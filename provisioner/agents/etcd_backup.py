@@ -150,7 +150,8 @@ def etcdctl_command() -> list[str]:
     override = os.environ.get("PROVISION_ETCDCTL")
     if override:
         return shlex.split(override)
-    ids = _run(["crictl", "ps", "--name", "^etcd$", "--state", "Running", "-q"],
+    # --name: a regular expression (kubernetes-sigs/cri-tools cmd/crictl/container.go)
+    ids = _run(["crictl", "ps", "--name", "^etcd$", "--state", "running", "-q"],
                "finding the etcd container", timeout=60).decode().split()
     if not ids:
         raise Failed("no running etcd container on this node")

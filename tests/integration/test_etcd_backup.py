@@ -319,3 +319,60 @@ def test_another_key_cannot_open_the_uploaded_object(
     with pytest.raises(BackupError, match="cannot be opened with this recipient key"):
         _open(node, node.record()["last-snapshot-key"], other, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pass_while_another_runs_does_nothing(node: Node) -> None:
+    """Two passes never overlap: the second finds the lock held and stops (the timer's next
+    pass comes a minute later)."""
+    import fcntl
+
+    lock_file = Path(node.settings.lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = node.agent()
+        assert result.returncode == 0, result.stderr
+        assert "another pass is still running" in result.stderr
+        assert node.objects() == [] and node.record() == {}
+    result = node.agent()  # the lock released: this one snapshots
+    assert result.returncode == 0, result.stderr
+    assert len(node.objects()) == 2
+
+
+def test_by_default_etcdctl_runs_in_the_etcd_container(
+        node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without PROVISION_ETCDCTL the agent finds the running container named ``etcd`` and
+    runs etcdctl in it with the healthcheck client pair kubeadm makes under
+    /etc/kubernetes/pki/etcd (mounted into the static pod at the same path, as is the data
+    dir: cmd/kubeadm/app/phases/etcd/local.go, GetEtcdPodSpec, commit 0009808f5c66). A
+    recording crictl stands in for the container runtime: it runs the real etcdctl against
+    the test member, without TLS."""
+    calls = tmp_path / "crictl.log"
+    crictl = tmp_path / "bin" / "crictl"
+    crictl.parent.mkdir()
+    crictl.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\nargs = sys.argv[1:]\n"
+        f"open({str(calls)!r}, 'a').write(json.dumps(args) + '\\n')\n"
+        "if args[0] == 'ps':\n    print('0123abcd')\n    sys.exit(0)\n"
+        "rest = args[3:]\nfor flag in ('--endpoints', '--cacert', '--cert', '--key'):\n"
+        "    i = rest.index(flag)\n    del rest[i:i + 2]\n"
+        f"os.execv({real_etcd.ETCDCTL!r}, [{real_etcd.ETCDCTL!r}, '--endpoints', "
+        f"{node.etcd.client_url!r}, *rest])\n")
+    crictl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{crictl.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PROVISION_PKI_DIR", str(node.folder / "pki"))
+    monkeypatch.delenv("PROVISION_ETCDCTL", raising=False)
+    assert etcd_backup.run_pass(node.settings, T0) == 0
+    recorded = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert recorded[0] == ["ps", "--name", "^etcd$", "--state", "running", "-q"]
+    pki = "/etc/kubernetes/pki/etcd"
+    prefix = ["exec", "0123abcd", "etcdctl", "--endpoints", "https://127.0.0.1:2379",
+              "--cacert", f"{pki}/ca.crt", "--cert", f"{pki}/healthcheck-client.crt",
+              "--key", f"{pki}/healthcheck-client.key"]
+    assert [c[len(prefix):] for c in recorded[1:]] == [
+        ["endpoint", "status", "-w", "json"],
+        ["snapshot", "save", f"{node.settings.etcd_data_dir}/provision-snapshot-"
+                             f"{T0.strftime('%Y%m%dT%H%M%SZ')}-production-cp-1.db"]]
+    assert all(c[:len(prefix)] == prefix for c in recorded[1:])
+    assert len(node.objects()) == 2
+    assert list(Path(node.settings.etcd_data_dir).iterdir()) == []
