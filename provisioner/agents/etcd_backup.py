@@ -195,6 +195,8 @@ def due(record: dict[str, str], now: dt.datetime, every: int) -> str | None:
 def snapshot(settings: Settings, etcdctl: list[str], ident: str, dest: Path) -> None:
     """etcdctl writes under the data dir (the only host path the container sees); move out."""
     inside = Path(settings.etcd_data_dir) / f"provision-snapshot-{ident}.db"
+    for stale in inside.parent.glob("provision-snapshot-*"):  # a pass killed midway
+        stale.unlink()
     try:
         _run([*etcdctl, "snapshot", "save", str(inside)], "etcdctl snapshot save")
         shutil.move(inside, dest)
@@ -389,12 +391,14 @@ def prune(bucket: Bucket, prefix: str, keep: int) -> list[str]:
 
 def take(settings: Settings, bucket: Bucket, recipient: bytes, etcdctl: list[str],
          now: dt.datetime, daily: bool) -> dict[str, str | None]:
-    """Snapshot, pack, seal, upload, prune; the record's new keys."""
+    """Snapshot, pack, seal, upload; the record's new keys."""
     node = settings.node_name or socket.gethostname()
     ident = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{node}"
     work_root = Path(settings.work_dir)
     work_root.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(work_root, 0o700)  # the archive holds every secret of the cluster
+    for stale in work_root.iterdir():  # a pass killed midway (we hold the lock)
+        shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(dir=work_root))
     try:
         db = work / "snapshot.db"
@@ -420,9 +424,6 @@ def take(settings: Settings, bucket: Bucket, recipient: bytes, etcdctl: list[str
             s3(bucket, "PUT", object_url(bucket, f"{prefix}/daily/{ident}.pbk"), sealed)
             changes["last-daily-day"] = now.strftime("%Y-%m-%d")
         log(f"uploaded {key} ({sealed.stat().st_size} bytes){' and its daily copy' * daily}")
-        for kind, keep in (("hourly", settings.keep_hourly), ("daily", settings.keep_daily)):
-            for gone in prune(bucket, f"{prefix}/{kind}/", keep):
-                log(f"deleted {gone} (keeping the newest {keep})")
         return changes
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -434,15 +435,6 @@ def run_pass(settings: Settings, now: dt.datetime) -> int:
     if secret is None:
         log(f"no Secret {SECRET[0]}/{SECRET[1]} yet: nothing to do")
         return 0
-    try:
-        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-        bucket = Bucket(settings.endpoint, settings.region, settings.bucket,
-                        data["access-key-id"].decode().strip(),
-                        data["secret-access-key"].decode().strip())
-        recipient = data["recipient.pem"]
-    except (KeyError, ValueError) as e:
-        raise Failed(f"Secret {SECRET[0]}/{SECRET[1]} is unusable: {type(e).__name__} {e}"
-                     ) from None
     etcdctl = etcdctl_command()
     if not is_leader(etcdctl):  # the followers stay quiet: no last-error from them
         return 0
@@ -452,12 +444,28 @@ def run_pass(settings: Settings, now: dt.datetime) -> int:
         return 0
     log(f"taking a snapshot: {reason}")
     daily = settings.keep_daily > 0 and record.get("last-daily-day") != now.strftime("%Y-%m-%d")
+    changes: dict[str, str | None] = {}
     try:
+        try:
+            data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+            bucket = Bucket(settings.endpoint, settings.region, settings.bucket,
+                            data["access-key-id"].decode().strip(),
+                            data["secret-access-key"].decode().strip())
+            recipient = data["recipient.pem"]
+        except (KeyError, ValueError) as e:
+            raise Failed(f"Secret {SECRET[0]}/{SECRET[1]} is unusable: {type(e).__name__} "
+                         f"{e}") from None
         changes = take(settings, bucket, recipient, etcdctl, now, daily)
+        prefix = settings.prefix.strip("/")
+        for kind, keep in (("hourly", settings.keep_hourly), ("daily", settings.keep_daily)):
+            for gone in prune(bucket, f"{prefix}/{kind}/", keep):
+                log(f"deleted {gone} (keeping the newest {keep})")
     except Exception as e:  # recorded for `status` and `check`, then the exit code
-        message = f"{type(e).__name__}: {e}" if not isinstance(e, Failed) else str(e)
+        message = str(e) if isinstance(e, Failed) else f"{type(e).__name__}: {e}"
         log(f"snapshot failed: {message}")
-        patch_record(settings, {"last-error": message[:1000], "last-error-at": now.strftime(STAMP)})
+        # an uploaded snapshot is recorded even when pruning failed after it
+        patch_record(settings, {**changes, "last-error": message[:1000],
+                                "last-error-at": now.strftime(STAMP)})
         return 1
     patch_record(settings, {**changes, "last-error": None, "last-error-at": None})
     return 0

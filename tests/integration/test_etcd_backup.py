@@ -376,3 +376,28 @@ def test_by_default_etcdctl_runs_in_the_etcd_container(
     assert all(c[:len(prefix)] == prefix for c in recorded[1:])
     assert len(node.objects()) == 2
     assert list(Path(node.settings.etcd_data_dir).iterdir()) == []
+
+
+def test_an_unusable_secret_is_recorded_by_the_leader(node: Node) -> None:
+    done = subprocess.run([KUBECTL, "--kubeconfig", node.settings.kubeconfig, "patch", "secret",
+                           "-n", "kube-system", "provision-backup", "--type", "json", "-p",
+                           '[{"op": "remove", "path": "/data/recipient.pem"}]'],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = node.agent()
+    assert result.returncode == 1
+    assert node.record()["last-error"] == ("Secret kube-system/provision-backup is unusable: "
+                                           "KeyError 'recipient.pem'")
+    assert node.objects() == []
+
+
+def test_leftovers_of_a_killed_pass_are_removed(node: Node) -> None:
+    stale_snapshot = Path(node.settings.etcd_data_dir) / "provision-snapshot-x-cp-1.db.part"
+    stale_snapshot.write_bytes(b"half a snapshot")
+    stale_work = Path(node.settings.work_dir) / "tmpkilled"
+    stale_work.mkdir(parents=True)
+    (stale_work / "archive.tar.gz").write_bytes(b"plaintext")
+    result = node.agent()
+    assert result.returncode == 0, result.stderr
+    assert not stale_snapshot.exists() and not stale_work.exists()
+    assert list(Path(node.settings.work_dir).iterdir()) == []
