@@ -39,7 +39,7 @@ from tests.support.rendering import ROOT
 
 pytestmark = pytest.mark.integration
 
-NOW = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
 CPS = ("prod-cp-1", "prod-cp-2", "prod-cp-3")
 WORKERS = ("prod-general-1-abcde", "prod-general-2-fghij")
 
