@@ -118,8 +118,9 @@ RESOURCES: tuple[ResourceType, ...] = (
     # served until 1.32 removes it, and v1 is available since 1.29; both versions share one
     # storage (the store keys objects by group and resource, not version).
     *(_rt("flowcontrol.apiserver.k8s.io", version, plural, kind, namespaced=False,
-          subresources=("status",), has_generation=True, **served)
-      for version, served in (("v1", {"served_from": 29}), ("v1beta3", {"served_until": 31}))
+          subresources=("status",), has_generation=True, served_from=since,
+          served_until=until)
+      for version, since, until in (("v1", 29, None), ("v1beta3", None, 31))
       for plural, kind in (("flowschemas", "FlowSchema"),
                            ("prioritylevelconfigurations", "PriorityLevelConfiguration"))),
 )  # fmt: skip
