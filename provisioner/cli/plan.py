@@ -19,7 +19,8 @@ Examples:
   provision plan examples/production.yaml --offline
   provision plan prod.yaml --out prod.tfplan && provision up prod.yaml --plan prod.tfplan
   provision plan prod.yaml --output json --exit-code   # CI: exit 4 when changes are pending
-  provision plan prod.yaml --replace prod-cp-2 --out prod.tfplan   # one controller anew""")
+  provision plan prod.yaml --replace prod-cp-2 --out prod.tfplan   # one controller anew
+  provision plan prod.yaml --output json | jq .upgrade   # a new kubernetes.version: preflight""")
 @common
 @click.option("--offline", is_flag=True,
               help="Render and show what would be created, without calling any cloud API.")
