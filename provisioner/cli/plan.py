@@ -19,7 +19,8 @@ Examples:
   provision plan examples/production.yaml --offline
   provision plan prod.yaml --out prod.tfplan && provision up prod.yaml --plan prod.tfplan
   provision plan prod.yaml --output json --exit-code   # CI: exit 4 when changes are pending
-  provision plan prod.yaml --replace prod-cp-2 --out prod.tfplan   # one controller anew""")
+  provision plan prod.yaml --replace prod-cp-2 --out prod.tfplan   # one controller anew
+  provision plan prod.yaml --output json | jq .upgrade   # a new kubernetes.version: preflight""")
 @common
 @click.option("--offline", is_flag=True,
               help="Render and show what would be created, without calling any cloud API.")
@@ -47,8 +48,11 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     """Show what `up` would create or change.
 
     Online (the default): renders into the work folder, checks the DigitalOcean account,
-    runs `terraform plan` and shows the infrastructure diff. With --offline: renders and
-    prints what the file declares (droplets, endpoint, firewall rules, apps) with no API call.
+    runs `terraform plan` and shows the infrastructure diff. When the file's
+    kubernetes.version differs from the running cluster's, an "Upgrade" section shows the
+    upgrade preflight: versions from -> to and each blocking finding or warning. With
+    --offline: renders and prints what the file declares (droplets, endpoint, firewall
+    rules, apps) with no API call.
     """
     from provisioner.ui.output import emit_json, emit_text
 
@@ -79,15 +83,23 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     result = outcome.plan
     changes = _workloads(config, workdir, kubeconfig, required=False)
     pending_apps = bool(changes and any(c.action != "unchanged" for c in changes))
+    # A version change is pending too (exit 4 with --exit-code), blocked or not: plan only
+    # informs; `up` is what refuses it.
+    upgrading = outcome.upgrade is not None
     if output == "json":
         data = result.as_json()
         data["environment"] = outcome.prepared.env.name
         data["plan_file"] = str(out) if out else None
         data["workloads"] = _workloads_json(changes)
-        data["changes_pending"] = bool(result.pending) or pending_apps
+        data["upgrade"] = outcome.upgrade.as_json() if outcome.upgrade is not None else None
+        data["changes_pending"] = bool(result.pending) or pending_apps or upgrading
         emit_json(data)
     else:
         emit_text(format_infra_plan(result, outcome.prepared.env.name))
+        if outcome.upgrade is not None:
+            from provisioner.upgrade.preflight import format_preflight
+
+            emit_text(format_preflight(outcome.upgrade))
         if changes is not None:
             from provisioner.workloads.diff import format_diff
 
@@ -95,7 +107,7 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     if out:
         console().info(f"saved the plan to {out}; apply it with "
                        f"`provision up {config} --plan {out}`")
-    if exit_code and (result.pending or pending_apps):
+    if exit_code and (result.pending or pending_apps or upgrading):
         sys.exit(EXIT_CHANGES_PENDING)
 
 

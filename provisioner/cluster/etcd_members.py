@@ -83,6 +83,15 @@ def members(api: Any) -> list[Member]:
     return _members(api, _runners(api, set()))[1]
 
 
+def health(api: Any) -> list[tuple[Member, bool]]:
+    """Every member and whether it answers, as ``endpoint health --cluster`` run on a
+    Ready control-plane node sees them. A member that has not started has no client URL
+    and never answers. Raises EtcdError when no node can list the members."""
+    runner, current = _members(api, _runners(api, set()))
+    answering = _answering(api, runner)
+    return [(m, any(url in answering for url in m.client_urls)) for m in current]
+
+
 def remove_stale(api: Any, wanted: set[str], say: Callable[[str], None],
                  wanted_ips: set[str] | None = None) -> list[str]:
     """Remove the members that belong to no current control-plane droplet and no longer answer.

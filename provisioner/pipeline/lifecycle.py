@@ -62,6 +62,7 @@ class Outcome:
     seconds: float = 0.0
     cluster: Cluster | None = None
     deployed: DeployResult | None = None
+    upgrade: Any = None  # plan: the upgrade preflight (upgrade.preflight.Preflight) if any
     swept: int = 0  # leftovers the destroy's sweep deleted
 
 
@@ -89,8 +90,14 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
     cluster = running.probe(prepared, say)
-    if cluster is not None:
-        running.check_version(prepared, cluster)
+    upgrade = None
+    if cluster is not None and running.changes_version(prepared, cluster):
+        # `up` refuses this file (running.check_version); `plan` says what an upgrade to
+        # it would meet, and plans the rest as usual.
+        from provisioner.upgrade import preflight as upgrade_preflight
+
+        upgrade = upgrade_preflight.check(prepared.env, cluster.api, clock.now(),
+                                          prepared.config)
     ws = infra_stage.workspace(prepared, engine, token, progress({}) if progress else None,
                                failover, initialised=cluster is not None)
     ws.replace = replaced
@@ -98,7 +105,7 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
                 if out else _plan_path(prepared, "plan.tfplan"))
     prepared, infra_plan = _plan_joinable(ws, planfile, prepared, token, failover,
                                           cluster if out else None, True, say)
-    return Outcome(prepared, infra_plan)
+    return Outcome(prepared, infra_plan, upgrade=upgrade)
 
 
 def _plan_joinable(ws: Workspace, planfile: Path, prepared: Prepared, token: str,

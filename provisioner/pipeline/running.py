@@ -120,26 +120,38 @@ def refuse_silent_cluster(plan: InfraPlan, prepared: Prepared, running: Running 
         "again; nothing was applied")
 
 
+def changes_version(prepared: Prepared, running: Running) -> bool:
+    """Whether the file's `kubernetes.version` differs from what the cluster runs (its API
+    server or any kubelet): an upgrade, whose preflight `plan` shows."""
+    wanted = _plain(prepared.env.kubernetes.version)
+    return wanted != running.version or any(
+        v and v != running.version for v in running.kubelets.values())
+
+
 def check_version(prepared: Prepared, running: Running) -> None:
     """Refuse a `kubernetes.version` other than the running one (exit 2, before any plan).
 
     Nodes made with a newer kubelet than the API server break the version skew policy
     (kubernetes.io/releases/version-skew-policy: kubelets must not be newer than
-    kube-apiserver); an older one would be a downgrade. Upgrades are issue 15's command.
+    kube-apiserver); an older one would be a downgrade. Moving a cluster to another version
+    is an upgrade: `plan` shows its preflight (provisioner/upgrade/preflight.py), and
+    `provision upgrade` (the next step of issue 15) will carry it out.
     """
     from provisioner.cloud.releases import _line
 
+    if not changes_version(prepared, running):
+        return
     wanted = _plain(prepared.env.kubernetes.version)
     others = sorted({v for v in running.kubelets.values() if v and v != running.version})
-    if wanted == running.version and not others:
-        return
     kubelets = f"; kubelets: {', '.join(others)}" if others else ""
     raise ConfigError(str(prepared.config), [ConfigIssue(
         _line(prepared.config), KEY,
         f"the cluster runs Kubernetes {running.version} (its API server{kubelets}), not "
-        f"{wanted}: nodes made now would break the version skew policy",
-        f'keep version: "{running.version}"; upgrading a cluster is a separate command, '
-        "still to come")])
+        f"{wanted}: `up` does not change a running cluster's version, and nodes made now "
+        "would break the version skew policy",
+        f'keep version: "{running.version}" for `up`; `provision plan {prepared.config}` '
+        f"shows the upgrade's preflight findings, and `provision upgrade` (coming) is how "
+        "a cluster will move to a new version")])
 
 
 def creates_droplets(plan: InfraPlan) -> bool:

@@ -16,7 +16,8 @@ registry.py (write semantics, defaulting, generation, GC), apply.py + fieldpaths
 + minimal OpenAPI v3), tables.py (`kubectl get` columns), controllers.py + workloads.py
 + kubelet.py + events.py + queues.py + cloudnodes.py (the simulated cluster), defaults.py
 (defaulting, validation), schemas.py (unknown fields, from the kubernetes-validate JSON
-schemas), selectors.py, catalog.py (served types), tls.py (certificates), errors.py
+schemas), selectors.py, catalog.py (served types; a few only by the minors that served them, per
+`git_version`: flowcontrol.apiserver.k8s.io/v1beta3 through 1.31), tls.py (certificates), errors.py
 (Status bodies), meta.py (metadata helpers).
 
 Known simplifications: deletes are immediate (no graceful periods or Terminating

@@ -28,6 +28,15 @@ class ResourceType:
     # metadata.generation is maintained only where the real registry does (spec-bearing
     # workload and policy types); ConfigMaps, Services... have none.
     has_generation: bool = False
+    # Minors of kube-apiserver that serve this group/version (both ends included; None:
+    # every minor the fake is run as). See `served`.
+    served_from: int | None = None
+    served_until: int | None = None
+
+    def served(self, minor: int) -> bool:
+        """Whether a kube-apiserver of this minor serves the type (else its path is a 404)."""
+        return ((self.served_from is None or minor >= self.served_from)
+                and (self.served_until is None or minor <= self.served_until))
 
     @property
     def singular(self) -> str:
@@ -102,6 +111,18 @@ RESOURCES: tuple[ResourceType, ...] = (
     # Kubelet serving certificates (tests/fakes/kubeapi/certificates.py).
     _rt("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest",
         namespaced=False, short_names=("csr",), subresources=("status", "approval")),
+    # API Priority and Fairness, as served across a removal (the upgrade preflight looks for
+    # objects written through a version the target minor no longer serves). The Deprecated
+    # API Migration Guide (kubernetes/website content/en/docs/reference/using-api/
+    # deprecation-guide.md, section v1.32) says flowcontrol.apiserver.k8s.io/v1beta3 is
+    # served until 1.32 removes it, and v1 is available since 1.29; both versions share one
+    # storage (the store keys objects by group and resource, not version).
+    *(_rt("flowcontrol.apiserver.k8s.io", version, plural, kind, namespaced=False,
+          subresources=("status",), has_generation=True, served_from=since,
+          served_until=until)
+      for version, since, until in (("v1", 29, None), ("v1beta3", None, 31))
+      for plural, kind in (("flowschemas", "FlowSchema"),
+                           ("prioritylevelconfigurations", "PriorityLevelConfiguration"))),
 )  # fmt: skip
 
 # Subresources whose body is another kind (GET deployments/x/scale is an autoscaling/v1 Scale).
@@ -112,11 +133,13 @@ SUBRESOURCE_VERBS = {"status": ("get", "patch", "update"), "scale": ("get", "pat
                      "eviction": ("create",)}  # fmt: skip
 
 
-def group_versions() -> list[tuple[str, str]]:
-    """(group, version) pairs in first-seen order; the core group is ''."""
+def group_versions(minor: int | None = None) -> list[tuple[str, str]]:
+    """(group, version) pairs in first-seen order; the core group is ''. With ``minor``:
+    only those a kube-apiserver of that minor serves."""
     seen: dict[tuple[str, str], None] = {}
     for rt in RESOURCES:
-        seen.setdefault((rt.group, rt.version), None)
+        if minor is None or rt.served(minor):
+            seen.setdefault((rt.group, rt.version), None)
     return list(seen)
 
 

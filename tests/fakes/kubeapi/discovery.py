@@ -41,10 +41,10 @@ def api_versions(server_address: str) -> dict[str, Any]:
         {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}  # fmt: skip
 
 
-def api_group_list() -> dict[str, Any]:
-    """GET /apis (every group but the core one)."""
+def api_group_list(minor: int | None = None) -> dict[str, Any]:
+    """GET /apis (every group but the core one; with ``minor``, as that minor serves it)."""
     groups: dict[str, list[str]] = {}
-    for group, ver in group_versions():
+    for group, ver in group_versions(minor):
         if group:
             groups.setdefault(group, []).append(ver)
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
@@ -54,19 +54,19 @@ def api_group_list() -> dict[str, Any]:
         for group, versions in groups.items()]}  # fmt: skip
 
 
-def api_group(group: str) -> dict[str, Any] | None:
+def api_group(group: str, minor: int | None = None) -> dict[str, Any] | None:
     """GET /apis/<group>."""
-    for entry in api_group_list()["groups"]:
+    for entry in api_group_list(minor)["groups"]:
         if entry["name"] == group:
             return {"kind": "APIGroup", "apiVersion": "v1", **entry}
     return None
 
 
-def resource_list(group: str, ver: str) -> dict[str, Any] | None:
+def resource_list(group: str, ver: str, minor: int | None = None) -> dict[str, Any] | None:
     """GET /api/v1 or /apis/<group>/<version>: an APIResourceList, or None if unknown."""
     resources: list[dict[str, Any]] = []
     for rt in RESOURCES:
-        if (rt.group, rt.version) != (group, ver):
+        if (rt.group, rt.version) != (group, ver) or (minor is not None and not rt.served(minor)):
             continue
         entry: dict[str, Any] = {
             "name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced,
@@ -97,11 +97,11 @@ def _gv_path(group: str, ver: str) -> str:
     return f"apis/{group}/{ver}" if group else f"api/{ver}"
 
 
-def openapi_v3_gv(group: str, ver: str) -> dict[str, Any] | None:
+def openapi_v3_gv(group: str, ver: str, minor: int | None = None) -> dict[str, Any] | None:
     """GET /openapi/v3/<api|apis/group>/<version>: paths with PATCH operations only."""
     paths: dict[str, Any] = {}
     for rt in RESOURCES:
-        if (rt.group, rt.version) != (group, ver):
+        if (rt.group, rt.version) != (group, ver) or (minor is not None and not rt.served(minor)):
             continue
         scope = "/namespaces/{namespace}" if rt.namespaced else ""
         path = f"/{_gv_path(group, ver)}{scope}/{rt.plural}/{{name}}"
@@ -121,11 +121,11 @@ def openapi_v3_gv(group: str, ver: str) -> dict[str, Any] | None:
             "paths": paths, "components": {"schemas": {}}}  # fmt: skip
 
 
-def openapi_v3_root() -> dict[str, Any]:
+def openapi_v3_root(minor: int | None = None) -> dict[str, Any]:
     """GET /openapi/v3: where each group-version document is (hash pins the cache)."""
     paths = {}
-    for group, ver in group_versions():
-        doc = json.dumps(openapi_v3_gv(group, ver), sort_keys=True).encode()
+    for group, ver in group_versions(minor):
+        doc = json.dumps(openapi_v3_gv(group, ver, minor), sort_keys=True).encode()
         digest = hashlib.sha512(doc).hexdigest()[:128].upper()
         path = _gv_path(group, ver)
         paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}

@@ -115,8 +115,15 @@ class Rest:
     def handle(self, req: Request, stopping: Any = None) -> Response:
         target = parse_target(req.path)
         if target is not None:
+            if not target.rt.served(self.minor):
+                raise errors.route_not_found()  # a removed version: as for no such API
             return self.resource(req, target, stopping)
         return self.non_resource(req)
+
+    @property
+    def minor(self) -> int:
+        """The minor of the version this server reports (1.31 serves what 1.32 removed)."""
+        return int(self.git_version.lstrip("v").split(".")[1])
 
     # ------------------------------------------------------- non-resource paths
 
@@ -131,23 +138,23 @@ class Rest:
         documents: dict[str, Any] = {
             "/version": lambda: discovery.version(self.git_version),
             "/api": lambda: discovery.api_versions(self.server_address),
-            "/apis": discovery.api_group_list,
-            "/openapi/v3": discovery.openapi_v3_root,
+            "/apis": lambda: discovery.api_group_list(self.minor),
+            "/openapi/v3": lambda: discovery.openapi_v3_root(self.minor),
         }
         parts = [p for p in path.split("/") if p]
         if path in documents:
             return Response(body=documents[path]())
         body: Any = None
         if len(parts) == 2 and parts[0] == "api":
-            body = discovery.resource_list("", parts[1])
+            body = discovery.resource_list("", parts[1], self.minor)
         elif len(parts) == 2 and parts[0] == "apis":
-            body = discovery.api_group(parts[1])
+            body = discovery.api_group(parts[1], self.minor)
         elif len(parts) == 3 and parts[0] == "apis":
-            body = discovery.resource_list(parts[1], parts[2])
+            body = discovery.resource_list(parts[1], parts[2], self.minor)
         elif parts[:3] == ["openapi", "v3", "api"] and len(parts) == 4:
-            body = discovery.openapi_v3_gv("", parts[3])
+            body = discovery.openapi_v3_gv("", parts[3], self.minor)
         elif parts[:3] == ["openapi", "v3", "apis"] and len(parts) == 5:
-            body = discovery.openapi_v3_gv(parts[3], parts[4])
+            body = discovery.openapi_v3_gv(parts[3], parts[4], self.minor)
         if body is None:
             raise errors.route_not_found()
         return Response(body=body)
