@@ -26,7 +26,8 @@ from provisioner.config.yamlpos import MAX_BYTES, Mapping, Node, Sequence, load
 from provisioner.errors import ConfigError, ConfigIssue
 
 TOP_KEYS = ("name", "namespace", "digitalocean", "kubernetes", "control_plane", "worker_pools",
-            "access", "config", "secrets", "apps", "deploy_policy", "state", "deletion_protection", "backups")
+            "access", "config", "secrets", "apps", "deploy_policy", "state", "deletion_protection",
+            "backups")
 
 
 def _locator(root: Node) -> Callable[[str], int]:

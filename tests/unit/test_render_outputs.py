@@ -117,18 +117,17 @@ def test_removed_app_and_pool_files_are_pruned(tmp_path: Path) -> None:
     assert (out / "manifests/mine.yaml").read_text() == "kept: true\n"
 
 
-def test_control_plane_ships_the_failover_agent_verbatim() -> None:
+def test_control_plane_ships_the_failover_agent() -> None:
     import yaml
 
-    from provisioner.agents import failover
+    from tests.support.agents import assert_ships
 
     for role in ("controller-init", "controller-join"):
         files = {f["path"]: f for f in yaml.safe_load(
             rendered("production")[f"cloud-init/{role}.yaml"])["write_files"]}
         agent = files["/usr/local/lib/provision/failover.py"]
         assert agent["encoding"] == "gz+b64"  # cloud-init decodes it as it writes the file
-        assert gzip.decompress(base64.b64decode(agent["content"])) == Path(
-            failover.__file__).read_bytes()
+        assert_ships(gzip.decompress(base64.b64decode(agent["content"])).decode(), "failover")
         assert agent["permissions"] == "0755"
         settings = files["/etc/provision/failover.json"]
         assert settings["permissions"] == "0600"
