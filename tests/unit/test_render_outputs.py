@@ -70,19 +70,21 @@ def test_workdir_secrets_are_private_and_never_rendered(tmp_path: Path) -> None:
     secrets_dir = work / "secrets"
     assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
     secret_files = sorted(secrets_dir.iterdir())
-    assert [p.name for p in secret_files] == [
-        "bootstrap.json", "ca.crt", "ca.key", "etcd-ca.crt", "etcd-ca.key", "front-proxy-ca.crt",
-        "front-proxy-ca.key", "sa.key", "sa.pub"]
+    assert [p.name for p in secret_files] == [  # the example's backups: the recipient key
+        "backup-recipient.key", "bootstrap.json", "ca.crt", "ca.key", "etcd-ca.crt",
+        "etcd-ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"]
     for path in secret_files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     tokens = json.loads((secrets_dir / "bootstrap.json").read_text())
     key_body = (secrets_dir / "ca.key").read_text().splitlines()[1]
+    backup_key_body = (secrets_dir / "backup-recipient.key").read_text().splitlines()[1]
     for path in work.rglob("*"):
         if path.is_file() and secrets_dir not in path.parents:
             text = path.read_text()
             assert tokens["bootstrap_token"] not in text, path
             assert tokens["certificate_key"] not in text, path
             assert key_body not in text, path
+            assert backup_key_body not in text, path
             assert not stat.S_IMODE(path.stat().st_mode) & 0o002, path
     assert (work / ".gitignore").read_text().strip().endswith("*")
     assert tokens["bootstrap_token"] not in result.stdout + result.stderr
