@@ -1,10 +1,11 @@
 """What `up` and `plan` do for etcd backups before any snapshot exists.
 
 * Preflight (online): with `backups:` set, the Spaces key must be exported and the bucket
-  must exist (HeadBucket against a fake S3 over real HTTP: moto, tests/fakes/s3.py; moto
-  answers HeadBucket of a missing bucket with 404, as S3's HeadBucket documents: "If the
-  bucket does not exist or you do not have permission to access it, the HEAD request
-  returns a generic 400 Bad Request, 403 Forbidden or 404 Not Found code").
+  must exist (HeadBucket against a fake S3 over real HTTP: moto, tests/fakes/s3.py). S3's
+  HeadBucket, as the AWS SDK documents it (@aws-sdk/client-s3 3.218.0,
+  dist-types/commands/HeadBucketCommand.d.ts): "If the bucket does not exist or you do not
+  have permission to access it, the HEAD request returns a generic 404 Not Found or 403
+  Forbidden code"; moto answers 404 for a missing bucket.
 * Custody: an RSA 3072 recipient key pair made once for the environment, kept (0600) with
   the CA, sealed beside remote state like the rest (bootstrap/sealed.py), restored by a
   fresh work folder.
