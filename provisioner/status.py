@@ -102,7 +102,42 @@ def cluster_status(env: Environment, kubeconfig: Path) -> dict[str, Any]:
     except (KubeError, ValueError):  # no deploy yet, or unreadable: the rest still stands
         last = None
     return {"nodes": sorted(nodes, key=lambda n: n["name"]),
-            "apps": sorted(workloads, key=lambda w: w["name"]), "last_deploy": last}
+            "apps": sorted(workloads, key=lambda w: w["name"]), "last_deploy": last,
+            "backups": _backups(env, client)}
+
+
+def _backups(env: Environment, client: Any) -> dict[str, Any] | None:
+    """The newest etcd snapshot as the agents recorded it; None without ``backups:``."""
+    from provisioner.analysis.backups import summary
+    from provisioner.cluster.backup_record import read_record
+    from provisioner.kube import KubeError
+
+    if env.backups is None:
+        return None
+    try:
+        record = read_record(client)
+    except KubeError as e:  # the rest of the cluster's status still stands
+        return {"error": f"cannot read kube-system/provision-etcd-backup: {e}"}
+    if record is None:
+        return {"error": "kube-system/provision-etcd-backup does not exist yet (`provision "
+                         "up` creates it)"}
+    return summary(record, env.backups, clock.now())
+
+
+def _backup_line(backups: dict[str, Any] | None) -> str:
+    if backups is None:
+        return "  etcd backups: not configured (no `backups:` section)"
+    if "error" in backups:
+        return f"  etcd backups: {backups['error']}"
+    if backups["last_snapshot_at"]:
+        line = (f"  etcd backups: newest snapshot {age_text(backups['age_seconds'])} ago "
+                f"({backups['last_snapshot_at']}, {backups['node'] or '?'}"
+                + (", STALE" if backups["stale"] else "") + ")")
+    else:
+        line = "  etcd backups: no snapshot recorded yet"
+    if backups["last_error"]:
+        line += f"; last pass failed at {backups['last_error_at']}: {backups['last_error']}"
+    return line
 
 
 def _missing(kind: str, message: str) -> dict[str, Any]:
@@ -272,4 +307,5 @@ def format_status(status: dict[str, Any]) -> str:
         if last:
             lines.append(f"  last deploy: {last.get('at')} by {last.get('by')}: "
                          + ", ".join(f"{k}={v}" for k, v in (last.get("images") or {}).items()))
+        lines.append(_backup_line(cluster.get("backups")))
     return "\n".join(lines) + "\n"

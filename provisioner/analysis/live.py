@@ -12,6 +12,9 @@ alone. What it judges:
   kube-system/provision-failover refused it (the API rejects it) or has not run since.
 * the floating IP: it must be on the droplet of the one node whose keepalived is MASTER
   (``provision.dev/vrrp-state``), as the DigitalOcean API says; two MASTERs split the brain.
+* etcd backups (with a ``backups:`` section): the agents' record
+  (kube-system/provision-etcd-backup) must show a snapshot newer than twice the interval
+  plus five minutes and no failure after it (analysis/backups.py).
 * credentials: the API server's serving certificate and the admin kubeconfig's client
   certificate (kubeadm issues both for one year: kubernetes/kubernetes
   cmd/kubeadm/app/constants/constants.go at commit 3301161c36ac,
@@ -37,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from provisioner import clock
+from provisioner.analysis import backups
 from provisioner.analysis.spof import SEVERITIES, Finding
 from provisioner.config.model import Environment
 from provisioner.errors import ProvisionError
@@ -85,6 +89,9 @@ class LiveFacts:
     token_fingerprints: dict[str, str | None] = field(default_factory=dict)
     # Secret -> (the key that is not text, the rotate kind that rewrites it).
     unreadable: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The etcd backup agents' record (None: absent); read only when backups are set.
+    backup_record: dict[str, str] | None = None
+    backup_read: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -175,6 +182,8 @@ def judge(env: Environment, config: str, facts: LiveFacts,
           now: dt.datetime) -> list[Finding]:
     """The findings of one reading of the cluster and the cloud at instant ``now``."""
     found = _failover(env, config, facts, now)
+    if facts.backup_read:
+        found += backups.online(env, config, facts.backup_record, now)
     found += _expiry("API server certificate", facts.serving_not_after, now,
                      "on each control-plane node: kubeadm certs renew apiserver, then restart "
                      "its kube-apiserver (move /etc/kubernetes/manifests/kube-apiserver.yaml "
@@ -315,6 +324,11 @@ def gather(env: Environment, connection: Connection, token: str) -> LiveFacts:
             raise
         stored = ""
         facts.notes.append("kube-system/digitalocean not found: the cluster's token not judged")
+    if env.backups is not None:
+        from provisioner.cluster.backup_record import read_record
+
+        facts.backup_record = read_record(connection.api)
+        facts.backup_read = True
     if token:
         facts.local_token_ok = token_accepted(token)
         if env.control_plane.endpoint == "floating_ip":

@@ -281,4 +281,7 @@ def findings(env: Environment) -> list[Finding]:
     found = _control_plane(env) + _workers(env)
     for app in env.apps:
         found.extend(_app(env, app, workers))
+    from provisioner.analysis.backups import offline  # it builds on Finding, defined here
+
+    found.extend(offline(env))
     return sorted(found, key=lambda f: SEVERITIES.index(f.severity))

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from provisioner.bootstrap.pki import (
+    BACKUP_KEY,
     CA_CRT,
     RECOVERY,
     ClusterSecrets,
@@ -54,8 +55,33 @@ def cluster_secrets(folder: Path, state_dir: Path, env: Environment, online: boo
     if env.state.backend == "spaces":
         if not online:
             return local
-        return _beside_remote_state(folder, env, local, say)
-    return _beside_local_state(folder, state_dir, env, local)
+        return _with_backup_key(folder, env, _beside_remote_state(folder, env, local, say),
+                                say)
+    return _with_backup_key(folder, env, _beside_local_state(folder, state_dir, env, local),
+                            say)
+
+
+def _with_backup_key(folder: Path, env: Environment, found: ClusterSecrets,
+                     say: Report) -> ClusterSecrets:
+    """``found`` with the backup recipient key, made (and kept like the CA) the first time
+    the environment asks for backups. Never made again over one that exists: the snapshots
+    already taken open only with it."""
+    if env.backups is None or found.backup_key is not None:
+        return found
+    from provisioner.bootstrap.backup_keys import new_backup_key
+
+    made = replace(found, backup_key=new_backup_key())
+    if env.state.backend == "spaces":
+        from provisioner.bootstrap.sealed import key_from_environment, seal
+        from provisioner.cloud.spaces import StateBucket
+
+        bucket = StateBucket.of(env)
+        key = key_from_environment("to keep the backup key sealed beside the remote state")
+        bucket.put(bucket.secrets_key, seal(made, env.name, key).to_bytes())
+    save_secrets(folder, made)
+    say(f"made the key etcd backups are encrypted to: {folder / BACKUP_KEY} (keep it with "
+        "the CA; without it no snapshot can be opened)")
+    return made
 
 
 def _mismatch(folder: Path, local: ClusterSecrets, recorded: str, where: str) -> SecretsError:
@@ -131,6 +157,10 @@ def _beside_remote_state(folder: Path, env: Environment, local: ClusterSecrets |
             bucket.put(bucket.secrets_key, seal(kept, env.name, key).to_bytes())
         if local is not None and not local.shared and kept.shared:
             local = replace(local, shared=kept.shared)
+            save_secrets(folder, local)
+        if local is not None and kept.backup_key and local.backup_key != kept.backup_key:
+            # The sealed copy's backup key is the one snapshots were encrypted to.
+            local = replace(local, backup_key=kept.backup_key)
             save_secrets(folder, local)
         if local is None:
             save_secrets(folder, kept)

@@ -42,6 +42,9 @@ class ClusterSecrets:
     # UTC), once provision minted them through the API (join_credentials.py); None before.
     token_expires: str | None = None
     certificate_key_expires: str | None = None
+    # The private half of the key etcd backups are encrypted to (PEM, RSA 3072), made when
+    # the environment file asks for backups (backup_keys.py); None until then.
+    backup_key: bytes | None = None
 
     @property
     def ca_cert_hash(self) -> str:
@@ -141,6 +144,7 @@ def new_ca(cluster: str, common_name: str = "kubernetes") -> tuple[bytes, bytes]
 CA_CRT = "ca.crt"
 CA_KEY = "ca.key"
 TOKENS = "bootstrap.json"
+BACKUP_KEY = "backup-recipient.key"
 
 # What an operator can do when the files on disk are not a usable CA; said with every refusal.
 RECOVERY = ("restore the secrets folder from your backup; or, with remote state "
@@ -204,6 +208,8 @@ def save_secrets(folder: Path, secrets: ClusterSecrets) -> None:
              folder / CA_CRT: secrets.ca_crt_pem,
              folder / CA_KEY: secrets.ca_key_pem}
     files.update({folder / shared_file_name(name): pem for name, pem in secrets.shared.items()})
+    if secrets.backup_key is not None:
+        files[folder / BACKUP_KEY] = secrets.backup_key
     write_private_files(files)
 
 
@@ -295,9 +301,32 @@ def read_secrets(folder: Path) -> ClusterSecrets | None:
             if path.stat().st_mode & 0o077:
                 path.chmod(0o600)
         shared = _read_shared(folder)
+        backup_key = _read_backup_key(folder / BACKUP_KEY)
     except OSError as e:
         raise WorkdirError(f"cannot read cluster secrets in {folder}: {e.strerror}") from e
-    return ClusterSecrets(cert_pem, key_pem, token, cert_key, shared, expires, key_expires)
+    return ClusterSecrets(cert_pem, key_pem, token, cert_key, shared, expires, key_expires,
+                          backup_key)
+
+
+def _read_backup_key(path: Path) -> bytes | None:
+    """The backup recipient's private key, checked to be one; None when there is none."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    if not path.exists():
+        return None
+    pem = path.read_bytes()
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise SecretsError(f"{path} is not an unencrypted PEM private key: restore it from "
+                           "your backup (without it no snapshot taken so far can be opened)"
+                           ) from e
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise SecretsError(f"{path} is not an RSA key: restore it from your backup")
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return pem
 
 
 def ensure_secrets(folder: Path, cluster: str) -> ClusterSecrets:

@@ -100,6 +100,7 @@ def seal(secrets: ClusterSecrets, environment: str, key: bytes) -> SealedCopy:
         "shared": {name: pem.decode() for name, pem in secrets.shared.items()},
         "bootstrap_token_expires": secrets.token_expires,
         "certificate_key_expires": secrets.certificate_key_expires,
+        "backup_key": secrets.backup_key.decode() if secrets.backup_key else None,
     }).encode()
     nonce = os.urandom(NONCE_BYTES)
     fingerprint = secrets.ca_cert_hash
@@ -131,6 +132,7 @@ def unseal(copy: SealedCopy, environment: str, key: bytes, where: str) -> Cluste
                              {name: str(pem).encode()
                               for name, pem in (doc.get("shared") or {}).items()},
                              doc.get("bootstrap_token_expires"),
-                             doc.get("certificate_key_expires"))
+                             doc.get("certificate_key_expires"),
+                             str(doc["backup_key"]).encode() if doc.get("backup_key") else None)
     check_pair(secrets.ca_crt_pem, secrets.ca_key_pem, f"{where} (ca.crt)", f"{where} (ca.key)")
     return secrets

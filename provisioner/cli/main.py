@@ -43,6 +43,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 def _register() -> None:
     # Commands import their heavy dependencies lazily, inside the command body.
     from provisioner.cli import (
+        backup,
         check,
         deploy,
         destroy,
@@ -67,6 +68,7 @@ def _register() -> None:
     cli.add_command(check.check)
     cli.add_command(status.status)
     cli.add_command(rotate.rotate)
+    cli.add_command(backup.backup)
     cli.add_command(init.init)
     for command in cli.commands.values():
         command.params.extend(verbosity_options())

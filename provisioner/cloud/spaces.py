@@ -20,15 +20,33 @@ from provisioner.render.backend import spaces_location
 SECRETS_SUFFIX = ".provision-secrets"
 
 
-def credentials() -> tuple[str, str]:
+def credentials(purpose: str = "state.backend is spaces") -> tuple[str, str]:
     """The Spaces key pair: SPACES_* (doctl's names) or the AWS_* ones."""
     access = os.environ.get("SPACES_ACCESS_KEY_ID") or os.environ.get("AWS_ACCESS_KEY_ID")
     secret = (os.environ.get("SPACES_SECRET_ACCESS_KEY")
               or os.environ.get("AWS_SECRET_ACCESS_KEY"))
     if not access or not secret:
-        raise UsageError("state.backend is spaces but no Spaces key is set: export "
+        raise UsageError(f"{purpose} but no Spaces key is set: export "
                          "SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY")
     return access, secret
+
+
+def s3_client(endpoint: str, access: str, secret: str) -> Any:
+    """A boto3 S3 client for Spaces (imports boto3 only here)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id=access, aws_secret_access_key=secret,
+        config=Config(
+            # As the backend: path style, and no flexible checksums (Spaces rejects
+            # the aws-chunked trailers newer clients send by default).
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 4, "mode": "standard"},
+            connect_timeout=10, read_timeout=30))
 
 
 class SpacesError(ProvisionError):
@@ -58,21 +76,8 @@ class StateBucket:
 
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
             access, secret = credentials()
-            self._client = boto3.client(
-                "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                aws_access_key_id=access, aws_secret_access_key=secret,
-                config=Config(
-                    # As the backend: path style, and no flexible checksums (Spaces rejects
-                    # the aws-chunked trailers newer clients send by default).
-                    s3={"addressing_style": "path"},
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required",
-                    retries={"max_attempts": 4, "mode": "standard"},
-                    connect_timeout=10, read_timeout=30))
+            self._client = s3_client(self.endpoint, access, secret)
         return self._client
 
     def get(self, key: str) -> bytes | None:
@@ -126,8 +131,18 @@ def state_text_has_resources(body: bytes) -> bool:
     return not isinstance(doc, dict) or bool(doc.get("resources"))
 
 
+def code_of(error: Any) -> str:
+    """An S3 error's code (``NoSuchKey``, ``404``...)."""
+    return _code(error)
+
+
 def _code(error: Any) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def describe(error: Any) -> str:
+    """An S3 error in one line: code and message."""
+    return _describe(error)
 
 
 def _describe(error: Any) -> str:

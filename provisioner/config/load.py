@@ -10,6 +10,7 @@ from pathlib import Path
 
 from provisioner.config import checks
 from provisioner.config.app_sections import read_app, read_deploy_policy, read_secrets
+from provisioner.config.backup_section import read_backups
 from provisioner.config.crosscheck import check_environment
 from provisioner.config.infra_sections import (
     read_access,
@@ -25,7 +26,8 @@ from provisioner.config.yamlpos import MAX_BYTES, Mapping, Node, Sequence, load
 from provisioner.errors import ConfigError, ConfigIssue
 
 TOP_KEYS = ("name", "namespace", "digitalocean", "kubernetes", "control_plane", "worker_pools",
-            "access", "config", "secrets", "apps", "deploy_policy", "state", "deletion_protection")
+            "access", "config", "secrets", "apps", "deploy_policy", "state", "deletion_protection",
+            "backups")
 
 
 def _locator(root: Node) -> Callable[[str], int]:
@@ -70,9 +72,11 @@ def parse(data: bytes, filename: str) -> Environment:
                    "keep it to 20 so droplet names fit in a hostname")
     apps = tuple(a for i, n in enumerate(top.items_of("apps"))
                  if (a := read_app(top, n, i)) is not None)
+    digitalocean = read_digitalocean(top)
+    state = read_state(top)
     env = Environment(
         name=name,
-        digitalocean=read_digitalocean(top),
+        digitalocean=digitalocean,
         kubernetes=read_kubernetes(top),
         control_plane=read_control_plane(top),
         worker_pools=read_worker_pools(top),
@@ -82,8 +86,9 @@ def parse(data: bytes, filename: str) -> Environment:
         secrets=read_secrets(top),
         apps=apps,
         deploy_policy=read_deploy_policy(top),
-        state=read_state(top),
+        state=state,
         deletion_protection=top.boolean("deletion_protection", False),
+        backups=read_backups(top, name, state, digitalocean.region),
     )
     locate = _locator(loaded.root)
     check_environment(env, issues, locate)

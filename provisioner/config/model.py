@@ -232,6 +232,19 @@ class State:
 
 
 @dataclass(frozen=True)
+class Backups:
+    """Scheduled etcd snapshots to a Spaces bucket (defaults applied while loading)."""
+
+    bucket: str
+    region: str
+    endpoint: str
+    prefix: str
+    every: int  # seconds between snapshots
+    keep_hourly: int = 24
+    keep_daily: int = 14
+
+
+@dataclass(frozen=True)
 class Environment:
     """One environment: infrastructure, cluster, applications and policy."""
 
@@ -248,3 +261,4 @@ class Environment:
     deploy_policy: DeployPolicy = field(default_factory=DeployPolicy)
     state: State = field(default_factory=State)
     deletion_protection: bool = False
+    backups: Backups | None = None

@@ -10,7 +10,7 @@ uninitialised by the cloud controller manager, every add-on rolled out.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,44 @@ NODES_TIMEOUT = 20 * 60.0
 # Read at call time, so a test can shorten it for a whole `up`.
 PLATFORM_TIMEOUT = 15 * 60.0
 DO_SECRET = "digitalocean"
+
+
+@dataclass(frozen=True)
+class BackupAccess:
+    """What the etcd backup agents get in kube-system/provision-backup."""
+
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    recipient_pem: bytes
+
+
+def backup_access(prepared: Prepared) -> BackupAccess | None:
+    """The Spaces key and recipient key for the agents; None without a ``backups`` section."""
+    if prepared.env.backups is None:
+        return None
+    from provisioner.bootstrap.backup_keys import recipient_of
+    from provisioner.cloud.backup_bucket import credentials
+
+    recipient = recipient_of(prepared.secrets)
+    if recipient is None:  # custody makes it whenever backups are set: a bug if not
+        raise ProvisionError("the backup recipient key is missing from the cluster secrets")
+    access, secret = credentials()
+    return BackupAccess(access, secret, recipient)
+
+
+def store_backup_access(api: Any, backup: BackupAccess, report: Report) -> None:
+    """The agents' Secret and their record, once the API answers."""
+    from provisioner.cluster import backup_record
+
+    try:
+        backup_record.store_access(api, backup.access_key, backup.secret_key,
+                                   backup.recipient_pem)
+        created = backup_record.ensure_record(api)
+    except KubeError as e:
+        raise ProvisionError(f"cannot store the etcd backup settings in kube-system: {e}"
+                             ) from e
+    report(f"etcd backups: {backup_record.NAMESPACE}/{backup_record.SECRET} applied"
+           + (f", {backup_record.NAMESPACE}/{backup_record.RECORD} created" if created else ""))
 
 
 @dataclass(frozen=True)
@@ -81,8 +119,10 @@ def store_cloud_token(api: Any, token: str) -> None:
 
 def bring_up(prepared: Prepared, outputs: dict[str, Any], token: str, report: Report,
              api_timeout: float = API_TIMEOUT, nodes_timeout: float = NODES_TIMEOUT,
-             platform_timeout: float | None = None) -> Cluster:
-    """Kubeconfig, then wait for the API, store the token, wait for every node and add-on."""
+             platform_timeout: float | None = None,
+             backup: BackupAccess | None = None) -> Cluster:
+    """Kubeconfig, then wait for the API, store the token (and the backup agents' Secret),
+    wait for every node and add-on."""
     endpoint = outputs.get("api_endpoint")
     if not endpoint:
         raise ProvisionError("the infrastructure has no API endpoint yet; run `provision up`")
@@ -96,6 +136,8 @@ def bring_up(prepared: Prepared, outputs: dict[str, Any], token: str, report: Re
         store_cloud_token(api, token)
     except KubeError as e:
         raise ProvisionError(f"cannot store the DigitalOcean token in kube-system: {e}") from e
+    if backup is not None:
+        store_backup_access(api, backup, report)
     nodes = expected_nodes(outputs)
     readiness.wait_for_nodes(api, nodes, time.monotonic() + nodes_timeout, report)
     wait = PLATFORM_TIMEOUT if platform_timeout is None else platform_timeout

@@ -15,6 +15,7 @@ from typing import Any
 from provisioner import clock
 from provisioner.bootstrap import join_credentials
 from provisioner.bootstrap.readiness import Report
+from provisioner.cloud import backup_bucket
 from provisioner.cloud.preflight import preflight
 from provisioner.cloud.token import api_token
 from provisioner.errors import ProvisionError, UsageError
@@ -89,6 +90,7 @@ def plan(config: Path, workdir: Path | None, engine: Engine, out: Path | None = 
     token = api_token()
     failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
+    backup_bucket.preflight(prepared.env.backups)
     cluster = running.probe(prepared, say)
     upgrade = None
     if cluster is not None and running.changes_version(prepared, cluster):
@@ -156,8 +158,9 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
                               allow_control_plane_changes, detail, allow_full_token, say,
                               replace)
     if STAGES.index(until) >= STAGES.index("cluster"):
-        outcome.cluster = cluster_stage.bring_up(outcome.prepared, outcome.outputs, api_token(),
-                                                 say)
+        outcome.cluster = cluster_stage.bring_up(
+            outcome.prepared, outcome.outputs, api_token(), say,
+            backup=cluster_stage.backup_access(outcome.prepared))
     if STAGES.index(until) >= STAGES.index("apps") and outcome.cluster is not None:
         api = cluster_stage.api_client(outcome.cluster.kubeconfig)
         outcome.deployed = deploy_stage.deploy(outcome.prepared.env, api, say,
@@ -182,6 +185,7 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     token = api_token()
     failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
     preflight(prepared.env, token, config=prepared.config)
+    backup_bucket.preflight(prepared.env.backups)
     cluster = running.probe(prepared, say)
     if cluster is not None:
         running.check_version(prepared, cluster)

@@ -29,11 +29,15 @@ def terraform_sources() -> dict[str, str]:
             for p in sorted(root.glob("*.tf"))}
 
 
-def _check_size(user_data: cloudinit.UserData) -> None:
+def estimate(user_data: cloudinit.UserData) -> int:
+    """The most bytes the user-data can take once Terraform spliced the late values in."""
     refs = [p["ref"] for p in segments(user_data.text) if "ref" in p]
-    estimate = len(join(segments(user_data.text), dict.fromkeys(refs, "")).encode())
-    estimate += sum(_LATE_VALUE_BYTES[ref] for ref in refs)
-    if estimate > USER_DATA_LIMIT:
+    size = len(join(segments(user_data.text), dict.fromkeys(refs, "")).encode())
+    return size + sum(_LATE_VALUE_BYTES[ref] for ref in refs)
+
+
+def _check_size(user_data: cloudinit.UserData) -> None:
+    if estimate(user_data) > USER_DATA_LIMIT:
         raise UsageError(f"the user-data of {user_data.role} would exceed DigitalOcean's 64 KiB "
                          "limit: fewer or shorter node labels and taints in that pool")
 

@@ -10,12 +10,11 @@ import base64
 import gzip
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from provisioner.bootstrap.pki import SHARED_MARKERS
 from provisioner.config.model import Environment, WorkerPool
 from provisioner.errors import RenderError
-from provisioner.render import addons, packages
+from provisioner.render import addons, agents, packages
 from provisioner.render.engine import render
 from provisioner.render.markers import marker
 from provisioner.resources import data_dir
@@ -68,17 +67,18 @@ FAILOVER_AGENT = "/usr/local/lib/provision/failover.py"
 VRRP_TUNNEL_PORT = 8473
 
 
-def _packed(path: Path) -> str:
-    """A file for cloud-init's ``encoding: gz+b64``: the node agents are written this way
-    because the first node's user-data (CA and shared keys, add-on kustomizations, agents)
-    would otherwise pass DigitalOcean's 64 KiB; ``mtime=0`` keeps the bytes the same from
-    run to run."""
-    return _packed_text(path.read_text(encoding="utf-8"))
+def _packed_agent(name: str) -> str:
+    """A node agent for cloud-init's ``encoding: gz+b64``, without its docstrings
+    (render/agents.py): the agents are written this way because the first node's user-data
+    (CA and shared keys, add-on kustomizations, agents) would otherwise pass DigitalOcean's
+    64 KiB."""
+    return _packed_text(agents.shipped_agent(name))
 
 
 def _packed_text(text: str) -> str:
-    """Rendered text for ``encoding: gz+b64`` (see ``_packed``). Only text without late-bound
-    markers may be packed: Terraform splices values into the user-data as written."""
+    """Rendered text for ``encoding: gz+b64`` (see ``_packed_agent``); ``mtime=0`` keeps the
+    bytes the same from run to run. Only text without late-bound markers may be packed:
+    Terraform splices values into the user-data as written."""
     if "@@provision:" in text:
         raise RenderError("a file with late-bound values cannot be compressed")
     packed = gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
@@ -89,7 +89,6 @@ def _failover_files(env: Environment) -> dict[str, object]:
     """The keepalived failover agent and its settings (floating_ip mode, controllers only)."""
     if env.control_plane.endpoint != "floating_ip":
         return {"failover": None}
-    agent = Path(__file__).resolve().parents[1] / "agents" / "failover.py"
     settings = {
         "cluster": env.name,
         "floating_ip": marker("api_endpoint"),
@@ -101,7 +100,7 @@ def _failover_files(env: Environment) -> dict[str, object]:
         "check_command": f"/usr/bin/python3 {FAILOVER_AGENT} check",
     }
     return {"failover": {
-        "agent": _packed(agent),
+        "agent": _packed_agent("failover"),
         "agent_path": FAILOVER_AGENT,
         "settings": json.dumps(settings, indent=2, sort_keys=True) + "\n",
         "service": render("systemd/provision-failover.service.j2", agent_path=FAILOVER_AGENT),
@@ -120,9 +119,8 @@ def _approver_files(env: Environment) -> dict[str, object]:
 
     Compressed, like the failover agent (see ``_packed``).
     """
-    agent = Path(__file__).resolve().parents[1] / "agents" / "csr_approver.py"
     return {"csr_approver": {
-        "agent": _packed(agent),
+        "agent": _packed_agent("csr_approver"),
         "agent_path": CSR_APPROVER,
         # No kubelet may be certified for a service or pod address or the API endpoint.
         "service": render("systemd/provision-csr-approver.service.j2", agent_path=CSR_APPROVER,
@@ -130,6 +128,38 @@ def _approver_files(env: Environment) -> dict[str, object]:
                           + ([f"{marker('api_endpoint')}/32"]
                              if env.control_plane.endpoint == "floating_ip" else [])),
         "timer": (data_dir("templates") / "systemd" / "provision-csr-approver.timer").read_text(
+            encoding="utf-8"),
+    }}
+
+
+ETCD_BACKUP_AGENT = "/usr/local/lib/provision/etcd_backup.py"
+ETCD_BACKUP_SETTINGS = "/etc/provision/etcd-backup.json"
+
+
+def backup_settings(env: Environment) -> dict[str, object] | None:
+    """/etc/provision/etcd-backup.json: where and how often (no secrets: the Spaces key and
+    the recipient key are in the kube-system/provision-backup Secret)."""
+    if env.backups is None:
+        return None
+    b = env.backups
+    return {"environment": env.name, "endpoint": b.endpoint, "region": b.region,
+            "bucket": b.bucket, "prefix": b.prefix, "every_seconds": b.every,
+            "keep_hourly": b.keep_hourly, "keep_daily": b.keep_daily}
+
+
+def _backup_files(env: Environment) -> dict[str, object]:
+    """The etcd backup agent, its settings and timer (control-plane nodes, with backups)."""
+    settings = backup_settings(env)
+    if settings is None:
+        return {"etcd_backup": None}
+    return {"etcd_backup": {
+        "agent": _packed_agent("etcd_backup"),
+        "agent_path": ETCD_BACKUP_AGENT,
+        "settings_path": ETCD_BACKUP_SETTINGS,
+        "settings": json.dumps(settings, indent=2, sort_keys=True) + "\n",
+        "service": render("systemd/provision-etcd-backup.service.j2",
+                          agent_path=ETCD_BACKUP_AGENT),
+        "timer": (data_dir("templates") / "systemd" / "provision-etcd-backup.timer").read_text(
             encoding="utf-8"),
     }}
 
@@ -208,10 +238,12 @@ def controller(env: Environment, first: bool) -> UserData:
     template = "kubeadm/init.yaml.j2" if first else "kubeadm/join.yaml.j2"
     kubeadm = render(template, **context)
     failover = _failover_files(env)
+    backup = _backup_files(env)
     context["failover_enabled"] = failover["failover"] is not None
+    context["etcd_backup_enabled"] = backup["etcd_backup"] is not None
     text = render("cloud-init/node.yaml.j2", **context,
                   **_node_files(context, role, addon_sources(env)),
-                  **failover, **_approver_files(env), role=role, kubeadm=kubeadm)
+                  **failover, **_approver_files(env), **backup, role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
 
@@ -222,10 +254,12 @@ def worker(env: Environment, pool: WorkerPool) -> UserData:
     context = _common(env) | {"node_labels": _labels(pool), "taints": taints,
                               "control_plane": False}
     context["failover_enabled"] = False
+    context["etcd_backup_enabled"] = False
     kubeadm = render("kubeadm/join.yaml.j2", **context)
     text = render("cloud-init/node.yaml.j2", **context,
                   **_node_files(context, role, addon_sources(env)),
-                  failover=None, csr_approver=None, role=role, kubeadm=kubeadm)
+                  failover=None, csr_approver=None, etcd_backup=None, role=role,
+                  kubeadm=kubeadm)
     return UserData(role, text)
 
 

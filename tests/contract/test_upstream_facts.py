@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 import yaml
 
-from provisioner.agents import csr_approver, failover
 from provisioner.pipeline.cluster_stage import DO_SECRET
 from provisioner.render import addons
 from provisioner.render.cloudinit import ADDONS_DIR
@@ -35,6 +34,7 @@ from provisioner.render.markers import marker
 from tests.fakes.doapi import FakeDigitalOcean
 from tests.fakes.doprovider.cloud import Cloud
 from tests.fakes.doprovider.resources.catalog import DEFAULT_REGION
+from tests.support.agents import assert_ships
 from tests.support.rendering import example, late_values, materialize, rendered
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -373,7 +373,7 @@ def test_failover_agent_uses_the_reserved_ip_endpoints(tmp_path: Path) -> None:
     """
     files = write_files("production")
     shipped = files["/usr/local/lib/provision/failover.py"]
-    assert shipped == Path(failover.__file__).read_text()
+    assert_ships(shipped, "failover")  # its code, without docstrings
     assert "FloatingIP" not in shipped and "import digitalocean" not in shipped
     agent = load_shipped(tmp_path / "failover.py", shipped)
     settings_type = agent.Settings
@@ -441,8 +441,8 @@ def test_every_control_plane_node_runs_the_serving_certificate_approver() -> Non
         files = {f["path"]: f for f in config["write_files"]}
         agent = files["/usr/local/lib/provision/csr_approver.py"]
         assert agent["encoding"] == "gz+b64" and agent["permissions"] == "0755"
-        assert gzip.decompress(base64.b64decode(agent["content"])) == \
-            Path(csr_approver.__file__).read_bytes()
+        assert_ships(gzip.decompress(base64.b64decode(agent["content"])).decode(),
+                     "csr_approver")
         assert "csr_approver.py --kubeconfig /etc/kubernetes/admin.conf" in \
             files["/etc/systemd/system/provision-csr-approver.service"]["content"]
         assert "OnUnitActiveSec=15s" in \

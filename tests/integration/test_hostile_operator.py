@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.fakes.doprovider.cloud import Cloud
-from tests.support.rendering import ROOT
+from tests.support.rendering import example_document
 from tests.support.sim import Simulation, simulation
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ TABLES = ("digitalocean_droplet", "digitalocean_loadbalancer", "digitalocean_res
 
 
 def _write(sim: Simulation, name: str, vpc: str, protected: bool) -> Path:
-    doc = yaml.safe_load((ROOT / "examples" / "production.yaml").read_text())
+    doc = example_document("production")
     doc.update(name=name, deploy_policy={}, deletion_protection=protected)
     doc["digitalocean"].update(ssh_keys=sim.fingerprints, vpc_cidr=vpc)
     doc["control_plane"]["count"] = 1

@@ -36,7 +36,7 @@ import pytest
 import yaml
 
 from tests.fakes.doprovider.cloud import Cloud
-from tests.support.rendering import ROOT
+from tests.support.rendering import example_document
 from tests.support.sim import TOKEN, Simulation, simulation
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ ENVIRONMENTS = {  # name -> (VPC range, API endpoint)
 
 
 def _write(sim: Simulation, name: str) -> Path:
-    doc = yaml.safe_load((ROOT / "examples" / "production.yaml").read_text())
+    doc = example_document("production")
     vpc, endpoint = ENVIRONMENTS[name]
     doc.update(name=name, deploy_policy={}, deletion_protection=True)
     doc["digitalocean"].update(ssh_keys=sim.fingerprints, vpc_cidr=vpc)

@@ -29,6 +29,17 @@ VPC_ID = "5a4a8f0e-7b0c-4c2e-9d1e-0c8f6a2b3c4d"
 NODE_VALUES = {"__PRIVATE_IPV4__": "10.10.0.5", "__DROPLET_ID__": "424242"}
 
 
+def example_document(name: str) -> dict[str, Any]:
+    """An example as a YAML document to edit, without its ``backups:`` section: backups
+    need a Spaces bucket and key (`up` and `plan` check both), so whole-command tests that
+    are not about backups run without; tests of backups add their own (a fake S3)."""
+    import yaml
+
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
+    doc.pop("backups", None)
+    return doc
+
+
 @functools.cache
 def example(name: str) -> Environment:
     """An example environment by file stem (``production``, ``staging``)."""

@@ -27,7 +27,7 @@ from tests.fakes.doprovider.cloud import Cloud
 from tests.oracles.terraform import prepare_plugin_env
 from tests.support.clock import subprocess_env
 from tests.support.k8s_packages import package_repositories
-from tests.support.rendering import ROOT
+from tests.support.rendering import ROOT, example_document
 
 TOKEN = "sim-token"
 # The scoped token operators give the failover agent (README: Secrets); `up` and `plan`
@@ -57,7 +57,7 @@ class Simulation:
     def write_config(self, changes: Mapping[str, Any] | None = None, example: str = "production",
                      edit: Any = None) -> Path:
         """Write the example with this account's keys; ``edit(doc)`` may change it further."""
-        doc = yaml.safe_load((ROOT / "examples" / f"{example}.yaml").read_text())
+        doc = example_document(example)  # without backups, unless ``changes`` gives them
         doc["digitalocean"]["ssh_keys"] = self.fingerprints
         doc.update(changes or {})
         if edit is not None:

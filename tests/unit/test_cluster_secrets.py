@@ -106,8 +106,10 @@ def test_a_full_disk_while_making_the_ca_leaves_nothing_broken(tmp_path: Path) -
     code, stderr = _plan(config)
     assert code == 0, stderr
     files = _snapshot(folder)
+    # The example sets `backups:`: the key snapshots are encrypted to is kept here too.
     assert sorted(files) == sorted([*NAMES, "etcd-ca.crt", "etcd-ca.key", "front-proxy-ca.crt",
-                                    "front-proxy-ca.key", "sa.key", "sa.pub"])
+                                    "front-proxy-ca.key", "sa.key", "sa.pub",
+                                    "backup-recipient.key"])
     assert files["ca.key"].startswith(b"-----BEGIN RSA PRIVATE KEY-----")
 
 

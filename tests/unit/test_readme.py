@@ -31,6 +31,9 @@ def test_every_key_is_documented() -> None:
     assert _section_keys("access") == {"api_cidrs", "ssh_cidrs"}
     assert _section_keys("deploy_policy") == {"timezone", "windows", "freeze"}
     assert _section_keys("state") == {"backend", "bucket", "region", "key", "endpoint"}
+    from provisioner.config.backup_section import KEYS as BACKUP_KEYS
+
+    assert _section_keys("backups") == set(BACKUP_KEYS)
 
 
 def test_first_lines_give_the_two_commands() -> None:

@@ -70,19 +70,21 @@ def test_workdir_secrets_are_private_and_never_rendered(tmp_path: Path) -> None:
     secrets_dir = work / "secrets"
     assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
     secret_files = sorted(secrets_dir.iterdir())
-    assert [p.name for p in secret_files] == [
-        "bootstrap.json", "ca.crt", "ca.key", "etcd-ca.crt", "etcd-ca.key", "front-proxy-ca.crt",
-        "front-proxy-ca.key", "sa.key", "sa.pub"]
+    assert [p.name for p in secret_files] == [  # the example's backups: the recipient key
+        "backup-recipient.key", "bootstrap.json", "ca.crt", "ca.key", "etcd-ca.crt",
+        "etcd-ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"]
     for path in secret_files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     tokens = json.loads((secrets_dir / "bootstrap.json").read_text())
     key_body = (secrets_dir / "ca.key").read_text().splitlines()[1]
+    backup_key_body = (secrets_dir / "backup-recipient.key").read_text().splitlines()[1]
     for path in work.rglob("*"):
         if path.is_file() and secrets_dir not in path.parents:
             text = path.read_text()
             assert tokens["bootstrap_token"] not in text, path
             assert tokens["certificate_key"] not in text, path
             assert key_body not in text, path
+            assert backup_key_body not in text, path
             assert not stat.S_IMODE(path.stat().st_mode) & 0o002, path
     assert (work / ".gitignore").read_text().strip().endswith("*")
     assert tokens["bootstrap_token"] not in result.stdout + result.stderr
@@ -117,18 +119,17 @@ def test_removed_app_and_pool_files_are_pruned(tmp_path: Path) -> None:
     assert (out / "manifests/mine.yaml").read_text() == "kept: true\n"
 
 
-def test_control_plane_ships_the_failover_agent_verbatim() -> None:
+def test_control_plane_ships_the_failover_agent() -> None:
     import yaml
 
-    from provisioner.agents import failover
+    from tests.support.agents import assert_ships
 
     for role in ("controller-init", "controller-join"):
         files = {f["path"]: f for f in yaml.safe_load(
             rendered("production")[f"cloud-init/{role}.yaml"])["write_files"]}
         agent = files["/usr/local/lib/provision/failover.py"]
         assert agent["encoding"] == "gz+b64"  # cloud-init decodes it as it writes the file
-        assert gzip.decompress(base64.b64decode(agent["content"])) == Path(
-            failover.__file__).read_bytes()
+        assert_ships(gzip.decompress(base64.b64decode(agent["content"])).decode(), "failover")
         assert agent["permissions"] == "0755"
         settings = files["/etc/provision/failover.json"]
         assert settings["permissions"] == "0600"

@@ -1,0 +1,69 @@
+"""``provision backup``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from provisioner.cli.common import console, reports_errors
+from provisioner.cli.options import common, given_kubeconfig, output_option
+
+
+@click.command(epilog="""\b
+Examples:
+  provision backup prod.yaml                    # take a snapshot now and wait for it
+  provision backup prod.yaml --timeout 1200
+  provision backup prod.yaml --list             # what the bucket holds, newest first
+  provision backup prod.yaml --list --output json | jq '.[0].id'""")
+@common
+@click.option("--list", "list_only", is_flag=True,
+              help="List the snapshots in the bucket (hourly and daily) instead.")
+@click.option("--timeout", type=click.FloatRange(1, 24 * 3600), default=600.0,
+              show_default=True, help="Seconds to wait for the snapshot.")
+@click.option("--kubeconfig", "kubeconfig", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Reach the cluster through this kubeconfig instead.")
+@output_option
+@reports_errors
+def backup(config: Path, workdir: Path | None, list_only: bool, timeout: float,
+           kubeconfig: Path | None, output: str) -> None:
+    """Take an etcd snapshot now, or list the stored ones.
+
+    Asks the control-plane nodes' backup agents for a snapshot (the `requested-at` key of
+    kube-system/provision-etcd-backup) and waits until the etcd leader's agent has stored
+    it: prints its object key, node, size and time; exit 1 with the agent's error if the
+    pass failed, or when none arrives in time. --list reads the bucket (Spaces key from
+    SPACES_ACCESS_KEY_ID / SPACES_SECRET_ACCESS_KEY). A file without a `backups:` section
+    exits 2.
+    """
+    from provisioner import clock
+    from provisioner.config import load_environment
+    from provisioner.pipeline import backup_now
+    from provisioner.ui.output import emit_json, emit_text
+
+    env = load_environment(config)
+    backups = backup_now.configured(env, config)
+    if list_only:
+        items = backup_now.listing(backups, clock.now())
+        if output == "json":
+            emit_json(items)
+        else:
+            emit_text(backup_now.format_listing(backups, items))
+        return
+    from provisioner.pipeline.cluster_stage import api_client
+    from provisioner.workdir import Workdir
+
+    path = given_kubeconfig(kubeconfig) or Workdir.for_config(config, env, workdir).root \
+        / "kubeconfig"
+    if not path.is_file():
+        from provisioner.errors import UsageError
+
+        raise UsageError(f"no kubeconfig at {path}: run `provision up {config}` first, or "
+                         "pass --kubeconfig")
+    taken = backup_now.take(api_client(path), console().info, timeout)
+    if output == "json":
+        emit_json(taken.as_dict())
+    else:
+        emit_text(f"snapshot {taken.key}\n  node: {taken.node}\n"
+                  f"  size: {backup_now.size_text(taken.bytes)}\n  taken at: {taken.taken_at}"
+                  "\n")

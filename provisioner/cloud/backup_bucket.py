@@ -1,0 +1,110 @@
+"""The backups' Spaces bucket as provision sees it: that it exists, and what it holds.
+
+The agents write to it (provisioner/agents/etcd_backup.py); provision only checks it before
+`up`/`plan` and lists it for `provision backup --list`, with the Spaces key the operator
+exported (SPACES_ACCESS_KEY_ID / SPACES_SECRET_ACCESS_KEY, or AWS_*), as for remote state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from provisioner.config.model import Backups
+from provisioner.errors import UsageError
+
+PURPOSE = "backups: is set"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One object in the bucket."""
+
+    id: str
+    kind: str  # hourly or daily
+    key: str
+    size: int
+    modified: dt.datetime
+
+
+def credentials() -> tuple[str, str]:
+    """The Spaces key pair the agents get (and provision lists the bucket with)."""
+    from provisioner.cloud.spaces import credentials as spaces_credentials
+
+    return spaces_credentials(PURPOSE)
+
+
+@dataclass
+class BackupBucket:
+    """The environment's backup bucket."""
+
+    backups: Backups
+    _client: Any = field(default=None, repr=False)
+
+    def client(self) -> Any:
+        if self._client is None:
+            from provisioner.cloud.spaces import s3_client
+
+            access, secret = credentials()
+            self._client = s3_client(self.backups.endpoint, access, secret)
+        return self._client
+
+    @property
+    def where(self) -> str:
+        return f"s3://{self.backups.bucket} at {self.backups.endpoint}"
+
+    def check_exists(self) -> None:
+        """HeadBucket: refuse a bucket that is missing or that this key may not use."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from provisioner.cloud.spaces import SpacesError, code_of, describe
+
+        try:
+            self.client().head_bucket(Bucket=self.backups.bucket)
+        except ClientError as e:
+            code = code_of(e)
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise UsageError(
+                    f"backups.bucket: the bucket {self.where} does not exist: create it "
+                    f"(e.g. in the control panel, region {self.backups.region}) or name an "
+                    "existing one") from e
+            if code in ("403", "AccessDenied", "Forbidden"):
+                raise UsageError(
+                    f"backups.bucket: the Spaces key may not use {self.where} (403): give "
+                    "SPACES_ACCESS_KEY_ID a key with access to it") from e
+            raise SpacesError(f"cannot check {self.where}: {describe(e)}") from e
+        except BotoCoreError as e:
+            raise SpacesError(f"cannot reach {self.where}: {e}") from e
+
+    def snapshots(self) -> list[Snapshot]:
+        """Every object under ``<prefix>/hourly/`` and ``<prefix>/daily/``, newest first."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from provisioner.cloud.spaces import SpacesError, describe
+
+        found: list[Snapshot] = []
+        for kind in ("hourly", "daily"):
+            prefix = f"{self.backups.prefix}/{kind}/"
+            try:
+                pages = self.client().get_paginator("list_objects_v2").paginate(
+                    Bucket=self.backups.bucket, Prefix=prefix)
+                for page in pages:
+                    for item in page.get("Contents", []):
+                        key = str(item["Key"])
+                        name = key[len(prefix):]
+                        found.append(Snapshot(name.removesuffix(".pbk"), kind, key,
+                                              int(item.get("Size", 0)), item["LastModified"]))
+            except ClientError as e:
+                raise SpacesError(f"cannot list {self.where}/{prefix}: {describe(e)}") from e
+            except BotoCoreError as e:
+                raise SpacesError(f"cannot reach {self.where}: {e}") from e
+        # IDs begin with the UTC time (%Y%m%dT%H%M%SZ): key order is time order.
+        return sorted(found, key=lambda s: (s.id, s.kind), reverse=True)
+
+
+def preflight(backups: Backups | None) -> None:
+    """Before `up`/`plan` changes anything: the key is exported and the bucket exists."""
+    if backups is None:
+        return
+    BackupBucket(backups).check_exists()
