@@ -22,6 +22,7 @@ from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
 from provisioner.infra.workspace import Workspace
 from provisioner.pipeline import (
+    change_window,
     cluster_stage,
     deploy_stage,
     infra_stage,
@@ -63,6 +64,7 @@ class Outcome:
     cluster: Cluster | None = None
     deployed: DeployResult | None = None
     swept: int = 0  # leftovers the destroy's sweep deleted
+    override: dict[str, str] = field(default_factory=dict)  # infrastructure window override
 
 
 def _plan_path(prepared: Prepared, name: str) -> Path:
@@ -140,14 +142,18 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
         # Refuse before anything changes, not after the infrastructure did.
         from provisioner.config import load_environment
 
+        env = load_environment(config)
         try:
-            deploy_stage.check_window(load_environment(config), clock.now(), None, say)
+            deploy_stage.check_window(env, clock.now(), None, say)
         except deploy_stage.WindowClosed as e:
-            raise deploy_stage.WindowClosed(f"{e} Or run `provision up --until cluster` to "
-                                            "change only the infrastructure.") from e
+            also = (" (it refuses a plan that changes the infrastructure too)"
+                    if change_window.governs(env, "infrastructure") else
+                    " to change only the infrastructure")
+            raise deploy_stage.WindowClosed(f"{e} Or run `provision up --until cluster`"
+                                            f"{also}.") from e
     outcome = _infrastructure(config, workdir, engine, show, confirm, progress, saved_plan,
                               allow_control_plane_changes, detail, allow_full_token, say,
-                              replace)
+                              replace, override_reason)
     if STAGES.index(until) >= STAGES.index("cluster"):
         outcome.cluster = cluster_stage.bring_up(outcome.prepared, outcome.outputs, api_token(),
                                                  say)
@@ -163,7 +169,8 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
                     allow_control_plane_changes: bool, detail: bool,
                     allow_full_token: bool = False,
                     say: Report = lambda message: None,
-                    replace: tuple[str, ...] = ()) -> Outcome:
+                    replace: tuple[str, ...] = (),
+                    override_reason: str | None = None) -> Outcome:
     """Preflight, plan, confirm, apply."""
     started = time.monotonic()
     prepared = prepare(config, workdir)
@@ -182,9 +189,12 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     ws = infra_stage.workspace(prepared, engine, token, progress({}), failover,
                                initialised=cluster is not None)
     ws.replace = replaced
+    override: dict[str, str] = {}
 
     def refusals(plan: InfraPlan) -> None:
         """Every rule that refuses a plan, run before anything is written anywhere."""
+        nonlocal override
+        override = _infrastructure_window(prepared, plan, override_reason, say)
         running.guard_first_control_plane(plan, cluster)
         running.refuse_silent_cluster(plan, prepared, cluster, clock.now())
         replacing.refuse_several(plan, prepared, cluster)
@@ -225,6 +235,10 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
         return outcome
     if not confirm(infra_plan, prepared):
         raise Declined("not applied: the plan was not confirmed")
+    if override:  # recorded before the apply: whatever it then does, it was let through
+        change_window.remember(prepared.work.root, "infrastructure", override,
+                               {"changes": infra_plan.summary()})
+        outcome.override = override
     rolling.release(prepared, rollout, say)
     # The one leaving controller first: its removal needs every other member answering.
     replacing.before_apply(prepared, infra_plan, say)
@@ -242,6 +256,29 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     outcome.summary = tracker.summary()
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _infrastructure_window(prepared: Prepared, plan: InfraPlan, override_reason: str | None,
+                           say: Report) -> dict[str, str]:
+    """The freeze calendar for a plan of `up`: refused (exit 3) when it changes the
+    infrastructure outside the windows or inside a freeze, unless overridden; the
+    override's record, if any.
+
+    Never refused: a plan with no changes, and the environment's first creation (the plan
+    creates its identity, the tag and the VPC, which only a state holding nothing of the
+    environment does, and ownership.refuse_second_state checks the account holds nothing of
+    it either): nothing runs yet that a window protects. Its apps stage is a deploy, judged
+    as one.
+    """
+    if not plan.pending or not change_window.governs(prepared.env, "infrastructure"):
+        return {}
+    creates = {c.address for c in plan.pending if c.action == "create"}
+    if all(address in creates for address in ownership.IDENTITY):
+        say(f"first creation of {prepared.env.name}: the deploy windows do not hold it back, "
+            "nothing runs yet")
+        return {}
+    return change_window.check_window(prepared.env, "infrastructure", clock.now(),
+                                      override_reason, say, "; nothing was applied")
 
 
 def _remove_stale_etcd_members(prepared: Prepared, infra_plan: InfraPlan, say: Report) -> None:
@@ -282,11 +319,15 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
             confirm: Confirm, progress: MakeProgress, force: bool = False,
             detail: bool = True, kubeconfig: Path | None = None, sweep: bool = False,
             report: Report | None = None,
-            confirm_sweep: ownership.ConfirmSweep = lambda lines: False) -> Outcome:
+            confirm_sweep: ownership.ConfirmSweep = lambda lines: False,
+            override_reason: str | None = None) -> Outcome:
     """Remove everything the environment's Terraform state holds, then account for the rest.
 
     With an empty state, nothing is deleted that a destroy from this work folder did not
     leave behind (pipeline/ownership.py); a sweep lists what it deletes and asks first.
+    Destroying is an infrastructure change: outside the windows or inside a freeze it is
+    refused before anything is deleted unless ``override_reason`` is given (a sweep of what
+    an earlier destroy left is not: nothing of the environment runs any more).
     """
     started = time.monotonic()
     prepared = prepare(config, workdir)
@@ -298,9 +339,12 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
     planfile = _plan_path(prepared, "destroy.tfplan")
     infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env), destroy=True,
                                   detail=detail)
-    show(infra_plan, prepared)
-    outcome = Outcome(prepared, infra_plan)
     say = report or (lambda message: None)
+    override = (change_window.check_window(prepared.env, "infrastructure", clock.now(),
+                                           override_reason, say, "; nothing was destroyed")
+                if infra_plan.pending else {})
+    show(infra_plan, prepared)
+    outcome = Outcome(prepared, infra_plan, override=override)
 
     def counted(lines: list[str]) -> bool:
         outcome.swept = len(lines) if confirm_sweep(lines) else 0
@@ -312,6 +356,9 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
         return outcome
     if not confirm(infra_plan, prepared):
         raise Declined("not destroyed: the plan was not confirmed")
+    if override:
+        change_window.remember(prepared.work.root, "infrastructure", override,
+                               {"changes": infra_plan.summary()})
     # Only the state that holds the environment's VPC created it and speaks for what carries
     # its tag. One that holds less (a local marker, what a run that lost the race to create
     # the environment left) destroys what it holds, then is accounted for like an empty one:
