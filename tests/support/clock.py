@@ -38,8 +38,10 @@ def pinned() -> dt.datetime:
 
 
 def pin(monkeypatch: pytest.MonkeyPatch, instant: dt.datetime) -> None:
-    """Make provision's clock say ``instant`` for the rest of the test."""
+    """Make provision's clock say ``instant`` for the rest of the test, in this process and
+    in the provision processes it starts (``subprocess_env`` reads it back)."""
     monkeypatch.setattr(provisioner.clock, "now", lambda: instant)
+    monkeypatch.setenv(VARIABLE, instant.isoformat())
 
 
 def subprocess_env(env: dict[str, str], instant: dt.datetime | None = None) -> dict[str, str]:
