@@ -194,7 +194,6 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     def refusals(plan: InfraPlan) -> None:
         """Every rule that refuses a plan, run before anything is written anywhere."""
         nonlocal override
-        override = _infrastructure_window(prepared, plan, override_reason, say)
         running.guard_first_control_plane(plan, cluster)
         running.refuse_silent_cluster(plan, prepared, cluster, clock.now())
         replacing.refuse_several(plan, prepared, cluster)
@@ -209,6 +208,8 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
             infra_stage.guard_control_plane(plan, allow_control_plane_changes,
                                             lambda: parse_plan(ws.show(planfile)),
                                             ws.replace)
+        # Last: a plan refused whatever the time says so first, not "wait for a window".
+        override = _infrastructure_window(prepared, plan, override_reason, say)
 
     if saved_plan is not None:
         planfile = saved_plan.resolve()
@@ -264,18 +265,20 @@ def _infrastructure_window(prepared: Prepared, plan: InfraPlan, override_reason:
     infrastructure outside the windows or inside a freeze, unless overridden; the
     override's record, if any.
 
-    Never refused: a plan with no changes, and the environment's first creation (the plan
-    creates its identity, the tag and the VPC, which only a state holding nothing of the
-    environment does, and ownership.refuse_second_state checks the account holds nothing of
-    it either): nothing runs yet that a window protects. Its apps stage is a deploy, judged
-    as one.
+    Never refused: a plan with no changes, and the environment's first creation: a plan
+    that only creates, and creates every control-plane droplet, changes nothing that exists
+    and starts a cluster where none can run yet (no control-plane node, no etcd), so there is
+    nothing a window protects. That includes a first `up` interrupted before its
+    control-plane droplets were made; a state lost beside a live environment is refused by
+    ownership.refuse_second_state, which runs first. Its apps stage is a deploy, judged as
+    one.
     """
     if not plan.pending or not change_window.governs(prepared.env, "infrastructure"):
         return {}
-    creates = {c.address for c in plan.pending if c.action == "create"}
-    if all(address in creates for address in ownership.IDENTITY):
+    if (all(c.action == "create" for c in plan.pending)
+            and sum(c.control_plane for c in plan.pending) >= prepared.env.control_plane.count):
         say(f"first creation of {prepared.env.name}: the deploy windows do not hold it back, "
-            "nothing runs yet")
+            "no cluster runs yet")
         return {}
     return change_window.check_window(prepared.env, "infrastructure", clock.now(),
                                       override_reason, say, "; nothing was applied")
