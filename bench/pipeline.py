@@ -395,7 +395,8 @@ def pipeline(name: str, workers: int | None, apps: int | None,
                 ("deploy", ("deploy", config, "--override-window", "--reason", "bench")),
                 ("status", ("status", config, "--output", "json")),
                 ("rollback", ("rollback", config)),
-                ("destroy", ("destroy", config, "--yes", "--force")),
+                ("destroy", ("destroy", config, "--yes", "--force", "--override-window",
+                             "--reason", "bench")),
             ]
             for label, args in steps:
                 if label == "deploy":

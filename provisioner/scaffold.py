@@ -650,11 +650,13 @@ def render(answers: Answers) -> str:
     lines += _apps(a.apps)
     lines += [
         "",
-        "# Deploys may change workloads only inside these windows (and never in a freeze):",
+        "# Deploys, infrastructure changes and upgrades only inside these windows (and never",
+        "# in a freeze); applies_to leaves some kinds of change free:",
         "# deploy_policy:",
         "#   timezone: Europe/Berlin",
         "#   windows:",
         "#     - {days: [mon, tue, wed, thu], from: \"09:00\", to: \"16:00\"}",
+        "#   applies_to: [apps, infrastructure, upgrades]",
         "",
         "# Terraform state lives in the work folder (.provision/<name>/state/). For a team or",
         "# CI, keep it in a Spaces bucket with a lock instead (keys from SPACES_ACCESS_KEY_ID",

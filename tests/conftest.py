@@ -26,6 +26,14 @@ def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def inside_production_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests that change the production example's infrastructure and are not about its
+    deploy windows, which hold such changes back (README: One freeze calendar): they run
+    while the window is open. tests/integration/test_change_window.py is about them."""
+    clock.pin(monkeypatch, clock.EARLY_IN_PRODUCTION_WINDOW)
+
+
 @pytest.fixture(autouse=True)
 def no_package_index_on_the_internet(monkeypatch: pytest.MonkeyPatch) -> None:
     """Online preflight asks the Kubernetes package index whether the release exists; a test

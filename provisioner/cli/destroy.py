@@ -14,13 +14,15 @@ from provisioner.cli.infra_options import (
     yes_option,
 )
 from provisioner.cli.options import common
+from provisioner.errors import UsageError
 
 
 @click.command(epilog="""\b
 Examples:
   provision destroy staging.yaml
   provision destroy prod.yaml --force --yes     # deletion_protection is set on prod
-  provision destroy staging.yaml --sweep        # also delete the listed leftovers""")
+  provision destroy staging.yaml --sweep        # also delete the listed leftovers
+  provision destroy prod.yaml --override-window --reason "moved to prod2"   # in a freeze""")
 @common
 @click.option("--force", is_flag=True, help="Destroy even when deletion_protection is true.")
 @click.option("--sweep", is_flag=True,
@@ -30,11 +32,15 @@ Examples:
 @click.option("--kubeconfig", "kubeconfig", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="The cluster whose load balancers and volumes to release "
                                  "first [default: the work folder's kubeconfig].")
+@click.option("--override-window", is_flag=True,
+              help="Destroy outside the deploy windows or inside a freeze (needs --reason).")
+@click.option("--reason", default=None, help="Why the window is overridden (recorded).")
 @terraform_bin_option
 @yes_option
 @reports_errors
 def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
-            kubeconfig: Path | None, terraform_bin: str | None, yes: bool) -> None:
+            kubeconfig: Path | None, override_window: bool, reason: str | None,
+            terraform_bin: str | None, yes: bool) -> None:
     """Remove every resource of the environment, in the right order.
 
     Plans the destruction, shows it and asks; then deletes the LoadBalancer Services and
@@ -43,7 +49,9 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
     then lists what the environment still provably owns (exact tag, load balancer target or
     id; deleted with --sweep after listing and asking). With an empty state next to live
     resources it refuses and says how to restore the state. Refuses while the file sets
-    deletion_protection: true, unless --force.
+    deletion_protection: true, unless --force. Destroying is an infrastructure change: outside
+    the deploy windows or inside a freeze it is refused (exit 3) before anything is deleted,
+    unless --override-window --reason TEXT.
     """
     from provisioner.infra.changes import InfraPlan
     from provisioner.infra.engine import resolve
@@ -53,6 +61,8 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
     from provisioner.ui.progress import Progress
 
     require_terminal_or_yes(yes, "destroy")
+    if override_window and not (reason and reason.strip()):
+        raise UsageError("--override-window needs --reason TEXT: it is recorded on what changes")
     out = console()
 
     def show(plan: InfraPlan, prepared: Prepared) -> None:
@@ -70,7 +80,8 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
 
     outcome = lifecycle.destroy(config, workdir, resolve(terraform_bin), show, confirm,
                                 progress, force, detail=not yes, kubeconfig=kubeconfig,
-                                sweep=sweep, report=out.info, confirm_sweep=confirm_sweep)
+                                sweep=sweep, report=out.info, confirm_sweep=confirm_sweep,
+                                override_reason=reason if override_window else None)
     if outcome.applied:
         out.info(f"destroyed {outcome.prepared.env.name}: {outcome.summary}")
     elif outcome.swept:

@@ -23,7 +23,8 @@ Examples:
   provision up staging.yaml                     # shows the plan, asks, applies
   provision up prod.yaml --yes                  # CI: no prompt
   provision up prod.yaml --plan prod.tfplan     # exactly the plan reviewed earlier
-  provision up prod.yaml --replace prod-cp-2    # a new droplet for one control-plane node""")
+  provision up prod.yaml --replace prod-cp-2    # a new droplet for one control-plane node
+  provision up prod.yaml --override-window --reason "INC-1234: firewall fix"   # in a freeze""")
 @common
 @click.option("--plan", "saved_plan", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Apply this plan from `provision plan --out` and nothing else.")
@@ -39,7 +40,8 @@ Examples:
                    "(kubeconfig, API ready, every node Ready, add-ons up) or apps (deployed, "
                    "rolled out).")
 @click.option("--override-window", is_flag=True,
-              help="Deploy the apps outside the deploy windows (needs --reason).")
+              help="Change the infrastructure and deploy the apps outside the deploy windows "
+                   "or inside a freeze (needs --reason).")
 @click.option("--reason", default=None, help="Why the window is overridden (recorded).")
 @allow_full_token_option
 @terraform_bin_option
@@ -53,7 +55,10 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
 
     Renders, checks the DigitalOcean account (token, region, sizes, SSH keys, droplet
     limit), plans, shows the plan, asks for confirmation, then applies with live progress.
-    A second run with the same file changes nothing.
+    A second run with the same file changes nothing. A plan that changes the
+    infrastructure is refused outside the deploy windows and inside freezes (exit 3, before
+    anything is applied) unless overridden; a plan with no changes and an environment's
+    first creation never are.
     """
     from provisioner.infra.changes import InfraPlan
     from provisioner.infra.engine import resolve
@@ -61,6 +66,7 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
     from provisioner.pipeline.prepare import Prepared
     from provisioner.ui.infra_text import format_infra_plan
     from provisioner.ui.progress import Progress
+    from provisioner.workloads.windows import OVERRIDE_REASON
 
     require_terminal_or_yes(yes, "apply")
     if override_window and not (reason and reason.strip()):
@@ -83,7 +89,10 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
                            override_reason=reason if override_window else None,
                            allow_full_token=allow_full_token, replace=replace)
     if outcome.applied:
-        out.info(f"infrastructure of {outcome.prepared.env.name} is up: {outcome.summary}")
+        overridden = (f" (window overridden: {outcome.override[OVERRIDE_REASON]})"
+                      if outcome.override else "")
+        out.info(f"infrastructure of {outcome.prepared.env.name} is up: {outcome.summary}"
+                 f"{overridden}")
     else:
         out.info(f"nothing to do: {outcome.prepared.env.name} already matches {config}")
     endpoint = outcome.outputs.get("api_endpoint")

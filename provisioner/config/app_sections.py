@@ -7,9 +7,11 @@ from typing import cast
 
 from provisioner.config import checks
 from provisioner.config.model import (
+    CHANGE_KINDS,
     WEEKDAYS,
     App,
     Autoscale,
+    ChangeKind,
     DeployPolicy,
     Exposure,
     Freeze,
@@ -261,12 +263,34 @@ def _freeze(top: Section, node: Node, path: str) -> Freeze | None:
     return Freeze(start, end, s.text("reason", "", None))
 
 
+def _applies_to(s: Section) -> tuple[ChangeKind, ...]:
+    """``applies_to:``: the kinds of change the windows govern; all of them when absent."""
+    if not s.has("applies_to"):
+        return CHANGE_KINDS
+    kinds: list[ChangeKind] = []
+    for i, node in enumerate(s.items_of("applies_to")):
+        path = f"{s.sub('applies_to')}[{i}]"
+        written = s.text_of(node, path, None)
+        if written is None:
+            continue
+        kind = next((k for k in CHANGE_KINDS if k == written.strip().lower()), None)
+        if kind is None:
+            s.issues.add(node.line, path, f"{written!r} is not a kind of change",
+                         "one of: " + ", ".join(CHANGE_KINDS))
+        elif kind in kinds:
+            s.issues.add(node.line, path, f"{kind!r} is listed twice", "list it once")
+        else:
+            kinds.append(kind)
+    return tuple(kinds)
+
+
 def read_deploy_policy(top: Section) -> DeployPolicy:
-    """The ``deploy_policy:`` section: weekly windows and freeze dates."""
-    s = top.section("deploy_policy", ("timezone", "windows", "freeze"))
+    """The ``deploy_policy:`` section: weekly windows, freeze dates and what they govern."""
+    s = top.section("deploy_policy", ("timezone", "windows", "freeze", "applies_to"))
     tz = s.text("timezone", "UTC", checks.timezone)
     windows = tuple(w for i, n in enumerate(s.items_of("windows"))
                     if (w := _window(s, n, s.sub("windows") + f"[{i}]", tz)) is not None)
     freezes = tuple(f for i, n in enumerate(s.items_of("freeze"))
                     if (f := _freeze(s, n, s.sub("freeze") + f"[{i}]")) is not None)
-    return DeployPolicy(windows=windows, freezes=freezes, timezone=tz)
+    return DeployPolicy(windows=windows, freezes=freezes, timezone=tz,
+                        applies_to=_applies_to(s))

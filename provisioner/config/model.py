@@ -17,6 +17,8 @@ StrategyKind = Literal["rolling", "blue_green"]
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ChangeKind = Literal["apps", "infrastructure", "upgrades"]
+CHANGE_KINDS: tuple[ChangeKind, ...] = ("apps", "infrastructure", "upgrades")
 
 
 @dataclass(frozen=True)
@@ -213,11 +215,13 @@ class Freeze:
 
 @dataclass(frozen=True)
 class DeployPolicy:
-    """When workloads may change. No windows means any time."""
+    """When the environment may change. No windows means any time; ``applies_to`` lists
+    the kinds of change the windows and freezes govern (the others may happen any time)."""
 
     windows: tuple[Window, ...] = ()
     freezes: tuple[Freeze, ...] = ()
     timezone: str = "UTC"
+    applies_to: tuple[ChangeKind, ...] = CHANGE_KINDS
 
 
 @dataclass(frozen=True)

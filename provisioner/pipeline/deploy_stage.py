@@ -17,20 +17,15 @@ from typing import Any
 
 from provisioner import clock
 from provisioner.config.model import Environment
-from provisioner.errors import ProvisionError
 from provisioner.kube import Kube
+from provisioner.pipeline import change_window
+from provisioner.pipeline.change_window import WindowClosed as WindowClosed
 from provisioner.workloads import apply, colours, prune, rollout
 from provisioner.workloads.kinds import WORKLOADS
 from provisioner.workloads.objects import APP_LABEL, applyset_id, desired_objects, parent_object
 
 Report = Callable[[str], None]
 ROLLOUT_TIMEOUT = 10 * 60.0
-
-
-class WindowClosed(ProvisionError):
-    """A deploy outside the allowed windows or inside a freeze, without an override."""
-
-    exit_code = 3
 
 
 @dataclass
@@ -47,20 +42,9 @@ class DeployResult:
 
 def check_window(env: Environment, now: dt.datetime, override_reason: str | None,
                  report: Report) -> dict[str, str]:
-    """Refuse outside the windows unless overridden; the override's record, if any."""
-    from provisioner.workloads import windows
-
-    decision = windows.decide(env.deploy_policy, now)
-    if decision.allowed:
-        return {}
-    if override_reason is None:
-        when = (f"; next allowed {decision.next_allowed.isoformat(timespec='minutes')}"
-                if decision.next_allowed else "")
-        raise WindowClosed(f"deploys to {env.name} are not allowed now: {decision.reason}{when}. "
-                           "Use --override-window --reason TEXT if it cannot wait.")
-    who = windows.who_am_i()
-    report(f"deploy window overridden by {who}: {override_reason}")
-    return windows.override_annotation(who, override_reason, now)
+    """Refuse a deploy outside the windows unless overridden (the one freeze calendar,
+    pipeline/change_window.py); the override's record, if any."""
+    return change_window.check_window(env, "apps", now, override_reason, report)
 
 
 SHOWN = 4  # apps a progress line names; beyond that it counts

@@ -23,6 +23,7 @@ from provisioner.infra.changes import InfraPlan, names_by_address, parse_plan
 from provisioner.infra.engine import Engine
 from provisioner.infra.workspace import Workspace
 from provisioner.pipeline import (
+    change_window,
     cluster_stage,
     deploy_stage,
     infra_stage,
@@ -65,6 +66,7 @@ class Outcome:
     deployed: DeployResult | None = None
     upgrade: Any = None  # plan: the upgrade preflight (upgrade.preflight.Preflight) if any
     swept: int = 0  # leftovers the destroy's sweep deleted
+    override: dict[str, str] = field(default_factory=dict)  # infrastructure window override
 
 
 def _plan_path(prepared: Prepared, name: str) -> Path:
@@ -149,14 +151,18 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
         # Refuse before anything changes, not after the infrastructure did.
         from provisioner.config import load_environment
 
+        env = load_environment(config)
         try:
-            deploy_stage.check_window(load_environment(config), clock.now(), None, say)
+            deploy_stage.check_window(env, clock.now(), None, say)
         except deploy_stage.WindowClosed as e:
-            raise deploy_stage.WindowClosed(f"{e} Or run `provision up --until cluster` to "
-                                            "change only the infrastructure.") from e
+            also = (" (it refuses a plan that changes the infrastructure too)"
+                    if change_window.governs(env, "infrastructure") else
+                    " to change only the infrastructure")
+            raise deploy_stage.WindowClosed(f"{e} Or run `provision up --until cluster`"
+                                            f"{also}.") from e
     outcome = _infrastructure(config, workdir, engine, show, confirm, progress, saved_plan,
                               allow_control_plane_changes, detail, allow_full_token, say,
-                              replace)
+                              replace, override_reason)
     if STAGES.index(until) >= STAGES.index("cluster"):
         outcome.cluster = cluster_stage.bring_up(
             outcome.prepared, outcome.outputs, api_token(), say,
@@ -173,7 +179,8 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
                     allow_control_plane_changes: bool, detail: bool,
                     allow_full_token: bool = False,
                     say: Report = lambda message: None,
-                    replace: tuple[str, ...] = ()) -> Outcome:
+                    replace: tuple[str, ...] = (),
+                    override_reason: str | None = None) -> Outcome:
     """Preflight, plan, confirm, apply."""
     started = time.monotonic()
     prepared = prepare(config, workdir)
@@ -193,9 +200,11 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     ws = infra_stage.workspace(prepared, engine, token, progress({}), failover,
                                initialised=cluster is not None)
     ws.replace = replaced
+    override: dict[str, str] = {}
 
     def refusals(plan: InfraPlan) -> None:
         """Every rule that refuses a plan, run before anything is written anywhere."""
+        nonlocal override
         running.guard_first_control_plane(plan, cluster)
         running.refuse_silent_cluster(plan, prepared, cluster, clock.now())
         replacing.refuse_several(plan, prepared, cluster)
@@ -210,6 +219,8 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
             infra_stage.guard_control_plane(plan, allow_control_plane_changes,
                                             lambda: parse_plan(ws.show(planfile)),
                                             ws.replace)
+        # Last: a plan refused whatever the time says so first, not "wait for a window".
+        override = _infrastructure_window(prepared, plan, override_reason, say)
 
     if saved_plan is not None:
         planfile = saved_plan.resolve()
@@ -236,6 +247,10 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
         return outcome
     if not confirm(infra_plan, prepared):
         raise Declined("not applied: the plan was not confirmed")
+    if override:  # recorded before the apply: whatever it then does, it was let through
+        change_window.remember(prepared.work.root, "infrastructure", override,
+                               {"changes": infra_plan.summary()})
+        outcome.override = override
     rolling.release(prepared, rollout, say)
     # The one leaving controller first: its removal needs every other member answering.
     replacing.before_apply(prepared, infra_plan, say)
@@ -253,6 +268,31 @@ def _infrastructure(config: Path, workdir: Path | None, engine: Engine, show: Sh
     outcome.summary = tracker.summary()
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _infrastructure_window(prepared: Prepared, plan: InfraPlan, override_reason: str | None,
+                           say: Report) -> dict[str, str]:
+    """The freeze calendar for a plan of `up`: refused (exit 3) when it changes the
+    infrastructure outside the windows or inside a freeze, unless overridden; the
+    override's record, if any.
+
+    Never refused: a plan with no changes, and the environment's first creation: a plan
+    that only creates, and creates every control-plane droplet, changes nothing that exists
+    and starts a cluster where none can run yet (no control-plane node, no etcd), so there is
+    nothing a window protects. That includes a first `up` interrupted before its
+    control-plane droplets were made; a state lost beside a live environment is refused by
+    ownership.refuse_second_state, which runs first. Its apps stage is a deploy, judged as
+    one.
+    """
+    if not plan.pending or not change_window.governs(prepared.env, "infrastructure"):
+        return {}
+    if (all(c.action == "create" for c in plan.pending)
+            and sum(c.control_plane for c in plan.pending) >= prepared.env.control_plane.count):
+        say(f"first creation of {prepared.env.name}: the deploy windows do not hold it back, "
+            "no cluster runs yet")
+        return {}
+    return change_window.check_window(prepared.env, "infrastructure", clock.now(),
+                                      override_reason, say, "; nothing was applied")
 
 
 def _remove_stale_etcd_members(prepared: Prepared, infra_plan: InfraPlan, say: Report) -> None:
@@ -293,11 +333,15 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
             confirm: Confirm, progress: MakeProgress, force: bool = False,
             detail: bool = True, kubeconfig: Path | None = None, sweep: bool = False,
             report: Report | None = None,
-            confirm_sweep: ownership.ConfirmSweep = lambda lines: False) -> Outcome:
+            confirm_sweep: ownership.ConfirmSweep = lambda lines: False,
+            override_reason: str | None = None) -> Outcome:
     """Remove everything the environment's Terraform state holds, then account for the rest.
 
     With an empty state, nothing is deleted that a destroy from this work folder did not
     leave behind (pipeline/ownership.py); a sweep lists what it deletes and asks first.
+    Destroying is an infrastructure change: outside the windows or inside a freeze it is
+    refused before anything is deleted unless ``override_reason`` is given (a sweep of what
+    an earlier destroy left is not: nothing of the environment runs any more).
     """
     started = time.monotonic()
     prepared = prepare(config, workdir)
@@ -309,9 +353,12 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
     planfile = _plan_path(prepared, "destroy.tfplan")
     infra_plan = infra_stage.plan(ws, planfile, resource_names(prepared.env), destroy=True,
                                   detail=detail)
-    show(infra_plan, prepared)
-    outcome = Outcome(prepared, infra_plan)
     say = report or (lambda message: None)
+    override = (change_window.check_window(prepared.env, "infrastructure", clock.now(),
+                                           override_reason, say, "; nothing was destroyed")
+                if infra_plan.pending else {})
+    show(infra_plan, prepared)
+    outcome = Outcome(prepared, infra_plan, override=override)
 
     def counted(lines: list[str]) -> bool:
         outcome.swept = len(lines) if confirm_sweep(lines) else 0
@@ -323,6 +370,9 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
         return outcome
     if not confirm(infra_plan, prepared):
         raise Declined("not destroyed: the plan was not confirmed")
+    if override:
+        change_window.remember(prepared.work.root, "infrastructure", override,
+                               {"changes": infra_plan.summary()})
     # Only the state that holds the environment's VPC created it and speaks for what carries
     # its tag. One that holds less (a local marker, what a run that lost the race to create
     # the environment left) destroys what it holds, then is accounted for like an empty one:

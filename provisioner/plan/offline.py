@@ -73,5 +73,6 @@ def offline_plan(env: Environment) -> dict[str, Any]:
             for w in env.deploy_policy.windows],
         "freezes": [{"from": f.start.isoformat(), "to": f.end.isoformat(), "reason": f.reason}
                     for f in env.deploy_policy.freezes],
+        "windows_apply_to": list(env.deploy_policy.applies_to),
         "deletion_protection": env.deletion_protection,
     }

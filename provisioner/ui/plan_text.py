@@ -52,10 +52,13 @@ def format_offline_plan(plan: dict[str, Any]) -> str:
         lines.append(f"  shared config: {', '.join(plan['config_keys']) or '-'}; secrets from "
                      "environment: "
                      + (", ".join(f"{s['key']}<-${s['from_env']}" for s in plan["secrets"]) or "-"))
+    governed = ", ".join(plan["windows_apply_to"]) or "nothing"
     if plan["deploy_windows"]:
-        lines += ["", "Deploys allowed:"]
+        lines += ["", f"Changes allowed (to {governed}):"]
         for w in plan["deploy_windows"]:
             lines.append(f"  {','.join(w['days'])} {w['from']}-{w['to']} {w['timezone']}")
+    elif plan["freezes"]:
+        lines += ["", f"Changes frozen (to {governed}):"]
     for f in plan["freezes"]:
         lines.append(f"  frozen {f['from']} to {f['to']}" + (f" ({f['reason']})" if f["reason"]
                                                               else ""))

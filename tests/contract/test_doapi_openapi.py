@@ -148,6 +148,7 @@ def _served(description: OpenApi) -> set[str]:
 
 
 @pytest.mark.oracle
+@pytest.mark.usefixtures("inside_production_window")  # its destroy is not held back
 def test_every_endpoint_through_the_real_clients_matches_the_description(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

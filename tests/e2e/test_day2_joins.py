@@ -27,7 +27,7 @@ from tests.e2e.world import World, world
 from tests.support import clock
 from tests.support.sim import TOKEN
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("inside_production_window")]
 
 LATER = dt.timedelta(hours=5)  # past the token's 4 h and kubeadm-certs' 2 h
 # How long `up` waits for the nodes here: a node that cannot join fails the test in this

@@ -78,7 +78,10 @@ def test_up_deploy_status_rollback_destroy(tmp_path: Path,
         assert service is not None and service["spec"]["selector"][
             "provision.dev/colour"] == "blue"
 
-        down = w.provision("destroy", config, "--yes", "--force")
+        # Destroying is an infrastructure change, held back by the same windows.
+        down = w.provision("destroy", config, "--yes", "--force", "--override-window",
+                           "--reason", "e2e run")
         assert down.code == 0, down.stderr
+        assert "infrastructure change window overridden by" in down.stderr
         assert w.sim.droplet_names() == []
         assert "nothing of the environment is left in the account" in down.stderr

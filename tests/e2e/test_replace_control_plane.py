@@ -18,7 +18,7 @@ from tests.e2e.world import World, world
 from tests.fakes.doprovider.cloud import Cloud
 from tests.fakes.kubeapi.server import FakeKubeAPI
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("inside_production_window")]
 
 CPS = ["prod-cp-1", "prod-cp-2", "prod-cp-3"]
 

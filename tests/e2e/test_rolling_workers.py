@@ -206,7 +206,7 @@ def test_a_changed_pool_is_replaced_one_worker_at_a_time(
         planned = w.provision("plan", str(w.sim.config), "--out", str(saved))
         assert planned.code == 0, planned.stderr
         refused = w.provision("up", str(w.sim.config), "--plan", str(saved), "--yes",
-                              "--until", "infra")
+                              "--until", "infra", "--override-window", "--reason", "e2e")
         assert refused.code == 2, refused.stderr
         assert "this saved plan deletes worker droplets of a running cluster" in refused.stderr
         assert len(workers(kube)) == 4

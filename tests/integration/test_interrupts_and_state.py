@@ -20,7 +20,7 @@ import pytest
 from tests.fakes.s3 import FakeS3, fake_s3
 from tests.support.sim import Simulation, simulation
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("inside_production_window")]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from tests.integration.test_interrupts_and_state import _read_until, on_terminal
 from tests.support.sim import Simulation, simulation
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("inside_production_window")]
 
 
 @pytest.fixture

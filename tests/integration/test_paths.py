@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.sim import Simulation, simulation
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("inside_production_window")]
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 from tests.fakes.s3 import FakeS3, fake_s3
 from tests.support.sim import Result, Simulation, simulation
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("inside_production_window")]
 
 KEY_VAR = "PROVISION_SECRETS_KEY"
 STATE_KEY = "prod/terraform.tfstate"

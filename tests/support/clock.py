@@ -23,6 +23,9 @@ VARIABLE = "PROVISION_TEST_NOW"
 OUTSIDE_WINDOWS = dt.datetime(2026, 3, 7, 3, 0, tzinfo=dt.UTC)
 # Wednesday 11:00 in Berlin: inside them.
 INSIDE_PRODUCTION_WINDOW = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+# Wednesday 09:30 in Berlin: inside them for the next six and a half hours, so a test that
+# moves the clock on by hours (tests/e2e/test_day2_joins.py: five) stays inside.
+EARLY_IN_PRODUCTION_WINDOW = dt.datetime(2026, 3, 4, 8, 30, tzinfo=dt.UTC)
 DEFAULT = OUTSIDE_WINDOWS
 
 
@@ -38,8 +41,10 @@ def pinned() -> dt.datetime:
 
 
 def pin(monkeypatch: pytest.MonkeyPatch, instant: dt.datetime) -> None:
-    """Make provision's clock say ``instant`` for the rest of the test."""
+    """Make provision's clock say ``instant`` for the rest of the test, in this process and
+    in the provision processes it starts (``subprocess_env`` reads it back)."""
     monkeypatch.setattr(provisioner.clock, "now", lambda: instant)
+    monkeypatch.setenv(VARIABLE, instant.isoformat())
 
 
 def subprocess_env(env: dict[str, str], instant: dt.datetime | None = None) -> dict[str, str]:

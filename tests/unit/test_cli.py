@@ -49,6 +49,7 @@ def test_plan_offline_json_describes_the_environment(tmp_path: Path) -> None:
     assert {"6443", "2379-2380", "22", "10250"} <= ports
     assert plan["deploy_windows"] == [{"days": ["mon", "tue", "wed", "thu"], "from": "09:00",
                                        "to": "16:00", "timezone": "Europe/Berlin"}]
+    assert plan["windows_apply_to"] == ["apps", "infrastructure", "upgrades"]
     assert plan["workdir"] == str(tmp_path / "w")
     assert (tmp_path / "w" / "terraform" / "terraform.tfvars.json").exists()
 
@@ -59,7 +60,9 @@ def test_plan_offline_text(tmp_path: Path) -> None:
     assert "+ 3 control-plane droplet(s), s-4vcpu-8gb: prod-cp-1, prod-cp-2, prod-cp-3" in out
     assert "+ API endpoint: floating IP" in out
     assert "elasticsearch (StatefulSet, 3 replicas" in out
-    assert "mon,tue,wed,thu 09:00-16:00 Europe/Berlin" in out
+    assert ("Changes allowed (to apps, infrastructure, upgrades):\n"
+            "  mon,tue,wed,thu 09:00-16:00 Europe/Berlin\n"
+            "  frozen 2026-12-21 to 2027-01-04 (year-end freeze)") in out
 
 
 def test_online_plan_without_a_token_is_a_usage_error(tmp_path: Path,

@@ -29,7 +29,8 @@ def test_every_key_is_documented() -> None:
     assert _section_keys("worker_pools") == {"name", "count", "size", "labels", "taints",
                                              "replace"}
     assert _section_keys("access") == {"api_cidrs", "ssh_cidrs"}
-    assert _section_keys("deploy_policy") == {"timezone", "windows", "freeze"}
+    assert _section_keys("deploy_policy") == {"timezone", "windows", "freeze",
+                                             "applies_to"}
     assert _section_keys("state") == {"backend", "bucket", "region", "key", "endpoint"}
     from provisioner.config.backup_section import KEYS as BACKUP_KEYS
 
