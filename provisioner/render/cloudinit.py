@@ -134,6 +134,35 @@ def _approver_files(env: Environment) -> dict[str, object]:
     }}
 
 
+NODE_UPGRADE = "/usr/local/lib/provision/node_upgrade.py"
+
+
+def _stripped(path: Path) -> str:
+    """An agent's source without its docstring, comments and blank lines: the upgrade agent
+    goes to every node, and the first node's user-data is close to the 64 KiB limit. Its
+    full text, with the contract, stays in the repository."""
+    text = path.read_text(encoding="utf-8")
+    head, _, rest = text.partition('"""')
+    _, _, body = rest.partition('"""')
+    lines = [line for line in (head + body).splitlines()
+             if line.startswith("#!") or (line.strip() and not line.lstrip().startswith("#"))]
+    return "\n".join(lines) + "\n"
+
+
+def _upgrade_files() -> dict[str, object]:
+    """The upgrade agent (every node; README "Upgrades"), compressed like the other agents
+    (see ``_packed``); its systemd units are written by the bootstrap script."""
+    agent = Path(__file__).resolve().parents[1] / "agents" / "node_upgrade.py"
+    return {"node_upgrade": {"agent": _packed_text(_stripped(agent)),
+                             "agent_path": NODE_UPGRADE}}
+
+
+def _upgrade_units() -> dict[str, str]:
+    systemd = data_dir("templates") / "systemd"
+    return {f"upgrade_{kind}": (systemd / f"provision-node-upgrade.{kind}").read_text(
+        encoding="utf-8") for kind in ("service", "timer")}
+
+
 ADDONS_DIR = "/var/lib/provision/addons"
 
 
@@ -186,6 +215,7 @@ def _node_files(context: dict[str, object], role: str,
         "do_agent_dropin": (systemd / "do-agent-metadata-guard.conf").read_text(
             encoding="utf-8"),
         "bootstrap": _packed_text(render("scripts/bootstrap.sh.j2", **context,
+                            **_upgrade_units(),
                             role="worker" if role.startswith("worker") else role,
                             addons=sources, addons_dir=ADDONS_DIR)),
         # Only the first control-plane node installs the add-ons.
@@ -211,7 +241,8 @@ def controller(env: Environment, first: bool) -> UserData:
     context["failover_enabled"] = failover["failover"] is not None
     text = render("cloud-init/node.yaml.j2", **context,
                   **_node_files(context, role, addon_sources(env)),
-                  **failover, **_approver_files(env), role=role, kubeadm=kubeadm)
+                  **failover, **_approver_files(env), **_upgrade_files(), role=role,
+                  kubeadm=kubeadm)
     return UserData(role, text)
 
 
@@ -225,7 +256,8 @@ def worker(env: Environment, pool: WorkerPool) -> UserData:
     kubeadm = render("kubeadm/join.yaml.j2", **context)
     text = render("cloud-init/node.yaml.j2", **context,
                   **_node_files(context, role, addon_sources(env)),
-                  failover=None, csr_approver=None, role=role, kubeadm=kubeadm)
+                  failover=None, csr_approver=None, **_upgrade_files(), role=role,
+                  kubeadm=kubeadm)
     return UserData(role, text)
 
 
