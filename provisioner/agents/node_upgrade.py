@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """provision's upgrade agent (every node; README "Upgrades" holds the contract).
 
-One pass (a timer, every 15 s): read our Node; for an `upgrade` request {id, version, step}
-whose id has no `upgrade-result`: apt source of the target minor, kubeadm (unhold, install,
-hold), `kubeadm upgrade apply -y v<version>` (step apply) or `kubeadm upgrade node`, kubelet
-and kubectl, daemon-reload, restart the kubelet; then write {id, ok, message, at}. The result
-goes to a local file first: a finished id is never run again.
+One pass (a timer, every 15 s): read our Node; for an `upgrade` request {id, version, step,
+kubelet} whose id has no `upgrade-result`: apt source of the target minor; unless step is
+"kubelet", kubeadm (unhold, install, hold) and `kubeadm upgrade apply -y v<version>` (step
+apply) or `kubeadm upgrade node` (step node); unless kubelet is false, kubelet and kubectl,
+daemon-reload, restart the kubelet; then write {id, ok, message, at}. The result goes to a
+local file first: a finished id is never run again.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def install(packages: tuple[str, ...], version: str) -> None:
     run("apt-mark", "hold", *packages)
 
 
-def upgrade(version: str, step: str, sources: Path) -> str:
+def upgrade(version: str, step: str, kubelet: bool, sources: Path) -> str:
     minor = version.rsplit(".", 1)[0]  # one package repository per minor
     text = sources.read_text()
     if not REPOSITORY.search(text):
@@ -70,13 +71,15 @@ def upgrade(version: str, step: str, sources: Path) -> str:
                  and f[2].startswith(version + "-")), None)
     if full is None:
         raise Failed(f"Kubernetes {version} is not in the package repository")
-    install(("kubeadm",), full)
-    run("kubeadm", "upgrade", *(("apply", "-y", f"v{version}") if step == "apply" else
-                                ("node",)))
-    install(("kubelet", "kubectl"), full)
-    run("systemctl", "daemon-reload")
-    run("systemctl", "restart", "kubelet")
-    return f"kubeadm upgrade {step}; kubelet and kubectl {full}"
+    if step != "kubelet":
+        install(("kubeadm",), full)
+        run("kubeadm", "upgrade", *(("apply", "-y", f"v{version}") if step == "apply" else
+                                    ("node",)))
+    if kubelet:
+        install(("kubelet", "kubectl"), full)
+        run("systemctl", "daemon-reload")
+        run("systemctl", "restart", "kubelet")
+    return f"{step} done with {full}" + ("" if kubelet else " (kubelet unchanged)")
 
 
 def parse(text: object) -> dict[str, Any] | None:
@@ -115,12 +118,13 @@ def one_pass(base: list[str], node: str, state: Path, sources: Path) -> int:
         annotate(RESULT, json.dumps(kept, sort_keys=True))
         return 0
     version, step = str(request.get("version")), str(request.get("step"))
+    kubelet = step == "kubelet" or request.get("kubelet") is not False
     result: dict[str, Any] = {"id": request["id"], "ok": False}
-    if not VERSION.match(version) or step not in ("apply", "node"):
+    if not VERSION.match(version) or step not in ("apply", "node", "kubelet"):
         result["message"] = f"malformed request: version {version!r}, step {step!r}"
     else:
         try:
-            result |= {"ok": True, "message": upgrade(version, step, sources)}
+            result |= {"ok": True, "message": upgrade(version, step, kubelet, sources)}
         except (Failed, OSError) as e:
             result["message"] = str(e)
     result["at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

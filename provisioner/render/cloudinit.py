@@ -145,8 +145,14 @@ def _stripped(path: Path) -> str:
     head, _, rest = text.partition('"""')
     _, _, body = rest.partition('"""')
     lines = [line for line in (head + body).splitlines()
-             if line.startswith("#!") or (line.strip() and not line.lstrip().startswith("#"))]
+             if line.startswith("#!") or (line.strip() and not line.lstrip().startswith("#")
+                                          and not _one_line_docstring(line))]
     return "\n".join(lines) + "\n"
+
+
+def _one_line_docstring(line: str) -> bool:
+    text = line.strip()
+    return len(text) > 6 and text.startswith('"""') and text.endswith('"""')
 
 
 def _upgrade_files() -> dict[str, object]:

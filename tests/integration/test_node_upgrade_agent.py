@@ -19,6 +19,8 @@ API server enforces.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import subprocess
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from provisioner.agents import node_upgrade
 from tests.fakes.kubeapi import FakeKubeAPI, catalog
@@ -35,7 +38,19 @@ from tests.support.k8s_packages import RELEASES
 pytestmark = pytest.mark.integration
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
-AGENT = Path(node_upgrade.__file__)
+
+
+def shipped_agent() -> str:
+    """The agent as a node receives it: decoded from the rendered user-data (gz+b64, without
+    its docstring and comments), not the repository's file."""
+    from provisioner.config import load_environment
+    from provisioner.render import cloudinit
+    from tests.support.rendering import ROOT
+
+    env = load_environment(ROOT / "examples" / "production.yaml")
+    files = yaml.safe_load(cloudinit.worker(env, env.worker_pools[0]).text)["write_files"]
+    entry = next(f for f in files if f["path"] == cloudinit.NODE_UPGRADE)
+    return gzip.decompress(base64.b64decode(entry["content"])).decode()
 TOKENS = {"w1-token": "system:node:w1", "w2-token": "system:node:w2"}
 NODE = catalog.get("v1", "Node")
 SOURCE = ("deb [signed-by=/etc/apt/keyrings/kubernetes.asc] "
@@ -68,6 +83,8 @@ class Node:
             path = bin_dir / tool
             path.write_text(FAKE.format(python=sys.executable))
             path.chmod(0o755)
+        self.agent = root / "node_upgrade.py"
+        self.agent.write_text(shipped_agent())
         self.calls = root / "calls.log"
         self.sources = root / "kubernetes.list"
         self.sources.write_text(SOURCE)
@@ -80,7 +97,7 @@ class Node:
                     "PROVISION_UPGRADE_STATE": str(self.state)}
 
     def run(self, node: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(AGENT), KUBECTL, node or self.name],
+        return subprocess.run([sys.executable, str(self.agent), KUBECTL, node or self.name],
                               env={**self.env, **extra}, capture_output=True, text=True,
                               timeout=120)
 
@@ -131,22 +148,33 @@ def test_without_a_request_it_only_says_it_is_there(kube: FakeKubeAPI, tmp_path:
     assert node.commands() == []
 
 
-@pytest.mark.parametrize(("step", "argv"), [("node", ["node"]),
-                                            ("apply", ["apply", "-y", "v1.36.3"])])
+@pytest.mark.parametrize(("request_", "argv"), [
+    ({"step": "node"}, ["node"]),
+    ({"step": "apply"}, ["apply", "-y", "v1.36.3"]),
+    # A control plane's components first, its kubelet later (every API server upgraded).
+    ({"step": "apply", "kubelet": False}, ["apply", "-y", "v1.36.3"]),
+    ({"step": "node", "kubelet": False}, ["node"]),
+    ({"step": "kubelet"}, None)])
 def test_a_request_runs_kubeadms_steps_in_order_once(kube: FakeKubeAPI, tmp_path: Path,
-                                                     step: str, argv: list[str]) -> None:
+                                                     request_: dict[str, Any],
+                                                     argv: list[str] | None) -> None:
     node = Node(kube, tmp_path, "w1")
-    node.ask(id="u-1", version="1.36.3", step=step)
+    node.ask(id="u-1", version="1.36.3", **request_)
     done = node.run()
     assert done.returncode == 0, done.stderr
-    assert node.commands() == expected(argv)
+    steps = expected(argv or [])
+    if request_.get("kubelet") is False:
+        steps = steps[:6]
+    if argv is None:
+        steps = steps[:2] + steps[6:]
+    assert node.commands() == steps
     assert "/core:/stable:/v1.36/deb/" in node.sources.read_text()
     result = json.loads(node.notes()[node_upgrade.RESULT])
     assert result["id"] == "u-1" and result["ok"] is True, result
     assert result["at"].endswith("Z")
     again = node.run()  # the timer's next pass: a finished id is not run again
     assert again.returncode == 0, again.stderr
-    assert len(node.commands()) == len(expected(argv))
+    assert len(node.commands()) == len(steps)
 
 
 def test_a_failed_step_is_the_result_and_is_not_retried(kube: FakeKubeAPI,

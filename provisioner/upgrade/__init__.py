@@ -1,0 +1,1 @@
+"""Kubernetes upgrades of a running cluster: the preflight and the in-place orchestration."""
