@@ -53,6 +53,7 @@ def _register() -> None:
         rotate,
         status,
         up,
+        upgrade,
         validate,
     )
 
@@ -68,6 +69,7 @@ def _register() -> None:
     cli.add_command(status.status)
     cli.add_command(rotate.rotate)
     cli.add_command(init.init)
+    cli.add_command(upgrade.upgrade)
     for command in cli.commands.values():
         command.params.extend(verbosity_options())
 
