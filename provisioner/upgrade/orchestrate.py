@@ -270,7 +270,7 @@ class _Run:
                                         "once it is")
             time.sleep(POLL)
         self.say(f"{name}: healthy on v{self.target}")
-        self.step(f"healthy {name}")
+        self.step(f"healthy {name} {'components' if components else 'kubelet'}")
 
     def cordon(self, name: str) -> None:
         node = self.node(name)
@@ -282,9 +282,12 @@ class _Run:
         self.say(f"cordoned {name}")
         self.step(f"cordoned {name}")
 
-    def uncordon(self, name: str) -> None:
+    def _cordoned_here(self, name: str) -> bool:
         found = self.kube.request("GET", f"/api/v1/nodes/{name}", verb="get nodes")
-        if CORDONED not in ((found.get("metadata") or {}).get("annotations") or {}):
+        return CORDONED in ((found.get("metadata") or {}).get("annotations") or {})
+
+    def uncordon(self, name: str) -> None:
+        if not self._cordoned_here(name):
             return  # cordoned by someone else before the upgrade: left as it was
         self.kube.request("PATCH", f"/api/v1/nodes/{name}", body={
             "metadata": {"annotations": {CORDONED: None}}, "spec": {"unschedulable": None}},
@@ -319,9 +322,12 @@ class _Run:
         """A batch of nodes: cordon, drain, upgrade, healthy, uncordon."""
         todo = [n for n in names if self.node(n).kubelet != self.target]
         for name in names:
-            if name not in todo:
-                self.uncordon(name)  # a run stopped after its upgrade, before this
-                self.outcome.already.append(name)
+            if name in todo:
+                continue
+            if self._cordoned_here(name):  # a run stopped after its upgrade, before this
+                self.healthy(name, components=False)
+                self.uncordon(name)
+            self.outcome.already.append(name)
         if not todo:
             return
         for name in todo:
