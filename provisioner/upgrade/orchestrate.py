@@ -53,7 +53,7 @@ from provisioner.upgrade.seams import Seams
 from provisioner.upgrade.state import NodeState
 
 Say = Callable[[str], None]
-CORDONED = "provision.dev/upgrade-cordoned"  # cordoned by an upgrade, uncordoned after it
+CORDONED = state.CORDONED
 NODE_TIMEOUT = 45 * 60.0  # kubeadm upgrade apply waits up to 5 min per component, apt too
 HEALTH_TIMEOUT = 10 * 60.0
 POLL = 5.0  # seconds between looks at a node (the agent's timer runs every 15 s)
@@ -135,7 +135,7 @@ def prepare(env: Environment, api: Any, seams: Seams, say: Say, now: dt.datetime
     kube = Kube(api, timeout=30)
     target = state.plain(env.kubernetes.version)
     nodes = state.read(kube)
-    if nodes and all(_done(n, target) for n in nodes):
+    if nodes and all(_done(n, target) and not n.held for n in nodes):
         return None
     gate = seams.preflight(env, api, now)
     for warning in gate.warnings:
@@ -208,15 +208,17 @@ class _Run:
     def ask(self, name: str, step: str, kubelet: bool) -> str:
         """The node's request: the one still unanswered for this step, or a new one."""
         node = self.node(name)
-        pending = node.pending
-        if pending is not None and pending.version == self.target and pending.step == step \
-                and (pending.raw.get("kubelet") is not False) == kubelet:
-            self.say(f"{name}: waiting for the {step} step an earlier run asked for")
-            return pending.id
-        if node.request is not None and node.result is not None and not node.result.ok \
-                and node.result.id == node.request.id:
+        last = node.request
+        if last is not None and last.version == self.target and last.step == step \
+                and (last.raw.get("kubelet") is not False) == kubelet:
+            answer = node.answer(last.id)
+            if answer is None:
+                self.say(f"{name}: waiting for the {step} step an earlier run asked for")
+                return last.id
+            if answer.ok:
+                return last.id  # answered since this run looked: its answer stands
             self.say(f"{name}: asking again (the last attempt failed: "
-                     f"{node.result.raw.get('message')})")
+                     f"{answer.raw.get('message')})")
         request_id = f"{self.target}-{step}-{secrets.token_hex(4)}"
         body: dict[str, Any] = {"id": request_id, "version": self.target, "step": step}
         if not kubelet:
@@ -269,8 +271,12 @@ class _Run:
                                         "upgrade stopped there. Run `provision upgrade` again "
                                         "once it is")
             time.sleep(POLL)
+        what = "components" if components else "kubelet"
+        self.kube.request("PATCH", f"/api/v1/nodes/{name}", body={"metadata": {
+            "annotations": {state.CHECKED: f"{self.target}/{what}"}}},
+            content_type="application/merge-patch+json", verb="patch nodes")
         self.say(f"{name}: healthy on v{self.target}")
-        self.step(f"healthy {name} {'components' if components else 'kubelet'}")
+        self.step(f"healthy {name} {what}")
 
     def cordon(self, name: str) -> None:
         node = self.node(name)
@@ -298,6 +304,8 @@ class _Run:
     def drain(self, names: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for name in names:
+            if not rolling.pods_on(self.kube, name):
+                continue  # nothing to evict (or drained by a run that stopped after it)
             rolling.drain(self.kube, name, deadline, self.say, DRAIN_INTERVAL)
             self.step(f"drained {name}")
 
@@ -308,6 +316,8 @@ class _Run:
         for name in self.plan.control_planes:
             node = self.node(name)
             if _components_done(node, self.target):
+                if node.checked not in (f"{self.target}/components", f"{self.target}/kubelet"):
+                    self.healthy(name, components=True)  # a run stopped before its check
                 continue
             nodes = state.read(self.kube)
             applied = any(_components_done(n, self.target) for n in nodes if n.control_plane)
@@ -324,9 +334,9 @@ class _Run:
         for name in names:
             if name in todo:
                 continue
-            if self._cordoned_here(name):  # a run stopped after its upgrade, before this
-                self.healthy(name, components=False)
-                self.uncordon(name)
+            if self.node(name).checked != f"{self.target}/kubelet":
+                self.healthy(name, components=False)  # a run stopped before its check
+            self.uncordon(name)
             self.outcome.already.append(name)
         if not todo:
             return

@@ -20,6 +20,10 @@ from provisioner.kube import Kube
 from provisioner.node_facts import CONTROL_PLANE_LABEL
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# "<version>/components" or "<version>/kubelet": the last check provision saw pass on the
+# node, so a rerun after a stop between an answer and its check makes that check, once.
+CHECKED = "provision.dev/upgrade-checked"
+CORDONED = "provision.dev/upgrade-cordoned"  # cordoned by an upgrade, uncordoned after it
 MIRROR = "kubernetes.io/config.mirror"
 _VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
@@ -83,6 +87,8 @@ class NodeState:
     request: Message | None
     result: Message | None
     components: dict[str, str] = field(default_factory=dict)  # component -> plain version
+    checked: str = ""  # CHECKED
+    held: bool = False  # cordoned by an upgrade (CORDONED), to be uncordoned by it
 
     @property
     def pending(self) -> Message | None:
@@ -149,6 +155,8 @@ def read(kube: Kube) -> list[NodeState]:
             request=_message(notes.get(REQUEST)),
             result=_message(notes.get(RESULT)),
             components=static.get(name, {}),
+            checked=str(notes.get(CHECKED) or ""),
+            held=CORDONED in notes,
         ))
     return sorted(nodes, key=lambda n: (not n.control_plane, n.name))
 

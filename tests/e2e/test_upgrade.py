@@ -138,6 +138,11 @@ def run_production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str,
         same = upgrade(w)
         assert same.code == 0, same.stderr
         assert f"nothing to do: every node of prod runs {OLD}" in same.stderr
+        set_version(w, "1.37.1")
+        skipping = upgrade(w)
+        assert skipping.code == 2, skipping.stderr
+        assert "one minor at a time: the cluster runs 1.35.8; upgrade to 1.36.x first" \
+            in skipping.stderr
         set_version(w, NEW)
         closed = w.provision("upgrade", str(w.sim.config), "--yes")
         assert closed.code == 3, closed.stderr
@@ -168,46 +173,58 @@ class Killed(Exception):
 
 def test_a_failed_node_stops_it_and_a_run_killed_after_every_step_resumes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with running_at_old(tmp_path, monkeypatch) as (w, kube), NodeAgents(kube) as agents:
+    with running_at_old(tmp_path, monkeypatch) as (w, kube):
         set_version(w, NEW)
-        planes, workers = names(kube)
-        agents.failures[planes[1]] = ("kubeadm upgrade node failed (exit 1): [upgrade/etcd] "
-                                      "failed to upgrade etcd")
-        failed = upgrade(w)
-        assert failed.code == 1, failed.stderr
-        assert f"upgrade of {planes[1]} to v{NEW} failed (node)" in failed.stderr
-        assert "failed to upgrade etcd" in failed.stderr
-        assert [c.node for c in agents.timeline if c.at and c.component == "kube-apiserver"
-                ] == [planes[0]], "nothing after the failed node"
+        refused = upgrade(w)  # no agent has announced itself yet (nodes of an older provision)
+        assert refused.code == 2, refused.stderr
+        assert "no upgrade agent reports on prod-cp-1, prod-cp-2" in refused.stderr
+        assert "nothing was changed" in refused.stderr
+        assert not requests_at(kube)
+        with NodeAgents(kube) as agents:
+            failed_then_resumed(w, kube, agents, monkeypatch)
 
-        # Every following run is killed right after its first step; the next one resumes.
-        for variable, value in w.sim.env.items():
-            monkeypatch.setenv(variable, value)
-        env, api = _client(w.sim.config, None, None, None)
-        steps: list[str] = []
-        for _ in range(200):
-            plan = orchestrate.prepare(env, api, seams.default(), lambda _: None,
-                                       clock.pinned(), "e2e")
-            if plan is None:
-                break
-            def kill(label: str) -> None:
-                steps.append(label)
-                raise Killed(label)
-            try:
-                orchestrate.execute(plan, api, seams.default(), lambda _: None, kill)
-            except Killed:
-                continue
+
+def failed_then_resumed(w: World, kube: FakeKubeAPI, agents: NodeAgents,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed node stops the upgrade (exit 1, named); then every run is killed right
+    after its first step, and the next one resumes, until one finishes."""
+    planes, workers = names(kube)
+    agents.failures[planes[1]] = ("kubeadm upgrade node failed (exit 1): [upgrade/etcd] "
+                                  "failed to upgrade etcd")
+    failed = upgrade(w)
+    assert failed.code == 1, failed.stderr
+    assert f"upgrade of {planes[1]} to v{NEW} failed (node)" in failed.stderr
+    assert "failed to upgrade etcd" in failed.stderr
+    assert [c.node for c in agents.timeline if c.at and c.component == "kube-apiserver"
+            ] == [planes[0]], "nothing after the failed node"
+
+    for variable, value in w.sim.env.items():
+        monkeypatch.setenv(variable, value)
+    env, api = _client(w.sim.config, None, None, None)
+    steps: list[str] = []
+    for _ in range(200):
+        plan = orchestrate.prepare(env, api, seams.default(), lambda _: None,
+                                   clock.pinned(), "e2e")
+        if plan is None:
             break
-        assert len(steps) > 30, steps
-        assert len(steps) == len(set(steps)), "no step done twice"
-        finished = upgrade(w)
-        assert finished.code == 0 and "nothing to do" in finished.stderr, finished.stderr
-        assert len(agents.snapshots) == 1, "resumed runs take no second snapshot"
-        failures = [r for r in agents.ran if not r.ok]
-        assert [r.node for r in failures] == [planes[1]]
-        assert len({r.id for r in agents.ran}) == len(agents.ran), "no request run twice"
-        check_upgrade(kube, agents, planes, workers)
-        print(f"\n{len(steps)} runs, each killed after one step: {steps}")
+        def kill(label: str) -> None:
+            steps.append(label)
+            raise Killed(label)
+        try:
+            orchestrate.execute(plan, api, seams.default(), lambda _: None, kill)
+        except Killed:
+            continue
+        break
+    assert len(steps) > 30, steps
+    assert len(steps) == len(set(steps)), "no step done twice"
+    finished = upgrade(w)
+    assert finished.code == 0 and "nothing to do" in finished.stderr, finished.stderr
+    assert len(agents.snapshots) == 1, "resumed runs take no second snapshot"
+    failures = [r for r in agents.ran if not r.ok]
+    assert [r.node for r in failures] == [planes[1]]
+    assert len({r.id for r in agents.ran}) == len(agents.ran), "no request run twice"
+    check_upgrade(kube, agents, planes, workers)
+    print(f"\n{len(steps)} runs, each killed after one step: {steps}")
 
 
 def main() -> int:

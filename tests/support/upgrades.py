@@ -99,6 +99,7 @@ class NodeAgents:
                 for component in COMPONENTS:
                     self._mirror(name, component, version)
                     self.timeline.append(Change(0.0, name, component, version))
+        self.tick()  # every agent has announced itself once this returns
         self._thread = threading.Thread(target=self._loop, daemon=True, name="node-agents")
         self._thread.start()
         return self
