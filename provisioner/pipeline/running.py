@@ -125,7 +125,7 @@ def check_version(prepared: Prepared, running: Running) -> None:
 
     Nodes made with a newer kubelet than the API server break the version skew policy
     (kubernetes.io/releases/version-skew-policy: kubelets must not be newer than
-    kube-apiserver); an older one would be a downgrade. Upgrades are issue 15's command.
+    kube-apiserver); an older one would be a downgrade. `provision upgrade` changes it.
     """
     from provisioner.cloud.releases import _line
 
@@ -138,8 +138,8 @@ def check_version(prepared: Prepared, running: Running) -> None:
         _line(prepared.config), KEY,
         f"the cluster runs Kubernetes {running.version} (its API server{kubelets}), not "
         f"{wanted}: nodes made now would break the version skew policy",
-        f'keep version: "{running.version}"; upgrading a cluster is a separate command, '
-        "still to come")])
+        f'keep version: "{running.version}" for `up`; `provision upgrade {prepared.config}` '
+        "changes the running cluster's version in place")])
 
 
 def creates_droplets(plan: InfraPlan) -> bool:
