@@ -54,7 +54,9 @@ from provisioner.upgrade.state import NodeState
 
 Say = Callable[[str], None]
 CORDONED = state.CORDONED
-NODE_TIMEOUT = 45 * 60.0  # kubeadm upgrade apply waits up to 5 min per component, apt too
+# The agent's unit may run 45 min (kubeadm upgrade apply waits up to 5 min per component, apt
+# too), after its timer's next pass (15 s).
+NODE_TIMEOUT = 50 * 60.0
 HEALTH_TIMEOUT = 10 * 60.0
 POLL = 5.0  # seconds between looks at a node (the agent's timer runs every 15 s)
 DRAIN_INTERVAL = 1.0
@@ -106,8 +108,9 @@ class Plan:
         batches = ", ".join("+".join(b) for b in self.workers) or "none"
         return (f"upgrade {self.env.name} from {self.current} to {self.target}"
                 + (" (continuing an upgrade begun earlier)" if self.started else "")
-                + f": etcd snapshot first{'' if not self.started else ' (taken then)'}; "
-                f"control planes one at a time ({', '.join(self.control_planes) or 'none'}), "
+                + (": etcd snapshot first; " if not self.started else
+                   ": its etcd snapshot was taken when it began; ")
+                + f"control planes one at a time ({', '.join(self.control_planes) or 'none'}), "
                 f"components first, then kubelets; workers drained in batches: {batches}")
 
 
