@@ -54,6 +54,7 @@ def _register() -> None:
         rotate,
         status,
         up,
+        upgrade,
         validate,
     )
 
@@ -70,6 +71,7 @@ def _register() -> None:
     cli.add_command(rotate.rotate)
     cli.add_command(backup.backup)
     cli.add_command(init.init)
+    cli.add_command(upgrade.upgrade)
     for command in cli.commands.values():
         command.params.extend(verbosity_options())
 

@@ -372,3 +372,12 @@ def _delete_node(api: Any, name: str, say: Callable[[str], None]) -> None:
                         f"delete it (kubectl delete node {name}) before the replacement "
                         "joins") from e
     say(f"deleted Node {name}, so its replacement can join under the same name")
+
+
+def silent(api: Any) -> list[str]:
+    """The members (labels) whose etcd does not answer ``endpoint health --cluster``; empty
+    when every member is healthy. An upgrade checks it after each control-plane node."""
+    runner, current = _members(api, _runners(api, set()))
+    answering = _answering(api, runner)
+    return [m.label for m in current
+            if not any(url in answering for url in m.client_urls)]

@@ -133,9 +133,8 @@ def check_version(prepared: Prepared, running: Running) -> None:
 
     Nodes made with a newer kubelet than the API server break the version skew policy
     (kubernetes.io/releases/version-skew-policy: kubelets must not be newer than
-    kube-apiserver); an older one would be a downgrade. Moving a cluster to another version
-    is an upgrade: `plan` shows its preflight (provisioner/upgrade/preflight.py), and
-    `provision upgrade` (the next step of issue 15) will carry it out.
+    kube-apiserver); an older one would be a downgrade. `plan` shows an upgrade's preflight
+    (provisioner/upgrade/preflight.py) and `provision upgrade` carries it out.
     """
     from provisioner.cloud.releases import _line
 
@@ -150,8 +149,8 @@ def check_version(prepared: Prepared, running: Running) -> None:
         f"{wanted}: `up` does not change a running cluster's version, and nodes made now "
         "would break the version skew policy",
         f'keep version: "{running.version}" for `up`; `provision plan {prepared.config}` '
-        f"shows the upgrade's preflight findings, and `provision upgrade` (coming) is how "
-        "a cluster will move to a new version")])
+        f"shows the upgrade's preflight findings, and `provision upgrade {prepared.config}` "
+        "changes the running cluster's version in place")])
 
 
 def creates_droplets(plan: InfraPlan) -> bool:

@@ -164,6 +164,22 @@ def _backup_files(env: Environment) -> dict[str, object]:
     }}
 
 
+NODE_UPGRADE = "/usr/local/lib/provision/node_upgrade.py"
+
+
+def _upgrade_files() -> dict[str, object]:
+    """The upgrade agent (every node; README "Upgrades"), compressed like the other agents
+    (see ``_packed``); its systemd units are written by the bootstrap script."""
+    return {"node_upgrade": {"agent": _packed_agent("node_upgrade"),
+                             "agent_path": NODE_UPGRADE}}
+
+
+def _upgrade_units() -> dict[str, str]:
+    systemd = data_dir("templates") / "systemd"
+    return {f"upgrade_{kind}": (systemd / f"provision-node-upgrade.{kind}").read_text(
+        encoding="utf-8") for kind in ("service", "timer")}
+
+
 ADDONS_DIR = "/var/lib/provision/addons"
 
 
@@ -216,6 +232,7 @@ def _node_files(context: dict[str, object], role: str,
         "do_agent_dropin": (systemd / "do-agent-metadata-guard.conf").read_text(
             encoding="utf-8"),
         "bootstrap": _packed_text(render("scripts/bootstrap.sh.j2", **context,
+                            **_upgrade_units(),
                             role="worker" if role.startswith("worker") else role,
                             addons=sources, addons_dir=ADDONS_DIR)),
         # Only the first control-plane node installs the add-ons.
@@ -243,7 +260,8 @@ def controller(env: Environment, first: bool) -> UserData:
     context["etcd_backup_enabled"] = backup["etcd_backup"] is not None
     text = render("cloud-init/node.yaml.j2", **context,
                   **_node_files(context, role, addon_sources(env)),
-                  **failover, **_approver_files(env), **backup, role=role, kubeadm=kubeadm)
+                  **failover, **_approver_files(env), **backup, **_upgrade_files(),
+                  role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
 
@@ -258,7 +276,8 @@ def worker(env: Environment, pool: WorkerPool) -> UserData:
     kubeadm = render("kubeadm/join.yaml.j2", **context)
     text = render("cloud-init/node.yaml.j2", **context,
                   **_node_files(context, role, addon_sources(env)),
-                  failover=None, csr_approver=None, etcd_backup=None, role=role,
+                  failover=None, csr_approver=None, etcd_backup=None, **_upgrade_files(),
+                  role=role,
                   kubeadm=kubeadm)
     return UserData(role, text)
 

@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 AGENTS = Path(__file__).resolve().parents[2] / "provisioner" / "agents"
-NAMES = ("failover", "csr_approver", "etcd_backup")
+NAMES = ("failover", "csr_approver", "etcd_backup", "node_upgrade")
 ON_NODE = {name: f"/usr/local/lib/provision/{name}.py" for name in NAMES}
 
 

@@ -1,8 +1,9 @@
 """A `kubernetes.version` other than the running cluster's is refused before any plan.
 
 Fact: the version skew policy (kubernetes.io/releases/version-skew-policy) forbids kubelets
-newer than kube-apiserver; nodes made from a changed version would carry them. Upgrades are a
-separate command (issue 15), whose preflight `plan` shows.
+newer than kube-apiserver; nodes made from a changed version would carry them. The message
+names `provision plan` (the upgrade's preflight) and `provision upgrade`, which changes the
+version in place.
 """
 
 from __future__ import annotations
@@ -35,9 +36,8 @@ def test_a_changed_version_is_refused_naming_file_line_and_key(tmp_path: Path) -
     assert caught.value.exit_code == 2 and "\n" not in message
     assert message.startswith(f"{config}:{line}: kubernetes.version: the cluster runs "
                               "Kubernetes 1.36.2"), message
-    # The way forward: plan shows the upgrade's preflight; `provision upgrade` will do it.
     assert f"`provision plan {config}` shows the upgrade's preflight findings" in message
-    assert "`provision upgrade` (coming)" in message
+    assert f"`provision upgrade {config}` changes the running cluster's version" in message
 
 
 def test_the_running_version_passes(tmp_path: Path) -> None:

@@ -456,6 +456,8 @@ class FakeKubeAPI:
                         raise errors.unauthorized()
                     raise errors.forbidden(found.rt, verb, found.name, found.namespace, user,
                                            found.subresource)  # fmt: skip
+            if found:
+                _node_restriction(user, verb, found)
             injected = self._take_injection(verb, resource)
             response = injected or self.rest.handle(request, self._stopping)
         except ApiError as exc:
@@ -477,6 +479,22 @@ class FakeKubeAPI:
     # `list` is kept for callers of the first version; defined last so that the class
     # body's `list[...]` annotations still mean the builtin.
     list = objects
+
+
+def _node_restriction(user: str, verb: str, found: Target) -> None:
+    """A kubelet (``system:node:<name>``) may change its own Node only, as the NodeRestriction
+    admission plugin allows (kubernetes/kubernetes plugin/pkg/admission/noderestriction/
+    admission.go at commit 01467da76f71, ``admitNode``: "node %q is not allowed to modify
+    node %q"; annotations are not restricted there, labels and taints are, which no test
+    here changes as a kubelet)."""
+    if not user.startswith("system:node:") or found.rt.kind != "Node" or verb not in (
+            "update", "patch", "delete"):
+        return
+    node = user[len("system:node:"):]
+    if found.name != node:
+        raise ApiError(403, "Forbidden", f'nodes "{found.name}" is forbidden: node "{node}" '
+                       f'is not allowed to modify node "{found.name}"',
+                       {"name": found.name, "kind": "nodes"})
 
 
 class _Server(ThreadingHTTPServer):

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""provision's upgrade agent (every node; README "Upgrades" holds the contract).
+
+One pass (a timer, every 15 s): read our Node; for an `upgrade` request {id, version, step,
+kubelet} whose id has no `upgrade-result`: apt source of the target minor; unless step is
+"kubelet", kubeadm (unhold, install, hold) and `kubeadm upgrade apply -y v<version>` (step
+apply) or `kubeadm upgrade node` (step node); unless kubelet is false, kubelet and kubectl,
+daemon-reload, restart the kubelet; then write {id, ok, message, at}. The result goes to a
+local file first: a finished id is never run again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REQUEST = "provision.dev/upgrade"
+RESULT = "provision.dev/upgrade-result"
+AGENT = "provision.dev/upgrade-agent"
+CONTRACT = "1"
+VERSION = re.compile(r"\A\d+\.\d+\.\d+\Z")
+REPOSITORY = re.compile(r"(/core:/stable:/v)\d+\.\d+(/deb/)")
+APT = ("apt-get", "-o", "DPkg::Lock::Timeout=600", "-q")
+
+
+class Failed(RuntimeError):
+    pass
+
+
+def log(text: str) -> None:
+    print(f"provision-node-upgrade: {text}", file=sys.stderr, flush=True)
+
+
+def run(*command: str) -> str:
+    log(" ".join(command))
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=2400,
+                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise Failed(f"{command[0]} could not run: {e}") from e
+    if done.returncode:
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise Failed(f"{' '.join(command[:3])} failed (exit {done.returncode}): {tail}"[:600])
+    return done.stdout
+
+
+def install(packages: tuple[str, ...], version: str) -> None:
+    run("apt-mark", "unhold", *packages)
+    run(*APT, "install", "-y", *(f"{p}={version}" for p in packages))
+    run("apt-mark", "hold", *packages)
+
+
+def upgrade(version: str, step: str, kubelet: bool, sources: Path) -> str:
+    minor = version.rsplit(".", 1)[0]  # one package repository per minor
+    text = sources.read_text()
+    if not REPOSITORY.search(text):
+        raise Failed(f"{sources} names no Kubernetes package repository")
+    sources.write_text(REPOSITORY.sub(rf"\g<1>{minor}\g<2>", text))
+    run(*APT, "update")
+    # As bootstrap.sh's package_version: apt-cache madison's third column.
+    full = next((f[2] for f in map(str.split, run("apt-cache", "madison", "kubeadm")
+                                   .splitlines()) if len(f) > 2
+                 and f[2].startswith(version + "-")), None)
+    if full is None:
+        raise Failed(f"Kubernetes {version} is not in the package repository")
+    if step != "kubelet":
+        install(("kubeadm",), full)
+        run("kubeadm", "upgrade", *(("apply", "-y", f"v{version}") if step == "apply" else
+                                    ("node",)))
+    if kubelet:
+        install(("kubelet", "kubectl"), full)
+        run("systemctl", "daemon-reload")
+        run("systemctl", "restart", "kubelet")
+    return f"{step} done with {full}" + ("" if kubelet else " (kubelet unchanged)")
+
+
+def parse(text: object) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("id"), str) else None
+
+
+def kubectl(args: list[str], *more: str) -> str:
+    for attempt in range(5):  # the API server may be the one restarting
+        done = subprocess.run([*args, *more], capture_output=True, text=True, timeout=60)
+        if done.returncode == 0:
+            return done.stdout
+        log(done.stderr.strip())
+        time.sleep(2 * attempt)
+    raise RuntimeError(f"kubectl {more[0]} failed")
+
+
+def one_pass(base: list[str], node: str, state: Path, sources: Path) -> int:
+    notes = json.loads(kubectl(base, "get", "node", node, "-o", "json"))["metadata"].get(
+        "annotations") or {}
+
+    def annotate(key: str, value: str) -> None:
+        kubectl(base, "patch", "node", node, "--type", "merge",
+                "-p", json.dumps({"metadata": {"annotations": {key: value}}}))
+
+    if notes.get(AGENT) != CONTRACT:
+        annotate(AGENT, CONTRACT)
+    request, done = parse(notes.get(REQUEST)), parse(notes.get(RESULT))
+    if request is None or (done and done["id"] == request["id"]):
+        return 0
+    kept = parse(state.read_text()) if state.is_file() else None
+    if kept and kept["id"] == request["id"]:  # ran; the API did not take the result
+        annotate(RESULT, json.dumps(kept, sort_keys=True))
+        return 0
+    version, step = str(request.get("version")), str(request.get("step"))
+    kubelet = step == "kubelet" or request.get("kubelet") is not False
+    result: dict[str, Any] = {"id": request["id"], "ok": False}
+    if not VERSION.match(version) or step not in ("apply", "node", "kubelet"):
+        result["message"] = f"malformed request: version {version!r}, step {step!r}"
+    else:
+        try:
+            result |= {"ok": True, "message": upgrade(version, step, kubelet, sources)}
+        except (Failed, OSError) as e:
+            result["message"] = str(e)
+    result["at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.with_suffix(".partial").write_text(json.dumps(result))
+    state.with_suffix(".partial").replace(state)
+    annotate(RESULT, json.dumps(result, sort_keys=True))
+    log(f"{request['id']}: {result['message']}")
+    return 0 if result["ok"] else 1
+
+
+def main(argv: list[str]) -> int:
+    """``node_upgrade.py [KUBECTL [NODE]]``: one pass."""
+    config = next((p for p in ("/etc/kubernetes/admin.conf",) if Path(p).is_file()),
+                  "/etc/kubernetes/kubelet.conf")
+    base = [argv[0] if argv else "kubectl", "--kubeconfig",
+            os.environ.get("PROVISION_KUBECONFIG", config), "--request-timeout=30s"]
+    node = argv[1] if len(argv) > 1 else socket.gethostname().lower()
+    env = os.environ.get
+    try:
+        return one_pass(base, node,
+                        Path(env("PROVISION_UPGRADE_STATE", "/var/lib/provision/upgrade.json")),
+                        Path(env("PROVISION_KUBERNETES_LIST",
+                                 "/etc/apt/sources.list.d/kubernetes.list")))
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
+        log(str(e))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,248 @@
+"""The nodes' side of `provision upgrade` in the simulated world: our agents' contracts.
+
+Both agents are provision's own components, so what they do is their contract, not a
+third party's behaviour:
+
+* the upgrade agent (provisioner/agents/node_upgrade.py, its docstring and README
+  "Upgrades"): a Node annotated ``provision.dev/upgrade`` = {id, version, step, kubelet}
+  answers, after a simulated delay, with ``provision.dev/upgrade-result`` = {id, ok, message,
+  at}; an id is run once. Step "apply" or "node" on a control plane rewrites kubeadm's static
+  pods, so the kubelet recreates the mirror pods kube-apiserver-, kube-controller-manager-
+  and kube-scheduler-<node> with the target's image tag (kubeadm upgrade's static pod
+  manifests; the mirror pod's annotation ``kubernetes.io/config.mirror``); "apply" also
+  makes ``/version`` answer the target (the API server answering runs it). Unless
+  ``kubelet`` is false (and always for step "kubelet") the kubelet restarts on the target:
+  ``status.nodeInfo.kubeletVersion``. Each node also carries ``provision.dev/upgrade-agent``.
+* the backup agent (provisioner/agents/etcd_backup.py; the contract in README "Backups"):
+  ConfigMap kube-system/provision-etcd-backup with ``requested-at`` later than
+  ``last-snapshot-at`` gets, after a delay, ``last-snapshot-at`` (the instant it was taken,
+  never before the request), ``last-snapshot-key`` and ``last-snapshot-node``.
+
+Every version change goes to `timeline` (node, component, version, time) with the state the
+cluster started from, so a test can replay it and check the version skew policy at each
+entry. Kubeadm's control-plane static pods are made here too (the world's kubeadm plays only
+etcd's), with the version each control plane joined with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from provisioner.agents.node_upgrade import AGENT, CONTRACT, REQUEST, RESULT
+from tests.fakes.kubeapi import catalog
+from tests.fakes.kubeapi.server import FakeKubeAPI
+
+NODE = catalog.get("v1", "Node")
+POD = catalog.get("v1", "Pod")
+CONFIGMAP = catalog.get("v1", "ConfigMap")
+COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+RECORD = "provision-etcd-backup"
+CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One version change (or, with at=0, a starting version)."""
+
+    at: float  # time.time()
+    node: str
+    component: str  # kubelet, kube-apiserver, kube-controller-manager, kube-scheduler
+    version: str  # plain, e.g. 1.36.3
+
+
+@dataclass(frozen=True)
+class Ran:
+    """One request the agent ran."""
+
+    seen: float  # when the agent first saw it
+    done: float
+    node: str
+    id: str
+    step: str
+    kubelet: bool
+    ok: bool
+
+
+def _rfc3339(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class NodeAgents:
+    """Plays every node's upgrade agent and the control planes' backup agent."""
+
+    kube: FakeKubeAPI
+    # Real seconds a step takes (the simulated kubeadm, apt and kubelet restart).
+    delays: dict[str, float] = field(default_factory=lambda: {
+        "apply": 0.4, "node": 0.2, "kubelet": 0.15, "snapshot": 0.2})
+    failures: dict[str, str] = field(default_factory=dict)  # node -> its next result's message
+    timeline: list[Change] = field(default_factory=list)
+    ran: list[Ran] = field(default_factory=list)
+    snapshots: list[float] = field(default_factory=list)  # times taken (time.time())
+    errors: list[str] = field(default_factory=list)
+    _seen: dict[str, float] = field(default_factory=dict)
+    _asked: float | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> NodeAgents:
+        for node in self.kube.objects("v1", "Node"):
+            name = node["metadata"]["name"]
+            version = node["status"]["nodeInfo"]["kubeletVersion"].removeprefix("v")
+            self.timeline.append(Change(0.0, name, "kubelet", version))
+            if CONTROL_PLANE in node["metadata"].get("labels", {}):
+                for component in COMPONENTS:
+                    self._mirror(name, component, version)
+                    self.timeline.append(Change(0.0, name, component, version))
+        self.tick()  # every agent has announced itself once this returns
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="node-agents")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                self.tick()
+            except Exception as e:  # surfaced by the test
+                self.errors.append(f"{type(e).__name__}: {e}")
+
+    # --------------------------------------------------------------- the agents
+
+    def tick(self) -> None:
+        for node in self.kube.objects("v1", "Node"):
+            notes = node["metadata"].get("annotations") or {}
+            if notes.get(AGENT) != CONTRACT:
+                self._annotate(node["metadata"]["name"], {AGENT: CONTRACT})
+            request, result = _parse(notes.get(REQUEST)), _parse(notes.get(RESULT))
+            if request is None or (result is not None and result["id"] == request["id"]):
+                continue
+            seen = self._seen.setdefault(request["id"], time.time())
+            step = str(request.get("step"))
+            if time.time() - seen >= self.delays.get(step, 0.2):
+                self._run(node, request, seen)
+        self._backup()
+
+    def _run(self, node: dict[str, Any], request: dict[str, Any], seen: float) -> None:
+        name = node["metadata"]["name"]
+        version, step = str(request["version"]), str(request["step"])
+        kubelet = step == "kubelet" or request.get("kubelet") is not False
+        control_plane = CONTROL_PLANE in node["metadata"].get("labels", {})
+        failure = self.failures.pop(name, None)
+        if failure is None:
+            if step in ("apply", "node") and control_plane:
+                for component in COMPONENTS:
+                    self._mirror(name, component, version)
+                    self.timeline.append(Change(time.time(), name, component, version))
+                if step == "apply":
+                    self.kube.rest.git_version = f"v{version}"
+            if kubelet:
+                self._kubelet(name, version)
+                self.timeline.append(Change(time.time(), name, "kubelet", version))
+        message = failure or f"{step} done with {version}-1.1"
+        self._annotate(name, {RESULT: json.dumps({
+            "id": request["id"], "ok": failure is None, "message": message,
+            "at": _rfc3339(dt.datetime.now(dt.UTC))})})
+        self.ran.append(Ran(seen, time.time(), name, request["id"], step, kubelet,
+                            failure is None))
+
+    def _backup(self) -> None:
+        record = self.kube.get("v1", "ConfigMap", RECORD, "kube-system")
+        if record is None:
+            return
+        data = record.get("data") or {}
+        asked, last = data.get("requested-at"), data.get("last-snapshot-at")
+        if not asked or (last and last >= asked):
+            self._asked = None
+            return
+        if self._asked is None:
+            self._asked = time.time()
+            return
+        if time.time() - self._asked < self.delays["snapshot"]:
+            return
+        taken = max(dt.datetime.now(dt.UTC), dt.datetime.fromisoformat(
+            asked.replace("Z", "+00:00")))
+        node = sorted(n["metadata"]["name"] for n in self.kube.objects("v1", "Node")
+                      if CONTROL_PLANE in n["metadata"].get("labels", {}))[0]
+        stamp = taken.strftime("%Y%m%dT%H%M%SZ")
+        new = json.loads(json.dumps(record))
+        new["data"] = {**data, "last-snapshot-at": _rfc3339(taken),
+                       "last-snapshot-key": f"prod/hourly/{stamp}-{node}.pbk",
+                       "last-snapshot-node": node}
+        self.kube.registry.commit(CONFIGMAP, record, new, "etcd-backup")
+        self.snapshots.append(time.time())
+        self._asked = None
+
+    # ----------------------------------------------------------------- helpers
+
+    def _annotate(self, name: str, values: dict[str, str]) -> None:
+        with self.kube.store.lock:
+            old = self.kube.registry.get(NODE, "", name)
+            new = json.loads(json.dumps(old))
+            new["metadata"].setdefault("annotations", {}).update(values)
+            self.kube.registry.commit(NODE, old, new, "node-upgrade")
+
+    def _kubelet(self, name: str, version: str) -> None:
+        with self.kube.store.lock:
+            old = self.kube.registry.get(NODE, "", name)
+            new = json.loads(json.dumps(old))
+            new["status"]["nodeInfo"]["kubeletVersion"] = f"v{version}"
+            new["status"]["nodeInfo"]["kubeProxyVersion"] = f"v{version}"
+            self.kube.registry.commit(NODE, old, new, "kubelet", subresource="status")
+
+    def _mirror(self, node: str, component: str, version: str) -> None:
+        """The kubelet's mirror of kubeadm's static pod: a changed manifest is a new pod."""
+        name = f"{component}-{node}"
+        if self.kube.get("v1", "Pod", name, "kube-system") is not None:
+            self.kube.registry.delete(POD, "kube-system", name)
+        self.kube.registry.create(POD, "kube-system", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "kube-system",
+                         "labels": {"component": component, "tier": "control-plane"},
+                         "annotations": {"kubernetes.io/config.mirror": "mirror",
+                                         "kubernetes.io/config.source": "file"}},
+            "spec": {"nodeName": node, "hostNetwork": True,
+                     "priorityClassName": "system-node-critical",
+                     "tolerations": [{"operator": "Exists", "effect": "NoExecute"}],
+                     "containers": [{"name": component,
+                                     "image": f"registry.k8s.io/{component}:v{version}"}]}},
+            "kubelet")
+
+
+def _parse(text: object) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("id"), str) else None
+
+
+def skew_violations(timeline: list[Change]) -> list[str]:
+    """Replayed in order: each moment a kubelet is newer than some API server."""
+    def key(version: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in version.split("."))
+
+    kubelets: dict[str, str] = {}
+    apiservers: dict[str, str] = {}
+    found = []
+    for change in sorted(timeline, key=lambda c: c.at):
+        if change.component == "kubelet":
+            kubelets[change.node] = change.version
+        elif change.component == "kube-apiserver":
+            apiservers[change.node] = change.version
+        if not kubelets or not apiservers:
+            continue
+        newest = max(kubelets.values(), key=key)
+        oldest = min(apiservers.values(), key=key)
+        if key(newest) > key(oldest):
+            found.append(f"after {change}: a kubelet at {newest}, an API server at {oldest}")
+    return found
