@@ -353,6 +353,6 @@ def format_preflight(result: Preflight) -> str:
             lines.append(f"    ... and {len(finding.objects) - 20} more")
     verdict = (f"{len(result.blocking)} blocking finding(s): fix them before upgrading"
                if result.blocking else "nothing blocks the upgrade")
-    lines.append(f"  {verdict}; `provision up` does not change the version: upgrades are "
-                 "`provision upgrade`'s (coming)")
+    lines.append(f"  {verdict}; `provision up` does not change the version: "
+                 "`provision upgrade` does")
     return "\n".join(lines)

@@ -29,6 +29,7 @@ from provisioner.pipeline import rolling
 from provisioner.upgrade import orchestrate, seams
 from tests.e2e.world import World, world
 from tests.fakes.kubeapi.server import FakeKubeAPI
+from tests.fakes.s3 import fake_s3
 from tests.support import clock
 from tests.support.upgrades import NodeAgents, skew_violations
 
@@ -38,7 +39,13 @@ OLD, NEW = "1.35.8", "1.36.3"
 
 
 def set_version(w: World, version: str) -> None:
-    w.sim.write_config(edit=lambda d: d["kubernetes"].update(version=version))
+    """The production example at ``version``, with its backups in the fake Spaces bucket (an
+    upgrade takes a snapshot first: README "Upgrades")."""
+    w.sim.write_config({"backups": BACKUPS[w.sim.config]} if w.sim.config in BACKUPS else None,
+                       edit=lambda d: d["kubernetes"].update(version=version))
+
+
+BACKUPS: dict[Path, dict[str, str]] = {}
 
 
 def upgrade(w: World, *extra: str) -> Any:
@@ -59,18 +66,23 @@ def running_at_old(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                    ) -> Iterator[tuple[World, FakeKubeAPI]]:
     clock.pin(monkeypatch, clock.OUTSIDE_WINDOWS)
     quick(monkeypatch)
-    with world(tmp_path) as w:
-        set_version(w, OLD)
-        made = w.provision("up", str(w.sim.config), "--yes", "--override-window", "--reason",
-                           "e2e")
-        assert made.code == 0, made.stderr
-        kube = w.boot.kube
-        assert kube is not None
-        # `up` of an environment with `backups` makes the backup agent's record (contract).
-        kube.create({"apiVersion": "v1", "kind": "ConfigMap",
-                     "metadata": {"name": "provision-etcd-backup", "namespace": "kube-system"}})
-        yield w, kube
-        assert w.boot.error is None
+    with world(tmp_path) as w, fake_s3() as s3:
+        BACKUPS[w.sim.config] = {"bucket": s3.bucket, "region": "fra1", "endpoint": s3.endpoint}
+        w.sim.env.update(SPACES_ACCESS_KEY_ID=s3.access_key,
+                         SPACES_SECRET_ACCESS_KEY=s3.secret_key)
+        try:
+            set_version(w, OLD)
+            made = w.provision("up", str(w.sim.config), "--yes", "--override-window",
+                               "--reason", "e2e")
+            assert made.code == 0, made.stderr
+            kube = w.boot.kube
+            assert kube is not None
+            # `up` of an environment with `backups` made the backup agents' record.
+            assert kube.get("v1", "ConfigMap", "provision-etcd-backup", "kube-system")
+            yield w, kube
+            assert w.boot.error is None
+        finally:
+            BACKUPS.pop(w.sim.config, None)
 
 
 def requests_at(kube: FakeKubeAPI) -> list[tuple[float, str]]:
@@ -141,8 +153,8 @@ def run_production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str,
         set_version(w, "1.37.1")
         skipping = upgrade(w)
         assert skipping.code == 2, skipping.stderr
-        assert "one minor at a time: the cluster runs 1.35.8; upgrade to 1.36.x first" \
-            in skipping.stderr
+        assert ("1.37.1 is 2 minors above the API server's 1.35.8: kubeadm upgrades one "
+                "minor at a time") in skipping.stderr
         set_version(w, NEW)
         closed = w.provision("upgrade", str(w.sim.config), "--yes")
         assert closed.code == 3, closed.stderr

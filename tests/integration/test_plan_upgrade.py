@@ -83,5 +83,6 @@ def test_plan_shows_the_upgrade_preflight_and_up_refuses_the_version(tmp_path: P
             assert refused.code == 2
             assert "kubernetes.version: the cluster runs Kubernetes 1.36.2" in refused.stderr
             assert "shows the upgrade's preflight findings" in refused.stderr
-            assert "`provision upgrade` (coming)" in refused.stderr
+            assert "`provision upgrade " in refused.stderr
+            assert "changes the running cluster's version in place" in refused.stderr
             assert "Traceback" not in refused.stderr

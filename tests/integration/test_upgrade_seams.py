@@ -1,13 +1,15 @@
 """The upgrade's default seams and refusals against the fake API server (no world needed).
 
-The snapshot seam speaks the backup agent's record (ConfigMap kube-system/
-provision-etcd-backup, README "Backups"): ``requested-at`` written by provision,
+The snapshot seam is `provision backup`'s request and wait (provisioner/pipeline/backup_now.py)
+through the backup agents' record (ConfigMap kube-system/provision-etcd-backup, README "Etcd
+backups"): ``requested-at`` written by provision,
 ``last-snapshot-at`` / ``last-error-at`` by the agent, here played by a thread after that
 contract. The release check asks the package index stand-in (tests/support/k8s_packages.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -86,14 +88,27 @@ def record(kube: FakeKubeAPI, **data: str) -> None:
                  "metadata": {"name": "provision-etcd-backup", "namespace": "kube-system"}})
 
 
-def test_no_backup_agent_refuses_before_any_change(cluster: tuple[FakeKubeAPI, Any],
-                                                   tmp_path: Path) -> None:
+def test_no_backup_record_refuses_before_any_change(cluster: tuple[FakeKubeAPI, Any],
+                                                    tmp_path: Path) -> None:
     _, api = cluster
     with pytest.raises(UsageError) as caught:
-        seams.request_snapshot(environment(tmp_path, "1.36.3"), api, lambda _: None)
-    assert "has no backup agent (ConfigMap kube-system/provision-etcd-backup is missing)" \
+        seams.snapshot_first(environment(tmp_path, "1.36.3"), api, lambda _: None)
+    assert "has no backup record (ConfigMap kube-system/provision-etcd-backup)" \
         in str(caught.value)
+    assert "nothing was changed" in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_no_backups_section_refuses_before_asking_the_cluster(
+        cluster: tuple[FakeKubeAPI, Any], tmp_path: Path) -> None:
+    kube, api = cluster
+    record(kube)
+    env = dataclasses.replace(environment(tmp_path, "1.36.3"), backups=None)
+    with pytest.raises(UsageError) as caught:
+        seams.snapshot_first(env, api, lambda _: None)
+    assert "has no `backups:` section" in str(caught.value)
+    stored = kube.get("v1", "ConfigMap", "provision-etcd-backup", "kube-system")
+    assert stored is not None and "requested-at" not in (stored.get("data") or {})
 
 
 def test_a_stored_snapshot_is_waited_for_and_named(cluster: tuple[FakeKubeAPI, Any],
@@ -103,7 +118,7 @@ def test_a_stored_snapshot_is_waited_for_and_named(cluster: tuple[FakeKubeAPI, A
     later = clock.OUTSIDE_WINDOWS + dt.timedelta(seconds=20)
     answer_backup(kube, {"last-snapshot-at": later.strftime("%Y-%m-%dT%H:%M:%SZ"),
                          "last-snapshot-key": "prod/hourly/20260307T030020Z-prod-cp-1.pbk"})
-    key = seams.request_snapshot(environment(tmp_path, "1.36.3"), api, lambda _: None)
+    key = seams.snapshot_first(environment(tmp_path, "1.36.3"), api, lambda _: None)
     assert key == "prod/hourly/20260307T030020Z-prod-cp-1.pbk"
     stored = kube.get("v1", "ConfigMap", "provision-etcd-backup", "kube-system")
     assert stored is not None and stored["data"]["requested-at"] == "2026-03-07T03:00:00Z"
@@ -116,7 +131,7 @@ def test_a_failed_snapshot_stops_the_upgrade(cluster: tuple[FakeKubeAPI, Any],
     answer_backup(kube, {"last-error": "etcdctl snapshot save: context deadline exceeded",
                          "last-error-at": "2026-03-07T03:00:05Z"})
     with pytest.raises(seams.SnapshotFailed) as caught:
-        seams.request_snapshot(environment(tmp_path, "1.36.3"), api, lambda _: None)
+        seams.snapshot_first(environment(tmp_path, "1.36.3"), api, lambda _: None)
     assert "context deadline exceeded" in str(caught.value)
     assert caught.value.exit_code == 1
 
@@ -125,10 +140,10 @@ def test_the_preflight_names_nodes_not_ready_and_a_missing_release(
         cluster: tuple[FakeKubeAPI, Any], tmp_path: Path) -> None:
     kube, api = cluster
     kube.set_node_ready("prod-general-1-abcde", False)
-    gate = seams.basic_preflight(environment(tmp_path, "1.36.9"), api, clock.pinned())
+    gate = seams.preflight_gate(environment(tmp_path, "1.36.9"), api, clock.pinned())
     assert gate.current == "1.35.8" and gate.target == "1.36.9"
-    assert "node prod-general-1-abcde is not Ready" in gate.blocking
-    assert any("1.36.9" in b and "kubernetes.version" in b for b in gate.blocking), gate
+    assert any(b.startswith("node prod-general-1-abcde is not Ready") for b in gate.blocking)
+    assert any("1.36.9 does not exist" in b for b in gate.blocking), gate
 
 
 def test_an_unanswered_request_for_another_version_refuses(

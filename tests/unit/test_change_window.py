@@ -1,9 +1,9 @@
 """One freeze calendar (pipeline/change_window.py): the windows and freezes of
 ``deploy_policy:`` govern each kind of change its ``applies_to:`` lists.
 
-`provision upgrade` (next session) calls :func:`check_window` with ``"upgrades"``; `deploy`
-and `up` with ``"apps"``, `up` and `destroy` with ``"infrastructure"``. The whole commands are
-driven in tests/integration/test_change_window.py.
+`provision upgrade` (provisioner/upgrade/seams.py) calls :func:`check_window` with
+``"upgrades"``; `deploy` and `up` with ``"apps"``, `up` and `destroy` with
+``"infrastructure"``. The whole commands are driven in tests/integration/test_change_window.py.
 """
 
 from __future__ import annotations
