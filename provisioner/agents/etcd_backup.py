@@ -52,6 +52,7 @@ PKI_FILES = ("ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.crt",
 CONTAINER_PKI = "/etc/kubernetes/pki/etcd"
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 CHUNK = 1 << 20
+CLOCK_TOLERANCE = 300  # seconds a recorded time may be ahead of this clock before it is wrong
 
 
 @dataclass(frozen=True)
@@ -177,13 +178,21 @@ def parse_time(text: str | None) -> dt.datetime | None:
 
 
 def due(record: dict[str, str], now: dt.datetime, every: int) -> str | None:
-    """Why a snapshot is due now, or None."""
+    """Why a snapshot is due now, or None.
+
+    A request is answered once, by its value (``answered-request``), never by comparing the
+    operator's clock with this node's: a request stamped ahead of this clock would otherwise
+    stay "newer" for every snapshot and take one each minute until the clocks meet. A last
+    snapshot stamped ahead of this clock (a node's clock was wrong when it took it) would
+    likewise stop the schedule until then, so it counts as due."""
     last = parse_time(record.get("last-snapshot-at"))
-    requested = parse_time(record.get("requested-at"))
+    requested = record.get("requested-at")
     if last is None:
         return "no snapshot recorded yet"
-    if requested is not None and requested > last:
-        return f"requested at {record['requested-at']}"
+    if requested and requested != record.get("answered-request"):
+        return f"requested at {requested}"
+    if (last - now).total_seconds() > CLOCK_TOLERANCE:
+        return f"the last snapshot is stamped {record['last-snapshot-at']}, ahead of this clock"
     if (now - last).total_seconds() >= every:
         return f"last snapshot at {record['last-snapshot-at']}"
     return None
@@ -444,6 +453,8 @@ def run_pass(settings: Settings, now: dt.datetime) -> int:
         return 0
     log(f"taking a snapshot: {reason}")
     daily = settings.keep_daily > 0 and record.get("last-daily-day") != now.strftime("%Y-%m-%d")
+    # The request this pass answers (or fails), echoed back by value for `provision backup`.
+    request = record.get("requested-at") or None
     changes: dict[str, str | None] = {}
     try:
         try:
@@ -465,9 +476,10 @@ def run_pass(settings: Settings, now: dt.datetime) -> int:
         log(f"snapshot failed: {message}")
         # an uploaded snapshot is recorded even when pruning failed after it
         patch_record(settings, {**changes, "last-error": message[:1000],
-                                "last-error-at": now.strftime(STAMP)})
+                                "last-error-at": now.strftime(STAMP), "failed-request": request})
         return 1
-    patch_record(settings, {**changes, "last-error": None, "last-error-at": None})
+    patch_record(settings, {**changes, "last-error": None, "last-error-at": None,
+                            "answered-request": request, "failed-request": None})
     return 0
 
 

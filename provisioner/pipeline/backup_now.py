@@ -2,9 +2,11 @@
 
 Taking one is the agents' job (provisioner/agents/etcd_backup.py); provision writes
 ``requested-at`` into their record (kube-system/provision-etcd-backup) and waits until the
-record says the snapshot was stored (``last-snapshot-at`` at or after the request) or that
-the pass failed (``last-error-at`` at or after it). The agents' timer asks every minute
-whether a snapshot is due, so a request is seen within about a minute.
+agent echoes that value back: ``answered-request`` with the stored snapshot, or
+``failed-request`` with the error. Answers are matched by value, never by comparing this
+machine's clock with the node's (a slow clock here would take an older snapshot for the
+answer; a fast one would make the agent snapshot every minute). The agents' timer asks every
+minute whether a snapshot is due, so a request is seen within about a minute.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any
 from provisioner import clock
 from provisioner.config.model import Backups, Environment
 from provisioner.errors import ProvisionError, UsageError
-from provisioner.node_facts import parse_instant
 
 DEFAULT_TIMEOUT = 600.0
 POLL_SECONDS = 2.0
@@ -55,22 +56,23 @@ def configured(env: Environment, config: Path) -> Backups:
     if env.backups is None:
         raise UsageError(f"{config}: no `backups:` section, so no node takes snapshots: add "
                          "one (e.g. backups: {bucket: acme-etcd-backups}) and run "
-                         "`provision up` (README: Backups)")
+                         "`provision up` (README: Etcd backups)")
     return env.backups
 
 
-def judge(record: dict[str, str], requested: dt.datetime, requested_text: str
-          ) -> Taken | None:
-    """The snapshot answering the request, None while there is none; raise on a failure."""
-    snapshot_at = parse_instant(record.get("last-snapshot-at"))
-    if snapshot_at is not None and snapshot_at >= requested:
+def judge(record: dict[str, str], requested_text: str) -> Taken | None:
+    """The snapshot answering the request, None while there is none; raise on a failure.
+
+    A later request that replaced ours (another `provision backup`) was written after ours,
+    so its answer, a snapshot taken after the agent read it, answers ours too."""
+    ours = {requested_text, record.get("requested-at") or requested_text}
+    if record.get("answered-request") in ours and record.get("last-snapshot-at"):
         size = record.get("last-snapshot-bytes", "")
         return Taken(record.get("last-snapshot-key", ""), record.get("last-snapshot-node", ""),
                      int(size) if size.isdigit() else None, record["last-snapshot-at"],
                      requested_text)
-    error_at = parse_instant(record.get("last-error-at"))
-    if error_at is not None and error_at >= requested:
-        raise BackupFailed(f"the snapshot failed at {record['last-error-at']}: "
+    if record.get("failed-request") in ours:
+        raise BackupFailed(f"the snapshot failed at {record.get('last-error-at') or '?'}: "
                            f"{record.get('last-error') or 'no reason recorded'} (the agent's "
                            "log: journalctl -u provision-etcd-backup on the etcd leader)")
     return None
@@ -98,7 +100,7 @@ def take(api: Any, report: Report, timeout: float = DEFAULT_TIMEOUT,
             if time.monotonic() >= deadline:
                 raise ProvisionError(f"cannot read the backup record: {e}") from e
             record = {}
-        taken = judge(record, requested, text)
+        taken = judge(record, text)
         if taken is not None:
             return taken
         if time.monotonic() >= deadline:

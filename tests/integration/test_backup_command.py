@@ -1,7 +1,7 @@
 """`provision backup CONFIG` and `--list`: the real CLI, a fake API server, a fake S3.
 
 The wait is tested against our own contract with the node agent (the shared contract of
-issue 15, README "Backups"): `provision backup` writes ``requested-at`` into the ConfigMap
+issue 15, README "Etcd backups"): `provision backup` writes ``requested-at`` into the ConfigMap
 kube-system/provision-etcd-backup, and the etcd leader's agent answers by writing
 ``last-snapshot-at`` (and ``-key``, ``-node``, ``-bytes``) or ``last-error``/``-at``. Here a
 thread plays the agent's side of that contract over HTTP, with a JSON merge patch as
@@ -84,7 +84,10 @@ def _agent(kube: FakeKubeAPI, answer: dict[str, Any], delay: float = 1.0) -> thr
                                                                                     "+00:00"))
         threading.Event().wait(delay)
         later = (requested + dt.timedelta(seconds=41)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        _agent_writes(kube, {k: (later if v == "LATER" else v) for k, v in answer.items()})
+        # The agent echoes the request it served (or failed) by value.
+        echo = "failed-request" if "last-error" in answer else "answered-request"
+        _agent_writes(kube, {echo: _record(kube)["requested-at"],
+                             **{k: (later if v == "LATER" else v) for k, v in answer.items()}})
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

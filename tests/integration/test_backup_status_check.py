@@ -2,7 +2,7 @@
 and (from the file alone) an environment without backups.
 
 The record is the agents' ConfigMap kube-system/provision-etcd-backup (the shared contract
-of issue 15, README "Backups"), written here as the agent writes it; the fake API server
+of issue 15, README "Etcd backups"), written here as the agent writes it; the fake API server
 serves it over real HTTP. The clock is pinned (tests/support/clock.py), so ages and
 staleness are the same any day: stale means older than 2 x `every` + 5 minutes.
 """

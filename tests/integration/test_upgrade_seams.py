@@ -73,7 +73,9 @@ def answer_backup(kube: FakeKubeAPI, values: dict[str, str]) -> threading.Thread
             record = kube.get("v1", "ConfigMap", "provision-etcd-backup", "kube-system")
             if record and (record.get("data") or {}).get("requested-at"):
                 new = json.loads(json.dumps(record))
-                new["data"].update(values)
+                # The agent echoes the request it served (or failed) by value.
+                echo = "failed-request" if "last-error" in values else "answered-request"
+                new["data"].update({echo: record["data"]["requested-at"], **values})
                 kube.registry.commit(CONFIGMAP, record, new, "etcd-backup")
                 return
             time.sleep(0.02)

@@ -13,10 +13,11 @@ third party's behaviour:
   makes ``/version`` answer the target (the API server answering runs it). Unless
   ``kubelet`` is false (and always for step "kubelet") the kubelet restarts on the target:
   ``status.nodeInfo.kubeletVersion``. Each node also carries ``provision.dev/upgrade-agent``.
-* the backup agent (provisioner/agents/etcd_backup.py; the contract in README "Backups"):
-  ConfigMap kube-system/provision-etcd-backup with ``requested-at`` later than
-  ``last-snapshot-at`` gets, after a delay, ``last-snapshot-at`` (the instant it was taken,
-  never before the request), ``last-snapshot-key`` and ``last-snapshot-node``.
+* the backup agent (provisioner/agents/etcd_backup.py ``due`` and ``run_pass``; README "Etcd
+  backups"): ConfigMap kube-system/provision-etcd-backup whose ``requested-at`` differs from
+  its ``answered-request`` gets, after a delay, ``last-snapshot-at`` (the node's clock when
+  it was taken), ``last-snapshot-key``, ``last-snapshot-node`` and ``answered-request`` (the
+  request's value, echoed).
 
 Every version change goes to `timeline` (node, component, version, time) with the state the
 cluster started from, so a test can replay it and check the version skew policy at each
@@ -160,8 +161,8 @@ class NodeAgents:
         if record is None:
             return
         data = record.get("data") or {}
-        asked, last = data.get("requested-at"), data.get("last-snapshot-at")
-        if not asked or (last and last >= asked):
+        asked = data.get("requested-at")
+        if not asked or asked == data.get("answered-request"):
             self._asked = None
             return
         if self._asked is None:
@@ -169,13 +170,12 @@ class NodeAgents:
             return
         if time.time() - self._asked < self.delays["snapshot"]:
             return
-        taken = max(dt.datetime.now(dt.UTC), dt.datetime.fromisoformat(
-            asked.replace("Z", "+00:00")))
+        taken = dt.datetime.now(dt.UTC)  # the node's clock, whatever the operator's says
         node = sorted(n["metadata"]["name"] for n in self.kube.objects("v1", "Node")
                       if CONTROL_PLANE in n["metadata"].get("labels", {}))[0]
         stamp = taken.strftime("%Y%m%dT%H%M%SZ")
         new = json.loads(json.dumps(record))
-        new["data"] = {**data, "last-snapshot-at": _rfc3339(taken),
+        new["data"] = {**data, "last-snapshot-at": _rfc3339(taken), "answered-request": asked,
                        "last-snapshot-key": f"prod/hourly/{stamp}-{node}.pbk",
                        "last-snapshot-node": node}
         self.kube.registry.commit(CONFIGMAP, record, new, "etcd-backup")
