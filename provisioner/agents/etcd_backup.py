@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
@@ -52,6 +53,13 @@ PKI_FILES = ("ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.crt",
 CONTAINER_PKI = "/etc/kubernetes/pki/etcd"
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 CHUNK = 1 << 20
+UTC = dt.timezone.utc  # noqa: UP017 (dt.UTC is Python 3.11+; Ubuntu 22.04 has 3.10)
+# crictl's default endpoints are deprecated (kubernetes-sigs/cri-tools docs/crictl.md): name
+# the one kubeadm's kubelet uses (cmd/kubeadm/app/constants/constants_unix.go DefaultCRISocket)
+CRICTL = ("crictl", "--runtime-endpoint", "unix:///var/run/containerd/containerd.sock")
+ANNOUNCE = "provision.dev/etcd-backup-agent"  # on this node's Node: the agent runs here
+CLUSTER_SETTINGS = ("environment", "endpoint", "region", "bucket", "prefix", "every_seconds",
+                    "keep_hourly", "keep_daily")
 CLOCK_TOLERANCE = 300  # seconds a recorded time may be ahead of this clock before it is wrong
 
 
@@ -94,7 +102,7 @@ def log(message: str) -> None:
     syslog.syslog(syslog.LOG_INFO, message)
     if _log_file:
         with open(os.open(_log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a") as f:
-            f.write(f"{dt.datetime.now(dt.UTC).strftime(STAMP)} {message}\n")
+            f.write(f"{dt.datetime.now(UTC).strftime(STAMP)} {message}\n")
 
 
 def _run(argv: list[str], what: str, stdin: bytes | None = None,
@@ -152,11 +160,11 @@ def etcdctl_command() -> list[str]:
     if override:
         return shlex.split(override)
     # --name: a regular expression (kubernetes-sigs/cri-tools cmd/crictl/container.go)
-    ids = _run(["crictl", "ps", "--name", "^etcd$", "--state", "running", "-q"],
+    ids = _run([*CRICTL, "ps", "--name", "^etcd$", "--state", "running", "-q"],
                "finding the etcd container", timeout=60).decode().split()
     if not ids:
         raise Failed("no running etcd container on this node")
-    return ["crictl", "exec", ids[0], "etcdctl", "--endpoints", "https://127.0.0.1:2379",
+    return [*CRICTL, "exec", ids[0], "etcdctl", "--endpoints", "https://127.0.0.1:2379",
             "--cacert", f"{CONTAINER_PKI}/ca.crt",
             "--cert", f"{CONTAINER_PKI}/healthcheck-client.crt",
             "--key", f"{CONTAINER_PKI}/healthcheck-client.key"]
@@ -172,7 +180,7 @@ def is_leader(etcdctl: list[str]) -> bool:
 
 def parse_time(text: str | None) -> dt.datetime | None:
     try:
-        return dt.datetime.strptime(text or "", STAMP).replace(tzinfo=dt.UTC)
+        return dt.datetime.strptime(text or "", STAMP).replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -228,7 +236,7 @@ def pack(snapshot_db: Path, meta: dict[str, Any], pki: Path, out: Path) -> None:
         tar.add(snapshot_db, "snapshot.db", filter=owned_by_root)
         raw = json.dumps(meta, indent=1).encode()
         info = owned_by_root(tarfile.TarInfo("meta.json"))
-        info.size, info.mtime = len(raw), int(dt.datetime.now(dt.UTC).timestamp())
+        info.size, info.mtime = len(raw), int(dt.datetime.now(UTC).timestamp())
         tar.addfile(info, io.BytesIO(raw))
         for name in PKI_FILES:
             tar.add(pki / name, f"pki/{name}", filter=owned_by_root)
@@ -344,7 +352,7 @@ def object_url(bucket: Bucket, key: str = "", query: dict[str, str] | None = Non
 
 def s3(bucket: Bucket, method: str, url: str, body: Path | None = None) -> bytes:
     payload = file_sha256(body) if body else hashlib.sha256(b"").hexdigest()
-    headers = sign(bucket, method, url, payload, dt.datetime.now(dt.UTC))  # the real time
+    headers = sign(bucket, method, url, payload, dt.datetime.now(UTC))  # the real time
     del headers["host"]  # urllib sends the same
     handle: BinaryIO | None = body.open("rb") if body else None
     if body:
@@ -438,16 +446,51 @@ def take(settings: Settings, bucket: Bucket, recipient: bytes, etcdctl: list[str
         shutil.rmtree(work, ignore_errors=True)
 
 
+def announce(settings: Settings) -> None:
+    """Mark this node's Node as running the agent (what `provision backup` and `upgrade`
+    look for: nodes made before backups were set have none). Best effort."""
+    node = settings.node_name or socket.gethostname()
+    done = kubectl(settings, "get", "node", node, "-o",
+                   "jsonpath={.metadata.annotations.provision\\.dev/etcd-backup-agent}")
+    if done.returncode == 0 and done.stdout.strip() == "1":
+        return
+    marked = kubectl(settings, "annotate", "node", node, "--overwrite", f"{ANNOUNCE}=1")
+    if marked.returncode != 0:
+        log(f"could not annotate Node {node}: {marked.stderr.strip()[-300:]}")
+
+
+def cluster_settings(settings: Settings, secret: dict[str, Any]) -> Settings:
+    """The schedule, bucket and retention `up` last applied (``settings.json`` in the Secret)
+    over the ones cloud-init wrote at boot, so a changed ``backups:`` reaches running nodes."""
+    raw = (secret.get("data") or {}).get("settings.json")
+    if not raw:
+        return settings
+    try:
+        given = json.loads(base64.b64decode(raw))
+        changes = {k: given[k] for k in CLUSTER_SETTINGS if k in given}
+        return dataclasses.replace(settings, **changes)
+    except (ValueError, TypeError) as e:
+        raise Failed(f"Secret {SECRET[0]}/{SECRET[1]} has unusable settings.json: "
+                     f"{type(e).__name__} {e}") from None
+
+
 def run_pass(settings: Settings, now: dt.datetime) -> int:
     """One pass; the exit code (0: done, not leader, not due or not configured)."""
     secret = read_object(settings, "secret", SECRET)
     if secret is None:
         log(f"no Secret {SECRET[0]}/{SECRET[1]} yet: nothing to do")
         return 0
+    announce(settings)
     etcdctl = etcdctl_command()
     if not is_leader(etcdctl):  # the followers stay quiet: no last-error from them
         return 0
     record = (read_object(settings, "configmap", RECORD) or {}).get("data") or {}
+    try:
+        settings = cluster_settings(settings, secret)
+    except Failed as e:
+        log(str(e))
+        patch_record(settings, {"last-error": str(e), "last-error-at": now.strftime(STAMP)})
+        return 1
     reason = due(record, now, settings.every_seconds)
     if reason is None:
         return 0
@@ -510,7 +553,7 @@ def main(argv: list[str]) -> int:
             if not mine:
                 log("another pass is still running")
                 return 0
-            return run_pass(settings, dt.datetime.now(dt.UTC))
+            return run_pass(settings, dt.datetime.now(UTC))
     except Exception as e:
         log(f"pass failed: {type(e).__name__}: {e}")
         return 1

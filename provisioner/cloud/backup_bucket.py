@@ -8,6 +8,8 @@ exported (SPACES_ACCESS_KEY_ID / SPACES_SECRET_ACCESS_KEY, or AWS_*), as for rem
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +30,31 @@ class Snapshot:
     modified: dt.datetime
 
 
+AGENT_KEY = ("PROVISION_BACKUP_ACCESS_KEY_ID", "PROVISION_BACKUP_SECRET_ACCESS_KEY")
+
+
 def credentials() -> tuple[str, str]:
-    """The Spaces key pair the agents get (and provision lists the bucket with)."""
+    """The Spaces key pair provision checks and lists the bucket with (the operator's)."""
     from provisioner.cloud.spaces import credentials as spaces_credentials
 
     return spaces_credentials(PURPOSE)
+
+
+def agent_credentials(warn: Callable[[str], None]) -> tuple[str, str]:
+    """The Spaces key the control-plane nodes get: a key of its own when exported (a
+    DigitalOcean Spaces key limited to the backup bucket), else the operator's, with a
+    warning: that key can also reach the Terraform state and delete every snapshot, from any
+    node or anyone who can read Secrets in kube-system."""
+    access, secret = (os.environ.get(name, "").strip() for name in AGENT_KEY)
+    if access and secret:
+        return access, secret
+    if access or secret:
+        raise UsageError(f"export both {AGENT_KEY[0]} and {AGENT_KEY[1]} (the Spaces key the "
+                         "control-plane nodes upload snapshots with), or neither")
+    warn(f"warning: the control-plane nodes get the Spaces key you exported for backups; "
+         f"give them a key limited to the backup bucket: export {AGENT_KEY[0]} and "
+         f"{AGENT_KEY[1]} (README: Etcd backups)")
+    return credentials()
 
 
 @dataclass

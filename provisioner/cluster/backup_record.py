@@ -1,9 +1,10 @@
 """The cluster side of etcd backups: the agents' Secret and their record (kube-system).
 
-Shared contract of issue 15 (README, "Backups"):
+Shared contract of issue 15 (README, "Etcd backups"):
 
 * Secret ``kube-system/provision-backup``: ``access-key-id``, ``secret-access-key`` (the
-  Spaces key) and ``recipient.pem`` (the public key snapshots are encrypted to). `up`
+  Spaces key), ``recipient.pem`` (the public key snapshots are encrypted to) and
+  ``settings.json`` (the schedule, bucket and retention of the file's ``backups:``). `up`
   applies it (server-side apply, field manager ``provision``); the agents read it.
 * ConfigMap ``kube-system/provision-etcd-backup``: the record. `up` creates it empty when
   absent and never writes the agents' keys; `provision backup` writes ``requested-at``; the
@@ -26,12 +27,20 @@ LABELS = {"app.kubernetes.io/managed-by": "provision"}
 _RECORD_PATH = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
 
 
-def store_access(api: Any, access_key: str, secret_key: str, recipient_pem: bytes) -> None:
-    """Apply the agents' Secret (declaratively: a changed key or recipient replaces it)."""
+def store_access(api: Any, access_key: str, secret_key: str, recipient_pem: bytes,
+                 settings: dict[str, object] | None = None) -> None:
+    """Apply the agents' Secret (declaratively: a changed key or recipient replaces it).
+
+    ``settings.json`` carries the file's schedule, bucket and retention: the agents read it
+    over the copy cloud-init wrote at boot, so a changed ``backups:`` reaches running nodes
+    (their user-data is never applied again)."""
+    data = {"access-key-id": access_key, "secret-access-key": secret_key,
+            "recipient.pem": recipient_pem.decode("ascii")}
+    if settings:
+        data["settings.json"] = json.dumps(settings, sort_keys=True)
     body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": SECRET, "namespace": NAMESPACE, "labels": LABELS},
-            "stringData": {"access-key-id": access_key, "secret-access-key": secret_key,
-                           "recipient.pem": recipient_pem.decode("ascii")}}
+            "stringData": data}
     Kube(api, timeout=15).request(
         "PATCH", f"/api/v1/namespaces/{NAMESPACE}/secrets/{SECRET}",
         [("fieldManager", MANAGER), ("force", "true")], json.dumps(body),
@@ -64,6 +73,20 @@ def read_record(api: Any) -> dict[str, str] | None:
         raise
     data = found.get("data") or {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+AGENT_ANNOTATION = "provision.dev/etcd-backup-agent"  # the agent marks its own Node
+CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+
+
+def without_agent(api: Any) -> list[str]:
+    """Control-plane Nodes whose backup agent never reported: made before ``backups:`` was
+    set (user-data is applied once, at creation) or by an older provision, or still in
+    their first minutes. Only the etcd leader's agent snapshots, and any node may lead."""
+    body = Kube(api, timeout=15).request("GET", "/api/v1/nodes", [("labelSelector",
+                                         CONTROL_PLANE)], verb="list nodes")
+    return sorted(str(n["metadata"]["name"]) for n in body.get("items", [])
+                  if (n["metadata"].get("annotations") or {}).get(AGENT_ANNOTATION) != "1")
 
 
 def request_snapshot(api: Any, at: str) -> None:

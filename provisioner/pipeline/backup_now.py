@@ -84,6 +84,17 @@ def take(api: Any, report: Report, timeout: float = DEFAULT_TIMEOUT,
     from provisioner.cluster import backup_record
     from provisioner.kube import KubeError
 
+    try:
+        missing = backup_record.without_agent(api)
+    except KubeError as e:
+        raise ProvisionError(f"cannot list the control-plane nodes: {e}") from e
+    if missing:
+        raise UsageError(
+            f"no etcd backup agent reports on {', '.join(missing)}: the etcd leader may be "
+            "one of them, so a snapshot may never come. Nodes made before `backups:` was set "
+            "(or by an older provision) lack it: replace them one at a time with `provision "
+            "up --replace NAME`; a new node's agent reports within about 3 minutes of boot. "
+            "Nothing was requested")
     requested = clock.now().replace(microsecond=0)
     text = rfc3339(requested)
     try:

@@ -36,20 +36,22 @@ class BackupAccess:
     access_key: str = field(repr=False)
     secret_key: str = field(repr=False)
     recipient_pem: bytes
+    settings: dict[str, object] = field(default_factory=dict)
 
 
-def backup_access(prepared: Prepared) -> BackupAccess | None:
+def backup_access(prepared: Prepared, warn: Report) -> BackupAccess | None:
     """The Spaces key and recipient key for the agents; None without a ``backups`` section."""
     if prepared.env.backups is None:
         return None
     from provisioner.bootstrap.backup_keys import recipient_of
-    from provisioner.cloud.backup_bucket import credentials
+    from provisioner.cloud.backup_bucket import agent_credentials
+    from provisioner.render.cloudinit import backup_settings
 
     recipient = recipient_of(prepared.secrets)
     if recipient is None:  # custody makes it whenever backups are set: a bug if not
         raise ProvisionError("the backup recipient key is missing from the cluster secrets")
-    access, secret = credentials()
-    return BackupAccess(access, secret, recipient)
+    access, secret = agent_credentials(warn)
+    return BackupAccess(access, secret, recipient, backup_settings(prepared.env) or {})
 
 
 def store_backup_access(api: Any, backup: BackupAccess, report: Report) -> None:
@@ -58,7 +60,7 @@ def store_backup_access(api: Any, backup: BackupAccess, report: Report) -> None:
 
     try:
         backup_record.store_access(api, backup.access_key, backup.secret_key,
-                                   backup.recipient_pem)
+                                   backup.recipient_pem, backup.settings)
         created = backup_record.ensure_record(api)
     except KubeError as e:
         raise ProvisionError(f"cannot store the etcd backup settings in kube-system: {e}"

@@ -166,7 +166,7 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
     if STAGES.index(until) >= STAGES.index("cluster"):
         outcome.cluster = cluster_stage.bring_up(
             outcome.prepared, outcome.outputs, api_token(), say,
-            backup=cluster_stage.backup_access(outcome.prepared))
+            backup=cluster_stage.backup_access(outcome.prepared, say))
     if STAGES.index(until) >= STAGES.index("apps") and outcome.cluster is not None:
         api = cluster_stage.api_client(outcome.cluster.kubeconfig)
         outcome.deployed = deploy_stage.deploy(outcome.prepared.env, api, say,

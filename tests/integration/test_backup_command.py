@@ -24,7 +24,9 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from provisioner.agents.etcd_backup import ANNOUNCE
 from provisioner.cli.main import cli
+from tests.fakes.kubeapi import catalog
 from tests.fakes.kubeapi.server import FakeKubeAPI
 from tests.fakes.s3 import FakeS3, fake_s3
 from tests.support.clock import pinned
@@ -42,8 +44,20 @@ def s3() -> Iterator[FakeS3]:
 
 @pytest.fixture
 def kube() -> Iterator[FakeKubeAPI]:
+    """Three control-plane Nodes whose backup agents reported (etcd_backup.announce)."""
     with FakeKubeAPI() as server:
+        for i in (1, 2, 3):
+            server.add_node(f"prod-cp-{i}", control_plane=True)
+            _mark(server, f"prod-cp-{i}")
         yield server
+
+
+def _mark(server: FakeKubeAPI, name: str) -> None:
+    old = server.get("v1", "Node", name)
+    assert old is not None
+    new = json.loads(json.dumps(old))
+    new["metadata"].setdefault("annotations", {})[ANNOUNCE] = "1"
+    server.registry.commit(catalog.get("v1", "Node"), old, new, "etcd-backup")
 
 
 def _config(tmp_path: Path, s3: FakeS3) -> Path:
@@ -212,3 +226,17 @@ def test_list_without_the_spaces_key_exits_2(tmp_path: Path, s3: FakeS3,
     result = _run("backup", str(_config(tmp_path, s3)), "--list")
     assert result.exit_code == 2
     assert "export SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY" in result.stderr
+
+
+def test_backup_refuses_while_a_control_plane_node_has_no_agent(
+        tmp_path: Path, s3: FakeS3, kube: FakeKubeAPI) -> None:
+    """A node made before `backups:` was set never got the agent (user-data is applied once);
+    it may be the etcd leader, whose agent alone snapshots, so the wait could never end."""
+    kube.add_node("prod-cp-4", control_plane=True)
+    config = _config(tmp_path, s3)
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+    result = _run("backup", str(config), "--kubeconfig", str(kubeconfig))
+    assert result.exit_code == 2, result.stderr
+    assert "no etcd backup agent reports on prod-cp-4" in result.stderr
+    assert "provision up --replace NAME" in result.stderr
+    assert "requested-at" not in _record(kube)

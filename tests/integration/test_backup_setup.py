@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import random
 import shutil
@@ -29,6 +30,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from provisioner.errors import UsageError
 from provisioner.pipeline import cluster_stage
 from provisioner.pipeline.prepare import Prepared, prepare
 from tests.fakes.kubeapi.server import FakeKubeAPI
@@ -159,7 +161,7 @@ def _bring_up(prepared: Prepared, endpoint: str, messages: list[str]) -> None:
                "workers": {f"general-{i}": {"name": f"prod-general-{i}-abcde"} for i in (1, 2)}}
     cluster_stage.bring_up(prepared, outputs, "do-token", messages.append, api_timeout=30,
                            nodes_timeout=30, platform_timeout=30,
-                           backup=cluster_stage.backup_access(prepared))
+                           backup=cluster_stage.backup_access(prepared, messages.append))
 
 
 def _text(secret: dict[str, Any], key: str) -> str:
@@ -185,6 +187,13 @@ def test_cluster_stage_applies_the_secret_and_creates_the_record_once(
     assert record is not None and not record.get("data")
     assert any("provision-etcd-backup created" in m for m in messages)
     assert not any("example-secret-value" in m for m in messages)
+    # The operator's own key went to the nodes: said, with the way to a scoped one.
+    assert any("the control-plane nodes get the Spaces key you exported" in m
+               and "PROVISION_BACKUP_ACCESS_KEY_ID" in m for m in messages)
+    # The schedule travels in the Secret, so a changed `backups:` reaches running nodes.
+    settings = json.loads(_text(secret, "settings.json"))
+    assert settings["every_seconds"] == 3600 and settings["keep_hourly"] == 24
+    assert settings["bucket"] == prepared.env.backups.bucket  # type: ignore[union-attr]
 
     # The agent recorded a snapshot; the operator rotated the Spaces key; `up` again.
     recorded = {"last-snapshot-at": "2026-12-07T10:00:00Z", "last-daily-day": "2026-12-07"}
@@ -207,3 +216,23 @@ def _merge_record(prepared: Prepared, data: dict[str, str]) -> None:
     api = cluster_stage.api_client(cluster_stage.kubeconfig_path(prepared))
     Kube(api).request("PATCH", "/api/v1/namespaces/kube-system/configmaps/provision-etcd-backup",
                       [], {"data": data}, "application/merge-patch+json")
+
+
+def test_the_nodes_get_their_own_spaces_key_when_one_is_exported(
+        prepared: Prepared, kube: tuple[FakeKubeAPI, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server, endpoint = kube
+    monkeypatch.setenv("PROVISION_BACKUP_ACCESS_KEY_ID", "DO00SCOPEDBACKUPKEY")
+    monkeypatch.setenv("PROVISION_BACKUP_SECRET_ACCESS_KEY", "scoped-secret-value")
+    messages: list[str] = []
+    _bring_up(prepared, endpoint, messages)
+    secret = server.get("v1", "Secret", "provision-backup", "kube-system")
+    assert secret is not None
+    assert _text(secret, "access-key-id") == "DO00SCOPEDBACKUPKEY"
+    assert _text(secret, "secret-access-key") == "scoped-secret-value"
+    assert not any("warning" in m for m in messages)
+    monkeypatch.delenv("PROVISION_BACKUP_SECRET_ACCESS_KEY")
+    with pytest.raises(UsageError) as caught:
+        cluster_stage.backup_access(prepared, messages.append)
+    assert "export both PROVISION_BACKUP_ACCESS_KEY_ID and PROVISION_BACKUP_SECRET_ACCESS_KEY" \
+        in str(caught.value)

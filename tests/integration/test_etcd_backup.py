@@ -36,7 +36,7 @@ from provisioner.agents import etcd_backup
 from provisioner.backup import BackupError
 from provisioner.backup.archive import unpack
 from provisioner.backup.envelope import open_archive
-from tests.fakes.kubeapi import FakeKubeAPI
+from tests.fakes.kubeapi import FakeKubeAPI, catalog
 from tests.fakes.s3 import FakeS3, fake_s3
 from tests.support import real_etcd
 from tests.support.clock import pinned
@@ -353,8 +353,9 @@ def test_by_default_etcdctl_runs_in_the_etcd_container(
     crictl.write_text(
         f"#!{sys.executable}\nimport json, os, sys\nargs = sys.argv[1:]\n"
         f"open({str(calls)!r}, 'a').write(json.dumps(args) + '\\n')\n"
-        "if args[0] == 'ps':\n    print('0123abcd')\n    sys.exit(0)\n"
-        "rest = args[3:]\nfor flag in ('--endpoints', '--cacert', '--cert', '--key'):\n"
+        "assert args[:2] == ['--runtime-endpoint', 'unix:///var/run/containerd/containerd.sock']\n"
+        "if args[2] == 'ps':\n    print('0123abcd')\n    sys.exit(0)\n"
+        "rest = args[5:]\nfor flag in ('--endpoints', '--cacert', '--cert', '--key'):\n"
         "    i = rest.index(flag)\n    del rest[i:i + 2]\n"
         f"os.execv({real_etcd.ETCDCTL!r}, [{real_etcd.ETCDCTL!r}, '--endpoints', "
         f"{node.etcd.client_url!r}, *rest])\n")
@@ -364,9 +365,12 @@ def test_by_default_etcdctl_runs_in_the_etcd_container(
     monkeypatch.delenv("PROVISION_ETCDCTL", raising=False)
     assert etcd_backup.run_pass(node.settings, T0) == 0
     recorded = [json.loads(line) for line in calls.read_text().splitlines()]
-    assert recorded[0] == ["ps", "--name", "^etcd$", "--state", "running", "-q"]
+    # crictl's default endpoints are deprecated (cri-tools docs/crictl.md): the agent names
+    # kubeadm's CRI socket (cmd/kubeadm/app/constants/constants_unix.go DefaultCRISocket).
+    endpoint = ["--runtime-endpoint", "unix:///var/run/containerd/containerd.sock"]
+    assert recorded[0] == [*endpoint, "ps", "--name", "^etcd$", "--state", "running", "-q"]
     pki = "/etc/kubernetes/pki/etcd"
-    prefix = ["exec", "0123abcd", "etcdctl", "--endpoints", "https://127.0.0.1:2379",
+    prefix = [*endpoint, "exec", "0123abcd", "etcdctl", "--endpoints", "https://127.0.0.1:2379",
               "--cacert", f"{pki}/ca.crt", "--cert", f"{pki}/healthcheck-client.crt",
               "--key", f"{pki}/healthcheck-client.key"]
     assert [c[len(prefix):] for c in recorded[1:]] == [
@@ -401,3 +405,29 @@ def test_leftovers_of_a_killed_pass_are_removed(node: Node) -> None:
     assert result.returncode == 0, result.stderr
     assert not stale_snapshot.exists() and not stale_work.exists()
     assert list(Path(node.settings.work_dir).iterdir()) == []
+
+
+def test_the_secrets_settings_win_and_the_agent_marks_its_node(
+        node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`up` puts the file's schedule, bucket and retention into the Secret (settings.json):
+    a running node's cloud-init copy is never rewritten, so a changed `backups:` must reach
+    it this way. The pass also marks its own Node, which `provision backup` and `upgrade`
+    look for before they ask for a snapshot."""
+    node.kube.add_node("production-cp-1", control_plane=True)
+    secret = node.kube.get("v1", "Secret", "provision-backup", "kube-system")
+    assert secret is not None
+    changed = json.loads(json.dumps(secret))
+    changed["data"]["settings.json"] = base64.b64encode(json.dumps(
+        {"prefix": "moved", "every_seconds": 900, "keep_hourly": 1}).encode()).decode()
+    node.kube.registry.commit(catalog.get("v1", "Secret"), secret, changed, "provision")
+    assert node.run_pass(T0, monkeypatch) == 0
+    first = node.record()["last-snapshot-key"]
+    assert first.startswith("moved/hourly/"), first
+    # every_seconds 900 from the Secret (the file says 3600): due again 15 minutes on.
+    assert node.run_pass(T0 + dt.timedelta(minutes=15), monkeypatch) == 0
+    assert node.record()["last-snapshot-key"] != first
+    assert len(node.s3.keys("moved/hourly/")) == 1, "keep_hourly 1 from the Secret"
+    assert node.objects() == [], "nothing under the boot file's prefix"
+    marked = node.kube.get("v1", "Node", "production-cp-1")
+    assert marked is not None
+    assert marked["metadata"]["annotations"][etcd_backup.ANNOUNCE] == "1"

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from provisioner.agents.etcd_backup import ANNOUNCE
 from provisioner.agents.node_upgrade import AGENT, CONTRACT, REQUEST
 from provisioner.cloud.releases import HOST_ENV
 from provisioner.config import load_environment
@@ -53,7 +54,7 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[F
         monkeypatch.setenv(HOST_ENV, packages.url)
         for name, plane in (("prod-cp-1", True), ("prod-general-1-abcde", False)):
             kube.add_node(name, control_plane=plane, kubelet_version="v1.35.8")
-            annotate(kube, name, {AGENT: CONTRACT})
+            annotate(kube, name, {AGENT: CONTRACT, **({ANNOUNCE: "1"} if plane else {})})
         yield kube, client_for(kube.write_kubeconfig(tmp_path / "kubeconfig"))
 
 

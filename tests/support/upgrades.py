@@ -17,7 +17,7 @@ third party's behaviour:
   backups"): ConfigMap kube-system/provision-etcd-backup whose ``requested-at`` differs from
   its ``answered-request`` gets, after a delay, ``last-snapshot-at`` (the node's clock when
   it was taken), ``last-snapshot-key``, ``last-snapshot-node`` and ``answered-request`` (the
-  request's value, echoed).
+  request's value, echoed); each control-plane Node carries ``provision.dev/etcd-backup-agent``.
 
 Every version change goes to `timeline` (node, component, version, time) with the state the
 cluster started from, so a test can replay it and check the version skew policy at each
@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioner.agents.etcd_backup import ANNOUNCE as BACKUP_AGENT
 from provisioner.agents.node_upgrade import AGENT, CONTRACT, REQUEST, RESULT
 from tests.fakes.kubeapi import catalog
 from tests.fakes.kubeapi.server import FakeKubeAPI
@@ -124,6 +125,10 @@ class NodeAgents:
             notes = node["metadata"].get("annotations") or {}
             if notes.get(AGENT) != CONTRACT:
                 self._annotate(node["metadata"]["name"], {AGENT: CONTRACT})
+            # The backup agent marks its control-plane Node (etcd_backup.announce).
+            if CONTROL_PLANE in node["metadata"].get("labels", {}) and \
+                    notes.get(BACKUP_AGENT) != "1":
+                self._annotate(node["metadata"]["name"], {BACKUP_AGENT: "1"})
             request, result = _parse(notes.get(REQUEST)), _parse(notes.get(RESULT))
             if request is None or (result is not None and result["id"] == request["id"]):
                 continue

@@ -31,8 +31,20 @@ def test_due() -> None:
     assert etcd_backup.due(last, T + dt.timedelta(minutes=30), every) is not None
     requested = {**last, "requested-at": "2026-03-07T02:45:00Z"}
     assert etcd_backup.due(requested, T, every) == "requested at 2026-03-07T02:45:00Z"
-    served = {**last, "requested-at": "2026-03-07T02:29:59Z"}
+    served = {**requested, "answered-request": "2026-03-07T02:45:00Z"}
     assert etcd_backup.due(served, T, every) is None
+    # Answered by value, not by time: a request stamped by a clock a day ahead is answered
+    # once (it used to stay "newer" than every snapshot, one a minute, wiping the history).
+    ahead = {**last, "requested-at": "2026-03-08T03:00:00Z"}
+    assert etcd_backup.due(ahead, T, every) == "requested at 2026-03-08T03:00:00Z"
+    assert etcd_backup.due({**ahead, "answered-request": "2026-03-08T03:00:00Z"}, T,
+                           every) is None
+    # A last snapshot stamped ahead of this clock (beyond the tolerance) does not stop the
+    # schedule until the clocks meet; within it, it is just recent.
+    future = {"last-snapshot-at": "2026-03-07T04:00:00Z"}
+    assert etcd_backup.due(future, T, every) == ("the last snapshot is stamped "
+                                                 "2026-03-07T04:00:00Z, ahead of this clock")
+    assert etcd_backup.due({"last-snapshot-at": "2026-03-07T03:04:00Z"}, T, every) is None
     # a record no pass could have written counts as no record: snapshot, do not stall
     assert etcd_backup.due({"last-snapshot-at": "yesterday"}, T, every) is not None
 
