@@ -8,7 +8,12 @@ from typing import Any
 import click
 
 from provisioner.cli.common import console, reports_errors
-from provisioner.cli.options import common, given_kubeconfig
+from provisioner.cli.options import (
+    common,
+    given_kubeconfig,
+    override_reason,
+    override_window_options,
+)
 from provisioner.errors import UsageError
 
 kubeconfig_option = click.option(
@@ -54,9 +59,7 @@ Examples:
 @context_option
 @click.option("--force-conflicts", is_flag=True,
               help="Take over fields another field manager owns.")
-@click.option("--override-window", is_flag=True,
-              help="Deploy outside the deploy windows or inside a freeze (needs --reason).")
-@click.option("--reason", default=None, help="Why the window is overridden (recorded).")
+@override_window_options("Deploy")
 @click.option("--timeout", default=600, show_default=True, type=click.IntRange(1, 24 * 3600),
               help="Seconds to wait for every rollout.")
 @reports_errors
@@ -72,13 +75,12 @@ def deploy(config: Path, workdir: Path | None, kubeconfig: Path | None, context:
     from provisioner.pipeline.deploy_stage import deploy as run
     from provisioner.pipeline.prepare import one_writer
 
-    if override_window and not (reason and reason.strip()):
-        raise UsageError("--override-window needs --reason TEXT: it is recorded on what changes")
+    override = override_reason(override_window, reason)
     env, api = _client(config, workdir, kubeconfig, context)
     out = console()
     with one_writer(config, workdir, "deploy"):
         result = run(env, api, out.info, force_conflicts=force_conflicts,
-                     override_reason=reason if override_window else None,
+                     override_reason=override,
                      timeout=float(timeout))
     out.info(f"deployed {len(env.apps)} app(s) to {env.name}: {result.applied} objects applied, "
              f"{len(result.pruned)} pruned"

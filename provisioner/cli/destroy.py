@@ -13,8 +13,7 @@ from provisioner.cli.infra_options import (
     terraform_bin_option,
     yes_option,
 )
-from provisioner.cli.options import common
-from provisioner.errors import UsageError
+from provisioner.cli.options import common, override_reason, override_window_options
 
 
 @click.command(epilog="""\b
@@ -32,9 +31,7 @@ Examples:
 @click.option("--kubeconfig", "kubeconfig", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="The cluster whose load balancers and volumes to release "
                                  "first [default: the work folder's kubeconfig].")
-@click.option("--override-window", is_flag=True,
-              help="Destroy outside the deploy windows or inside a freeze (needs --reason).")
-@click.option("--reason", default=None, help="Why the window is overridden (recorded).")
+@override_window_options("Destroy")
 @terraform_bin_option
 @yes_option
 @reports_errors
@@ -61,8 +58,7 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
     from provisioner.ui.progress import Progress
 
     require_terminal_or_yes(yes, "destroy")
-    if override_window and not (reason and reason.strip()):
-        raise UsageError("--override-window needs --reason TEXT: it is recorded on what changes")
+    override = override_reason(override_window, reason)
     out = console()
 
     def show(plan: InfraPlan, prepared: Prepared) -> None:
@@ -81,7 +77,7 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
     outcome = lifecycle.destroy(config, workdir, resolve(terraform_bin), show, confirm,
                                 progress, force, detail=not yes, kubeconfig=kubeconfig,
                                 sweep=sweep, report=out.info, confirm_sweep=confirm_sweep,
-                                override_reason=reason if override_window else None)
+                                override_reason=override)
     if outcome.applied:
         out.info(f"destroyed {outcome.prepared.env.name}: {outcome.summary}")
     elif outcome.swept:

@@ -37,3 +37,24 @@ def given_kubeconfig(path: Path | None) -> Path | None:
 def common(func: F) -> F:
     """CONFIG and --workdir, the pair most commands take."""
     return config_argument(workdir_option(func))
+
+
+def override_window_options(what: str) -> Callable[[F], F]:
+    """--override-window and --reason, for every command the windows and freezes hold back;
+    ``what`` starts the help: "Deploy", "Destroy", ..."""
+    def stack(func: F) -> F:
+        func = click.option("--reason", default=None,
+                            help="Why the window is overridden (recorded).")(func)
+        return click.option("--override-window", is_flag=True,
+                            help=f"{what} outside the deploy windows or inside a freeze "
+                                 "(needs --reason).")(func)
+    return stack
+
+
+def override_reason(override_window: bool, reason: str | None) -> str | None:
+    """The reason an override is recorded with; None without --override-window."""
+    from provisioner.errors import UsageError
+
+    if override_window and not (reason and reason.strip()):
+        raise UsageError("--override-window needs --reason TEXT: it is recorded on what changes")
+    return reason if override_window else None

@@ -14,8 +14,7 @@ from provisioner.cli.infra_options import (
     terraform_bin_option,
     yes_option,
 )
-from provisioner.cli.options import common
-from provisioner.errors import UsageError
+from provisioner.cli.options import common, override_reason, override_window_options
 
 
 @click.command(epilog="""\b
@@ -39,10 +38,7 @@ Examples:
               help="Stop after this stage: infra (droplets, network, endpoint), cluster "
                    "(kubeconfig, API ready, every node Ready, add-ons up) or apps (deployed, "
                    "rolled out).")
-@click.option("--override-window", is_flag=True,
-              help="Change the infrastructure and deploy the apps outside the deploy windows "
-                   "or inside a freeze (needs --reason).")
-@click.option("--reason", default=None, help="Why the window is overridden (recorded).")
+@override_window_options("Change the infrastructure and deploy the apps")
 @allow_full_token_option
 @terraform_bin_option
 @yes_option
@@ -69,8 +65,7 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
     from provisioner.workloads.windows import OVERRIDE_REASON
 
     require_terminal_or_yes(yes, "apply")
-    if override_window and not (reason and reason.strip()):
-        raise UsageError("--override-window needs --reason TEXT: it is recorded on what changes")
+    override = override_reason(override_window, reason)
     out = console()
 
     def show(plan: InfraPlan, prepared: Prepared) -> None:
@@ -86,7 +81,7 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
     outcome = lifecycle.up(config, workdir, resolve(terraform_bin), show, confirm, progress,
                            saved_plan, allow_control_plane_changes, detail=not yes,
                            until=until, report=out.info,
-                           override_reason=reason if override_window else None,
+                           override_reason=override,
                            allow_full_token=allow_full_token, replace=replace)
     if outcome.applied:
         overridden = (f" (window overridden: {outcome.override[OVERRIDE_REASON]})"

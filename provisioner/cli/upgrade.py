@@ -8,7 +8,7 @@ import click
 
 from provisioner.cli.common import console, reports_errors
 from provisioner.cli.infra_options import ask, require_terminal_or_yes, yes_option
-from provisioner.cli.options import common, output_option
+from provisioner.cli.options import common, output_option, override_reason, override_window_options
 from provisioner.errors import UsageError
 
 
@@ -19,9 +19,7 @@ Examples:
   provision upgrade prod.yaml --yes --output json
   provision upgrade prod.yaml --override-window --reason "CVE fix INC-1234" """)
 @common
-@click.option("--override-window", is_flag=True,
-              help="Upgrade outside the deploy windows or inside a freeze (needs --reason).")
-@click.option("--reason", default=None, help="Why the window is overridden (recorded).")
+@override_window_options("Upgrade")
 @yes_option
 @output_option
 @reports_errors
@@ -41,13 +39,12 @@ def upgrade(config: Path, workdir: Path | None, override_window: bool, reason: s
     from provisioner.ui.output import emit_json
     from provisioner.upgrade import orchestrate, seams
 
-    if override_window and not (reason and reason.strip()):
-        raise UsageError("--override-window needs --reason TEXT: it is recorded on what changes")
+    override = override_reason(override_window, reason)
     env, api = _client(config, workdir, None, None)
     out = console()
     with one_writer(config, workdir, "upgrade") as work:
         plan = orchestrate.prepare(env, api, seams.default(), out.info, clock.now(),
-                                   reason if override_window else None)
+                                   override)
         if plan is None:
             if output == "json":
                 emit_json(orchestrate.Outcome(env.kubernetes.version,
