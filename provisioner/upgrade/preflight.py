@@ -345,9 +345,11 @@ def _requested_deprecated(kube: Kube, target_minor: int) -> list[Finding]:
     website content/en/docs/reference/using-api/deprecation-guide.md at commit
     02afb71016ac, "Locate use of deprecated APIs") points to these metrics and audit
     annotations. A series whose removed_release is the target minor or older blocks: some
-    client still calls the version and would fail after the upgrade. /metrics needs
-    ``get`` on the nonResourceURL /metrics (cluster-admin has it); a 403 or 404 leaves this
-    evidence out without a finding.
+    client still calls the version and would fail after the upgrade. Each kube-apiserver
+    counts its own requests: this is the count of the one that answers (through the
+    control-plane load balancer, any of them), so a missing series is no proof of absence.
+    /metrics needs ``get`` on the nonResourceURL /metrics (cluster-admin has it); a 403 or
+    404 leaves this evidence out without a finding.
     """
     try:
         text = kube.text("/metrics", verb="read the API server's metrics")

@@ -311,6 +311,35 @@ def test_the_api_servers_count_of_deprecated_requests_blocks(tmp_path: Path) -> 
     assert "Kubernetes 1.32 no longer serves" in finding.message
 
 
+def _entry(manager: str, operation: str, version: str, at: str | None) -> dict[str, Any]:
+    entry = {"manager": manager, "operation": operation,
+             "apiVersion": f"flowcontrol.apiserver.k8s.io/{version}", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:spec": {}}}
+    return {**entry, "time": at} if at else entry
+
+
+@pytest.mark.parametrize(("entries", "in_use", "stale"), [
+    # the same second: the removed version may be the last write, so it counts as in use
+    ([_entry("a", "Update", "v1beta3", "2026-12-07T10:00:00Z"),
+      _entry("b", "Apply", "v1", "2026-12-07T10:00:00Z")], True, ()),
+    # an entry without a time is the oldest
+    ([_entry("a", "Update", "v1beta3", None),
+      _entry("b", "Apply", "v1", "2026-12-07T10:00:00Z")], False, ("a",)),
+    ([_entry("a", "Update", "v1beta3", "2026-12-07T09:00:00Z"),
+      _entry("b", "Update", "v1beta3", "2026-12-07T09:30:00Z"),
+      _entry("c", "Update", "v1", "2026-12-07T10:00:00Z")], False, ("a", "b")),
+    ([_entry("c", "Update", "v1", "2026-12-07T10:00:00Z")], False, ()),
+])
+def test_which_managed_fields_entries_make_an_object_in_use(
+        entries: list[dict[str, Any]], in_use: bool, stale: tuple[str, ...]) -> None:
+    """The judgement on entries as the apiserver writes them (times RFC 3339, seconds)."""
+    (removal,) = removed_between(31, 32)
+    evidence = preflight._evidence({"metadata": {"name": "x", "managedFields": entries}},
+                                   removal)
+    assert evidence.in_use is in_use
+    assert tuple(e["manager"] for e in evidence.stale) == stale
+
+
 @pytest.mark.parametrize("status", [404, 403])
 def test_metrics_that_cannot_be_read_give_no_finding(tmp_path: Path, status: int) -> None:
     """404: the fake without series (a server whose /metrics is not reachable); 403: the
