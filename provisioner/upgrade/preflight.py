@@ -23,10 +23,15 @@ Blocking:
   be asked): upgrading a control-plane node restarts its etcd member;
 * a Node that is not Ready;
 * objects that still use an API version the target minor no longer serves
-  (removed_apis.py), listed by kind, namespace and name.
+  (removed_apis.py), listed by kind, namespace and name (see `_removed_apis` for what
+  counts as still using it);
+* a group/version/resource the target no longer serves that clients asked for since the
+  API server started, as the server itself counts it (`_requested_deprecated`).
 
-Warning: a PodDisruptionBudget that allows no disruption while it selects a pod a drain
-would evict: every drain of that pod's node waits on it.
+Warnings: a PodDisruptionBudget that allows no disruption while it selects a pod a drain
+would evict: every drain of that pod's node waits on it; an object whose managedFields
+keep an old write through a removed version while a newer write went through a served one
+(a stale ownership record: harmless, nothing to move).
 """
 
 from __future__ import annotations
@@ -139,6 +144,7 @@ def check(env: Environment, api: Any, now: dt.datetime, config: Path | None = No
     findings += _etcd(api)
     if _parse(api_server) and _parse(target):
         findings += _removed_apis(kube, removed_between(minor_of(api_server), minor_of(target)))
+        findings += _requested_deprecated(kube, minor_of(target))
     findings += _budgets(kube)
     return Preflight(api_server, kubelets, target, now, tuple(findings))
 
@@ -199,15 +205,11 @@ def _etcd(api: Any) -> list[Finding]:
 
 
 def _removed_apis(kube: Kube, removals: list[Removal]) -> list[Finding]:
-    """Objects written through a group/version the target no longer serves.
+    """Objects a client still writes through a group/version the target no longer serves.
 
     A group/version the API server does not serve (404) holds nothing to find. Where it is
-    served, its objects are listed through it; each one is reported when a client wrote it
-    through that version: a ``metadata.managedFields`` entry records the group/version its
-    manager used (ManagedFieldsEntry.APIVersion, kubernetes/kubernetes
-    staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go at commit 521b605f4b6a),
-    ``kubectl apply``'s last-applied annotation the manifest's apiVersion. Objects of a
-    type with no successor (PodSecurityPolicy) are all reported: they cannot be read after.
+    served, its objects are listed through it and judged by `_evidence`. Objects of a type
+    with no successor (PodSecurityPolicy) are all reported: they cannot be read after.
     Objects only ever written through the newer version are served by it after the
     upgrade (the guide: "All existing persisted objects are accessible via the new API").
     """
@@ -234,8 +236,17 @@ def _removed_apis(kube: Kube, removals: list[Removal]) -> list[Finding]:
                 found.append(Finding(WARNING, "removed-api", f"cannot list {kind} through "
                                      f"{removal.group_version}: {e}"))
                 continue
-            using = sorted(_label(kind, item) for item in items
-                           if removal.replacement is None or _written_with(item, removal))
+            using: list[str] = []
+            for item in items:
+                label = _label(kind, item)
+                if removal.replacement is None:
+                    using.append(label)
+                    continue
+                evidence = _evidence(item, removal)
+                if evidence.in_use:
+                    using.append(label)
+                elif evidence.stale:
+                    found.append(_stale(label, removal, evidence))
             if using:
                 instead = (f"move them to {removal.replacement}" if removal.replacement
                            else "this type has no successor: remove them")
@@ -244,24 +255,146 @@ def _removed_apis(kube: Kube, removals: list[Removal]) -> list[Finding]:
                     f"{len(using)} {kind} object(s) use {removal.group_version}, which "
                     f"Kubernetes 1.{removal.removed_in} no longer serves ({SOURCE}): "
                     f"{instead}, in the manifests that create them too",
-                    tuple(using)))
+                    tuple(sorted(using))))
     return found
 
 
-def _written_with(item: dict[str, Any], removal: Removal) -> bool:
+@dataclass(frozen=True)
+class Evidence:
+    """What an object's metadata says about writes through a removed group/version."""
+
+    in_use: bool  # the last write (or kubectl's last apply) went through it
+    stale: tuple[dict[str, Any], ...] = ()  # older managedFields entries through it
+    newest: dict[str, Any] = field(default_factory=dict)  # the newest entry (when stale)
+
+
+def _evidence(item: dict[str, Any], removal: Removal) -> Evidence:
+    """Whether the object is still written through ``removal``'s group/version.
+
+    Each managedFields entry records the group/version its manager wrote through
+    (ManagedFieldsEntry.APIVersion, kubernetes/kubernetes
+    staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go at commit 521b605f4b6a), and
+    the time it last changed a field. An Update entry outlives its client's move to another
+    version: the apiserver keys entries by manager identifier, and the identifier of an
+    Update operation includes its apiVersion (only Apply drops it) - BuildManagerIdentifier
+    in staging/src/k8s.io/apimachinery/pkg/util/managedfields/internal/managedfields.go at
+    commit 44c841510184 - so a client that once updated through v1beta3 and now applies
+    through v1 leaves the v1beta3 entry behind, and moving manifests cannot clear it.
+    So the object is in use through the removed version when its NEWEST entry (by time;
+    an entry without one counts as oldest, a tie as in use) went through it, or when
+    kubectl's last-applied annotation names it (the next ``kubectl apply`` sends that
+    manifest again); older entries through it, with a newer write through a served
+    version, are a stale ownership record.
+    """
     import json
 
     meta = item.get("metadata") or {}
-    if any(e.get("apiVersion") == removal.group_version for e in meta.get("managedFields") or []
-           if isinstance(e, dict)):
-        return True
     applied = (meta.get("annotations") or {}).get(LAST_APPLIED)
     if applied:
         try:
-            return bool(json.loads(applied).get("apiVersion") == removal.group_version)
+            if json.loads(applied).get("apiVersion") == removal.group_version:
+                return Evidence(True)
         except (ValueError, AttributeError):
-            return False
-    return False
+            pass
+    entries = [e for e in meta.get("managedFields") or [] if isinstance(e, dict)]
+    old = [e for e in entries if e.get("apiVersion") == removal.group_version]
+    if not old:
+        return Evidence(False)
+    newest = max(entries, key=_written_at)
+    if any(_written_at(e) == _written_at(newest) for e in old):
+        return Evidence(True)
+    return Evidence(False, tuple(old), newest)
+
+
+def _written_at(entry: dict[str, Any]) -> dt.datetime:
+    """A managedFields entry's time (RFC 3339, UTC); the earliest time when it has none."""
+    text = str(entry.get("time") or "")
+    try:
+        at = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def _stale(label: str, removal: Removal, evidence: Evidence) -> Finding:
+    managers = ", ".join(sorted({f"{e.get('manager') or '(unnamed)'} ({e.get('operation')} "
+                                 f"at {e.get('time') or 'no time'})" for e in evidence.stale}))
+    newest = evidence.newest
+    return Finding(
+        WARNING, "removed-api",
+        f"{label}: managedFields keep an entry of {managers} through "
+        f"{removal.group_version}, but the newest write, by "
+        f"{newest.get('manager') or '(unnamed)'} at {newest.get('time')}, went through "
+        f"{newest.get('apiVersion')}: a stale ownership record (the API server keeps one "
+        "Update entry per manager and apiVersion), harmless after the upgrade; nothing to "
+        "move", (label,))
+
+
+METRIC = "apiserver_requested_deprecated_apis"
+
+
+def _requested_deprecated(kube: Kube, target_minor: int) -> list[Finding]:
+    """What clients asked the API server for, by its own count, that the target removes.
+
+    kube-apiserver sets the STABLE gauge ``apiserver_requested_deprecated_apis`` (labels
+    group, version, resource, subresource, removed_release) for each deprecated
+    group/version/resource requested since it started (kubernetes/kubernetes
+    staging/src/k8s.io/apiserver/pkg/endpoints/metrics/metrics.go, deprecatedRequestGauge)
+    and marks those requests in the audit log with ``k8s.io/deprecated`` and
+    ``k8s.io/removed-release`` (same file); the Deprecated API Migration Guide (kubernetes/
+    website content/en/docs/reference/using-api/deprecation-guide.md at commit
+    02afb71016ac, "Locate use of deprecated APIs") points to these metrics and audit
+    annotations. A series whose removed_release is the target minor or older blocks: some
+    client still calls the version and would fail after the upgrade. Each kube-apiserver
+    counts its own requests: this is the count of the one that answers (through the
+    control-plane load balancer, any of them), so a missing series is no proof of absence.
+    /metrics needs ``get`` on the nonResourceURL /metrics (cluster-admin has it); a 403 or
+    404 leaves this evidence out without a finding.
+    """
+    try:
+        text = kube.text("/metrics", verb="read the API server's metrics")
+    except KubeError as e:
+        if e.status in (403, 404):
+            return []
+        return [Finding(WARNING, "removed-api", f"cannot read the API server's {METRIC} "
+                        f"metric: {e}")]
+    found = []
+    for labels, value in _series(text, METRIC):
+        release = re.fullmatch(r"(\d+)\.(\d+)", labels.get("removed_release", ""))
+        if not release or value == 0 or (int(release[1]), int(release[2])) > (1, target_minor):
+            continue
+        group, version = labels.get("group", ""), labels.get("version", "")
+        group_version = f"{group}/{version}" if group else version
+        resource = labels.get("resource", "")
+        if labels.get("subresource"):
+            resource += f"/{labels['subresource']}"
+        found.append(Finding(
+            BLOCKING, "removed-api",
+            f"the API server answered requests for {resource} through {group_version} since "
+            f"it started ({METRIC}, removed_release {labels['removed_release']}), which "
+            f"Kubernetes {labels['removed_release']} no longer serves: a client still calls "
+            "it; find it in the audit log (annotation k8s.io/deprecated) or by its "
+            "deprecation warnings and move it to a served version",
+            (f"{resource} {group_version}",)))
+    return found
+
+
+def _series(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of metric ``name`` in a Prometheus text exposition: (labels, value)."""
+    samples = []
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{re.escape(name)}(?:\{{(.*)\}})?\s+(\S+)(?:\s+\S+)?",
+                             line.strip())
+        if not match:
+            continue
+        labels = {key: re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], value)
+                  for key, value in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"',
+                                               match[1] or "")}
+        try:
+            samples.append((labels, float(match[2])))
+        except ValueError:
+            continue
+    return samples
 
 
 def _label(kind: str, item: dict[str, Any]) -> str:

@@ -11,15 +11,28 @@ content/en/docs/reference/using-api/deprecation-guide.md, section v1.32; the fak
 only when run as 1.31 or older: tests/fakes/kubeapi/catalog.py); a managedFields entry
 records the group/version its manager wrote with (ManagedFieldsEntry.APIVersion,
 kubernetes/kubernetes staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go at commit
-521b605f4b6a). etcd health is asked with etcdctl in a pod on a control-plane node, as
-tests/integration/test_etcd_members.py sets it up; PodDisruptionBudget status comes from the
-fake's disruption controller (tests/fakes/kubeapi/disruption.py, as in test_drain.py).
+521b605f4b6a), and an Update entry is keyed by manager AND apiVersion (only Apply entries drop
+the apiVersion from the key: BuildManagerIdentifier,
+staging/src/k8s.io/apimachinery/pkg/util/managedfields/internal/managedfields.go at commit
+44c841510184), so a manager's old Update entry through v1beta3 stays after it applies
+through v1; kube-apiserver's /metrics carries the STABLE gauge
+apiserver_requested_deprecated_apis{group,version,resource,subresource,removed_release}
+(staging/src/k8s.io/apiserver/pkg/endpoints/metrics/metrics.go, deprecatedRequestGauge),
+which the Deprecated API Migration Guide (kubernetes/website
+content/en/docs/reference/using-api/deprecation-guide.md at commit 02afb71016ac, "Locate use
+of deprecated APIs") points to; the fake serves /metrics only when a test sets its series
+(tests/fakes/kubeapi/rest.py). etcd health is asked with etcdctl in a pod on a control-plane
+node, as tests/integration/test_etcd_members.py sets it up; PodDisruptionBudget status comes
+from the fake's disruption controller (tests/fakes/kubeapi/disruption.py, as in
+test_drain.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -191,6 +204,156 @@ def test_objects_written_through_a_removed_version_are_listed_by_name(tmp_path: 
     assert "flowcontrol.apiserver.k8s.io/v1beta3" in finding.message
     assert "flowcontrol.apiserver.k8s.io/v1," in finding.message  # where to move them
     assert "Deprecated API Migration Guide" in finding.message
+
+
+FLOW = "/apis/flowcontrol.apiserver.k8s.io"
+
+
+def _next_second() -> None:
+    """managedFields times have second precision: make the next write's time later."""
+    time.sleep(1.05 - time.time() % 1)
+
+
+def _removed(result: preflight.Preflight) -> list[preflight.Finding]:
+    return by_check(result).get("removed-api", [])
+
+
+def test_a_stale_update_entry_under_a_newer_apply_is_a_warning(tmp_path: Path) -> None:
+    """tenant-sync created the FlowSchema through v1beta3 (an Update entry through it),
+    then applied it through v1 (an Apply entry, newer): the v1beta3 entry stays (its key
+    holds the apiVersion), the object is not in use through v1beta3 and nothing blocks;
+    the warning names the object and the manager."""
+    with cluster(tmp_path, "1.31.4") as (_, api):
+        client = Kube(api)
+        client.request("POST", f"{FLOW}/v1beta3/flowschemas",
+                       query=[("fieldManager", "tenant-sync")], body={
+                           "apiVersion": "flowcontrol.apiserver.k8s.io/v1beta3",
+                           "kind": "FlowSchema", **_flowschema("tenants")})
+        _next_second()
+        applied = {"apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+                   **_flowschema("tenants")}
+        applied["metadata"]["labels"] = {"team": "platform"}
+        client.request("PATCH", f"{FLOW}/v1/flowschemas/tenants",
+                       query=[("fieldManager", "tenant-sync")], body=json.dumps(applied),
+                       content_type="application/apply-patch+yaml")
+        live = client.request("GET", f"{FLOW}/v1/flowschemas/tenants")
+        entries = {(e["operation"], e["apiVersion"]) for e in live["metadata"]["managedFields"]}
+        assert entries == {("Update", "flowcontrol.apiserver.k8s.io/v1beta3"),
+                           ("Apply", "flowcontrol.apiserver.k8s.io/v1")}
+        result = run(tmp_path, api, "1.32.0")
+    (finding,) = _removed(result)
+    assert finding.severity == preflight.WARNING
+    assert finding.objects == ("FlowSchema/tenants",)
+    assert "tenant-sync (Update at" in finding.message and "stale" in finding.message
+    assert "went through flowcontrol.apiserver.k8s.io/v1:" in finding.message
+    assert result.blocking == []
+
+
+def test_the_newest_write_through_the_removed_version_blocks(tmp_path: Path) -> None:
+    """Created through v1, then changed through v1beta3 by another manager later: the
+    newest entry is the v1beta3 one, a client still writes through it."""
+    with cluster(tmp_path, "1.31.4") as (_, api):
+        client = Kube(api)
+        client.request("POST", f"{FLOW}/v1/flowschemas", query=[("fieldManager", "gitops")],
+                       body={"apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+                             "kind": "FlowSchema", **_flowschema("tenants")})
+        _next_second()
+        client.request("PATCH", f"{FLOW}/v1beta3/flowschemas/tenants",
+                       query=[("fieldManager", "legacy-operator")],
+                       body={"spec": {"matchingPrecedence": 900}},
+                       content_type="application/merge-patch+json")
+        result = run(tmp_path, api, "1.32.0")
+    (finding,) = _removed(result)
+    assert finding.severity == preflight.BLOCKING
+    assert finding.objects == ("FlowSchema/tenants",)
+
+
+def test_the_last_applied_annotation_naming_the_removed_version_blocks(
+        tmp_path: Path) -> None:
+    """kubectl's client-side apply wrote v1beta3 into the annotation: the next
+    ``kubectl apply`` of that manifest goes through v1beta3 again, whatever the entries."""
+    manifest = {"apiVersion": "flowcontrol.apiserver.k8s.io/v1beta3", "kind": "FlowSchema",
+                **_flowschema("tenants")}
+    body = {"apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+            **_flowschema("tenants")}
+    body["metadata"]["annotations"] = {preflight.LAST_APPLIED: json.dumps(manifest)}
+    with cluster(tmp_path, "1.31.4") as (_, api):
+        Kube(api).request("POST", f"{FLOW}/v1/flowschemas",
+                          query=[("fieldManager", "kubectl-client-side-apply")], body=body)
+        result = run(tmp_path, api, "1.32.0")
+    (finding,) = _removed(result)
+    assert finding.severity == preflight.BLOCKING
+    assert finding.objects == ("FlowSchema/tenants",)
+
+
+def test_the_api_servers_count_of_deprecated_requests_blocks(tmp_path: Path) -> None:
+    """Going to 1.32: a series removed in 1.32 blocks; one removed later and one with no
+    removal planned do not. No object of the removed version exists: only the server's
+    count shows that a client still calls it."""
+    with cluster(tmp_path, "1.31.4") as (kube, api):
+        kube.deprecated_api_series = [
+            {"group": "flowcontrol.apiserver.k8s.io", "version": "v1beta3",
+             "resource": "prioritylevelconfigurations", "subresource": "status",
+             "removed_release": "1.32"},
+            {"group": "example.io", "version": "v1beta1", "resource": "widgets",
+             "removed_release": "1.35"},
+            {"group": "example.io", "version": "v1alpha1", "resource": "gadgets",
+             "removed_release": ""},
+        ]
+        result = run(tmp_path, api, "1.32.0")
+        asked = kube.requests("GET", "/metrics")
+    assert [r.status for r in asked] == [200]
+    (finding,) = _removed(result)
+    assert finding.severity == preflight.BLOCKING
+    assert finding.objects == (
+        "prioritylevelconfigurations/status flowcontrol.apiserver.k8s.io/v1beta3",)
+    assert "apiserver_requested_deprecated_apis" in finding.message
+    assert "Kubernetes 1.32 no longer serves" in finding.message
+
+
+def _entry(manager: str, operation: str, version: str, at: str | None) -> dict[str, Any]:
+    entry = {"manager": manager, "operation": operation,
+             "apiVersion": f"flowcontrol.apiserver.k8s.io/{version}", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:spec": {}}}
+    return {**entry, "time": at} if at else entry
+
+
+@pytest.mark.parametrize(("entries", "in_use", "stale"), [
+    # the same second: the removed version may be the last write, so it counts as in use
+    ([_entry("a", "Update", "v1beta3", "2026-12-07T10:00:00Z"),
+      _entry("b", "Apply", "v1", "2026-12-07T10:00:00Z")], True, ()),
+    # an entry without a time is the oldest
+    ([_entry("a", "Update", "v1beta3", None),
+      _entry("b", "Apply", "v1", "2026-12-07T10:00:00Z")], False, ("a",)),
+    ([_entry("a", "Update", "v1beta3", "2026-12-07T09:00:00Z"),
+      _entry("b", "Update", "v1beta3", "2026-12-07T09:30:00Z"),
+      _entry("c", "Update", "v1", "2026-12-07T10:00:00Z")], False, ("a", "b")),
+    ([_entry("c", "Update", "v1", "2026-12-07T10:00:00Z")], False, ()),
+])
+def test_which_managed_fields_entries_make_an_object_in_use(
+        entries: list[dict[str, Any]], in_use: bool, stale: tuple[str, ...]) -> None:
+    """The judgement on entries as the apiserver writes them (times RFC 3339, seconds)."""
+    (removal,) = removed_between(31, 32)
+    evidence = preflight._evidence({"metadata": {"name": "x", "managedFields": entries}},
+                                   removal)
+    assert evidence.in_use is in_use
+    assert tuple(e["manager"] for e in evidence.stale) == stale
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_metrics_that_cannot_be_read_give_no_finding(tmp_path: Path, status: int) -> None:
+    """404: the fake without series (a server whose /metrics is not reachable); 403: the
+    kubeconfig's user lacks ``get`` on the nonResourceURL /metrics. Neither is a finding."""
+    with cluster(tmp_path, "1.31.4") as (kube, api):
+        if status == 403:
+            kube.deprecated_api_series = [
+                {"group": "flowcontrol.apiserver.k8s.io", "version": "v1beta3",
+                 "resource": "flowschemas", "removed_release": "1.32"}]
+            kube.deny("get", "/metrics")
+        result = run(tmp_path, api, "1.32.0")
+        asked = kube.requests("GET", "/metrics")
+    assert [r.status for r in asked] == [status]
+    assert _removed(result) == [] and result.blocking == []
 
 
 def test_a_version_the_server_does_not_serve_is_not_in_use(tmp_path: Path) -> None:

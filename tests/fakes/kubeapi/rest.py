@@ -3,6 +3,7 @@
 Paths understood (anything else is a 404 Status):
 
     /version  /healthz  /livez  /readyz[/...]  /openapi/v3[/...]  /openapi/v2 (404)
+    /metrics (only the deprecated-API gauge, and only once a test sets its series; 404 before)
     /api  /api/v1  /apis  /apis/<group>  /apis/<group>/<version>
     /api/v1/[watch/][namespaces/<ns>/]<plural>[/<name>[/<subresource>]]
     /apis/<group>/<version>/[watch/][namespaces/<ns>/]<plural>[/<name>[/<subresource>]]
@@ -111,6 +112,9 @@ class Rest:
         self.live = True
         self.server_address = "127.0.0.1:6443"
         self.timeline: disruption.Timeline | None = None  # evictions are noted there
+        # The apiserver_requested_deprecated_apis series /metrics shows (label dicts);
+        # None: /metrics answers 404, as a server whose metrics are not reachable does.
+        self.deprecated_api_series: list[dict[str, str]] | None = None
 
     def handle(self, req: Request, stopping: Any = None) -> Response:
         target = parse_target(req.path)
@@ -135,6 +139,11 @@ class Rest:
         for prefix, ok in health.items():
             if path == prefix or path.startswith(prefix + "/"):
                 return self._health(prefix[1:], ok, "verbose" in req.query)
+        if path == "/metrics":
+            if self.deprecated_api_series is None:
+                raise errors.route_not_found()
+            return Response(200, deprecated_api_metrics(self.deprecated_api_series),
+                            "text/plain; version=0.0.4; charset=utf-8")
         documents: dict[str, Any] = {
             "/version": lambda: discovery.version(self.git_version),
             "/api": lambda: discovery.api_versions(self.server_address),
@@ -355,6 +364,29 @@ def _wants_metadata(accept: str, kind: str) -> bool:
 def _metadata_only(obj: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
             "metadata": obj.get("metadata", {})}
+
+
+DEPRECATED_API_LABELS = ("group", "version", "resource", "subresource", "removed_release")
+
+
+def deprecated_api_metrics(series: list[dict[str, str]]) -> str:
+    """The Prometheus text exposition of kube-apiserver's deprecated-API gauge.
+
+    kubernetes/kubernetes staging/src/k8s.io/apiserver/pkg/endpoints/metrics/metrics.go,
+    ``deprecatedRequestGauge``: subsystem ``apiserver``, name ``requested_deprecated_apis``,
+    a STABLE gauge with labels group, version, resource, subresource, removed_release, set
+    to 1 for each deprecated group/version/resource the server has been asked for since it
+    started. Labels are written sorted, as the Prometheus client writes them.
+    """
+    name = "apiserver_requested_deprecated_apis"
+    lines = [f"# HELP {name} [STABLE] Gauge of deprecated APIs that have been requested, "
+             "broken out by API group, version, resource, subresource, and removed_release.",
+             f"# TYPE {name} gauge"]
+    for labels in series:
+        values = {key: labels.get(key, "") for key in DEPRECATED_API_LABELS}
+        text = ",".join(f'{key}="{value}"' for key, value in sorted(values.items()))
+        lines.append(f"{name}{{{text}}} 1")
+    return "\n".join(lines) + "\n"
 
 
 def encode(body: Any) -> bytes:

@@ -271,9 +271,22 @@ class FakeKubeAPI:
     def live(self, value: bool) -> None:
         self.rest.live = value
 
+    @property
+    def deprecated_api_series(self) -> list[dict[str, str]] | None:
+        """The ``apiserver_requested_deprecated_apis`` series /metrics shows (each a dict of
+        group, version, resource, subresource, removed_release); None: /metrics is 404."""
+        return self.rest.deprecated_api_series
+
+    @deprecated_api_series.setter
+    def deprecated_api_series(self, value: list[dict[str, str]] | None) -> None:
+        self.rest.deprecated_api_series = value
+
     def deny(self, verb: str = "*", resource: str = "*", *, namespace: str | None = None,
              name: str | None = None, code: int = 403) -> Denial:  # fmt: skip
-        """Answer matching requests with 403 Forbidden (or 401); returns the rule."""
+        """Answer matching requests with 403 Forbidden (or 401); returns the rule.
+
+        A ``resource`` starting with "/" is a nonResourceURL ("/metrics"): RBAC's verb for
+        it is the lower-cased HTTP method (get)."""
         if code not in (401, 403):
             raise ValueError("deny() injects 401 or 403")
         rule = Denial(verb, resource, namespace, name, code)
@@ -451,6 +464,12 @@ class FakeKubeAPI:
             user = self.authenticate(headers, peer_user, path.rstrip("/"))
             request.user = user
             for rule in self.denials:
+                if not found and rule.resource == path.rstrip("/") and rule.verb in (
+                        "*", method.lower()):  # a nonResourceURL rule, e.g. "/metrics"
+                    if rule.code == 401:
+                        raise errors.unauthorized()
+                    raise ApiError(403, "Forbidden", f'forbidden: User "{user}" cannot '
+                                   f'{method.lower()} path "{path}"', {})
                 if found and rule.matches(verb, resource, found.namespace, found.name):
                     if rule.code == 401:
                         raise errors.unauthorized()
