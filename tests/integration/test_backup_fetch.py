@@ -305,3 +305,35 @@ def test_without_the_recipient_key_exit_2_naming_it(tmp_path: Path, s3: FakeS3, 
     assert "no backup recipient key in" in result.stderr
     assert not (tmp_path / ".provision" / "prod" / "secrets" / "backup-recipient.key"
                 ).exists(), "fetch never makes a new key (nothing could open old snapshots)"
+
+
+def test_with_remote_state_the_sealed_copy_opens_it_from_a_fresh_work_folder(
+        tmp_path: Path, s3: FakeS3, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CI runner or a new laptop: no work folder, the recipient key only in the sealed
+    copy beside the remote state (bootstrap/custody.py), opened with PROVISION_SECRETS_KEY."""
+    import base64
+
+    doc = yaml.safe_load(config.read_text())
+    doc["state"] = {"backend": "spaces", "bucket": s3.bucket, "region": "fra1",
+                    "endpoint": s3.endpoint}
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    for name, value in {"SPACES_ACCESS_KEY_ID": s3.access_key,
+                        "SPACES_SECRET_ACCESS_KEY": s3.secret_key,
+                        "PROVISION_SECRETS_KEY": base64.b64encode(os.urandom(32)).decode()
+                        }.items():
+        monkeypatch.setenv(name, value)
+    env = load_environment(config)
+    secrets = Workdir.for_config(config, env, None).cluster_secrets(env)
+    assert s3.keys("") != [] and secrets.backup_key is not None
+    shutil.rmtree(tmp_path / ".provision")
+    s3.put(f"production/hourly/{NEW}.pbk", _sealed(tmp_path / "agent", secrets, NEW))
+    result = _run(s3, str(config), "--fetch", NEW, "--to", str(tmp_path / "restore"))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "restore" / "snapshot.db").read_bytes() == \
+        (tmp_path / "agent" / "original.db").read_bytes()
+    assert not (tmp_path / ".provision" / "prod" / "secrets").exists(), "nothing written"
+    monkeypatch.delenv("PROVISION_SECRETS_KEY")
+    result = _run(s3, str(config), "--fetch", NEW, "--to", str(tmp_path / "again"))
+    assert result.exit_code == 2, result.stderr
+    assert "PROVISION_SECRETS_KEY is not set; it is needed to open the cluster secrets " \
+           "sealed at" in result.stderr
