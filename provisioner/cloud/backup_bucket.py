@@ -1,8 +1,9 @@
 """The backups' Spaces bucket as provision sees it: that it exists, and what it holds.
 
 The agents write to it (provisioner/agents/etcd_backup.py); provision only checks it before
-`up`/`plan` and lists it for `provision backup --list`, with the Spaces key the operator
-exported (SPACES_ACCESS_KEY_ID / SPACES_SECRET_ACCESS_KEY, or AWS_*), as for remote state.
+`up`/`plan`, lists it for `provision backup --list` and downloads one for `--fetch`, with
+the Spaces key the operator exported (SPACES_ACCESS_KEY_ID / SPACES_SECRET_ACCESS_KEY, or
+AWS_*), as for remote state.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from provisioner.config.model import Backups
 from provisioner.errors import UsageError
@@ -123,6 +124,24 @@ class BackupBucket:
                 raise SpacesError(f"cannot reach {self.where}: {e}") from e
         # IDs begin with the UTC time (%Y%m%dT%H%M%SZ): key order is time order.
         return sorted(found, key=lambda s: (s.id, s.kind), reverse=True)
+
+    def download(self, key: str, sink: BinaryIO) -> bool:
+        """GetObject ``key`` into ``sink`` (streamed); False when there is no such object."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from provisioner.cloud.spaces import SpacesError, code_of, describe
+
+        try:
+            body = self.client().get_object(Bucket=self.backups.bucket, Key=key)["Body"]
+            while chunk := body.read(1 << 20):
+                sink.write(chunk)
+        except ClientError as e:
+            if code_of(e) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise SpacesError(f"cannot read {self.where}/{key}: {describe(e)}") from e
+        except BotoCoreError as e:
+            raise SpacesError(f"cannot read {self.where}/{key}: {e}") from e
+        return True
 
 
 def preflight(backups: Backups | None) -> None:
