@@ -5,8 +5,10 @@ One pass (a timer, every 15 s): read our Node; for an `upgrade` request {id, ver
 kubelet} whose id has no `upgrade-result`: apt source of the target minor; unless step is
 "kubelet", kubeadm (unhold, install, hold) and `kubeadm upgrade apply -y v<version>` (step
 apply) or `kubeadm upgrade node` (step node); unless kubelet is false, kubelet and kubectl,
-daemon-reload, restart the kubelet; then write {id, ok, message, at}. The result goes to a
-local file first: a finished id is never run again.
+daemon-reload, restart the kubelet; then write {id, ok, message, at}. The id is recorded
+in a local file as started before anything runs, and the result replaces it there first: an id
+is never run again (an agent stopped mid-run answers it as failed). A request that fails before
+any install puts the apt source back as it was. Runs on Python 3.10 (Ubuntu 22.04).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ REQUEST = "provision.dev/upgrade"
 RESULT = "provision.dev/upgrade-result"
 AGENT = "provision.dev/upgrade-agent"
 CONTRACT = "1"
-VERSION = re.compile(r"\A\d+\.\d+\.\d+\Z")
-REPOSITORY = re.compile(r"(/core:/stable:/v)\d+\.\d+(/deb/)")
+# ASCII digits only: \d also matches other scripts' digits (Arabic-Indic, ...).
+VERSION = re.compile(r"\A\d+\.\d+\.\d+\Z", re.ASCII)
+REPOSITORY = re.compile(r"(/core:/stable:/v)\d+\.\d+(/deb/)", re.ASCII)
 APT = ("apt-get", "-o", "DPkg::Lock::Timeout=600", "-q")
 
 
@@ -58,19 +61,38 @@ def install(packages: tuple[str, ...], version: str) -> None:
     run("apt-mark", "hold", *packages)
 
 
+def describe(e: BaseException) -> str:
+    return str(e) if isinstance(e, Failed) else f"{type(e).__name__}: {e}"
+
+
+def restore(sources: Path, text: str) -> str:
+    """The apt source as it was before the request, and apt's lists to match it."""
+    try:
+        sources.write_text(text)
+        run(*APT, "update")
+    except Exception as e:
+        return f"restoring {sources} failed: {e}"
+    return f"{sources} restored"
+
+
 def upgrade(version: str, step: str, kubelet: bool, sources: Path) -> str:
     minor = version.rsplit(".", 1)[0]  # one package repository per minor
     text = sources.read_text()
     if not REPOSITORY.search(text):
         raise Failed(f"{sources} names no Kubernetes package repository")
     sources.write_text(REPOSITORY.sub(rf"\g<1>{minor}\g<2>", text))
-    run(*APT, "update")
-    # As bootstrap.sh's package_version: apt-cache madison's third column.
-    full = next((f[2] for f in map(str.split, run("apt-cache", "madison", "kubeadm")
-                                   .splitlines()) if len(f) > 2
-                 and f[2].startswith(version + "-")), None)
-    if full is None:
-        raise Failed(f"Kubernetes {version} is not in the package repository")
+    try:
+        run(*APT, "update")
+        # As bootstrap.sh's package_version: apt-cache madison's third column.
+        full = next((f[2] for f in map(str.split, run("apt-cache", "madison", "kubeadm")
+                                       .splitlines()) if len(f) > 2
+                     and f[2].startswith(version + "-")), None)
+        if full is None:
+            raise Failed(f"Kubernetes {version} is not in the package repository")
+    except Exception as e:
+        # Nothing installed yet: a source naming a minor that does not exist (any request
+        # may name one) would break every later apt-get update on the node.
+        raise Failed(f"{describe(e)}; {restore(sources, text)}") from e
     if step != "kubelet":
         install(("kubeadm",), full)
         run("kubeadm", "upgrade", *(("apply", "-y", f"v{version}") if step == "apply" else
@@ -100,6 +122,17 @@ def kubectl(args: list[str], *more: str) -> str:
     raise RuntimeError(f"kubectl {more[0]} failed")
 
 
+def now() -> str:
+    # dt.UTC is Python 3.11+; nodes may run Ubuntu 22.04's 3.10.
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
+
+
+def keep(state: Path, result: dict[str, Any]) -> None:
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.with_suffix(".partial").write_text(json.dumps(result))
+    state.with_suffix(".partial").replace(state)
+
+
 def one_pass(base: list[str], node: str, state: Path, sources: Path) -> int:
     notes = json.loads(kubectl(base, "get", "node", node, "-o", "json"))["metadata"].get(
         "annotations") or {}
@@ -123,14 +156,17 @@ def one_pass(base: list[str], node: str, state: Path, sources: Path) -> int:
     if not VERSION.match(version) or step not in ("apply", "node", "kubelet"):
         result["message"] = f"malformed request: version {version!r}, step {step!r}"
     else:
+        # Recorded before anything runs: should this pass die mid-way (killed, the node
+        # rebooted), the next one answers this failed rather than run it again.
+        keep(state, {**result, "message": f"began at {now()} and did not finish (the agent "
+                     "stopped mid-run): see journalctl -u provision-node-upgrade",
+                     "at": now()})
         try:
             result |= {"ok": True, "message": upgrade(version, step, kubelet, sources)}
-        except (Failed, OSError) as e:
-            result["message"] = str(e)
-    result["at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    state.parent.mkdir(parents=True, exist_ok=True)
-    state.with_suffix(".partial").write_text(json.dumps(result))
-    state.with_suffix(".partial").replace(state)
+        except Exception as e:  # any failure is this id's answer, never a rerun
+            result["message"] = describe(e)[:600]
+    result["at"] = now()
+    keep(state, result)
     annotate(RESULT, json.dumps(result, sort_keys=True))
     log(f"{request['id']}: {result['message']}")
     return 0 if result["ok"] else 1
