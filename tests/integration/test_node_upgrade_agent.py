@@ -250,7 +250,6 @@ def test_a_release_of_a_minor_without_a_repository_puts_the_apt_source_back(
     assert node.run().returncode == 1
     result = json.loads(node.notes()[node_upgrade.RESULT])
     assert "1.99.0 is not in the package repository" in result["message"]
-    assert f"{node.sources} restored" in result["message"]
     assert node.sources.read_text() == SOURCE
     apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "-q"]
     # apt's lists follow the source back.
@@ -267,7 +266,7 @@ def test_an_unexpected_error_is_the_result_and_is_not_retried(kube: FakeKubeAPI,
     assert node.run(GARBLE="kubeadm").returncode == 1
     result = json.loads(node.notes()[node_upgrade.RESULT])
     assert result["ok"] is False
-    assert result["message"].startswith("UnicodeDecodeError: "), result
+    assert result["message"].startswith("UnicodeDecodeError("), result
     ran = node.commands()
     assert ran[-1] == ["kubeadm", "upgrade", "apply", "-y", "v1.36.3"]
     node.run()
@@ -287,5 +286,5 @@ def test_an_agent_stopped_mid_run_answers_failed_and_never_reruns(kube: FakeKube
     assert node.run().returncode == 0
     result = json.loads(node.notes()[node_upgrade.RESULT])
     assert result["id"] == "u-8" and result["ok"] is False
-    assert "did not finish" in result["message"]
+    assert result["message"] == "stopped mid-run"
     assert node.commands() == ran
