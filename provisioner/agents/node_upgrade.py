@@ -5,8 +5,14 @@ One pass (a timer, every 15 s): read our Node; for an `upgrade` request {id, ver
 kubelet} whose id has no `upgrade-result`: apt source of the target minor; unless step is
 "kubelet", kubeadm (unhold, install, hold) and `kubeadm upgrade apply -y v<version>` (step
 apply) or `kubeadm upgrade node` (step node); unless kubelet is false, kubelet and kubectl,
-daemon-reload, restart the kubelet; then write {id, ok, message, at}. The result goes to a
-local file first: a finished id is never run again.
+daemon-reload, restart the kubelet; then write {id, ok, message, at}. The id is recorded
+in a local file as started before anything runs, and the result replaces it there first: an id
+is never run again (an agent stopped mid-run answers it as failed). A request that fails before
+any install puts the apt source back as it was. Runs on Python 3.10 (Ubuntu 22.04).
+
+Its code (not this docstring or comments) goes into the first control plane's user-data, which
+has little room left under DigitalOcean's 64 KiB (provisioner/render/artefacts.py): keep it
+short.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ REQUEST = "provision.dev/upgrade"
 RESULT = "provision.dev/upgrade-result"
 AGENT = "provision.dev/upgrade-agent"
 CONTRACT = "1"
-VERSION = re.compile(r"\A\d+\.\d+\.\d+\Z")
+# (?a): ASCII digits only; \d also matches other scripts' digits (Arabic-Indic, ...).
+VERSION = re.compile(r"(?a)\A\d+\.\d+\.\d+\Z")
 REPOSITORY = re.compile(r"(/core:/stable:/v)\d+\.\d+(/deb/)")
 APT = ("apt-get", "-o", "DPkg::Lock::Timeout=600", "-q")
 
@@ -36,7 +43,8 @@ class Failed(RuntimeError):
 
 
 def log(text: str) -> None:
-    print(f"provision-node-upgrade: {text}", file=sys.stderr, flush=True)
+    # stderr is line-buffered even when not a terminal (Python 3.9+): no flush needed.
+    print(f"provision-node-upgrade: {text}", file=sys.stderr)
 
 
 def run(*command: str) -> str:
@@ -45,14 +53,14 @@ def run(*command: str) -> str:
         done = subprocess.run(command, capture_output=True, text=True, timeout=2400,
                               env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise Failed(f"{command[0]} could not run: {e}") from e
+        raise Failed(f"{command[0]}: {e}") from e
     if done.returncode:
         tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
         raise Failed(f"{' '.join(command[:3])} failed (exit {done.returncode}): {tail}"[:600])
     return done.stdout
 
 
-def install(packages: tuple[str, ...], version: str) -> None:
+def install(version: str, *packages: str) -> None:
     run("apt-mark", "unhold", *packages)
     run(*APT, "install", "-y", *(f"{p}={version}" for p in packages))
     run("apt-mark", "hold", *packages)
@@ -61,25 +69,34 @@ def install(packages: tuple[str, ...], version: str) -> None:
 def upgrade(version: str, step: str, kubelet: bool, sources: Path) -> str:
     minor = version.rsplit(".", 1)[0]  # one package repository per minor
     text = sources.read_text()
-    if not REPOSITORY.search(text):
-        raise Failed(f"{sources} names no Kubernetes package repository")
-    sources.write_text(REPOSITORY.sub(rf"\g<1>{minor}\g<2>", text))
-    run(*APT, "update")
-    # As bootstrap.sh's package_version: apt-cache madison's third column.
-    full = next((f[2] for f in map(str.split, run("apt-cache", "madison", "kubeadm")
-                                   .splitlines()) if len(f) > 2
-                 and f[2].startswith(version + "-")), None)
-    if full is None:
-        raise Failed(f"Kubernetes {version} is not in the package repository")
+    new, found = REPOSITORY.subn(rf"\g<1>{minor}\g<2>", text)
+    if not found:
+        raise Failed(f"no Kubernetes repository in {sources}")
+    sources.write_text(new)
+    try:
+        run(*APT, "update")
+        # As bootstrap.sh's package_version: apt-cache madison's third column.
+        full = next((f[2] for f in map(str.split, run("apt-cache", "madison", "kubeadm")
+                                       .splitlines()) if len(f) > 2
+                     and f[2].startswith(version + "-")), None)
+        if full is None:
+            raise Failed(f"Kubernetes {version} is not in the package repository")
+    except Exception:
+        # Nothing installed yet: a source naming a minor that does not exist (any request
+        # may name one) would break every later apt-get update on the node. Should this
+        # apt-get update fail too, its error is the answer.
+        sources.write_text(text)
+        run(*APT, "update")
+        raise
     if step != "kubelet":
-        install(("kubeadm",), full)
+        install(full, "kubeadm")
         run("kubeadm", "upgrade", *(("apply", "-y", f"v{version}") if step == "apply" else
                                     ("node",)))
     if kubelet:
-        install(("kubelet", "kubectl"), full)
+        install(full, "kubelet", "kubectl")
         run("systemctl", "daemon-reload")
         run("systemctl", "restart", "kubelet")
-    return f"{step} done with {full}" + ("" if kubelet else " (kubelet unchanged)")
+    return f"{step} done with {full}"
 
 
 def parse(text: object) -> dict[str, Any] | None:
@@ -98,6 +115,17 @@ def kubectl(args: list[str], *more: str) -> str:
         log(done.stderr.strip())
         time.sleep(2 * attempt)
     raise RuntimeError(f"kubectl {more[0]} failed")
+
+
+def keep(state: Path, result: dict[str, Any]) -> None:
+    """``result``, stamped now, in the state file."""
+    # dt.UTC is Python 3.11+; nodes may run Ubuntu 22.04's 3.10.
+    result["at"] = dt.datetime.now(dt.timezone.utc).strftime(  # noqa: UP017
+        "%Y-%m-%dT%H:%M:%SZ")
+    state.parent.mkdir(parents=True, exist_ok=True)
+    partial = state.with_suffix(".partial")
+    partial.write_text(json.dumps(result))
+    partial.replace(state)
 
 
 def one_pass(base: list[str], node: str, state: Path, sources: Path) -> int:
@@ -123,14 +151,14 @@ def one_pass(base: list[str], node: str, state: Path, sources: Path) -> int:
     if not VERSION.match(version) or step not in ("apply", "node", "kubelet"):
         result["message"] = f"malformed request: version {version!r}, step {step!r}"
     else:
+        # Recorded before anything runs: should this pass die mid-way (killed, the node
+        # rebooted), the next one answers this failed rather than run it again.
+        keep(state, {**result, "message": "stopped mid-run"})
         try:
             result |= {"ok": True, "message": upgrade(version, step, kubelet, sources)}
-        except (Failed, OSError) as e:
-            result["message"] = str(e)
-    result["at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    state.parent.mkdir(parents=True, exist_ok=True)
-    state.with_suffix(".partial").write_text(json.dumps(result))
-    state.with_suffix(".partial").replace(state)
+        except Exception as e:  # any failure is this id's answer, never a rerun
+            result["message"] = str(e) if isinstance(e, Failed) else repr(e)[:600]
+    keep(state, result)
     annotate(RESULT, json.dumps(result, sort_keys=True))
     log(f"{request['id']}: {result['message']}")
     return 0 if result["ok"] else 1
@@ -138,18 +166,18 @@ def one_pass(base: list[str], node: str, state: Path, sources: Path) -> int:
 
 def main(argv: list[str]) -> int:
     """``node_upgrade.py [KUBECTL [NODE]]``: one pass."""
-    config = next((p for p in ("/etc/kubernetes/admin.conf",) if Path(p).is_file()),
-                  "/etc/kubernetes/kubelet.conf")
-    base = [argv[0] if argv else "kubectl", "--kubeconfig",
-            os.environ.get("PROVISION_KUBECONFIG", config), "--request-timeout=30s"]
-    node = argv[1] if len(argv) > 1 else socket.gethostname().lower()
+    admin = "/etc/kubernetes/admin.conf"
+    config = admin if Path(admin).is_file() else "/etc/kubernetes/kubelet.conf"
     env = os.environ.get
+    base = [argv[0] if argv else "kubectl", "--kubeconfig",
+            env("PROVISION_KUBECONFIG", config), "--request-timeout=30s"]
+    node = argv[1] if len(argv) > 1 else socket.gethostname().lower()
     try:
         return one_pass(base, node,
                         Path(env("PROVISION_UPGRADE_STATE", "/var/lib/provision/upgrade.json")),
                         Path(env("PROVISION_KUBERNETES_LIST",
                                  "/etc/apt/sources.list.d/kubernetes.list")))
-    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
+    except Exception as e:  # kubectl, the API's answer, the state file: the next pass retries
         log(str(e))
         return 1
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 from provisioner.cli.common import console, reports_errors
 from provisioner.cli.options import common, given_kubeconfig, output_option
+
+
+def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    # FloatRange lets nan through (every comparison with nan is false): a wait forever.
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds (1 to 86400)")
+    return value
 
 
 @click.command(epilog="""\b
@@ -22,7 +30,7 @@ Examples:
 @click.option("--list", "list_only", is_flag=True,
               help="List the snapshots in the bucket (hourly and daily) instead.")
 @click.option("--timeout", type=click.FloatRange(1, 24 * 3600), default=600.0,
-              show_default=True, help="Seconds to wait for the snapshot.")
+              show_default=True, callback=_finite, help="Seconds to wait for the snapshot.")
 @click.option("--fetch", "fetch_id", metavar="ID", default=None,
               help="Download, check and unpack this snapshot (an ID from --list, or "
                    "`latest`: the newest hourly one) into --to.")

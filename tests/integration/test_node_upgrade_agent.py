@@ -57,10 +57,14 @@ SOURCE = ("deb [signed-by=/etc/apt/keyrings/kubernetes.asc] "
           "https://repo.invalid/core:/stable:/v1.35/deb/ /\n")
 
 FAKE = """#!{python}
-import json, os, re, sys
+import json, os, re, signal, sys
 name = os.path.basename(sys.argv[0])
 with open(os.environ["CALLS"], "a") as log:
     log.write(json.dumps([name, *sys.argv[1:]]) + "\\n")
+if name == os.environ.get("KILL", ""):  # the agent's unit stopped (or the node lost) mid-run
+    os.kill(os.getppid(), signal.SIGKILL)
+if name == os.environ.get("GARBLE", ""):  # output that is not UTF-8
+    sys.stdout.buffer.write(b"\\xff\\xfe upgrade done\\n")
 if name == "apt-cache":
     text = open(os.environ["PROVISION_KUBERNETES_LIST"]).read()
     minor = re.search(r"/v(\\d+\\.\\d+)/deb/", text).group(1)
@@ -215,9 +219,14 @@ def test_a_result_the_api_missed_is_sent_again_without_rerunning(kube: FakeKubeA
     assert node.commands() == []
 
 
-def test_a_malformed_request_is_answered_not_run(kube: FakeKubeAPI, tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [
+    "1.36.3; reboot",
+    # Arabic-Indic digits: \\d without re.ASCII takes them for digits.
+    "1.\u0663\u0666.3"])
+def test_a_malformed_request_is_answered_not_run(kube: FakeKubeAPI, tmp_path: Path,
+                                                 version: str) -> None:
     node = Node(kube, tmp_path, "w1")
-    node.ask(id="u-5", version="1.36.3; reboot", step="node")
+    node.ask(id="u-5", version=version, step="node")
     assert node.run().returncode == 1
     assert "malformed request" in json.loads(node.notes()[node_upgrade.RESULT])["message"]
     assert node.commands() == []
@@ -230,3 +239,52 @@ def test_a_kubelets_credentials_change_its_own_node_only(kube: FakeKubeAPI,
     assert done.returncode == 1
     assert 'node "w1" is not allowed to modify node "w2"' in done.stderr
     assert node_upgrade.AGENT not in node.notes("w2")
+
+
+def test_a_release_of_a_minor_without_a_repository_puts_the_apt_source_back(
+        kube: FakeKubeAPI, tmp_path: Path) -> None:
+    """Anyone allowed to patch Nodes may ask for 1.99.0: the source must not stay on a
+    repository that does not exist (every later apt-get update on the node would fail)."""
+    node = Node(kube, tmp_path, "w1")
+    node.ask(id="u-6", version="1.99.0", step="node")
+    assert node.run().returncode == 1
+    result = json.loads(node.notes()[node_upgrade.RESULT])
+    assert "1.99.0 is not in the package repository" in result["message"]
+    assert node.sources.read_text() == SOURCE
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "-q"]
+    # apt's lists follow the source back.
+    assert node.commands() == [[*apt, "update"], ["apt-cache", "madison", "kubeadm"],
+                               [*apt, "update"]]
+
+
+def test_an_unexpected_error_is_the_result_and_is_not_retried(kube: FakeKubeAPI,
+                                                               tmp_path: Path) -> None:
+    """kubeadm ran, then its output could not be read (UnicodeDecodeError, not Failed): the
+    id is answered failed with the error's type, and the next pass runs nothing again."""
+    node = Node(kube, tmp_path, "w1")
+    node.ask(id="u-7", version="1.36.3", step="apply")
+    assert node.run(GARBLE="kubeadm").returncode == 1
+    result = json.loads(node.notes()[node_upgrade.RESULT])
+    assert result["ok"] is False
+    assert result["message"].startswith("UnicodeDecodeError("), result
+    ran = node.commands()
+    assert ran[-1] == ["kubeadm", "upgrade", "apply", "-y", "v1.36.3"]
+    node.run()
+    assert node.commands() == ran
+
+
+def test_an_agent_stopped_mid_run_answers_failed_and_never_reruns(kube: FakeKubeAPI,
+                                                                  tmp_path: Path) -> None:
+    """The id is recorded as started before anything runs: a pass killed during `kubeadm
+    upgrade apply` leaves the next pass an answer, not the request to run again."""
+    node = Node(kube, tmp_path, "w1")
+    node.ask(id="u-8", version="1.36.3", step="apply")
+    assert node.run(KILL="kubeadm").returncode != 0
+    assert node_upgrade.RESULT not in node.notes()
+    ran = node.commands()
+    assert ran[-1] == ["kubeadm", "upgrade", "apply", "-y", "v1.36.3"]
+    assert node.run().returncode == 0
+    result = json.loads(node.notes()[node_upgrade.RESULT])
+    assert result["id"] == "u-8" and result["ok"] is False
+    assert result["message"] == "stopped mid-run"
+    assert node.commands() == ran

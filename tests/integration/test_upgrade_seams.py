@@ -159,3 +159,52 @@ def test_an_unanswered_request_for_another_version_refuses(
                             lambda _: None, clock.pinned(), "test")
     assert "unanswered upgrade requests for another version on prod-general-1-abcde " \
         "(1.36.1)" in str(caught.value)
+
+
+def window_only() -> seams.Seams:
+    """The real window (the freeze calendar) behind a preflight that finds nothing: the fake
+    API server runs no etcd and serves its own version, which the preflight would refuse."""
+    return dataclasses.replace(seams.default(), preflight=lambda env, api, now: seams.Gate(
+        "1.35.8", "1.36.3"))
+
+
+def test_a_window_refusing_an_upgrade_under_way_names_what_it_left_cordoned(
+        cluster: tuple[FakeKubeAPI, Any], tmp_path: Path) -> None:
+    """A rerun outside the windows (clock pinned at OUTSIDE_WINDOWS, a Saturday night) of an
+    upgrade that cordoned a worker: refused as before (exit 3), but not with "nothing was
+    changed": the operator is told which node stays cordoned and how to end that."""
+    from provisioner.pipeline.change_window import WindowClosed
+
+    kube, api = cluster
+    worker = "prod-general-1-abcde"
+    old = kube.get("v1", "Node", worker)
+    assert old is not None
+    new = json.loads(json.dumps(old))
+    new["spec"]["unschedulable"] = True
+    new["metadata"]["annotations"].update({
+        orchestrate.CORDONED: "true",
+        REQUEST: json.dumps({"id": "1.36.3-node-1a2b3c4d", "version": "1.36.3",
+                             "step": "node"})})
+    kube.registry.commit(NODE, old, new, "provision")
+    with pytest.raises(WindowClosed) as caught:
+        orchestrate.prepare(environment(tmp_path, "1.36.3"), api, window_only(),
+                            lambda _: None, clock.pinned(), None)
+    message = str(caught.value)
+    assert caught.value.exit_code == 3
+    assert "nothing was changed" not in message
+    assert "upgrade of prod 1.35.8 -> 1.36.3 is under way" in message
+    assert f"the nodes it cordoned stay cordoned until it finishes: {worker}." in message
+    assert "--override-window --reason TEXT" in message
+    assert "kubectl uncordon NODE" in message
+
+
+def test_a_window_refusing_a_fresh_upgrade_says_nothing_was_changed(
+        cluster: tuple[FakeKubeAPI, Any], tmp_path: Path) -> None:
+    from provisioner.pipeline.change_window import WindowClosed
+
+    _, api = cluster
+    with pytest.raises(WindowClosed) as caught:
+        orchestrate.prepare(environment(tmp_path, "1.36.3"), api, window_only(),
+                            lambda _: None, clock.pinned(), None)
+    assert "nothing was changed" in str(caught.value)
+    assert "under way" not in str(caught.value)
