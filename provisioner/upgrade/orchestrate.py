@@ -223,7 +223,8 @@ class _Run:
                                 "`provision upgrade` again once the cluster is whole")
 
     def step(self, label: str) -> None:
-        """One step done: recorded in the work folder for `status`, then the test hook."""
+        """One step done: recorded in the work folder (upgrade.json, for the operator; a
+        rerun reads the cluster, not this file), then the test hook."""
         if self.progress is not None:
             record = {"target": self.target, "step": label,
                       "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
