@@ -14,8 +14,8 @@ import ast
 import base64
 import gzip
 import io
-import re
 import tarfile
+from typing import Any
 
 import pytest
 import yaml
@@ -46,8 +46,8 @@ MARGIN = 4 * 1024
 ROLES = ("controller-init", "controller-join", "worker-general")
 
 
-def _config(role: str) -> dict[str, object]:
-    config: dict[str, object] = yaml.safe_load(
+def _config(role: str) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(
         materialize(rendered("production")[f"cloud-init/{role}.yaml"]))
     return config
 
@@ -93,7 +93,7 @@ def test_the_bundle_is_the_same_bytes_on_every_render(role: str) -> None:
     env = example("production")
     first, second = cloudinit.all_roles(env), cloudinit.all_roles(env)
     assert [u.text for u in first] == [u.text for u in second]
-    (entry,) = [f for f in _config(role)["write_files"]  # type: ignore[attr-defined]
+    (entry,) = [f for f in _config(role)["write_files"]
                 if f["path"] == cloudinit.BUNDLE]
     assert entry["permissions"] == "0600" and entry["encoding"] == "b64"
     packed = base64.b64decode(entry["content"])
@@ -105,14 +105,17 @@ def test_the_bundle_is_the_same_bytes_on_every_render(role: str) -> None:
 
 
 def test_bootstrap_unpacks_the_bundle_before_any_agent_runs() -> None:
-    """The bootstrap script (cloud-init's runcmd, a final-stage module, runs after the
-    config-stage write_files wrote the bundle) unpacks the bundle as its first step: before
+    """cloud-init 22.4.2 (config/cloud.cfg.tmpl as Debian ships it in /etc/cloud/cloud.cfg):
+    ``write-files`` is a cloud_init_modules ('init' stage) module, ``runcmd`` a
+    cloud_config_modules one that only writes the script ``scripts-user`` runs in the
+    'final' stage; so the bundle (not ``defer``red) is on disk before the bootstrap script
+    starts. The script unpacks it as its first step: before
     apt installs keepalived (whose drop-in's ExecStartPre runs the failover agent), before
     the floating IP claim and before it enables or starts any unit that runs an agent. The
     rendered script's text order is the evidence: nothing but the done-marker check and a
     log line comes before it in ``main``."""
     for role in ROLES:
-        entries = {f["path"]: f for f in _config(role)["write_files"]}  # type: ignore[attr-defined]
+        entries = {f["path"]: f for f in _config(role)["write_files"]}
         script = written(entries[BOOTSTRAP])
         main = script[script.index("\nmain() {"):]
         steps = [line.strip() for line in main.splitlines()[2:] if line.strip()]
