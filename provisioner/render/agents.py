@@ -1,11 +1,12 @@
 """The node agents as shipped in user-data: their source without docstrings, compressed.
 
-The first control-plane node's user-data (CA and shared keys, add-on kustomizations, three
+The first control-plane node's user-data (CA and shared keys, add-on kustomizations, four
 agents) must stay under DigitalOcean's 64 KiB. Docstrings and comments are for readers of
 this repository, not for python3 on the node: the agents travel as their syntax tree with
 docstrings dropped, printed again (``ast.unparse``; comments are not part of the tree),
-which roughly halves them. tests/contract/test_agent_shipping.py checks each shipped text
-compiles to the same tree as its source minus docstrings.
+which roughly halves them, then together in one archive (render/bundle.py).
+tests/contract/test_agent_shipping.py checks each shipped text compiles to the same tree as
+its source minus docstrings.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from provisioner.bootstrap.pki import SHARED_MARKERS
 from provisioner.config.model import Environment, WorkerPool
 from provisioner.errors import RenderError
-from provisioner.render import addons, agents, packages
+from provisioner.render import addons, agents, bundle, packages
 from provisioner.render.engine import render
-from provisioner.render.markers import marker
+from provisioner.render.markers import has_markers, marker
 from provisioner.resources import data_dir
 
 # Values only a booting droplet knows; the bootstrap script fills them from the metadata service.
@@ -67,22 +67,19 @@ FAILOVER_AGENT = "/usr/local/lib/provision/failover.py"
 VRRP_TUNNEL_PORT = 8473
 
 
-def _packed_agent(name: str) -> str:
-    """A node agent for cloud-init's ``encoding: gz+b64``, without its docstrings
-    (render/agents.py): the agents are written this way because the first node's user-data
-    (CA and shared keys, add-on kustomizations, agents) would otherwise pass DigitalOcean's
-    64 KiB."""
-    return _packed_text(agents.shipped_agent(name))
-
-
 def _packed_text(text: str) -> str:
-    """Rendered text for ``encoding: gz+b64`` (see ``_packed_agent``); ``mtime=0`` keeps the
+    """Rendered text for ``encoding: gz+b64``: the first node's user-data (CA and shared
+    keys, add-on kustomizations, agents) is near DigitalOcean's 64 KiB. ``mtime=0`` keeps the
     bytes the same from run to run. Only text without late-bound markers may be packed:
     Terraform splices values into the user-data as written."""
-    if "@@provision:" in text:
+    if has_markers(text):
         raise RenderError("a file with late-bound values cannot be compressed")
     packed = gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
     return base64.b64encode(packed).decode("ascii")
+
+
+def _json(settings: dict[str, object]) -> str:
+    return json.dumps(settings, indent=2, sort_keys=True) + "\n"
 
 
 def _failover_files(env: Environment) -> dict[str, object]:
@@ -100,9 +97,8 @@ def _failover_files(env: Environment) -> dict[str, object]:
         "check_command": f"/usr/bin/python3 {FAILOVER_AGENT} check",
     }
     return {"failover": {
-        "agent": _packed_agent("failover"),
         "agent_path": FAILOVER_AGENT,
-        "settings": json.dumps(settings, indent=2, sort_keys=True) + "\n",
+        "settings": _json(settings),
         "service": render("systemd/provision-failover.service.j2", agent_path=FAILOVER_AGENT),
         "timer": render("systemd/provision-failover.timer.j2"),
         # keepalived waits for its tunnel and comes back when it dies (see the template).
@@ -115,12 +111,9 @@ CSR_APPROVER = "/usr/local/lib/provision/csr_approver.py"
 
 
 def _approver_files(env: Environment) -> dict[str, object]:
-    """The kubelet serving certificate approver and its timer (every control-plane node).
-
-    Compressed, like the failover agent (see ``_packed``).
-    """
+    """The kubelet serving certificate approver's units (every control-plane node; the agent
+    travels in the bundle, ``_bundle``)."""
     return {"csr_approver": {
-        "agent": _packed_agent("csr_approver"),
         "agent_path": CSR_APPROVER,
         # No kubelet may be certified for a service or pod address or the API endpoint.
         "service": render("systemd/provision-csr-approver.service.j2", agent_path=CSR_APPROVER,
@@ -148,15 +141,11 @@ def backup_settings(env: Environment) -> dict[str, object] | None:
 
 
 def _backup_files(env: Environment) -> dict[str, object]:
-    """The etcd backup agent, its settings and timer (control-plane nodes, with backups)."""
-    settings = backup_settings(env)
-    if settings is None:
+    """The etcd backup agent's units (control-plane nodes, with backups; the agent and its
+    settings travel in the bundle, ``_bundle``)."""
+    if env.backups is None:
         return {"etcd_backup": None}
     return {"etcd_backup": {
-        "agent": _packed_agent("etcd_backup"),
-        "agent_path": ETCD_BACKUP_AGENT,
-        "settings_path": ETCD_BACKUP_SETTINGS,
-        "settings": json.dumps(settings, indent=2, sort_keys=True) + "\n",
         "service": render("systemd/provision-etcd-backup.service.j2",
                           agent_path=ETCD_BACKUP_AGENT),
         "timer": (data_dir("templates") / "systemd" / "provision-etcd-backup.timer").read_text(
@@ -165,13 +154,6 @@ def _backup_files(env: Environment) -> dict[str, object]:
 
 
 NODE_UPGRADE = "/usr/local/lib/provision/node_upgrade.py"
-
-
-def _upgrade_files() -> dict[str, object]:
-    """The upgrade agent (every node; README "Upgrades"), compressed like the other agents
-    (see ``_packed``); its systemd units are written by the bootstrap script."""
-    return {"node_upgrade": {"agent": _packed_agent("node_upgrade"),
-                             "agent_path": NODE_UPGRADE}}
 
 
 def _upgrade_units() -> dict[str, str]:
@@ -220,9 +202,47 @@ def addon_sources(env: Environment) -> list[dict[str, object]]:
     return sources
 
 
-def _node_files(context: dict[str, object], role: str,
-                sources: list[dict[str, object]]) -> dict[str, object]:
+BUNDLE = "/usr/local/lib/provision/bundle.tar.gz"
+# Where each agent lands (the units and settings name these paths).
+AGENT_PATHS = {"failover": FAILOVER_AGENT, "csr_approver": CSR_APPROVER,
+               "etcd_backup": ETCD_BACKUP_AGENT, "node_upgrade": NODE_UPGRADE}
+
+
+def _agents(names: list[str]) -> list[bundle.Member]:
+    """The agents a role runs, for the bundle: their code without docstrings
+    (render/agents.py), mode 0755 as cloud-init wrote them before."""
+    return [bundle.Member(AGENT_PATHS[name], 0o755, agents.shipped_agent(name))
+            for name in names]
+
+
+def _bundle(members: list[bundle.Member], kustomizations: list[dict[str, str]]
+            ) -> tuple[str, list[dict[str, str]]]:
+    """(the bundle, the kustomizations cloud-init writes itself).
+
+    ``members`` (agents and their settings without secrets) and the add-on kustomizations
+    without late-bound values (0644) travel as one archive (render/bundle.py says why). A
+    kustomization with a marker stays a plain write_files entry: Terraform fills markers in
+    the user-data as written.
+    """
+    members = list(members)
+    written = []
+    for file in kustomizations:
+        if has_markers(file["content"]):
+            written.append(file)
+        else:
+            members.append(bundle.Member(file["path"], 0o644, file["content"]))
+    return bundle.packed(members), written
+
+
+def _node_files(context: dict[str, object], role: str, sources: list[dict[str, object]],
+                members: list[bundle.Member]) -> dict[str, object]:
     systemd = data_dir("templates") / "systemd"
+    # Only the first control-plane node installs the add-ons.
+    kustomizations = [
+        {"path": f"{ADDONS_DIR}/{s['source']}/kustomization.yaml",
+         "content": str(s["kustomization"])}
+        for s in sources if s["kustomization"]] if role == "controller-init" else []
+    packed, written = _bundle(members, kustomizations)
     return {
         # The scripts carry no late-bound values, so they travel compressed (``_packed``).
         "metadata_guard": _packed_text(render("scripts/metadata-guard.sh.j2", **context)),
@@ -234,12 +254,10 @@ def _node_files(context: dict[str, object], role: str,
         "bootstrap": _packed_text(render("scripts/bootstrap.sh.j2", **context,
                             **_upgrade_units(),
                             role="worker" if role.startswith("worker") else role,
-                            addons=sources, addons_dir=ADDONS_DIR)),
-        # Only the first control-plane node installs the add-ons.
-        "addon_kustomizations": [
-            {"path": f"{ADDONS_DIR}/{s['source']}/kustomization.yaml",
-             "content": s["kustomization"]}
-            for s in sources if s["kustomization"]] if role == "controller-init" else [],
+                            addons=sources, addons_dir=ADDONS_DIR, bundle=BUNDLE)),
+        "bundle": packed,
+        "bundle_path": BUNDLE,
+        "addon_kustomizations": written,
     }
 
 
@@ -258,9 +276,16 @@ def controller(env: Environment, first: bool) -> UserData:
     backup = _backup_files(env)
     context["failover_enabled"] = failover["failover"] is not None
     context["etcd_backup_enabled"] = backup["etcd_backup"] is not None
+    settings = backup_settings(env)
+    members = _agents([name for name, wanted in (
+        ("failover", failover["failover"] is not None), ("csr_approver", True),
+        ("etcd_backup", settings is not None), ("node_upgrade", True)) if wanted])
+    if settings is not None:
+        # No secrets in it (see ``backup_settings``), so it may travel packed.
+        members.append(bundle.Member(ETCD_BACKUP_SETTINGS, 0o644, _json(settings)))
     text = render("cloud-init/node.yaml.j2", **context,
-                  **_node_files(context, role, addon_sources(env)),
-                  **failover, **_approver_files(env), **backup, **_upgrade_files(),
+                  **_node_files(context, role, addon_sources(env), members),
+                  **failover, **_approver_files(env), **backup,
                   role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
@@ -275,9 +300,8 @@ def worker(env: Environment, pool: WorkerPool) -> UserData:
     context["etcd_backup_enabled"] = False
     kubeadm = render("kubeadm/join.yaml.j2", **context)
     text = render("cloud-init/node.yaml.j2", **context,
-                  **_node_files(context, role, addon_sources(env)),
-                  failover=None, csr_approver=None, etcd_backup=None, **_upgrade_files(),
-                  role=role,
+                  **_node_files(context, role, addon_sources(env), _agents(["node_upgrade"])),
+                  failover=None, csr_approver=None, etcd_backup=None, role=role,
                   kubeadm=kubeadm)
     return UserData(role, text)
 

@@ -56,3 +56,9 @@ def segments(text: str) -> list[Segment]:
 def join(parts: list[Segment], values: dict[str, str]) -> str:
     """What Terraform's ``join`` of the segments yields; used by tests and size checks."""
     return "".join(p["text"] if "text" in p else values[p["ref"]] for p in parts)
+
+
+def has_markers(text: str) -> bool:
+    """Whether ``text`` holds anything that looks like a marker (a file that does must stay
+    as written in the user-data, never compressed or archived)."""
+    return "@@provision:" in text

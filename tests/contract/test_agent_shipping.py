@@ -1,7 +1,9 @@
 """The node agents travel in user-data as their code without docstrings, and it still fits.
 
-cloud-init writes a ``write_files`` entry with ``encoding: gz+b64`` decoded
-(cloudinit/config/cc_write_files.py, ``extract_contents``; tests/support/rendering.written);
+A role's agents (with the backup settings and the add-on kustomizations that carry no
+late-bound value) are one gzip-compressed tar that cloud-init writes (``encoding: b64``,
+cloudinit/config/cc_write_files.py, ``extract_contents``) and the bootstrap script unpacks;
+tests/support/rendering.on_node unpacks it with the script's own tar command.
 DigitalOcean refuses user-data over 64 KiB, the limit provisioner/render/artefacts.py
 enforces with the late values at their longest.
 """
@@ -9,6 +11,11 @@ enforces with the late values at their longest.
 from __future__ import annotations
 
 import ast
+import base64
+import gzip
+import io
+import tarfile
+from typing import Any
 
 import pytest
 import yaml
@@ -16,16 +23,37 @@ import yaml
 from provisioner.config.model import Backups
 from provisioner.render import artefacts, cloudinit
 from provisioner.render.agents import shipped_text
-from tests.support.agents import AGENTS, NAMES, ON_NODE, assert_ships
-from tests.support.rendering import example, materialize, rendered, written
+from tests.support.agents import (
+    AGENTS,
+    CONTROL_PLANE_ONLY,
+    EVERY_NODE,
+    NAMES,
+    ON_NODE,
+    assert_ships,
+)
+from tests.support.rendering import (
+    BOOTSTRAP,
+    NodeFile,
+    example,
+    materialize,
+    on_node,
+    rendered,
+    written,
+)
 
 # Room kept under the limit for what the next change adds before anyone measures again.
-MARGIN = 2 * 1024
+MARGIN = 4 * 1024
+ROLES = ("controller-init", "controller-join", "worker-general")
 
 
-def _shipped(role: str) -> dict[str, str]:
-    config = yaml.safe_load(materialize(rendered("production")[f"cloud-init/{role}.yaml"]))
-    return {f["path"]: written(f) for f in config["write_files"]}
+def _config(role: str) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(
+        materialize(rendered("production")[f"cloud-init/{role}.yaml"]))
+    return config
+
+
+def _shipped(role: str) -> dict[str, NodeFile]:
+    return on_node(_config(role))
 
 
 @pytest.mark.parametrize("role", ["controller-init", "controller-join"])
@@ -33,15 +61,21 @@ def _shipped(role: str) -> dict[str, str]:
 def test_each_agent_ships_as_its_code_minus_docstrings(role: str, name: str) -> None:
     files = _shipped(role)
     shipped = files[ON_NODE[name]]
-    assert_ships(shipped, name)
+    assert shipped.mode == 0o755, (name, oct(shipped.mode))
+    assert_ships(shipped.content, name)
     source = (AGENTS / f"{name}.py").read_text(encoding="utf-8")
     if ast.get_docstring(ast.parse(source)) is not None:
-        assert len(shipped) < len(source), name
+        assert len(shipped.content) < len(source), name
 
 
 def test_workers_ship_no_control_plane_agent() -> None:
+    """A worker carries the upgrade agent (every node runs it) and none of the agents only
+    a control-plane node runs."""
     files = _shipped("worker-general")
-    assert not set(ON_NODE.values()) & set(files)
+    assert not {ON_NODE[name] for name in CONTROL_PLANE_ONLY} & set(files)
+    for name in EVERY_NODE:
+        assert files[ON_NODE[name]].mode == 0o755
+        assert_ships(files[ON_NODE[name]].content, name)
 
 
 def test_a_check_that_can_fail() -> None:
@@ -50,6 +84,71 @@ def test_a_check_that_can_fail() -> None:
     shipped = shipped_text(source)
     with pytest.raises(AssertionError):
         assert_ships(shipped.replace("return", "return None or", 1), "csr_approver")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_bundle_is_the_same_bytes_on_every_render(role: str) -> None:
+    """Renders stay byte-identical run to run: members owned by 0/0 with mtime 0, the gzip
+    header's mtime 0, so Terraform sees no change in an unchanged environment."""
+    env = example("production")
+    first, second = cloudinit.all_roles(env), cloudinit.all_roles(env)
+    assert [u.text for u in first] == [u.text for u in second]
+    (entry,) = [f for f in _config(role)["write_files"]
+                if f["path"] == cloudinit.BUNDLE]
+    assert entry["permissions"] == "0600" and entry["encoding"] == "b64"
+    packed = base64.b64decode(entry["content"])
+    assert packed[4:8] == b"\0\0\0\0"  # gzip MTIME (RFC 1952, section 2.3.1)
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(packed))) as tar:
+        members = tar.getmembers()
+    assert members and all(m.isfile() and m.uid == 0 and m.gid == 0 and m.mtime == 0
+                           and not m.name.startswith("/") for m in members), members
+
+
+def test_bootstrap_unpacks_the_bundle_before_any_agent_runs() -> None:
+    """cloud-init 22.4.2 (config/cloud.cfg.tmpl as Debian ships it in /etc/cloud/cloud.cfg):
+    ``write-files`` is a cloud_init_modules ('init' stage) module, ``runcmd`` a
+    cloud_config_modules one that only writes the script ``scripts-user`` runs in the
+    'final' stage; so the bundle (not ``defer``red) is on disk before the bootstrap script
+    starts. The script unpacks it as its first step: before
+    apt installs keepalived (whose drop-in's ExecStartPre runs the failover agent), before
+    the floating IP claim and before it enables or starts any unit that runs an agent. The
+    rendered script's text order is the evidence: nothing but the done-marker check and a
+    log line comes before it in ``main``."""
+    for role in ROLES:
+        entries = {f["path"]: f for f in _config(role)["write_files"]}
+        script = written(entries[BOOTSTRAP])
+        main = script[script.index("\nmain() {"):]
+        steps = [line.strip() for line in main.splitlines()[2:] if line.strip()]
+        assert steps[:7] == ['if [[ -e "$DONE_MARKER" ]]; then', 'log "already bootstrapped"',
+                             "return 0", "fi", 'log "bootstrapping Kubernetes $K8S_VERSION"',
+                             "unpack_bundle", "prepare_kernel"], steps
+        for later in ("install_packages", "run_kubeadm", "systemctl enable --now",
+                      "systemctl start", "install_upgrade_agent"):
+            assert main.index(later) > main.index("unpack_bundle"), (role, later)
+        # The archive it unpacks is the one cloud-init writes.
+        assert f"readonly BUNDLE={cloudinit.BUNDLE}\n" in script
+        assert cloudinit.BUNDLE in entries
+
+
+def test_kustomizations_with_late_values_stay_in_write_files() -> None:
+    """Terraform splices late values into the user-data as written, so a kustomization that
+    carries one (the CCM's, with the VPC id) stays a plain write_files entry; the others are
+    packed. The node gets every one, 0644."""
+    env = example("production")
+    as_rendered = yaml.safe_load(rendered("production")["cloud-init/controller-init.yaml"])
+    entries = {f["path"]: f["content"] for f in as_rendered["write_files"]
+               if f["path"].startswith(cloudinit.ADDONS_DIR)}
+    assert entries and all("@@provision:" in text for text in entries.values()), entries
+    files = on_node(_config("controller-init"))
+    expected = {f"{cloudinit.ADDONS_DIR}/{s['source']}/kustomization.yaml"
+                for s in cloudinit.addon_sources(env) if s["kustomization"]}
+    assert {p for p in files if p.startswith(cloudinit.ADDONS_DIR)} == expected
+    packed = expected - set(entries)
+    assert packed, "no kustomization travels packed"
+    for path in expected:
+        assert files[path].mode == 0o644
+        assert "@@provision:" not in files[path].content
+    assert not {p for p in _shipped("controller-join") if p.startswith(cloudinit.ADDONS_DIR)}
 
 
 def test_production_with_backups_fits_with_margin(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.rendering import materialize, rendered, written
+from tests.support.rendering import materialize, on_node, rendered
 
 pytestmark = pytest.mark.oracle
 SHELLCHECK = shutil.which("shellcheck")
@@ -20,10 +20,11 @@ def _scripts() -> list[tuple[str, str, str]]:
     for name in ("production", "staging"):
         for path, text in sorted(rendered(name).items()):
             if path.startswith("cloud-init/"):
-                for item in yaml.safe_load(materialize(text))["write_files"]:
-                    content = written(item)
+                # Every file the node gets: written by cloud-init or unpacked from the bundle.
+                for target, file in on_node(yaml.safe_load(materialize(text))).items():
+                    content = file.content
                     if content.split("\n", 1)[0] in ("#!/bin/bash", "#!/bin/sh"):
-                        found.append((f"{name}:{path}:{item['path']}", item["path"], content))
+                        found.append((f"{name}:{path}:{target}", target, content))
     return found
 
 

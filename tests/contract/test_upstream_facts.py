@@ -14,8 +14,6 @@ namespace, container name and the fields the patch must leave alone.
 
 from __future__ import annotations
 
-import base64
-import gzip
 import importlib.util
 import ipaddress
 import re
@@ -35,7 +33,7 @@ from tests.fakes.doapi import FakeDigitalOcean
 from tests.fakes.doprovider.cloud import Cloud
 from tests.fakes.doprovider.resources.catalog import DEFAULT_REGION
 from tests.support.agents import assert_ships
-from tests.support.rendering import example, late_values, materialize, rendered
+from tests.support.rendering import example, late_values, materialize, on_node, rendered
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 GUARD = "/usr/local/sbin/provision-metadata-guard"
@@ -52,17 +50,10 @@ FLANNEL = ("DaemonSet", "kube-flannel", "kube-flannel-ds", "kube-flannel")
 
 
 def write_files(example_name: str, role: str = "controller-init") -> dict[str, str]:
-    """path -> content of the role's user-data as the droplet receives it."""
+    """path -> content of every file the role's user-data puts on the droplet, as the node
+    gets it (written by cloud-init or unpacked from the bundle: rendering.on_node)."""
     config = yaml.safe_load(materialize(rendered(example_name)[f"cloud-init/{role}.yaml"]))
-    return {f["path"]: _decoded(f) for f in config["write_files"]}
-
-
-def _decoded(item: dict[str, Any]) -> str:
-    """A write_files entry's content as cloud-init writes it (it decodes gz+b64)."""
-    content = str(item["content"])
-    if item.get("encoding") == "gz+b64":
-        content = gzip.decompress(base64.b64decode(content)).decode()
-    return content
+    return {path: file.content for path, file in on_node(config).items()}
 
 
 def kustomization(example_name: str, addon: str) -> tuple[str, dict[str, Any]]:
@@ -167,13 +158,15 @@ def test_pinned_versions_are_the_ones_checked() -> None:
     """The facts below were read at these tags; a bump means reading them again."""
     assert (addons.DO_CCM, addons.DO_CSI, addons.CALICO, addons.FLANNEL) == (
         "v0.1.68", "v4.16.0", "v3.32.1", "v0.28.9")
-    init = rendered("production")["cloud-init/controller-init.yaml"]
+    # What the first node gets: its files as written or unpacked (the bootstrap script and
+    # the kustomizations travel compressed).
+    init = "".join(write_files("production").values())
     for url in (f"digitalocean-cloud-controller-manager/refs/tags/{addons.DO_CCM}/",
                 f"csi-digitalocean-{addons.DO_CSI}/driver.yaml",
                 f"calico/refs/tags/{addons.CALICO}/manifests/calico-vxlan.yaml"):
         assert url in init, url
-    assert f"flannel/refs/tags/{addons.FLANNEL}/Documentation/kube-flannel.yml" in rendered(
-        "staging")["cloud-init/controller-init.yaml"]
+    assert f"flannel/refs/tags/{addons.FLANNEL}/Documentation/kube-flannel.yml" in "".join(
+        write_files("staging").values())
 
 
 # ------------------------------------------------------- cloud controller manager
@@ -423,9 +416,8 @@ def test_metrics_server_verifies_the_kubelets_certificates() -> None:
             if not path.startswith("cloud-init/"):
                 continue
             config = yaml.safe_load(materialize(text))
-            for item in config["write_files"]:
-                content = _decoded(item)
-                assert "kubelet-insecure-tls" not in content, (example_name, path, item["path"])
+            for target, file in on_node(config).items():
+                assert "kubelet-insecure-tls" not in file.content, (example_name, path, target)
 
 
 def test_every_control_plane_node_runs_the_serving_certificate_approver() -> None:
@@ -434,20 +426,19 @@ def test_every_control_plane_node_runs_the_serving_certificate_approver() -> Non
     kubernetes.io/kubelet-serving: "Never auto-approved by kube-controller-manager"; kubeadm's
     "Enabling signed kubelet serving certificates" leaves approval to the cluster's owner).
     Every control-plane role ships the
-    approver as written (cloud-init decodes ``encoding: gz+b64``) with its timer; the
-    bootstrap script enables the timer on control-plane nodes only."""
+    approver as the node gets it (unpacked from the bundle, rendering.on_node) with its timer;
+    the bootstrap script enables the timer on control-plane nodes only."""
     for role in ("controller-init", "controller-join"):
         config = yaml.safe_load(materialize(rendered("production")[f"cloud-init/{role}.yaml"]))
-        files = {f["path"]: f for f in config["write_files"]}
+        files = on_node(config)
         agent = files["/usr/local/lib/provision/csr_approver.py"]
-        assert agent["encoding"] == "gz+b64" and agent["permissions"] == "0755"
-        assert_ships(gzip.decompress(base64.b64decode(agent["content"])).decode(),
-                     "csr_approver")
+        assert agent.mode == 0o755
+        assert_ships(agent.content, "csr_approver")
         assert "csr_approver.py --kubeconfig /etc/kubernetes/admin.conf" in \
-            files["/etc/systemd/system/provision-csr-approver.service"]["content"]
+            files["/etc/systemd/system/provision-csr-approver.service"].content
         assert "OnUnitActiveSec=15s" in \
-            files["/etc/systemd/system/provision-csr-approver.timer"]["content"]
-        bootstrap = _decoded(files["/usr/local/sbin/provision-bootstrap"])
+            files["/etc/systemd/system/provision-csr-approver.timer"].content
+        bootstrap = files["/usr/local/sbin/provision-bootstrap"].content
         assert "systemctl enable --now provision-csr-approver.timer" in bootstrap
     worker = write_files("production", "worker-general")
     assert "/usr/local/lib/provision/csr_approver.py" not in worker

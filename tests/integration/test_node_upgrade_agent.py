@@ -19,8 +19,6 @@ API server enforces.
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import os
 import subprocess
@@ -41,16 +39,19 @@ KUBECTL = str(Path(sys.executable).parent / "kubectl")
 
 
 def shipped_agent() -> str:
-    """The agent as a node receives it: decoded from the rendered user-data (gz+b64, without
-    its docstring and comments), not the repository's file."""
+    """The agent as a node receives it: unpacked from the rendered user-data's bundle as the
+    bootstrap script unpacks it (tests/support/rendering.on_node; without its docstrings and
+    comments), not the repository's file."""
     from provisioner.config import load_environment
     from provisioner.render import cloudinit
-    from tests.support.rendering import ROOT
+    from tests.support.rendering import ROOT, on_node
 
     env = load_environment(ROOT / "examples" / "production.yaml")
-    files = yaml.safe_load(cloudinit.worker(env, env.worker_pools[0]).text)["write_files"]
-    entry = next(f for f in files if f["path"] == cloudinit.NODE_UPGRADE)
-    return gzip.decompress(base64.b64decode(entry["content"])).decode()
+    files = on_node(yaml.safe_load(cloudinit.worker(env, env.worker_pools[0]).text))
+    assert files[cloudinit.NODE_UPGRADE].mode == 0o755
+    return files[cloudinit.NODE_UPGRADE].content
+
+
 TOKENS = {"w1-token": "system:node:w1", "w2-token": "system:node:w2"}
 NODE = catalog.get("v1", "Node")
 SOURCE = ("deb [signed-by=/etc/apt/keyrings/kubernetes.asc] "

@@ -12,6 +12,10 @@ from pathlib import Path
 AGENTS = Path(__file__).resolve().parents[2] / "provisioner" / "agents"
 NAMES = ("failover", "csr_approver", "etcd_backup", "node_upgrade")
 ON_NODE = {name: f"/usr/local/lib/provision/{name}.py" for name in NAMES}
+# Agents only a control-plane node runs (README "Architecture"); the upgrade agent runs on
+# every node.
+CONTROL_PLANE_ONLY = ("failover", "csr_approver", "etcd_backup")
+EVERY_NODE = ("node_upgrade",)
 
 
 def expected_tree(source: str) -> str:
@@ -29,7 +33,7 @@ def expected_tree(source: str) -> str:
 
 
 def assert_ships(shipped: str, name: str) -> None:
-    """``shipped`` (as cloud-init writes it) is agent ``name`` minus its docstrings."""
+    """``shipped`` (as the node gets it) is agent ``name`` minus its docstrings."""
     compile(shipped, ON_NODE[name], "exec")  # python3 on the node can load it
     source = (AGENTS / f"{name}.py").read_text(encoding="utf-8")
     assert ast.dump(ast.parse(shipped)) == expected_tree(source), name

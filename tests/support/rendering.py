@@ -5,6 +5,12 @@ from __future__ import annotations
 import base64
 import functools
 import gzip
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +89,60 @@ def written(item: dict[str, Any]) -> str:
     if item.get("encoding") == "gz+b64":
         content = gzip.decompress(base64.b64decode(content)).decode()
     return content
+
+
+BOOTSTRAP = "/usr/local/sbin/provision-bootstrap"
+_UNPACK = re.compile(r"^unpack_bundle\(\) \{\n(.*?)^\}", re.M | re.S)
+
+
+@dataclass(frozen=True)
+class NodeFile:
+    """A file as it lands on the node: its text and permission bits."""
+
+    content: str
+    mode: int
+
+
+def unpack_command(bootstrap: str) -> list[str]:
+    """The bootstrap script's own command that unpacks the bundle (its ``unpack_bundle``
+    function: one command, comments and line continuations aside)."""
+    found = _UNPACK.search(bootstrap)
+    assert found, "the bootstrap script has no unpack_bundle function"
+    lines = [line for line in found.group(1).splitlines()
+             if line.strip() and not line.strip().startswith("#")]
+    argv = shlex.split(" ".join(line.rstrip("\\") for line in lines))
+    assert argv[0] == "tar" and argv[-4:] == ["--file", "$BUNDLE", "--directory", "/"], argv
+    return argv
+
+
+def on_node(config: dict[str, Any]) -> dict[str, NodeFile]:
+    """path -> every file a role's (materialized) user-data puts on the node, as the node
+    gets it: each ``write_files`` entry as cloud-init writes it (``written``, mode from
+    ``permissions``), then the bundle (``encoding: b64``, cloud-init's base64 decoding in
+    cc_write_files.py ``extract_contents``) unpacked exactly as the bootstrap script does:
+    its own tar command line, taken from the rendered script and run here with a temporary
+    directory in place of ``/``. Modes are read back from the unpacked files. The archive
+    itself is left out (the node keeps it only to unpack it)."""
+    entries = {str(f["path"]): f for f in config["write_files"]}
+    script = written(entries[BOOTSTRAP])
+    bundle_path = re.search(r"^readonly BUNDLE=(\S+)$", script, re.M)
+    assert bundle_path, "the bootstrap script names no bundle"
+    bundle = entries.pop(shlex.split(bundle_path.group(1))[0])
+    assert bundle.get("encoding") == "b64", bundle.get("encoding")
+    files = {path: NodeFile(written(item), int(str(item.get("permissions", "0644")), 8))
+             for path, item in entries.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        archive, root = Path(tmp) / "bundle", Path(tmp) / "root"
+        archive.write_bytes(base64.b64decode(str(bundle["content"])))
+        root.mkdir()
+        argv = unpack_command(script)
+        argv[-3], argv[-1] = str(archive), str(root)
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder) / name
+                target = "/" + str(path.relative_to(root))
+                assert target not in files, f"{target} is both written and unpacked"
+                files[target] = NodeFile(path.read_text(encoding="utf-8"),
+                                         path.stat().st_mode & 0o7777)
+    return files

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from provisioner.render import cloudinit
-from tests.support.rendering import example, materialize, rendered, written
+from tests.support.rendering import NodeFile, example, materialize, on_node, rendered
 
 SERVICE = "/etc/systemd/system/provision-etcd-backup.service"
 TIMER = "/etc/systemd/system/provision-etcd-backup.timer"
@@ -17,27 +17,29 @@ SETTINGS = "/etc/provision/etcd-backup.json"
 AGENT = "/usr/local/lib/provision/etcd_backup.py"
 
 
-def _files(name: str, role: str) -> dict[str, dict[str, Any]]:
-    config = yaml.safe_load(materialize(rendered(name)[f"cloud-init/{role}.yaml"]))
-    return {f["path"]: f for f in config["write_files"]}
+def _files(name: str, role: str) -> dict[str, NodeFile]:
+    """The role's files as the node gets them (cloud-init's and the unpacked bundle's)."""
+    config: dict[str, Any] = yaml.safe_load(
+        materialize(rendered(name)[f"cloud-init/{role}.yaml"]))
+    return on_node(config)
 
 
 def test_control_plane_roles_carry_agent_settings_and_timer() -> None:
     for role in ("controller-init", "controller-join"):
         files = _files("production", role)
-        assert files[AGENT]["encoding"] == "gz+b64" and files[AGENT]["permissions"] == "0755"
-        assert files[SETTINGS]["permissions"] == "0644"
-        assert json.loads(files[SETTINGS]["content"]) == {
+        assert files[AGENT].mode == 0o755
+        assert files[SETTINGS].mode == 0o644
+        assert json.loads(files[SETTINGS].content) == {
             "environment": "prod", "endpoint": "https://fra1.digitaloceanspaces.com",
             "region": "fra1", "bucket": "acme-etcd-backups", "prefix": "production",
             "every_seconds": 3600, "keep_hourly": 24, "keep_daily": 14}
-        service = files[SERVICE]["content"]
+        service = files[SERVICE].content
         assert "Type=oneshot" in service
         assert f"ExecStart=/usr/bin/python3 {AGENT} run" in service
-        timer = files[TIMER]["content"]
+        timer = files[TIMER].content
         for line in ("OnBootSec=2min", "OnUnitActiveSec=60s", "AccuracySec=10s"):
             assert line in timer.splitlines(), line
-        bootstrap = written(files["/usr/local/sbin/provision-bootstrap"])
+        bootstrap = files["/usr/local/sbin/provision-bootstrap"].content
         assert "readonly ETCD_BACKUP=yes" in bootstrap
         assert "systemctl enable --now provision-etcd-backup.timer" in bootstrap
 
@@ -51,8 +53,8 @@ def test_no_secret_in_the_settings() -> None:
 def test_workers_and_environments_without_backups_get_none() -> None:
     worker = _files("production", "worker-general")
     assert not {AGENT, SETTINGS, SERVICE, TIMER} & set(worker)
-    assert "readonly ETCD_BACKUP=no" in written(worker["/usr/local/sbin/provision-bootstrap"])
+    assert "readonly ETCD_BACKUP=no" in worker["/usr/local/sbin/provision-bootstrap"].content
     assert example("staging").backups is None
     staging = _files("staging", "controller-init")
     assert not {AGENT, SETTINGS, SERVICE, TIMER} & set(staging)
-    assert "readonly ETCD_BACKUP=no" in written(staging["/usr/local/sbin/provision-bootstrap"])
+    assert "readonly ETCD_BACKUP=no" in staging["/usr/local/sbin/provision-bootstrap"].content

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import stat
 from pathlib import Path
@@ -14,7 +12,7 @@ from click.testing import CliRunner
 
 from provisioner.cli.main import cli
 from provisioner.render.markers import LATE_VALUES, SECRET_VALUES, segments
-from tests.support.rendering import ROOT, rendered
+from tests.support.rendering import ROOT, on_node, rendered
 
 
 def test_same_config_gives_byte_identical_output(tmp_path: Path) -> None:
@@ -125,15 +123,14 @@ def test_control_plane_ships_the_failover_agent() -> None:
     from tests.support.agents import assert_ships
 
     for role in ("controller-init", "controller-join"):
-        files = {f["path"]: f for f in yaml.safe_load(
-            rendered("production")[f"cloud-init/{role}.yaml"])["write_files"]}
+        # As the node gets them: written by cloud-init or unpacked from the bundle.
+        files = on_node(yaml.safe_load(rendered("production")[f"cloud-init/{role}.yaml"]))
         agent = files["/usr/local/lib/provision/failover.py"]
-        assert agent["encoding"] == "gz+b64"  # cloud-init decodes it as it writes the file
-        assert_ships(gzip.decompress(base64.b64decode(agent["content"])).decode(), "failover")
-        assert agent["permissions"] == "0755"
+        assert_ships(agent.content, "failover")
+        assert agent.mode == 0o755
         settings = files["/etc/provision/failover.json"]
-        assert settings["permissions"] == "0600"
-        assert json.loads(settings["content"])["token"] == "@@provision:failover_token@@"
+        assert settings.mode == 0o600
+        assert json.loads(settings.content)["token"] == "@@provision:failover_token@@"
     staging = yaml.safe_load(rendered("staging")["cloud-init/controller-init.yaml"])
     assert "/etc/provision/failover.json" in {f["path"] for f in staging["write_files"]}
     worker = yaml.safe_load(rendered("production")["cloud-init/worker-general.yaml"])
