@@ -82,8 +82,12 @@ def _json(settings: dict[str, object]) -> str:
     return json.dumps(settings, indent=2, sort_keys=True) + "\n"
 
 
+SYSTEMD = "/etc/systemd/system"
+
+
 def _failover_files(env: Environment) -> dict[str, object]:
-    """The keepalived failover agent and its settings (floating_ip mode, controllers only)."""
+    """The keepalived failover agent's settings (floating_ip mode, controllers only; with
+    the API token, so written by cloud-init, 0600)."""
     if env.control_plane.endpoint != "floating_ip":
         return {"failover": None}
     settings = {
@@ -99,30 +103,41 @@ def _failover_files(env: Environment) -> dict[str, object]:
     return {"failover": {
         "agent_path": FAILOVER_AGENT,
         "settings": _json(settings),
-        "service": render("systemd/provision-failover.service.j2", agent_path=FAILOVER_AGENT),
-        "timer": render("systemd/provision-failover.timer.j2"),
-        # keepalived waits for its tunnel and comes back when it dies (see the template).
-        "keepalived_dropin": render("systemd/keepalived-provision.conf.j2",
-                                    agent_path=FAILOVER_AGENT),
     }}
+
+
+def _failover_units(env: Environment) -> dict[str, str]:
+    """The failover agent's units and keepalived's drop-in (floating_ip mode; they name the
+    agent, no secret, and travel in the bundle, ``_bundle``)."""
+    if env.control_plane.endpoint != "floating_ip":
+        return {}
+    return {
+        f"{SYSTEMD}/provision-failover.service": render(
+            "systemd/provision-failover.service.j2", agent_path=FAILOVER_AGENT),
+        f"{SYSTEMD}/provision-failover.timer": render("systemd/provision-failover.timer.j2"),
+        # keepalived waits for its tunnel and comes back when it dies (see the template).
+        f"{SYSTEMD}/keepalived.service.d/provision-failover.conf": render(
+            "systemd/keepalived-provision.conf.j2", agent_path=FAILOVER_AGENT),
+    }
 
 
 CSR_APPROVER = "/usr/local/lib/provision/csr_approver.py"
 
 
-def _approver_files(env: Environment) -> dict[str, object]:
-    """The kubelet serving certificate approver's units (every control-plane node; the agent
-    travels in the bundle, ``_bundle``)."""
-    return {"csr_approver": {
-        "agent_path": CSR_APPROVER,
+def _approver_units(env: Environment) -> dict[str, str]:
+    """The kubelet serving certificate approver's units (every control-plane node; they and
+    the agent travel in the bundle, ``_bundle``, but a service naming the floating IP carries
+    its marker and so stays in write_files)."""
+    return {
         # No kubelet may be certified for a service or pod address or the API endpoint.
-        "service": render("systemd/provision-csr-approver.service.j2", agent_path=CSR_APPROVER,
+        f"{SYSTEMD}/provision-csr-approver.service": render("systemd/provision-csr-approver.service.j2", agent_path=CSR_APPROVER,
                           refused=[env.kubernetes.service_cidr, env.kubernetes.pod_cidr]
                           + ([f"{marker('api_endpoint')}/32"]
                              if env.control_plane.endpoint == "floating_ip" else [])),
-        "timer": (data_dir("templates") / "systemd" / "provision-csr-approver.timer").read_text(
+        f"{SYSTEMD}/provision-csr-approver.timer": (
+            data_dir("templates") / "systemd" / "provision-csr-approver.timer").read_text(
             encoding="utf-8"),
-    }}
+    }
 
 
 ETCD_BACKUP_AGENT = "/usr/local/lib/provision/etcd_backup.py"
@@ -140,17 +155,18 @@ def backup_settings(env: Environment) -> dict[str, object] | None:
             "keep_hourly": b.keep_hourly, "keep_daily": b.keep_daily}
 
 
-def _backup_files(env: Environment) -> dict[str, object]:
-    """The etcd backup agent's units (control-plane nodes, with backups; the agent and its
-    settings travel in the bundle, ``_bundle``)."""
+def _backup_units(env: Environment) -> dict[str, str]:
+    """The etcd backup agent's units (control-plane nodes, with backups; they travel in the
+    bundle with the agent and its settings, ``_bundle``)."""
     if env.backups is None:
-        return {"etcd_backup": None}
-    return {"etcd_backup": {
-        "service": render("systemd/provision-etcd-backup.service.j2",
-                          agent_path=ETCD_BACKUP_AGENT),
-        "timer": (data_dir("templates") / "systemd" / "provision-etcd-backup.timer").read_text(
+        return {}
+    return {
+        f"{SYSTEMD}/provision-etcd-backup.service": render(
+            "systemd/provision-etcd-backup.service.j2", agent_path=ETCD_BACKUP_AGENT),
+        f"{SYSTEMD}/provision-etcd-backup.timer": (
+            data_dir("templates") / "systemd" / "provision-etcd-backup.timer").read_text(
             encoding="utf-8"),
-    }}
+    }
 
 
 NODE_UPGRADE = "/usr/local/lib/provision/node_upgrade.py"
@@ -215,18 +231,19 @@ def _agents(names: list[str]) -> list[bundle.Member]:
             for name in names]
 
 
-def _bundle(members: list[bundle.Member], kustomizations: list[dict[str, str]]
+def _bundle(members: list[bundle.Member], files: list[dict[str, str]]
             ) -> tuple[str, list[dict[str, str]]]:
-    """(the bundle, the kustomizations cloud-init writes itself).
+    """(the bundle, the 0644 files cloud-init writes itself).
 
-    ``members`` (agents and their settings without secrets) and the add-on kustomizations
-    without late-bound values (0644) travel as one archive (render/bundle.py says why). A
-    kustomization with a marker stays a plain write_files entry: Terraform fills markers in
-    the user-data as written.
+    ``members`` (agents and their settings without secrets) and the ``files`` (systemd units
+    and add-on kustomizations) without late-bound values (0644) travel as one archive
+    (render/bundle.py says why). A file with a marker stays a plain write_files entry:
+    Terraform fills markers in the user-data as written. The bootstrap script reloads
+    systemd right after it unpacks, before it installs or enables anything.
     """
     members = list(members)
     written = []
-    for file in kustomizations:
+    for file in files:
         if has_markers(file["content"]):
             written.append(file)
         else:
@@ -235,14 +252,16 @@ def _bundle(members: list[bundle.Member], kustomizations: list[dict[str, str]]
 
 
 def _node_files(context: dict[str, object], role: str, sources: list[dict[str, object]],
-                members: list[bundle.Member]) -> dict[str, object]:
+                members: list[bundle.Member], units: dict[str, str] | None = None
+                ) -> dict[str, object]:
     systemd = data_dir("templates") / "systemd"
     # Only the first control-plane node installs the add-ons.
     kustomizations = [
         {"path": f"{ADDONS_DIR}/{s['source']}/kustomization.yaml",
          "content": str(s["kustomization"])}
         for s in sources if s["kustomization"]] if role == "controller-init" else []
-    packed, written = _bundle(members, kustomizations)
+    unit_files = [{"path": path, "content": text} for path, text in (units or {}).items()]
+    packed, written = _bundle(members, unit_files + kustomizations)
     return {
         # The scripts carry no late-bound values, so they travel compressed (``_packed``).
         "metadata_guard": _packed_text(render("scripts/metadata-guard.sh.j2", **context)),
@@ -257,7 +276,7 @@ def _node_files(context: dict[str, object], role: str, sources: list[dict[str, o
                             addons=sources, addons_dir=ADDONS_DIR, bundle=BUNDLE)),
         "bundle": packed,
         "bundle_path": BUNDLE,
-        "addon_kustomizations": written,
+        "late_files": written,
     }
 
 
@@ -273,9 +292,9 @@ def controller(env: Environment, first: bool) -> UserData:
     template = "kubeadm/init.yaml.j2" if first else "kubeadm/join.yaml.j2"
     kubeadm = render(template, **context)
     failover = _failover_files(env)
-    backup = _backup_files(env)
+    units = _failover_units(env) | _approver_units(env) | _backup_units(env)
     context["failover_enabled"] = failover["failover"] is not None
-    context["etcd_backup_enabled"] = backup["etcd_backup"] is not None
+    context["etcd_backup_enabled"] = env.backups is not None
     settings = backup_settings(env)
     members = _agents([name for name, wanted in (
         ("failover", failover["failover"] is not None), ("csr_approver", True),
@@ -284,9 +303,8 @@ def controller(env: Environment, first: bool) -> UserData:
         # No secrets in it (see ``backup_settings``), so it may travel packed.
         members.append(bundle.Member(ETCD_BACKUP_SETTINGS, 0o644, _json(settings)))
     text = render("cloud-init/node.yaml.j2", **context,
-                  **_node_files(context, role, addon_sources(env), members),
-                  **failover, **_approver_files(env), **backup,
-                  role=role, kubeadm=kubeadm)
+                  **_node_files(context, role, addon_sources(env), members, units),
+                  **failover, role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
 
@@ -301,8 +319,7 @@ def worker(env: Environment, pool: WorkerPool) -> UserData:
     kubeadm = render("kubeadm/join.yaml.j2", **context)
     text = render("cloud-init/node.yaml.j2", **context,
                   **_node_files(context, role, addon_sources(env), _agents(["node_upgrade"])),
-                  failover=None, csr_approver=None, etcd_backup=None, role=role,
-                  kubeadm=kubeadm)
+                  failover=None, role=role, kubeadm=kubeadm)
     return UserData(role, text)
 
 

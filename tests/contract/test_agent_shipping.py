@@ -11,6 +11,7 @@ enforces with the late values at their longest.
 from __future__ import annotations
 
 import ast
+import re
 import base64
 import gzip
 import io
@@ -118,13 +119,27 @@ def test_bootstrap_unpacks_the_bundle_before_any_agent_runs() -> None:
         entries = {f["path"]: f for f in _config(role)["write_files"]}
         script = written(entries[BOOTSTRAP])
         main = script[script.index("\nmain() {"):]
-        steps = [line.strip() for line in main.splitlines()[2:] if line.strip()]
-        assert steps[:7] == ['if [[ -e "$DONE_MARKER" ]]; then', 'log "already bootstrapped"',
+        steps = [line.strip() for line in main.splitlines()[2:]
+                 if line.strip() and not line.strip().startswith("#")]
+        assert steps[:8] == ['if [[ -e "$DONE_MARKER" ]]; then', 'log "already bootstrapped"',
                              "return 0", "fi", 'log "bootstrapping Kubernetes $K8S_VERSION"',
-                             "unpack_bundle", "prepare_kernel"], steps
-        for later in ("install_packages", "run_kubeadm", "systemctl enable --now",
-                      "systemctl start", "install_upgrade_agent"):
-            assert main.index(later) > main.index("unpack_bundle"), (role, later)
+                             "unpack_bundle", "systemctl daemon-reload", "prepare_kernel"], steps
+        # systemd reads the unpacked units (and keepalived's drop-in) before apt installs
+        # keepalived (its postinst starts it) and before the first enable: configure_containerd
+        # enables containerd and kubelet, main enables the agents' timers.
+        reload = main.index("systemctl daemon-reload")
+        for later in ("install_packages", "configure_containerd", "run_kubeadm",
+                      "systemctl enable", "systemctl start", "install_upgrade_agent"):
+            assert main.index(later) > reload > main.index("unpack_bundle"), (role, later)
+        # Each function that enables or starts a unit is called after the reload.
+        functions = re.findall(r"^(\w+)\(\) \{\n(.*?)^\}", script, re.M | re.S)
+        enabling = [name for name, body in functions if name != "main"
+                    and re.search(r"systemctl (enable|start|restart)", body)]
+        assert "configure_containerd" in enabling, enabling
+        for name in enabling:
+            assert main.index(f"\n  {name}\n") > reload, (role, name)
+        assert "systemctl" not in script[script.index("\nunpack_bundle() {"):
+                                         script.index("\nprepare_kernel() {")]
         # The archive it unpacks is the one cloud-init writes.
         assert f"readonly BUNDLE={cloudinit.BUNDLE}\n" in script
         assert cloudinit.BUNDLE in entries

@@ -603,13 +603,15 @@ DROPIN = "/etc/systemd/system/keepalived.service.d/provision-failover.conf"
 
 
 def _rendered_unit_files() -> dict[str, str]:
-    """The systemd files a control-plane node's user-data writes (production example)."""
+    """The systemd files a control-plane node gets from its user-data (production example):
+    written by cloud-init or unpacked from the bundle (rendering.on_node)."""
     import yaml
 
-    from tests.support.rendering import materialize, rendered
+    from tests.support.rendering import materialize, on_node, rendered
 
     config = yaml.safe_load(materialize(rendered("production")["cloud-init/controller-init.yaml"]))
-    return {f["path"]: f["content"] for f in config["write_files"] if "systemd" in f["path"]}
+    return {path: file.content for path, file in on_node(config).items()
+            if "systemd" in path}
 
 
 def _boot_commands(cluster: Cluster, number: int) -> list[list[str]]:

@@ -769,11 +769,17 @@ def test_the_timer_pass_goes_on_when_the_api_fails(account: Account, tmp_path: P
 def test_the_rendered_units_start_keepalived_after_its_tunnel() -> None:
     """What a control-plane node gets: keepalived.service's drop-in runs ``prestart``
     before keepalived and restarts it whatever ended it; the timer's period is 30 s with
-    1 s accuracy (systemd's default AccuracySec=1min would stretch it to 90 s)."""
-    from tests.support.rendering import materialize, rendered
+    1 s accuracy (systemd's default AccuracySec=1min would stretch it to 90 s). The units
+    travel in the bundle: read as the node gets them (rendering.on_node), 0644."""
+    from tests.support.rendering import materialize, on_node, rendered
 
     config = yaml_load(materialize(rendered("production")["cloud-init/controller-init.yaml"]))
-    files = {f["path"]: f["content"] for f in config["write_files"]}
+    node = on_node(config)
+    units = ("/etc/systemd/system/keepalived.service.d/provision-failover.conf",
+             "/etc/systemd/system/provision-failover.service",
+             "/etc/systemd/system/provision-failover.timer")
+    assert all(node[path].mode == 0o644 for path in units), {p: node[p].mode for p in units}
+    files = {path: file.content for path, file in node.items()}
     dropin = files["/etc/systemd/system/keepalived.service.d/provision-failover.conf"]
     assert re.search(r"^ExecStartPre=/usr/bin/python3 /usr/local/lib/provision/failover.py "
                      r"prestart$", dropin, re.M)
