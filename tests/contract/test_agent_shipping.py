@@ -16,11 +16,13 @@ import base64
 import gzip
 import io
 import tarfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from provisioner.config import load_environment
 from provisioner.config.model import Backups
 from provisioner.render import artefacts, cloudinit
 from provisioner.render.agents import shipped_text
@@ -36,6 +38,7 @@ from tests.support.rendering import (
     BOOTSTRAP,
     NodeFile,
     example,
+    example_document,
     materialize,
     on_node,
     rendered,
@@ -176,3 +179,39 @@ def test_production_with_backups_fits_with_margin(capsys: pytest.CaptureFixture[
               + f" (limit {artefacts.USER_DATA_LIMIT})")
     for role, size in estimates.items():
         assert size + MARGIN <= artefacts.USER_DATA_LIMIT, (role, size)
+
+
+UNITS = "/etc/systemd/system/"
+
+
+def test_units_without_late_values_travel_in_the_bundle(tmp_path: Path) -> None:
+    """The agents' units and keepalived's drop-in carry no late value, so they are packed
+    (0644, the node gets them at the same paths: rendering.on_node); the approver's service
+    names the floating IP (a marker) and stays a write_files entry. With a load balancer it
+    has no marker and is packed too."""
+    as_rendered = yaml.safe_load(rendered("production")["cloud-init/controller-init.yaml"])
+    entries = {f["path"]: f["content"] for f in as_rendered["write_files"]}
+    on_disk = on_node(_config("controller-init"))
+    packed = {"provision-failover.service", "provision-failover.timer",
+              "keepalived.service.d/provision-failover.conf", "provision-csr-approver.timer",
+              "provision-etcd-backup.service", "provision-etcd-backup.timer"}
+    for name in packed:
+        assert UNITS + name not in entries, name
+        assert on_disk[UNITS + name].mode == 0o644, name
+    approver = UNITS + "provision-csr-approver.service"
+    assert "@@provision:api_endpoint@@" in entries[approver]
+    assert on_disk[approver].mode == 0o644
+
+    doc = example_document("production")
+    # The checks a load-balanced API needs (config/load.py): no api_cidrs, no app named api.
+    doc["control_plane"]["endpoint"] = "load_balancer"
+    doc["access"]["api_cidrs"] = ["0.0.0.0/0"]
+    doc.pop("apps", None)
+    path = tmp_path / "lb.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    text = cloudinit.controller(load_environment(path), first=True).text
+    lb_entries = {f["path"] for f in yaml.safe_load(text)["write_files"]}
+    assert not {p for p in lb_entries if p.startswith(UNITS)} - {
+        UNITS + "provision-metadata-guard.service",
+        UNITS + "do-agent.service.d/provision-metadata-guard.conf"}, lb_entries
+    assert approver in on_node(yaml.safe_load(materialize(text)))
