@@ -128,12 +128,13 @@ def _approver_units(env: Environment) -> dict[str, str]:
     """The kubelet serving certificate approver's units (every control-plane node; they and
     the agent travel in the bundle, ``_bundle``, but a service naming the floating IP carries
     its marker and so stays in write_files)."""
+    # No kubelet may be certified for a service or pod address or the API endpoint.
+    refused = [env.kubernetes.service_cidr, env.kubernetes.pod_cidr] + (
+        [f"{marker('api_endpoint')}/32"] if env.control_plane.endpoint == "floating_ip" else [])
     return {
-        # No kubelet may be certified for a service or pod address or the API endpoint.
-        f"{SYSTEMD}/provision-csr-approver.service": render("systemd/provision-csr-approver.service.j2", agent_path=CSR_APPROVER,
-                          refused=[env.kubernetes.service_cidr, env.kubernetes.pod_cidr]
-                          + ([f"{marker('api_endpoint')}/32"]
-                             if env.control_plane.endpoint == "floating_ip" else [])),
+        f"{SYSTEMD}/provision-csr-approver.service": render(
+            "systemd/provision-csr-approver.service.j2", agent_path=CSR_APPROVER,
+            refused=refused),
         f"{SYSTEMD}/provision-csr-approver.timer": (
             data_dir("templates") / "systemd" / "provision-csr-approver.timer").read_text(
             encoding="utf-8"),

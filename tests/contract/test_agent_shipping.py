@@ -11,10 +11,10 @@ enforces with the late values at their longest.
 from __future__ import annotations
 
 import ast
-import re
 import base64
 import gzip
 import io
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
