@@ -197,7 +197,10 @@ def due(record: dict[str, str], now: dt.datetime, every: int) -> str | None:
     requested = record.get("requested-at")
     if last is None:
         return "no snapshot recorded yet"
-    if requested and requested != record.get("answered-request"):
+    # A failed request was answered too (`provision backup` reported it): the schedule,
+    # not a retry every minute, takes the next one.
+    if requested and requested not in (record.get("answered-request"),
+                                       record.get("failed-request")):
         return f"requested at {requested}"
     if (last - now).total_seconds() > CLOCK_TOLERANCE:
         return f"the last snapshot is stamped {record['last-snapshot-at']}, ahead of this clock"

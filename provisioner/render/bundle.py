@@ -51,6 +51,10 @@ def packed(members: list[Member]) -> str:
             info.size, info.mode, info.mtime = len(data), member.mode, 0
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
-            tar.addfile(info, io.BytesIO(data))
+            try:
+                tar.addfile(info, io.BytesIO(data))
+            except ValueError as e:  # USTAR: a name over 100 (path over 255) characters
+                raise RenderError(f"{member.path} cannot be packed for the node: {e}; use "
+                                  "shorter names (an add-on's, a pool's)") from None
     return base64.b64encode(gzip.compress(raw.getvalue(), compresslevel=9, mtime=0)).decode(
         "ascii")

@@ -143,8 +143,11 @@ def check(env: Environment, api: Any, now: dt.datetime, config: Path | None = No
     findings += _release(env, config)
     findings += _etcd(api)
     if _parse(api_server) and _parse(target):
-        findings += _removed_apis(kube, removed_between(minor_of(api_server), minor_of(target)))
-        findings += _requested_deprecated(kube, minor_of(target))
+        removals = removed_between(minor_of(api_server), minor_of(target))
+        # The API server's count first: reading through a deprecated version counts as a
+        # request too (metrics.go MonitorRequest), so this check's own reads must not.
+        findings += _requested_deprecated(kube, minor_of(target), _read_through_old(removals))
+        findings += _removed_apis(kube, removals)
     findings += _budgets(kube)
     return Preflight(api_server, kubelets, target, now, tuple(findings))
 
@@ -208,7 +211,11 @@ def _removed_apis(kube: Kube, removals: list[Removal]) -> list[Finding]:
     """Objects a client still writes through a group/version the target no longer serves.
 
     A group/version the API server does not serve (404) holds nothing to find. Where it is
-    served, its objects are listed through it and judged by `_evidence`. Objects of a type
+    served, its objects are listed through the replacement when that serves the resource
+    (managedFields and kubectl's last-applied annotation read the same through any version,
+    and a read through the deprecated one would set the API server's deprecated-request
+    gauge, which `_requested_deprecated` counts as a client still using it), else through
+    the old version, and judged by `_evidence`. Objects of a type
     with no successor (PodSecurityPolicy) are all reported: they cannot be read after.
     Objects only ever written through the newer version are served by it after the
     upgrade (the guide: "All existing persisted objects are accessible via the new API").
@@ -227,8 +234,9 @@ def _removed_apis(kube: Kube, removals: list[Removal]) -> list[Finding]:
         for plural, kind in removal.resources:
             if plural not in names:
                 continue
+            through = _listing_path(kube, removal, plural)
             try:
-                items = kube.request("GET", f"{removal.path}/{plural}",
+                items = kube.request("GET", f"{through}/{plural}",
                                      verb=f"list {plural}.{removal.group}").get("items") or []
             except KubeError as e:
                 if e.status == 404:
@@ -333,7 +341,36 @@ def _stale(label: str, removal: Removal, evidence: Evidence) -> Finding:
 METRIC = "apiserver_requested_deprecated_apis"
 
 
-def _requested_deprecated(kube: Kube, target_minor: int) -> list[Finding]:
+def _replacement_path(removal: Removal) -> str | None:
+    if removal.replacement is None:
+        return None
+    return (f"/apis/{removal.replacement}" if "/" in removal.replacement
+            else f"/api/{removal.replacement}")
+
+
+def _listing_path(kube: Kube, removal: Removal, plural: str) -> str:
+    """Where to list ``plural``: the replacement group/version when it serves it."""
+    path = _replacement_path(removal)
+    if path is None:
+        return removal.path
+    try:
+        served = kube.request("GET", path, verb=f"discover {removal.replacement}")
+    except KubeError:
+        return removal.path
+    names = {str(r.get("name")) for r in served.get("resources") or []}
+    return path if plural in names else removal.path
+
+
+def _read_through_old(removals: list[Removal]) -> set[tuple[str, str, str]]:
+    """(group, version, plural) this check may itself read through the removed version:
+    types without a successor. Their objects are judged by listing, not by the count."""
+    return {(r.group, r.version, plural) for r in removals if r.replacement is None
+            for plural, _ in r.resources}
+
+
+def _requested_deprecated(kube: Kube, target_minor: int,
+                          own_reads: set[tuple[str, str, str]] | None = None
+                          ) -> list[Finding]:
     """What clients asked the API server for, by its own count, that the target removes.
 
     kube-apiserver sets the STABLE gauge ``apiserver_requested_deprecated_apis`` (labels
@@ -364,6 +401,8 @@ def _requested_deprecated(kube: Kube, target_minor: int) -> list[Finding]:
         if not release or value == 0 or (int(release[1]), int(release[2])) > (1, target_minor):
             continue
         group, version = labels.get("group", ""), labels.get("version", "")
+        if (group, version, labels.get("resource", "")) in (own_reads or set()):
+            continue  # maybe this check's own earlier read; the listing judges these
         group_version = f"{group}/{version}" if group else version
         resource = labels.get("resource", "")
         if labels.get("subresource"):

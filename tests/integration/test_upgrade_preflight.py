@@ -425,3 +425,29 @@ def test_a_budget_that_allows_no_disruption_is_a_warning(tmp_path: Path) -> None
 def test_label_selectors_select_as_policy_v1_does(selector: Any, labels: dict[str, str],
                                                    expected: bool) -> None:
     assert preflight.selects(selector, labels) is expected
+
+
+def test_the_preflights_own_reads_never_block_a_later_preflight(tmp_path: Path) -> None:
+    """kube-apiserver counts every request through a deprecated version, reads included
+    (metrics.go MonitorRequest sets deprecatedRequestGauge, which the fake now does), and
+    keeps the series until it restarts. Listing the objects through v1beta3 would make the
+    next preflight (the upgrade's, after `plan`'s) block on the check's own reads: objects
+    are listed through the replacement (v1 serves them, managedFields read the same), and
+    the count is read before anything is listed."""
+    with cluster(tmp_path, "1.31.4") as (kube, api):
+        kube.deprecated_api_series = []
+        Kube(api).request("POST", f"{FLOW}/v1/flowschemas", body={
+            "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+            **_flowschema("current-tenants")})
+        first = run(tmp_path, api, "1.32.0")
+        second = run(tmp_path, api, "1.32.0")
+        series = list(kube.deprecated_api_series)
+    assert _removed(first) == [] and _removed(second) == []
+    assert series == [], "no read went through flowcontrol v1beta3"
+    # A client's own read through v1beta3 still shows, and blocks.
+    with cluster(tmp_path, "1.31.4") as (kube, api):
+        kube.deprecated_api_series = []
+        Kube(api).request("GET", f"{FLOW}/v1beta3/flowschemas")
+        (finding,) = _removed(run(tmp_path, api, "1.32.0"))
+    assert finding.severity == preflight.BLOCKING
+    assert finding.objects == ("flowschemas flowcontrol.apiserver.k8s.io/v1beta3",)

@@ -47,3 +47,13 @@ def test_a_late_value_is_never_packed() -> None:
 def test_a_relative_path_is_refused() -> None:
     with pytest.raises(RenderError, match="absolute"):
         packed([Member("etc/x", 0o644, "x\n")])
+
+
+def test_a_name_ustar_cannot_hold_is_a_render_error_not_a_traceback() -> None:
+    """USTAR keeps a name in 100 characters plus a 155-character prefix split at a slash
+    (Python's tarfile raises ValueError beyond): provision says which file, as it does for
+    any file it cannot render."""
+    long = "/var/lib/provision/addons/" + "a" * 101  # one name past 100: no slash to split
+    with pytest.raises(RenderError) as caught:
+        packed([Member(long, 0o644, "x")])
+    assert long in str(caught.value)

@@ -33,6 +33,9 @@ def test_due() -> None:
     assert etcd_backup.due(requested, T, every) == "requested at 2026-03-07T02:45:00Z"
     served = {**requested, "answered-request": "2026-03-07T02:45:00Z"}
     assert etcd_backup.due(served, T, every) is None
+    # A failed request is answered (provision backup said so), not retried every minute.
+    failed = {**requested, "failed-request": "2026-03-07T02:45:00Z"}
+    assert etcd_backup.due(failed, T, every) is None
     # Answered by value, not by time: a request stamped by a clock a day ahead is answered
     # once (it used to stay "newer" than every snapshot, one a minute, wiping the history).
     ahead = {**last, "requested-at": "2026-03-08T03:00:00Z"}

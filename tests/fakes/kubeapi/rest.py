@@ -121,8 +121,23 @@ class Rest:
         if target is not None:
             if not target.rt.served(self.minor):
                 raise errors.route_not_found()  # a removed version: as for no such API
+            self._note_deprecated(target)
             return self.resource(req, target, stopping)
         return self.non_resource(req)
+
+    def _note_deprecated(self, target: Any) -> None:
+        """Any request through a version that a later minor removes sets the gauge's series,
+        reads included: MonitorRequest sets deprecatedRequestGauge to 1 whenever the
+        request's version is deprecated (kubernetes/kubernetes staging/src/k8s.io/apiserver/
+        pkg/endpoints/metrics/metrics.go). Only once /metrics is served (a test set it)."""
+        rt = target.rt
+        if self.deprecated_api_series is None or rt.served_until is None:
+            return
+        labels = {"group": rt.group, "version": rt.version, "resource": rt.plural,
+                  "subresource": target.subresource,
+                  "removed_release": f"1.{rt.served_until + 1}"}
+        if labels not in self.deprecated_api_series:
+            self.deprecated_api_series.append(labels)
 
     @property
     def minor(self) -> int:
