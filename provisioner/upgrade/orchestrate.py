@@ -160,11 +160,9 @@ def prepare(env: Environment, api: Any, seams: Seams, say: Say, now: dt.datetime
                              + "\n  ".join(blocking) + "\nnothing was changed")
     started = any(n.request is not None and n.request.version == target for n in nodes)
     held = [n.name for n in nodes if n.held]
-    if started or held:
-        _window_midway(env, seams, now, override_reason, say, f"{gate.current} -> {target}",
-                       held)
-    else:
-        seams.window(env, now, override_reason, say)
+    seams.window(env, now, override_reason, say,
+                 _left_behind(env, f"{gate.current} -> {target}", held) if started or held
+                 else "; nothing was changed")
     workers: dict[str, list[str]] = {}
     at_once: dict[str, int] = {}
     for node in nodes:
@@ -178,27 +176,16 @@ def prepare(env: Environment, api: Any, seams: Seams, say: Say, now: dt.datetime
                 batches, list(gate.warnings), started=started)
 
 
-def _window_midway(env: Environment, seams: Seams, now: dt.datetime,
-                   override_reason: str | None, say: Say, versions: str,
-                   held: list[str]) -> None:
-    """The window for an upgrade already under way: a refusal says what it leaves behind (a
-    worker cordoned through a whole freeze unless the operator is told), not that nothing
-    was changed."""
-    from provisioner.pipeline.change_window import WindowClosed
-
-    try:
-        seams.window(env, now, override_reason, say)
-    except WindowClosed as e:
-        why = str(e).replace("; nothing was changed", "").split(
-            ". Use --override-window", 1)[0].rstrip(".")
-        cordoned = (f"the nodes it cordoned stay cordoned until it finishes: {', '.join(held)}"
-                    if held else "it cordoned no node")
-        raise type(e)(
-            f"{why}. The upgrade of {env.name} {versions} is under way (an earlier run "
-            f"began it): {cordoned}. Finish it with `provision upgrade --override-window "
-            "--reason TEXT`"
-            + (", or put the nodes back in service until the next window with `kubectl "
-               "uncordon NODE`" if held else "") + ".") from e
+def _left_behind(env: Environment, versions: str, held: list[str]) -> str:
+    """What a window refusal leaves when an upgrade is already under way: the operator must
+    hear of nodes cordoned through a whole freeze, not that nothing was changed."""
+    cordoned = (f"the nodes it cordoned stay cordoned until it finishes: {', '.join(held)}"
+                if held else "it cordoned no node")
+    uncordon = (", or put the nodes back in service until the next window with `kubectl "
+                "uncordon NODE`" if held else "")
+    return (f". The upgrade of {env.name} {versions} is under way (an earlier run began it): "
+            f"{cordoned}. Finish it with `provision upgrade --override-window --reason TEXT`"
+            f"{uncordon}")
 
 
 @dataclass

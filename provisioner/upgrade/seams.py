@@ -45,7 +45,8 @@ class Gate:
 
 
 Preflight = Callable[[Environment, Any, dt.datetime], Gate]
-WindowCheck = Callable[[Environment, dt.datetime, "str | None", Say], None]
+# (env, now, override reason, say, what a refusal leaves: "; nothing was changed" or more)
+WindowCheck = Callable[[Environment, dt.datetime, "str | None", Say, str], None]
 Snapshot = Callable[[Environment, Any, Say], str]
 
 
@@ -76,12 +77,13 @@ def preflight_gate(env: Environment, api: Any, now: dt.datetime) -> Gate:
 
 
 def upgrade_window(env: Environment, now: dt.datetime, override_reason: str | None,
-                   say: Say) -> None:
-    """The deploy windows and freezes, as far as ``deploy_policy.applies_to`` has upgrades."""
+                   say: Say, consequence: str = "; nothing was changed") -> None:
+    """The deploy windows and freezes, as far as ``deploy_policy.applies_to`` has upgrades;
+    ``consequence`` says, in a refusal, what the refused run leaves behind."""
     from provisioner.pipeline import change_window
 
     change_window.check_window(env, "upgrades", now, override_reason, say,
-                               consequence="; nothing was changed")
+                               consequence=consequence)
 
 
 def snapshot_first(env: Environment, api: Any, say: Say) -> str:
