@@ -88,9 +88,9 @@ class StateBucket:
             response = self.client().get_object(Bucket=self.bucket, Key=key)
             body: bytes = response["Body"].read()
         except ClientError as e:
-            if _code(e) in ("NoSuchKey", "404"):
+            if code_of(e) in ("NoSuchKey", "404"):
                 return None
-            raise SpacesError(f"cannot read {self.url(key)}: {_describe(e)}") from e
+            raise SpacesError(f"cannot read {self.url(key)}: {describe(e)}") from e
         except BotoCoreError as e:
             raise SpacesError(f"cannot read {self.url(key)}: {e}") from e
         return body
@@ -108,10 +108,10 @@ class StateBucket:
             self.client().put_object(Bucket=self.bucket, Key=key, Body=body,
                                      ContentType="application/json", ACL="private", **extra)
         except ClientError as e:
-            if only_if_absent and _code(e) in ("PreconditionFailed", "412",
+            if only_if_absent and code_of(e) in ("PreconditionFailed", "412",
                                               "ConditionalRequestConflict"):
                 return False
-            raise SpacesError(f"cannot write {self.url(key)}: {_describe(e)}") from e
+            raise SpacesError(f"cannot write {self.url(key)}: {describe(e)}") from e
         except BotoCoreError as e:
             raise SpacesError(f"cannot write {self.url(key)}: {e}") from e
         return True
@@ -133,19 +133,11 @@ def state_text_has_resources(body: bytes) -> bool:
 
 def code_of(error: Any) -> str:
     """An S3 error's code (``NoSuchKey``, ``404``...)."""
-    return _code(error)
-
-
-def _code(error: Any) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def describe(error: Any) -> str:
     """An S3 error in one line: code and message."""
-    return _describe(error)
-
-
-def _describe(error: Any) -> str:
     info = error.response.get("Error", {})
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
     return f"{info.get('Code') or status} {info.get('Message') or ''}".strip()
