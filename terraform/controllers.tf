@@ -5,7 +5,9 @@
 # replaces no droplet.)
 
 locals {
-  first_initialises = !(var.cluster_initialised && var.controller_count > 1)
+  # `provision restore` replaces every control-plane droplet and has the first one rebuild
+  # etcd from a snapshot before `kubeadm init` (the restore_* values in its user-data).
+  first_initialises = var.restore || !(var.cluster_initialised && var.controller_count > 1)
   controller_roles = [
     for i in range(var.controller_count) :
     i == 0 && local.first_initialises ? "controller-init" : "controller-join"

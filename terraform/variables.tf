@@ -124,3 +124,9 @@ variable "cluster_initialised" {
   description = "Whether the cluster's API has answered (set by provision at plan time): then the first control-plane node joins instead of running kubeadm init"
   default     = false
 }
+
+variable "restore" {
+  type        = bool
+  description = "Set by `provision restore` only: the first control-plane node restores etcd from the snapshot named in its user-data, then runs kubeadm init"
+  default     = false
+}

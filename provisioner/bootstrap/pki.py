@@ -73,6 +73,10 @@ class ClusterSecrets:
         }
         for name, marker in SHARED_MARKERS.items():
             values[marker] = base64.b64encode(self.shared.get(name, b"")).decode()
+        # Only `provision restore` fills these. (Imported here: render imports this module.)
+        from provisioner.render.markers import RESTORE_VALUES
+
+        values.update(dict.fromkeys(RESTORE_VALUES, ""))
         return values
 
 

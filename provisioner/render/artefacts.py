@@ -19,7 +19,11 @@ _LATE_VALUE_BYTES = {"ca_crt_b64": 1700, "ca_key_b64": 2240, "sa_key_b64": 2240,
                      "front_proxy_ca_key_b64": 2240, "etcd_ca_crt_b64": 1700,
                      "etcd_ca_key_b64": 2240, "api_endpoint": 15, "vpc_id": 36,
                      "bootstrap_token": 23, "certificate_key": 64, "ca_cert_hash": 71,
-                     "failover_token": 128}
+                     "failover_token": 128, "restore_key": 64, "restore_sha256": 64,
+                     # A presigned Spaces URL: host, bucket, prefix, id and the X-Amz-*
+                     # query; `provision restore` refuses a longer one (RESTORE_URL_BYTES).
+                     "restore_url": 768}
+RESTORE_URL_BYTES = _LATE_VALUE_BYTES["restore_url"]
 
 
 def terraform_sources() -> dict[str, str]:

@@ -57,6 +57,8 @@ def _common(env: Environment) -> dict[str, object]:
         "shared_keys": [{"name": name, "content": marker(value),
                          "mode": "0644" if name.endswith((".crt", ".pub")) else "0600"}
                         for name, value in SHARED_MARKERS.items()],
+        "restore": {"url": marker("restore_url"), "key": marker("restore_key"),
+                    "sha256": marker("restore_sha256")},
         "private_ip": NODE_PRIVATE_IP,
         "droplet_id": NODE_DROPLET_ID,
     }

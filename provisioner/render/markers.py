@@ -16,12 +16,15 @@ from provisioner.errors import RenderError
 # What Terraform itself knows once it has created the resources: the API address and the
 # environment's VPC (for the cloud controller manager's DO_CLUSTER_VPC_ID).
 RESOURCE_VALUES = ("api_endpoint", "vpc_id")
+# Where the first control-plane node finds the etcd snapshot it restores before `kubeadm
+# init` (backup/restore_copy.py); empty except during `provision restore`.
+RESTORE_VALUES = ("restore_url", "restore_key", "restore_sha256")
 # What bootstrap_secrets must carry, from the work folder, never written to rendered files.
 # The shared control-plane keys (bootstrap/pki.py SHARED_MARKERS) go to the first node only.
 SECRET_VALUES = ("bootstrap_token", "certificate_key", "ca_cert_hash", "ca_crt_b64",
                  "ca_key_b64", "failover_token", "sa_key_b64", "sa_pub_b64",
                  "front_proxy_ca_crt_b64", "front_proxy_ca_key_b64", "etcd_ca_crt_b64",
-                 "etcd_ca_key_b64")
+                 "etcd_ca_key_b64") + RESTORE_VALUES
 # Every value Terraform may splice in.
 LATE_VALUES = RESOURCE_VALUES + SECRET_VALUES
 

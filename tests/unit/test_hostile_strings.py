@@ -98,6 +98,7 @@ def test_terraform_sources_parse_as_hcl() -> None:
     tfvars = json.loads(BASELINE["terraform/terraform.tfvars.json"])
     declared = {name.strip('"') for block in variables for name in block}
     # Passed when Terraform runs, never rendered to disk: the secrets, whether the cluster
-    # exists (asked of its API) and a rolling replacement's intermediate worker set.
+    # exists (asked of its API), a rolling replacement's intermediate worker set and
+    # whether `provision restore` is rebuilding the control plane.
     assert set(tfvars) == declared - {"bootstrap_secrets", "cluster_initialised",
-                                      "worker_instances"}
+                                      "worker_instances", "restore"}
