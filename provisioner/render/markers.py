@@ -24,7 +24,7 @@ RESTORE_VALUES = ("restore_url", "restore_key", "restore_sha256")
 SECRET_VALUES = ("bootstrap_token", "certificate_key", "ca_cert_hash", "ca_crt_b64",
                  "ca_key_b64", "failover_token", "sa_key_b64", "sa_pub_b64",
                  "front_proxy_ca_crt_b64", "front_proxy_ca_key_b64", "etcd_ca_crt_b64",
-                 "etcd_ca_key_b64") + RESTORE_VALUES
+                 "etcd_ca_key_b64", *RESTORE_VALUES)
 # Every value Terraform may splice in.
 LATE_VALUES = RESOURCE_VALUES + SECRET_VALUES
 
