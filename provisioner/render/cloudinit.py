@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from provisioner.bootstrap.pki import SHARED_MARKERS
 from provisioner.config.model import Environment, WorkerPool
 from provisioner.errors import RenderError
-from provisioner.render import addons, agents, bundle, packages
+from provisioner.render import addons, agents, bundle, packages, shell
 from provisioner.render.engine import render
 from provisioner.render.markers import has_markers, marker
 from provisioner.resources import data_dir
@@ -273,10 +273,11 @@ def _node_files(context: dict[str, object], role: str, sources: list[dict[str, o
         # Droplets have monitoring on: do-agent's user must be allowed by the guard.
         "do_agent_dropin": (systemd / "do-agent-metadata-guard.conf").read_text(
             encoding="utf-8"),
-        "bootstrap": _packed_text(render("scripts/bootstrap.sh.j2", **context,
-                            **_upgrade_units(),
-                            role="worker" if role.startswith("worker") else role,
-                            addons=sources, addons_dir=ADDONS_DIR, bundle=BUNDLE)),
+        # Without its comment lines (render/shell.py): they are for readers of the template.
+        "bootstrap": _packed_text(shell.without_comments(render(
+            "scripts/bootstrap.sh.j2", **context, **_upgrade_units(),
+            role="worker" if role.startswith("worker") else role,
+            addons=sources, addons_dir=ADDONS_DIR, bundle=BUNDLE))),
         "bundle": packed,
         "bundle_path": BUNDLE,
         "late_files": written,
