@@ -9,10 +9,14 @@ Sources read (facts, not code, copied here):
 * kubernetes/kubernetes ``cmd/kubeadm/app/preflight/checks.go``: ``RunInitNodeChecks``
   adds ``DirAvailableCheck{Path: cfg.Etcd.Local.DataDir}`` for a local etcd; a check with
   no Label is named ``"DirAvailable-" + Path with "/" replaced by "-"`` and fails on a
-  non-empty directory; ``--ignore-preflight-errors`` takes check names. ``kubeadm init``
-  over an existing ``/var/lib/etcd/member`` with that exception is the usual restore path
-  (kubernetes website ``docs/tasks/administer-cluster/configure-upgrade-etcd.md``,
-  "Restoring an etcd cluster": restore a snapshot into the data dir the member uses).
+  non-empty directory; it is the only init check about the data dir (the others there are
+  ports 2379/2380 and the manifest files, free on a new droplet). ``--ignore-preflight-errors``
+  takes check names and shows those checks' errors as warnings (kubeadm init reference).
+  kubeadm documents no restore procedure of its own; Kubernetes' "Operating etcd clusters
+  for Kubernetes" (kubernetes/website ``content/en/docs/tasks/administer-cluster/
+  configure-upgrade-etcd.md``, "Restoring an etcd cluster") restores a snapshot into the
+  data dir the member then starts on, which is what ``kubeadm init`` over the restored
+  ``/var/lib/etcd/member`` does.
 * ``cmd/kubeadm/app/phases/etcd/local.go`` ``getEtcdCommand``: the local member runs with
   ``--name=<node name>``, ``--initial-advertise-peer-urls`` and ``--listen-peer-urls``
   ``https://<localAPIEndpoint.advertiseAddress>:2380`` (``GetPeerURL``), ``--data-dir`` =

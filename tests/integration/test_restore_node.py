@@ -14,11 +14,13 @@ an HTTP server on the loopback interface at a presigned-looking URL (``&`` and `
 it), curl, openssl, sha256sum, and etcd started again from the restored data folder.
 
 Replaced at the subprocess boundary only, by small programs first on PATH:
-* ``kubeadm``: ``config images list`` prints one image per line (kubeadm's
-  cmd/kubeadm/app/cmd/config.go, ``images list``), with the etcd image kubeadm 1.36 runs,
-  ``registry.k8s.io/etcd:3.6.9-0`` (constants.go SupportedEtcdVersion, see
-  tests/contract/test_restore_bootstrap.py); ``config images pull`` records the pulls;
-  ``init`` records its arguments.
+* ``kubeadm``: ``config images list`` prints one image per line, as kubeadm's text
+  printer does (cmd/kubeadm/app/cmd/config.go, ``ImagesList.Run`` / ``imageTextPrinter``;
+  the bootstrap script's pause-image lookup reads the same output), the control-plane
+  images of 1.36 with the etcd image kubeadm 1.36 runs, ``registry.k8s.io/etcd:3.6.9-0``
+  (constants.go SupportedEtcdVersion, see tests/contract/test_restore_bootstrap.py; only
+  the etcd line is used); ``config images pull`` records the pulls; ``init`` records its
+  arguments.
 * ``ctr``: checks the image was pulled and every path it is given lies inside the one bind
   mount, then runs the command locally, ``/usr/local/bin/etcdutl`` (where etcd's image has
   it: etcd v3.6.9 Dockerfile) as etcd 3.4's ``etcdctl``, whose ``snapshot restore`` takes
