@@ -106,11 +106,12 @@ def test_nothing_is_fetched_from_a_branch_or_latest(name: str) -> None:
     assert urls and set(urls) == {u for _, u, _, _ in fetches(name)}
     assert "curl" not in body, "every add-on download goes through fetch_verified"
     script = bootstrap(name)
-    # curl appears only where it may: fetch_verified, the apt keys, the metadata service.
+    # curl appears only where it may: fetch_verified, the apt keys, the metadata service,
+    # and the restore's snapshot copy (its presigned URL from restore.env, read on stdin).
     for line in script.splitlines():
         if "curl " in line and not line.lstrip().startswith("#"):
             assert ('"$url"' in line or "Release.key" in line or "/gpg" in line
-                    or '"$METADATA/$1"' in line), line
+                    or '"$METADATA/$1"' in line or '-K - -o "$w/enc"' in line), line
 
 
 def test_metrics_server_tree_keeps_upstream_layout_and_is_applied_from_its_overlay() -> None:
