@@ -321,8 +321,9 @@ def test_a_bad_copy_stops_before_etcd_sees_a_byte(tmp_path: Path, server: Server
                                                   snapshot: tuple[bytes, dict[str, str]],
                                                   kind: str) -> None:
     """A damaged, truncated or unexpected copy, or a failed download, stops the bootstrap
-    (status other than 0, under set -e) with one clear line; /var/lib/etcd was never
-    created, etcdutl never ran, and neither the plaintext nor the key is left."""
+    (status other than 0, under set -e) with one clear line before kubeadm init;
+    /var/lib/etcd was never created, etcdutl never ran, and neither the plaintext nor the
+    key is left."""
     sealed = seal(snapshot[0])
     if kind == "not found":
         url = serve(server, sealed.body).replace(".db.enc", ".missing")
@@ -331,9 +332,10 @@ def test_a_bad_copy_stops_before_etcd_sees_a_byte(tmp_path: Path, server: Server
         body, sha256 = _damaged(kind, sealed)
         url = serve(server, body)
     node = make_node(tmp_path, url, sealed.password, sha256)
-    done = node.run("restore_etcd; echo reached-the-next-step")
+    done = node.run(with_claim_recorded("init_control_plane; echo reached-the-next-step"))
     assert done.returncode != 0
     assert "reached-the-next-step" not in done.stdout
+    assert not [c for c in node.recorded() if c.startswith("kubeadm init")]
     assert len(server.requested) == 1, "a refused copy is not fetched again"
     expected = ("could not download the snapshot: etcd left untouched" if kind == "not found"
                 else "snapshot checksum mismatch (not the copy provision sealed): etcd left "
