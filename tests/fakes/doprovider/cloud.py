@@ -156,7 +156,7 @@ _Signature = tuple[int, int, int, int, int]
 
 @dataclasses.dataclass
 class _Loaded:
-    signature: _Signature
+    signature: _Signature | None  # None: no file yet
     data: dict[str, Any]
     text: str  # json.dumps(data, sort_keys=True): what a transaction compares against
 
