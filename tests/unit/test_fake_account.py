@@ -100,3 +100,19 @@ def test_a_failed_transaction_leaves_no_half_change_for_readers(account: Cloud) 
         assert a.get(DROPLETS, "1") is not None
     on_disk = json.loads(account.path.read_text())
     assert "1" in on_disk["resources"][DROPLETS]
+
+
+def test_a_record_changed_after_its_transaction_reaches_neither_readers_nor_the_file(
+        account: Cloud) -> None:
+    """What a transaction hands out may outlive it (the fake API returns stored objects);
+    changing it afterwards changed nothing before the cache, and must change nothing now."""
+    with account.transaction() as a:
+        escaped = a.get(DROPLETS, "1")
+    assert escaped is not None
+    escaped["size"] = "s-8vcpu-16gb"
+    with account.reading() as a:
+        assert a.get(DROPLETS, "1")["size"] == "s-2vcpu-4gb"  # type: ignore[index]
+    with account.transaction() as a:
+        a.put(DROPLETS, {"id": "2", "name": "prod-general-2", "size": "s-2vcpu-4gb"})
+    on_disk = json.loads(account.path.read_text())
+    assert on_disk["resources"][DROPLETS]["1"]["size"] == "s-2vcpu-4gb"

@@ -157,8 +157,11 @@ _Signature = tuple[int, int, int, int, int]
 @dataclasses.dataclass
 class _Loaded:
     signature: _Signature | None  # None: no file yet
-    data: dict[str, Any]
-    text: str  # json.dumps(data, sort_keys=True): what a transaction compares against
+    # Decoded for readers only, who never change it; a transaction that takes it is its
+    # last user. What a transaction saved is kept as text: its records may have escaped
+    # to callers, who could change them after the transaction.
+    data: dict[str, Any] | None
+    text: str  # json.dumps(data, sort_keys=True), or "" until a transaction needs it
 
 
 _cache: dict[Path, _Loaded] = {}
@@ -180,7 +183,8 @@ class Cloud:
         """
         with self._locked(fcntl.LOCK_EX):
             loaded = self._take()  # this transaction's own: it may change it in place
-            account = Account(loaded.data if loaded else self._load())
+            account = Account(loaded.data if loaded and loaded.data is not None
+                              else self._load())
             before = loaded.text if loaded else json.dumps(account.data, sort_keys=True)
             account.default_project()
             seeds = os.environ.get(PROJECTS_ENV, "")
@@ -189,7 +193,7 @@ class Cloud:
             after = json.dumps(account.data, sort_keys=True)
             if after != before:
                 self._save(account.data)
-            self._keep(account.data, after)
+            self._keep(after)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Account]:
@@ -208,11 +212,13 @@ class Cloud:
             with _cache_lock:
                 loaded = _cache.get(self.path)
             if loaded is None or loaded.signature != signature:
-                data = Account(self._load()).data
-                loaded = _Loaded(signature, data, "")
+                loaded = _Loaded(signature, None, "")
+            data = loaded.data
+            if data is None:
+                data = Account(json.loads(loaded.text) if loaded.text else self._load()).data
                 with _cache_lock:
-                    _cache[self.path] = loaded
-            yield Account(loaded.data)
+                    _cache[self.path] = _Loaded(signature, data, loaded.text)
+            yield Account(data)
 
     def snapshot(self) -> dict[str, Any]:
         """A copy of the whole account (for tests and the fake API's read paths)."""
@@ -245,15 +251,17 @@ class Cloud:
             loaded = _cache.pop(self.path, None)
         if loaded is None or signature is None or loaded.signature != signature:
             return None
+        if loaded.data is None:  # a saved text: decoded afresh, for this transaction only
+            loaded.data = json.loads(loaded.text)
         if not loaded.text:  # a reader's entry: never compared, so never serialised
             loaded.text = json.dumps(loaded.data, sort_keys=True)
         return loaded
 
-    def _keep(self, data: dict[str, Any], text: str) -> None:
+    def _keep(self, text: str) -> None:
         signature = self._signature()
         if signature is not None:
             with _cache_lock:
-                _cache[self.path] = _Loaded(signature, data, text)
+                _cache[self.path] = _Loaded(signature, None, text)
 
     def _load(self) -> dict[str, Any]:
         try:
