@@ -47,6 +47,13 @@ FIGURES: dict[str, list[str]] = {
         r"[0-9]+",
         rf"large: overhead {NUMBER} s over the whole run \(up alone {NUMBER} s\), .*",
     ],
+    "noop_plan.py": [
+        rf"[0-9]+\s+[0-9]+\s+no-op plan(\s+{NUMBER}){{5}}",
+        rf"[0-9]+\s+[0-9]+\s+no-op up(\s+{NUMBER}){{5}}",
+        rf"[0-9]+\s+[0-9]+\s+bare terraform plan(\s+{NUMBER}){{3}}",
+        rf"10 workers: no-op plan {NUMBER} s, no-op up {NUMBER} s, bare terraform plan "
+        rf"{NUMBER} s \({NUMBER}x\); .* deleted out of band: the next plan creates it again",
+    ],
     "apply.py": [
         rf"provision deploy\s+{NUMBER}\s+[0-9]+(\s+{NUMBER}){{3}}",
         rf"kubectl apply \+ rollout status\s+{NUMBER}\s+[0-9]+(\s+{NUMBER}){{3}}",

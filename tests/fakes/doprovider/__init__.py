@@ -11,6 +11,7 @@ Environment variables:
   DO_SIM_LATENCY_MS  sleep per create, to make parallelism observable (faults.py)
   DO_SIM_PROJECTS    comma-separated project names that exist in the account
   DO_SIM_SCHEMA      alternative schema dump (default tests/data/...-2.34.1.json)
+  DO_SIM_RPC_LOG     file every RPC appends "name start end" to (benchmarks: the fake's cost)
 """
 
 VERSION = "2.34.1"

@@ -28,11 +28,13 @@ the default project live in the same tables, marked `default` / `is_default`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import fcntl
 import json
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +148,26 @@ class Account:
                 self.add_project(name)
 
 
+# The decoded account of the last load or save in this process, by the file's identity.
+# Every writer replaces the file (`_save`: write a new file, then rename it over the old),
+# so a changed account is a new inode, allocated while the old file still existed.
+_Signature = tuple[int, int, int, int, int]
+
+
+@dataclasses.dataclass
+class _Loaded:
+    signature: _Signature | None  # None: no file yet
+    # Decoded for readers only, who never change it; a transaction that takes it is its
+    # last user. What a transaction saved is kept as text: its records may have escaped
+    # to callers, who could change them after the transaction.
+    data: dict[str, Any] | None
+    text: str  # json.dumps(data, sort_keys=True), or "" until a transaction needs it
+
+
+_cache: dict[Path, _Loaded] = {}
+_cache_lock = threading.Lock()
+
+
 class Cloud:
     """Handle on the state file; cheap to create, every access is a locked transaction."""
 
@@ -159,27 +181,87 @@ class Cloud:
         flock locks belong to the open file description, so this also serialises the
         provider's own gRPC worker threads, each of which opens the lock file anew.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        with open(lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                account = Account(self._load())
-                before = json.dumps(account.data, sort_keys=True)
-                account.default_project()
-                seeds = os.environ.get(PROJECTS_ENV, "")
-                account.seed_projects([s.strip() for s in seeds.split(",") if s.strip()])
-                yield account
-                after = json.dumps(account.data, sort_keys=True)
-                if after != before:
-                    self._save(account.data)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with self._locked(fcntl.LOCK_EX):
+            loaded = self._take()  # this transaction's own: it may change it in place
+            account = Account(loaded.data if loaded and loaded.data is not None
+                              else self._load())
+            before = loaded.text if loaded else json.dumps(account.data, sort_keys=True)
+            account.default_project()
+            seeds = os.environ.get(PROJECTS_ENV, "")
+            account.seed_projects([s.strip() for s in seeds.split(",") if s.strip()])
+            yield account
+            after = json.dumps(account.data, sort_keys=True)
+            if after != before:
+                self._save(account.data)
+            self._keep(after)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Account]:
+        """The account as it is now, for a look that changes nothing (the provider's refresh).
+
+        A refresh reads one record of an account that, at a few hundred droplets, is
+        megabytes of JSON (their user-data); loading and comparing all of it on every read
+        made a no-op `terraform plan` of 500 droplets take most of a minute in the fake
+        alone, none of which the real API costs. Readers share the account decoded at the
+        last load or save as long as the file is the same one; the caller must not change
+        it (copy what it returns: `conform` does). Readers share the lock: they exclude
+        writers, not one another.
+        """
+        with self._locked(fcntl.LOCK_SH):
+            signature = self._signature()
+            with _cache_lock:
+                loaded = _cache.get(self.path)
+            if loaded is None or loaded.signature != signature:
+                loaded = _Loaded(signature, None, "")
+            data = loaded.data
+            if data is None:
+                data = Account(json.loads(loaded.text) if loaded.text else self._load()).data
+                with _cache_lock:
+                    _cache[self.path] = _Loaded(signature, data, loaded.text)
+            yield Account(data)
 
     def snapshot(self) -> dict[str, Any]:
         """A copy of the whole account (for tests and the fake API's read paths)."""
         with self.transaction() as account:
             return json.loads(json.dumps(account.data))  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def _locked(self, kind: int) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a+") as lock:
+            fcntl.flock(lock, kind)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _signature(self) -> _Signature | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _take(self) -> _Loaded | None:
+        """The cached account if it is the file's current one, removed from the cache (the
+        transaction may change it; an exception inside leaves it half-changed)."""
+        signature = self._signature()
+        with _cache_lock:
+            loaded = _cache.pop(self.path, None)
+        if loaded is None or signature is None or loaded.signature != signature:
+            return None
+        if loaded.data is None:  # a saved text: decoded afresh, for this transaction only
+            loaded.data = json.loads(loaded.text)
+        if not loaded.text:  # a reader's entry: never compared, so never serialised
+            loaded.text = json.dumps(loaded.data, sort_keys=True)
+        return loaded
+
+    def _keep(self, text: str) -> None:
+        signature = self._signature()
+        if signature is not None:
+            with _cache_lock:
+                _cache[self.path] = _Loaded(signature, None, text)
 
     def _load(self) -> dict[str, Any]:
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -31,6 +32,18 @@ from .values import conform, decode, encode, resolve_unknowns
 
 _R = TypeVar("_R")
 
+# Benchmarks separate the simulation's own cost from Terraform's and provision's: with this
+# set, every RPC appends "name start end" (epoch seconds) to that file. Unset: nothing.
+RPC_LOG_ENV = "DO_SIM_RPC_LOG"
+
+
+def _log_rpc(name: str, start: float) -> None:
+    path = os.environ.get(RPC_LOG_ENV)
+    if path:
+        # One short line per write: O_APPEND keeps lines from parallel RPCs whole.
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(f"{name} {start:.6f} {time.time():.6f}\n")
+
 
 def _guard(response_cls: Any) -> Callable[[Callable[..., _R]], Callable[..., _R]]:
     """Turn an exception in an RPC into an error diagnostic instead of a gRPC failure."""
@@ -38,6 +51,7 @@ def _guard(response_cls: Any) -> Callable[[Callable[..., _R]], Callable[..., _R]
     def wrap(fn: Callable[..., _R]) -> Callable[..., _R]:
         @functools.wraps(fn)
         def inner(self: ProviderServicer, request: Any, context: Any) -> _R:
+            start = time.time()
             try:
                 return fn(self, request, context)
             except Exception as exc:
@@ -47,6 +61,8 @@ def _guard(response_cls: Any) -> Callable[[Callable[..., _R]], Callable[..., _R]
                     traceback.format_exc(),
                 )
                 return response_cls(diagnostics=diags.to_pb())  # type: ignore[no-any-return]
+            finally:
+                _log_rpc(fn.__name__, start)
 
         return inner
 

@@ -209,7 +209,8 @@ class Resource:
         """Refresh: the object as the account has it now, or None if it is gone."""
         if not self._precheck(ctx, "read", current):
             return current
-        with ctx.cloud.transaction() as account:
+        # A look, not a change: `refresh` gets a copy (`conform`) and only reads the account.
+        with ctx.cloud.reading() as account:
             record = account.get(self.table(), current.get("id") or "")
             if record is None:
                 return None
