@@ -26,6 +26,7 @@ from tests.contract.test_do_provider import DROPLETS, HEADER, VPC, _write_module
 from tests.fakes.doapi import FakeDigitalOcean
 from tests.fakes.doprovider import apicalls, ratelimit
 from tests.oracles.terraform import (
+    TerraformResult,
     copy_module,
     prepare_plugin_env,
     state_resources,
@@ -121,7 +122,7 @@ def test_droplet_poll_schedule_of_the_pinned_provider() -> None:
     assert len(apicalls.droplet_polls(60)) == 8
 
 
-def _apply(tmp_path: Path, extra: dict[str, str]) -> tuple[dict[str, str], Path, object]:
+def _apply(tmp_path: Path, extra: dict[str, str]) -> tuple[dict[str, str], Path, TerraformResult]:
     env = prepare_plugin_env(tmp_path / "env", token=TOKEN, extra=extra)
     work = copy_module(_write_module(tmp_path / "src", HEADER + VPC + DROPLETS), tmp_path / "w")
     terraform_init(work, env).check()
@@ -134,8 +135,8 @@ SCALED = {ratelimit.ENV: "on", ratelimit.SCALE_ENV: "100"}
 
 def test_the_provider_counts_its_calls_on_the_same_log(tmp_path: Path) -> None:
     """VPC: one POST; each droplet (active at once): POST + one poll after 10 s."""
-    env, work, result = _apply(tmp_path, SCALED)
-    assert result.returncode == 0, result.stdout[-2000:]  # type: ignore[attr-defined]
+    env, _, result = _apply(tmp_path, SCALED)
+    assert result.returncode == 0, result.stdout[-2000:]
     limiter = ratelimit.RateLimiter(ratelimit.log_path(Path(env["DO_SIM_STATE"])),
                                     clock=ratelimit.scaled_clock(100))
     assert len(limiter.counted(TOKEN)) == 1 + 2 * 2
@@ -149,7 +150,7 @@ def test_the_provider_waits_out_a_full_minute_as_godo_does(tmp_path: Path) -> No
     now = limiter.clock()
     limiter.record(TOKEN, [now - 50 + i * 0.01 for i in range(250)])
     env, work, result = _apply(tmp_path, {**SCALED, "DO_SIM_STATE": str(state)})
-    assert result.returncode == 0, result.stdout[-2000:]  # type: ignore[attr-defined]
+    assert result.returncode == 0, result.stdout[-2000:]
     assert len(state_resources(terraform_show_state(work, env))) == 3
 
 
@@ -161,9 +162,9 @@ def test_the_provider_fails_as_the_real_one_when_the_hour_is_used_up(tmp_path: P
     limiter = ratelimit.RateLimiter(ratelimit.log_path(state), clock=ratelimit.scaled_clock(1))
     now = limiter.clock()
     limiter.record(TOKEN, [now - 1800 + i * 0.3 for i in range(5000)])
-    env, work, result = _apply(tmp_path, {ratelimit.ENV: "on", "DO_SIM_STATE": str(state),
+    _, _, result = _apply(tmp_path, {ratelimit.ENV: "on", "DO_SIM_STATE": str(state),
                                          apicalls.RETRY_MAX_ENV: "0"})
-    assert result.returncode == 1  # type: ignore[attr-defined]
-    text = result.stdout  # type: ignore[attr-defined]
+    assert result.returncode == 1
+    text = result.stdout
     assert "Error creating VPC: POST https://api.digitalocean.com/v2/vpcs: 429" in text
     assert "API Rate limit exceeded." in text
