@@ -130,6 +130,8 @@ def sized(sim: Simulation, workers: int) -> None:
     """The production example with its one pool grown to ``workers``."""
     def grow(doc: dict[str, Any]) -> None:
         doc["worker_pools"][0]["count"] = workers
+        # Every node takes a /24 of the pod network: a /16 holds 256 nodes, a /14 1,024.
+        doc["kubernetes"]["pod_cidr"] = "10.244.0.0/14"
     sim.write_config(edit=grow)
     sim.api.seed(droplet_limit=workers + 50)
 

@@ -24,6 +24,7 @@ Examples:
   provision up prod.yaml --yes                  # CI: no prompt
   provision up prod.yaml --plan prod.tfplan     # exactly the plan reviewed earlier
   provision up prod.yaml --replace prod-cp-2    # a new droplet for one control-plane node
+  provision up prod.yaml --parallelism 40       # a token of its own with a raised limit
   provision up prod.yaml --override-window --reason "INC-1234: firewall fix"   # in a freeze""")
 @common
 @click.option("--plan", "saved_plan", type=click.Path(path_type=Path, dir_okay=False),
