@@ -109,6 +109,7 @@ class Row:
     noop_limited: float  # the scaled run's, multiplied back
     requests: int  # the model's droplet creates
     refused: int  # the model's 429s
+    failures: int  # the model's requests refused past the provider's retries
     run_requests: int  # what the token spent in the scaled run
 
     @property
@@ -166,19 +167,23 @@ def limited(workers: int, chosen: int, scale: float, tmp: Path) -> tuple[float, 
     return up, noop, requests
 
 
-def modelled_creates(droplets: int, slots: int, tmp: Path) -> tuple[float, int, int]:
+def modelled_creates(droplets: int, slots: int, tmp: Path) -> tuple[float, int, int, int]:
     """The droplet phase of an apply as an event simulation on a virtual clock, with the
     same parts the simulated run uses: the latency spread (faults.latency_seconds), the
     provider's polls (apicalls.droplet_polls) and the rate limiter (ratelimit.RateLimiter),
     ``slots`` creates at a time as Terraform's semaphore allows; a refused request waits
-    its Retry-After. Returns (seconds, requests, 429s); no real time passes."""
+    its Retry-After, and one refused more than ``http_retry_max`` (4) times in a row is
+    one the real provider gives up on: the apply fails (counted, then let through, so the
+    model still ends). Returns (seconds, requests, 429s, failures); no real time passes."""
     import heapq
 
     from tests.fakes.doprovider import apicalls
     from tests.fakes.doprovider.faults import latency_seconds
 
     now = [0.0]
-    limiter = ratelimit.RateLimiter(tmp / "model.ratelimit", clock=lambda: now[0])
+    # A log of its own: each model starts an hour's window at time 0.
+    limiter = ratelimit.RateLimiter(tmp / f"model-{droplets}-{slots}.ratelimit",
+                                    clock=lambda: now[0])
     os.environ[LATENCY_BY_TYPE_ENV] = f"digitalocean_droplet={LATENCIES['digitalocean_droplet']}"
     try:
         schedules = [apicalls.droplet_polls(latency_seconds("digitalocean_droplet", f"d{i}"))
@@ -190,8 +195,9 @@ def modelled_creates(droplets: int, slots: int, tmp: Path) -> tuple[float, int, 
     sequence = 0
     started: dict[int, float] = {}
     waiting = list(range(droplets))[::-1]
-    requests = refused = 0
+    requests = refused = failures = 0
     finished = 0.0
+    tries: dict[tuple[int, int], int] = {}
 
     def start(at: float) -> None:
         nonlocal sequence
@@ -208,6 +214,10 @@ def modelled_creates(droplets: int, slots: int, tmp: Path) -> tuple[float, int, 
         verdict = limiter.take(TOKEN)
         if not verdict.allowed:
             refused += 1
+            tries[droplet, index] = tries.get((droplet, index), 0) + 1
+            if tries[droplet, index] > apicalls.RETRY_MAX:
+                failures += 1
+                tries[droplet, index] = 0
             heapq.heappush(events, (at + max(1.0, verdict.retry_after), sequence, droplet,
                                     index))
             sequence += 1
@@ -222,7 +232,7 @@ def modelled_creates(droplets: int, slots: int, tmp: Path) -> tuple[float, int, 
             finished = max(finished, at)
             if waiting:
                 start(at)
-    return finished, requests, refused
+    return finished, requests, refused, failures
 
 
 def simulated(wall: float, base: float, scale: float) -> float:
@@ -248,18 +258,19 @@ def main() -> None:
             chosen = parallelism.choose(3 + workers)
             plan, up_base, noop_base = machine(workers, chosen, Path(tmp) / f"m{n}")
             for p in dict.fromkeys((parallelism.TERRAFORM_DEFAULT, chosen)):
-                phase, requests, refused = modelled_creates(3 + workers, p, Path(tmp))
+                phase, requests, refused, failures = modelled_creates(3 + workers, p,
+                                                                     Path(tmp))
                 # VPC and tags before the droplets, firewalls after them: 1 s each.
                 infra = up_base + 1.0 + phase + 1.0
                 up, noop, spent = limited(workers, p, args.scale, Path(tmp) / f"l{n}-{p}")
                 rows.append(Row(workers, p, plan, infra, simulated(up, up_base, args.scale),
                                 noop_base, simulated(noop, noop_base, args.scale), requests,
-                                refused, spent))
+                                refused, failures, spent))
     print(f"simulated DigitalOcean, rate limits on (250/min, 5,000/h per token), droplets "
           f"active after 30-60 s (sources: the docstring); run at time scale {args.scale:g}")
     print(f"{'workers':>7} {'parallelism':>11} {'plan s':>7} {'infra s':>8} "
           f"{'run s':>7} {'no-op plan s':>12} {'limited s':>9} {'ready min':>9} "
-          f"{'creates':>7} {'429s':>5} {'run req':>7}")
+          f"{'creates':>7} {'429s':>5} {'fails':>5} {'run req':>7}")
     for row in rows:
         before = row.parallelism == parallelism.TERRAFORM_DEFAULT
         after = row.parallelism == parallelism.choose(3 + row.workers)
@@ -268,10 +279,11 @@ def main() -> None:
         print(f"{row.workers:>7} {row.parallelism:>11} {row.plan:>7.2f} {row.infra:>8.1f} "
               f"{row.infra_run:>7.1f} {row.noop_machine:>12.2f} {row.noop_limited:>9.1f} "
               f"{row.ready / 60:>9.1f} {row.requests:>7} {row.refused:>5} "
-              f"{row.run_requests:>7}{mark}")
+              f"{row.failures:>5} {row.run_requests:>7}{mark}")
     print("plan s, no-op plan s: this machine, no latency, no limits. infra s: `up --until "
           "infra` on this machine plus the droplet creates modelled on a virtual clock (P at "
-          "a time, polls, rate limit; creates: their requests, 429s: refused ones). run s: "
+          "a time, polls, rate limit; creates: their requests, 429s: refused ones, fails: "
+          "refused past the provider's 4 retries, each an apply that fails). run s: "
           f"the same `up` run on the simulated account with every wait slept 1/{args.scale:g} "
           "and multiplied back (machine + (wall - machine) x scale; noisy: the machine's "
           "jitter is multiplied too); run req: the requests the token made in it. limited "

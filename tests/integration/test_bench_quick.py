@@ -48,9 +48,9 @@ FIGURES: dict[str, list[str]] = {
         rf"large: overhead {NUMBER} s over the whole run \(up alone {NUMBER} s\), .*",
     ],
     "scale.py": [
-        rf"3\s+10(\s+{NUMBER}){{6}}\s+[0-9]+\s+[0-9]+\s+[0-9]+ \(before and after\)",
-        rf"10\s+10(\s+{NUMBER}){{6}}(\s+[0-9]+){{3}} \(before\)",
-        rf"10\s+13(\s+{NUMBER}){{6}}(\s+[0-9]+){{3}} \(after\)",
+        rf"3\s+10(\s+{NUMBER}){{6}}\s+[0-9]+(\s+[0-9]+){{3}} \(before and after\)",
+        rf"10\s+10(\s+{NUMBER}){{6}}(\s+[0-9]+){{4}} \(before\)",
+        rf"10\s+13(\s+{NUMBER}){{6}}(\s+[0-9]+){{4}} \(after\)",
         r"peer: hetzner-k3s, 3 masters \+ 3 workers \(Hetzner Cloud\): 2-3 min \(.*\)",
         r"peer: Typhoon, DigitalOcean: 3-6 min \(.*\)",
         rf"largest: 10 workers ready in {NUMBER} min at parallelism 13 \(target < 10 min\).*",
