@@ -152,6 +152,9 @@ def test_the_provider_waits_out_a_full_minute_as_godo_does(tmp_path: Path) -> No
     env, work, result = _apply(tmp_path, {**SCALED, "DO_SIM_STATE": str(state)})
     assert result.returncode == 0, result.stdout[-2000:]
     assert len(state_resources(terraform_show_state(work, env))) == 3
+    # Its first request was let through only once the oldest of the 250 had expired.
+    mine = [t for t in limiter.counted(TOKEN) if t > now]
+    assert len(mine) == 5 and min(mine) >= now + 9.9
 
 
 def test_the_provider_fails_as_the_real_one_when_the_hour_is_used_up(tmp_path: Path) -> None:
