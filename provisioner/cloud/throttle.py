@@ -81,26 +81,29 @@ class LimitReached(Exception):
 
 def wait_for(refusal: Refusal | None, waited: float, attempt: int, what: str,
              now: float | None = None) -> float:
-    """Seconds to wait before asking again after a 429 (``waited`` so far in this read);
-    :class:`LimitReached` when the hour is used up or the wait would pass ``MAX_WAIT``."""
+    """Seconds to wait before asking again after a 429 (``waited`` so far in this read):
+    the answer's ``Retry-After``; without one, until ``RateLimit-Reset`` when the hour is
+    used up, else a doubling backoff as godo's. :class:`LimitReached` when that would take
+    provision past ``MAX_WAIT``: its message names the hourly limit when nothing is left of
+    the hour, the per-minute one otherwise."""
     now = time.time() if now is None else now
-    if refusal is not None and refusal.remaining == 0 and refusal.reset is not None:
-        until = max(refusal.reset - now, 0.0)
-        if waited + until > MAX_WAIT:
-            at = time.strftime("%H:%M:%S UTC", time.gmtime(refusal.reset))
-            raise LimitReached(
-                f"reading {what} from DigitalOcean: the API token has used up its "
-                f"{PER_HOUR:,} requests an hour (each request counts for an hour); the "
-                f"oldest expires at {at} (RateLimit-Reset): run again then, or stop what "
-                "else uses this token")
-        return max(until, 1.0)
+    hour_used_up = refusal is not None and refusal.remaining == 0
     if refusal is not None and refusal.retry_after is not None:
         delay = max(refusal.retry_after, 1.0)
+    elif hour_used_up and refusal is not None and refusal.reset is not None:
+        delay = max(refusal.reset - now, 1.0)
     else:
-        delay = min(2.0 ** (attempt - 1), 30.0)  # no headers: back off as godo does
-    if waited + delay > MAX_WAIT:
+        delay = min(2.0 ** (attempt - 1), 30.0)
+    if waited + delay <= MAX_WAIT:
+        return delay
+    if hour_used_up and refusal is not None and refusal.reset is not None:
+        at = time.strftime("%H:%M:%S UTC", time.gmtime(refusal.reset))
         raise LimitReached(
-            f"reading {what} from DigitalOcean: the API kept answering 429 (its limit is "
-            f"{PER_MINUTE} requests a minute and {PER_HOUR:,} an hour per token) for "
-            f"{waited:.0f} s; run again in a minute, or stop what else uses this token")
-    return delay
+            f"reading {what} from DigitalOcean: the API token has used up its "
+            f"{PER_HOUR:,} requests an hour (each request counts for an hour); the "
+            f"oldest expires at {at} (RateLimit-Reset): run again then, or stop what "
+            "else uses this token")
+    raise LimitReached(
+        f"reading {what} from DigitalOcean: the API kept answering 429 (its limit is "
+        f"{PER_MINUTE} requests a minute and {PER_HOUR:,} an hour per token) for "
+        f"{waited:.0f} s; run again in a minute, or stop what else uses this token")
