@@ -9,6 +9,7 @@ import click
 from provisioner.cli.common import console, reports_errors
 from provisioner.cli.infra_options import (
     ask,
+    parallelism_option,
     require_terminal_or_yes,
     terraform_bin_option,
     yes_option,
@@ -33,11 +34,12 @@ Examples:
                                  "first [default: the work folder's kubeconfig].")
 @override_window_options("Destroy")
 @terraform_bin_option
+@parallelism_option
 @yes_option
 @reports_errors
 def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
             kubeconfig: Path | None, override_window: bool, reason: str | None,
-            terraform_bin: str | None, yes: bool) -> None:
+            terraform_bin: str | None, parallelism: int | None, yes: bool) -> None:
     """Remove every resource of the environment, in the right order.
 
     Plans the destruction, shows it and asks; then deletes the LoadBalancer Services and
@@ -74,8 +76,8 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
     def progress(names: dict[str, str]) -> Progress:
         return Progress(names, verbose=out.verbosity > 1)
 
-    outcome = lifecycle.destroy(config, workdir, resolve(terraform_bin), show, confirm,
-                                progress, force, detail=not yes, kubeconfig=kubeconfig,
+    outcome = lifecycle.destroy(config, workdir, resolve(terraform_bin, parallelism), show,
+                                confirm, progress, force, detail=not yes, kubeconfig=kubeconfig,
                                 sweep=sweep, report=out.info, confirm_sweep=confirm_sweep,
                                 override_reason=override)
     if outcome.applied:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from provisioner.errors import UsageError
+from provisioner.infra import parallelism
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,6 +22,14 @@ allow_full_token_option = click.option(
     "--allow-full-token", is_flag=True,
     help="Without PROVISION_FAILOVER_TOKEN, give the failover agent the full API token "
          "(it stays in the control-plane nodes' user-data; a scoped token is safer).")
+
+parallelism_option = click.option(
+    "--parallelism", type=click.IntRange(1, parallelism.MAXIMUM), default=None, metavar="N",
+    envvar="PROVISION_PARALLELISM", show_envvar=True,
+    help="Terraform runs N operations at once (its -parallelism). Default: from the "
+         f"number of droplets and DigitalOcean's {parallelism.PER_MINUTE} requests a minute "
+         f"per token, between {parallelism.TERRAFORM_DEFAULT} (Terraform's default) and "
+         f"{parallelism.sustained()} (README: How Terraform is run).")
 
 yes_option = click.option("--yes", "-y", is_flag=True,
                           help="Apply without asking (required when there is no terminal).")

@@ -9,7 +9,11 @@ from typing import Any
 import click
 
 from provisioner.cli.common import console, reports_errors
-from provisioner.cli.infra_options import allow_full_token_option, terraform_bin_option
+from provisioner.cli.infra_options import (
+    allow_full_token_option,
+    parallelism_option,
+    terraform_bin_option,
+)
 from provisioner.cli.options import common, given_kubeconfig, output_option
 from provisioner.errors import EXIT_CHANGES_PENDING, UsageError
 
@@ -40,11 +44,13 @@ Examples:
                    "`up --replace` does.")
 @allow_full_token_option
 @terraform_bin_option
+@parallelism_option
 @output_option
 @reports_errors
 def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, exit_code: bool,
          kubeconfig: Path | None, apps_only: bool, replace: tuple[str, ...],
-         allow_full_token: bool, terraform_bin: str | None, output: str) -> None:
+         allow_full_token: bool, terraform_bin: str | None, parallelism: int | None,
+         output: str) -> None:
     """Show what `up` would create or change.
 
     Online (the default): renders into the work folder, checks the DigitalOcean account,
@@ -76,7 +82,7 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     from provisioner.ui.progress import Progress
 
     verbose = console().verbosity > 1
-    outcome = lifecycle.plan(config, workdir, resolve(terraform_bin), out,
+    outcome = lifecycle.plan(config, workdir, resolve(terraform_bin, parallelism), out,
                              progress=lambda names: Progress(names, verbose=verbose),
                              allow_full_token=allow_full_token, report=console().info,
                              replace=replace)

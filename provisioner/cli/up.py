@@ -10,6 +10,7 @@ from provisioner.cli.common import console, reports_errors
 from provisioner.cli.infra_options import (
     allow_full_token_option,
     ask,
+    parallelism_option,
     require_terminal_or_yes,
     terraform_bin_option,
     yes_option,
@@ -23,6 +24,7 @@ Examples:
   provision up prod.yaml --yes                  # CI: no prompt
   provision up prod.yaml --plan prod.tfplan     # exactly the plan reviewed earlier
   provision up prod.yaml --replace prod-cp-2    # a new droplet for one control-plane node
+  provision up prod.yaml --parallelism 40       # a token of its own with a raised limit
   provision up prod.yaml --override-window --reason "INC-1234: firewall fix"   # in a freeze""")
 @common
 @click.option("--plan", "saved_plan", type=click.Path(path_type=Path, dir_okay=False),
@@ -41,12 +43,13 @@ Examples:
 @override_window_options("Change the infrastructure and deploy the apps")
 @allow_full_token_option
 @terraform_bin_option
+@parallelism_option
 @yes_option
 @reports_errors
 def up(config: Path, workdir: Path | None, saved_plan: Path | None,
        allow_control_plane_changes: bool, replace: tuple[str, ...], until: str,
        override_window: bool, reason: str | None, allow_full_token: bool,
-       terraform_bin: str | None, yes: bool) -> None:
+       terraform_bin: str | None, parallelism: int | None, yes: bool) -> None:
     """Create or converge the environment's infrastructure.
 
     Renders, checks the DigitalOcean account (token, region, sizes, SSH keys, droplet
@@ -78,8 +81,8 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
         return Progress(names, verbose=out.verbosity > 1)
 
     # With --yes nobody reads attribute details before the apply: skip `terraform show`.
-    outcome = lifecycle.up(config, workdir, resolve(terraform_bin), show, confirm, progress,
-                           saved_plan, allow_control_plane_changes, detail=not yes,
+    outcome = lifecycle.up(config, workdir, resolve(terraform_bin, parallelism), show, confirm,
+                           progress, saved_plan, allow_control_plane_changes, detail=not yes,
                            until=until, report=out.info,
                            override_reason=override,
                            allow_full_token=allow_full_token, replace=replace)

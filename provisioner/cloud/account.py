@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from provisioner.cloud.preflight import TokenRejected, read
+from provisioner.cloud import throttle
+from provisioner.cloud.preflight import TokenRejected, account_of, read
 
 
 def token_accepted(token: str) -> bool:
@@ -18,7 +19,8 @@ def token_accepted(token: str) -> bool:
     # python-digitalocean waits forever by default; a hung API must not hang a command.
     os.environ.setdefault("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", "30")
     try:
-        read("the account", digitalocean.Manager(token=token).get_account)
+        manager = throttle.watch(digitalocean.Manager(token=token))
+        read("the account", lambda: account_of(manager))
     except TokenRejected:
         return False
     return True

@@ -46,11 +46,12 @@ def read_catalog(token: str) -> Catalog:
     """
     import digitalocean
 
+    from provisioner.cloud import throttle
     from provisioner.cloud.preflight import read
 
     # python-digitalocean waits forever by default; a hung API must not hang the dialogue.
     os.environ.setdefault("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", "30")
-    manager = digitalocean.Manager(token=token)
+    manager = throttle.watch(digitalocean.Manager(token=token))
     regions = read("regions", manager.get_all_regions)
     keys = read("SSH keys", manager.get_all_sshkeys)
     available = sorted(str(r.slug) for r in regions

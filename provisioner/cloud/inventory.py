@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from provisioner.cloud import throttle
 from provisioner.cloud.preflight import read
 from provisioner.config.model import Environment
 from provisioner.render.names import resource_names
@@ -14,7 +15,7 @@ def inventory(env: Environment, token: str) -> dict[str, Any]:
     import digitalocean
 
     tags = resource_names(env)
-    manager = digitalocean.Manager(token=token)
+    manager = throttle.watch(digitalocean.Manager(token=token))
     droplets = read("droplets", lambda: manager.get_all_droplets(
         tag_name=tags["digitalocean_tag.cluster"]))
     by_id = {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from provisioner.cloud import throttle
 from provisioner.cloud.releases import check_release
 from provisioner.config.model import Environment
 from provisioner.errors import ProvisionError, UsageError
@@ -42,7 +43,11 @@ class AccountView:
 
 def read(what: str, func: Callable[[], T]) -> T:
     """One API read, retried on rate limits, server errors, dropped connections and on
-    answers that are not the API's JSON (an edge proxy's HTML error page)."""
+    answers that are not the API's JSON (an edge proxy's HTML error page).
+
+    A 429 is waited out as the API says (``Retry-After``; ``RateLimit-Reset`` once the hour
+    is used up, cloud/throttle.py) for at most ``throttle.MAX_WAIT`` seconds in all; past
+    that, one error names the limit. Other failures get ``_ATTEMPTS`` tries."""
     import digitalocean
     import requests
 
@@ -51,34 +56,53 @@ def read(what: str, func: Callable[[], T]) -> T:
     from digitalocean.baseapi import JSONReadError
 
     delay = 1.0
-    for attempt in range(1, _ATTEMPTS + 1):
+    attempt = throttled = 0
+    waited = 0.0
+    while True:
+        attempt += 1
+        throttle.last_refusal()  # forget a 429 of an earlier read
         try:
             return func()
         except digitalocean.TokenError as e:
             raise PreflightError("no DigitalOcean API token: export DIGITALOCEAN_TOKEN") from e
         except digitalocean.DataReadError as e:
             message = str(e)
-            if "unauthorized" in message.lower() or "authenticate" in message.lower():
+            lowered = message.lower()
+            if "unauthorized" in lowered or "authenticate" in lowered:
                 raise TokenRejected("the DigitalOcean API token was rejected (401): create a "
                                      "new read/write token and export DIGITALOCEAN_TOKEN") from e
-            if attempt == _ATTEMPTS or not any(
-                    s in message.lower() for s in ("too many", "rate", "server", "unavailable")):
+            refusal = throttle.last_refusal()
+            if refusal is not None or "rate limit" in lowered or "too many" in lowered:
+                throttled += 1
+                attempt -= 1  # a refusal is not a failed attempt: its wait is bounded instead
+                try:
+                    pause = throttle.wait_for(refusal, waited, throttled, what)
+                except throttle.LimitReached as limit:
+                    raise PreflightError(str(limit)) from e
+                waited += pause
+                _sleep(pause)
+                continue
+            if attempt >= _ATTEMPTS or not any(
+                    s in lowered for s in ("server", "unavailable")):
                 raise PreflightError(f"reading {what} from DigitalOcean failed: {message}") from e
         except (JSONReadError, requests.RequestException) as e:
-            if attempt == _ATTEMPTS:
+            if attempt >= _ATTEMPTS:
                 raise PreflightError(f"cannot reach the DigitalOcean API to read {what} "
                                      f"({type(e).__name__} after {_ATTEMPTS} attempts); check "
                                      "the network and DIGITALOCEAN_END_POINT, then retry") from e
         except (KeyError, IndexError, TypeError, ValueError) as e:
             # python-digitalocean indexes into whatever JSON came back: an error body without
             # "message", or a list where an object belongs, fails inside the library.
-            if attempt == _ATTEMPTS:
+            if attempt >= _ATTEMPTS:
                 raise PreflightError(f"the DigitalOcean API answered {what} with something it "
                                      f"does not send ({type(e).__name__} after {_ATTEMPTS} "
                                      "attempts); check DIGITALOCEAN_END_POINT, then retry") from e
-        time.sleep(delay)
+        _sleep(delay)
         delay *= 2
-    raise AssertionError("unreachable")
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def read_account(token: str, end_point: str | None = None) -> AccountView:
@@ -94,22 +118,33 @@ def read_account(token: str, end_point: str | None = None) -> AccountView:
     if end_point:
         options["end_point"] = end_point
     try:
-        manager = digitalocean.Manager(**options)
+        manager = throttle.watch(digitalocean.Manager(**options))
     except digitalocean.EndPointError as e:
         shown = end_point or os.environ.get("DIGITALOCEAN_END_POINT", "")
         raise UsageError(f"DIGITALOCEAN_END_POINT {shown!r} is not a URL: fix or unset it "
                          "(e.g. https://api.digitalocean.com/v2/)") from e
-    account = read("the account", manager.get_account)
+    # Through the Manager's own session, which `throttle.watch` hooked: get_account()
+    # would answer through a new Account object's session (python-digitalocean's
+    # Account.get_object), whose 429 headers nobody would see.
+    account = read("the account", lambda: account_of(manager))
     regions = read("regions", manager.get_all_regions)
     keys = read("SSH keys", manager.get_all_sshkeys)
     droplets = read("droplets", manager.get_all_droplets)
     return AccountView(
-        droplet_limit=int(account.droplet_limit or 0),
+        droplet_limit=int(account.get("droplet_limit") or 0),
         droplets={d.name: set(d.tags or []) for d in droplets},
         regions={r.slug: (bool(r.available), frozenset(r.sizes or [])) for r in regions},
         key_fingerprints=frozenset(k.fingerprint for k in keys),
         key_ids=frozenset(str(k.id) for k in keys),
     )
+
+
+def account_of(manager: Any) -> dict[str, Any]:
+    """``GET /v2/account``'s ``account`` object, read through ``manager``."""
+    account = manager.get_data("account/")["account"]
+    if not isinstance(account, dict):
+        raise TypeError("account is not an object")
+    return account
 
 
 def problems(env: Environment, view: AccountView) -> list[str]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioner.cloud import throttle
 from provisioner.cloud.ownership import identity
 from provisioner.cloud.preflight import read
 from provisioner.config.model import Environment
@@ -53,7 +54,7 @@ class Leftovers:
 def _manager(token: str) -> Any:
     import digitalocean
 
-    return digitalocean.Manager(token=token)
+    return throttle.watch(digitalocean.Manager(token=token))
 
 
 Item = dict[str, Any]
@@ -156,21 +157,24 @@ def leftovers(env: Environment, token: str, floating_ip: str | None = None,
 
 
 def sweep(token: str, found: Leftovers, report: Report) -> None:
-    """Delete everything listed."""
+    """Delete everything listed (each delete waits out the API's rate limit like a read)."""
     import digitalocean
 
+    def delete(what: str, resource: Any) -> None:
+        read(what, throttle.watch(resource).destroy)
+
     for rid, name in found.load_balancers:
-        digitalocean.LoadBalancer(id=rid, token=token).destroy()
+        delete(f"load balancer {name}", digitalocean.LoadBalancer(id=rid, token=token))
         report(f"deleted load balancer {name}")
     for rid, name in found.droplets:
-        digitalocean.Droplet(id=int(rid), token=token).destroy()
+        delete(f"droplet {name}", digitalocean.Droplet(id=int(rid), token=token))
         report(f"deleted droplet {name}")
     for rid, name in found.volumes:
-        digitalocean.Volume(id=rid, token=token).destroy()
+        delete(f"volume {name}", digitalocean.Volume(id=rid, token=token))
         report(f"deleted volume {name}")
     for ip, _ in found.floating_ips:
-        digitalocean.FloatingIP(ip=ip, token=token).destroy()
+        delete(f"floating IP {ip}", digitalocean.FloatingIP(ip=ip, token=token))
         report(f"released floating IP {ip}")
     for rid, name in found.firewalls:
-        digitalocean.Firewall(id=rid, token=token).destroy()
+        delete(f"firewall {name}", digitalocean.Firewall(id=rid, token=token))
         report(f"deleted firewall {name}")

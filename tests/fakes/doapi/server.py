@@ -1,7 +1,8 @@
 """`FakeDigitalOcean`: the fake API v2 over real HTTP on 127.0.0.1, standard library only.
 
-Each request passes, in order: injected latency, authentication (401), injected 429 /
-5xx, then routing (404 for anything unknown). Every request is logged as a
+Each request passes, in order: injected latency, authentication (401), the account's rate
+limits when enforced (429, tests/fakes/doprovider/ratelimit.py), injected 429 / 5xx, then
+routing (404 for anything unknown). Every request is logged as a
 `RequestRecord` after it has been answered. Responses carry the headers real clients
 look at: `ratelimit-limit` / `-remaining` / `-reset`, `x-request-id`, JSON content type.
 """
@@ -25,6 +26,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.fakes.doprovider import ratelimit
 from tests.fakes.doprovider.cloud import Cloud
 from tests.fakes.doprovider.resources.catalog import DEFAULT_REGION
 
@@ -59,6 +61,9 @@ class FakeDigitalOcean:
     `faults` the failure injection knobs (also reachable as `fake.faults` at any time).
     With `validate=True` every request and response is checked against DigitalOcean's
     OpenAPI description (openapi.py); what disagrees is kept in `violations`.
+    `rate_limit` enforces DigitalOcean's per-token limits (`ratelimit.Limits()`: 250 a
+    minute, 5,000 an hour) on the log the simulated provider shares, by `clock` (simulated
+    Unix time; default the wall clock times DO_SIM_TIME_SCALE); off by default.
     """
 
     def __init__(
@@ -70,6 +75,8 @@ class FakeDigitalOcean:
         host: str = "127.0.0.1",
         port: int = 0,
         validate: bool = False,
+        rate_limit: ratelimit.Limits | None = None,
+        clock: ratelimit.Clock | None = None,
     ) -> None:
         self.cloud = seeding.as_cloud(state)
         self.tokens = (tokens,) if isinstance(tokens, str) else tuple(tokens)
@@ -85,6 +92,18 @@ class FakeDigitalOcean:
         self._openapi = openapi_description() if validate else None
         self._violations: list[Violation] = []
         self.api = Api(self.cloud, self.faults, lambda: self.origin, self.tokens[0])
+        self.limiter: ratelimit.RateLimiter | None = None
+        if rate_limit is not None:
+            self.limit_rate(rate_limit, clock)
+
+    def limit_rate(self, limits: ratelimit.Limits | None = None,
+                   clock: ratelimit.Clock | None = None) -> ratelimit.RateLimiter:
+        """Enforce DigitalOcean's per-token rate limits from now on (the documented ones by
+        default); the simulated provider counts against the same log when its process has
+        DO_SIM_RATE_LIMIT set."""
+        self.limiter = ratelimit.RateLimiter(ratelimit.log_path(self.cloud.path),
+                                             limits or ratelimit.Limits(), clock)
+        return self.limiter
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -267,6 +286,12 @@ class FakeDigitalOcean:
     def _answer(self, req: Request, authorization: str, raw: bytes) -> Response:
         if not self._authorized(authorization):
             return error(401, "Unable to authenticate you")
+        verdict = (self.limiter.take(authorization.partition(" ")[2].strip())
+                   if self.limiter is not None else None)
+        if verdict is not None and not verdict.allowed:
+            refused = error(429, ratelimit.MESSAGE, ratelimit.ERROR_ID)
+            refused.headers.update(verdict.headers(self._scale()))
+            return refused
         injected = self.faults.take(later_page=req.query.get("page", "1") not in ("", "1"))
         if injected is not None:
             response = error(injected.status, injected.message, injected.error_id)
@@ -275,9 +300,16 @@ class FakeDigitalOcean:
         if raw.strip() and req.body is None:
             return error(400, "unable to decode the request body as JSON")
         try:
-            return self.api.handle(req)
+            answer = self.api.handle(req)
         except Exception as exc:  # a bug in the fake: answer like a 500, keep serving
-            return error(500, f"fake DigitalOcean internal error: {exc!r}", "server_error")
+            answer = error(500, f"fake DigitalOcean internal error: {exc!r}", "server_error")
+        if verdict is not None:
+            answer.headers = {**verdict.headers(self._scale()), **answer.headers}
+        return answer
+
+    def _scale(self) -> float:
+        """Simulated seconds per real second: headers go out in real seconds."""
+        return ratelimit.time_scale() if self.limiter is not None else 1.0
 
     def _authorized(self, header: str) -> bool:
         scheme, _, token = header.partition(" ")

@@ -12,18 +12,26 @@ prod-cp-2 fail with an API-style error diagnostic naming it.
 
 `DO_SIM_LATENCY_MS` (integer) sleeps that long in every create (and half of it in
 every delete), outside the state lock, so parallel creates overlap like real API calls.
+`DO_SIM_LATENCY_MS_BY_TYPE` overrides it per resource type: `TYPE=MS` or `TYPE=MIN-MAX`
+(a spread, each resource getting a fixed point of it from a hash of its name), comma
+separated, e.g. `digitalocean_droplet=30000-60000,digitalocean_vpc=2000`. Latencies are
+simulated time: the sleep is divided by `DO_SIM_TIME_SCALE` (ratelimit.py; default 1).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from .ratelimit import time_scale
+
 FAIL_ENV = "DO_SIM_FAIL"
 LATENCY_ENV = "DO_SIM_LATENCY_MS"
+LATENCY_BY_TYPE_ENV = "DO_SIM_LATENCY_MS_BY_TYPE"
 _OPS = ("create", "update", "delete", "read")
 
 
@@ -77,20 +85,32 @@ def injected_failure(type_name: str, op: str, state: dict[str, Any]) -> str | No
     return None
 
 
-def latency_seconds() -> float:
-    """The configured per-create latency (0 when unset or unparsable)."""
+def latency_seconds(type_name: str = "", name: str = "") -> float:
+    """The configured create latency of one resource, simulated seconds (0 when unset or
+    unparsable)."""
+    for item in os.environ.get(LATENCY_BY_TYPE_ENV, "").split(","):
+        kind, _, value = item.strip().partition("=")
+        if kind != type_name or not value:
+            continue
+        low, _, high = value.partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            break
+        spread = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % (last - first + 1)
+        return max(0, first + spread) / 1000.0
     try:
         return max(0, int(os.environ.get(LATENCY_ENV, "0"))) / 1000.0
     except ValueError:
         return 0.0
 
 
-def simulate_latency(op: str) -> None:
+def simulate_latency(op: str, type_name: str = "", name: str = "") -> None:
     """Sleep like an API call that takes a while (creates are the slow ones)."""
-    delay = latency_seconds()
+    delay = latency_seconds(type_name, name)
     if op == "delete":
         delay /= 2
     elif op != "create":
         return
     if delay:
-        time.sleep(delay)
+        time.sleep(delay / time_scale())

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .. import apicalls, ratelimit
 from ..cloud import Account, Cloud, new_uuid, now_rfc3339
 from ..diag import Diagnostics, Path
-from ..faults import injected_failure, simulate_latency
+from ..faults import injected_failure, latency_seconds, simulate_latency
 from ..schema import TypeSchema
 from ..values import (
     UNKNOWN,
@@ -87,6 +88,8 @@ class Resource:
     recompute_on_change: ClassVar[dict[str, tuple[str, ...]]] = {}
     # Provider-side validation (SDKv2 ValidateFunc); "block.attr" for nested blocks.
     validators: ClassVar[dict[str, Validator]] = {}
+    # The real create polls GET until the object is active (apicalls.droplet_polls).
+    polls_until_active: ClassVar[bool] = False
 
     def __init__(self, type_name: str | None = None) -> None:
         if type_name:
@@ -156,7 +159,13 @@ class Resource:
         """Create the object in the account; None (with an error) if that failed."""
         if not self._precheck(ctx, "create", planned):
             return None
-        simulate_latency("create")
+        name = str(planned.get("name") or "")
+        limits = apicalls.limiter()
+        if not self._api_call(ctx, "create", limits):
+            return None
+        if limits is not None and self.polls_until_active:
+            return self._create_polling(ctx, planned, limits, name)
+        simulate_latency("create", self.type_name, name)
         obj = copy.deepcopy(planned)
         try:
             with ctx.cloud.transaction() as account:
@@ -169,9 +178,48 @@ class Resource:
             return None
         return obj
 
+    def _api_call(self, ctx: Context, op: str,
+                  limits: ratelimit.RateLimiter | None = None) -> bool:
+        """One request of ``op`` against the account's rate limits (apicalls.call)."""
+        try:
+            apicalls.call(ctx.token, limits)
+        except apicalls.RateLimited:
+            self._api_error(ctx, op, ApiError(429, ratelimit.MESSAGE))
+            return False
+        return True
+
+    def _create_polling(self, ctx: Context, planned: Obj, limits: ratelimit.RateLimiter,
+                        name: str) -> Obj | None:
+        """A create that polls until active, each poll a counted GET (rate limits on)."""
+        started = limits.clock()
+        obj = copy.deepcopy(planned)
+        try:
+            with ctx.cloud.transaction() as account:
+                self.build(ctx, account, obj)
+                obj = self._finish(ctx, obj)
+                account.put(self.table(), obj)
+                account.log("create", self.type_name, str(obj["id"]), obj.get("name"))
+        except ApiError as err:
+            self._api_error(ctx, "create", err)
+            return None
+        for at in apicalls.droplet_polls(latency_seconds(self.type_name, name)):
+            ratelimit.sleep_simulated(started + at - limits.clock())
+            try:
+                apicalls.call(ctx.token, limits)
+            except apicalls.RateLimited:
+                # As the real create: the object exists, the wait failed; Terraform keeps
+                # it in state as tainted.
+                ctx.diags.error(f"Error waiting for {self.noun} ({obj['id']}) to become "
+                                f"ready: Error retrieving {self.noun}: GET {API}"
+                                f"{self.api_path}/{obj['id']}: 429 {ratelimit.MESSAGE}")
+                return obj
+        return obj
+
     def update(self, ctx: Context, prior: Obj, planned: Obj) -> Obj:
         """Change the object in place; on failure the prior object stays."""
         if not self._precheck(ctx, "update", planned):
+            return prior
+        if not self._api_call(ctx, "update"):
             return prior
         obj = copy.deepcopy(planned)
         try:
@@ -191,7 +239,9 @@ class Resource:
         """Delete the object; returns None, or the prior object if deleting failed."""
         if not self._precheck(ctx, "delete", prior):
             return prior
-        simulate_latency("delete")
+        if not self._api_call(ctx, "delete"):
+            return prior
+        simulate_latency("delete", self.type_name, str(prior.get("name") or ""))
         try:
             with ctx.cloud.transaction() as account:
                 # Already gone is fine, as with the real provider's 404 handling.
@@ -208,6 +258,8 @@ class Resource:
     def read(self, ctx: Context, current: Obj) -> Obj | None:
         """Refresh: the object as the account has it now, or None if it is gone."""
         if not self._precheck(ctx, "read", current):
+            return current
+        if not self._api_call(ctx, "read"):
             return current
         # A look, not a change: `refresh` gets a copy (`conform`) and only reads the account.
         with ctx.cloud.reading() as account:
@@ -323,6 +375,12 @@ class DataSource:
                 "401 Unable to authenticate you",
                 _NO_TOKEN,
             )
+            return None
+        try:
+            apicalls.call(ctx.token)
+        except apicalls.RateLimited:
+            ctx.diags.error(f"Error retrieving {self.noun}: GET {API}{self.api_path}: "
+                            f"429 {ratelimit.MESSAGE}")
             return None
         with ctx.cloud.transaction() as account:
             record = self.lookup(ctx, account, config)

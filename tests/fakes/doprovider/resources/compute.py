@@ -91,6 +91,8 @@ class Droplet(Resource):
     type_name = "digitalocean_droplet"
     noun = "droplet"
     api_path = "/v2/droplets"
+    # resource_droplet.go: POST, then GET polls until status "active" (apicalls.py).
+    polls_until_active = True
     urn_kind = "droplet"
     requires_replace = frozenset(
         {"image", "region", "ssh_keys", "user_data", "vpc_uuid", "monitoring", "droplet_agent"}
