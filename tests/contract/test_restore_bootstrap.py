@@ -39,6 +39,45 @@ Sources read (facts, not code, copied here):
 * etcd-io/etcd ``etcdutl/etcdutl/snapshot_command.go`` at v3.6.9: ``snapshot restore
   <filename> --data-dir {output dir} [options]`` with the flags in ETCDUTL_RESTORE_FLAGS;
   ``etcdutl/snapshot/v3_snapshot.go``: it refuses a data dir that exists and is not empty.
+* The stale Node objects (``restore_nodes``): the restored etcd holds the Nodes of the
+  control-plane droplets the restore replaced, under the names the new droplets reuse.
+
+  - kubernetes/kubernetes ``pkg/kubelet/kubelet_node_status.go`` ``tryRegisterWithAPIServer``
+    (read in the 1.27+ form with ``nodeStartupLatencyTracker``; the same in the older stored
+    copy, commit 00b88c14): when Create answers AlreadyExists the kubelet Gets the Node, logs
+    "Node was previously registered" and reconciles only the controller-managed
+    attach-detach annotation, the default labels and the extended and huge-page resources:
+    ``spec.providerID`` stays the old droplet's. ``registerWithAPIServer`` runs until
+    ``registrationCompleted``, so a Node deleted later is not registered again until the
+    kubelet restarts. ``initialNode``: with an external cloud provider (this kubeadm
+    configuration's ``cloud-provider: external``) a new Node carries the taint
+    ``node.cloudprovider.kubernetes.io/uninitialized`` and ``spec.providerID`` = the
+    kubelet's ``--provider-id``.
+  - ``pkg/apis/core/validation/validation.go`` ``ValidateNodeUpdate`` (commit 000f2605):
+    ``len(oldNode.Spec.ProviderID) > 0 && oldNode.Spec.ProviderID != node.Spec.ProviderID``
+    is Forbidden: "node updates may not change providerID except from \"\" to valid". So
+    the Node must be deleted, not patched.
+  - ``cmd/kubeadm/app/cmd/phases/join/kubelet.go`` ``runKubeletStartJoinPhase`` (1.31+ form,
+    ControlPlaneKubeletLocalMode): before the TLS bootstrap, a Node of the joining name whose
+    Ready condition is True fails the join with "a Node with name %q and status %q already
+    exists in the cluster. You must delete the existing Node or change the name of this new
+    joining Node".
+  - digitalocean/digitalocean-cloud-controller-manager ``cloud-controller-manager/do/
+    droplets.go`` (v0.1.68-7, commit 70d527e3): ``providerIDPrefix = "digitalocean://"``,
+    ``InstanceMetadata`` answers ``digitalocean://<droplet id>`` and
+    ``dropletIDFromProviderID`` reads a Node's droplet from it; a droplet that is gone
+    makes ``InstanceMetadata`` fail ("droplet %d for node %s does not exist").
+  - kubeadm init phases (``cmd/kubeadm/app/cmd/phases/init/``): ``uploadcerts.go``
+    ``NewUploadCertsPhase`` is named ``upload-certs`` and inherits the flags
+    UPLOAD_CERTS_FLAGS; it uploads only with ``--upload-certs`` and takes the certificate
+    key from the configuration (``certificateKey``) when ``--certificate-key`` is not
+    given, printing it unless ``--skip-certificate-key-print``. ``markcontrolplane.go``
+    ``NewMarkControlPlanePhase`` (``mark-control-plane``, flags MARK_CONTROL_PLANE_FLAGS)
+    applies kubeadm's control-plane label and the configuration's taints to
+    ``nodeRegistration.name`` (the hostname, as above). ``cmd/kubeadm/app/apis/kubeadm/
+    validation/validation.go`` ``isAllowedFlag``: ``--config`` may be mixed with
+    ``--upload-certs``, ``--ignore-preflight-errors`` and any ``--skip-*`` flag, so
+    ``--skip-phases=upload-certs`` with ``--config`` is accepted.
 * containerd ``internal/cri/constants/constants.go``: the CRI plugin (which kubeadm's image
   pulls and the kubelet use) keeps its images in namespace ``k8s.io``, where ``ctr -n
   k8s.io`` finds the image ``kubeadm config images pull`` fetched.
@@ -63,6 +102,13 @@ ETCDUTL_RESTORE_FLAGS = {"data-dir", "wal-dir", "initial-cluster", "initial-clus
 # constants.go SupportedEtcdVersion (see the module docstring; 1.37 not read, inferred).
 ETCD_IMAGE = {"1.35": "3.6.9-0", "1.36": "3.6.9-0", "1.37": "3.6.9-0"}
 ETCDUTL_SINCE = (3, 5)  # etcd v3.5.0 is the first image with etcdutl
+# kubeadm phases/init/uploadcerts.go and markcontrolplane.go, InheritFlags.
+UPLOAD_CERTS_FLAGS = {"config", "kubeconfig", "upload-certs", "certificate-key",
+                      "skip-certificate-key-print", "dry-run"}
+MARK_CONTROL_PLANE_FLAGS = {"node-name", "config"}
+# The digitalocean CCM's providerIDPrefix (do/droplets.go).
+PROVIDER_ID_PREFIX = "digitalocean://"
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
 
 def _files() -> dict[str, str]:
@@ -170,3 +216,56 @@ def test_the_key_and_url_never_reach_a_command_line() -> None:
                      body)
     assert "umask 077" in body
     assert "trap 'rm -rf \"$w\"' EXIT" in body
+
+
+def _flags(argv: list[str]) -> set[str]:
+    return {a.removeprefix("--").split("=")[0] for a in argv if a.startswith("--")}
+
+
+def test_a_restore_inits_without_kubeadm_certs_and_uploads_them_last() -> None:
+    """Normal init: --upload-certs as always. Restore: the upload-certs phase skipped by its
+    name (--skip-phases, allowed with --config), then restore_nodes, which ends with that
+    phase run alone with flags it has, its key from the configuration, never printed."""
+    body = _function("init_control_plane")
+    assert "certs=--upload-certs" in body
+    assert re.findall(r"^ +certs=(.*)$", body, re.M) == ["--skip-phases=upload-certs"]
+    argv = _command(body, "kubeadm")
+    assert argv[:4] == ["kubeadm", "init", "--config", "$KUBEADM_CONFIG"]
+    assert argv[4] == "$certs"
+    assert body.index("certs=--skip-phases") < body.index("kubeadm init") < body.rindex(
+        "restore_nodes")
+    nodes = _function("restore_nodes")
+    upload = _command(nodes, "retry 5 10 kubeadm init phase upload-certs")
+    assert upload[3:7] == ["kubeadm", "init", "phase", "upload-certs"]
+    assert _flags(upload) <= UPLOAD_CERTS_FLAGS
+    assert {"upload-certs", "config", "skip-certificate-key-print"} <= _flags(upload)
+    assert "certificate-key" not in _flags(upload), "the key stays in the 0600 file"
+    mark = _command(nodes, "retry 5 10 kubeadm init phase mark-control-plane")
+    assert _flags(mark) <= MARK_CONTROL_PLANE_FLAGS
+    assert nodes.index("delete node") < nodes.index("systemctl restart kubelet") < nodes.index(
+        "mark-control-plane") < nodes.index("upload-certs")
+    init, _ = _kubeadm()
+    assert init["certificateKey"], "upload-certs takes the key the joining nodes hold"
+
+
+def test_stale_nodes_are_told_apart_by_the_kubelets_provider_id() -> None:
+    """This droplet's providerID is the one its kubelet registers with (kubeadm.yaml's
+    provider-id, the metadata service's droplet id put in by fill_node_values), in the
+    CCM's digitalocean://<id> form, and the only digitalocean:// in that file, which is
+    what the script reads. Only Nodes with kubeadm's control-plane label are listed."""
+    raw = rendered("production")["cloud-init/controller-init.yaml"]
+    booted = materialize(raw, boot=True)
+    (kubeadm_yaml,) = [written(f) for f in yaml.safe_load(booted)["write_files"]
+                       if f["path"] == "/etc/provision/kubeadm.yaml"]
+    init = next(d for d in yaml.safe_load_all(kubeadm_yaml) if d["kind"] == "InitConfiguration")
+    args = {a["name"]: a["value"] for a in init["nodeRegistration"]["kubeletExtraArgs"]}
+    assert args["cloud-provider"] == "external"
+    assert args["provider-id"] == PROVIDER_ID_PREFIX + "424242"
+    assert re.findall(r"digitalocean://[0-9]*", kubeadm_yaml) == [args["provider-id"]]
+    body = _function("restore_nodes")
+    assert "own=$(grep -o 'digitalocean://[0-9]*' \"$KUBEADM_CONFIG\")" in body
+    listing = _command(body, 'nodes=$(retry 10 10 "${kc[@]}" get')
+    assert listing[listing.index("-l") + 1] == CONTROL_PLANE_LABEL
+    assert "kc=(kubectl --kubeconfig /etc/kubernetes/admin.conf)" in body
+    assert 'if [[ -n "$name" && "$id" != "$own" ]]; then' in body
+    assert '"${kc[@]}" delete node "$name" --ignore-not-found' in body

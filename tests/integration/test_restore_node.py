@@ -26,7 +26,20 @@ Replaced at the subprocess boundary only, by small programs first on PATH:
   it: etcd v3.6.9 Dockerfile) as etcd 3.4's ``etcdctl``, whose ``snapshot restore`` takes
   the same flags (etcd v3.4.23 etcdctl/ctlv3/command/snapshot_command.go, v3.6.9
   etcdutl/etcdutl/snapshot_command.go).
+  ``init`` (the whole of it) also does what its kubelet-start and mark-control-plane phases
+  do to the Node objects: the kubelet registers (below), the Node gets kubeadm's label and
+  taint; ``init phase mark-control-plane`` fails while the Node does not exist (kubeadm waits
+  for it), ``init phase upload-certs`` records its arguments.
 * ``hostname``: the droplet's name, in capitals to show kubeadm's lowercasing is followed.
+* ``kubectl``: plays the API's Node objects, one JSON file each in a folder of the test, as far
+  as the script uses it (``get nodes -l KEY -o custom-columns=...``, which prints ``<none>``
+  for an unset field; ``get node NAME``, NotFound and status 1 when there is none; ``delete
+  node NAME --ignore-not-found``), and records its arguments.
+* ``systemctl``: records its arguments; ``restart kubelet`` starts a kubelet that registers
+  as the kubelet does (kubernetes pkg/kubelet/kubelet_node_status.go, see
+  tests/contract/test_restore_bootstrap.py): a Node of its name that exists is adopted as it
+  is, its providerID untouched; otherwise one is created with the kubelet's --provider-id
+  and the uninitialized taint of an external cloud provider.
 * ``openssl`` and ``curl`` are the real ones behind a wrapper that records their arguments,
   so the test can show the key and the URL are never on a command line.
 """
@@ -37,8 +50,10 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -46,6 +61,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -70,6 +86,8 @@ IMAGES = ["registry.k8s.io/kube-apiserver:v1.36.2",
           "registry.k8s.io/coredns/coredns:v1.12.1", "registry.k8s.io/pause:3.10.1", ETCD_IMAGE]
 HOSTNAME = "Production-CP-1"
 MEMBER = "production-cp-1"  # kubeadm: GetHostname lowercases
+# The kubelet's --provider-id on this droplet (kubeadm.yaml, filled in by fill_node_values).
+PROVIDER_ID = f"digitalocean://{NODE_VALUES['__DROPLET_ID__']}"
 PEER = f"https://{NODE_VALUES['__PRIVATE_IPV4__']}:2380"
 KEYS = 2000
 # The object path and query a Spaces presigned GET has (SigV4 query parameters).
@@ -84,7 +102,9 @@ echo "kubeadm $*" >>"$CALLS"
 case "$1 ${2:-} ${3:-}" in
   "config images list") printf '%s\\n' {images} ;;
   "config images pull") printf '%s\\n' {images} >>"$PULLED" ;;
-  init*) ;;
+  "init phase mark-control-plane") node-api mark ;;
+  "init phase upload-certs") ;;
+  "init --config "*) node-api register; node-api mark ;;
   *) echo "kubeadm stub: unexpected $*" >&2; exit 2 ;;
 esac
 """
@@ -108,6 +128,76 @@ for arg in "$@"; do
   fi
 done
 exec {etcdctl} "$@"
+"""
+NODES_API = """#!{python}
+# kubectl (as `kubectl ...`) or a kubelet/kubeadm acting on the Nodes (as `node-api ...`).
+import json, os, sys
+from pathlib import Path
+
+nodes = Path(os.environ["NODES"])
+name, args = Path(sys.argv[0]).name, sys.argv[1:]
+if name == "kubectl":
+    with open(os.environ["CALLS"], "a") as calls:
+        calls.write("kubectl " + " ".join(args) + "\\n")
+    if args[:2] != ["--kubeconfig", "/etc/kubernetes/admin.conf"]:
+        sys.exit("kubectl stub: not the admin kubeconfig: " + " ".join(args))
+    args = args[2:]
+
+
+def path(node):
+    return nodes / (node + ".json")
+
+
+def value(obj, dotted):
+    for part in dotted.strip(".").split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return "<none>" if obj in (None, "") else str(obj)
+
+
+me, provider = os.environ["NODE_NAME"], os.environ["PROVIDER_ID"]
+if args[:3] == ["get", "nodes", "-l"] and args[4:6] == ["--no-headers", "-o"]:
+    key, _, wanted = args[3].partition("=")
+    columns = [c.split(":", 1)[1] for c in args[6].removeprefix("custom-columns=").split(",")]
+    for file in sorted(nodes.glob("*.json")):
+        node = json.loads(file.read_text())
+        labels = node["metadata"].get("labels", {})
+        if key in labels and (not wanted or labels[key] == wanted):
+            print("   ".join(value(node, c) for c in columns))
+elif args[:2] == ["get", "node"] and len(args) == 3:
+    if not path(args[2]).exists():
+        sys.exit('Error from server (NotFound): nodes "%s" not found' % args[2])
+    print(args[2] + "   Ready   control-plane")
+elif args[:2] == ["delete", "node"] and args[3:] == ["--ignore-not-found"]:
+    if path(args[2]).exists():
+        path(args[2]).unlink()
+        print('node "%s" deleted' % args[2])
+elif args == ["register"]:
+    # kubelet tryRegisterWithAPIServer: an existing Node is adopted, providerID untouched.
+    if not path(me).exists():
+        taint = {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true",
+                 "effect": "NoSchedule"}
+        path(me).write_text(json.dumps({
+            "metadata": {"name": me, "labels": {"kubernetes.io/hostname": me}},
+            "spec": {"providerID": provider, "taints": [taint]}}))
+elif args == ["mark"]:
+    # kubeadm's markcontrolplane: waits for the Node, then its label and taint.
+    if not path(me).exists():
+        sys.exit('error: nodes "%s" not found' % me)
+    node = json.loads(path(me).read_text())
+    node["metadata"].setdefault("labels", {})["node-role.kubernetes.io/control-plane"] = ""
+    taint = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+    taints = node["spec"].setdefault("taints", [])
+    if taint not in taints:
+        taints.append(taint)
+    path(me).write_text(json.dumps(node))
+else:
+    sys.exit(name + " stub: unexpected " + " ".join(sys.argv[1:]))
+"""
+SYSTEMCTL = """#!/bin/bash
+set -euo pipefail
+echo "systemctl $*" >>"$CALLS"
+[[ "$*" == "restart kubelet" ]] || { echo "systemctl stub: unexpected $*" >&2; exit 2; }
+node-api register
 """
 RECORDING = """#!/bin/bash
 printf '%s\\n' "{name} $*" >>"$CALLS"
@@ -180,9 +270,18 @@ class Node:
     def etcd_data(self) -> Path:
         return self.root / "var/lib/etcd"
 
+    @property
+    def nodes(self) -> Path:
+        """The API's Node objects, one JSON file each (the kubectl stub's world)."""
+        return self.root.parent / "api-nodes"
+
+    def node_objects(self) -> dict[str, dict[str, Any]]:
+        return {p.stem: json.loads(p.read_text()) for p in sorted(self.nodes.glob("*.json"))}
+
     def run(self, command: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PROVISION_ROOT": str(self.root), "CALLS": str(self.calls),
-               "PULLED": str(self.root / "pulled"), "PATH": f"{self.bin}:{os.environ['PATH']}"}
+               "PULLED": str(self.root / "pulled"), "PATH": f"{self.bin}:{os.environ['PATH']}",
+               "NODES": str(self.nodes), "NODE_NAME": MEMBER, "PROVIDER_ID": PROVIDER_ID}
         return subprocess.run(["bash", "-c", f'set -euo pipefail; source "$0"; {command}',
                                str(self.library)], env=env, capture_output=True, text=True,
                               timeout=600)
@@ -220,12 +319,16 @@ def make_node(tmp_path: Path, url: str, key: str, sha256: str) -> Node:
         "kubeadm": KUBEADM.replace("{images}", " ".join(IMAGES)),
         "ctr": CTR.replace("{etcdctl}", real_etcd.ETCDCTL),
         "hostname": f"#!/bin/bash\necho {HOSTNAME}\n",
+        "kubectl": NODES_API.replace("{python}", sys.executable),
+        "node-api": NODES_API.replace("{python}", sys.executable),
+        "systemctl": SYSTEMCTL,
         **{name: RECORDING.replace("{name}", name).replace("{real}", str(shutil.which(name)))
            for name in ("openssl", "curl")},
     }
     for name, text in programs.items():
         (stubs / name).write_text(text)
         (stubs / name).chmod(0o755)
+    (tmp_path / "api-nodes").mkdir()
     return Node(root, tmp_path / "calls", stubs, library)
 
 
@@ -356,6 +459,32 @@ def with_claim_recorded(command: str) -> str:
             ' else original_retry "$@"; fi; }; ' + command)
 
 
+# kubeadm init in a restore: no kubeadm-certs (restore_nodes uploads it), the data dir meant.
+RESTORE_INIT = ("kubeadm init --config {root}/etc/provision/kubeadm.yaml "
+                "--skip-phases=upload-certs --skip-token-print --skip-certificate-key-print "
+                "--ignore-preflight-errors=DirAvailable--var-lib-etcd")
+ADMIN = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+UNINITIALIZED = {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true",
+                 "effect": "NoSchedule"}
+
+
+def api_node(name: str, droplet: int, control_plane: bool) -> dict[str, Any]:
+    """A Node as the snapshot's etcd holds it: registered by the old droplet's kubelet,
+    initialised by the cloud controller manager, Ready when the snapshot was taken."""
+    labels = {"kubernetes.io/hostname": name, **({CONTROL_PLANE: ""} if control_plane else {})}
+    return {"metadata": {"name": name, "labels": labels},
+            "spec": {"providerID": f"digitalocean://{droplet}",
+                     "taints": ([{"key": CONTROL_PLANE, "effect": "NoSchedule"}]
+                                if control_plane else [])},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def put_nodes(node: Node, *objects: dict[str, Any]) -> None:
+    for obj in objects:
+        (node.nodes / f"{obj['metadata']['name']}.json").write_text(json.dumps(obj))
+
+
 def test_without_a_restore_kubeadm_init_is_as_before(tmp_path: Path, server: Server) -> None:
     """restore.env with an empty URL (every ordinary boot): no download, no etcd image run,
     and kubeadm init gets exactly today's arguments, without the preflight exception."""
@@ -368,6 +497,7 @@ def test_without_a_restore_kubeadm_init_is_as_before(tmp_path: Path, server: Ser
         "--skip-token-print --skip-certificate-key-print"]
     assert server.requested == []
     assert not node.etcd_data.exists()
+    assert not (node.root / "var/lib/provision").exists()
 
 
 def test_a_restore_claims_the_address_then_restores_then_inits(
@@ -380,11 +510,8 @@ def test_a_restore_claims_the_address_then_restores_then_inits(
     assert done.returncode == 0, done.stderr
     steps = [c.split()[0] for c in node.recorded()]
     assert steps[0] == "claim"
-    assert steps.index("curl") < steps.index("ctr") < len(steps) - 1
-    assert node.recorded()[-1] == (
-        f"kubeadm init --config {node.root}/etc/provision/kubeadm.yaml --upload-certs "
-        "--skip-token-print --skip-certificate-key-print "
-        "--ignore-preflight-errors=DirAvailable--var-lib-etcd")
+    init = node.recorded().index(RESTORE_INIT.format(root=node.root))
+    assert steps.index("curl") < steps.index("ctr") < init
 
 
 def test_a_retried_bootstrap_keeps_the_restored_member(
@@ -407,8 +534,8 @@ def test_a_retried_bootstrap_keeps_the_restored_member(
     assert done.returncode == 0, done.stderr
     assert "etcd data restored by an earlier run of this bootstrap: kept" in done.stderr
     assert server.requested == []
-    assert [c.split()[0] for c in node.recorded()] == ["claim", "kubeadm"]
-    assert node.recorded()[-1].endswith("--ignore-preflight-errors=DirAvailable--var-lib-etcd")
+    assert [c.split()[0] for c in node.recorded()][:2] == ["claim", "kubeadm"]
+    assert node.recorded()[1] == RESTORE_INIT.format(root=node.root)
     assert {p.relative_to(node.etcd_data): p.read_bytes()
             for p in node.etcd_data.rglob("*") if p.is_file()} == restored
 
@@ -435,3 +562,83 @@ def test_a_passing_storage_error_is_retried(tmp_path: Path, server: Server,
     assert done.returncode == 0, done.stderr
     assert server.requested == [OBJECT + QUERY] * 2
     assert (node.etcd_data / "member").is_dir()
+
+
+def test_a_restore_replaces_the_stale_control_plane_nodes(
+        tmp_path: Path, server: Server, snapshot: tuple[bytes, dict[str, str]]) -> None:
+    """The restored etcd holds the Nodes of the replaced control-plane droplets, names
+    reused, providerIDs of deleted droplets. Init runs without kubeadm-certs (no control
+    plane can join yet); then every control-plane Node whose providerID is not this
+    droplet's is deleted (this node's own stale one too, which its kubelet had adopted as
+    it was) and never a worker's; the kubelet, restarted because its own Node was stale,
+    registers anew with this droplet's providerID and the uninitialized taint the cloud
+    controller manager lifts; kubeadm's label and taint go on the new Node; kubeadm-certs
+    is uploaded last, its key never printed."""
+    sealed = seal(snapshot[0])
+    node = make_node(tmp_path, serve(server, sealed.body), sealed.password, sealed.sha256)
+    worker = api_node("production-general-1", 3001, control_plane=False)
+    put_nodes(node, api_node(MEMBER, 1001, True), api_node("production-cp-2", 1002, True),
+              api_node("production-cp-3", 1003, True), worker)
+
+    done = node.run(with_claim_recorded("init_control_plane"))
+    assert done.returncode == 0, done.stderr
+    calls = node.recorded()
+    config = f"{node.root}/etc/provision/kubeadm.yaml"
+    init = calls.index(RESTORE_INIT.format(root=node.root))
+    deletes = [calls.index(f"{ADMIN} delete node {name} --ignore-not-found")
+               for name in (MEMBER, "production-cp-2", "production-cp-3")]
+    restart = calls.index("systemctl restart kubelet")
+    mark = calls.index(f"kubeadm init phase mark-control-plane --config {config}")
+    upload = calls.index(f"kubeadm init phase upload-certs --upload-certs --config {config} "
+                         "--skip-certificate-key-print")
+    assert init < min(deletes) and max(deletes) < restart < mark < upload == len(calls) - 1
+    assert not [c for c in calls if "delete" in c and "production-general-1" in c]
+    assert all(c.startswith(ADMIN) for c in calls if c.startswith("kubectl"))
+
+    objects = node.node_objects()
+    assert sorted(objects) == [MEMBER, "production-general-1"]
+    assert objects["production-general-1"] == worker
+    mine = objects[MEMBER]
+    assert mine["spec"]["providerID"] == PROVIDER_ID
+    assert CONTROL_PLANE in mine["metadata"]["labels"]
+    assert UNINITIALIZED in mine["spec"]["taints"]
+    assert (node.root / "var/lib/provision/restore-init").exists()
+    assert ("deleting control-plane Node production-cp-2: providerID digitalocean://1002 "
+            "is not this droplet's") in done.stderr
+    key = re.search(r"^certificateKey: '(.*)'$", (node.root / "etc/provision/kubeadm.yaml")
+                    .read_text(), re.M)
+    assert key and key.group(1) not in done.stderr + done.stdout + "\n".join(calls)
+
+
+@pytest.mark.parametrize("own", ["registered anew", "deleted, not yet registered"])
+def test_a_rerun_after_init_goes_on_from_the_nodes(
+        tmp_path: Path, server: Server, snapshot: tuple[bytes, dict[str, str]],
+        own: str) -> None:
+    """The bootstrap run again after kubeadm init succeeded and a later step failed: init is
+    not run again (its preflight checks would stop it: ports in use, manifests there) and
+    nothing is downloaded. Deleting is repeated for what is left: the Node already carrying
+    this droplet's providerID is kept, the kubelet is not restarted; a Node of its own that
+    the failed run deleted before the kubelet registered again does get the restart."""
+    sealed = seal(snapshot[0])
+    node = make_node(tmp_path, serve(server, sealed.body), sealed.password, sealed.sha256)
+    (node.root / "var/lib/provision").mkdir()
+    (node.root / "var/lib/provision/restore-init").touch()
+    if own == "registered anew":
+        put_nodes(node, api_node(MEMBER, int(NODE_VALUES["__DROPLET_ID__"]), True))
+    put_nodes(node, api_node("production-cp-2", 1002, True),
+              api_node("production-general-1", 3001, False))
+
+    done = node.run(with_claim_recorded("init_control_plane"))
+    assert done.returncode == 0, done.stderr
+    calls = node.recorded()
+    assert server.requested == []
+    assert not [c for c in calls if c.startswith("kubeadm init --config")]
+    assert [c for c in calls if " delete " in c] == [
+        f"{ADMIN} delete node production-cp-2 --ignore-not-found"]
+    restarted = "systemctl restart kubelet" in calls
+    assert restarted == (own != "registered anew")
+    assert calls[-2].startswith("kubeadm init phase mark-control-plane")
+    assert calls[-1].startswith("kubeadm init phase upload-certs --upload-certs")
+    objects = node.node_objects()
+    assert sorted(objects) == [MEMBER, "production-general-1"]
+    assert objects[MEMBER]["spec"]["providerID"] == PROVIDER_ID
