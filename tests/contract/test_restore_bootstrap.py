@@ -71,7 +71,10 @@ Sources read (facts, not code, copied here):
     ``NewUploadCertsPhase`` is named ``upload-certs`` and inherits the flags
     UPLOAD_CERTS_FLAGS; it uploads only with ``--upload-certs`` and takes the certificate
     key from the configuration (``certificateKey``) when ``--certificate-key`` is not
-    given, printing it unless ``--skip-certificate-key-print``. ``markcontrolplane.go``
+    given, printing it unless ``--skip-certificate-key-print``; ``cmd/kubeadm/app/phases/
+    copycerts/copycerts.go`` ``UploadCerts`` writes kubeadm-certs with
+    ``CreateOrUpdateSecret``, so the snapshot's copy (sealed under an older key) is
+    replaced. ``markcontrolplane.go``
     ``NewMarkControlPlanePhase`` (``mark-control-plane``, flags MARK_CONTROL_PLANE_FLAGS)
     applies kubeadm's control-plane label and the configuration's taints to
     ``nodeRegistration.name`` (the hostname, as above). ``cmd/kubeadm/app/apis/kubeadm/
