@@ -358,15 +358,12 @@ def _finish(prepared: Prepared, backups: Backups, record: restore_record.InProgr
             cluster: running.Running) -> Restored:
     """The cluster came back: create the control-plane droplets still missing (they join
     with credentials made through its API, as `up` makes them), then wait and clean up."""
-    from provisioner.pipeline import lifecycle
-
     timings: list[tuple[str, float]] = []
+    prepared = _joinable(prepared, cluster, say)
     ws = infra_stage.workspace(prepared, engine, token, progress({}), failover,
                                initialised=True)
     planfile = run_plan_path(prepared.work, "restore.tfplan")
-    prepared, plan = lifecycle._plan_joinable(
-        ws, planfile, prepared, token, failover, cluster, False, say,
-        lambda first: check_plan(first, prepared, replacing=False))
+    plan = infra_stage.plan(ws, planfile, resource_names(prepared.env), detail=False)
     check_plan(plan, prepared, replacing=False)
     outputs = infra_stage.recorded_outputs(prepared) or {}
     if plan.pending:
@@ -380,6 +377,30 @@ def _finish(prepared: Prepared, backups: Backups, record: restore_record.InProgr
     result = Restored(prepared, record.snapshot, "", endpoint, resumed=True, plan=plan,
                       timings=timings)
     return _come_back(result, backups, record, outputs, token, say)
+
+
+def _joinable(prepared: Prepared, cluster: running.Running, say: Report) -> Prepared:
+    """The join credentials for control-plane droplets the interrupted run did not make.
+
+    The ones in the work folder are what the restored node's `kubeadm init` created (the
+    token) and uploaded kubeadm-certs under (the certificate key), and the droplets that
+    run made carry them: while both are valid, the new droplets get them too. Minting new
+    ones (as `up` does) would upload kubeadm-certs under another key, and a droplet of the
+    interrupted run still joining could then never decrypt them. Expired (or about to be):
+    new ones through the restored API; a droplet of that run not joined by then keeps
+    failing and is replaced with `provision up --replace NAME`.
+    """
+    secrets, now = prepared.secrets, clock.now()
+    margin = running.SAVED_PLAN_MARGIN
+    if not (join_credentials.expired(secrets.token_expires, now, margin)
+            or join_credentials.expired(secrets.certificate_key_expires, now, margin)):
+        return prepared
+    say("the join credentials of the interrupted restore expire within "
+        f"{margin.seconds // 60} minutes: making new ones; a control-plane droplet it made "
+        "that has not joined yet cannot join with its old ones (replace it with `provision "
+        "up --replace NAME`)")
+    return replace(prepared, secrets=join_credentials.refresh(cluster.api, prepared, say,
+                                                              True))
 
 
 def _come_back(result: Restored, backups: Backups, record: restore_record.InProgress,
