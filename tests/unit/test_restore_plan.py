@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.config import load_environment
 from provisioner.cloud.presign import presigned_get
+from provisioner.config import load_environment
 from provisioner.config.model import Backups
 from provisioner.errors import UsageError
 from provisioner.infra.changes import Change, InfraPlan
