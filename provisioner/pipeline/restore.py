@@ -123,7 +123,8 @@ def restore(config: Path, workdir: Path | None, engine: Engine, snapshot: str,
     say = report or (lambda message: None)
     prepared = prepare(config, workdir)
     backups = backup_now.configured(prepared.env, config)
-    backup_fetch.held_secrets(config, prepared.env, workdir)  # custody and recipient key
+    # custody and recipient key, from this work folder (the --workdir given, or the default)
+    backup_fetch.held_secrets(config, prepared.env, prepared.work.root)
     endpoint = known_endpoint(prepared)
     token = api_token()
     failover = infra_stage.failover_token(prepared, token, allow_full_token, say)
@@ -211,8 +212,8 @@ def verified_snapshot(prepared: Prepared, backups: Backups, snapshot: str
                 f"{prepared.config} --list` shows them all; nothing was changed")
     scratch = Path(tempfile.mkdtemp(dir=prepared.work.root, prefix=".restore-"))
     try:
-        fetched = backup_fetch.fetch(prepared.config, prepared.env, None, backups, snapshot,
-                                     scratch / "snapshot")
+        fetched = backup_fetch.fetch(prepared.config, prepared.env, prepared.work.root,
+                                     backups, snapshot, scratch / "snapshot")
         return fetched, (fetched.folder / "snapshot.db").read_bytes()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
