@@ -51,6 +51,7 @@ def _register() -> None:
         kubeconfig,
         plan,
         render,
+        restore,
         rotate,
         status,
         up,
@@ -72,6 +73,7 @@ def _register() -> None:
     cli.add_command(backup.backup)
     cli.add_command(init.init)
     cli.add_command(upgrade.upgrade)
+    cli.add_command(restore.restore)
     for command in cli.commands.values():
         command.params.extend(verbosity_options())
 

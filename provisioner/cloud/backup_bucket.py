@@ -1,7 +1,8 @@
 """The backups' Spaces bucket as provision sees it: that it exists, and what it holds.
 
 The agents write to it (provisioner/agents/etcd_backup.py); provision only checks it before
-`up`/`plan`, lists it for `provision backup --list` and downloads one for `--fetch`, with
+`up`/`plan`, lists it for `provision backup --list`, downloads one for `--fetch`, and puts
+(then deletes) the one-time copy `provision restore` stages under `<prefix>/restore/`, with
 the Spaces key the operator exported (SPACES_ACCESS_KEY_ID / SPACES_SECRET_ACCESS_KEY, or
 AWS_*), as for remote state.
 """
@@ -142,6 +143,33 @@ class BackupBucket:
         except BotoCoreError as e:
             raise SpacesError(f"cannot read {self.where}/{key}: {e}") from e
         return True
+
+    def put(self, key: str, body: bytes) -> None:
+        """PutObject ``key`` (private)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from provisioner.cloud.spaces import SpacesError, describe
+
+        try:
+            self.client().put_object(Bucket=self.backups.bucket, Key=key, Body=body,
+                                     ContentType="application/octet-stream", ACL="private")
+        except ClientError as e:
+            raise SpacesError(f"cannot write {self.where}/{key}: {describe(e)}") from e
+        except BotoCoreError as e:
+            raise SpacesError(f"cannot write {self.where}/{key}: {e}") from e
+
+    def delete(self, key: str) -> None:
+        """DeleteObject ``key`` (S3 answers 204 for a key that is already gone)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from provisioner.cloud.spaces import SpacesError, describe
+
+        try:
+            self.client().delete_object(Bucket=self.backups.bucket, Key=key)
+        except ClientError as e:
+            raise SpacesError(f"cannot delete {self.where}/{key}: {describe(e)}") from e
+        except BotoCoreError as e:
+            raise SpacesError(f"cannot delete {self.where}/{key}: {e}") from e
 
 
 def preflight(backups: Backups | None) -> None:

@@ -44,8 +44,10 @@ def addresses(prepared: Prepared, names: Sequence[str]) -> tuple[str, ...]:
         raise PolicyError(f"--replace {controllers[0]}: it is the only control-plane node, "
                           "so the cluster's etcd (every object in it) would be lost and "
                           "the new droplet would start an empty cluster; nothing was "
-                          "changed. Grow control_plane.count to 3 first, or back up and "
-                          "restore (still to come)")
+                          "changed. Grow control_plane.count to 3 first, or rebuild it "
+                          "from a snapshot: `provision backup CONFIG`, then `provision "
+                          "restore CONFIG --snapshot latest` (README: Restoring from a "
+                          "snapshot)")
     return tuple(dict.fromkeys(found))
 
 

@@ -14,6 +14,26 @@ with ``--cloud-provider=external`` are; once the first control-plane node is a n
 add-ons appear (tests/support/platform.py) and the fake's cloud node controller lifts the
 taint when the CCM's pod is Ready. provision's code runs unchanged.
 
+A restore drill (`provision restore`, tests/e2e/test_restore.py): once every
+control-plane droplet is gone, no API server is left and the world's stops answering. A
+droplet whose user-data runs `kubeadm init` with a non-empty RESTORE_URL in
+/etc/provision/restore.env is played as templates/scripts/bootstrap.sh.j2 does it: it
+downloads the URL over real HTTP from the fake Spaces bucket, decrypts it
+(backup/restore_copy.py ``unseal``, what its openssl does) and checks the SHA-256 (a
+mismatch: that droplet never comes up, in ``refused``); then etcd is restored from the
+snapshot (``etcdutl snapshot restore``: a one-member cluster holding every key of the
+snapshot) and `kubeadm init` runs with the CA in its user-data. kubeadm init with an
+existing etcd data dir keeps every object: its phases write through the API server, which
+serves what etcd holds (tests/support/kubeadm.py). So a NEW API server starts on the same
+floating IP with the same CA, its store loaded from the snapshot (the fake's store dump is
+what an etcd snapshot holds: tests/fakes/kubeapi/store.py), and init makes its token and
+kubeadm-certs as usual. Nodes of the snapshot are there again, Ready as they were: a
+joining control plane is refused while a Ready Node of its name exists
+(kubernetes cmd/kubeadm/app/cmd/phases/join/kubelet.go), and the restored first node's
+kubelet takes its Node over (registration of an existing Node: the kubelet's
+tryRegisterWithAPIServer updates it, pkg/kubelet/kubelet_node_status.go). An init droplet
+with an EMPTY URL while a cluster existed is a second, empty cluster, as before.
+
 Run it by hand: ``python -m tests.e2e.world`` (prints every command's output).
 """
 
@@ -77,6 +97,15 @@ class Bootstrapper:
     addon_images: dict[str, str] = field(default_factory=dict)
     addon_logs: dict[str, str] = field(default_factory=dict)  # add-on name -> its pods' log
     addons_installed: bool = False
+    # The restore drill: the files the first node's user-data puts in /etc/kubernetes/pki
+    # (for the backup agent's archive), whether a cluster ever ran (an init droplet then
+    # restores or is a second cluster), the API servers stopped when every control-plane
+    # droplet was gone, and the droplets that restored etcd from a snapshot.
+    pki: dict[str, bytes] = field(default_factory=dict)
+    existed: bool = False
+    stopped: list[FakeKubeAPI] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # droplet ids
+    restore_refused: set[str] = field(default_factory=set)  # droplet ids
 
     def run(self) -> None:
         try:
@@ -99,6 +128,22 @@ class Bootstrapper:
                 self.first_seen.setdefault(str(droplet["id"]), now)
             configs = {str(d["id"]): kubeadm.read_user_data(user_data(account, d["id"]))
                        for d in droplets}
+            planes = [d for d in droplets if f"{self.cluster}-cp-" in str(d["name"])]
+            if self.kube is not None and not planes:
+                self._all_control_planes_gone()
+            restoring = next((d for d in planes if (c := configs[str(d["id"])]) and c.init
+                              and c.restore.get("RESTORE_URL")
+                              and str(d["id"]) not in self.joined
+                              and str(d["id"]) not in self.restore_refused), None)
+            if restoring is not None:
+                if now - self.first_seen[str(restoring["id"])] < self.node_delay:
+                    continue
+                self._restore(restoring, configs[str(restoring["id"])], data)
+            if self.kube is None and self.existed:
+                for rid, c in configs.items():  # no restore: each init is a new cluster
+                    if c and c.init and not c.restore.get("RESTORE_URL"):
+                        self.second_inits.add(rid)
+                continue
             if self.kube is None:
                 try:
                     secrets_dir = self.sim.workdir / "secrets"  # follows the file's `name`
@@ -129,6 +174,8 @@ class Bootstrapper:
                 self.joined[init] = "init"
                 self.started_at = time.monotonic()
                 self.cluster = cluster
+                self.pki = dict(config.pki)
+                self.existed = True
             first = f"{self.cluster}-cp-1"
             if not self.claimed and first in names:
                 # The first control-plane node claims the floating IP before kubeadm init.
@@ -195,12 +242,66 @@ class Bootstrapper:
             return None
         assert self.kube is not None
         why = kubeadm.join_refusal(self.kube, config, clock.now())
+        if why is None and self.restored:  # the snapshot's Nodes are back, Ready
+            why = kubeadm.ready_node(self.kube, name)
         if why is not None:
             self.refused[name] = why  # bootstrap.sh retries the join
             return None
         role = "control-plane" if config.control_plane else "worker"
         self.joined[droplet_id] = role
         return role
+
+    def _all_control_planes_gone(self) -> None:
+        """No control-plane droplet is left: no API server, no etcd member answers."""
+        assert self.kube is not None
+        self.kube.stop()
+        self.stopped.append(self.kube)
+        self.kube = None
+        self.claimed = False
+        self.etcd_ids.clear()
+
+    def _restore(self, droplet: dict[str, Any], config: kubeadm.NodeConfig,
+                 data: dict[str, Any]) -> None:
+        """bootstrap.sh's restore on the first node, then `kubeadm init` on the restored
+        etcd: a new API server on the floating IP, same CA, the snapshot's objects."""
+        import hashlib
+        import json
+        import urllib.request
+
+        from provisioner.backup.restore_copy import unseal
+        from provisioner.bootstrap.pki import ClusterSecrets
+
+        rid, name = str(droplet["id"]), str(droplet["name"])
+        try:
+            with urllib.request.urlopen(config.restore["RESTORE_URL"], timeout=30) as answer:
+                body = answer.read()
+        except OSError as e:
+            self.refused[name] = f"restore: downloading the snapshot copy failed: {e}"
+            return  # bootstrap.sh retries the download
+        snapshot = unseal(body, config.restore.get("RESTORE_KEY", ""))
+        if hashlib.sha256(snapshot).hexdigest() != config.restore.get("RESTORE_SHA256"):
+            self.refused[name] = "restore: the snapshot copy's SHA-256 is not RESTORE_SHA256"
+            self.restore_refused.add(rid)  # bootstrap.sh stops: kubeadm never runs
+            return
+        if self.kube is not None:  # the restored node takes the endpoint over
+            self._all_control_planes_gone()
+        secrets_dir = self.sim.workdir / "secrets"
+        values = json.loads((secrets_dir / "bootstrap.json").read_text())
+        secrets = ClusterSecrets(config.pki["ca.crt"], config.pki["ca.key"],
+                                 values["bootstrap_token"], values["certificate_key"])
+        ip = next(iter(data.get("digitalocean_reserved_ip", {}).values()))["ip_address"]
+        cert, key = server_cert(secrets, ip)
+        kube = FakeKubeAPI(tls=True, cert_pem=cert, key_pem=key, ca_pem=secrets.ca_crt_pem,
+                           client_ca_pem=secrets.ca_crt_pem, host=ip, port=6443,
+                           git_version=self._version())
+        kube.restore(snapshot)
+        kube.start()
+        kubeadm.init(kube, config, clock.now())
+        self.kube = kube
+        self.joined[rid] = "init"
+        self.restored.append(rid)
+        self.refused.pop(name, None)
+        self.pki = dict(config.pki)
 
     def _version(self) -> str:
         """The Kubernetes release the environment file's nodes install (v-prefixed)."""

@@ -24,6 +24,15 @@ tests/unit/test_join_credentials.py cites (release-1.36; these behaviours are un
   first downloads ``kubeadm-certs`` and decrypts every entry with its ``certificateKey``
   (copycerts.go DownloadCerts): no Secret, or a key that does not open it, fails the join.
   provision's bootstrap script retries a failed join (templates/scripts/bootstrap.sh.j2).
+  Before the TLS bootstrap, ``kubeadm join`` refuses when a Node of its name exists and is
+  Ready: "a Node with name %q and status "Ready" already exists in the cluster. You must
+  delete the existing Node or change the name of this new joining Node"
+  (cmd/kubeadm/app/cmd/phases/join/kubelet.go, runKubeletStartJoinPhase): `ready_node`.
+* ``kubeadm init`` on a node whose etcd data dir was restored from a snapshot: its phases
+  write through the API server, which serves what etcd holds, so every object of the
+  snapshot stays; the bootstraptoken phase creates or updates its token Secret
+  (UpdateOrCreateTokens) and upload-certs creates or updates kubeadm-certs
+  (apiclient.CreateOrUpdateSecret).
 * The token cleaner, which kubeadm turns on in kube-controller-manager
   (``--controllers=*,bootstrapsigner,tokencleaner``: cmd/kubeadm/app/phases/controlplane/
   manifests.go), deletes token Secrets once expired (pkg/controller/bootstrap/tokencleaner.go
@@ -48,6 +57,7 @@ TOKEN_TYPE = "bootstrap.kubernetes.io/token"
 CERTS = "kubeadm-certs"
 CERT_TOKEN_TTL = dt.timedelta(hours=2)
 KUBEADM_CONFIG = "/etc/provision/kubeadm.yaml"
+RESTORE_ENV = "/etc/provision/restore.env"  # provision's own (templates/cloud-init/node.yaml.j2)
 PKI = "/etc/kubernetes/pki/"
 # copycerts.go certsToTransfer (local etcd), as the Secret's keys ("/" written as "-").
 UPLOADED = ("ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.crt",
@@ -65,6 +75,9 @@ class NodeConfig:
     certificate_key: str | None
     control_plane: bool
     pki: dict[str, bytes] = field(default_factory=dict)  # files written to /etc/kubernetes/pki
+    # /etc/provision/restore.env (controller-init only): RESTORE_URL, RESTORE_KEY,
+    # RESTORE_SHA256; the URL is empty unless `provision restore` made the droplet.
+    restore: dict[str, str] = field(default_factory=dict)
 
 
 def go_duration(text: str) -> dt.timedelta:
@@ -88,13 +101,17 @@ def read_user_data(text: str | None) -> NodeConfig | None:
     pki = {path[len(PKI):]: base64.b64decode(f.get("content") or "")
            for path, f in files.items()
            if isinstance(path, str) and path.startswith(PKI) and f.get("encoding") == "b64"}
+    restore_file = files.get(RESTORE_ENV) or {}
+    restore = dict(line.partition("=")[::2] for line in
+                   str(restore_file.get("content") or "").splitlines() if "=" in line)
     for part in yaml.safe_load_all(config["content"]):
         if not isinstance(part, dict):
             continue
         if part.get("kind") == "InitConfiguration":
             token = part["bootstrapTokens"][0]
             return NodeConfig(True, str(token["token"]), go_duration(str(token["ttl"])),
-                              part.get("certificateKey"), True, pki)
+                              part.get("certificateKey"), True, pki,
+                              {k.strip(): v.strip() for k, v in restore.items()})
         if part.get("kind") == "JoinConfiguration":
             plane = part.get("controlPlane")
             return NodeConfig(False, str(part["discovery"]["bootstrapToken"]["token"]), None,
@@ -120,10 +137,10 @@ def init(kube: Any, config: NodeConfig, now: dt.datetime) -> None:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     assert config.token_ttl is not None and config.certificate_key
-    kube.create(_token_secret(config.token, now + config.token_ttl, {
+    _create_or_update(kube, _token_secret(config.token, now + config.token_ttl, {
         "description": "provision bootstrap token", "usage-bootstrap-signing": "true",
         "usage-bootstrap-authentication": "true",
-        "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token"}), "kubeadm")
+        "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token"}))
     owner_token = f"{os.urandom(3).hex()}.{os.urandom(8).hex()}"
     owner = kube.create(_token_secret(owner_token, now + CERT_TOKEN_TTL, {
         "description": "Proxy for managing TTL for the kubeadm-certs secret"}), "kubeadm")
@@ -133,12 +150,38 @@ def init(kube: Any, config: NodeConfig, now: dt.datetime) -> None:
         nonce = os.urandom(12)
         sealed = nonce + aes.encrypt(nonce, config.pki[name], None)
         data[name.replace("/", "-")] = base64.b64encode(sealed).decode()
-    kube.create({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                 "metadata": {"name": CERTS, "namespace": NAMESPACE, "ownerReferences": [{
-                     "apiVersion": "v1", "kind": "Secret",
-                     "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
-                     "controller": True, "blockOwnerDeletion": True}]},
-                 "data": data}, "kubeadm")
+    _create_or_update(kube, {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": CERTS, "namespace": NAMESPACE, "ownerReferences": [{
+            "apiVersion": "v1", "kind": "Secret", "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]},
+        "data": data})
+
+
+def _create_or_update(kube: Any, obj: dict[str, Any]) -> None:
+    """Create, or replace the one of that name (a restored etcd may hold it)."""
+    from tests.fakes.kubeapi import catalog
+
+    rt = catalog.get(obj["apiVersion"], obj["kind"])
+    with kube.store.lock:
+        old = kube.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], NAMESPACE)
+        if old is None:
+            kube.create(obj, "kubeadm")
+        else:
+            kube.registry.commit(rt, old, {**obj, "metadata": {
+                **obj["metadata"], "uid": old["metadata"]["uid"],
+                "resourceVersion": old["metadata"]["resourceVersion"]}}, "kubeadm")
+
+
+def ready_node(kube: Any, name: str) -> str | None:
+    """Why `kubeadm join` of a node named ``name`` stops: a Ready Node of that name."""
+    node = kube.get("v1", "Node", name)
+    conditions = ((node or {}).get("status") or {}).get("conditions") or []
+    if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+        return (f'a Node with name "{name}" and status "Ready" already exists in the '
+                "cluster. You must delete the existing Node or change the name of this new "
+                "joining Node")
+    return None
 
 
 def _decoded(secret: dict[str, Any]) -> dict[str, str]:

@@ -18,6 +18,12 @@ third party's behaviour:
   its ``answered-request`` gets, after a delay, ``last-snapshot-at`` (the node's clock when
   it was taken), ``last-snapshot-key``, ``last-snapshot-node`` and ``answered-request`` (the
   request's value, echoed); each control-plane Node carries ``provision.dev/etcd-backup-agent``.
+  Given the cluster's PKI (``pki``: /etc/kubernetes/pki as the first node's user-data writes
+  it) and once `up` stored the agents' Secret kube-system/provision-backup, a pass makes a
+  REAL object in the bucket that Secret names, with the agent's own code
+  (provisioner/agents/etcd_backup.py ``pack``, ``seal`` and its SigV4 ``s3`` PUT): the
+  snapshot.db is the fake API server's store dump (what an etcd snapshot holds:
+  tests/fakes/kubeapi/store.py), and the record gets the key and size it uploaded.
 
 Every version change goes to `timeline` (node, component, version, time) with the state the
 cluster started from, so a test can replay it and check the version skew policy at each
@@ -86,6 +92,8 @@ class NodeAgents:
     timeline: list[Change] = field(default_factory=list)
     ran: list[Ran] = field(default_factory=list)
     snapshots: list[float] = field(default_factory=list)  # times taken (time.time())
+    pki: dict[str, bytes] | None = None  # kubeadm's names -> PEM; None: record only
+    uploaded: list[str] = field(default_factory=list)  # object keys PUT to the bucket
     errors: list[str] = field(default_factory=list)
     _seen: dict[str, float] = field(default_factory=dict)
     _asked: float | None = None
@@ -183,9 +191,53 @@ class NodeAgents:
         new["data"] = {**data, "last-snapshot-at": _rfc3339(taken), "answered-request": asked,
                        "last-snapshot-key": f"prod/hourly/{stamp}-{node}.pbk",
                        "last-snapshot-node": node}
+        stored = self._store(f"{stamp}-{node}", node, taken)
+        if stored is not None:
+            new["data"].update(stored)
         self.kube.registry.commit(CONFIGMAP, record, new, "etcd-backup")
         self.snapshots.append(time.time())
         self._asked = None
+
+    def _store(self, ident: str, node: str, taken: dt.datetime) -> dict[str, str] | None:
+        """The agent's pass (etcd_backup.take) on the store's dump: pack, seal, PUT."""
+        import base64
+        import tempfile
+        from pathlib import Path
+
+        from provisioner.agents import etcd_backup
+
+        secret = self.kube.get("v1", "Secret", etcd_backup.SECRET[1], etcd_backup.SECRET[0])
+        if self.pki is None or secret is None:
+            return None
+        values = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        settings = json.loads(values["settings.json"])
+        bucket = etcd_backup.Bucket(settings["endpoint"], settings["region"],
+                                    settings["bucket"], values["access-key-id"].decode(),
+                                    values["secret-access-key"].decode())
+        with tempfile.TemporaryDirectory() as folder:
+            work = Path(folder)
+            db = work / "snapshot.db"
+            db.write_bytes(self.kube.snapshot())
+            pki = work / "pki"
+            for name, pem in self.pki.items():
+                (pki / name).parent.mkdir(parents=True, exist_ok=True)
+                (pki / name).write_bytes(pem)
+            at = taken.strftime(etcd_backup.STAMP)
+            meta = {"format": etcd_backup.FORMAT, "environment": settings["environment"],
+                    "id": ident, "taken_at": at, "node": node,
+                    "snapshot_sha256": etcd_backup.file_sha256(db),
+                    "snapshot_bytes": db.stat().st_size}
+            etcd_backup.pack(db, meta, pki, work / "archive.tar.gz")
+            etcd_backup.seal(work / "archive.tar.gz", work / "object.pbk",
+                             values["recipient.pem"], {"id": ident, "environment":
+                                                       settings["environment"], "taken_at": at},
+                             work)
+            key = f"{settings['prefix'].strip('/')}/hourly/{ident}.pbk"
+            etcd_backup.s3(bucket, "PUT", etcd_backup.object_url(bucket, key),
+                           work / "object.pbk")
+            size = (work / "object.pbk").stat().st_size
+        self.uploaded.append(key)
+        return {"last-snapshot-key": key, "last-snapshot-bytes": str(size)}
 
     # ----------------------------------------------------------------- helpers
 

@@ -348,6 +348,15 @@ class FakeKubeAPI:
              ) -> list[dict[str, Any]]:  # fmt: skip
         return self.store.objects(catalog.get(api_version, kind), namespace)[0]
 
+    def snapshot(self) -> bytes:
+        """Every object, as an etcd snapshot of this cluster holds them (Store.dump)."""
+        return self.store.dump()
+
+    def restore(self, data: bytes) -> int:
+        """Start from a `snapshot`'s objects (Store.load); how many."""
+        return self.store.load(data, lambda o: catalog.get(str(o["apiVersion"]),
+                                                           str(o["kind"])))
+
     def create(self, obj: Mapping[str, Any], manager: str = "test") -> dict[str, Any]:
         """Create an object directly (same path as a POST, without HTTP)."""
         rt = catalog.get(str(obj["apiVersion"]), str(obj["kind"]))
