@@ -431,7 +431,7 @@ def _come_back(result: Restored, backups: Backups, record: restore_record.InProg
                              ) from e
     controllers = [c for c in outputs.get("controllers") or [] if isinstance(c, dict)]
     cps = [str(c["name"]) for c in controllers]
-    _delete_stale_nodes(api, controllers[1:], say)
+    _delete_stale_nodes(api, controllers[1:], prepared.secrets.bootstrap_token, say)
     with timed("control planes Ready"):
         readiness.wait_for_nodes(api, cps, time.monotonic() + cluster_stage.NODES_TIMEOUT,
                                  say)
@@ -455,18 +455,28 @@ def _who() -> str:
     return who_am_i()
 
 
-def _delete_stale_nodes(api: Any, joiners: list[dict[str, Any]], say: Report) -> None:
+def _delete_stale_nodes(api: Any, joiners: list[dict[str, Any]], token: str,
+                        say: Report) -> None:
     """The Node objects of the joining control planes come back from etcd as the snapshot
     had them, Ready: `kubeadm join` refuses a Ready Node of its own name
-    (cmd/kubeadm/app/cmd/phases/join/kubelet.go, runKubeletStartJoinPhase). A Node whose
-    address is not its new droplet's is the old one's: deleted so the new one joins. The
-    first node's is kept: its kubelet, which serves the API now, took it over (only join
-    checks)."""
+    (cmd/kubeadm/app/cmd/phases/join/kubelet.go, runKubeletStartJoinPhase). A Node created
+    before the restored cluster's `kubeadm init` made its bootstrap token (both stamped by
+    the API server's clock) is the snapshot's: deleted so the new droplet joins. Not by
+    address: DigitalOcean may give the new droplet its predecessor's VPC address. The first
+    node's is kept: its kubelet, which serves the API now, took it over (only join checks).
+    """
     from provisioner.kube import Kube, KubeError
 
     kube = Kube(api, timeout=15)
+    secret = f"{join_credentials.TOKEN_PREFIX}{token.split('.')[0]}"
+    try:
+        made = kube.request("GET", f"/api/v1/namespaces/{join_credentials.NAMESPACE}/secrets/"
+                            f"{secret}", verb="get secrets in kube-system")
+    except KubeError as e:
+        raise ProvisionError(f"cannot read the restored cluster's bootstrap token: {e}") from e
+    init_at = str((made.get("metadata") or {}).get("creationTimestamp") or "")
     for droplet in joiners:
-        name, ip = str(droplet.get("name")), str(droplet.get("private_ip"))
+        name = str(droplet.get("name"))
         try:
             node = kube.request("GET", f"/api/v1/nodes/{name}", verb="get nodes")
         except KubeError as e:
@@ -474,9 +484,8 @@ def _delete_stale_nodes(api: Any, joiners: list[dict[str, Any]], say: Report) ->
                 continue
             raise ProvisionError(f"cannot read Node {name} of the restored cluster: {e}"
                                  ) from e
-        addresses = {a.get("address") for a in (node.get("status") or {}).get("addresses")
-                     or [] if a.get("type") == "InternalIP"}
-        if ip in addresses:
+        created = str((node.get("metadata") or {}).get("creationTimestamp") or "")
+        if not init_at or created >= init_at:  # RFC 3339 UTC: text order is time order
             continue  # the new droplet's kubelet registered it
         try:
             kube.request("DELETE", f"/api/v1/nodes/{name}", verb="delete nodes")

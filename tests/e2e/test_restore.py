@@ -133,7 +133,8 @@ def test_restore_brings_back_the_control_plane_and_the_apps_on_the_same_endpoint
         started = time.monotonic()
         restored = w.provision("restore", config, "--snapshot", "latest", "--yes")
         seconds = time.monotonic() - started
-        assert restored.code == 0, f"{restored.stderr}\nrefused: {w.boot.refused}"
+        assert restored.code == 0, (f"{restored.stderr}\nrefused: {w.boot.refused}\n"
+                                    f"world: {w.boot.error!r}")
         output = restored.stderr + restored.stdout
         assert "not held back by the windows" in output
         assert f"snapshot {ident} verified" in output
@@ -223,13 +224,18 @@ def test_an_interrupted_restore_is_finished_by_the_next_run_without_a_second_res
         del w.sim.env["DO_SIM_FAIL"]
 
         again = w.provision("restore", config, "--snapshot", "latest", "--yes")
-        assert again.code == 0, f"{again.stderr}\nrefused: {w.boot.refused}"
+        assert again.code == 0, (f"{again.stderr}\nrefused: {w.boot.refused}\n"
+                                 f"world: {w.boot.error!r}")
         assert "finishing that restore (no second one)" in again.stderr
         assert droplet_ids(w)["prod-cp-1"] == first, "the restored node was kept"
         assert w.boot.restored == [first] and not w.boot.second_inits
         kube = w.boot.kube
         assert kube is not None
-        kube.wait_for(lambda: kube.etcd.names() == CPS, timeout=30)
+        try:
+            kube.wait_for(lambda: kube.etcd.names() == CPS, timeout=30)
+        except TimeoutError:
+            raise AssertionError(f"etcd: {kube.etcd.names()}, refused: {w.boot.refused}, "
+                                 f"ids: {w.boot.etcd_ids}, joined: {w.boot.joined}") from None
         assert not s3.keys("production/restore/")
         assert not (w.sim.workdir / "restore.json").exists()
 
