@@ -2,7 +2,9 @@
 
 Checked on the RENDERED production controller-init user-data: its bootstrap script (as the
 node gets it) and its kubeadm configuration. tests/integration/test_restore_node.py runs
-the same functions against a real etcd; this file pins the upstream facts they stand on.
+the same functions against a real etcd and shows what they do (order, markers, reruns,
+secrets off command lines); this file pins the upstream facts they stand on, and each test
+fails when the script or configuration contradicts one of them.
 
 Sources read (facts, not code, copied here):
 
@@ -20,9 +22,11 @@ Sources read (facts, not code, copied here):
 * ``cmd/kubeadm/app/phases/etcd/local.go`` ``getEtcdCommand``: the local member runs with
   ``--name=<node name>``, ``--initial-advertise-peer-urls`` and ``--listen-peer-urls``
   ``https://<localAPIEndpoint.advertiseAddress>:2380`` (``GetPeerURL``), ``--data-dir`` =
-  ``etcd.local.dataDir``, and ``--initial-cluster <name>=<that URL>``. With a data dir
-  already holding a member, etcd ignores the initial-cluster flags and keeps the membership
-  the restore wrote, so that must be the same name and peer URL.
+  ``etcd.local.dataDir``, and ``--initial-cluster <name>=<that URL>``, each replaced by an
+  ``etcd.local.extraArgs`` entry of its name (``kubeadmutil.ArgumentsToCommand(
+  defaultArguments, cfg.Etcd.Local.ExtraArgs)``). With a data dir already holding a
+  member, etcd ignores the initial-cluster flags and keeps the membership the restore
+  wrote, so that must be the same name and peer URL.
 * ``cmd/kubeadm/app/util/config/initconfiguration.go`` ``SetNodeRegistrationDynamicDefaults``
   and ``GetHostname``: an unset ``nodeRegistration.name`` becomes the hostname
   (``os.Hostname``), trimmed and lowercased.
@@ -36,9 +40,23 @@ Sources read (facts, not code, copied here):
 * etcd-io/etcd ``Dockerfile`` at v3.6.9 (commit 85651fa5): ``ADD etcdutl /usr/local/bin/``
   (every image since v3.5.0, ``Dockerfile-release.amd64``), on distroless (no shell: the
   command is run directly).
-* etcd-io/etcd ``etcdutl/etcdutl/snapshot_command.go`` at v3.6.9: ``snapshot restore
-  <filename> --data-dir {output dir} [options]`` with the flags in ETCDUTL_RESTORE_FLAGS;
+* etcd-io/etcd ``etcdutl/etcdutl/snapshot_command.go`` at v3.6.9 (commit 85651fa5):
+  ``snapshot restore <filename> --data-dir {output dir} [options]`` with the flags in
+  ETCDUTL_RESTORE_FLAGS (``skip-hash-check`` and ``mark-compacted`` are booleans, the rest
+  take a value); ``SnapshotRestoreCommandFunc`` exits with ExitBadArgs unless
+  ``--bump-revision`` > 0 and ``--mark-compacted`` come together or neither is given;
   ``etcdutl/snapshot/v3_snapshot.go``: it refuses a data dir that exists and is not empty.
+* Revisions after a restore: etcd-io/etcd#16028 (for kubernetes/kubernetes#118501) shows a
+  plain restore starts again from the snapshot's revision, lower than what the kept
+  workers' kubelets and every informer last saw, so their watches silently miss events;
+  PR #16029 added ``--bump-revision``/``--mark-compacted`` (etcd v3.6.0, backported to
+  etcdutl v3.5.10, PR #16165, and etcdctl v3.4.27, PR #16193: CHANGELOG-3.4/3.5/3.6.md).
+  etcd-io/website ``content/en/docs/v3.6/op-guide/recovery.md`` (commit 82459793),
+  "Restoring with revision bump": bumping by 1'000'000'000 covers a week-old snapshot at
+  under 1500 writes a second; for Kubernetes controllers ``--mark-compacted`` must go with
+  it so every watch is terminated and informer caches are invalidated; its full invocation
+  is ``etcdutl snapshot restore snapshot.db --bump-revision 1000000000 --mark-compacted
+  --data-dir output-dir``.
 * The stale Node objects (``restore_nodes``): the restored etcd holds the Nodes of the
   control-plane droplets the restore replaced, under the names the new droplets reuse.
 
@@ -98,29 +116,37 @@ from provisioner.config.checks import SUPPORTED_MINORS
 from provisioner.render.cloudinit import NODE_PRIVATE_IP
 from tests.support.rendering import BOOTSTRAP, materialize, rendered, written
 
-# etcd v3.6.9 etcdutl/etcdutl/snapshot_command.go, NewSnapshotRestoreCommand.
-ETCDUTL_RESTORE_FLAGS = {"data-dir", "wal-dir", "initial-cluster", "initial-cluster-token",
-                         "initial-advertise-peer-urls", "name", "skip-hash-check",
-                         "initial-memory-map-size", "bump-revision", "mark-compacted"}
+# etcd v3.6.9 etcdutl/etcdutl/snapshot_command.go, NewSnapshotRestoreCommand: flag -> takes
+# a value (False: a boolean flag).
+ETCDUTL_RESTORE_FLAGS = {"data-dir": True, "wal-dir": True, "initial-cluster": True,
+                         "initial-cluster-token": True, "initial-advertise-peer-urls": True,
+                         "name": True, "skip-hash-check": False,
+                         "initial-memory-map-size": True, "bump-revision": True,
+                         "mark-compacted": False}
+# etcd's disaster-recovery guide (v3.6 op-guide/recovery.md): a week of writes under 1500/s.
+DOCUMENTED_REVISION_BUMP = 1_000_000_000
 # constants.go SupportedEtcdVersion (see the module docstring; 1.37 not read, inferred).
 ETCD_IMAGE = {"1.35": "3.6.9-0", "1.36": "3.6.9-0", "1.37": "3.6.9-0"}
 ETCDUTL_SINCE = (3, 5)  # etcd v3.5.0 is the first image with etcdutl
+BUMP_REVISION_SINCE = (3, 5, 10)  # etcdutl's --bump-revision/--mark-compacted (PR #16165)
 # kubeadm phases/init/uploadcerts.go and markcontrolplane.go, InheritFlags.
 UPLOAD_CERTS_FLAGS = {"config", "kubeconfig", "upload-certs", "certificate-key",
                       "skip-certificate-key-print", "dry-run"}
 MARK_CONTROL_PLANE_FLAGS = {"node-name", "config"}
+UPLOAD_CERTS_PHASE = "upload-certs"  # NewUploadCertsPhase's Name
 # The digitalocean CCM's providerIDPrefix (do/droplets.go).
 PROVIDER_ID_PREFIX = "digitalocean://"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
 
-def _files() -> dict[str, str]:
-    config = yaml.safe_load(materialize(rendered("production")["cloud-init/controller-init.yaml"]))
+def _files(boot: bool = False) -> dict[str, str]:
+    config = yaml.safe_load(materialize(rendered("production")["cloud-init/controller-init.yaml"],
+                                        boot=boot))
     return {str(f["path"]): written(f) for f in config["write_files"]}
 
 
-def _kubeadm() -> tuple[dict[str, Any], dict[str, Any]]:
-    init, cluster = [d for d in yaml.safe_load_all(_files()["/etc/provision/kubeadm.yaml"])
+def _kubeadm(boot: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    init, cluster = [d for d in yaml.safe_load_all(_files(boot)["/etc/provision/kubeadm.yaml"])
                      if d["kind"] in ("InitConfiguration", "ClusterConfiguration")]
     return init, cluster
 
@@ -138,115 +164,90 @@ def _command(body: str, first_word: str) -> list[str]:
     return shlex.split(line)
 
 
-def test_the_preflight_exception_is_kubeadms_check_of_the_etcd_data_dir() -> None:
-    _, cluster = _kubeadm()
-    data_dir = cluster["etcd"]["local"]["dataDir"]
-    check = "DirAvailable-" + data_dir.replace("/", "-")
-    assert check == "DirAvailable--var-lib-etcd"
-    assert re.findall(r"^ +ignore=\((.*)\)$", _function("init_control_plane"), re.M) == [
-        f"--ignore-preflight-errors={check}"]
-    # The script restores into the directory kubeadm's etcd uses.
-    assert re.search(rf"^readonly ETCD_DATA=\$\{{PROVISION_ROOT:-\}}{data_dir}$",
-                     _files()[BOOTSTRAP], re.M)
-
-
-def test_the_exception_is_given_only_when_restoring() -> None:
-    body = _function("init_control_plane")
-    branch = re.search(r'if \[\[ -n "\$\(restore_value URL\)" \]\]; then\n(.*?)\n  fi\n',
-                       body, re.S)
-    assert branch and "restore_etcd" in branch.group(1) and "ignore=(" in branch.group(1)
-    assert body.count("ignore=(") == 2  # declared empty, set in that branch only
-    assert "local ignore=()" in body
-    assert body.index("failover.py claim") < body.index("restore_etcd") < body.index(
-        "kubeadm init")
-
-
-def test_the_restored_member_is_the_one_kubeadms_manifest_runs() -> None:
-    """No nodeRegistration.name, so kubeadm names the member after the lowercased
-    hostname, as the script does; the advertise address is the placeholder
-    fill_node_values replaces, and the script reads it back from that file."""
-    init, _ = _kubeadm()
-    assert "name" not in init["nodeRegistration"]
-    raw = rendered("production")["cloud-init/controller-init.yaml"]
-    assert f"advertiseAddress: {NODE_PRIVATE_IP}" in raw
-    body = _function("restore_etcd")
-    assert "name=$(hostname)\n  name=${name,,}\n" in body
-    assert _command(body, "ip=$(sed") == [
-        "ip=$(sed", "-n", "s/^  advertiseAddress: //p", "$KUBEADM_CONFIG)"]
-    booted = materialize(raw, boot=True)
-    (kubeadm_yaml,) = [written(f) for f in yaml.safe_load(booted)["write_files"]
-                       if f["path"] == "/etc/provision/kubeadm.yaml"]
-    assert re.findall(r"^  advertiseAddress: (.*)$", kubeadm_yaml, re.M) == ["10.10.0.5"]
-
-
-def test_etcdutl_runs_from_kubeadms_etcd_image_with_flags_it_has() -> None:
-    body = _function("restore_etcd")
-    assert ('image=$(kubeadm config images list --config "$KUBEADM_CONFIG" | grep /etcd:)'
-            in body)
-    assert 'retry 5 10 kubeadm config images pull --config "$KUBEADM_CONFIG"' in body
-    argv = _command(body, "ctr")
-    assert argv[:5] == ["ctr", "-n", "k8s.io", "run", "--rm"]
-    assert argv[5:7] == ["--mount", "type=bind,src=$w,dst=$w,options=rbind:rw"]
-    assert argv[7] == "$image"
-    tool = argv.index("/usr/local/bin/etcdutl")
-    assert argv[tool + 1:tool + 4] == ["snapshot", "restore", "$w/db"]
-    options = argv[tool + 4:]
-    flags = dict(zip(options[::2], options[1::2], strict=True))
-    assert {f.removeprefix("--") for f in flags} <= ETCDUTL_RESTORE_FLAGS
-    assert flags == {"--data-dir": "$w/data", "--name": "$name",
-                     "--initial-cluster": "$name=https://$ip:2380",
-                     "--initial-advertise-peer-urls": "https://$ip:2380"}
-    # etcdutl refuses a data dir that exists: it restores into a new one inside the work
-    # folder, which then moves into place.
-    assert 'mv "$w/data/member" "$ETCD_DATA/"' in body
-    assert re.search(r"^  local w=\$ETCD_DATA\.restore ", body, re.M)
-
-
-def test_every_supported_minor_runs_an_etcd_image_with_etcdutl() -> None:
-    assert set(ETCD_IMAGE) == set(SUPPORTED_MINORS), "read constants.go for the new minor"
-    for minor, tag in ETCD_IMAGE.items():
-        major_minor = tuple(int(p) for p in tag.split(".")[:2])
-        assert major_minor >= ETCDUTL_SINCE, (minor, tag)
-
-
-def test_the_key_and_url_never_reach_a_command_line() -> None:
-    """openssl reads the password from a file (``-pass file:``) that only the script's own
-    redirection writes; curl reads the URL as configuration on its standard input."""
-    body = _function("restore_etcd")
-    assert "restore_value KEY >\"$w/key\"" in body
-    assert '-pass "file:$w/key"' in body
-    assert re.search(r"restore_value URL \| sed 's/\.\*/url = \"&\"/' \|\n\s+curl .* -K - ",
-                     body)
-    assert "umask 077" in body
-    assert "trap 'rm -rf \"$w\"' EXIT" in body
-
-
 def _flags(argv: list[str]) -> set[str]:
     return {a.removeprefix("--").split("=")[0] for a in argv if a.startswith("--")}
 
 
-def test_a_restore_inits_without_kubeadm_certs_and_uploads_them_last() -> None:
-    """Normal init: --upload-certs as always. Restore: the upload-certs phase skipped by its
-    name (--skip-phases, allowed with --config), then restore_nodes, which ends with that
-    phase run alone with flags it has, its key from the configuration, never printed."""
-    body = _function("init_control_plane")
-    assert "certs=--upload-certs" in body
-    assert re.findall(r"^ +certs=(.*)$", body, re.M) == ["--skip-phases=upload-certs"]
-    argv = _command(body, "kubeadm")
-    assert argv[:4] == ["kubeadm", "init", "--config", "$KUBEADM_CONFIG"]
-    assert argv[4] == "$certs"
-    assert body.index("certs=--skip-phases") < body.index("kubeadm init") < body.rindex(
-        "restore_nodes")
+def _etcdutl_restore() -> dict[str, str | None]:
+    """The options the script gives ``etcdutl snapshot restore``, parsed as etcdutl's flag
+    set does (a boolean flag takes no value); an unknown flag fails here as it fails there."""
+    argv = _command(_function("restore_etcd"), "ctr")
+    tool = argv.index("/usr/local/bin/etcdutl")
+    assert argv[tool + 1:tool + 3] == ["snapshot", "restore"]
+    options, given = argv[tool + 4:], {}
+    while options:
+        flag = options.pop(0)
+        name = flag.removeprefix("--")
+        assert flag.startswith("--") and name in ETCDUTL_RESTORE_FLAGS, f"etcdutl has no {flag}"
+        given[name] = options.pop(0) if ETCDUTL_RESTORE_FLAGS[name] else None
+    return given
+
+
+def test_the_preflight_exception_is_kubeadms_check_of_the_etcd_data_dir() -> None:
+    """The check named after etcd.local.dataDir is the one waived, and the script restores
+    into that directory."""
+    _, cluster = _kubeadm()
+    data_dir = cluster["etcd"]["local"]["dataDir"]
+    check = "DirAvailable-" + data_dir.replace("/", "-")
+    assert re.findall(r"--ignore-preflight-errors=(\S+)\)", _function("init_control_plane")) == [
+        check]
+    assert re.search(rf"^readonly ETCD_DATA=\$\{{PROVISION_ROOT:-\}}{data_dir}$",
+                     _files()[BOOTSTRAP], re.M)
+
+
+def test_kubeadm_names_the_member_after_the_hostname_and_the_private_address() -> None:
+    """No nodeRegistration.name, so kubeadm names the member after the lowercased hostname
+    (what tests/integration/test_restore_node.py's member name stands on), and the peer URL's
+    address is the node's private IP once fill_node_values ran."""
+    raw = rendered("production")["cloud-init/controller-init.yaml"]
+    assert f"advertiseAddress: {NODE_PRIVATE_IP}" in raw
+    init, cluster = _kubeadm(boot=True)
+    assert "name" not in init["nodeRegistration"]
+    assert init["localAPIEndpoint"]["advertiseAddress"] == "10.10.0.5"
+    # Nothing overrides the member flags getEtcdCommand derives from those.
+    extra = {a["name"] for a in cluster["etcd"]["local"].get("extraArgs", [])}
+    assert not extra & {"name", "initial-cluster", "initial-advertise-peer-urls",
+                        "listen-peer-urls", "data-dir"}
+
+
+def test_etcdutl_runs_from_kubeadms_etcd_image_in_the_cri_namespace() -> None:
+    """etcdutl where etcd's image has it, in the image kubeadm pulled into containerd's CRI
+    namespace, with flags etcdutl has."""
+    argv = _command(_function("restore_etcd"), "ctr")
+    assert argv[:3] == ["ctr", "-n", "k8s.io"]
+    assert "/usr/local/bin/etcdutl" in argv
+    assert set(_etcdutl_restore()) <= set(ETCDUTL_RESTORE_FLAGS)
+
+
+def test_revisions_never_go_back_after_a_restore() -> None:
+    """--bump-revision at least the documented billion and --mark-compacted with it (etcdutl
+    refuses either alone), so the kept workers' and controllers' watches are cut off and
+    list again instead of missing events."""
+    given = _etcdutl_restore()
+    assert "bump-revision" in given and "mark-compacted" in given, given
+    assert int(given["bump-revision"] or 0) >= DOCUMENTED_REVISION_BUMP
+
+
+def test_every_supported_minor_runs_an_etcd_image_with_etcdutl_and_the_bump() -> None:
+    assert set(ETCD_IMAGE) == set(SUPPORTED_MINORS), "read constants.go for the new minor"
+    for minor, tag in ETCD_IMAGE.items():
+        version = tuple(int(p) for p in tag.split("-")[0].split("."))
+        assert version[:2] >= ETCDUTL_SINCE, (minor, tag)
+        assert version >= BUMP_REVISION_SINCE, (minor, tag)
+
+
+def test_the_upload_certs_phase_is_skipped_by_its_name_and_run_with_its_flags() -> None:
+    """The phase a restore's init skips is kubeadm's upload-certs; run alone later it gets
+    only flags it inherits, its key from the configuration (which has one), never printed;
+    mark-control-plane likewise."""
+    assert re.findall(r"--skip-phases=(\S+)", _function("init_control_plane")) == [
+        UPLOAD_CERTS_PHASE]
     nodes = _function("restore_nodes")
     upload = _command(nodes, "retry 5 10 kubeadm init phase upload-certs")
-    assert upload[3:7] == ["kubeadm", "init", "phase", "upload-certs"]
     assert _flags(upload) <= UPLOAD_CERTS_FLAGS
-    assert {"upload-certs", "config", "skip-certificate-key-print"} <= _flags(upload)
-    assert "certificate-key" not in _flags(upload), "the key stays in the 0600 file"
+    assert {"upload-certs", "skip-certificate-key-print"} <= _flags(upload)
     mark = _command(nodes, "retry 5 10 kubeadm init phase mark-control-plane")
     assert _flags(mark) <= MARK_CONTROL_PLANE_FLAGS
-    assert nodes.index("delete node") < nodes.index("systemctl restart kubelet") < nodes.index(
-        "mark-control-plane") < nodes.index("upload-certs")
     init, _ = _kubeadm()
     assert init["certificateKey"], "upload-certs takes the key the joining nodes hold"
 
@@ -256,19 +257,11 @@ def test_stale_nodes_are_told_apart_by_the_kubelets_provider_id() -> None:
     provider-id, the metadata service's droplet id put in by fill_node_values), in the
     CCM's digitalocean://<id> form, and the only digitalocean:// in that file, which is
     what the script reads. Only Nodes with kubeadm's control-plane label are listed."""
-    raw = rendered("production")["cloud-init/controller-init.yaml"]
-    booted = materialize(raw, boot=True)
-    (kubeadm_yaml,) = [written(f) for f in yaml.safe_load(booted)["write_files"]
-                       if f["path"] == "/etc/provision/kubeadm.yaml"]
-    init = next(d for d in yaml.safe_load_all(kubeadm_yaml) if d["kind"] == "InitConfiguration")
+    kubeadm_yaml = _files(boot=True)["/etc/provision/kubeadm.yaml"]
+    init, _ = _kubeadm(boot=True)
     args = {a["name"]: a["value"] for a in init["nodeRegistration"]["kubeletExtraArgs"]}
     assert args["cloud-provider"] == "external"
     assert args["provider-id"] == PROVIDER_ID_PREFIX + "424242"
     assert re.findall(r"digitalocean://[0-9]*", kubeadm_yaml) == [args["provider-id"]]
-    body = _function("restore_nodes")
-    assert "own=$(grep -o 'digitalocean://[0-9]*' \"$KUBEADM_CONFIG\")" in body
-    listing = _command(body, 'nodes=$(retry 10 10 "${kc[@]}" get')
+    listing = _command(_function("restore_nodes"), 'nodes=$(retry 10 10 "${kc[@]}" get')
     assert listing[listing.index("-l") + 1] == CONTROL_PLANE_LABEL
-    assert "kc=(kubectl --kubeconfig /etc/kubernetes/admin.conf)" in body
-    assert 'if [[ -n "$name" && "$id" != "$own" ]]; then' in body
-    assert '"${kc[@]}" delete node "$name" --ignore-not-found' in body

@@ -25,7 +25,13 @@ Replaced at the subprocess boundary only, by small programs first on PATH:
   mount, then runs the command locally, ``/usr/local/bin/etcdutl`` (where etcd's image has
   it: etcd v3.6.9 Dockerfile) as etcd 3.4's ``etcdctl``, whose ``snapshot restore`` takes
   the same flags (etcd v3.4.23 etcdctl/ctlv3/command/snapshot_command.go, v3.6.9
-  etcdutl/etcdutl/snapshot_command.go).
+  etcdutl/etcdutl/snapshot_command.go) but two: ``--bump-revision N`` and
+  ``--mark-compacted`` came to etcdctl 3.4 only in v3.4.27 (etcd PR #16193,
+  CHANGELOG-3.4.md) and 3.4.23 refuses them ("unknown flag: --bump-revision", tried). The
+  stub records them (the call line) and REQUIRES both, N a positive number, failing the
+  restore without them (a restore whose revisions go back: etcd-io/etcd#16028, the flags
+  came with PR #16029; tests/contract/test_restore_bootstrap.py pins the value), then strips
+  them for 3.4.23, so the data the drill starts etcd on carries no revision bump.
   ``init`` (the whole of it) also does what its kubelet-start and mark-control-plane phases
   do to the Node objects: the kubelet registers (below), the Node gets kubeadm's label and
   taint; ``init phase mark-control-plane`` fails while the Node does not exist (kubeadm waits
@@ -122,12 +128,24 @@ src=${BASH_REMATCH[1]} dst=${BASH_REMATCH[2]}
 [[ "$src" == "$dst" ]] || { echo "ctr stub: maps $src to $dst" >&2; exit 2; }
 [[ "$1" == /usr/local/bin/etcdutl ]] || { echo "ctr stub: not etcdutl: $1" >&2; exit 2; }
 shift
-for arg in "$@"; do
+args=() bump="" compacted=no
+while (($#)); do
+  case "$1" in
+    --bump-revision) bump=${2:-}; shift 2 ;;
+    --mark-compacted) compacted=yes; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+if [[ ! "$bump" =~ ^[1-9][0-9]*$ || "$compacted" != yes ]]; then
+  echo "ctr stub: snapshot restore without --bump-revision N --mark-compacted" >&2; exit 2
+fi
+for arg in "${args[@]}"; do
   if [[ "$arg" == /* && "$arg" != "$dst"/* ]]; then
     echo "ctr: $arg is not inside the container's mount $dst" >&2; exit 1
   fi
 done
-exec {etcdctl} "$@"
+# etcdctl 3.4.23 has neither flag (see the module docstring).
+exec {etcdctl} "${args[@]}"
 """
 NODES_API = """#!{python}
 # kubectl (as `kubectl ...`) or a kubelet/kubeadm acting on the Nodes (as `node-api ...`).
@@ -603,6 +621,7 @@ def test_a_restore_replaces_the_stale_control_plane_nodes(
     assert CONTROL_PLANE in mine["metadata"]["labels"]
     assert UNINITIALIZED in mine["spec"]["taints"]
     assert (node.root / "var/lib/provision/restore-init").exists()
+    assert (node.root / "var/lib/provision/restore-certs").exists()
     assert ("deleting control-plane Node production-cp-2: providerID digitalocean://1002 "
             "is not this droplet's") in done.stderr
     key = re.search(r"^certificateKey: '(.*)'$", (node.root / "etc/provision/kubeadm.yaml")
@@ -642,3 +661,33 @@ def test_a_rerun_after_init_goes_on_from_the_nodes(
     objects = node.node_objects()
     assert sorted(objects) == [MEMBER, "production-general-1"]
     assert objects[MEMBER]["spec"]["providerID"] == PROVIDER_ID
+
+
+def test_a_rerun_after_kubeadm_certs_went_up_deletes_nothing(
+        tmp_path: Path, server: Server, snapshot: tuple[bytes, dict[str, str]]) -> None:
+    """Once kubeadm-certs is uploaded the other control planes join: production-cp-2's new
+    droplet registers a Node with its own (new) providerID. The bootstrap run again by hand
+    on the first node after that (say an add-on failed) must not take it for a stale Node:
+    nothing is deleted, the kubelet is not restarted, no kubeadm phase runs again, nothing is
+    downloaded, and every Node is left as it is."""
+    sealed = seal(snapshot[0])
+    node = make_node(tmp_path, serve(server, sealed.body), sealed.password, sealed.sha256)
+    put_nodes(node, api_node(MEMBER, 1001, True), api_node("production-cp-2", 1002, True),
+              api_node("production-general-1", 3001, False))
+    first = node.run(with_claim_recorded("init_control_plane"))
+    assert first.returncode == 0, first.stderr
+    # production-cp-2's new droplet joins (kubeadm join, its kubelet registers anew).
+    put_nodes(node, api_node("production-cp-2", 2002, True))
+    before = node.node_objects()
+    server.requested.clear()
+    node.calls.unlink()
+
+    again = node.run(with_claim_recorded("init_control_plane"))
+    assert again.returncode == 0, again.stderr
+    assert node.node_objects() == before
+    assert before["production-cp-2"]["spec"]["providerID"] == "digitalocean://2002"
+    assert node.recorded() == [
+        "claim /usr/bin/python3 /usr/local/lib/provision/failover.py claim"]
+    assert server.requested == []
+    assert ("control plane restored by an earlier run of this bootstrap: Nodes left as they "
+            "are") in again.stderr
