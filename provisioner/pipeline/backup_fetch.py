@@ -114,6 +114,18 @@ def held_secrets(config: Path, env: Environment, workdir: Path | None) -> Cluste
     return found
 
 
+def taken_by(ident: str, env_name: str) -> bool:
+    """Whether the snapshot ``ident`` was taken by one of ``env_name``'s control planes.
+
+    IDs are ``<UTC time>-<node>`` and the nodes are ``<env>-cp-<n>`` (agents/etcd_backup.py,
+    terraform/controllers.tf): two environments copied from one file may share a bucket and
+    prefix, and `latest` must be this one's newest, not a neighbour's whose name begins the
+    same (prod and prod-eu).
+    """
+    return re.fullmatch(r"[0-9]{8}T[0-9]{6}Z-" + re.escape(env_name) + r"-cp-[0-9]+",
+                        ident) is not None
+
+
 def object_key(backups: Backups, ident: str) -> list[str]:
     """Where an ID's object may be: its hourly key, then its daily one."""
     if not _ID.fullmatch(ident):
@@ -133,10 +145,10 @@ def fetch(config: Path, env: Environment, workdir: Path | None, backups: Backups
     store = BackupBucket(backups)
     where = f"s3://{backups.bucket}/{backups.prefix}/"
     if ident == LATEST:
-        hourly = [s for s in store.snapshots() if s.kind == "hourly"]
+        hourly = [s for s in store.snapshots() if s.kind == "hourly" and taken_by(s.id, env.name)]
         if not hourly:
-            raise UsageError(f"no hourly snapshot under {where} yet: `provision backup "
-                             "CONFIG --list` shows what the bucket holds")
+            raise UsageError(f"no hourly snapshot of {env.name} under {where} yet: "
+                             "`provision backup CONFIG --list` shows what the bucket holds")
         ident, keys = hourly[0].id, [hourly[0].key]
     else:
         keys = object_key(backups, ident)

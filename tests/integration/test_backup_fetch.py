@@ -174,6 +174,20 @@ def test_latest_is_the_newest_hourly(tmp_path: Path, s3: FakeS3, config: Path,
         (tmp_path / NEW / "original.db").read_bytes()
 
 
+def test_latest_is_this_environments_newest_under_a_shared_prefix(
+        tmp_path: Path, s3: FakeS3, config: Path, secrets: ClusterSecrets) -> None:
+    """prod-eu.yaml copied from prod.yaml keeps bucket and prefix: its newer snapshot is not
+    prod's `latest` (before: picked by name, then refused as another environment's)."""
+    s3.put(f"production/hourly/{NEW}.pbk", _sealed(tmp_path / NEW, secrets, NEW))
+    neighbour = "20260307T030000Z-prod-eu-cp-1"
+    s3.put(f"production/hourly/{neighbour}.pbk",
+           _sealed(tmp_path / neighbour, secrets, neighbour, environment="prod-eu"))
+    result = _run(s3, str(config), "--fetch", "latest", "--to", str(tmp_path / "restore"),
+                  "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["id"] == NEW
+
+
 @pytest.mark.parametrize("existing", [False, True])
 def test_a_flipped_byte_is_refused_and_nothing_is_left(
         tmp_path: Path, s3: FakeS3, config: Path, secrets: ClusterSecrets,
@@ -288,7 +302,7 @@ def test_latest_of_an_empty_bucket_and_half_the_options_exit_2(
         tmp_path: Path, s3: FakeS3, config: Path, secrets: ClusterSecrets) -> None:
     result = _run(s3, str(config), "--fetch", "latest", "--to", str(tmp_path / "restore"))
     assert result.exit_code == 2, result.stderr
-    assert "no hourly snapshot under" in result.stderr and "--list" in result.stderr
+    assert "no hourly snapshot of prod under" in result.stderr and "--list" in result.stderr
     for args in (["--fetch", "latest"], ["--to", "x"], ["--list", "--fetch", "latest",
                                                         "--to", "x"]):
         result = _run(s3, str(config), *args)
