@@ -11,7 +11,8 @@ schema defaults ``http_retry_max`` to 4 (``DIGITALOCEAN_HTTP_RETRY_MAX``, an int
 (``godo.WithRetryAndBackoffs``; godo.go lines 321-330 turn the seconds into durations).
 go-retryablehttp v0.7.4 (vendored, ``client.go`` lines 520-537) retries a 429 and waits, in
 ``DefaultBackoff``, the 429's ``Retry-After`` seconds when it has one (not capped), else
-``wait_min * 2^attempt`` (attempt from 0) capped at ``wait_max``. After the last retry the error reaches the resource as godo formats it:
+``wait_min * 2^attempt`` (attempt from 0) capped at ``wait_max``. After the last retry
+the error reaches the resource as godo formats it:
 ``POST https://api.digitalocean.com/v2/droplets: 429 ... API Rate limit exceeded.``
 
 A droplet create is one ``POST /v2/droplets`` and then ``GET /v2/droplets/{id}`` polls
