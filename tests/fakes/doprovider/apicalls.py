@@ -21,7 +21,8 @@ until its status is ``active`` (``digitalocean/droplet/resource_droplet.go``,
 3 s; the SDK's ``helper/retry/state.go`` refreshes after the delay, then doubles its wait
 from 100 ms, bounded below by ``MinTimeout`` and above by 10 s). So polls go out 10, 13, 19
 and 29 s after the POST and every 10 s after that, and the create ends at the first poll
-that sees the droplet active: :func:`droplet_polls`.
+that sees the droplet active: :func:`droplet_polls`, with its constants kept, cited line
+by line, in provisioner/infra/parallelism.py (one reading for both).
 
 The calls are counted only when ``DO_SIM_RATE_LIMIT`` asks for it (ratelimit.py), so
 everything else about the simulated provider is unchanged by default.
@@ -33,8 +34,12 @@ import math
 import os
 from pathlib import Path
 
+from provisioner.infra.parallelism import droplet_polls
+
 from . import ratelimit
 from .cloud import default_state_path
+
+__all__ = ["RateLimited", "backoff", "call", "droplet_polls", "limiter"]
 
 RETRY_MAX_ENV = "DIGITALOCEAN_HTTP_RETRY_MAX"
 WAIT_MIN_ENV = "DIGITALOCEAN_HTTP_RETRY_WAIT_MIN"
@@ -42,24 +47,10 @@ WAIT_MAX_ENV = "DIGITALOCEAN_HTTP_RETRY_WAIT_MAX"
 RETRY_MAX = 4  # provider.go: http_retry_max's default
 WAIT_MIN = 1.0  # http_retry_wait_min's default
 WAIT_MAX = 30.0  # http_retry_wait_max's default
-POLL_DELAY = 10.0  # waitForDropletAttribute: Delay
-POLL_MIN = 3.0  # MinTimeout
-POLL_MAX = 10.0  # state.go: the wait's upper bound
 
 
 class RateLimited(Exception):
     """The API still answered 429 after the client's last retry."""
-
-
-def droplet_polls(active_after: float) -> list[float]:
-    """Seconds after the POST at which the provider polls a droplet that becomes active
-    ``active_after`` seconds after it: the last poll is the one that sees it active."""
-    polls = [POLL_DELAY]
-    wait = 0.1  # state.go: the first wait after the first refresh
-    while polls[-1] < active_after:
-        wait = min(max(wait * 2, POLL_MIN), POLL_MAX)
-        polls.append(polls[-1] + wait)
-    return polls
 
 
 def _setting(name: str, default: float) -> float:
