@@ -30,16 +30,38 @@ reads, the cloud controller manager, the CSI driver): 21. Never below Terraform'
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from provisioner.config.model import Environment
+if TYPE_CHECKING:  # the simulated provider imports this module: keep its start light
+    from provisioner.config.model import Environment
 
 PER_MINUTE = 250  # requests a minute per token (API reference, "Rate Limit")
 TERRAFORM_DEFAULT = 10  # terraform plan/apply/destroy -parallelism's default
-CREATE_CALLS = 6  # POST + GET polls at 10, 13, 19, 29 and 39 s (provider v2.34.1)
-CREATE_SECONDS = 39.0  # from the POST to the poll that sees the droplet active at 30 s
+# The droplet create's poll schedule, terraform-provider-digitalocean v2.34.1; the one
+# place both provision and the simulated provider (tests/fakes/doprovider/apicalls.py) read.
+POLL_DELAY = 10.0  # digitalocean/droplet/resource_droplet.go:750 "Delay: 10 * time.Second"
+POLL_MIN = 3.0  # resource_droplet.go:751 "MinTimeout: 3 * time.Second"
+POLL_FIRST_WAIT = 0.1  # vendor/.../helper/retry/state.go:106 "wait = 100 * time.Millisecond"
+POLL_MAX = 10.0  # state.go:195-196 "else if wait > 10*time.Second" (after "wait *= 2", :185)
+FAST_ACTIVE = 30.0  # seconds to active at the fast end of DigitalOcean's 30-60 s
 SHARE = 0.8  # of the minute's requests left to Terraform
 ENV_VAR = "PROVISION_PARALLELISM"
 MAXIMUM = 256  # what an override may ask for: far past any account's limit
+
+
+def droplet_polls(active_after: float) -> list[float]:
+    """Seconds after the POST at which the provider polls a droplet that becomes active
+    ``active_after`` seconds after it: the last poll is the one that sees it active."""
+    polls = [POLL_DELAY]  # state.go: the first refresh after Delay
+    wait = POLL_FIRST_WAIT
+    while polls[-1] < active_after:
+        wait = min(max(wait * 2, POLL_MIN), POLL_MAX)
+        polls.append(polls[-1] + wait)
+    return polls
+
+
+CREATE_CALLS = 1 + len(droplet_polls(FAST_ACTIVE))  # POST + polls at 10, 13, 19, 29, 39 s
+CREATE_SECONDS = droplet_polls(FAST_ACTIVE)[-1]  # the POST to the poll that sees it active
 
 
 def sustained(per_minute: int = PER_MINUTE) -> int:

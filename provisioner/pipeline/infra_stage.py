@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.errors import ProvisionError, UsageError
-from provisioner.infra import parallelism, runner
+from provisioner.infra import parallelism, retries, runner
 from provisioner.infra.changes import Change, InfraPlan, parse_plan, plan_from_events
 from provisioner.infra.engine import Engine
 from provisioner.infra.runner import OnEvent
@@ -71,11 +71,13 @@ def terraform_env(prepared: Prepared, token: str, failover: str | None = None,
     """Terraform's environment: the API token and the bootstrap secrets, never on disk.
 
     `failover` is the failover agent's token (`failover_token`); without it (destroy, which
-    renders no new user-data) the scoped token if set, else the API token.
+    renders no new user-data) the scoped token if set, else the API token. The provider's
+    429 retries are provision's unless the user set them (provisioner/infra/retries.py).
     """
     secrets = prepared.secrets.terraform_values()
     secrets["failover_token"] = failover or os.environ.get(FAILOVER_TOKEN_VAR) or token
     return runner.base_env({
+        **retries.provider_env(),
         "DIGITALOCEAN_TOKEN": token,
         "TF_VAR_bootstrap_secrets": json.dumps(secrets),
         # A fact of the running cluster, not of the file: never in terraform.tfvars.json.

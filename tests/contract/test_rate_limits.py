@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.infra import retries
 from tests.contract.test_do_provider import DROPLETS, HEADER, VPC, _write_module
 from tests.fakes.doapi import FakeDigitalOcean
 from tests.fakes.doprovider import apicalls, ratelimit
@@ -171,3 +172,56 @@ def test_the_provider_fails_as_the_real_one_when_the_hour_is_used_up(tmp_path: P
     text = result.stdout
     assert "Error creating VPC: POST https://api.digitalocean.com/v2/vpcs: 429" in text
     assert "API Rate limit exceeded." in text
+
+
+# 10 simulated seconds a real one: a minute's window lasts 6 s, long enough for Terraform to
+# start on a loaded machine and short enough for a test.
+SLOW = {ratelimit.ENV: "on", ratelimit.SCALE_ENV: "10"}
+
+
+def _apply_after_a_burst(tmp_path: Path, extra: dict[str, str]) -> TerraformResult:
+    """Another client has just made 250 requests (the minute's limit) with this token;
+    the module (a VPC and two droplets) is applied at once."""
+    state = tmp_path / "account.json"
+    env = prepare_plugin_env(tmp_path / "env", token=TOKEN,
+                             extra={**SLOW, "DO_SIM_STATE": str(state), **extra})
+    work = copy_module(_write_module(tmp_path / "src", HEADER + VPC + DROPLETS), tmp_path / "w")
+    terraform_init(work, env).check()
+    limiter = ratelimit.RateLimiter(ratelimit.log_path(state), clock=ratelimit.scaled_clock(10))
+    now = limiter.clock()
+    limiter.record(TOKEN, [now + i * 0.01 for i in range(250)])
+    return terraform(work, env, "apply", "-auto-approve", "-input=false", "-json")
+
+
+@pytest.mark.parametrize("header", ["on", "off"])
+def test_a_burst_past_the_minute_is_survived_with_provisions_retry_settings(
+        tmp_path: Path, header: str) -> None:
+    """With the settings provision gives Terraform (provisioner/infra/retries.py: 8
+    retries, waits doubling from 1 s up to 60 s), the provider outlasts a full minute's
+    window whether or not the 429s carry ``Retry-After`` (``DO_SIM_RETRY_AFTER``: the API
+    reference, digitalocean/openapi ``shared/headers.yml``, documents only the
+    ``ratelimit-*`` headers)."""
+    result = _apply_after_a_burst(tmp_path, {**retries.SETTINGS,
+                                             ratelimit.RETRY_AFTER_ENV: header})
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_without_retry_after_the_providers_defaults_give_up_within_the_minute(
+        tmp_path: Path) -> None:
+    """terraform-provider-digitalocean v2.34.1's defaults (``provider.go`` lines 76-93:
+    4 retries, 1-30 s) with go-retryablehttp v0.7.4's ``DefaultBackoff`` (``client.go``
+    lines 520-537) wait 1 + 2 + 4 + 8 = 15 s without ``Retry-After``: the burst's minute
+    has not turned over, and the 429 reaches the resource."""
+    result = _apply_after_a_burst(tmp_path, {ratelimit.RETRY_AFTER_ENV: "off"})
+    assert result.returncode == 1
+    assert "Error creating VPC: POST https://api.digitalocean.com/v2/vpcs: 429" in result.stdout
+    assert "API Rate limit exceeded." in result.stdout
+
+
+def test_the_backoff_of_go_retryablehttp() -> None:
+    """``DefaultBackoff`` (go-retryablehttp v0.7.4 ``client.go`` lines 520-537):
+    Retry-After as sent, else ``min * 2^attempt`` capped at ``max``."""
+    assert [apicalls.backoff(i, None, 1.0, 30.0) for i in range(4)] == [1, 2, 4, 8]
+    assert [apicalls.backoff(i, None, 1.0, 60.0) for i in range(8)] == [
+        1, 2, 4, 8, 16, 32, 60, 60]
+    assert apicalls.backoff(0, 45.0, 1.0, 30.0) == 45.0  # Retry-After is not capped

@@ -5,8 +5,9 @@ this suite mocks).
 
 The cost of a droplet create it assumes is the pinned provider's (terraform-provider-
 digitalocean v2.34.1, ``resource_droplet.go``: POST, then GET polls from a
-``StateChangeConf`` with ``Delay`` 10 s and ``MinTimeout`` 3 s), which the simulated
-provider plays (tests/fakes/doprovider/apicalls.py): the two must agree.
+``StateChangeConf`` with ``Delay`` 10 s and ``MinTimeout`` 3 s): its constants live once,
+in provisioner/infra/parallelism.py, which the simulated provider
+(tests/fakes/doprovider/apicalls.py) also reads; they are checked against the cited lines.
 """
 
 from __future__ import annotations
@@ -17,17 +18,28 @@ from typing import Any
 
 import pytest
 
-from provisioner.infra import parallelism
+from provisioner.infra import parallelism, retries
 from tests.fakes.doprovider import apicalls
 from tests.support.sim import simulation
 
 pytestmark = pytest.mark.integration
 
 
-def test_the_create_cost_is_the_simulated_providers() -> None:
-    polls = apicalls.droplet_polls(30)
-    assert 1 + len(polls) == parallelism.CREATE_CALLS
-    assert polls[-1] == parallelism.CREATE_SECONDS
+def test_the_poll_schedule_is_the_pinned_providers() -> None:
+    """The schedule's constants against the lines of terraform-provider-digitalocean
+    v2.34.1 they come from, written down here from the source (not from the code under
+    test): ``digitalocean/droplet/resource_droplet.go`` line 750 ``Delay: 10 *
+    time.Second``, line 751 ``MinTimeout: 3 * time.Second``; the vendored plugin SDK's
+    ``helper/retry/state.go`` line 106 ``wait = 100 * time.Millisecond``, line 185
+    ``wait *= 2``, lines 193-196 bounding it below by MinTimeout and above by
+    ``10*time.Second``. The simulated provider plays the same constants (apicalls imports
+    them), so this is what holds both to the provider."""
+    assert (parallelism.POLL_DELAY, parallelism.POLL_MIN) == (10.0, 3.0)
+    assert (parallelism.POLL_FIRST_WAIT, parallelism.POLL_MAX) == (0.1, 10.0)
+    # 10 s, then waits of max(0.2, 3) = 3, 6, 10 (12 capped), 10 ...
+    assert parallelism.droplet_polls(30) == [10, 13, 19, 29, 39]
+    assert (parallelism.CREATE_CALLS, parallelism.CREATE_SECONDS) == (6, 39.0)
+    assert apicalls.droplet_polls is parallelism.droplet_polls
 
 
 @pytest.mark.parametrize(("workers", "chosen"), [(3, 10), (50, 21), (500, 21)])
@@ -55,6 +67,45 @@ def _terraform_lines(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
     monkeypatch.setattr("provisioner.infra.runner.subprocess.Popen", recording)
     return seen
+
+
+def _terraform_envs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
+    """The environment of every Terraform command provision starts, as it reaches Popen."""
+    seen: list[dict[str, str]] = []
+    real = subprocess.Popen
+
+    def recording(args: Any, *rest: Any, **options: Any) -> Any:
+        if isinstance(args, list) and "provisioner.infra.embedded" in args:
+            seen.append(dict(options.get("env") or {}))
+        return real(args, *rest, **options)
+
+    monkeypatch.setattr("provisioner.infra.runner.subprocess.Popen", recording)
+    return seen
+
+
+RETRY_NAMES = (retries.RETRY_MAX_ENV, retries.WAIT_MIN_ENV, retries.WAIT_MAX_ENV)
+
+
+def test_terraform_gets_provisions_retry_settings_unless_the_user_set_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider reads ``DIGITALOCEAN_HTTP_RETRY_MAX`` / ``_WAIT_MIN`` / ``_WAIT_MAX``
+    from its environment (terraform-provider-digitalocean v2.34.1 ``provider.go`` lines
+    76-93); tests/contract/test_rate_limits.py shows what the values provision passes
+    survive and what the defaults do not."""
+    envs = _terraform_envs(monkeypatch)
+    with simulation(tmp_path) as sim:
+        assert sim.run("plan", str(sim.config)).code == 0
+        assert envs and all({k: env.get(k) for k in RETRY_NAMES} == {
+            retries.RETRY_MAX_ENV: "8", retries.WAIT_MIN_ENV: "1",
+            retries.WAIT_MAX_ENV: "60"} for env in envs)
+
+        envs.clear()
+        sim.env[retries.RETRY_MAX_ENV] = "2"
+        sim.env[retries.WAIT_MAX_ENV] = "5.5"
+        assert sim.run("plan", str(sim.config)).code == 0
+        assert envs and all({k: env.get(k) for k in RETRY_NAMES} == {
+            retries.RETRY_MAX_ENV: "2", retries.WAIT_MIN_ENV: "1",
+            retries.WAIT_MAX_ENV: "5.5"} for env in envs)
 
 
 def _flags(lines: list[list[str]], command: str) -> list[str]:

@@ -69,6 +69,22 @@ def test_a_full_minute_is_waited_out_as_retry_after_says(fake: FakeDigitalOcean,
     assert len(refused) == 1 and refused[0].response_headers["Retry-After"] == "20"
 
 
+def test_without_retry_after_the_minute_is_outlasted_by_backoff(fake: FakeDigitalOcean,
+                                                                 clock: Clock) -> None:
+    """The API reference documents only the ``ratelimit-*`` headers on a 429
+    (digitalocean/openapi ``shared/headers.yml``, ``shared/responses/too_many_requests.yml``),
+    so the fake can leave ``Retry-After`` out: provision then doubles its wait until the
+    minute has room (here after 20 s)."""
+    limiter = fake.limit_rate(clock=clock, retry_after=False)
+    limiter.record(TOKEN, [clock.now - 40] * 250)
+    view = preflight.read_account(TOKEN)
+    assert view.droplet_limit == 25 and "fra1" in view.regions
+    assert clock.slept == [1.0, 2.0, 4.0, 8.0, 16.0]
+    refused = [r for r in fake.requests() if r.status == 429]
+    assert len(refused) == 5
+    assert all("Retry-After" not in r.response_headers for r in refused)
+
+
 def test_a_used_up_hour_is_one_error_naming_the_limit(fake: FakeDigitalOcean,
                                                       clock: Clock) -> None:
     limiter = fake.limit_rate(clock=clock)

@@ -93,14 +93,18 @@ class FakeDigitalOcean:
         self._violations: list[Violation] = []
         self.api = Api(self.cloud, self.faults, lambda: self.origin, self.tokens[0])
         self.limiter: ratelimit.RateLimiter | None = None
+        self.retry_after = True
         if rate_limit is not None:
             self.limit_rate(rate_limit, clock)
 
     def limit_rate(self, limits: ratelimit.Limits | None = None,
-                   clock: ratelimit.Clock | None = None) -> ratelimit.RateLimiter:
+                   clock: ratelimit.Clock | None = None,
+                   retry_after: bool = True) -> ratelimit.RateLimiter:
         """Enforce DigitalOcean's per-token rate limits from now on (the documented ones by
         default); the simulated provider counts against the same log when its process has
-        DO_SIM_RATE_LIMIT set."""
+        DO_SIM_RATE_LIMIT set. ``retry_after=False``: 429s without ``Retry-After``, as the
+        API reference documents them (ratelimit.py)."""
+        self.retry_after = retry_after
         self.limiter = ratelimit.RateLimiter(ratelimit.log_path(self.cloud.path),
                                              limits or ratelimit.Limits(), clock)
         return self.limiter
@@ -290,7 +294,7 @@ class FakeDigitalOcean:
                    if self.limiter is not None else None)
         if verdict is not None and not verdict.allowed:
             refused = error(429, ratelimit.MESSAGE, ratelimit.ERROR_ID)
-            refused.headers.update(verdict.headers(self._scale()))
+            refused.headers.update(verdict.headers(self._scale(), self.retry_after))
             return refused
         injected = self.faults.take(later_page=req.query.get("page", "1") not in ("", "1"))
         if injected is not None:

@@ -18,7 +18,11 @@ docs.digitalocean.com/reference/api/api-reference/#section/Introduction/Rate-Lim
   counted request expires. DigitalOcean's own Ruby client waits for the 429's
   ``Retry-After`` on the burst (minute) limit (digitalocean/droplet_kit README, commit
   4264327 "document rate limit handling"): the fake sends it as the seconds until the
-  exceeded window has room again.
+  exceeded window has room again. The API reference itself documents only the
+  ``ratelimit-*`` headers (``shared/headers.yml``; ``too_many_requests.yml`` names no
+  Retry-After), so ``DO_SIM_RETRY_AFTER=off`` plays that documented case: 429s without
+  it, and clients must fall back on their own backoff. On by default: DigitalOcean's own
+  client relies on it, and the documented case is asked for where it matters.
 
 Not documented, so chosen and said: a refused request is not counted (the lenient
 reading: a client retrying after ``Retry-After`` is never locked out for good). The two
@@ -55,6 +59,7 @@ MINUTE = 60.0
 HOUR = 3600.0
 ENV = "DO_SIM_RATE_LIMIT"
 SCALE_ENV = "DO_SIM_TIME_SCALE"
+RETRY_AFTER_ENV = "DO_SIM_RETRY_AFTER"
 MESSAGE = "API Rate limit exceeded."
 ERROR_ID = "too_many_requests"
 
@@ -79,6 +84,12 @@ def sleep_simulated(seconds: float, scale: float | None = None) -> None:
     """Sleep ``seconds`` of simulated time (``seconds / scale`` of real time)."""
     if seconds > 0:
         time.sleep(seconds / (time_scale() if scale is None else scale))
+
+
+def sends_retry_after() -> bool:
+    """Whether 429s carry ``Retry-After`` (``DO_SIM_RETRY_AFTER``, default on)."""
+    return os.environ.get(RETRY_AFTER_ENV, "on").strip().lower() not in (
+        "0", "off", "no", "false")
 
 
 @dataclass(frozen=True)
@@ -120,12 +131,13 @@ class Verdict:
     retry_after: float  # simulated seconds until the exceeded window has room (0 if allowed)
     exceeded: str = ""  # "minute" or "hour" when refused
 
-    def headers(self, scale: float = 1.0) -> dict[str, str]:
-        """The response headers, in real seconds (``scale``: simulated per real)."""
+    def headers(self, scale: float = 1.0, retry_after: bool = True) -> dict[str, str]:
+        """The response headers, in real seconds (``scale``: simulated per real); a 429's
+        ``Retry-After`` only with ``retry_after`` (see :func:`sends_retry_after`)."""
         headers = {"ratelimit-limit": str(self.limit),
                    "ratelimit-remaining": str(self.remaining),
                    "ratelimit-reset": str(math.ceil(self.reset / scale))}
-        if not self.allowed:
+        if not self.allowed and retry_after:
             headers["Retry-After"] = str(max(1, math.ceil(self.retry_after / scale)))
         return headers
 
