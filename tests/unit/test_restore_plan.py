@@ -96,3 +96,28 @@ def test_a_url_longer_than_the_user_data_holds_is_refused_before_any_upload(
     url = presigned_get(short.endpoint, short.bucket, key, "DO00" + "X" * 16, "s",
                         dt.datetime.now(dt.UTC), restore_staging.URL_SECONDS)
     assert len(url) < RESTORE_URL_BYTES, "a usual Spaces URL fits"
+
+
+def test_restore_takes_parallelism_as_up_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`restore` replaces droplets through Terraform: --parallelism (and
+    PROVISION_PARALLELISM) reach the engine as they do for up, plan and destroy."""
+    from click.testing import CliRunner
+
+    from provisioner.cli.main import cli
+    from provisioner.pipeline import restore as core
+
+    seen = []
+
+    def fake_restore(config: Path, workdir: Path | None, engine: object, *rest: object,
+                     **options: object) -> None:
+        seen.append(engine)
+        raise core.RestoreDeclined("stop here")
+
+    monkeypatch.setattr(core, "restore", fake_restore)
+    result = CliRunner().invoke(cli, ["restore", str(CONFIG), "--snapshot", "latest",
+                                      "--parallelism", "7", "--yes"])
+    assert result.exit_code == 1, result.output
+    assert [getattr(e, "parallelism", None) for e in seen] == [7]
+    result = CliRunner(env={"PROVISION_PARALLELISM": "9"}).invoke(
+        cli, ["restore", str(CONFIG), "--snapshot", "latest", "--yes"])
+    assert [getattr(e, "parallelism", None) for e in seen] == [7, 9]
