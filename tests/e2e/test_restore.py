@@ -88,6 +88,17 @@ def droplet_ids(w: World) -> dict[str, str]:
     return {str(d["name"]): str(d["id"]) for d in w.sim.resources("digitalocean_droplet")}
 
 
+def assert_current_nodes(w: World, kube: FakeKubeAPI) -> None:
+    """Every control-plane Node is its current droplet's: providerID
+    digitalocean://<id> of the droplet of its name now (the first node deleted the
+    snapshot's stale ones, its own included, before any other joined)."""
+    ids = droplet_ids(w)
+    planes = {n["metadata"]["name"]: n["spec"].get("providerID")
+              for n in kube.objects("v1", "Node")
+              if "node-role.kubernetes.io/control-plane" in n["metadata"]["labels"]}
+    assert planes == {name: f"digitalocean://{ids[name]}" for name in CPS}, planes
+
+
 def stage_times(output: str) -> dict[str, float]:
     """The restore's summary: `  <stage>  <seconds> s` per stage."""
     return {m[1]: float(m[2]) for m in re.finditer(r"^  (\S.*?)\s{2,}\s*([0-9.]+) s$",
@@ -126,6 +137,8 @@ def test_restore_brings_back_the_control_plane_and_the_apps_on_the_same_endpoint
         assert droplet_ids(w) == before and w.boot.kube is old
         assert not s3.keys("production/restore/")
         assert not (w.sim.workdir / "restore.json").exists()
+        declined(w, monkeypatch, ident)
+        assert droplet_ids(w) == before and w.boot.kube is old
 
         disaster(w)
         # Outside the deploy windows: a restore is a recovery, not held back.
@@ -156,8 +169,8 @@ def test_restore_brings_back_the_control_plane_and_the_apps_on_the_same_endpoint
         assert sorted(n for n in w.sim.droplet_names() if "-cp-" in n) == CPS
         # The world adds a joiner's etcd member right after its Node (kubeadm join).
         kube.wait_for(lambda: kube.etcd.names() == CPS, timeout=30)
-        for name in ("prod-cp-2", "prod-cp-3"):
-            assert f"deleted Node {name} as the snapshot had it" in output
+        assert_current_nodes(w, kube)
+        assert "3/3 control planes Ready, each its current droplet's" in output
         assert not s3.keys("production/restore/"), "the staged copy is deleted"
         assert not (w.sim.workdir / "restore.json").exists()
         history = json.loads((w.sim.workdir / "restores.json").read_text())
@@ -169,6 +182,32 @@ def test_restore_brings_back_the_control_plane_and_the_apps_on_the_same_endpoint
         assert set(STAGES) <= times.keys(), output
         print(f"\nrestore drill: {seconds:.1f} s in all; per stage: "
               + ", ".join(f"{s} {times[s]:.1f} s" for s in STAGES))
+
+
+def declined(w: World, monkeypatch: pytest.MonkeyPatch, ident: str) -> None:
+    """A restore answered "no" at its confirmation (past the verified snapshot, the staged
+    copy and the plan) leaves the work folder's join credentials byte-identical: the
+    running cluster never issued fresh ones, and `up` would hand them to new droplets."""
+    from provisioner.infra.engine import resolve
+    from provisioner.pipeline import restore as core
+    from provisioner.ui.progress import Progress
+
+    tokens = w.sim.workdir / "secrets" / "bootstrap.json"
+    before = tokens.read_bytes()
+    for name, value in w.sim.env.items():  # what the CLI runs with in this world
+        monkeypatch.setenv(name, value)
+    asked: list[str] = []
+
+    def confirm(plan: object, prepared: object, lost: str) -> bool:
+        asked.append(lost)
+        return False
+
+    with pytest.raises(core.RestoreDeclined):
+        core.restore(w.sim.config, None, resolve(None), ident, lambda plan, prepared: None,
+                     confirm, lambda names: Progress(names))
+    assert asked and "destroys every control-plane droplet" in asked[0]
+    assert tokens.read_bytes() == before
+    assert not (w.sim.workdir / "restore.json").exists()
 
 
 def foreign_snapshot(w: World, s3: FakeS3, tmp_path: Path) -> str:
