@@ -18,10 +18,12 @@ confirmation; the apply; then the API on the same endpoint, the control planes, 
 workers; the copy deleted.
 
 Resumable: ``restore.json`` in the work folder (restore_record.py) names the restore under
-way. A run that finds the cluster answering without the old cluster's marker
-(cluster/restore_marker.py) knows it came back and only finishes (missing control-plane
-droplets join it, waits, clean-up); otherwise the restore starts over. Never two restores
-on top of each other.
+way. Once its apply started, a run waits for the API (``came_back``); one that answers
+without the old cluster's marker (cluster/restore_marker.py) came back, and the run only
+finishes (missing control-plane droplets created, tainted ones other than the first
+replaced, waits, clean-up); one that cannot be told apart exits 1 and changes nothing;
+only an API silent for the whole wait, or the old cluster (marked), starts it over. Never
+two restores on top of each other.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from provisioner.cloud.preflight import preflight
 from provisioner.cloud.token import api_token
 from provisioner.config.model import Backups
 from provisioner.errors import ProvisionError, UsageError
-from provisioner.infra.changes import CONTROL_PLANE, InfraPlan, names_by_address
+from provisioner.infra.changes import CONTROL_PLANE, Change, InfraPlan, names_by_address
 from provisioner.infra.engine import Engine
 from provisioner.infra.workspace import Workspace
 from provisioner.pipeline import (
@@ -56,6 +58,7 @@ from provisioner.pipeline import (
     change_window,
     cluster_stage,
     infra_stage,
+    replacing,
     restore_nodes,
     restore_record,
     restore_staging,
@@ -146,11 +149,9 @@ def restore(config: Path, workdir: Path | None, engine: Engine, snapshot: str,
                 f"way (started {record.started_at}, {root / restore_record.RECORD}): run "
                 f"`provision restore {config} --snapshot {record.snapshot}` to finish it "
                 "before restoring another snapshot")
-        cluster = running.probe(prepared, say)
-        came_back = cluster is not None and record.stage != "staged" and not (
-            record.marked and _marked(cluster.api, record.restore_id))
-        if came_back:
-            assert cluster is not None
+        cluster = None if record.stage == "staged" else came_back(prepared, record,
+                                                                   endpoint, say)
+        if cluster is not None:
             say(f"the cluster answers on {endpoint} as restored from snapshot "
                 f"{record.snapshot}: finishing that restore (no second one)")
             return _finish(prepared, backups, record, endpoint, token, failover, engine,
@@ -194,14 +195,52 @@ def windows_said(prepared: Prepared, say: Report) -> None:
             f"{prepared.work.root / restore_record.HISTORY}")
 
 
-def _marked(api: Any, restore_id: str) -> bool:
+class RestoreUndecided(ProvisionError):
+    """It cannot be told whether the restore under way brought the cluster back: nothing
+    is changed (exit 1), the next run asks again."""
+
+
+def came_back(prepared: Prepared, record: restore_record.InProgress, endpoint: str,
+              say: Report) -> running.Running | None:
+    """The cluster restored by the apply ``record`` started, or None when that restore
+    did not bring it back (then it starts over). Raises RestoreUndecided when it cannot
+    tell: starting over would replace a control plane that may be the restored one.
+
+    The first node takes minutes (cloud-init, packages, images, the etcd restore, kubeadm
+    init) after its droplet exists, and it may still be downloading the staged copy: an
+    API that does not answer yet is waited for, up to the API timeout, as the first run
+    would have waited. One that answers still carrying the marker the run put into the old
+    cluster is the old one: nothing was restored.
+    """
     from provisioner.cluster import restore_marker
     from provisioner.kube import KubeError
 
+    path = cluster_stage.kubeconfig_path(prepared)
+    minutes = int(cluster_stage.API_TIMEOUT // 60)
+    say(f"a restore from snapshot {record.snapshot} was applied ({record.stage}): waiting up "
+        f"to {minutes} min for the API at {endpoint} before judging whether it came back")
     try:
-        return restore_marker.present(api, restore_id)
-    except KubeError:
-        return True  # cannot tell: never take the old cluster for the restored one
+        api = cluster_stage.api_client(path)
+        readiness.wait_for_api(api, endpoint, time.monotonic() + cluster_stage.API_TIMEOUT,
+                               say)
+    except readiness.NotReady:
+        return None  # as long as the first run waits: that restore did not come back
+    except Exception as e:  # an unusable kubeconfig: ConfigException, OSError, ValueError
+        raise RestoreUndecided(f"cannot ask the cluster through {path} ({e}): whether the "
+                               "restore under way came back is unknown; nothing was "
+                               "changed, run `provision restore` again") from e
+    cluster = running.probe(prepared, say)
+    try:
+        if cluster is None:
+            raise KubeError("the API answered /readyz, then not the version and nodes")
+        if record.marked and restore_marker.present(cluster.api, record.restore_id):
+            return None  # the old cluster, which got the marker before the apply
+    except KubeError as e:
+        raise RestoreUndecided(
+            f"the API at {endpoint} answers, but whether it is the restored cluster cannot "
+            f"be told now ({e}); nothing was changed: run `provision restore "
+            f"{prepared.config}` again") from e
+    return cluster
 
 
 def verified_snapshot(prepared: Prepared, backups: Backups, snapshot: str
@@ -248,16 +287,35 @@ def fresh_join_credentials(prepared: Prepared) -> Prepared:
 
 def check_plan(plan: InfraPlan, prepared: Prepared, replacing: bool) -> None:
     """A restore's plan replaces (or creates, for droplets gone) the control-plane
-    droplets and changes nothing else; refused otherwise, nothing applied."""
+    droplets and changes nothing else; refused otherwise, nothing applied.
+
+    Finishing one (``replacing`` false) creates the control-plane droplets the interrupted
+    apply did not make, and replaces the ones it left tainted (a create whose wait until
+    active failed: Terraform keeps the droplet and plans its replacement), never the
+    first: that one is the restored cluster."""
     made = [c for c in plan.pending if c.type in ENDPOINTS and c.action == "create"]
     if made:
         raise UsageError(
             f"the plan creates the API endpoint ({made[0].noun}): the Terraform state does "
             f"not hold {prepared.env.name}'s endpoint, and a restore keeps the existing one "
             "(the workers and kubeconfigs use it) and never creates one; nothing was applied")
-    allowed = ("replace", "create") if replacing else ("create",)
+    first = f"{CONTROL_PLANE}[0]"
+    if not replacing:
+        restored = [c for c in plan.pending if c.address == first and c.action != "create"]
+        if restored:
+            raise PolicyError(
+                f"the plan would {restored[0].action} {restored[0].name or first}, the first "
+                f"control-plane droplet, which holds the restored cluster of "
+                f"{prepared.env.name}: finishing a restore never touches it. Look at it "
+                "(`provision status`); nothing was applied")
+
+    def allowed(c: Change) -> bool:
+        if replacing:
+            return c.action in ("replace", "create")
+        return c.action == "create" or (c.action == "replace" and c.address != first)
+
     others = [c for c in plan.pending
-              if not (c.control_plane and c.action in allowed)
+              if not (c.control_plane and allowed(c))
               and not (c.type in FOLLOWERS and c.action == "update")]
     if others:
         names = ", ".join(f"{c.name or c.address} ({c.action})" for c in others[:6])
@@ -395,13 +453,18 @@ def _finish(prepared: Prepared, backups: Backups, record: restore_record.InProgr
     planfile = run_plan_path(prepared.work, "restore.tfplan")
     plan = infra_stage.plan(ws, planfile, resource_names(prepared.env), detail=False)
     check_plan(plan, prepared, replacing=False)
+    # A tainted droplet may hold an etcd member of the restored cluster already: as for
+    # `up --replace`, one at a time, its member and Node removed before the apply.
+    replacing.refuse_several(plan, prepared, cluster)
     outputs = infra_stage.recorded_outputs(prepared) or {}
     if plan.pending:
         show(plan, prepared)
         what = (f"This creates the control-plane droplets the interrupted restore of "
-                f"{prepared.env.name} did not make; they join the restored cluster.")
+                f"{prepared.env.name} did not make (and replaces the ones it left tainted); "
+                "they join the restored cluster.")
         if not confirm(plan, prepared, what):
             raise RestoreDeclined("not applied: the plan was not confirmed")
+        replacing.before_apply(prepared, plan, say)
         with _Timer(timings)("apply"):
             outputs = _apply(ws, planfile, prepared, plan, progress)
     result = Restored(prepared, record.snapshot, "", endpoint, resumed=True, plan=plan,

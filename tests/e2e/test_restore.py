@@ -50,6 +50,7 @@ def backed_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(backup_now, "POLL_SECONDS", 0.05)
     # Nodes join within seconds here: a node that does not has failed (say so in minutes).
     monkeypatch.setattr(cluster_stage, "NODES_TIMEOUT", 180.0)
+    monkeypatch.setattr(cluster_stage, "API_TIMEOUT", 180.0)
     with world(tmp_path) as w, fake_s3() as s3:
         w.sim.env.update(SPACES_ACCESS_KEY_ID=s3.access_key,
                          SPACES_SECRET_ACCESS_KEY=s3.secret_key)
@@ -244,30 +245,39 @@ def foreign_snapshot(w: World, s3: FakeS3, tmp_path: Path) -> str:
 def test_an_interrupted_restore_is_finished_by_the_next_run_without_a_second_restore(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The apply fails on prod-cp-3 (the fake provider's injected create failure, an API
-    error as DigitalOcean's): exit 1, the copy stays for the first node, which restores
-    and answers. The next run finds the cluster answering as restored: it only creates
-    prod-cp-3, which joins, and never replaces the restored node again."""
+    error as DigitalOcean's): exit 1, the copy stays for the first node. The next run
+    comes at once, while the first node is still booting (``node_delay``: cloud-init
+    takes minutes on a droplet): it waits for the API instead of judging from one probe,
+    finds the cluster answering as restored, creates prod-cp-3 and replaces prod-cp-2, which
+    the failed apply left tainted (the most common apply failure: its wait until active
+    failed), and never replaces the restored node again (no second apply of the
+    restore)."""
     with backed_up(tmp_path, monkeypatch) as (w, s3, _old, ident):
         config = str(w.sim.config)
         disaster(w)
+        w.boot.node_delay = 6.0
         w.sim.env["DO_SIM_FAIL"] = "digitalocean_droplet:prod-cp-3"
         failed = w.provision("restore", config, "--snapshot", ident, "--yes")
         assert failed.code == 1, failed.stderr
         assert "prod-cp-3" in failed.stderr and "stays" in failed.stderr
         assert json.loads((w.sim.workdir / "restore.json").read_text())["stage"] == "applying"
-        deadline = time.monotonic() + 60
-        while w.boot.kube is None:
-            assert time.monotonic() < deadline, w.boot.refused
-            time.sleep(0.05)
-        first = droplet_ids(w)["prod-cp-1"]
+        assert w.boot.kube is None, "the rerun comes before the first node answers"
+        first, second = droplet_ids(w)["prod-cp-1"], droplet_ids(w)["prod-cp-2"]
+        staged = s3.keys("production/restore/")
         del w.sim.env["DO_SIM_FAIL"]
+        taint(w, "digitalocean_droplet.controllers[1]")  # the apply's other failure
 
         again = w.provision("restore", config, "--snapshot", "latest", "--yes")
         assert again.code == 0, (f"{again.stderr}\nrefused: {w.boot.refused}\n"
                                  f"world: {w.boot.error!r}")
+        assert "before judging whether it came back" in again.stderr
         assert "finishing that restore (no second one)" in again.stderr
-        assert droplet_ids(w)["prod-cp-1"] == first, "the restored node was kept"
+        assert "starting it over" not in again.stderr
+        ids = droplet_ids(w)
+        assert ids["prod-cp-1"] == first, "the restored node was kept"
+        assert ids["prod-cp-2"] != second, "the tainted one replaced"
         assert w.boot.restored == [first] and not w.boot.second_inits
+        assert len(staged) == 1, "one copy staged, by the first run only"
         kube = w.boot.kube
         assert kube is not None
         try:
@@ -277,6 +287,126 @@ def test_an_interrupted_restore_is_finished_by_the_next_run_without_a_second_res
                                  f"ids: {w.boot.etcd_ids}, joined: {w.boot.joined}") from None
         assert not s3.keys("production/restore/")
         assert not (w.sim.workdir / "restore.json").exists()
+
+
+def taint(w: World, address: str) -> None:
+    """Leave ``address`` tainted in the state, as Terraform leaves a droplet whose create
+    succeeded and whose wait until active failed (`terraform taint` writes the same
+    "tainted" status; the fake provider taints only under its rate limits, which cannot
+    single out one droplet)."""
+    from provisioner.infra import runner
+    from provisioner.infra.engine import resolve
+    from tests.support.sim import TOKEN
+
+    env = runner.base_env({**w.sim.env, "DIGITALOCEAN_TOKEN": TOKEN})
+    done = runner.run(resolve(None), ["taint", address], w.sim.workdir / "terraform", env)
+    assert done.returncode == 0, done
+
+
+def test_a_restore_of_a_live_cluster_is_resumed_past_a_transient_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old cluster answers, so the restore marks it (restore_marker.py) before the
+    apply, which fails on prod-cp-3. A rerun whose marker read fails (the restored API
+    answering 500: a failover, a restart) cannot tell the restored cluster from the old
+    one: exit 1, nothing changed, never a second restore. The next rerun finds the
+    restored cluster (no marker) and creates prod-cp-3; prod-cp-1 is kept."""
+    with backed_up(tmp_path, monkeypatch) as (w, s3, old, ident):
+        config = str(w.sim.config)
+        w.sim.env["DO_SIM_FAIL"] = "digitalocean_droplet:prod-cp-3"
+        failed = w.provision("restore", config, "--snapshot", ident, "--yes")
+        assert failed.code == 1, failed.stderr
+        record = json.loads((w.sim.workdir / "restore.json").read_text())
+        assert record["stage"] == "applying" and record["marked"] is True
+        del w.sim.env["DO_SIM_FAIL"]
+        deadline = time.monotonic() + 60
+        while not w.boot.restored or w.boot.kube is None:
+            assert time.monotonic() < deadline, w.boot.refused
+            time.sleep(0.05)
+        kube = w.boot.kube
+        assert kube is not old
+        first = droplet_ids(w)["prod-cp-1"]
+        kube.wait_for(lambda: kube.etcd.names() == CPS[:2], timeout=30)
+
+        kube.inject_error(500, count=20, resource="configmaps")
+        unsure = w.provision("restore", config, "--snapshot", "latest", "--yes")
+        assert unsure.code == 1, unsure.stderr
+        assert "cannot be told now" in unsure.stderr and "run `provision restore" in \
+            unsure.stderr
+        assert "starting it over" not in unsure.stderr
+        assert droplet_ids(w)["prod-cp-1"] == first and w.boot.restored == [first]
+        assert (w.sim.workdir / "restore.json").exists() and s3.keys("production/restore/")
+        with kube._log_lock:
+            kube.injections.clear()
+
+        again = w.provision("restore", config, "--snapshot", "latest", "--yes")
+        assert "finishing that restore (no second one)" in again.stderr, again.stderr
+        assert droplet_ids(w)["prod-cp-1"] == first
+        assert w.boot.restored == [first] and not w.boot.second_inits
+        if again.code == 3:
+            # In this world, Terraform's destroy of the old control planes leaves both
+            # firewalls to update (the fake's droplet_ids bookkeeping): refused as drift
+            # with the way on, which is followed here.
+            assert "run `provision up" in again.stderr, again.stderr
+            converged = w.provision("up", config, "--yes")
+            assert converged.code == 0, converged.stderr
+            again = w.provision("restore", config, "--snapshot", "latest", "--yes")
+        assert again.code == 0, (f"{again.stderr}\nrefused: {w.boot.refused}\n"
+                                 f"world: {w.boot.error!r}")
+        assert droplet_ids(w)["prod-cp-1"] == first
+        assert w.boot.restored == [first] and not w.boot.second_inits
+        kube = w.boot.kube
+        assert kube is not None
+        kube.wait_for(lambda: sorted(kube.etcd.names()) == CPS, timeout=30)
+        assert_current_nodes(w, kube)
+        assert not s3.keys("production/restore/")
+        assert not (w.sim.workdir / "restore.json").exists()
+
+
+def test_a_worker_added_after_the_snapshot_is_named_not_waited_for_and_comes_back_with_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool scaled up after the snapshot: the restored cluster has no Node of the new
+    worker, and its kubelet, registered once with the cluster before, never registers
+    again. The confirmation names it (DigitalOcean's created_at against the snapshot's
+    time), the restore does not wait for it (exit 0, named with the way back), and the way
+    back works: its droplet deleted, `provision up` creates it again and it joins."""
+    import yaml
+
+    with backed_up(tmp_path, monkeypatch) as (w, _s3, _old, ident):
+        config = str(w.sim.config)
+        time.sleep(1.1)  # created_at has whole seconds: after the snapshot's second
+        doc = yaml.safe_load(w.sim.config.read_text())
+        doc["worker_pools"][0]["count"] += 1
+        partial = w.sim.config.with_suffix(".partial")  # whole, as the world reads it
+        partial.write_text(yaml.safe_dump(doc, sort_keys=False))
+        partial.replace(w.sim.config)
+        before = droplet_ids(w)
+        scaled = w.provision("up", config, "--yes")
+        assert scaled.code == 0, scaled.stderr
+        (late,) = set(droplet_ids(w)) - set(before)
+        disaster(w)
+
+        restored = w.provision("restore", config, "--snapshot", ident, "--yes")
+        assert restored.code == 0, (f"{restored.stderr}\nrefused: {w.boot.refused}\n"
+                                    f"world: {w.boot.error!r}")
+        output = restored.stderr + restored.stdout
+        # Named in the confirmation, before the apply (and the wait for the API after it).
+        assert f"Workers created after the snapshot ({late})" in output, output
+        assert output.index("Workers created after the snapshot") < output.index(
+            "API server at https://")
+        assert f"{late} (no Node in the snapshot (created after it))" in output
+        assert f"not back: {late}" in output and "run `provision up" in output
+        kube = w.boot.kube
+        assert kube is not None and kube.get("v1", "Node", late) is None
+        assert_current_nodes(w, kube)
+
+        gone = droplet_ids(w)[late]  # read outside the account's lock
+        with Cloud(Path(w.sim.env["DO_SIM_STATE"])).transaction() as account:
+            account.delete("digitalocean_droplet", gone)
+        back = w.provision("up", config, "--yes")
+        assert back.code == 0, (f"{back.stderr}\nrefused: {w.boot.refused}")
+        node = kube.get("v1", "Node", late)
+        assert node is not None, w.boot.refused
+        assert node["spec"]["providerID"] == f"digitalocean://{droplet_ids(w)[late]}"
 
 
 def test_the_world_refuses_a_copy_whose_sha256_differs(monkeypatch: pytest.MonkeyPatch

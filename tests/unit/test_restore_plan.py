@@ -69,10 +69,24 @@ def test_a_controller_left_out_is_refused() -> None:
                    replacing=True)
 
 
-def test_finishing_only_creates_controllers() -> None:
+def test_finishing_creates_controllers_and_never_touches_the_first() -> None:
     check_plan(InfraPlan((_cp(2, "create"), PROJECT)), _prepared(), replacing=False)
-    with pytest.raises(PolicyError):
-        check_plan(InfraPlan((_cp(0, "replace"),)), _prepared(), replacing=False)
+    for action in ("replace", "delete", "update"):
+        with pytest.raises(PolicyError, match="prod-cp-1, the first control-plane droplet"):
+            check_plan(InfraPlan((_cp(0, action), _cp(2, "create"))), _prepared(),
+                       replacing=False)
+
+
+def test_finishing_replaces_a_controller_the_interrupted_apply_left_tainted() -> None:
+    """A create whose wait until active failed stays in the state as tainted, and the next
+    plan replaces it (Terraform's "tainted, so must be replaced"): the most common way an
+    apply fails. Finishing the restore replaces it, any but the first."""
+    check_plan(InfraPlan((_cp(1, "replace"), _cp(2, "create"), PROJECT)), _prepared(),
+               replacing=False)
+    worker = Change('digitalocean_droplet.workers["general-1-1"]', "digitalocean_droplet",
+                    "replace", "prod-general-1-1")
+    with pytest.raises(PolicyError, match="prod-general-1-1"):
+        check_plan(InfraPlan((_cp(1, "replace"), worker)), _prepared(), replacing=False)
 
 
 def test_a_plan_creating_the_endpoint_is_refused_with_exit_2() -> None:
