@@ -310,6 +310,8 @@ class Bootstrapper:
                            client_ca_pem=secrets.ca_crt_pem, host=ip, port=6443,
                            git_version=self._version())
         kube.restore(snapshot)
+        if self.addons_installed:  # the CCM's Deployment came back from etcd: it runs again
+            platform.run_cloud_controller(kube)
         kube.start()
         kubeadm.init(kube, config, clock.now(), upload_certs=False)
         self.kube = kube
