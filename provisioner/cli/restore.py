@@ -10,6 +10,7 @@ from provisioner.cli.common import console, reports_errors
 from provisioner.cli.infra_options import (
     allow_full_token_option,
     ask,
+    parallelism_option,
     require_terminal_or_yes,
     terraform_bin_option,
     yes_option,
@@ -22,17 +23,19 @@ Examples:
   provision backup prod.yaml --list                       # the snapshot IDs
   provision restore prod.yaml --snapshot latest           # shows the plan, asks, restores
   provision restore prod.yaml --snapshot 20261207T100000Z-prod-cp-1 --yes
-  provision restore prod.yaml --snapshot latest --yes     # again after an interruption""")
+  provision restore prod.yaml --snapshot latest --yes     # again after an interruption
+  provision restore prod.yaml --snapshot latest --parallelism 20""")
 @common
 @click.option("--snapshot", "snapshot", metavar="ID|latest", required=True,
               help="The snapshot to restore: an ID from `provision backup CONFIG --list`, or "
                    "`latest` (the newest hourly one).")
 @allow_full_token_option
 @terraform_bin_option
+@parallelism_option
 @yes_option
 @reports_errors
 def restore(config: Path, workdir: Path | None, snapshot: str, allow_full_token: bool,
-            terraform_bin: str | None, yes: bool) -> None:
+            terraform_bin: str | None, parallelism: int | None, yes: bool) -> None:
     """Rebuild the control plane from an etcd snapshot, keeping endpoint and CA.
 
     Verifies the snapshot as `backup --fetch` does (another cluster's is refused, exit 2),
@@ -65,6 +68,7 @@ def restore(config: Path, workdir: Path | None, snapshot: str, allow_full_token:
     def progress(names: dict[str, str]) -> Progress:
         return Progress(names, verbose=out.verbosity > 1)
 
-    restored = core.restore(config, workdir, resolve(terraform_bin), snapshot, show, confirm,
-                            progress, report=out.info, allow_full_token=allow_full_token)
+    restored = core.restore(config, workdir, resolve(terraform_bin, parallelism), snapshot,
+                            show, confirm, progress, report=out.info,
+                            allow_full_token=allow_full_token)
     out.info(restored.summary())

@@ -18,10 +18,12 @@ confirmation; the apply; then the API on the same endpoint, the control planes, 
 workers; the copy deleted.
 
 Resumable: ``restore.json`` in the work folder (restore_record.py) names the restore under
-way. A run that finds the cluster answering without the old cluster's marker
-(cluster/restore_marker.py) knows it came back and only finishes (missing control-plane
-droplets join it, waits, clean-up); otherwise the restore starts over. Never two restores
-on top of each other.
+way. Once its apply started, a run waits for the API (``came_back``); one that answers
+without the old cluster's marker (cluster/restore_marker.py) came back, and the run only
+finishes (missing control-plane droplets created, tainted ones other than the first
+replaced, waits, clean-up); one that cannot be told apart exits 1 and changes nothing;
+only an API silent for the whole wait, or the old cluster (marked), starts it over. Never
+two restores on top of each other.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from provisioner.cloud.preflight import preflight
 from provisioner.cloud.token import api_token
 from provisioner.config.model import Backups
 from provisioner.errors import ProvisionError, UsageError
-from provisioner.infra.changes import CONTROL_PLANE, InfraPlan, names_by_address
+from provisioner.infra.changes import CONTROL_PLANE, Change, InfraPlan, names_by_address
 from provisioner.infra.engine import Engine
 from provisioner.infra.workspace import Workspace
 from provisioner.pipeline import (
@@ -56,6 +58,8 @@ from provisioner.pipeline import (
     change_window,
     cluster_stage,
     infra_stage,
+    replacing,
+    restore_nodes,
     restore_record,
     restore_staging,
     running,
@@ -91,12 +95,17 @@ class Restored:
     timings: list[tuple[str, float]] = field(default_factory=list)
     nodes: tuple[str, ...] = ()
     copy_deleted: bool = True
+    lost_workers: tuple[str, ...] = ()  # workers the snapshot has no Node of theirs for
 
     def summary(self) -> str:
         lines = [f"restored {self.prepared.env.name} from snapshot {self.snapshot} (taken "
                  f"{self.taken_at or 'at an unknown time'}); API at https://{self.endpoint}:"
                  f"6443, same CA, {len(self.nodes)} nodes Ready"
                  + (" (an interrupted restore, finished)" if self.resumed else "")]
+        if self.lost_workers:
+            lines.append(f"  not back: {', '.join(self.lost_workers)} (created after the "
+                         "snapshot; " + restore_nodes.recovery(list(self.lost_workers),
+                                                               self.prepared.config) + ")")
         lines += [f"  {stage:<22} {seconds:8.1f} s" for stage, seconds in self.timings]
         lines.append(f"  {'total':<22} {sum(s for _, s in self.timings):8.1f} s")
         return "\n".join(lines)
@@ -140,11 +149,9 @@ def restore(config: Path, workdir: Path | None, engine: Engine, snapshot: str,
                 f"way (started {record.started_at}, {root / restore_record.RECORD}): run "
                 f"`provision restore {config} --snapshot {record.snapshot}` to finish it "
                 "before restoring another snapshot")
-        cluster = running.probe(prepared, say)
-        came_back = cluster is not None and record.stage != "staged" and not (
-            record.marked and _marked(cluster.api, record.restore_id))
-        if came_back:
-            assert cluster is not None
+        cluster = None if record.stage == "staged" else came_back(prepared, record,
+                                                                   endpoint, say)
+        if cluster is not None:
             say(f"the cluster answers on {endpoint} as restored from snapshot "
                 f"{record.snapshot}: finishing that restore (no second one)")
             return _finish(prepared, backups, record, endpoint, token, failover, engine,
@@ -188,14 +195,52 @@ def windows_said(prepared: Prepared, say: Report) -> None:
             f"{prepared.work.root / restore_record.HISTORY}")
 
 
-def _marked(api: Any, restore_id: str) -> bool:
+class RestoreUndecided(ProvisionError):
+    """It cannot be told whether the restore under way brought the cluster back: nothing
+    is changed (exit 1), the next run asks again."""
+
+
+def came_back(prepared: Prepared, record: restore_record.InProgress, endpoint: str,
+              say: Report) -> running.Running | None:
+    """The cluster restored by the apply ``record`` started, or None when that restore
+    did not bring it back (then it starts over). Raises RestoreUndecided when it cannot
+    tell: starting over would replace a control plane that may be the restored one.
+
+    The first node takes minutes (cloud-init, packages, images, the etcd restore, kubeadm
+    init) after its droplet exists, and it may still be downloading the staged copy: an
+    API that does not answer yet is waited for, up to the API timeout, as the first run
+    would have waited. One that answers still carrying the marker the run put into the old
+    cluster is the old one: nothing was restored.
+    """
     from provisioner.cluster import restore_marker
     from provisioner.kube import KubeError
 
+    path = cluster_stage.kubeconfig_path(prepared)
+    minutes = int(cluster_stage.API_TIMEOUT // 60)
+    say(f"a restore from snapshot {record.snapshot} was applied ({record.stage}): waiting up "
+        f"to {minutes} min for the API at {endpoint} before judging whether it came back")
     try:
-        return restore_marker.present(api, restore_id)
-    except KubeError:
-        return True  # cannot tell: never take the old cluster for the restored one
+        api = cluster_stage.api_client(path)
+        readiness.wait_for_api(api, endpoint, time.monotonic() + cluster_stage.API_TIMEOUT,
+                               say)
+    except readiness.NotReady:
+        return None  # as long as the first run waits: that restore did not come back
+    except Exception as e:  # an unusable kubeconfig: ConfigException, OSError, ValueError
+        raise RestoreUndecided(f"cannot ask the cluster through {path} ({e}): whether the "
+                               "restore under way came back is unknown; nothing was "
+                               "changed, run `provision restore` again") from e
+    cluster = running.probe(prepared, say)
+    try:
+        if cluster is None:
+            raise KubeError("the API answered /readyz, then not the version and nodes")
+        if record.marked and restore_marker.present(cluster.api, record.restore_id):
+            return None  # the old cluster, which got the marker before the apply
+    except KubeError as e:
+        raise RestoreUndecided(
+            f"the API at {endpoint} answers, but whether it is the restored cluster cannot "
+            f"be told now ({e}); nothing was changed: run `provision restore "
+            f"{prepared.config}` again") from e
+    return cluster
 
 
 def verified_snapshot(prepared: Prepared, backups: Backups, snapshot: str
@@ -220,7 +265,10 @@ def verified_snapshot(prepared: Prepared, backups: Backups, snapshot: str
 
 
 def fresh_join_credentials(prepared: Prepared) -> Prepared:
-    """New bootstrap token and certificate key in the work folder.
+    """New bootstrap token and certificate key, in memory: saved to the work folder only
+    when the apply starts (``_restore``). Until then the running cluster (if any) never
+    issued them, and `_joinable` and `up`'s rolling replacement trust what bootstrap.json
+    holds: a declined or refused restore must leave it as it was.
 
     The restored cluster does not answer before the apply, so they cannot be made through
     its API: the first node's `kubeadm init` creates the InitConfiguration's token and
@@ -234,22 +282,40 @@ def fresh_join_credentials(prepared: Prepared) -> Prepared:
                     certificate_key=new_certificate_key(),
                     token_expires=rfc(now + join_credentials.TOKEN_TTL),
                     certificate_key_expires=rfc(now + join_credentials.CERT_TOKEN_TTL))
-    join_credentials.save(prepared, fresh)
     return replace(prepared, secrets=fresh)
 
 
 def check_plan(plan: InfraPlan, prepared: Prepared, replacing: bool) -> None:
     """A restore's plan replaces (or creates, for droplets gone) the control-plane
-    droplets and changes nothing else; refused otherwise, nothing applied."""
+    droplets and changes nothing else; refused otherwise, nothing applied.
+
+    Finishing one (``replacing`` false) creates the control-plane droplets the interrupted
+    apply did not make, and replaces the ones it left tainted (a create whose wait until
+    active failed: Terraform keeps the droplet and plans its replacement), never the
+    first: that one is the restored cluster."""
     made = [c for c in plan.pending if c.type in ENDPOINTS and c.action == "create"]
     if made:
         raise UsageError(
             f"the plan creates the API endpoint ({made[0].noun}): the Terraform state does "
             f"not hold {prepared.env.name}'s endpoint, and a restore keeps the existing one "
             "(the workers and kubeconfigs use it) and never creates one; nothing was applied")
-    allowed = ("replace", "create") if replacing else ("create",)
+    first = f"{CONTROL_PLANE}[0]"
+    if not replacing:
+        restored = [c for c in plan.pending if c.address == first and c.action != "create"]
+        if restored:
+            raise PolicyError(
+                f"the plan would {restored[0].action} {restored[0].name or first}, the first "
+                f"control-plane droplet, which holds the restored cluster of "
+                f"{prepared.env.name}: finishing a restore never touches it. Look at it "
+                "(`provision status`); nothing was applied")
+
+    def allowed(c: Change) -> bool:
+        if replacing:
+            return c.action in ("replace", "create")
+        return c.action == "create" or (c.action == "replace" and c.address != first)
+
     others = [c for c in plan.pending
-              if not (c.control_plane and c.action in allowed)
+              if not (c.control_plane and allowed(c))
               and not (c.type in FOLLOWERS and c.action == "update")]
     if others:
         names = ", ".join(f"{c.name or c.address} ({c.action})" for c in others[:6])
@@ -271,14 +337,32 @@ def _addresses(prepared: Prepared) -> list[str]:
     return [f"{CONTROL_PLANE}[{i}]" for i in range(len(controller_names(prepared.env)))]
 
 
-def lost_text(prepared: Prepared, fetched: backup_fetch.Fetched) -> str:
-    """What the confirmation names: destroyed, kept, lost."""
+def lost_text(prepared: Prepared, fetched: backup_fetch.Fetched,
+              late: list[str] | None = None) -> str:
+    """What the confirmation names: destroyed, kept, lost; ``late``: the workers created
+    after the snapshot, which the restored cluster will not know."""
     cps = ", ".join(controller_names(prepared.env))
-    return (f"This destroys every control-plane droplet of {prepared.env.name} ({cps}) with "
+    text = (f"This destroys every control-plane droplet of {prepared.env.name} ({cps}) with "
             f"its etcd data and rebuilds etcd from snapshot {fetched.id} (taken "
             f"{fetched.taken_at or '?'}): every change to the cluster's objects after it is "
             "lost (apps deployed, scaled or deleted since, Secrets, ConfigMaps). Workers, "
             "the API endpoint and the CA stay.")
+    if late:
+        text += (f" Workers created after the snapshot ({', '.join(late)}) have no Node in "
+                 "it and do not come back by themselves (a kubelet registers once): "
+                 "afterwards, " + restore_nodes.recovery(late, prepared.config) + ".")
+    return text
+
+
+def late_workers(prepared: Prepared, token: str, taken_at: str, say: Report) -> list[str]:
+    """The workers created after the snapshot (DigitalOcean's created_at); [] when the
+    account cannot be asked now (said: the Nodes tell once the API answers)."""
+    try:
+        return restore_nodes.workers_created_after(prepared.env, token, taken_at)
+    except ProvisionError as e:
+        say(f"could not list the droplets' creation times ({e}); the workers the restored "
+            "cluster does not know are named once it answers")
+        return []
 
 
 def _restore(prepared: Prepared, backups: Backups, snapshot: str, endpoint: str, token: str,
@@ -313,7 +397,8 @@ def _restore(prepared: Prepared, backups: Backups, snapshot: str, endpoint: str,
         plan = infra_stage.plan(ws, planfile, resource_names(prepared.env), detail=False)
         check_plan(plan, prepared, replacing=True)
         show(plan, prepared)
-        if not confirm(plan, prepared, lost_text(prepared, fetched)):
+        late = late_workers(prepared, token, fetched.taken_at, say)
+        if not confirm(plan, prepared, lost_text(prepared, fetched, late)):
             raise RestoreDeclined("not restored: the plan was not confirmed; nothing was "
                                   "applied")
         marked = False
@@ -325,6 +410,8 @@ def _restore(prepared: Prepared, backups: Backups, snapshot: str, endpoint: str,
         record = replace(record, stage="applying", marked=marked)
         restore_record.write(root, record)
         applying = True
+        # The droplets about to be made carry these: from now on they are the cluster's.
+        join_credentials.save(prepared, prepared.secrets)
         with timed("apply"):
             outputs = _apply(ws, planfile, prepared, plan, progress)
         record = replace(record, stage="applied")
@@ -366,13 +453,18 @@ def _finish(prepared: Prepared, backups: Backups, record: restore_record.InProgr
     planfile = run_plan_path(prepared.work, "restore.tfplan")
     plan = infra_stage.plan(ws, planfile, resource_names(prepared.env), detail=False)
     check_plan(plan, prepared, replacing=False)
+    # A tainted droplet may hold an etcd member of the restored cluster already: as for
+    # `up --replace`, one at a time, its member and Node removed before the apply.
+    replacing.refuse_several(plan, prepared, cluster)
     outputs = infra_stage.recorded_outputs(prepared) or {}
     if plan.pending:
         show(plan, prepared)
         what = (f"This creates the control-plane droplets the interrupted restore of "
-                f"{prepared.env.name} did not make; they join the restored cluster.")
+                f"{prepared.env.name} did not make (and replaces the ones it left tainted); "
+                "they join the restored cluster.")
         if not confirm(plan, prepared, what):
             raise RestoreDeclined("not applied: the plan was not confirmed")
+        replacing.before_apply(prepared, plan, say)
         with _Timer(timings)("apply"):
             outputs = _apply(ws, planfile, prepared, plan, progress)
     result = Restored(prepared, record.snapshot, "", endpoint, resumed=True, plan=plan,
@@ -430,17 +522,32 @@ def _come_back(result: Restored, backups: Backups, record: restore_record.InProg
         raise ProvisionError(f"cannot store the cluster's Secrets after the restore: {e}"
                              ) from e
     controllers = [c for c in outputs.get("controllers") or [] if isinstance(c, dict)]
-    cps = [str(c["name"]) for c in controllers]
-    _delete_stale_nodes(api, controllers[1:], prepared.secrets.bootstrap_token, say)
+    cps = {str(c["name"]): restore_nodes.provider_id(c.get("id")) for c in controllers}
+    # The first node deletes the snapshot's stale control-plane Nodes itself (bootstrap.sh
+    # restore_nodes): a Node counts once it carries its new droplet's ID.
     with timed("control planes Ready"):
-        readiness.wait_for_nodes(api, cps, time.monotonic() + cluster_stage.NODES_TIMEOUT,
-                                 say)
-    workers = [str(w["name"]) for w in (outputs.get("workers") or {}).values()]
+        restore_nodes.wait_current(api, cps, time.monotonic() + cluster_stage.NODES_TIMEOUT,
+                                   say, "control planes")
+    workers = {str(w["name"]): restore_nodes.provider_id(w.get("id"))
+               for w in (outputs.get("workers") or {}).values() if isinstance(w, dict)}
+    try:
+        lost = restore_nodes.unknown_workers(api, workers)
+    except Exception as e:  # KubeError: the API flapped; the wait below says it again
+        say(f"could not list the workers' Nodes ({e}); waiting for every worker")
+        lost = {}
+    if lost:
+        say(f"{len(lost)} worker(s) the restored cluster does not know, not waited for: "
+            + "; ".join(f"{name} ({why})" for name, why in sorted(lost.items()))
+            + ". A kubelet registers its Node only when it starts: "
+            + restore_nodes.recovery(sorted(lost), prepared.config))
+    waited = {name: pid for name, pid in workers.items() if name not in lost}
     with timed("workers Ready"):
-        if workers:
-            readiness.wait_for_nodes(api, workers,
-                                     time.monotonic() + cluster_stage.NODES_TIMEOUT, say)
-    result.nodes = tuple(cps + workers)
+        if waited:
+            restore_nodes.wait_current(api, waited,
+                                       time.monotonic() + cluster_stage.NODES_TIMEOUT, say,
+                                       "workers")
+    result.lost_workers = tuple(sorted(lost))
+    result.nodes = tuple([*cps, *waited])
     result.copy_deleted = restore_staging.remove(backups, record.staged_key, say)
     restore_record.finish(prepared.work.root, record, {
         "finished_at": join_credentials.rfc3339(clock.now()),
@@ -453,46 +560,3 @@ def _who() -> str:
     from provisioner.workloads.windows import who_am_i
 
     return who_am_i()
-
-
-def _delete_stale_nodes(api: Any, joiners: list[dict[str, Any]], token: str,
-                        say: Report) -> None:
-    """The Node objects of the joining control planes come back from etcd as the snapshot
-    had them, Ready: `kubeadm join` refuses a Ready Node of its own name
-    (cmd/kubeadm/app/cmd/phases/join/kubelet.go, runKubeletStartJoinPhase). A Node created
-    before the restored cluster's `kubeadm init` made its bootstrap token (both stamped by
-    the API server's clock) is the snapshot's: deleted so the new droplet joins. Not by
-    address: DigitalOcean may give the new droplet its predecessor's VPC address. The first
-    node's is kept: its kubelet, which serves the API now, took it over (only join checks).
-    """
-    from provisioner.kube import Kube, KubeError
-
-    kube = Kube(api, timeout=15)
-    secret = f"{join_credentials.TOKEN_PREFIX}{token.split('.')[0]}"
-    try:
-        made = kube.request("GET", f"/api/v1/namespaces/{join_credentials.NAMESPACE}/secrets/"
-                            f"{secret}", verb="get secrets in kube-system")
-    except KubeError as e:
-        raise ProvisionError(f"cannot read the restored cluster's bootstrap token: {e}") from e
-    init_at = str((made.get("metadata") or {}).get("creationTimestamp") or "")
-    for droplet in joiners:
-        name = str(droplet.get("name"))
-        try:
-            node = kube.request("GET", f"/api/v1/nodes/{name}", verb="get nodes")
-        except KubeError as e:
-            if e.status == 404:
-                continue
-            raise ProvisionError(f"cannot read Node {name} of the restored cluster: {e}"
-                                 ) from e
-        created = str((node.get("metadata") or {}).get("creationTimestamp") or "")
-        if not init_at or created >= init_at:  # RFC 3339 UTC: text order is time order
-            continue  # the new droplet's kubelet registered it
-        try:
-            kube.request("DELETE", f"/api/v1/nodes/{name}", verb="delete nodes")
-        except KubeError as e:
-            if e.status != 404:
-                raise ProvisionError(f"cannot delete the old Node {name} restored from the "
-                                     f"snapshot: {e}; delete it (kubectl delete node {name}) "
-                                     "so its new droplet can join") from e
-        say(f"deleted Node {name} as the snapshot had it, so its new droplet joins under the "
-            "same name")

@@ -26,12 +26,18 @@ snapshot) and `kubeadm init` runs with the CA in its user-data. kubeadm init wit
 existing etcd data dir keeps every object: its phases write through the API server, which
 serves what etcd holds (tests/support/kubeadm.py). So a NEW API server starts on the same
 floating IP with the same CA, its store loaded from the snapshot (the fake's store dump is
-what an etcd snapshot holds: tests/fakes/kubeapi/store.py), and init makes its token and
-kubeadm-certs as usual. Nodes of the snapshot are there again, Ready as they were: a
-joining control plane is refused while a Ready Node of its name exists
-(kubernetes cmd/kubeadm/app/cmd/phases/join/kubelet.go), and the restored first node's
-kubelet takes its Node over (registration of an existing Node: the kubelet's
-tryRegisterWithAPIServer updates it, pkg/kubelet/kubelet_node_status.go). An init droplet
+what an etcd snapshot holds: tests/fakes/kubeapi/store.py), and init (run with
+``--skip-phases=upload-certs``) makes its token. Nodes of the snapshot are there again,
+Ready as they were, each with the providerID of the droplet it was (a Node registered for
+droplet D carries ``digitalocean://<D's id>``, the kubelet's --provider-id): as bootstrap.sh's
+restore_nodes does, every control-plane Node whose providerID is not the restoring
+droplet's is deleted, its own stale one included, its kubelet registers a new Node with
+its own providerID, and only then kubeadm-certs is uploaded (tests/contract/
+test_restore_bootstrap.py cites why). A joining control plane is refused while a Ready Node
+of its name exists (kubernetes cmd/kubeadm/app/cmd/phases/join/kubelet.go); a kubelet
+that finds a Node of its name adopts it, providerID unchanged (registration of an existing
+Node: tryRegisterWithAPIServer, pkg/kubelet/kubelet_node_status.go), and registers only
+once: a worker whose Node the snapshot lacks never comes back by itself. An init droplet
 with an EMPTY URL while a cluster existed is a second, empty cluster, as before.
 
 Run it by hand: ``python -m tests.e2e.world`` (prints every command's output).
@@ -56,11 +62,17 @@ import yaml
 from provisioner import clock
 from tests.fakes.doprovider.cloud import Cloud
 from tests.fakes.doprovider.resources.compute import user_data
-from tests.fakes.kubeapi import etcd
+from tests.fakes.kubeapi import catalog, etcd
 from tests.fakes.kubeapi.server import FakeKubeAPI
 from tests.support import kubeadm, platform
 from tests.support.cluster_tls import server_cert
 from tests.support.sim import Result, Simulation, simulation
+
+
+def provider_id(droplet_id: str) -> str:
+    """The kubelet's --provider-id on a droplet (bootstrap.sh from the metadata's id)."""
+    return f"digitalocean://{droplet_id}"
+
 
 SECRETS = {"PROD_DATABASE_URL": "postgres://db.internal/prod",
            "PROD_STRIPE_API_KEY": "sk_live_e2e"}
@@ -138,7 +150,9 @@ class Bootstrapper:
             if restoring is not None:
                 if now - self.first_seen[str(restoring["id"])] < self.node_delay:
                     continue
-                self._restore(restoring, configs[str(restoring["id"])], data)
+                config = configs[str(restoring["id"])]
+                assert config is not None
+                self._restore(restoring, config, data)
             if self.kube is None and self.existed:
                 for rid, c in configs.items():  # no restore: each init is a new cluster
                     if c and c.init and not c.restore.get("RESTORE_URL"):
@@ -201,7 +215,8 @@ class Bootstrapper:
                         self.kube.add_node(name, ready=True, control_plane=role != "worker",
                                            external_cloud_provider=True,
                                            kubelet_version=self._version(),
-                                           address=droplet.get("ipv4_address_private"))
+                                           address=droplet.get("ipv4_address_private"),
+                                           provider_id=provider_id(rid))
                         known.add(name)
                 if self.joined.get(rid) in ("init", "control-plane") \
                         and rid not in self.etcd_ids:
@@ -295,13 +310,38 @@ class Bootstrapper:
                            client_ca_pem=secrets.ca_crt_pem, host=ip, port=6443,
                            git_version=self._version())
         kube.restore(snapshot)
+        if self.addons_installed:  # the CCM's Deployment came back from etcd: it runs again
+            platform.run_cloud_controller(kube)
         kube.start()
-        kubeadm.init(kube, config, clock.now())
+        kubeadm.init(kube, config, clock.now(), upload_certs=False)
         self.kube = kube
         self.joined[rid] = "init"
         self.restored.append(rid)
         self.refused.pop(name, None)
         self.pki = dict(config.pki)
+        self._restore_nodes(kube, droplet, config)
+
+    def _restore_nodes(self, kube: FakeKubeAPI, droplet: dict[str, Any],
+                       config: kubeadm.NodeConfig) -> None:
+        """bootstrap.sh's restore_nodes after the restored init: every control-plane Node
+        whose providerID is not this droplet's is deleted (its own stale one included),
+        its kubelet, restarted, registers its Node anew with its own providerID (then
+        `kubeadm init phase mark-control-plane`: the label and taint add_node gives a
+        control plane), and only then kubeadm-certs is uploaded, so no control plane
+        joins while a stale Node of its name is there. Workers' Nodes stay."""
+        rid, name = str(droplet["id"]), str(droplet["name"])
+        own = provider_id(rid)
+        for node in kube.objects("v1", "Node"):
+            labels = node["metadata"].get("labels") or {}
+            if kubeadm.CONTROL_PLANE_LABEL in labels and \
+                    (node.get("spec") or {}).get("providerID") != own:
+                kube.registry.delete(catalog.get("v1", "Node"), "", node["metadata"]["name"])
+        if kube.get("v1", "Node", name) is None:
+            kube.add_node(name, ready=True, control_plane=True, external_cloud_provider=True,
+                          kubelet_version=self._version(),
+                          address=droplet.get("ipv4_address_private"), provider_id=own)
+        self.registered.add(rid)
+        kubeadm.upload(kube, config, clock.now())
 
     def _version(self) -> str:
         """The Kubernetes release the environment file's nodes install (v-prefixed)."""

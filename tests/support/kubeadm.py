@@ -31,8 +31,11 @@ tests/unit/test_join_credentials.py cites (release-1.36; these behaviours are un
 * ``kubeadm init`` on a node whose etcd data dir was restored from a snapshot: its phases
   write through the API server, which serves what etcd holds, so every object of the
   snapshot stays; the bootstraptoken phase creates or updates its token Secret
-  (UpdateOrCreateTokens) and upload-certs creates or updates kubeadm-certs
-  (apiclient.CreateOrUpdateSecret).
+  (UpdateOrCreateTokens). provision's bootstrap script runs it with
+  ``--skip-phases=upload-certs`` and, once it has deleted the snapshot's stale
+  control-plane Nodes, ``kubeadm init phase upload-certs``, which creates or updates
+  kubeadm-certs (apiclient.CreateOrUpdateSecret): `init` with ``upload_certs=False``,
+  then `upload_certs`.
 * The token cleaner, which kubeadm turns on in kube-controller-manager
   (``--controllers=*,bootstrapsigner,tokencleaner``: cmd/kubeadm/app/phases/controlplane/
   manifests.go), deletes token Secrets once expired (pkg/controller/bootstrap/tokencleaner.go
@@ -55,6 +58,7 @@ import yaml
 NAMESPACE = "kube-system"
 TOKEN_TYPE = "bootstrap.kubernetes.io/token"
 CERTS = "kubeadm-certs"
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 CERT_TOKEN_TTL = dt.timedelta(hours=2)
 KUBEADM_CONFIG = "/etc/provision/kubeadm.yaml"
 RESTORE_ENV = "/etc/provision/restore.env"  # provision's own (templates/cloud-init/node.yaml.j2)
@@ -132,15 +136,25 @@ def _token_secret(token: str, expires: dt.datetime, extra: dict[str, str]) -> di
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
-def init(kube: Any, config: NodeConfig, now: dt.datetime) -> None:
-    """``kubeadm init --upload-certs`` on the API server ``kube`` (a FakeKubeAPI)."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+def init(kube: Any, config: NodeConfig, now: dt.datetime, upload_certs: bool = True
+         ) -> None:
+    """``kubeadm init --upload-certs`` on the API server ``kube`` (a FakeKubeAPI); with
+    ``upload_certs`` false, ``kubeadm init --skip-phases=upload-certs``."""
     assert config.token_ttl is not None and config.certificate_key
     _create_or_update(kube, _token_secret(config.token, now + config.token_ttl, {
         "description": "provision bootstrap token", "usage-bootstrap-signing": "true",
         "usage-bootstrap-authentication": "true",
         "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token"}))
+    if upload_certs:
+        upload(kube, config, now)
+
+
+def upload(kube: Any, config: NodeConfig, now: dt.datetime) -> None:
+    """``kubeadm init phase upload-certs --upload-certs``: kubeadm-certs sealed under the
+    configuration's certificateKey, owned by a new 2 h token."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    assert config.certificate_key
     owner_token = f"{os.urandom(3).hex()}.{os.urandom(8).hex()}"
     owner = kube.create(_token_secret(owner_token, now + CERT_TOKEN_TTL, {
         "description": "Proxy for managing TTL for the kubeadm-certs secret"}), "kubeadm")

@@ -69,10 +69,24 @@ def test_a_controller_left_out_is_refused() -> None:
                    replacing=True)
 
 
-def test_finishing_only_creates_controllers() -> None:
+def test_finishing_creates_controllers_and_never_touches_the_first() -> None:
     check_plan(InfraPlan((_cp(2, "create"), PROJECT)), _prepared(), replacing=False)
-    with pytest.raises(PolicyError):
-        check_plan(InfraPlan((_cp(0, "replace"),)), _prepared(), replacing=False)
+    for action in ("replace", "delete", "update"):
+        with pytest.raises(PolicyError, match="prod-cp-1, the first control-plane droplet"):
+            check_plan(InfraPlan((_cp(0, action), _cp(2, "create"))), _prepared(),
+                       replacing=False)
+
+
+def test_finishing_replaces_a_controller_the_interrupted_apply_left_tainted() -> None:
+    """A create whose wait until active failed stays in the state as tainted, and the next
+    plan replaces it (Terraform's "tainted, so must be replaced"): the most common way an
+    apply fails. Finishing the restore replaces it, any but the first."""
+    check_plan(InfraPlan((_cp(1, "replace"), _cp(2, "create"), PROJECT)), _prepared(),
+               replacing=False)
+    worker = Change('digitalocean_droplet.workers["general-1-1"]', "digitalocean_droplet",
+                    "replace", "prod-general-1-1")
+    with pytest.raises(PolicyError, match="prod-general-1-1"):
+        check_plan(InfraPlan((_cp(1, "replace"), worker)), _prepared(), replacing=False)
 
 
 def test_a_plan_creating_the_endpoint_is_refused_with_exit_2() -> None:
@@ -96,3 +110,28 @@ def test_a_url_longer_than_the_user_data_holds_is_refused_before_any_upload(
     url = presigned_get(short.endpoint, short.bucket, key, "DO00" + "X" * 16, "s",
                         dt.datetime.now(dt.UTC), restore_staging.URL_SECONDS)
     assert len(url) < RESTORE_URL_BYTES, "a usual Spaces URL fits"
+
+
+def test_restore_takes_parallelism_as_up_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`restore` replaces droplets through Terraform: --parallelism (and
+    PROVISION_PARALLELISM) reach the engine as they do for up, plan and destroy."""
+    from click.testing import CliRunner
+
+    from provisioner.cli.main import cli
+    from provisioner.pipeline import restore as core
+
+    seen = []
+
+    def fake_restore(config: Path, workdir: Path | None, engine: object, *rest: object,
+                     **options: object) -> None:
+        seen.append(engine)
+        raise core.RestoreDeclined("stop here")
+
+    monkeypatch.setattr(core, "restore", fake_restore)
+    result = CliRunner().invoke(cli, ["restore", str(CONFIG), "--snapshot", "latest",
+                                      "--parallelism", "7", "--yes"])
+    assert result.exit_code == 1, result.output
+    assert [getattr(e, "parallelism", None) for e in seen] == [7]
+    result = CliRunner(env={"PROVISION_PARALLELISM": "9"}).invoke(
+        cli, ["restore", str(CONFIG), "--snapshot", "latest", "--yes"])
+    assert [getattr(e, "parallelism", None) for e in seen] == [7, 9]

@@ -185,8 +185,12 @@ class Controllers:
         message: str | None = None, control_plane: bool = False,
         labels: Mapping[str, str] | None = None, kubelet_version: str = "v1.37.1",
         address: str | None = None, external_cloud_provider: bool = False,
+        provider_id: str | None = None,
     ) -> dict[str, Any]:
         """Create a Node as a joining kubelet would (Ready unless told otherwise).
+
+        `provider_id`: the kubelet's ``--provider-id`` (``digitalocean://<droplet id>``);
+        by default a made-up droplet id per Node.
 
         `external_cloud_provider`: as a kubelet with ``--cloud-provider=external``, which
         registers with the uninitialized taint until the cloud node controller lifts it.
@@ -197,7 +201,8 @@ class Controllers:
                       "beta.kubernetes.io/arch": "amd64"}  # fmt: skip
         spec: dict[str, Any] = {"podCIDR": f"10.244.{count}.0/24",
                                 "podCIDRs": [f"10.244.{count}.0/24"],
-                                "providerID": f"digitalocean://{400000000 + count}"}  # fmt: skip
+                                "providerID": provider_id
+                                or f"digitalocean://{400000000 + count}"}  # fmt: skip
         if control_plane:
             all_labels["node-role.kubernetes.io/control-plane"] = ""
             all_labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
