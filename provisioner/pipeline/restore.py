@@ -76,6 +76,7 @@ MakeProgress = Callable[[dict[str, str]], Progress]
 # listing every droplet's URN follows the new droplets.
 FOLLOWERS = ("digitalocean_project_resources",)
 ENDPOINTS = ("digitalocean_reserved_ip", "digitalocean_loadbalancer")
+SCRATCH = ".restore-"  # the verify step's private folder in the work folder
 
 
 class RestoreDeclined(ProvisionError):
@@ -141,6 +142,11 @@ def restore(config: Path, workdir: Path | None, engine: Engine, snapshot: str,
     backup_bucket.preflight(backups)
     windows_said(prepared, say)
     root = prepared.work.root
+    # A run killed while it verified the snapshot (SIGKILL: no finally) left the plaintext
+    # snapshot.db, every Secret of the cluster, in a scratch folder; this run holds the work
+    # folder, so none is in use.
+    for scratch in root.glob(f"{SCRATCH}*"):
+        shutil.rmtree(scratch, ignore_errors=True)
     record = restore_record.read(root)
     if record is not None:
         if snapshot not in (backup_fetch.LATEST, record.snapshot):
@@ -228,7 +234,8 @@ def came_back(prepared: Prepared, record: restore_record.InProgress, endpoint: s
     except Exception as e:  # an unusable kubeconfig: ConfigException, OSError, ValueError
         raise RestoreUndecided(f"cannot ask the cluster through {path} ({e}): whether the "
                                "restore under way came back is unknown; nothing was "
-                               "changed, run `provision restore` again") from e
+                               f"changed, run `provision restore {prepared.config} "
+                               f"--snapshot {record.snapshot}` again") from e
     cluster = running.probe(prepared, say)
     try:
         if cluster is None:
@@ -239,7 +246,7 @@ def came_back(prepared: Prepared, record: restore_record.InProgress, endpoint: s
         raise RestoreUndecided(
             f"the API at {endpoint} answers, but whether it is the restored cluster cannot "
             f"be told now ({e}); nothing was changed: run `provision restore "
-            f"{prepared.config}` again") from e
+            f"{prepared.config} --snapshot {record.snapshot}` again") from e
     return cluster
 
 
@@ -255,7 +262,7 @@ def verified_snapshot(prepared: Prepared, backups: Backups, snapshot: str
                 f"--snapshot {snapshot}: no such snapshot under s3://{backups.bucket}/"
                 f"{backups.prefix}/ (newest: {shown}); `provision backup "
                 f"{prepared.config} --list` shows them all; nothing was changed")
-    scratch = Path(tempfile.mkdtemp(dir=prepared.work.root, prefix=".restore-"))
+    scratch = Path(tempfile.mkdtemp(dir=prepared.work.root, prefix=SCRATCH))
     try:
         fetched = backup_fetch.fetch(prepared.config, prepared.env, prepared.work.root,
                                      backups, snapshot, scratch / "snapshot")
@@ -423,7 +430,8 @@ def _restore(prepared: Prepared, backups: Backups, snapshot: str, endpoint: str,
         else:
             say(f"the restore copy s3://{backups.bucket}/{staged.key} stays: the first "
                 "control-plane node may still be downloading it; run `provision restore "
-                f"{prepared.config}` again to finish (it deletes the copy)")
+                f"{prepared.config} --snapshot {fetched.id}` again to finish (it deletes "
+                "the copy)")
         raise
     result = Restored(prepared, fetched.id, fetched.taken_at, endpoint, plan=plan,
                       timings=timings)

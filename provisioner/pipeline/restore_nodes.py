@@ -108,7 +108,7 @@ def wait_current(api: Any, wanted: dict[str, str], deadline: float, say: Report,
                 + "\n".join(f"  {why}" for why in waiting)
                 + "\n  A control-plane Node with a replaced droplet's providerID is one the "
                 "first control-plane node's bootstrap did not delete (its cloud-init log "
-                "says why); run `provision restore` again to keep waiting")
+                "says why); run the same `provision restore` command again to keep waiting")
         time.sleep(INTERVAL)
 
 

@@ -79,7 +79,8 @@ def remove(backups: Backups, key: str, say: Callable[[str], None]) -> bool:
     except ProvisionError as e:
         say(f"could not delete the restore copy s3://{backups.bucket}/{key} ({e}); it is "
             "encrypted under a one-time password only the first control-plane node's "
-            "user-data holds: delete it with `provision restore` again or by hand")
+            "user-data holds, so it is of no use to anyone: delete it with any S3 client "
+            f"(e.g. `s3cmd del s3://{backups.bucket}/{key}`) or in the control panel")
         return False
     say(f"deleted the restore copy s3://{backups.bucket}/{key}")
     return True

@@ -142,6 +142,10 @@ def test_restore_brings_back_the_control_plane_and_the_apps_on_the_same_endpoint
         assert droplet_ids(w) == before and w.boot.kube is old
 
         disaster(w)
+        # What a restore killed (SIGKILL) while verifying leaves: the plaintext snapshot.
+        killed = w.sim.workdir / ".restore-k1ll3d"
+        killed.mkdir(mode=0o700)
+        (killed / "snapshot.db").write_bytes(b"every Secret of the cluster")
         # Outside the deploy windows: a restore is a recovery, not held back.
         clock.pin(monkeypatch, clock.OUTSIDE_WINDOWS)
         started = time.monotonic()
@@ -174,6 +178,7 @@ def test_restore_brings_back_the_control_plane_and_the_apps_on_the_same_endpoint
         assert "3/3 control planes Ready, each its current droplet's" in output
         assert not s3.keys("production/restore/"), "the staged copy is deleted"
         assert not (w.sim.workdir / "restore.json").exists()
+        assert not killed.exists() and not list(w.sim.workdir.glob(".restore-*"))
         history = json.loads((w.sim.workdir / "restores.json").read_text())
         assert [h["snapshot"] for h in history] == [ident]
         status = w.provision("status", config)
