@@ -383,6 +383,12 @@ def _restore(prepared: Prepared, backups: Backups, snapshot: str, endpoint: str,
         f"{len(db)} bytes, this cluster's PKI")
     prepared = fresh_join_credentials(prepared)
     old = running.probe(prepared, say)  # the old cluster, if it still answers
+    if old is not None:
+        # The wrong environment, or a cluster that recovered by itself: said before the
+        # question, which reads the same for a dead cluster.
+        say(f"warning: {prepared.env.name}'s API answers now (Kubernetes {old.version}, "
+            f"{len(old.kubelets)} nodes registered): this restore replaces a control plane "
+            "that is running; every change since the snapshot is lost")
     root = prepared.work.root
     with timed("stage copy"):
         staged = restore_staging.stage(backups, fetched.id, db)
@@ -507,7 +513,21 @@ def _joinable(prepared: Prepared, cluster: running.Running, say: Report) -> Prep
 def _come_back(result: Restored, backups: Backups, record: restore_record.InProgress,
                outputs: dict[str, Any], token: str, say: Report) -> Restored:
     """Wait for the API (same endpoint, same CA), the control planes, the workers; then
-    delete the copy and close the record."""
+    delete the copy and close the record. Interrupted or timed out here, the control
+    plane is already replaced: the way on is said before the error."""
+    try:
+        return _wait_and_close(result, backups, record, outputs, token, say)
+    except BaseException:
+        say(f"the control-plane droplets of {result.prepared.env.name} were replaced for the "
+            f"restore from snapshot {record.snapshot} ({restore_record.RECORD} in the work "
+            f"folder records it): run `provision restore {result.prepared.config} "
+            f"--snapshot {record.snapshot}` again to wait for it and finish; it does not "
+            "restore a second time")
+        raise
+
+
+def _wait_and_close(result: Restored, backups: Backups, record: restore_record.InProgress,
+                    outputs: dict[str, Any], token: str, say: Report) -> Restored:
     prepared = result.prepared
     timed = _Timer(result.timings)
     path = cluster_stage.kubeconfig_path(prepared)
