@@ -83,15 +83,10 @@ def remember(work_root: Path, kind: ChangeKind, record: dict[str, str],
     A file that is not such a list (edited by hand, damaged) is started afresh: the record
     of this override matters more than what cannot be read.
     """
-    from provisioner.render.writer import read_regular, write_file
+    from provisioner.render.writer import read_list, write_file
 
     path = work_root / OVERRIDES_FILE
-    try:
-        previous = json.loads(read_regular(path).decode("utf-8"))
-    except (OSError, ValueError):
-        previous = []
-    if not isinstance(previous, list):
-        previous = []
+    previous = read_list(path)
     entry: dict[str, Any] = {"kind": kind,
                              "at": record.get(windows.OVERRIDE_AT, ""),
                              "by": record.get(windows.OVERRIDE_BY, ""),

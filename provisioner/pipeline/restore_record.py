@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.bootstrap.private_files import write_private
-from provisioner.render.writer import read_regular
+from provisioner.render.writer import read_list, read_regular
 
 RECORD = "restore.json"
 HISTORY = "restores.json"
@@ -53,12 +53,7 @@ def write(work_root: Path, record: InProgress) -> None:
 def finish(work_root: Path, record: InProgress, detail: dict[str, Any]) -> None:
     """Move the record into the history; the restore is no longer under way."""
     path = work_root / HISTORY
-    try:
-        previous = json.loads(read_regular(path).decode("utf-8"))
-    except (OSError, ValueError):
-        previous = []
-    if not isinstance(previous, list):
-        previous = []
+    previous = read_list(path)
     entry = {"snapshot": record.snapshot, "restore_id": record.restore_id,
              "started_at": record.started_at, **detail}
     write_private(path, json.dumps([*previous, entry][-KEPT:], indent=1).encode() + b"\n")

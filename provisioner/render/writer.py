@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from provisioner.errors import WorkdirError
 
@@ -69,6 +71,16 @@ def read_regular(path: Path, limit: int | None = None) -> bytes:
         return data
     finally:
         os.close(fd)
+
+
+def read_list(path: Path) -> list[Any]:
+    """A JSON list provision keeps in the work folder (a history), or [] when there is none
+    or it cannot be read: a history never stops the run that appends to it."""
+    try:
+        found = json.loads(read_regular(path).decode("utf-8"))
+    except (OSError, ValueError):
+        return []
+    return found if isinstance(found, list) else []
 
 
 def _read_or_none(path: Path) -> bytes | None:

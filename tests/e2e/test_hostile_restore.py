@@ -1,8 +1,8 @@
 """Hostile operator checks of `provision restore` in the simulated world.
 
-Each test here is a break a hostile-operator review found; each failed before its fix. The world and its drill are
-tests/e2e/test_restore.py's (``backed_up``: the production example up, deployed, one
-snapshot in the fake Spaces bucket).
+Each test here is a break a hostile-operator review found; each failed before its fix.
+The world and its drill are tests/e2e/test_restore.py's (``backed_up``: the production
+example up, deployed, one snapshot in the fake Spaces bucket).
 """
 
 from __future__ import annotations

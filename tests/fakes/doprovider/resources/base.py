@@ -166,6 +166,10 @@ class Resource:
         if limits is not None and self.polls_until_active:
             return self._create_polling(ctx, planned, limits, name)
         simulate_latency("create", self.type_name, name)
+        return self._store_new(ctx, planned)
+
+    def _store_new(self, ctx: Context, planned: Obj) -> Obj | None:
+        """Build the object and put it into the account (None: the API refused it)."""
         obj = copy.deepcopy(planned)
         try:
             with ctx.cloud.transaction() as account:
@@ -192,16 +196,10 @@ class Resource:
                         name: str) -> Obj | None:
         """A create that polls until active, each poll a counted GET (rate limits on)."""
         started = limits.clock()
-        obj = copy.deepcopy(planned)
-        try:
-            with ctx.cloud.transaction() as account:
-                self.build(ctx, account, obj)
-                obj = self._finish(ctx, obj)
-                account.put(self.table(), obj)
-                account.log("create", self.type_name, str(obj["id"]), obj.get("name"))
-        except ApiError as err:
-            self._api_error(ctx, "create", err)
+        stored = self._store_new(ctx, planned)
+        if stored is None:
             return None
+        obj = stored
         for at in apicalls.droplet_polls(latency_seconds(self.type_name, name)):
             ratelimit.sleep_simulated(started + at - limits.clock())
             try:
