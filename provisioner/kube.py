@@ -70,6 +70,15 @@ class Kube:
         """One request; the decoded JSON body, or raise KubeError."""
         return _decode(self._send(method, path, query, body, content_type, verb, accept))
 
+    def get_or_none(self, path: str, verb: str = "") -> dict[str, Any] | None:
+        """A GET of one object; None when it does not exist (404), KubeError otherwise."""
+        try:
+            return self.request("GET", path, verb=verb)
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
     def text(self, path: str, query: list[tuple[str, str]] | None = None,
              verb: str = "") -> str:
         """A GET whose answer is text (a pod's log), or raise KubeError."""

@@ -64,13 +64,10 @@ def ensure_record(api: Any) -> bool:
 
 def read_record(api: Any) -> dict[str, str] | None:
     """The record's data (empty when nothing was recorded yet), or None when it is absent."""
-    try:
-        found = Kube(api, timeout=15).request("GET", f"{_RECORD_PATH}/{RECORD}",
+    found = Kube(api, timeout=15).get_or_none(f"{_RECORD_PATH}/{RECORD}",
                                               verb=f"get configmaps in {NAMESPACE}")
-    except KubeError as e:
-        if e.status == 404:
-            return None
-        raise
+    if found is None:
+        return None
     data = found.get("data") or {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 

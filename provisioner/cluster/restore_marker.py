@@ -37,11 +37,6 @@ def put(api: Any, restore_id: str) -> None:
 
 def present(api: Any, restore_id: str) -> bool:
     """Whether the cluster answering holds the marker of this restore."""
-    try:
-        found = Kube(api, timeout=15).request("GET", f"{_PATH}/{NAME}",
+    found = Kube(api, timeout=15).get_or_none(f"{_PATH}/{NAME}",
                                               verb=f"get configmaps in {NAMESPACE}")
-    except KubeError as e:
-        if e.status == 404:
-            return False
-        raise
     return bool(((found or {}).get("data") or {}).get(KEY) == restore_id)
