@@ -688,6 +688,11 @@ def test_the_timer_repairs_a_failover_the_api_missed(cluster: Cluster) -> None:
         wait_for("one MASTER (cp1) and two BACKUPs",
                  lambda: cluster.states() == {1: "MASTER", 2: "BACKUP", 3: "BACKUP"},
                  cluster.left(20))
+        # A BACKUP that has not yet heard cp1 (started a moment ago) runs its master-down
+        # timer from its own start, not from cp1's last advert, and may out-time cp2 (CI
+        # saw cp3 take over). Two advert intervals: both timers run from one advert, and
+        # the priority's skew alone decides.
+        time.sleep(2.0)
         cp1 = cluster.workdir / "cp1"
         pid_file = cp1 / "keepalived.pid"
         liveness = {
