@@ -12,6 +12,7 @@ from provisioner.config.model import (
     DigitalOcean,
     EndpointKind,
     Kubernetes,
+    PoolAutoscale,
     State,
     Taint,
     TaintEffect,
@@ -85,14 +86,21 @@ def read_worker_pools(top: Section) -> tuple[WorkerPool, ...]:
                          hint="add a pool: worker_pools: [{name: general, count: 3, size: ...}]")
     for index, node in enumerate(items):
         s = Section(top.issues, node, top.sub("worker_pools") + f"[{index}]",
-                    ("name", "count", "size", "labels", "taints", "replace"))
+                    ("name", "count", "size", "labels", "taints", "replace", "autoscale"))
         taints = tuple(t for i, n in enumerate(s.items_of("taints"))
                        if (t := _taint(s, n, s.sub("taints") + f"[{i}]")) is not None)
         replace = s.section("replace", ("at_once", "drain_timeout"))
+        autoscale = _pool_autoscale(s)
+        if autoscale is not None and s.has("count"):
+            s.issues.add(s.line_of("count"), s.sub("count"),
+                         "is set with autoscale (an autoscaled pool has autoscale.min to "
+                         "autoscale.max workers)", "remove count")
         pools.append(WorkerPool(
             name=s.text("name", f"pool{index}", checks.dns_label, required=True,
                         hint="e.g. name: general"),
-            count=s.integer("count", 1, 0, 500, required=True, hint="e.g. count: 3"),
+            count=(autoscale.min if autoscale is not None else
+                   s.integer("count", 1, 0, 500, required=not s.has("autoscale"),
+                             hint="e.g. count: 3")),
             size=s.text("size", "s-2vcpu-4gb", checks.size, required=True,
                         hint="e.g. size: s-4vcpu-8gb"),
             labels=s.pairs("labels", checks.node_label_key, checks.label_value),
@@ -100,8 +108,24 @@ def read_worker_pools(top: Section) -> tuple[WorkerPool, ...]:
             replace_at_once=replace.integer("at_once", 1, 1, 500, hint="e.g. at_once: 1"),
             drain_timeout=replace.integer("drain_timeout", 600, 1, 86400,
                                           hint="seconds, e.g. drain_timeout: 600"),
+            autoscale=autoscale,
         ))
     return tuple(pools)
+
+
+def _pool_autoscale(pool: Section) -> PoolAutoscale | None:
+    """A pool's ``autoscale: {min, max}``, or None when the pool has a fixed count."""
+    if not pool.has("autoscale"):
+        return None
+    s = pool.section("autoscale", ("min", "max"))
+    low = s.integer("min", 0, 0, 500, required=True, hint="e.g. autoscale: {min: 2, max: 10}")
+    high = s.integer("max", low + 1, 1, 500, required=True,
+                     hint="e.g. autoscale: {min: 2, max: 10}")
+    if high <= low:
+        s.issues.add(s.line_of("max"), s.sub("max"), f"{high} is not above min ({low})",
+                     f"raise max above {low}, or drop autoscale and set count: {low}")
+        return None
+    return PoolAutoscale(low, high)
 
 
 def read_access(top: Section) -> Access:

@@ -67,10 +67,28 @@ class Taint:
 
 
 @dataclass(frozen=True)
+class PoolAutoscale:
+    """A worker pool's bounds for the cluster-autoscaler.
+
+    Terraform owns the pool's first ``min`` droplets (the floor, always there: the pool's
+    ``count``); the autoscaler's node group is the droplets above it, 0 to ``max - min``.
+    """
+
+    min: int
+    max: int
+
+    @property
+    def group_max(self) -> int:
+        """The node group's largest size: the droplets the autoscaler may add."""
+        return self.max - self.min
+
+
+@dataclass(frozen=True)
 class WorkerPool:
     """A group of identical worker droplets."""
 
     name: str
+    # Droplets Terraform owns; for an autoscaled pool, autoscale.min.
     count: int
     size: str
     labels: tuple[tuple[str, str], ...] = ()
@@ -79,6 +97,7 @@ class WorkerPool:
     # node drained (evictions honouring PodDisruptionBudgets) within drain_timeout seconds.
     replace_at_once: int = 1
     drain_timeout: int = 600
+    autoscale: PoolAutoscale | None = None
 
 
 @dataclass(frozen=True)
