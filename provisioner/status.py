@@ -180,6 +180,10 @@ def collect(env: Environment, token: str | None, kubeconfig: Path | None,
             result["cloud"] = inventory(env, token or "")
         except Exception as e:  # reported, not raised: status must show what it can
             result["cloud"] = _missing(UNREACHABLE, f"{type(e).__name__}: {e}")
+        try:
+            result["cost"] = run_rate_now(env, token or "", infrastructure)
+        except Exception as e:  # the droplets above still stand
+            result["cost"] = _missing(UNREACHABLE, f"run rate: {type(e).__name__}: {e}")
 
     def cluster() -> None:
         try:
@@ -202,6 +206,7 @@ def collect(env: Environment, token: str | None, kubeconfig: Path | None,
         readers.append(threading.Thread(target=cloud, daemon=True))
     else:
         result["cloud"] = _missing(ABSENT, "no DIGITALOCEAN_TOKEN: droplets not listed")
+        result["cost"] = _missing(ABSENT, "no DIGITALOCEAN_TOKEN: run rate not read")
     if kubeconfig is None or not kubeconfig.exists():
         result["cluster"] = _missing(ABSENT, "no kubeconfig yet: run `provision up`")
     elif not kubeconfig.is_file():
@@ -216,7 +221,17 @@ def collect(env: Environment, token: str | None, kubeconfig: Path | None,
     result["infrastructure"] = read_endpoint(infrastructure) if infrastructure else {
         "endpoint": None}
     _droplet_ages(result)
-    return {key: result[key] for key in ("environment", "infrastructure", "cloud", "cluster")}
+    return {key: result[key] for key in ("environment", "infrastructure", "cloud", "cluster",
+                                         "cost")}
+
+
+def run_rate_now(env: Environment, token: str, infrastructure: Path | None) -> dict[str, Any]:
+    """What the environment's resources in the account cost a month now, at the account's
+    prices (autoscaled droplets included)."""
+    from provisioner.cost.online import account_costs
+
+    _planned, running = account_costs(env, token, infrastructure)
+    return running.as_json()
 
 
 def _droplet_ages(result: dict[str, Any]) -> None:
@@ -236,7 +251,8 @@ def problems(status: dict[str, Any]) -> tuple[int, list[str]]:
     that failed; 0 when every source was read or is simply not there yet."""
     from provisioner.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
-    sources = [status["infrastructure"], status["cloud"], status["cluster"]]
+    sources = [status["infrastructure"], status["cloud"], status["cluster"],
+               status.get("cost") or {}]
     unreadable = [s["error"] for s in sources if s.get("kind") == UNREADABLE]
     if unreadable:
         return EXIT_USAGE, unreadable
@@ -308,4 +324,12 @@ def format_status(status: dict[str, Any]) -> str:
             lines.append(f"  last deploy: {last.get('at')} by {last.get('by')}: "
                          + ", ".join(f"{k}={v}" for k, v in (last.get("images") or {}).items()))
         lines.append(_backup_line(cluster.get("backups")))
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    cost = status.get("cost") or {}
+    if "error" in cost:
+        return text + f"  run rate: {cost['error']}\n"
+    if cost:
+        from provisioner.cost.text import format_cost
+
+        text += format_cost(cost, "  Run rate now").replace("\n  ", "\n    ")
+    return text

@@ -11,6 +11,7 @@ from pathlib import Path
 from provisioner.config import checks
 from provisioner.config.app_sections import read_app, read_deploy_policy, read_secrets
 from provisioner.config.backup_section import read_backups
+from provisioner.config.budget_section import read_budget
 from provisioner.config.crosscheck import check_environment
 from provisioner.config.infra_sections import (
     read_access,
@@ -27,7 +28,7 @@ from provisioner.errors import ConfigError, ConfigIssue
 
 TOP_KEYS = ("name", "namespace", "digitalocean", "kubernetes", "control_plane", "worker_pools",
             "access", "config", "secrets", "apps", "deploy_policy", "state", "deletion_protection",
-            "backups")
+            "backups", "budget")
 
 
 def _locator(root: Node) -> Callable[[str], int]:
@@ -89,6 +90,7 @@ def parse(data: bytes, filename: str) -> Environment:
         state=state,
         deletion_protection=top.boolean("deletion_protection", False),
         backups=read_backups(top, name, state, digitalocean.region),
+        budget=read_budget(top),
     )
     locate = _locator(loaded.root)
     check_environment(env, issues, locate)

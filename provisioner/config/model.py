@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 Cni = Literal["calico", "flannel"]
@@ -268,6 +269,13 @@ class Backups:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """What the environment may cost a month; `check` warns above it."""
+
+    monthly_usd: Decimal
+
+
+@dataclass(frozen=True)
 class Environment:
     """One environment: infrastructure, cluster, applications and policy."""
 
@@ -285,3 +293,4 @@ class Environment:
     state: State = field(default_factory=State)
     deletion_protection: bool = False
     backups: Backups | None = None
+    budget: Budget | None = None
