@@ -56,7 +56,9 @@ def check(config: Path, workdir: Path | None, online: bool, kubeconfig: Path | N
 
     By default works from the file alone (no API call): what fails with one droplet, what a
     drain or rollout takes down, and what each extra node or replica buys. With --online (or
-    --kubeconfig) it also reads the running cluster and the cloud and adds their findings:
+    --kubeconfig) it also reads the running cluster and the cloud and adds their findings
+    (and, with budget: in the file, the run rate above it; offline the plan's cost is
+    compared, at max autoscale):
     keepalived or its failover agent not running, the floating IP not on the MASTER (or two
     MASTERs), the API server's and the admin kubeconfig's certificates expired or expiring
     within 30 days, a DigitalOcean token the API rejects. Without a kubeconfig --online

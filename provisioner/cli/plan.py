@@ -24,7 +24,8 @@ Examples:
   provision plan prod.yaml --out prod.tfplan && provision up prod.yaml --plan prod.tfplan
   provision plan prod.yaml --output json --exit-code   # CI: exit 4 when changes are pending
   provision plan prod.yaml --replace prod-cp-2 --out prod.tfplan   # one controller anew
-  provision plan prod.yaml --output json | jq .upgrade   # a new kubernetes.version: preflight""")
+  provision plan prod.yaml --output json | jq .upgrade   # a new kubernetes.version: preflight
+  provision plan prod.yaml --output json | jq .cost_change   # monthly cost before -> after""")
 @common
 @click.option("--offline", is_flag=True,
               help="Render and show what would be created, without calling any cloud API.")
@@ -56,9 +57,10 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     Online (the default): renders into the work folder, checks the DigitalOcean account,
     runs `terraform plan` and shows the infrastructure diff. When the file's
     kubernetes.version differs from the running cluster's, an "Upgrade" section shows the
-    upgrade preflight: versions from -> to and each blocking finding or warning. With
+    upgrade preflight: versions from -> to and each blocking finding or warning. Then the
+    monthly cost at the account's droplet prices and its change from what runs now. With
     --offline: renders and prints what the file declares (droplets, endpoint, firewall
-    rules, apps) with no API call.
+    rules, apps) and its monthly cost at list prices, with no API call.
     """
     from provisioner.ui.output import emit_json, emit_text
 

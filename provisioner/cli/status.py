@@ -14,7 +14,8 @@ from provisioner.cli.options import common, given_kubeconfig, output_option
 Examples:
   provision status prod.yaml
   provision status prod.yaml --output json | jq '.cluster.apps'
-  provision status prod.yaml --output json | jq '.cluster.nodes[] | {name, kubelet, etcd}'""")
+  provision status prod.yaml --output json | jq '.cluster.nodes[] | {name, kubelet, etcd}'
+  provision status prod.yaml --output json | jq .cost.total   # the monthly run rate""")
 @common
 @click.option("--kubeconfig", "kubeconfig", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Read the cluster through this kubeconfig instead.")
@@ -24,7 +25,8 @@ def status(config: Path, workdir: Path | None, kubeconfig: Path | None, output: 
     """Show droplets by role, the floating IP's holder, nodes, apps and the last deploy.
 
     Per node: Ready, kubelet version, droplet age, cordoned; for control-plane nodes their
-    etcd member (its mirror pod) and VRRP state. Exits 2 when the kubeconfig or the work
+    etcd member (its mirror pod) and VRRP state; the monthly run rate of what the account
+    holds of the environment (autoscaled droplets included). Exits 2 when the kubeconfig or the work
     folder's infrastructure record cannot be read, 1 when the cloud or the cluster did not
     answer (after showing the rest); a source not made yet (no token, no `up`) is not an error.
     """
