@@ -198,3 +198,35 @@ def test_a_secret_that_is_not_text_is_a_finding_not_a_kubeconfig_error(
         result = sim.run("check", str(sim.config), "--kubeconfig", str(tmp_path / "broken"))
         assert result.code == 2 and "cannot use kubeconfig" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_check_online_compares_the_run_rate_with_the_budget(tmp_path: Path) -> None:
+    """Plan (the simulation's production file, no backups) at list prices: 6 x s-4vcpu-8gb
+    $48.00 + load balancer node $12.00 + 3 x 50 GiB at $0.10 = $315.00. What runs: the six
+    droplets and two autoscaled s-8vcpu-16gb at $96.00 (the fake's /v2/sizes) = $480.00."""
+    with simulation(tmp_path) as sim, FakeKubeAPI() as kube:
+        for i in (1, 2, 3):
+            kube.add_node(f"prod-cp-{i}", control_plane=True)
+            sim.api.add_droplet(f"prod-cp-{i}", size="s-4vcpu-8gb", region="fra1",
+                                tags=["provision:prod", "provision:prod:controller"])
+            sim.api.add_droplet(f"prod-general-{i}-b75f3", size="s-4vcpu-8gb", region="fra1",
+                                tags=["provision:prod", "provision:prod:worker"])
+        for name in ("prod-general-as-1", "prod-general-as-2"):
+            sim.api.add_droplet(name, size="s-8vcpu-16gb", region="fra1",
+                                tags=["provision:prod", "provision:prod:autoscaled"])
+        path = kube.write_kubeconfig(tmp_path / "kubeconfig")
+
+        sim.write_config({"budget": {"monthly_usd": 400}})  # 315 <= 400 < 480
+        code, report, err = _check(sim, "--kubeconfig", str(path))
+        assert code == 0, err
+        assert report["online"]["run_rate"]["total"]["min"] == pytest.approx(480.00)
+        budget = [f for f in report["findings"] if f["subject"] == "budget"]
+        assert [(f["severity"], f["problem"]) for f in budget] == [
+            ("high", "what runs now costs $480.00 a month, above budget.monthly_usd $400.00")]
+        assert sim.run("check", str(sim.config), "--kubeconfig", str(path),
+                       "--strict").code == 3
+
+        sim.write_config({"budget": {"monthly_usd": 480}})  # the run rate, not above it
+        code, report, err = _check(sim, "--kubeconfig", str(path))
+        assert code == 0, err
+        assert [f for f in report["findings"] if f["subject"] == "budget"] == []
