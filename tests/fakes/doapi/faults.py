@@ -40,7 +40,9 @@ class Faults:
       requests per hour, 250 requests per minute", docs.digitalocean.com/reference/api,
       Rate Limit), so a client following `links.pages.next` can meet it half-way through
       a list;
-    * failing / fail_status: then the next `failing` ones get `fail_status` (5xx).
+    * failing / fail_status: then the next `failing` ones get `fail_status` (5xx); with
+      `fail_method` set, only requests of that method count (e.g. a create's POST after
+      the reads that precede it).
     * dropped: the next `dropped` requests (authenticated or not) are read and their
       connection closed without an answer, as a reset between client and API does;
     * garbled: then the next `garbled` get a 502 HTML page instead of JSON, as the
@@ -60,6 +62,7 @@ class Faults:
     later_pages_throttled: int = 0
     failing: int = 0
     fail_status: int = 500
+    fail_method: str | None = None
     dropped: int = 0
     garbled: int = 0
     _lock: threading.Lock = field(
@@ -78,13 +81,14 @@ class Faults:
             self.later_pages_throttled = count
             self.retry_after = retry_after
 
-    def fail(self, count: int = 1, status: int = 500) -> None:
-        """Answer the next `count` requests with a server error `status`."""
+    def fail(self, count: int = 1, status: int = 500, method: str | None = None) -> None:
+        """Answer the next `count` requests (of `method`, if given) with `status` (5xx)."""
         if not 500 <= status <= 599:
             raise ValueError(f"fail() injects server errors (5xx), not {status}")
         with self._lock:
             self.failing = count
             self.fail_status = status
+            self.fail_method = method
 
     def drop(self, count: int = 1) -> None:
         """Close the next `count` connections after reading the request, answering nothing."""
@@ -117,7 +121,7 @@ class Faults:
             region, set()
         )
 
-    def take(self, later_page: bool = False) -> Injected | None:
+    def take(self, later_page: bool = False, method: str = "") -> Injected | None:
         """Consume one injected failure for the current request, if any is pending.
 
         Throttling comes first, like a real rate limiter in front of a failing backend.
@@ -135,7 +139,7 @@ class Faults:
                     "API Rate limit exceeded.",
                     {"Retry-After": str(self.retry_after), "ratelimit-remaining": "0"},
                 )
-            if self.failing > 0:
+            if self.failing > 0 and self.fail_method in (None, method):
                 self.failing -= 1
                 return Injected(self.fail_status, *_server_error(self.fail_status))
         return None

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from tests.fakes.doprovider.cloud import Account, Cloud, now_rfc3339
 from tests.fakes.doprovider.resources.base import ApiError
+from tests.fakes.doprovider.resources.compute import USER_DATA
 
 from . import provider
 from .faults import Faults
@@ -291,6 +292,10 @@ def create_droplets(api: Api, req: Request, m: re.Match[str]) -> Response:
         except ValueError as refused:
             return error(422, str(refused))
     with api.cloud.transaction() as account:
+        if isinstance(body.get("user_data"), str):
+            # What the droplet's metadata service serves it (the provider keeps it so too).
+            kept = account.data.setdefault(USER_DATA, {})
+            kept.update({str(d["id"]): body["user_data"] for d in created})
         view = api.view(account)
         droplets = [view.droplet(account.get(DROPLETS, str(d["id"])) or d) for d in created]
         actions = []
