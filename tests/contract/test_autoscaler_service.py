@@ -105,6 +105,7 @@ def test_scale_up_from_zero_from_the_template(world: World) -> None:
     assert world.user_data(int(made[1]["id"])) == joined  # one token per call
     secret = world.kube.get("v1", "Secret", f"bootstrap-token-{token.split('.')[0]}",
                             "kube-system")
+    assert secret is not None
     fields = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert fields["token-secret"] == token.split(".")[1]
     assert fields["usage-bootstrap-authentication"] == "true"
@@ -284,7 +285,8 @@ def test_only_a_client_with_a_certificate_from_the_ca_is_served(world: World,
                    timeout=30) == grpc.StatusCode.UNAVAILABLE
     insecure = grpc.insecure_channel(f"localhost:{world.port}")
     from provisioner.autoscaler.protos import externalgrpc_pb2_grpc as pb_grpc
-    assert code_of(pb_grpc.CloudProviderStub(insecure).NodeGroups, request,
+    stub: Any = pb_grpc.CloudProviderStub  # generated, untyped
+    assert code_of(stub(insecure).NodeGroups, request,
                    timeout=30) == grpc.StatusCode.UNAVAILABLE
 
 
@@ -299,3 +301,33 @@ def test_the_api_token_is_in_no_log_or_answer(world: World,
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert TOKEN not in caplog.text and TOKEN not in str(caught.value.details())
     assert "503" in str(caught.value.details())
+
+
+def test_the_entry_point_serves_until_terminated(world: World) -> None:
+    """`python -m provisioner.autoscaler.serve --settings PATH`, as the Deployment runs it:
+    serves over mutual TLS, stops cleanly on SIGTERM (exit 0)."""
+    import os
+    import re
+    import signal
+
+    root = str(PROTOS.parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provisioner.autoscaler.serve", "--settings",
+         str(world.settings_path)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        port = re.search(r"on port (\d+) \(mutual TLS\)", line)
+        assert port, line
+        world.port = int(port.group(1))
+        groups = world.stub().NodeGroups(pb.NodeGroupsRequest(), timeout=30).nodeGroups
+        assert [g.id for g in groups] == [GENERAL, BATCH]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert TOKEN not in line + process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -49,7 +49,8 @@ class World:
         return grpc.secure_channel(f"localhost:{self.port}", credentials)
 
     def stub(self, **kwargs: Any) -> Any:
-        return pb_grpc.CloudProviderStub(self.channel(**kwargs))
+        make: Any = pb_grpc.CloudProviderStub  # generated, untyped
+        return make(self.channel(**kwargs))
 
     def autoscaled(self) -> list[dict[str, Any]]:
         """Droplets carrying the autoscaled tag, as the account holds them."""
@@ -88,7 +89,7 @@ def running(tmp_path: Path, latency: float = 0.0) -> Iterator[World]:
                            ("ca.crt", tls.ca_pem), ("token", TOKEN.encode()),
                            ("values.json", json.dumps({"ca_cert_hash": CA_HASH}).encode())):
             (files / name).write_bytes(data)
-        conf = {
+        conf: dict[str, Any] = {
             "environment": ENV, "listen": "127.0.0.1:0",
             "tls": {"cert": str(files / "tls.crt"), "key": str(files / "tls.key"),
                     "client_ca": str(files / "ca.crt")},
@@ -100,7 +101,6 @@ def running(tmp_path: Path, latency: float = 0.0) -> Iterator[World]:
                            taints=[{"key": "dedicated", "value": "batch",
                                     "effect": "NoSchedule"}])],
         }
-        conf["pools"][1]["size"] = "s-4vcpu-8gb"
         path = files / "settings.json"
         path.write_text(json.dumps(conf))
         server, port = serve.build(settings.load(path))
