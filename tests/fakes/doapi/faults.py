@@ -31,7 +31,9 @@ class Faults:
     * unavailable_regions: region slugs reported with `available: false` (and no sizes);
     * sizes_not_offered: region slug -> size slugs missing from that region's `sizes`
       and the region missing from those sizes' `regions`;
-    * droplet_limit: overrides the account's `droplet_limit` in GET /v2/account;
+    * droplet_limit: overrides the account's `droplet_limit` in GET /v2/account, which
+      POST /v2/droplets enforces (routes.py create_droplets; Terraform's creates through
+      the fake provider do not meet it);
     * latency: seconds slept before answering each request (all endpoints);
     * throttled / retry_after: the next `throttled` authenticated requests get 429 with
       `Retry-After: retry_after`;
