@@ -23,6 +23,7 @@ import digitalocean
 import pytest
 
 from provisioner.agents import failover
+from provisioner.autoscaler.doclient import DoClient
 from provisioner.cloud import catalog, inventory, preflight, sweep
 from provisioner.config.load import load_environment
 from provisioner.render.names import resource_names
@@ -211,6 +212,15 @@ def test_every_endpoint_through_the_real_clients_matches_the_description(
         assert found.droplets and found.firewalls
         manager.get_data(f"reserved_ips/{address}/actions", type=digitalocean.baseapi.POST,
                          params={"type": "assign", "droplet_id": droplet.id})
+        # The autoscaler service's multi-create (provisioner/autoscaler/doclient.py).
+        autoscaler = DoClient(fake.origin, TOKEN)
+        made = autoscaler.create_droplets(
+            ["prod-general-as-0a1b2c3d", "prod-general-as-4e5f6a7b"],
+            {"region": "fra1", "size": "s-2vcpu-4gb", "image": "ubuntu-24-04-x64",
+             "tags": ["autoscaler-probe"], "user_data": "#!/bin/sh\n",
+             "monitoring": True, "ipv6": False, "backups": False, "with_droplet_agent": False})
+        assert [d["name"] for d in made] == ["prod-general-as-0a1b2c3d", "prod-general-as-4e5f6a7b"]
+        assert all(autoscaler.delete_droplet(int(d["id"])) for d in made)
 
         # Deletes: the ones sweep makes, a tag, droplets by tag.
         stray_ip = fake.provider_create("digitalocean_reserved_ip", region="fra1")["ip_address"]

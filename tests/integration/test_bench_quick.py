@@ -28,6 +28,12 @@ NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
 
 # Lines each benchmark must print, as regular expressions matched against whole lines.
 FIGURES: dict[str, list[str]] = {
+    "autoscaler.py": [
+        rf"peer: raw GET /v2/droplets\s+[0-9]+(\s+{NUMBER}){{3}}",
+        rf"(NodeGroups|NodeGroupForNode|NodeGroupNodes|Refresh)\s+[0-9]+(\s+{NUMBER}){{3}}",
+        rf"NodeGroup(IncreaseSize|DeleteNodes)\s+[0-9]+(\s+{NUMBER}){{3}}",
+        rf"IncreaseSize p50 {NUMBER} ms = {NUMBER} API round trips .*",
+    ],
     "terraform.py": [
         rf"up\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}%",
         rf"no-op up\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}%",

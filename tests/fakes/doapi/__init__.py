@@ -17,7 +17,8 @@ views.py (account records -> API JSON), catalog.py (profile, regions, sizes),
 seeding.py (seed(), add_load_balancer(), add_volume()), faults.py (knobs, log records).
 
 Known simplifications: actions complete at once (status "completed"); the catalogue
-overlays and droplet_limit are reported, not enforced on Terraform's creates; deleting
+overlays and droplet_limit are reported, not enforced on Terraform's creates (the limit is
+enforced on POST /v2/droplets, the API's own create); deleting
 an attached volume is allowed; only the endpoints listed in routes.py exist (404 else).
 """
 

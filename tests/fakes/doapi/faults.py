@@ -31,7 +31,9 @@ class Faults:
     * unavailable_regions: region slugs reported with `available: false` (and no sizes);
     * sizes_not_offered: region slug -> size slugs missing from that region's `sizes`
       and the region missing from those sizes' `regions`;
-    * droplet_limit: overrides the account's `droplet_limit` in GET /v2/account;
+    * droplet_limit: overrides the account's `droplet_limit` in GET /v2/account, which
+      POST /v2/droplets enforces (routes.py create_droplets; Terraform's creates through
+      the fake provider do not meet it);
     * latency: seconds slept before answering each request (all endpoints);
     * throttled / retry_after: the next `throttled` authenticated requests get 429 with
       `Retry-After: retry_after`;
@@ -40,7 +42,9 @@ class Faults:
       requests per hour, 250 requests per minute", docs.digitalocean.com/reference/api,
       Rate Limit), so a client following `links.pages.next` can meet it half-way through
       a list;
-    * failing / fail_status: then the next `failing` ones get `fail_status` (5xx).
+    * failing / fail_status: then the next `failing` ones get `fail_status` (5xx); with
+      `fail_method` set, only requests of that method count (e.g. a create's POST after
+      the reads that precede it).
     * dropped: the next `dropped` requests (authenticated or not) are read and their
       connection closed without an answer, as a reset between client and API does;
     * garbled: then the next `garbled` get a 502 HTML page instead of JSON, as the
@@ -60,6 +64,7 @@ class Faults:
     later_pages_throttled: int = 0
     failing: int = 0
     fail_status: int = 500
+    fail_method: str | None = None
     dropped: int = 0
     garbled: int = 0
     _lock: threading.Lock = field(
@@ -78,13 +83,14 @@ class Faults:
             self.later_pages_throttled = count
             self.retry_after = retry_after
 
-    def fail(self, count: int = 1, status: int = 500) -> None:
-        """Answer the next `count` requests with a server error `status`."""
+    def fail(self, count: int = 1, status: int = 500, method: str | None = None) -> None:
+        """Answer the next `count` requests (of `method`, if given) with `status` (5xx)."""
         if not 500 <= status <= 599:
             raise ValueError(f"fail() injects server errors (5xx), not {status}")
         with self._lock:
             self.failing = count
             self.fail_status = status
+            self.fail_method = method
 
     def drop(self, count: int = 1) -> None:
         """Close the next `count` connections after reading the request, answering nothing."""
@@ -117,7 +123,7 @@ class Faults:
             region, set()
         )
 
-    def take(self, later_page: bool = False) -> Injected | None:
+    def take(self, later_page: bool = False, method: str = "") -> Injected | None:
         """Consume one injected failure for the current request, if any is pending.
 
         Throttling comes first, like a real rate limiter in front of a failing backend.
@@ -135,7 +141,7 @@ class Faults:
                     "API Rate limit exceeded.",
                     {"Retry-After": str(self.retry_after), "ratelimit-remaining": "0"},
                 )
-            if self.failing > 0:
+            if self.failing > 0 and self.fail_method in (None, method):
                 self.failing -= 1
                 return Injected(self.fail_status, *_server_error(self.fail_status))
         return None

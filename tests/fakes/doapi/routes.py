@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from tests.fakes.doprovider.cloud import Account, Cloud, now_rfc3339
 from tests.fakes.doprovider.resources.base import ApiError
+from tests.fakes.doprovider.resources.compute import USER_DATA
 
 from . import provider
 from .faults import Faults
@@ -252,6 +253,60 @@ def list_droplets(api: Api, req: Request, m: re.Match[str]) -> Response:
             if (tag is None or tag in (d.get("tags") or [])) and name in (None, d.get("name"))
         ]
         return api.page(req, "droplets", droplets)
+
+
+# POST /v2/droplets takes `name` (one droplet) or `names` ("Up to ten Droplets may be
+# created this way at a time") and answers 202 with `droplet` / `droplets` and one create
+# action link each (digitalocean/openapi resources/droplets/droplets_create.yml and
+# responses/droplet_create.yml, copied in tests/data/digitalocean-openapi/). Over the
+# account's droplet limit the API refuses the whole request with 422 unprocessable_entity
+# "creating this/these droplet(s) will exceed your droplet limit" (the error quoted from
+# the API in OpenRouterLabs/spawn issue #2516 and pry0cc/axiom issue #422).
+MULTI_CREATE_MAX = 10
+_CREATE_ARGS = ("region", "size", "image", "ssh_keys", "tags", "vpc_uuid", "user_data",
+                "ipv6", "monitoring", "backups")
+DROPLET_LIMIT_MESSAGE = "creating this/these droplet(s) will exceed your droplet limit"
+
+
+@route("POST", r"/v2/droplets")
+def create_droplets(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Create one droplet (`name`) or up to ten (`names`) through the provider's code."""
+    body = req.body if isinstance(req.body, dict) else {}
+    multi = "names" in body
+    names = body.get("names") if multi else [body.get("name")]
+    if not isinstance(names, list) or not names or not all(
+            isinstance(n, str) and n for n in names):
+        return error(422, "name or names is required to create droplets")
+    if len(names) > MULTI_CREATE_MAX:
+        return error(422, f"you can create at most {MULTI_CREATE_MAX} droplets at a time")
+    with api.cloud.transaction() as account:
+        limit = api.view(account).account_info().get("droplet_limit")
+        if isinstance(limit, int) and len(account.table(DROPLETS)) + len(names) > limit:
+            return error(422, DROPLET_LIMIT_MESSAGE)
+    config = {key: body[key] for key in _CREATE_ARGS if body.get(key) is not None}
+    created = []
+    for name in names:
+        try:
+            created.append(provider.create(api.cloud, api._token, DROPLETS,
+                                           {**config, "name": name}))
+        except ValueError as refused:
+            return error(422, str(refused))
+    with api.cloud.transaction() as account:
+        if isinstance(body.get("user_data"), str):
+            # What the droplet's metadata service serves it (the provider keeps it so too).
+            kept = account.data.setdefault(USER_DATA, {})
+            kept.update({str(d["id"]): body["user_data"] for d in created})
+        view = api.view(account)
+        droplets = [view.droplet(account.get(DROPLETS, str(d["id"])) or d) for d in created]
+        actions = []
+        for droplet in droplets:
+            action = api.new_action("create", droplet["id"], "droplet", droplet["region"])
+            actions.append({"id": action["id"], "rel": "create",
+                            "href": f"{api._origin()}/v2/actions/{action['id']}"})
+    links = {"actions": actions}
+    if multi:
+        return Response(202, {"droplets": droplets, "links": links})
+    return Response(202, {"droplet": droplets[0], "links": links})
 
 
 @route("DELETE", r"/v2/droplets")

@@ -296,7 +296,8 @@ class FakeDigitalOcean:
             refused = error(429, ratelimit.MESSAGE, ratelimit.ERROR_ID)
             refused.headers.update(verdict.headers(self._scale(), self.retry_after))
             return refused
-        injected = self.faults.take(later_page=req.query.get("page", "1") not in ("", "1"))
+        injected = self.faults.take(later_page=req.query.get("page", "1") not in ("", "1"),
+                                    method=req.method)
         if injected is not None:
             response = error(injected.status, injected.message, injected.error_id)
             response.headers.update(injected.headers)

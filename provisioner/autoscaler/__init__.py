@@ -1,0 +1,1 @@
+"""The gRPC service behind the cluster-autoscaler's ``externalgrpc`` cloud provider."""
