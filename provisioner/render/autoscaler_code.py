@@ -86,9 +86,8 @@ def _imports(path: Path, module: str) -> set[str]:
 
 def modules() -> dict[str, Path]:
     """The service's modules and every provisioner module they import: name -> file."""
-    start = [ENTRY] + sorted(
-        f"{ENTRY}.{p.stem}" for p in (_PACKAGE / "autoscaler").glob("*.py")
-        if p.name != "__init__.py")
+    start = [ENTRY, *sorted(f"{ENTRY}.{p.stem}" for p in (_PACKAGE / "autoscaler").glob("*.py")
+                            if p.name != "__init__.py")]
     seen: dict[str, Path] = {}
     queue = ["provisioner", *start]
     while queue:
