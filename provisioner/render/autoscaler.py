@@ -128,7 +128,7 @@ def settings(env: Environment, late: Mapping[str, str], vpc_uuid: str,
     pools = []
     for pool in autoscaled_pools(env):
         assert pool.autoscale is not None
-        parts, refs = worker_refs(env, pool)
+        parts, _ = worker_refs(env, pool)
         pools.append({
             "name": pool.name, "min": pool.autoscale.min, "max": pool.autoscale.max,
             "size": pool.size, "region": env.digitalocean.region,
@@ -139,7 +139,8 @@ def settings(env: Environment, late: Mapping[str, str], vpc_uuid: str,
             "taints": [{"key": t.key, "value": t.value, "effect": t.effect}
                        for t in pool.taints],
             "user_data": parts,
-            "values": {ref: late[ref] for ref in sorted(refs & PUBLIC)},
+            # Every public late value (the contract's three), used by the user-data or not.
+            "values": {ref: late[ref] for ref in sorted(PUBLIC)},
         })
     return {
         "environment": env.name,

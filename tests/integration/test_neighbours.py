@@ -36,7 +36,7 @@ import pytest
 import yaml
 
 from tests.fakes.doprovider.cloud import Cloud
-from tests.support.rendering import example_document
+from tests.support.rendering import example_document, set_workers
 from tests.support.sim import TOKEN, Simulation, simulation
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ def _write(sim: Simulation, name: str) -> Path:
     doc.update(name=name, deploy_policy={}, deletion_protection=True)
     doc["digitalocean"].update(ssh_keys=sim.fingerprints, vpc_cidr=vpc)
     doc["control_plane"].update(count=1, endpoint=endpoint)
-    doc["worker_pools"][0]["count"] = 1
+    set_workers(doc["worker_pools"][0], 1)
     if endpoint == "load_balancer":
         doc["access"]["api_cidrs"] = ["0.0.0.0/0"]
         # An app called api behind a load balancer would share the API's name (refused).
