@@ -110,8 +110,13 @@ def archive() -> bytes:
     the same code (so the Deployment's digest changes only with the code)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted({p.relative_to(_PACKAGE.parent).as_posix(): p
-                            for p in modules().values()}.items()):
+        files = {p.relative_to(_PACKAGE.parent).as_posix(): p for p in modules().values()}
+        # The service's data (a compiled descriptor set beside its protos), never caches.
+        files.update({p.relative_to(_PACKAGE.parent).as_posix(): p
+                      for p in (_PACKAGE / "autoscaler").rglob("*")
+                      if p.is_file() and p.suffix not in (".py", ".pyc", ".pyi")
+                      and "__pycache__" not in p.parts})
+        for path in sorted(files.items()):
             data = path[1].read_bytes()
             info = tarfile.TarInfo(path[0])
             info.size, info.mode, info.mtime = len(data), 0o644, 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,3 +161,42 @@ def test_requirements_are_hash_pinned_at_the_tested_versions() -> None:
 
 def test_code_archive_is_deterministic() -> None:
     assert autoscaler_code.archive() == autoscaler_code.archive()
+
+
+def test_the_service_travels_with_its_imports_and_needs_only_the_pinned_wheels() -> None:
+    """Every module the pod runs is in the archive, and every third-party import is one of
+    the hash-pinned wheels the init container installs (nothing else is in the image)."""
+    import ast
+    import sys
+
+    pytest.importorskip("provisioner.autoscaler.serve",
+                        reason="the service itself is another branch's until merged")
+    found = autoscaler_code.modules()
+    assert "provisioner.autoscaler.serve" in found
+    foreign = set()
+    for path in found.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top and top != "provisioner" and top not in sys.stdlib_module_names:
+                    foreign.add(top)
+    assert foreign <= autoscaler_code.PROVIDED, foreign - autoscaler_code.PROVIDED
+
+
+def test_the_service_loads_the_settings_up_writes(tmp_path: Path) -> None:
+    """The service's own loader (provisioner/autoscaler/settings.py) reads what `up` puts in
+    the ConfigMap: the contract's keys, from the wiring's side and the service's."""
+    loader = pytest.importorskip("provisioner.autoscaler.settings",
+                                 reason="the service itself is another branch's until merged")
+    late = {"api_endpoint": "203.0.113.10", "vpc_id": "5a4a8f0e-7b0c-4c2e-9d1e-0c8f6a2b3c4d",
+            "ca_cert_hash": "sha256:" + "a" * 64}
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(autoscaler.settings(example("production"), late,
+                                                   late["vpc_id"])))
+    loaded = loader.load(path)
+    (pool,) = loaded.pools
+    assert (loaded.environment, pool.name, pool.group_max) == ("prod", "general", 6)
+    assert loaded.autoscaled_tag == "provision:prod:autoscaled"
