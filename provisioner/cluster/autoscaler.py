@@ -131,7 +131,7 @@ def install(prepared: Prepared, api: Any, outputs: dict[str, Any], token: str,
 def stop(api: Any, report: Report) -> bool:
     """Scale the cluster-autoscaler and the service to zero; False when the API refused."""
     kube = Kube(api, timeout=15, attempts=2)
-    body = json.dumps({"spec": {"replicas": 0}})
+    body = {"spec": {"replicas": 0}}  # a JSON content type: the client serialises it
     for name in (spec.CLUSTER_AUTOSCALER, spec.SERVICE):
         path = f"/apis/apps/v1/namespaces/{spec.NAMESPACE}/deployments/{name}"
         try:
