@@ -238,7 +238,9 @@ def _droplet_ages(result: dict[str, Any]) -> None:
     """Each droplet's age, and each node's (a node is named after its droplet)."""
     now = clock.now()
     ages: dict[str, int | None] = {}
-    for droplets in (result["cloud"].get("droplets") or {}).values():
+    cloud = result["cloud"]
+    groups = [g["droplets"] for g in (cloud.get("autoscaled") or {}).values()]
+    for droplets in [*(cloud.get("droplets") or {}).values(), *groups]:
         for droplet in droplets:
             droplet["age_seconds"] = ages[droplet["name"]] = _age(droplet.get("created_at"),
                                                                   now)
@@ -293,6 +295,14 @@ def format_status(status: dict[str, Any]) -> str:
                 lines.append(f"    {d['name']:<28} {d['status']:<8} {d['size'] or '':<13} "
                              f"{d['public_ip'] or '-':<16} {d['private_ip'] or '-':<16} "
                              f"{age_text(d.get('age_seconds')):>6}{mark}")
+        for pool, group in (cloud.get("autoscaled") or {}).items():
+            bounds = (f"{group['min']}..{group['max']}" if group["min"] is not None
+                      else "pool not autoscaled in the file")
+            lines.append(f"  autoscaled {pool} (node group {group['node_group']}, "
+                         f"0..{group['group_max'] if group['group_max'] is not None else '?'}"
+                         f" above Terraform's floor; pool {bounds}): {group['count']}"
+                         + (": " + ", ".join(d["name"] for d in group["droplets"])
+                            if group["droplets"] else ""))
         if cloud["floating_ip"]:
             lines.append(f"  floating IP {cloud['floating_ip']} on "
                          f"{cloud['floating_ip_holder']}")

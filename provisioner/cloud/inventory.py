@@ -10,9 +10,27 @@ from provisioner.config.model import Environment
 from provisioner.render.names import resource_names
 
 
+def _node_groups(env: Environment) -> dict[str, dict[str, Any]]:
+    """Each autoscaled pool's bounds: Terraform's floor and the node group's range."""
+    groups = {}
+    for pool in env.worker_pools:
+        if pool.autoscale is not None:
+            groups[pool.name] = {"node_group": f"{env.name}-{pool.name}",
+                                 "min": pool.autoscale.min, "max": pool.autoscale.max,
+                                 "group_max": pool.autoscale.group_max, "count": 0,
+                                 "droplets": []}
+    return groups
+
+
 def inventory(env: Environment, token: str) -> dict[str, Any]:
-    """Droplets by role with state and addresses, and who holds the floating IP."""
+    """Droplets by role with state and addresses, and who holds the floating IP.
+
+    The droplets the autoscaler service made (cloud/autoscaled.py) are not among the
+    workers: they are listed per pool under ``autoscaled`` with the node group's bounds.
+    """
     import digitalocean
+
+    from provisioner.cloud.autoscaled import is_autoscaled
 
     tags = resource_names(env)
     manager = throttle.watch(digitalocean.Manager(token=token))
@@ -20,10 +38,21 @@ def inventory(env: Environment, token: str) -> dict[str, Any]:
         tag_name=tags["digitalocean_tag.cluster"]))
     by_id = {}
     roles: dict[str, list[dict[str, Any]]] = {"control-plane": [], "workers": []}
+    groups = _node_groups(env)
+    pool_tag = f"{tags['digitalocean_tag.cluster']}:pool:"
     for d in sorted(droplets, key=lambda d: d.name):
         role = ("control-plane" if tags["digitalocean_tag.controllers"] in (d.tags or [])
                 else "workers")
-        roles[role].append({"name": d.name, "id": d.id, "status": d.status,
+        listing = roles[role]
+        if is_autoscaled(env.name, list(d.tags or [])):
+            pools = [t[len(pool_tag):] for t in d.tags if t.startswith(pool_tag)]
+            pool = pools[0] if len(pools) == 1 else "?"
+            group = groups.setdefault(pool, {"node_group": f"{env.name}-{pool}", "min": None,
+                                             "max": None, "group_max": None, "count": 0,
+                                             "droplets": []})
+            group["count"] += 1
+            listing = group["droplets"]
+        listing.append({"name": d.name, "id": d.id, "status": d.status,
                             "size": d.size_slug, "public_ip": d.ip_address,
                             "private_ip": d.private_ip_address,
                             # RFC 3339, as the API's droplet object carries it.
@@ -35,4 +64,5 @@ def inventory(env: Environment, token: str) -> dict[str, Any]:
         droplet = ip.droplet or {}
         if droplet and int(droplet.get("id", 0)) in by_id:
             endpoint, holder = ip.ip, by_id[int(droplet["id"])]
-    return {"droplets": roles, "floating_ip": endpoint, "floating_ip_holder": holder}
+    return {"droplets": roles, "autoscaled": groups, "floating_ip": endpoint,
+            "floating_ip_holder": holder}

@@ -145,4 +145,7 @@ def bring_up(prepared: Prepared, outputs: dict[str, Any], token: str, report: Re
     wait = PLATFORM_TIMEOUT if platform_timeout is None else platform_timeout
     platform.wait_for_platform(api, prepared.env.kubernetes.cni, time.monotonic() + wait,
                                report)
+    from provisioner.cluster import autoscaler  # nothing without an autoscaled pool
+
+    autoscaler.install(prepared, api, outputs, token, report)
     return Cluster(str(endpoint), path, tuple(nodes))

@@ -381,6 +381,7 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
     ours = ownership.before_destroy(prepared, token) if holds else frozenset()
     if holds:  # a state that did not build the cluster must not empty it either
         _release_cluster_resources(prepared, token, kubeconfig, say)
+        _remove_autoscaled(prepared, token, kubeconfig, say)
     tracker = progress(names_by_address(infra_plan))
     ws.on_event = tracker
     try:
@@ -393,6 +394,24 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
                                     known=ours)
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _remove_autoscaled(prepared: Prepared, token: str, kubeconfig: Path | None,
+                       say: Report) -> None:
+    """The droplets the autoscaler service made (no Terraform state holds them), before
+    Terraform removes the VPC and firewalls they sit in; the cluster-autoscaler is scaled
+    to zero first when the API answers, so it creates none meanwhile."""
+    from provisioner.cloud import autoscaled
+    from provisioner.cluster import autoscaler
+
+    path = kubeconfig or cluster_stage.kubeconfig_path(prepared)
+    if path.is_file():
+        try:
+            autoscaler.stop(cluster_stage.api_client(path), say)
+        except Exception as e:  # an unreachable cluster must not block destroy
+            say(f"could not reach the cluster to stop the node autoscaler "
+                f"({type(e).__name__}); deleting the autoscaled droplets anyway")
+    autoscaled.delete_all(prepared.env.name, token, say)
 
 
 # The cloud controller manager deletes a load balancer within a minute or two.

@@ -17,7 +17,7 @@ def _documents() -> list[tuple[str, str, int, dict[str, Any]]]:
     cases = []
     for name in ("production", "staging"):
         for path, text in sorted(rendered(name).items()):
-            if path.startswith("manifests/"):
+            if path.startswith(("manifests/", "autoscaler/")):
                 for index, doc in enumerate(d for d in yaml.safe_load_all(text) if d):
                     cases.append((name, path, index, doc))
     return cases
@@ -36,7 +36,8 @@ def test_manifest_is_valid_for_the_cluster_version(name: str, path: str, index: 
 
 def test_production_renders_the_expected_objects() -> None:
     kinds = sorted((doc["kind"], doc["metadata"]["name"])
-                   for n, _, _, doc in CASES if n == "production")
+                   for n, path, _, doc in CASES if n == "production"
+                   and path.startswith("manifests/"))
     assert kinds == sorted([
         ("Namespace", "prod"), ("ConfigMap", "global-config"),
         ("Deployment", "api-blue"), ("Service", "api"), ("HorizontalPodAutoscaler", "api"),

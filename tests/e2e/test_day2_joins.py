@@ -25,6 +25,7 @@ import pytest
 from provisioner.pipeline import cluster_stage
 from tests.e2e.world import World, world
 from tests.support import clock
+from tests.support.rendering import set_workers
 from tests.support.sim import TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("inside_production_window")]
@@ -73,7 +74,7 @@ def _up_then_later(w: World, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _scale_workers(w: World, count: int) -> None:
-    w.sim.write_config(edit=lambda d: d["worker_pools"][0].update(count=count))
+    w.sim.write_config(edit=lambda d: set_workers(d["worker_pools"][0], count))
 
 
 def _joined(w: World, name: str) -> str | None:
@@ -210,7 +211,7 @@ def test_a_refused_plan_writes_nothing_to_the_cluster(tmp_path: Path) -> None:
         assert kube is not None
         secrets = {s["metadata"]["name"] for s in kube.objects("v1", "Secret", "kube-system")}
         saved = (w.sim.workdir / "secrets" / "bootstrap.json").read_bytes()
-        w.sim.write_config(edit=lambda d: (d["worker_pools"][0].update(count=4),
+        w.sim.write_config(edit=lambda d: (set_workers(d["worker_pools"][0], 4),
                                            d["control_plane"].update(size="s-8vcpu-16gb")))
         refused = w.provision("up", str(w.sim.config), *UP)
         assert refused.code == 3, refused.stderr

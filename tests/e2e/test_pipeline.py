@@ -41,6 +41,18 @@ def test_up_deploy_status_rollback_destroy(tmp_path: Path,
         assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{endpoint}:6443"
         assert kube.get("apps/v1", "Deployment", "api-blue", "prod") is not None
         assert kube.get("v1", "Secret", "digitalocean", "kube-system") is not None
+        # The production example's general pool autoscales: up applied the node autoscaler
+        # with the VPC Terraform made (no marker left) and the link's mTLS pair.
+        assert kube.get("apps/v1", "Deployment", "cluster-autoscaler",
+                        "provision-system") is not None
+        settings = json.loads(kube.get("v1", "ConfigMap", "provision-autoscaler-settings",
+                                       "provision-system")["data"]["settings.json"])
+        vpc = json.loads((w.sim.workdir / "infrastructure.json").read_text())["network"][
+            "vpc_id"]
+        assert settings["pools"][0]["vpc_uuid"] == vpc
+        assert settings["pools"][0]["values"]["api_endpoint"] == endpoint
+        assert kube.get("v1", "Secret", "cluster-autoscaler-grpc-client-cert",
+                        "provision-system") is not None
 
         status = w.provision("status", config, "--output", "json")
         assert status.code == 0, status.stderr
@@ -83,5 +95,6 @@ def test_up_deploy_status_rollback_destroy(tmp_path: Path,
                            "--reason", "e2e run")
         assert down.code == 0, down.stderr
         assert "infrastructure change window overridden by" in down.stderr
+        assert "node autoscaling stopped" in down.stderr, down.stderr
         assert w.sim.droplet_names() == []
         assert "nothing of the environment is left in the account" in down.stderr

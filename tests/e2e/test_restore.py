@@ -31,6 +31,7 @@ from tests.fakes.kubeapi import catalog
 from tests.fakes.kubeapi.server import FakeKubeAPI
 from tests.fakes.s3 import FakeS3, fake_s3
 from tests.support import clock
+from tests.support.rendering import set_workers, workers
 from tests.support.upgrades import NodeAgents
 
 pytestmark = [pytest.mark.integration,
@@ -380,7 +381,7 @@ def test_a_worker_added_after_the_snapshot_is_named_not_waited_for_and_comes_bac
         config = str(w.sim.config)
         time.sleep(1.1)  # created_at has whole seconds: after the snapshot's second
         doc = yaml.safe_load(w.sim.config.read_text())
-        doc["worker_pools"][0]["count"] += 1
+        set_workers(doc["worker_pools"][0], workers(doc["worker_pools"][0]) + 1)
         partial = w.sim.config.with_suffix(".partial")  # whole, as the world reads it
         partial.write_text(yaml.safe_dump(doc, sort_keys=False))
         partial.replace(w.sim.config)

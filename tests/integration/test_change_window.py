@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support import clock
+from tests.support.rendering import set_workers
 from tests.support.sim import Simulation, simulation
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ def sim(tmp_path: Path) -> Any:
 
 def _scale(sim: Simulation, count: int, applies_to: list[str] | None = None) -> None:
     def edit(doc: dict[str, Any]) -> None:
-        doc["worker_pools"][0]["count"] = count
+        set_workers(doc["worker_pools"][0], count)
         if applies_to is not None:
             doc["deploy_policy"]["applies_to"] = applies_to
     sim.write_config(edit=edit)

@@ -60,7 +60,9 @@ def kube(prepared: Prepared, endpoint: str) -> Iterator[FakeKubeAPI]:
 def outputs(endpoint: str) -> dict[str, Any]:
     return {"api_endpoint": endpoint,
             "controllers": [{"name": f"prod-cp-{i}"} for i in (1, 2, 3)],
-            "workers": {f"general-{i}": {"name": f"prod-general-{i}-abcde"} for i in (1, 2)}}
+            "workers": {f"general-{i}": {"name": f"prod-general-{i}-abcde"} for i in (1, 2)},
+            # terraform/outputs.tf `network`: the node autoscaler's settings need the VPC.
+            "network": {"vpc_id": "5a4a8f0e-7b0c-4c2e-9d1e-0c8f6a2b3c4d"}}
 
 
 def test_waits_for_api_and_nodes_then_hands_over_a_working_kubeconfig(
@@ -87,9 +89,15 @@ def test_waits_for_api_and_nodes_then_hands_over_a_working_kubeconfig(
     assert any(m.startswith("3/5 nodes Ready; waiting for prod-general-1-abcde (not registered")
                for m in messages)
     assert "5/5 nodes Ready" in messages
-    assert messages[-1].startswith("add-ons ready: CoreDNS, calico, DigitalOcean cloud "
+    assert messages[-2].startswith("warning: PROVISION_AUTOSCALER_TOKEN is not set")
+    assert messages[-3].startswith("add-ons ready: CoreDNS, calico, DigitalOcean cloud "
                                    "controller manager, CSI driver controller, CSI driver "
                                    "node plugin, metrics-server")
+    # The production example's general pool autoscales: its objects follow the add-ons.
+    assert messages[-1].startswith("node autoscaling: provision-system/provision-autoscaler "
+                                   "and provision-system/cluster-autoscaler applied (node "
+                                   "groups prod-general 0..6)")
+    assert kube.get("apps/v1", "Deployment", "cluster-autoscaler", "provision-system")
     path = cluster.kubeconfig
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     config = yaml.safe_load(path.read_text())
@@ -179,7 +187,7 @@ def test_a_slow_add_on_is_waited_for(prepared: Prepared, kube: FakeKubeAPI,
     assert time.monotonic() - started >= 4.0
     waits = [m for m in messages if m.startswith("waiting for the add-ons")]
     assert any("metrics-server: not created yet" in m for m in waits), waits
-    assert messages[-1].startswith("add-ons ready:")
+    assert [m for m in messages if m.startswith("add-ons ready:")]
     deployment = kube.get("apps/v1", "Deployment", "metrics-server", "kube-system")
     assert deployment is not None and deployment["status"]["availableReplicas"] == 1
 

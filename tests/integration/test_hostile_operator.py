@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.fakes.doprovider.cloud import Cloud
-from tests.support.rendering import example_document
+from tests.support.rendering import example_document, set_workers
 from tests.support.sim import Simulation, simulation
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def _write(sim: Simulation, name: str, vpc: str, protected: bool) -> Path:
     doc.update(name=name, deploy_policy={}, deletion_protection=protected)
     doc["digitalocean"].update(ssh_keys=sim.fingerprints, vpc_cidr=vpc)
     doc["control_plane"]["count"] = 1
-    doc["worker_pools"][0]["count"] = 1
+    set_workers(doc["worker_pools"][0], 1)
     path = sim.root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

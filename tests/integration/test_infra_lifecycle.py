@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.rendering import set_workers
 from tests.support.sim import Simulation, simulation
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("inside_production_window")]
@@ -35,7 +36,7 @@ def _workers(sim: Simulation) -> list[str]:
 
 
 def _scale(sim: Simulation, count: int) -> None:
-    sim.write_config(edit=lambda d: d["worker_pools"][0].update(count=count))
+    sim.write_config(edit=lambda d: set_workers(d["worker_pools"][0], count))
 
 
 def test_up_converges_scales_and_destroys(sim: Simulation) -> None:
@@ -84,7 +85,7 @@ def test_up_converges_scales_and_destroys(sim: Simulation) -> None:
     assert _ids(sim, "prod-cp-") == controllers, "control-plane droplets must be untouched"
 
     # A new node configuration replaces workers (new generation) but never a control plane.
-    sim.write_config(edit=lambda d: (d["worker_pools"][0].update(count=2),
+    sim.write_config(edit=lambda d: (set_workers(d["worker_pools"][0], 2),
                                      d["kubernetes"].update(version="1.36.3")))
     rolled = sim.run("up", config, "--yes", "--until", "infra")
     assert rolled.code == 0, rolled.stderr
@@ -110,7 +111,7 @@ def test_saved_plan_is_applied_exactly(sim: Simulation, tmp_path: Path) -> None:
     planned = sim.run("plan", config, "--out", str(saved))
     assert planned.code == 0, planned.stderr
     assert "Plan: 1" in planned.stdout and stat.S_IMODE(saved.stat().st_mode) == 0o600
-    sim.write_config(edit=lambda d: d["worker_pools"][0].update(count=1))  # ignored: plan wins
+    sim.write_config(edit=lambda d: set_workers(d["worker_pools"][0], 1))  # ignored: plan wins
     applied = sim.run("up", config, "--plan", str(saved), "--yes", "--until", "infra")
     assert applied.code == 0, applied.stderr
     assert len(_workers(sim)) == 3

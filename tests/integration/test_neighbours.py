@@ -36,7 +36,7 @@ import pytest
 import yaml
 
 from tests.fakes.doprovider.cloud import Cloud
-from tests.support.rendering import example_document
+from tests.support.rendering import example_document, set_workers
 from tests.support.sim import TOKEN, Simulation, simulation
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ def _write(sim: Simulation, name: str) -> Path:
     doc.update(name=name, deploy_policy={}, deletion_protection=True)
     doc["digitalocean"].update(ssh_keys=sim.fingerprints, vpc_cidr=vpc)
     doc["control_plane"].update(count=1, endpoint=endpoint)
-    doc["worker_pools"][0]["count"] = 1
+    set_workers(doc["worker_pools"][0], 1)
     if endpoint == "load_balancer":
         doc["access"]["api_cidrs"] = ["0.0.0.0/0"]
         # An app called api behind a load balancer would share the API's name (refused).
@@ -128,9 +128,32 @@ def test_destroy_and_sweep_of_prod_leave_prod2_and_prod_eu_untouched(tmp_path: P
         prod_volume = sim.api.add_volume("pvc-prod", 10, tags=["provision:prod"])
         eu_volume = sim.api.add_volume("pvc-eu", 10, tags=["provision:prod-eu"])
         stray = sim.api.add_droplet("prod-stray", tags=["provision:prod"])
+        # What each one's autoscaler service makes above Terraform's floor: the pool's tags
+        # exactly as terraform/workers.tf gives them, plus provision:<env>:autoscaled.
+        autoscaled = {name: sim.api.add_droplet(
+            f"{name}-general-as-0a1b2c3d",
+            tags=[f"provision:{name}", f"provision:{name}:worker",
+                  f"provision:{name}:pool:general", "team-platform", "production",
+                  f"provision:{name}:autoscaled"]) for name in ("prod", "prod-eu")}
+
+        # Terraform never sees an autoscaled droplet: no drift, nothing for `up` to change.
+        plan = sim.run("plan", str(configs["prod"]), "--exit-code")
+        assert plan.code == 0, plan.stderr
+        # status counts it apart from Terraform's workers, with the node group's bounds.
+        cloud = json.loads(sim.run("status", str(configs["prod"]), "--output", "json").stdout)[
+            "cloud"]
+        assert [d["id"] for d in cloud["droplets"]["workers"]] == [prod_worker, stray]
+        assert cloud["autoscaled"] == {"general": {
+            "node_group": "prod-general", "min": 1, "max": 9, "group_max": 8, "count": 1,
+            "droplets": [dict(cloud["autoscaled"]["general"]["droplets"][0],
+                              name="prod-general-as-0a1b2c3d", id=autoscaled["prod"])]}}
+        text = sim.run("status", str(configs["prod"])).stdout
+        assert ("autoscaled general (node group prod-general, 0..8 above Terraform's floor; "
+                "pool 1..9): 1: prod-general-as-0a1b2c3d") in text
 
         prods = (_state_ids(sim, "prod") | {prod_lb, prod_volume, str(stray)}
-                 | {"provision:prod:pool:general"})
+                 | {"provision:prod:pool:general", str(autoscaled["prod"]),
+                    "provision:prod:autoscaled"})
         before = _account(sim)
         neighbours = {(t, i): r for t, records in before.items() for i, r in records.items()
                       if i not in prods}
@@ -152,6 +175,11 @@ def test_destroy_and_sweep_of_prod_leave_prod2_and_prod_eu_untouched(tmp_path: P
 
         plain = sim.run("destroy", str(configs["prod"]), "--yes", "--force")
         assert plain.code == 1, plain.stderr
+        # Deleted before Terraform ran, so no leftover: prod-eu's (a neighbour whose name
+        # starts with prod) is untouched (below).
+        assert "deleted autoscaled droplet prod-general-as-0a1b2c3d" in plain.stderr
+        assert "prod-eu-general-as" not in plain.stderr
+        assert str(autoscaled["prod"]) not in _account(sim)["digitalocean_droplet"]
         listed = plain.stderr.split("still in the account (billed):")[1]
         for line in (f"droplet prod-stray ({stray})", f"load balancer prod.api ({prod_lb})",
                      f"volume pvc-prod ({prod_volume})"):
@@ -170,12 +198,14 @@ def test_destroy_and_sweep_of_prod_leave_prod2_and_prod_eu_untouched(tmp_path: P
         after = _account(sim)
         left = {(t, i) for t, records in after.items() for i in records if i in prods}
         # A tag the droplets made implicitly stays (empty, unbilled): a sweep deletes no tag.
-        assert left == {("digitalocean_tag", "provision:prod:pool:general")}
+        assert left == {("digitalocean_tag", "provision:prod:pool:general"),
+                        ("digitalocean_tag", "provision:prod:autoscaled")}
         assert not any("provision:prod:pool:general" in (d.get("tags") or [])
                        for d in after["digitalocean_droplet"].values())
         assert sorted(re.sub(r"-[0-9a-f]{5}$", "", d["name"])
                       for d in after["digitalocean_droplet"].values()) == [
-            "prod-eu-cp-1", "prod-eu-general-1", "prod2-cp-1", "prod2-general-1"]
+            "prod-eu-cp-1", "prod-eu-general-1", "prod-eu-general-as-0a1b2c3d", "prod2-cp-1",
+            "prod2-general-1"]
 
         # The neighbours' own status still shows them whole.
         eu = json.loads(sim.run("status", str(configs["prod-eu"]), "--output", "json").stdout)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_interrupts_and_state import _read_until, on_terminal
+from tests.support.rendering import set_workers
 from tests.support.sim import Simulation, simulation
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("inside_production_window")]
@@ -32,7 +33,7 @@ def _workers(sim: Simulation) -> list[str]:
 
 
 def _scale(sim: Simulation, count: int) -> None:
-    sim.write_config(edit=lambda d: d["worker_pools"][0].update(count=count))
+    sim.write_config(edit=lambda d: set_workers(d["worker_pools"][0], count))
 
 
 def test_a_second_run_is_refused_and_the_plan_shown_is_the_plan_applied(

@@ -20,6 +20,7 @@ import pytest
 
 from provisioner.infra import parallelism, retries
 from tests.fakes.doprovider import apicalls
+from tests.support.rendering import set_workers
 from tests.support.sim import simulation
 
 pytestmark = pytest.mark.integration
@@ -140,7 +141,7 @@ def test_fifty_workers_plan_at_the_rate_limits_ceiling(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     lines = _terraform_lines(monkeypatch)
     with simulation(tmp_path) as sim:
-        sim.write_config(edit=lambda doc: doc["worker_pools"][0].update(count=50))
+        sim.write_config(edit=lambda doc: set_workers(doc["worker_pools"][0], 50))
         sim.api.seed(droplet_limit=100)
         result = sim.run("plan", str(sim.config))
         assert result.code == 0, result.stderr

@@ -146,3 +146,21 @@ def on_node(config: dict[str, Any]) -> dict[str, NodeFile]:
                 files[target] = NodeFile(path.read_text(encoding="utf-8"),
                                          path.stat().st_mode & 0o7777)
     return files
+
+
+def set_workers(pool: dict[str, Any], count: int) -> None:
+    """Give a pool of an example document ``count`` Terraform-owned workers.
+
+    An autoscaled pool (production's ``general``) has no ``count`` (the file refuses it
+    beside ``autoscale``): its floor, ``autoscale.min``, is what Terraform runs.
+    """
+    scaling = pool.get("autoscale")
+    if scaling is None:
+        pool["count"] = count
+    else:
+        scaling.update(min=count, max=max(int(scaling["max"]), count + 1))
+
+
+def workers(pool: dict[str, Any]) -> int:
+    """The Terraform-owned workers of a pool of an example document."""
+    return int(pool["autoscale"]["min"] if "autoscale" in pool else pool["count"])

@@ -1,0 +1,86 @@
+"""The droplets the autoscaler service created: found by exact tags, deleted by `destroy`.
+
+A droplet is an autoscaled one of environment ``prod`` when its tags hold both
+``provision:prod`` and ``provision:prod:autoscaled`` (list membership, never a prefix:
+``provision:prod-eu:autoscaled`` is another environment's). Its pool is its
+``provision:prod:pool:<pool>`` tag, which the service copies from the pool's Terraform tags.
+Terraform's state never holds them, so `up` neither plans nor changes them; `destroy`
+deletes them before Terraform removes the VPC and firewalls they sit in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from provisioner.cloud.sweep import _listed, _manager
+from provisioner.errors import ProvisionError
+
+Report = Callable[[str], None]
+# Droplets leave the list within seconds of their delete; the VPC cannot go before them.
+GONE_TIMEOUT = 5 * 60.0
+
+
+@dataclass(frozen=True)
+class Autoscaled:
+    """One droplet the autoscaler made."""
+
+    id: int
+    name: str
+    pool: str | None
+    status: str
+
+
+def _pool_of(env_name: str, tags: list[str]) -> str | None:
+    prefix = f"provision:{env_name}:pool:"
+    pools = [t[len(prefix):] for t in tags if t.startswith(prefix)]
+    return pools[0] if len(pools) == 1 else None
+
+
+def is_autoscaled(env_name: str, tags: list[str]) -> bool:
+    """Both exact tags: the environment's and its autoscaled marker."""
+    return f"provision:{env_name}" in tags and f"provision:{env_name}:autoscaled" in tags
+
+
+def listed(env_name: str, token: str, manager: Any = None) -> list[Autoscaled]:
+    """The environment's autoscaled droplets, by name."""
+    manager = manager or _manager(token)
+    found = []
+    for d in _listed(manager, "droplets", "droplets/", {"tag_name": f"provision:{env_name}"}):
+        tags = [str(t) for t in d.get("tags") or []]
+        if is_autoscaled(env_name, tags):
+            found.append(Autoscaled(int(d["id"]), str(d.get("name")), _pool_of(env_name, tags),
+                                    str(d.get("status"))))
+    return sorted(found, key=lambda a: a.name)
+
+
+def delete_all(env_name: str, token: str, report: Report,
+               timeout: float = GONE_TIMEOUT, interval: float = 2.0) -> list[Autoscaled]:
+    """Delete every autoscaled droplet of the environment and wait until they are gone."""
+    import digitalocean
+
+    from provisioner.cloud import throttle
+    from provisioner.cloud.preflight import read
+
+    manager = _manager(token)
+    doomed = listed(env_name, token, manager)
+    for droplet in doomed:
+        read(f"droplet {droplet.name}",
+             throttle.watch(digitalocean.Droplet(id=droplet.id, token=token)).destroy)
+        report(f"deleted autoscaled droplet {droplet.name}")
+    ids = {d.id for d in doomed}
+    deadline = time.monotonic() + timeout
+    while ids:
+        present = {int(d["id"]) for d in _listed(manager, "droplets", "droplets/",
+                                                 {"tag_name": f"provision:{env_name}"})}
+        ids &= present
+        if not ids:
+            break
+        if time.monotonic() >= deadline:
+            raise ProvisionError(f"autoscaled droplets still present after {timeout:.0f} s "
+                                 f"(ids {sorted(ids)}); nothing else was destroyed, run "
+                                 "`provision destroy` again")
+        time.sleep(interval)
+    return doomed

@@ -1,0 +1,149 @@
+"""Node autoscaling in a running cluster: installed by `up`, stopped by `destroy`.
+
+`up` applies render/autoscaler.py's objects once the platform is ready, with what only the
+run knows: the VPC and API address Terraform made, the cluster's discovery hash, the
+DigitalOcean token the service uses, the secret late values the pools' user-data needs,
+and the mTLS pair of each end (bootstrap/autoscaler_tls.py). Secrets go straight to the
+API (server-side apply, field manager ``provision``), never to the rendered folder.
+
+`destroy` first scales both Deployments to zero, so nothing creates a droplet while the
+autoscaled ones are deleted and Terraform removes the VPC and firewalls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from provisioner.errors import ProvisionError
+from provisioner.kube import Kube, KubeError
+from provisioner.pipeline.prepare import Prepared
+from provisioner.render import autoscaler as spec
+
+Report = Callable[[str], None]
+
+TOKEN_VAR = "PROVISION_AUTOSCALER_TOKEN"
+# DigitalOcean custom scopes (API > Tokens > Custom Scopes): what the service calls.
+# droplet:create requires droplet:read, regions:read, sizes:read, actions:read and image:read,
+# and tagging at creation tag:create (docs.digitalocean.com/reference/api/scopes/droplet/create).
+TOKEN_SCOPES = ("droplet:create, droplet:read, droplet:delete, tag:create, tag:read, "
+                "regions:read, sizes:read, actions:read, image:read, ssh_key:read, vpc:read")
+
+# kind -> (path prefix, plural, namespaced)
+_PATHS = {
+    "Namespace": ("/api/v1", "namespaces", False),
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "ConfigMap": ("/api/v1", "configmaps", True),
+    "Secret": ("/api/v1", "secrets", True),
+    "Service": ("/api/v1", "services", True),
+    "Deployment": ("/apis/apps/v1", "deployments", True),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
+    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+}
+
+
+def object_path(obj: dict[str, Any]) -> str:
+    """The REST path of one object provision applies here."""
+    prefix, plural, namespaced = _PATHS[obj["kind"]]
+    meta = obj["metadata"]
+    where = f"/namespaces/{meta['namespace']}" if namespaced else ""
+    return f"{prefix}{where}/{plural}/{meta['name']}"
+
+
+def service_token(token: str, say: Report) -> str:
+    """The scoped token the service gets, or the main one with a warning."""
+    scoped = os.environ.get(TOKEN_VAR, "").strip()
+    if scoped:
+        return scoped
+    say(f"warning: {TOKEN_VAR} is not set; the autoscaler service in provision-system gets "
+        f"the full API token. Create a custom-scoped one ({TOKEN_SCOPES}) and export it")
+    return token
+
+
+def _secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "type": kind,
+            "metadata": {"name": name, "namespace": spec.NAMESPACE,
+                         "labels": dict(spec.MANAGED)},
+            "stringData": data}
+
+
+def desired(prepared: Prepared, outputs: dict[str, Any], token: str
+            ) -> list[dict[str, Any]]:
+    """Every object of the autoscaler, Secrets included, in apply order."""
+    from provisioner.bootstrap import autoscaler_tls
+
+    env = prepared.env
+    endpoint = outputs.get("api_endpoint")
+    vpc = (outputs.get("network") or {}).get("vpc_id")
+    if not endpoint or not vpc:
+        raise ProvisionError("the infrastructure record has no API endpoint or VPC yet; run "
+                             "`provision up`")
+    late = {"api_endpoint": str(endpoint), "vpc_id": str(vpc),
+            "ca_cert_hash": prepared.secrets.ca_cert_hash}
+    api_url = os.environ.get("DIGITALOCEAN_END_POINT", "").strip() or spec.DO_API_URL
+    objects = spec.objects(env, spec.settings(env, late, str(vpc), api_url))
+    host = f"{spec.SERVICE}.{spec.NAMESPACE}.svc"
+    tls = autoscaler_tls.ensure(prepared.work.secrets,
+                                [host, f"{host}.cluster.local", spec.SERVICE,
+                                 f"{spec.SERVICE}.{spec.NAMESPACE}"])
+    known = prepared.secrets.terraform_values()
+    values = {ref: known[ref] for ref in sorted(spec.secret_refs(env))}
+    ca = tls.ca.cert.decode()
+    secrets = [
+        _secret(spec.TLS_SECRET, {"tls.crt": tls.server.cert.decode(),
+                                  "tls.key": tls.server.key.decode(), "ca.crt": ca},
+                "kubernetes.io/tls"),
+        _secret(spec.CLIENT_SECRET, {"tls.crt": tls.client.cert.decode(),
+                                     "tls.key": tls.client.key.decode(), "ca.crt": ca},
+                "kubernetes.io/tls"),
+        _secret(spec.TOKEN_SECRET, {"token": token}),
+        _secret(spec.VALUES_SECRET, {"values.json": json.dumps(values, sort_keys=True)}),
+    ]
+    return [objects[0], *secrets, *objects[1:]]  # the namespace first
+
+
+def install(prepared: Prepared, api: Any, outputs: dict[str, Any], token: str,
+            report: Report) -> None:
+    """Apply the autoscaler's objects (nothing without an autoscaled pool)."""
+    if not spec.enabled(prepared.env):
+        return
+    kube = Kube(api, timeout=30)
+    scoped = service_token(token, report)
+    for obj in desired(prepared, outputs, scoped):
+        try:
+            kube.request("PATCH", object_path(obj), [("fieldManager", "provision"),
+                                                     ("force", "true")],
+                         json.dumps(obj), "application/apply-patch+yaml",
+                         verb=f"apply {obj['kind']} {obj['metadata']['name']}")
+        except KubeError as e:
+            raise ProvisionError(f"cannot apply the node autoscaler's {obj['kind']} "
+                                 f"{obj['metadata']['name']}: {e}") from e
+    groups = ", ".join(f"{spec.node_group(prepared.env, p)} 0..{p.autoscale.group_max}"
+                       for p in spec.autoscaled_pools(prepared.env) if p.autoscale)
+    report(f"node autoscaling: {spec.NAMESPACE}/{spec.SERVICE} and "
+           f"{spec.NAMESPACE}/{spec.CLUSTER_AUTOSCALER} applied (node groups {groups})")
+
+
+def stop(api: Any, report: Report) -> bool:
+    """Scale the cluster-autoscaler and the service to zero; False when the API refused."""
+    kube = Kube(api, timeout=15, attempts=2)
+    body = {"spec": {"replicas": 0}}  # a JSON content type: the client serialises it
+    for name in (spec.CLUSTER_AUTOSCALER, spec.SERVICE):
+        path = f"/apis/apps/v1/namespaces/{spec.NAMESPACE}/deployments/{name}"
+        try:
+            kube.request("PATCH", path, None, body, "application/merge-patch+json",
+                         verb=f"scale deployments in {spec.NAMESPACE}")
+        except KubeError as e:
+            if e.status == 404:
+                continue
+            report(f"could not scale {spec.NAMESPACE}/{name} to 0 ({e}); deleting the "
+                   "autoscaled droplets anyway")
+            return False
+    report(f"node autoscaling stopped ({spec.NAMESPACE}/{spec.CLUSTER_AUTOSCALER} and "
+           f"{spec.SERVICE} scaled to 0)")
+    return True
+
