@@ -8,7 +8,7 @@
 locals {
   worker_generation = {
     for pool, spec in var.worker_pools : pool => substr(sha256(jsonencode([
-      var.node_config_hash["worker-${pool}"], spec.size, var.image,
+      var.node_config_hash["worker-${pool}"], spec.size, local.image,
     ])), 0, 5)
   }
   derived_workers = merge([
@@ -16,7 +16,7 @@ locals {
       for i in range(spec.count) : "${pool}-${i + 1}-${local.worker_generation[pool]}" => {
         pool  = pool
         size  = spec.size
-        image = var.image
+        image = local.image
       }
     }
   ]...)

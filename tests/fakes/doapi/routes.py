@@ -507,3 +507,100 @@ def get_vpc(api: Api, req: Request, m: re.Match[str]) -> Response:
         if record is None:
             return not_found()
         return Response(200, {"vpc": api.view(account).vpc(record)})
+
+
+# ------------------------------------------------- droplet create, actions, snapshots
+# DigitalOcean API reference (digitalocean/openapi, commit 7c1300c4, copied to
+# tests/data/digitalocean-openapi/): droplets_create.yml (POST /v2/droplets: 202 with the
+# droplet and links.actions), dropletActions_post.yml with models/droplet_actions.yml
+# (POST /v2/droplets/{id}/actions: 201 with the action; "snapshot" takes a `name`,
+# "power_off" is a hard power off, "shutdown" a graceful one), dropletActions_get.yml, and
+# snapshots_list.yml / snapshots_delete.yml (GET /v2/snapshots with `resource_type`
+# droplet|volume; DELETE /v2/snapshots/{id}: 204). The fake finishes actions at once.
+
+SNAPSHOTS = "digitalocean_droplet_snapshot"  # the simulated provider's data source reads it
+
+
+@route("POST", r"/v2/droplets")
+def create_droplet(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """One droplet (the single-create body), made by the provider's own create code."""
+    body = req.body if isinstance(req.body, dict) else {}
+    if "names" in body:
+        return error(422, "the fake creates one droplet per request (give `name`)")
+    config = {k: body.get(k) for k in ("name", "region", "size", "image", "ssh_keys", "tags",
+                                       "user_data", "vpc_uuid", "monitoring", "ipv6")
+              if body.get(k) is not None}
+    config["image"] = str(config.get("image", ""))
+    config["ssh_keys"] = [str(k) for k in config.get("ssh_keys") or []]
+    try:
+        created = provider.create(api.cloud, api._token, DROPLETS, config)
+    except ValueError as err:
+        return error(422, str(err))
+    with api.cloud.transaction() as account:
+        record = account.get(DROPLETS, str(created["id"]))
+        if record is None:
+            return not_found()
+        view = api.view(account)
+        droplet = view.droplet(record)
+    action = api.new_action("create", int(created["id"]), "droplet", droplet["region"])
+    link = {"id": action["id"], "rel": "create",
+            "href": f"{api._origin()}/v2/actions/{action['id']}"}
+    return Response(202, {"droplet": droplet, "links": {"actions": [link]}})
+
+
+@route("POST", r"/v2/droplets/(?P<id>\d+)/actions")
+def droplet_action(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """power_off, shutdown (the droplet's status becomes "off") and snapshot."""
+    body = req.body if isinstance(req.body, dict) else {}
+    kind = body.get("type")
+    if kind not in ("power_off", "shutdown", "snapshot"):
+        return error(422, f"the fake does not perform droplet action {kind!r}")
+    with api.cloud.transaction() as account:
+        record = account.get(DROPLETS, m["id"])
+        if record is None:
+            return not_found()
+        droplet = api.view(account).droplet(record)
+        if kind in ("power_off", "shutdown"):
+            record["status"] = "off"
+        else:
+            name = body.get("name") or f"{record.get('name')}-snapshot"
+            sid = str(account.next_counter("image", 170000001))
+            account.put(SNAPSHOTS, {
+                "id": sid, "name": str(name), "created_at": now_rfc3339(),
+                "regions": [droplet["region"]["slug"]], "resource_id": m["id"],
+                "resource_type": "droplet", "min_disk_size": droplet["disk"],
+                "size_gigabytes": 2.5, "tags": [],
+            })
+        log_api_event(account, kind, DROPLETS, m["id"], record.get("name"))
+    action = api.new_action(kind, int(m["id"]), "droplet", droplet["region"])
+    return Response(201, {"action": action})
+
+
+@route("GET", r"/v2/droplets/(?P<id>\d+)/actions/(?P<action>\d+)")
+def get_droplet_action(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """An action this fake performed on the droplet."""
+    action = api.action(int(m["action"]))
+    if action is None or action["resource_id"] != int(m["id"]):
+        return not_found()
+    return Response(200, {"action": action})
+
+
+@route("GET", r"/v2/snapshots")
+def list_snapshots(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Droplet snapshots (the fake has no volume snapshots), oldest first."""
+    kind = req.query.get("resource_type")
+    with api.cloud.transaction() as account:
+        records = _by_creation(account.table(SNAPSHOTS).values())
+        items = [dict(r) for r in records if kind in (None, "droplet")]
+        return api.page(req, "snapshots", items)
+
+
+@route("DELETE", r"/v2/snapshots/(?P<id>\d+)")
+def delete_snapshot(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Delete one snapshot."""
+    with api.cloud.transaction() as account:
+        if account.get(SNAPSHOTS, m["id"]) is None:
+            return not_found()
+        account.delete(SNAPSHOTS, m["id"])
+        log_api_event(account, "delete", SNAPSHOTS, m["id"], None)
+    return Response(204)
