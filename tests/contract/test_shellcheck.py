@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.rendering import materialize, on_node, rendered
+from provisioner.render.cloudinit import image_builder
+from tests.support.rendering import example, materialize, on_node, rendered
 
 pytestmark = pytest.mark.oracle
 SHELLCHECK = shutil.which("shellcheck")
@@ -18,7 +19,9 @@ SHELLCHECK = shutil.which("shellcheck")
 def _scripts() -> list[tuple[str, str, str]]:
     found = []
     for name in ("production", "staging"):
-        for path, text in sorted(rendered(name).items()):
+        # `provision image build`'s droplet runs the same script in role "image".
+        files = {**rendered(name), "cloud-init/image.yaml": image_builder(example(name)).text}
+        for path, text in sorted(files.items()):
             if path.startswith("cloud-init/"):
                 # Every file the node gets: written by cloud-init or unpacked from the bundle.
                 for target, file in on_node(yaml.safe_load(materialize(text))).items():
