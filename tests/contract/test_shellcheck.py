@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from provisioner.render.cloudinit import image_builder
-from tests.support.rendering import example, materialize, on_node, rendered
+from tests.support.rendering import example, materialize, on_node, rendered, written
 
 pytestmark = pytest.mark.oracle
 SHELLCHECK = shutil.which("shellcheck")
@@ -20,8 +20,11 @@ def _scripts() -> list[tuple[str, str, str]]:
     found = []
     for name in ("production", "staging"):
         # `provision image build`'s droplet runs the same script in role "image".
-        files = {**rendered(name), "cloud-init/image.yaml": image_builder(example(name)).text}
-        for path, text in sorted(files.items()):
+        # It carries no bundle: its one file is the script.
+        image = yaml.safe_load(image_builder(example(name)).text)
+        for file in image["write_files"]:
+            found.append((f"{name}:image:{file['path']}", file["path"], written(file)))
+        for path, text in sorted(rendered(name).items()):
             if path.startswith("cloud-init/"):
                 # Every file the node gets: written by cloud-init or unpacked from the bundle.
                 for target, file in on_node(yaml.safe_load(materialize(text))).items():
