@@ -81,7 +81,7 @@ def build(env: Environment, token: str, user_data: str, report: Report, *,
     import digitalocean
 
     manager = _manager(token)
-    stamp = now or dt.datetime.now(dt.timezone.utc)
+    stamp = now or dt.datetime.now(dt.UTC)
     name = snapshot_name(env, stamp)
     droplet_name = f"{env.name}-image-build-{stamp:%Y%m%dt%H%M%S}"
     tag = image_build_tag(env.name)

@@ -63,7 +63,7 @@ def install(tmp_path: Path, role: str, manifest: dict[str, object] | None
     env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "PROVISION_ROOT": str(root),
            "STUB_LOG": str(log), "STUB_VERSION": VERSION,
            "STUB_CONTAINERD": packages.CONTAINERD}
-    done = subprocess.run(["bash", "-c", f'source "$1" && install_packages', "bash",
+    done = subprocess.run(["bash", "-c", 'source "$1" && install_packages', "bash",
                            str(library(tmp_path, role))],
                           env=env, capture_output=True, text=True, timeout=120)
     commands = log.read_text().splitlines() if log.exists() else []

@@ -38,7 +38,9 @@ _RESOURCES: dict[str, type[Resource]] = {
         ProjectResources,
     )
 }
-_DATA_SOURCES: dict[str, type[DataSource]] = {cls.type_name: cls for cls in (ProjectData, DropletSnapshot)}
+_DATA_SOURCES: dict[str, type[DataSource]] = {
+    cls.type_name: cls for cls in (ProjectData, DropletSnapshot)
+}
 
 
 def resource_for(type_name: str) -> Resource:
