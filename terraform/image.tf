@@ -11,4 +11,7 @@ data "digitalocean_droplet_snapshot" "node_image" {
 
 locals {
   image = var.image_snapshot != "" ? data.digitalocean_droplet_snapshot.node_image[0].id : var.image
+  # What the file says (digitalocean.image), known before any lookup: worker generations
+  # hash this, as provision computes them offline (render/names.py worker_generation).
+  image_reference = var.image_snapshot != "" ? "snapshot:${var.image_snapshot}" : var.image
 }

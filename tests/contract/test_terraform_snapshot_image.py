@@ -17,6 +17,7 @@ import pytest
 from provisioner.config import load_environment
 from provisioner.render import render_environment
 from provisioner.render.markers import SECRET_VALUES
+from provisioner.render.names import all_names
 from provisioner.render.writer import write_tree
 from tests.fakes.doprovider.cloud import Cloud
 from tests.oracles.terraform import (
@@ -92,6 +93,9 @@ def test_droplets_start_from_the_newest_snapshot_of_that_name_in_the_region(
     images = {a: r["image"] for a, r in resources.items()
               if a.startswith("digitalocean_droplet.")}
     assert len(images) == 6 and set(images.values()) == {"170000002"}, images
+    # Worker keys hash the file's image reference, as provision computes them offline.
+    names = sorted(r["name"] for a, r in resources.items() if a.startswith("digitalocean_droplet"))
+    assert names == sorted(all_names(load_environment(tmp_path / "production.yaml")))
 
 
 def test_a_missing_snapshot_stops_the_plan(tmp_path: Path) -> None:
