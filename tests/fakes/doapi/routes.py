@@ -513,10 +513,11 @@ def get_vpc(api: Api, req: Request, m: re.Match[str]) -> Response:
 # DigitalOcean API reference (digitalocean/openapi, commit 7c1300c4, copied to
 # tests/data/digitalocean-openapi/): droplets_create.yml (POST /v2/droplets: 202 with the
 # droplet and links.actions), dropletActions_post.yml with models/droplet_actions.yml
-# (POST /v2/droplets/{id}/actions: 201 with the action; "snapshot" takes a `name`,
-# "power_off" is a hard power off, "shutdown" a graceful one), dropletActions_get.yml, and
-# snapshots_list.yml / snapshots_delete.yml (GET /v2/snapshots with `resource_type`
-# droplet|volume; DELETE /v2/snapshots/{id}: 204). The fake finishes actions at once.
+# (POST /v2/droplets/{id}/actions: 201 with the action; "snapshot" takes a `name`),
+# dropletActions_get.yml, and snapshots_list.yml (GET /v2/snapshots with `resource_type`
+# droplet|volume). The fake finishes actions at once. Only what provision sends is
+# served: `provision image build` waits for the droplet to power itself off (no
+# power_off action) and deletes no snapshot.
 
 SNAPSHOTS = "digitalocean_droplet_snapshot"  # the simulated provider's data source reads it
 
@@ -550,27 +551,24 @@ def create_droplet(api: Api, req: Request, m: re.Match[str]) -> Response:
 
 @route("POST", r"/v2/droplets/(?P<id>\d+)/actions")
 def droplet_action(api: Api, req: Request, m: re.Match[str]) -> Response:
-    """power_off, shutdown (the droplet's status becomes "off") and snapshot."""
+    """snapshot: a droplet snapshot of the droplet, in its region."""
     body = req.body if isinstance(req.body, dict) else {}
     kind = body.get("type")
-    if kind not in ("power_off", "shutdown", "snapshot"):
+    if kind != "snapshot":
         return error(422, f"the fake does not perform droplet action {kind!r}")
     with api.cloud.transaction() as account:
         record = account.get(DROPLETS, m["id"])
         if record is None:
             return not_found()
         droplet = api.view(account).droplet(record)
-        if kind in ("power_off", "shutdown"):
-            record["status"] = "off"
-        else:
-            name = body.get("name") or f"{record.get('name')}-snapshot"
-            sid = str(account.next_counter("image", 170000001))
-            account.put(SNAPSHOTS, {
-                "id": sid, "name": str(name), "created_at": now_rfc3339(),
-                "regions": [droplet["region"]["slug"]], "resource_id": m["id"],
-                "resource_type": "droplet", "min_disk_size": droplet["disk"],
-                "size_gigabytes": 2.5, "tags": [],
-            })
+        name = body.get("name") or f"{record.get('name')}-snapshot"
+        sid = str(account.next_counter("image", 170000001))
+        account.put(SNAPSHOTS, {
+            "id": sid, "name": str(name), "created_at": now_rfc3339(),
+            "regions": [droplet["region"]["slug"]], "resource_id": m["id"],
+            "resource_type": "droplet", "min_disk_size": droplet["disk"],
+            "size_gigabytes": 2.5, "tags": [],
+        })
         log_api_event(account, kind, DROPLETS, m["id"], record.get("name"))
     action = api.new_action(kind, int(m["id"]), "droplet", droplet["region"])
     return Response(201, {"action": action})
@@ -593,14 +591,3 @@ def list_snapshots(api: Api, req: Request, m: re.Match[str]) -> Response:
         records = _by_creation(account.table(SNAPSHOTS).values())
         items = [dict(r) for r in records if kind in (None, "droplet")]
         return api.page(req, "snapshots", items)
-
-
-@route("DELETE", r"/v2/snapshots/(?P<id>\d+)")
-def delete_snapshot(api: Api, req: Request, m: re.Match[str]) -> Response:
-    """Delete one snapshot."""
-    with api.cloud.transaction() as account:
-        if account.get(SNAPSHOTS, m["id"]) is None:
-            return not_found()
-        account.delete(SNAPSHOTS, m["id"])
-        log_api_event(account, "delete", SNAPSHOTS, m["id"], None)
-    return Response(204)
