@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import gzip
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -156,3 +158,28 @@ def test_a_bad_image_in_the_file_is_refused_with_its_line(sim: Simulation) -> No
     assert "digitalocean.image: 'snapshot:' does not name a snapshot" in result.stderr
     assert f"{sim.config}:" in result.stderr
     assert not sim.api.requests("POST")
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_while_waiting_deletes_the_droplet(sim: Simulation,
+                                                            signal_number: int) -> None:
+    """A real process stopped while it waits for the install: the droplet goes, no
+    snapshot is made, the neighbours' build droplets stay."""
+    others = neighbours(sim)
+    process = sim.popen("image", "build", str(sim.config), stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(TAG in (d.get("tags") or []) for d in sim.resources(DROPLETS)):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr
+            time.sleep(0.1)
+        time.sleep(0.5)  # in the wait for "off"
+        process.send_signal(signal_number)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + signal_number, stderr
+    assert "deleted droplet prod-image-build-" in stderr
+    assert droplet_ids(sim) == set(others)
+    with sim.api.cloud.transaction() as account:
+        assert not account.table(SNAPSHOTS)
