@@ -108,6 +108,7 @@ def test_build_makes_a_snapshot_and_deletes_its_droplet(sim: Simulation) -> None
     assert config["power_state"]["condition"] == ["test", "-s", "/etc/provision/image.json"]
     script = bootstrap_of(player.user_data[0])
     assert "readonly ROLE=image" in script and "readonly K8S_VERSION=1.36.2" in script
+    assert script.rstrip().endswith("\nbake_image")  # the installs, never kubeadm init/join
     assert "BEGIN" not in player.user_data[0]  # no key or certificate in a snapshot
     # Snapshotted from that droplet, in the region, and the droplet deleted.
     with sim.api.cloud.transaction() as account:
