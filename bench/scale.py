@@ -47,6 +47,20 @@ Sources of every figure (simulated time):
     Typhoon measures 3 min 30 s to apply a 1 controller + 2 worker cluster on DigitalOcean
     (poseidon/typhoon docs/topics/performance.md), droplet creation (about 60 s, above)
     included: about 150 s of boot and bootstrap after it;
+  * its stages (BOOT_STAGES; the split is this project's assumption, no source publishes
+    one, and the total stays the anchor above): boot to cloud-init's runcmd 30 s; the apt
+    work of templates/scripts/bootstrap.sh.j2 install_packages (two repository keys, apt
+    update over three repositories, containerd.io, kubelet, kubeadm and kubectl) 60 s;
+    image pulls (kubeadm's control-plane images on control planes; kube-proxy, the CNI's
+    and the CSI node plugin's images on every node) 30 s; kubeadm init or join until the
+    node is Ready 30 s. Replace them with the acceptance run's figures when one is recorded;
+  * pre-baked (`provision image build`, digitalocean.image: snapshot:<name>): the same
+    without the apt installs and the pulls, which the image already has (install_packages
+    skips them when /etc/provision/image.json matches, and kubeadm and the kubelet pull
+    only missing images): BOOT_PREBAKED = 60 s. Not modelled: whether a droplet created
+    from a snapshot becomes active later than one from a distribution image (DigitalOcean
+    publishes no figure either way), and the keepalived install on control planes, which
+    the last node to be Ready, a worker, does not do;
   * peers: hetzner-k3s "3 masters and 3 worker nodes takes 2-3 minutes" (vitobotta/
     hetzner-k3s README.md) and "500 nodes in under 11 minutes" (as quoted in issue 18;
     not found in the stored copies of its documentation); Typhoon "In 3-6 minutes, the
@@ -86,7 +100,11 @@ LATENCIES = {
     "digitalocean_project_resources": "1000",
     "digitalocean_loadbalancer": "120000",
 }
-BOOT_AND_JOIN = 150.0
+# Boot and join after the droplet is active, by stage (seconds; basis in the docstring).
+BOOT_STAGES = {"boot": 30.0, "apt installs": 60.0, "image pulls": 30.0, "kubeadm": 30.0}
+BAKED_STAGES = ("apt installs", "image pulls")  # what a pre-baked image already has
+BOOT_AND_JOIN = sum(BOOT_STAGES.values())
+BOOT_PREBAKED = sum(v for k, v in BOOT_STAGES.items() if k not in BAKED_STAGES)
 PEERS = [
     ("hetzner-k3s, 3 masters + 3 workers (Hetzner Cloud)", "2-3 min",
      "vitobotta/hetzner-k3s README.md"),
@@ -115,6 +133,11 @@ class Row:
     @property
     def ready(self) -> float:
         return self.infra + BOOT_AND_JOIN
+
+    @property
+    def ready_prebaked(self) -> float:
+        """The same with a pre-baked node image (no apt installs, no pulls)."""
+        return self.infra + BOOT_PREBAKED
 
 
 def run(sim: Simulation, *args: str) -> float:
@@ -269,7 +292,7 @@ def main() -> None:
     print(f"simulated DigitalOcean, rate limits on (250/min, 5,000/h per token), droplets "
           f"active after 30-60 s (sources: the docstring); run at time scale {args.scale:g}")
     print(f"{'workers':>7} {'parallelism':>11} {'plan s':>7} {'infra s':>8} "
-          f"{'run s':>7} {'no-op plan s':>12} {'limited s':>9} {'ready min':>9} "
+          f"{'run s':>7} {'no-op plan s':>12} {'limited s':>9} {'ready min':>9} {'baked min':>9} "
           f"{'creates':>7} {'429s':>5} {'fails':>5} {'run req':>7}")
     for row in rows:
         before = row.parallelism == parallelism.TERRAFORM_DEFAULT
@@ -278,7 +301,8 @@ def main() -> None:
             " (before)" if before else " (after)")
         print(f"{row.workers:>7} {row.parallelism:>11} {row.plan:>7.2f} {row.infra:>8.1f} "
               f"{row.infra_run:>7.1f} {row.noop_machine:>12.2f} {row.noop_limited:>9.1f} "
-              f"{row.ready / 60:>9.1f} {row.requests:>7} {row.refused:>5} "
+              f"{row.ready / 60:>9.1f} {row.ready_prebaked / 60:>9.1f} {row.requests:>7} "
+              f"{row.refused:>5} "
               f"{row.failures:>5} {row.run_requests:>7}{mark}")
     print("plan s, no-op plan s: this machine, no latency, no limits. infra s: `up --until "
           "infra` on this machine plus the droplet creates modelled on a virtual clock (P at "
@@ -288,14 +312,18 @@ def main() -> None:
           "and multiplied back (machine + (wall - machine) x scale; noisy: the machine's "
           "jitter is multiplied too); run req: the requests the token made in it. limited "
           f"s: the no-op plan there, multiplied back. ready: infra + {BOOT_AND_JOIN:.0f} s "
-          "boot and join (modelled)")
+          "boot and join (modelled: " + ", ".join(f"{k} {v:.0f} s" for k, v in
+                                                  BOOT_STAGES.items())
+          + f"); baked: the same from a pre-baked image, infra + {BOOT_PREBAKED:.0f} s "
+          "(no apt installs, no image pulls)")
     for name, figure, source in PEERS:
         print(f"peer: {name}: {figure} ({source})")
     largest = [r for r in rows if r.workers == max(sizes)]
     best = min(largest, key=lambda r: r.ready)
     floor = best.requests / parallelism.PER_MINUTE
     print(f"largest: {best.workers} workers ready in {best.ready / 60:.1f} min at parallelism "
-          f"{best.parallelism} (target < 10 min); the API's floor for creating its droplets "
+          f"{best.parallelism} (target < 10 min), {best.ready_prebaked / 60:.1f} min from a "
+          f"pre-baked image; the API's floor for creating its droplets "
           f"alone, at any parallelism: {floor:.1f} min ({best.requests} requests at "
           f"{parallelism.PER_MINUTE} a minute)")
     print(f"bench wall time: {time.perf_counter() - started:.0f} s")

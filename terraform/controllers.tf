@@ -18,7 +18,7 @@ resource "digitalocean_droplet" "controllers" {
   count    = var.controller_count
   name     = "${var.name}-cp-${count.index + 1}"
   region   = var.region
-  image    = var.image
+  image    = local.image
   size     = var.controller_size
   vpc_uuid = digitalocean_vpc.network.id
   ssh_keys = var.ssh_keys

@@ -21,6 +21,12 @@ variable "image" {
   default     = "ubuntu-24-04-x64"
 }
 
+variable "image_snapshot" {
+  type        = string
+  description = "Name of a droplet snapshot made by `provision image build` (used instead of image when set)"
+  default     = ""
+}
+
 variable "ssh_keys" {
   type        = list(string)
   description = "SSH key fingerprints or ids allowed to log in as root (e.g. [\"3b:16:...:fa\"])"

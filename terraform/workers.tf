@@ -8,7 +8,7 @@
 locals {
   worker_generation = {
     for pool, spec in var.worker_pools : pool => substr(sha256(jsonencode([
-      var.node_config_hash["worker-${pool}"], spec.size, var.image,
+      var.node_config_hash["worker-${pool}"], spec.size, local.image_reference,
     ])), 0, 5)
   }
   derived_workers = merge([
@@ -16,7 +16,7 @@ locals {
       for i in range(spec.count) : "${pool}-${i + 1}-${local.worker_generation[pool]}" => {
         pool  = pool
         size  = spec.size
-        image = var.image
+        image = local.image
       }
     }
   ]...)
@@ -49,7 +49,9 @@ resource "digitalocean_droplet" "workers" {
   resize_disk       = false
 
   lifecycle {
-    # The user-data of a running worker is history: a new configuration is a new key.
-    ignore_changes = [user_data]
+    # The user-data of a running worker is history: a new configuration is a new key. So is
+    # its image: another digitalocean.image is a new key; a snapshot rebuilt under the same
+    # name (another id) is for droplets created from now on, never an in-place replacement.
+    ignore_changes = [user_data, image]
   }
 }

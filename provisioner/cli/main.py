@@ -47,6 +47,7 @@ def _register() -> None:
         check,
         deploy,
         destroy,
+        image,
         init,
         kubeconfig,
         plan,
@@ -74,6 +75,7 @@ def _register() -> None:
     cli.add_command(init.init)
     cli.add_command(upgrade.upgrade)
     cli.add_command(restore.restore)
+    cli.add_command(image.image)
     for command in cli.commands.values():
         command.params.extend(verbosity_options())
 

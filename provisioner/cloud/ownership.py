@@ -6,7 +6,9 @@ compared by equality names exactly one environment, and so do its role tags
 API load balancer of ``prod-eu`` and could be the load balancer of an app ``eu-api`` of
 ``prod``; nothing here matches by prefix or substring.
 
-* droplets and volumes: carry the tag ``provision:<name>`` (exact list membership);
+* droplets and volumes: carry the tag ``provision:<name>`` (exact list membership); a
+  droplet of `provision image build` carries ``provision:<name>:image-build`` instead (it
+  is no node: `up`, `status` and Terraform never count it), and is the environment's too;
 * load balancers: DigitalOcean's ``tag`` field is the droplet selector, the targets ("The
   name of a Droplet tag corresponding to Droplets assigned to the load balancer",
   digitalocean/openapi load_balancers/models/attributes.yml), not an ownership label. A load
@@ -27,6 +29,11 @@ from provisioner.config.model import Environment
 RESERVED_PREFIX = "provision:"
 
 
+def image_build_tag(name: str) -> str:
+    """The tag of an environment's temporary image build droplets (cloud/image_build.py)."""
+    return f"{RESERVED_PREFIX}{name}:image-build"
+
+
 @dataclass(frozen=True)
 class Identity:
     """The exact tags and names one environment gives what it creates."""
@@ -36,6 +43,7 @@ class Identity:
     role_tags: frozenset[str]  # the tag itself, controller, worker and pool tags
     load_balancers: frozenset[str]  # <name>.api and the apps' <name>.<app> (lb_names.py)
     firewalls: frozenset[str]
+    image_build: str = ""  # provision:<name>:image-build
 
     def lb_is_ours(self, name: str, target_tag: str | None, droplet_ids: Iterable[int],
                    our_droplets: Collection[int]) -> bool:
@@ -61,4 +69,5 @@ def identity(env: Environment) -> Identity:
     balancers.update(lb_names.load_balancer(env.name, app.name) for app in env.apps
                      if app.expose == "load_balancer")
     return Identity(env.name, tag, frozenset(roles), frozenset(balancers),
-                    frozenset({f"{env.name}-controllers", f"{env.name}-workers"}))
+                    frozenset({f"{env.name}-controllers", f"{env.name}-workers"}),
+                    image_build_tag(env.name))

@@ -178,6 +178,20 @@ def problems(env: Environment, view: AccountView) -> list[str]:
     return found
 
 
+def _check_node_image(env: Environment, token: str, config: Path | None) -> None:
+    """``digitalocean.image: snapshot:<name>``: exists in the region, baked for the version."""
+    import sys
+
+    import digitalocean
+
+    from provisioner.cloud.image_build import snapshots
+    from provisioner.cloud.node_image import check_snapshot
+
+    manager = throttle.watch(digitalocean.Manager(token=token))
+    check_snapshot(env, snapshots(manager), config,
+                   lambda message: print(message, file=sys.stderr))
+
+
 def preflight(env: Environment, token: str, end_point: str | None = None,
               config: Path | None = None) -> None:
     """Raise PreflightError listing every problem, or return when all is well.
@@ -188,6 +202,8 @@ def preflight(env: Environment, token: str, end_point: str | None = None,
     """
     account = read_account(token, end_point)
     check_release(env, config)
+    if env.digitalocean.snapshot is not None:
+        _check_node_image(env, token, config)
     found = problems(env, account)
     if found:
         raise PreflightError("preflight found problems; nothing was created:\n"

@@ -31,13 +31,15 @@ class Leftovers:
     volumes: list[tuple[str, str]] = field(default_factory=list)
     floating_ips: list[tuple[str, str]] = field(default_factory=list)
     firewalls: list[tuple[str, str]] = field(default_factory=list)
+    # `provision image build` droplets (tag provision:<name>:image-build): no nodes.
+    image_builders: list[tuple[str, str]] = field(default_factory=list)
     # Named like ours but not provably ours (no target left to compare): shown, never deleted.
     unproven: list[str] = field(default_factory=list)
 
     def _kinds(self) -> tuple[tuple[str, list[tuple[str, str]]], ...]:
         return (("load balancer", self.load_balancers), ("droplet", self.droplets),
                 ("volume", self.volumes), ("floating IP", self.floating_ips),
-                ("firewall", self.firewalls))
+                ("firewall", self.firewalls), ("image build droplet", self.image_builders))
 
     def empty(self) -> bool:
         """Nothing of ours left (what is only named like ours does not count)."""
@@ -127,6 +129,13 @@ def leftovers(env: Environment, token: str, floating_ip: str | None = None,
         if me.tag in (droplet.get("tags") or []) or f"droplet:{droplet['id']}" in known:
             found.droplets.append((str(droplet["id"]), str(droplet.get("name"))))
             ours.add(int(droplet["id"]))
+    # A `provision image build` droplet a failed cleanup left behind (exact tag, never
+    # another environment's): the environment's, though no node of it.
+    builders = (droplets if known else
+                _listed(manager, "droplets", "droplets/", {"tag_name": me.image_build}))
+    for droplet in builders:
+        if me.image_build in (droplet.get("tags") or []) and int(droplet["id"]) not in ours:
+            found.image_builders.append((str(droplet["id"]), str(droplet.get("name"))))
     for lb in _listed(manager, "load balancers", "load_balancers"):
         name = str(lb.get("name"))
         if (f"load balancer:{lb['id']}" in known
@@ -169,6 +178,9 @@ def sweep(token: str, found: Leftovers, report: Report) -> None:
     for rid, name in found.droplets:
         delete(f"droplet {name}", digitalocean.Droplet(id=int(rid), token=token))
         report(f"deleted droplet {name}")
+    for rid, name in found.image_builders:
+        delete(f"droplet {name}", digitalocean.Droplet(id=int(rid), token=token))
+        report(f"deleted image build droplet {name}")
     for rid, name in found.volumes:
         delete(f"volume {name}", digitalocean.Volume(id=rid, token=token))
         report(f"deleted volume {name}")

@@ -285,11 +285,26 @@ def http_path(value: str) -> Problem:
     return None
 
 
+# `provision image build` names its snapshots provision-<env>-k8s-<version>-<time>; a name
+# typed here is looked up exactly (Terraform's digitalocean_droplet_snapshot data source),
+# so keep it to characters that need no quoting anywhere.
+_SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}\Z")
+SNAPSHOT_PREFIX = "snapshot:"
+
+
 def droplet_image(value: str) -> Problem:
-    """A DigitalOcean image slug or numeric snapshot id."""
+    """A DigitalOcean image slug, a numeric image id, or ``snapshot:<name>``."""
+    if value.startswith(SNAPSHOT_PREFIX):
+        name = value.removeprefix(SNAPSHOT_PREFIX)
+        if _SNAPSHOT_NAME.match(name):
+            return None
+        return (f"{value!r} does not name a snapshot (letters, digits, '.', '_' and '-')",
+                "e.g. snapshot:provision-prod-k8s-1.36.2-20261208t0020z, the name "
+                "`provision image build` printed")
     if _is_id(value) or _SIZE.match(value):
         return None
-    return f"{value!r} is not an image slug or id", "e.g. ubuntu-24-04-x64"
+    return (f"{value!r} is not an image slug or id",
+            "e.g. ubuntu-24-04-x64, or snapshot:<name> for an image `provision image build` made")
 
 
 def state_key(value: str) -> Problem:

@@ -22,6 +22,9 @@ ChangeKind = Literal["apps", "infrastructure", "upgrades"]
 CHANGE_KINDS: tuple[ChangeKind, ...] = ("apps", "infrastructure", "upgrades")
 
 
+DEFAULT_IMAGE = "ubuntu-24-04-x64"
+
+
 @dataclass(frozen=True)
 class DigitalOcean:
     """Where and how droplets are created."""
@@ -32,6 +35,17 @@ class DigitalOcean:
     tags: tuple[str, ...] = ()
     project: str | None = None
     image: str = "ubuntu-24-04-x64"
+
+    @property
+    def snapshot(self) -> str | None:
+        """The snapshot's name when ``image`` is ``snapshot:<name>`` (a pre-baked image)."""
+        return self.image.removeprefix("snapshot:") if self.image.startswith("snapshot:") else None
+
+    @property
+    def base_image(self) -> str:
+        """The slug or id droplets start from when no snapshot is named (and what
+        `provision image build` starts from)."""
+        return DEFAULT_IMAGE if self.snapshot is not None else self.image
 
 
 @dataclass(frozen=True)

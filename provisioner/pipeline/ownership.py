@@ -71,6 +71,8 @@ def refuse_second_state(plan: InfraPlan, prepared: Prepared, token: str) -> None
     if not all(address in creates for address in IDENTITY):
         return
     found = cloud_sweep.leftovers(prepared.env, token)
+    # An image build's droplet is no node and holds no state: a second state needs none.
+    found.image_builders.clear()
     if found.empty():
         return
     raise OwnershipError(

@@ -327,6 +327,20 @@ def worker(env: Environment, pool: WorkerPool) -> UserData:
     return UserData(role, text)
 
 
+def image_builder(env: Environment) -> UserData:
+    """User-data of `provision image build`'s droplet: the same bootstrap script in role
+    "image" (bake_image: the package installs and image pulls every node does, then the
+    manifest nodes read), no secrets and no late-bound values."""
+    context = _common(env) | {"failover_enabled": False, "etcd_backup_enabled": False}
+    script = shell.without_comments(render(
+        "scripts/bootstrap.sh.j2", **context, **_upgrade_units(), role="image",
+        addons=addon_sources(env), addons_dir=ADDONS_DIR, bundle=BUNDLE))
+    text = render("cloud-init/image.yaml.j2", **context, bootstrap=_packed_text(script))
+    if has_markers(text):
+        raise RenderError("the image build's user-data must not carry late-bound values")
+    return UserData("image", text)
+
+
 def all_roles(env: Environment) -> list[UserData]:
     """User-data of every role the environment needs, in a stable order."""
     roles = [controller(env, first=True)]

@@ -22,7 +22,9 @@ def tfvars(env: Environment, user_data: list[UserData]) -> dict[str, Any]:
     return {
         "name": env.name,
         "region": do.region,
-        "image": do.image,
+        "image": do.base_image,
+        # terraform/image.tf resolves the name to the snapshot's id in the region.
+        "image_snapshot": do.snapshot or "",
         "ssh_keys": list(do.ssh_keys),
         "tags": list(do.tags),
         "vpc_cidr": do.vpc_cidr,

@@ -61,3 +61,16 @@ def test_oracle_rejects_a_broken_cloud_config(tmp_path: Path) -> None:
     result = _schema(target)
     assert result.returncode != 0
     assert "path" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("example", ["production", "staging"])
+def test_image_build_cloud_config_passes_cloud_init_schema(example: str, tmp_path: Path) -> None:
+    """`provision image build`'s user-data, power_state (mode, condition, timeout) included:
+    cloud-init's cc_power_state_change schema."""
+    from provisioner.render.cloudinit import image_builder
+    from tests.support.rendering import example as load_example
+
+    target = tmp_path / "image.yaml"
+    target.write_text(image_builder(load_example(example)).text)
+    result = _schema(target)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -15,6 +15,8 @@ apply of examples/production.yaml) with no disagreement at all.
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import pytest
 
 from provisioner.agents import failover
 from provisioner.autoscaler.doclient import DoClient
-from provisioner.cloud import catalog, inventory, preflight, sweep
+from provisioner.cloud import catalog, image_build, inventory, preflight, sweep
 from provisioner.config.load import load_environment
 from provisioner.render.names import resource_names
 from tests.fakes.doapi import FakeDigitalOcean
@@ -235,6 +237,24 @@ def test_every_endpoint_through_the_real_clients_matches_the_description(
         manager.get_data(f"reserved_ips/{address}", type=digitalocean.baseapi.DELETE)
         manager.get_data("droplets?tag_name=stray", type=digitalocean.baseapi.DELETE)
         digitalocean.Tag(token=TOKEN, name="k8s").delete()
+
+        # provision image build: droplet create, its status polled until off (cloud-init's
+        # power_state, played here), the snapshot action and its poll, the snapshot list.
+        def power_off() -> None:
+            for _ in range(600):
+                with fake.cloud.transaction() as account:
+                    for record in account.table("digitalocean_droplet").values():
+                        if "provision:prod:image-build" in (record.get("tags") or []):
+                            record["status"] = "off"
+                            return
+                time.sleep(0.05)
+
+        player = threading.Thread(target=power_off, daemon=True)
+        player.start()
+        monkeypatch.setenv(image_build.POLL_ENV, "0.05")
+        built = image_build.build(env, TOKEN, "#cloud-config\n", lambda line: None)
+        player.join(timeout=60)
+        assert built.name.startswith("provision-prod-k8s-")
 
         # provision destroy: Terraform's destroy, the leftover listing.
         down = sim.run("destroy", str(sim.config), "--yes", "--force")

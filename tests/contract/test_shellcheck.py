@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.rendering import materialize, on_node, rendered
+from provisioner.render.cloudinit import image_builder
+from tests.support.rendering import example, materialize, on_node, rendered, written
 
 pytestmark = pytest.mark.oracle
 SHELLCHECK = shutil.which("shellcheck")
@@ -18,6 +19,11 @@ SHELLCHECK = shutil.which("shellcheck")
 def _scripts() -> list[tuple[str, str, str]]:
     found = []
     for name in ("production", "staging"):
+        # `provision image build`'s droplet runs the same script in role "image".
+        # It carries no bundle: its one file is the script.
+        image = yaml.safe_load(image_builder(example(name)).text)
+        for file in image["write_files"]:
+            found.append((f"{name}:image:{file['path']}", file["path"], written(file)))
         for path, text in sorted(rendered(name).items()):
             if path.startswith("cloud-init/"):
                 # Every file the node gets: written by cloud-init or unpacked from the bundle.

@@ -61,12 +61,13 @@ FIGURES: dict[str, list[str]] = {
         rf"{NUMBER} s \({NUMBER}x\); .* deleted out of band: the next plan creates it again",
     ],
     "scale.py": [
-        rf"3\s+10(\s+{NUMBER}){{6}}\s+[0-9]+(\s+[0-9]+){{3}} \(before and after\)",
-        rf"10\s+10(\s+{NUMBER}){{6}}(\s+[0-9]+){{4}} \(before\)",
-        rf"10\s+13(\s+{NUMBER}){{6}}(\s+[0-9]+){{4}} \(after\)",
+        rf"3\s+10(\s+{NUMBER}){{7}}\s+[0-9]+(\s+[0-9]+){{3}} \(before and after\)",
+        rf"10\s+10(\s+{NUMBER}){{7}}(\s+[0-9]+){{4}} \(before\)",
+        rf"10\s+13(\s+{NUMBER}){{7}}(\s+[0-9]+){{4}} \(after\)",
         r"peer: hetzner-k3s, 3 masters \+ 3 workers \(Hetzner Cloud\): 2-3 min \(.*\)",
         r"peer: Typhoon, DigitalOcean: 3-6 min \(.*\)",
-        rf"largest: 10 workers ready in {NUMBER} min at parallelism 13 \(target < 10 min\).*",
+        rf"largest: 10 workers ready in {NUMBER} min at parallelism 13 \(target < 10 min\), "
+        rf"{NUMBER} min from a pre-baked image.*",
     ],
     "apply.py": [
         rf"provision deploy\s+{NUMBER}\s+[0-9]+(\s+{NUMBER}){{3}}",

@@ -34,7 +34,8 @@ def test_rendered_layout_is_self_contained() -> None:
     tf = {p for p in files if p.startswith("terraform/")}
     assert tf == {f"terraform/{n}" for n in (
         "versions.tf", "variables.tf", "network.tf", "api-endpoint.tf", "controllers.tf",
-        "workers.tf", "project.tf", "outputs.tf", "terraform.tfvars.json", "backend.tf.json")}
+        "workers.tf", "project.tf", "outputs.tf", "image.tf", "terraform.tfvars.json",
+        "backend.tf.json")}
     modules = [p for p in tf if p.endswith(".tf") and "module \"" in files[p]]
     assert modules == [], "the root module must not call modules from elsewhere"
     providers = hcl2.loads(files["terraform/versions.tf"])["terraform"][0]["required_providers"]

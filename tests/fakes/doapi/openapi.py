@@ -97,6 +97,20 @@ def _allow_null(node: Any) -> Any:
     return node
 
 
+class _Yaml12Booleans(yaml.SafeLoader):
+    """OpenAPI documents are YAML 1.2, where only true/false are booleans; PyYAML reads 1.1,
+    where ``off``, ``on``, ``yes`` and ``no`` are too: the droplet model's status enum
+    (``new, active, off, archive``) would read ``off`` as False."""
+
+
+_Yaml12Booleans.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Yaml12Booleans.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
 @functools.cache
 def _load(relative: str) -> Any:
     """One YAML file of the copy, nullable rewritten (parsed once per process)."""
@@ -105,7 +119,7 @@ def _load(relative: str) -> Any:
         raise LookupError(f"{relative} is outside the copied description")
     if not path.is_file():
         raise LookupError(f"{relative} is not in tests/data/digitalocean-openapi/")
-    return _allow_null(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return _allow_null(yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Booleans))
 
 
 # The description's files are operations, responses and schemas mixed, with no `id`s in

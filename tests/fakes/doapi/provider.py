@@ -32,6 +32,8 @@ def create(cloud: Cloud, token: str, type_name: str, config: dict[str, Any]) -> 
     ctx = context(cloud, token, type_name)
     behaviour = resource_for(type_name)
     config = conform(ctx.schema.block, config)
+    # As sent (the state keeps a hash of user_data; the metadata service serves the text).
+    ctx.config = config
     behaviour.validate(ctx, config)
     planned, _ = behaviour.plan(ctx, None, config, config)
     created = None if ctx.diags.has_errors() else behaviour.create(ctx, planned)

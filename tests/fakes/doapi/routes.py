@@ -284,6 +284,9 @@ def create_droplets(api: Api, req: Request, m: re.Match[str]) -> Response:
         if isinstance(limit, int) and len(account.table(DROPLETS)) + len(names) > limit:
             return error(422, DROPLET_LIMIT_MESSAGE)
     config = {key: body[key] for key in _CREATE_ARGS if body.get(key) is not None}
+    # The API takes an image slug or a numeric id (a snapshot's): kept as the provider does.
+    config["image"] = str(config.get("image", ""))
+    config["ssh_keys"] = [str(k) for k in config.get("ssh_keys") or []]
     created = []
     for name in names:
         try:
@@ -562,3 +565,60 @@ def get_vpc(api: Api, req: Request, m: re.Match[str]) -> Response:
         if record is None:
             return not_found()
         return Response(200, {"vpc": api.view(account).vpc(record)})
+
+
+# ------------------------------------------------- droplet create, actions, snapshots
+# DigitalOcean API reference (digitalocean/openapi, commit 7c1300c4, copied to
+# tests/data/digitalocean-openapi/): droplets_create.yml (POST /v2/droplets: 202 with the
+# droplet and links.actions), dropletActions_post.yml with models/droplet_actions.yml
+# (POST /v2/droplets/{id}/actions: 201 with the action; "snapshot" takes a `name`),
+# dropletActions_get.yml, and snapshots_list.yml (GET /v2/snapshots with `resource_type`
+# droplet|volume). The fake finishes actions at once. Only what provision sends is
+# served: `provision image build` waits for the droplet to power itself off (no
+# power_off action) and deletes no snapshot.
+
+SNAPSHOTS = "digitalocean_droplet_snapshot"  # the simulated provider's data source reads it
+
+
+@route("POST", r"/v2/droplets/(?P<id>\d+)/actions")
+def droplet_action(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """snapshot: a droplet snapshot of the droplet, in its region."""
+    body = req.body if isinstance(req.body, dict) else {}
+    kind = body.get("type")
+    if kind != "snapshot":
+        return error(422, f"the fake does not perform droplet action {kind!r}")
+    with api.cloud.transaction() as account:
+        record = account.get(DROPLETS, m["id"])
+        if record is None:
+            return not_found()
+        droplet = api.view(account).droplet(record)
+        name = body.get("name") or f"{record.get('name')}-snapshot"
+        sid = str(account.next_counter("image", 170000001))
+        account.put(SNAPSHOTS, {
+            "id": sid, "name": str(name), "created_at": now_rfc3339(),
+            "regions": [droplet["region"]["slug"]], "resource_id": m["id"],
+            "resource_type": "droplet", "min_disk_size": droplet["disk"],
+            "size_gigabytes": 2.5, "tags": [],
+        })
+        log_api_event(account, kind, DROPLETS, m["id"], record.get("name"))
+    action = api.new_action(kind, int(m["id"]), "droplet", droplet["region"])
+    return Response(201, {"action": action})
+
+
+@route("GET", r"/v2/droplets/(?P<id>\d+)/actions/(?P<action>\d+)")
+def get_droplet_action(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """An action this fake performed on the droplet."""
+    action = api.action(int(m["action"]))
+    if action is None or action["resource_id"] != int(m["id"]):
+        return not_found()
+    return Response(200, {"action": action})
+
+
+@route("GET", r"/v2/snapshots")
+def list_snapshots(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Droplet snapshots (the fake has no volume snapshots), oldest first."""
+    kind = req.query.get("resource_type")
+    with api.cloud.transaction() as account:
+        records = _by_creation(account.table(SNAPSHOTS).values())
+        items = [dict(r) for r in records if kind in (None, "droplet")]
+        return api.page(req, "snapshots", items)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .base import DataSource, Resource
 from .compute import Droplet, SshKey, Tag
+from .images import DropletSnapshot
 from .network import (
     Firewall,
     FloatingIp,
@@ -37,7 +38,9 @@ _RESOURCES: dict[str, type[Resource]] = {
         ProjectResources,
     )
 }
-_DATA_SOURCES: dict[str, type[DataSource]] = {cls.type_name: cls for cls in (ProjectData,)}
+_DATA_SOURCES: dict[str, type[DataSource]] = {
+    cls.type_name: cls for cls in (ProjectData, DropletSnapshot)
+}
 
 
 def resource_for(type_name: str) -> Resource:
