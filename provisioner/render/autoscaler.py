@@ -150,7 +150,7 @@ def settings(env: Environment, late: Mapping[str, str], vpc_uuid: str,
         "do_api_url": do_api_url,
         "do_token_file": f"{CONFIG_DIR}/do-token/token",
         "secret_values_file": f"{CONFIG_DIR}/values/values.json",
-        "kubeconfig": None,
+        "kube_api": None,  # the pod's service account (autoscaler/kubeclient.py)
         "pools": pools,
     }
 

@@ -26,7 +26,7 @@ import pytest
 
 from provisioner.autoscaler.protos import externalgrpc_pb2 as pb
 from tests.fakes.kubeapi import make_tls
-from tests.support.autoscaler import CA_HASH, ENV, TOKEN, World, node, running
+from tests.support.autoscaler import CA_HASH, ENV, KUBE_USER, TOKEN, World, node, running
 
 GENERAL, BATCH = f"{ENV}-general", f"{ENV}-batch"
 PROTOS = Path(__file__).resolve().parents[2] / "provisioner" / "autoscaler" / "protos"
@@ -110,6 +110,9 @@ def test_scale_up_from_zero_from_the_template(world: World) -> None:
     assert fields["token-secret"] == token.split(".")[1]
     assert fields["usage-bootstrap-authentication"] == "true"
     assert fields["auth-extra-groups"] == "system:bootstrappers:kubeadm:default-node-token"
+    # Made over TLS with the service account's bearer token (kubeclient.py), as that user.
+    creates = world.kube.requests("POST", "/api/v1/namespaces/kube-system/secrets")
+    assert creates and {r.user for r in creates} == {KUBE_USER}
 
     assert stub.NodeGroupTargetSize(pb.NodeGroupTargetSizeRequest(id=BATCH),
                                     timeout=30).targetSize == 2
