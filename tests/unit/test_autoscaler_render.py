@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,37 @@ def test_production_renders_both_deployments_on_the_control_plane() -> None:
     assert cloud_config == {"address": "provision-autoscaler.provision-system.svc:8086",
                             "key": "/etc/ssl/client-cert/tls.key",
                             "cert": "/etc/ssl/client-cert/tls.crt",
-                            "cacert": "/etc/ssl/client-cert/ca.crt"}
+                            "cacert": "/etc/ssl/client-cert/ca.crt",
+                            "grpc_timeout": "30s"}
     service_pod = _by(docs, "Deployment", "provision-autoscaler")["spec"]["template"]["spec"]
     assert service_pod["containers"][0]["command"] == [
         "python", "-m", "provisioner.autoscaler.serve", "--settings",
         "/etc/provision-autoscaler/settings.json"]
     install = service_pod["initContainers"][0]["command"]
     assert "--require-hashes" in install
+
+
+def go_duration(text: str) -> float:
+    """Seconds of a Go duration string (time.ParseDuration, the units used here)."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = re.fullmatch(r"(?:\d+(?:\.\d+)?(?:h|ms|m|s))+", text)
+    assert parts, f"not a Go duration: {text!r}"
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", text))
+
+
+def test_the_call_deadline_leaves_room_to_wait_out_a_429() -> None:
+    """kubernetes/autoscaler at cluster-autoscaler-1.36.1,
+    cluster-autoscaler/cloudprovider/externalgrpc/README.md: ``grpc_timeout``, "timeout of
+    invoking a grpc call", default 5s; externalgrpc_cloud_provider.go reads it as a
+    metav1.Duration (a Go duration string) and gives every call that deadline. The service
+    waits a 429 out only within it (doclient.py), so the default would fail a throttled
+    scale-up: the doubling backoff alone (1+2+4+8 s, cloud/throttle.py) is 15 s, and the
+    create itself must fit after it."""
+    cloud_config = yaml.safe_load(autoscaler.cloud_config())
+    seconds = go_duration(cloud_config["grpc_timeout"])
+    backoff = sum(2.0 ** n for n in range(4))
+    assert seconds >= backoff + 10
+    assert seconds <= 60  # the autoscaler's loop waits on it: keep it under a scan or two
 
 
 def test_the_rendered_file_holds_no_secret() -> None:
