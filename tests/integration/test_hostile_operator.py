@@ -174,7 +174,7 @@ def test_two_work_folders_racing_to_create_one_environment(tmp_path: Path) -> No
 
     with simulation(tmp_path, extra_env={"DO_SIM_LATENCY_MS": "3000"}) as sim:
         sim.write_config({"deploy_policy": {}}, edit=lambda d: (
-            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+            d["control_plane"].update(count=1), set_workers(d["worker_pools"][0], 1)))
         folders = [tmp_path / "alice", tmp_path / "bob"]
         for folder in folders:
             folder.mkdir()
@@ -223,7 +223,7 @@ def test_a_destroy_interrupted_after_the_tag_went_still_sweeps_what_was_ours(
 
     with simulation(tmp_path, extra_env={"DO_SIM_LATENCY_MS": "2000"}) as sim:
         sim.write_config({"deploy_policy": {}}, edit=lambda d: (
-            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+            d["control_plane"].update(count=1), set_workers(d["worker_pools"][0], 1)))
         assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
         volume = sim.api.add_volume("pvc-prod", 10, tags=["provision:prod"])
 
@@ -255,7 +255,7 @@ def test_plan_out_never_replaces_the_state_the_secrets_or_the_config(tmp_path: P
     `tfplanFilename`), so an earlier plan may be overwritten and nothing else."""
     with simulation(tmp_path) as sim:
         sim.write_config({"deploy_policy": {}}, edit=lambda d: (
-            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+            d["control_plane"].update(count=1), set_workers(d["worker_pools"][0], 1)))
         assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
         notes = tmp_path / "notes.txt"
         notes.write_text("mine\n")
@@ -290,7 +290,7 @@ def test_destroy_with_another_clusters_kubeconfig_leaves_its_claims(tmp_path: Pa
 
     with simulation(tmp_path) as sim, FakeKubeAPI() as kube:
         sim.write_config({"deploy_policy": {}}, edit=lambda d: (
-            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+            d["control_plane"].update(count=1), set_workers(d["worker_pools"][0], 1)))
         assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
         from provisioner.config import load_environment
 
