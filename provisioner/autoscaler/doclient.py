@@ -1,21 +1,30 @@
-"""The few DigitalOcean API calls the autoscaler service makes, over plain HTTP.
+"""The few DigitalOcean API calls the autoscaler service makes, over plain HTTPS (urllib).
 
-Raw requests rather than python-digitalocean: the service needs the multi-create form of
-POST /v2/droplets (``names``, up to ten a request), each answer's status and headers, and
-a bound on every wait that the caller's gRPC deadline sets. A 429 is waited out as
+Raw HTTP with the standard library rather than python-digitalocean or requests (the pod
+has only the standard library, grpcio and protobuf: render/autoscaler_code.py; the server's
+certificate is checked against the system CA store, which python's slim images carry):
+the service needs the multi-create form of POST /v2/droplets (``names``, up to ten a
+request), each answer's status and headers, and a bound on every wait that the caller's
+gRPC deadline sets. A 429 is waited out as
 provision's other API reads do (:func:`provisioner.cloud.throttle.wait_for`: Retry-After,
 else RateLimit-Reset, else a doubling backoff) but never past the deadline. Reads and
 deletes are retried after a 5xx or a dropped connection; a create is never re-sent here,
 because its answer may be lost after the droplets were made (the caller reconciles by
 name, :mod:`provisioner.autoscaler.groups`). The token is only ever put in the
-Authorization header: no message, log line or exception carries it.
+Authorization header, redirects are not followed (so it goes to no other host), and no
+message, log line or exception carries it.
 """
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
@@ -53,20 +62,28 @@ def read_token(path: str) -> str:
     return token
 
 
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    reason: str
+    headers: Any  # email.message.Message: .get() is case-insensitive, as throttle reads it
+    content: bytes
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a 3xx is answered as an error: the token is never sent elsewhere
+
+
 @dataclass
 class DoClient:
-    """A session with the API at ``base_url`` (no trailing slash)."""
+    """The API at ``base_url`` (no trailing slash) with ``token``."""
 
     base_url: str
     token: str
-    session: Any = None
     sleep: Callable[[float], None] = time.sleep
-
-    def __post_init__(self) -> None:
-        if self.session is None:
-            import requests
-
-            self.session = requests.Session()
+    _opener: Any = field(default_factory=lambda: urllib.request.build_opener(_NoRedirect()),
+                         repr=False)
 
     def __repr__(self) -> str:  # the dataclass default would print the token
         return f"DoClient({self.base_url!r})"
@@ -127,8 +144,6 @@ class DoClient:
 
     def _send(self, method: str, path: str, query: dict[str, str] | None, body: Any,
               deadline: float | None, attempts: int = READ_ATTEMPTS) -> dict[str, Any]:
-        import requests
-
         what = f"{method} {path}"
         waited = 0.0
         throttled = failures = 0
@@ -137,19 +152,16 @@ class DoClient:
             if timeout <= 0:
                 raise DoError(f"{what}: no time left before the caller's deadline")
             try:
-                response = self.session.request(
-                    method, self.base_url + path, params=query, json=body,
-                    timeout=min(timeout, REQUEST_TIMEOUT),
-                    headers={"Authorization": f"Bearer {self.token}",
-                             "Content-Type": "application/json"})
-            except requests.RequestException as error:
+                response = self._exchange(method, path, query, body,
+                                          min(timeout, REQUEST_TIMEOUT))
+            except (urllib.error.URLError, HTTPException, OSError) as error:
                 failures += 1
                 if failures >= attempts:
                     raise DoError(f"{what}: cannot reach the API: {type(error).__name__}"
                                   ) from None
                 self._pause(0.5 * failures, deadline, what)
                 continue
-            if response.status_code == 429:
+            if response.status == 429:
                 throttled += 1
                 refusal = throttle.Refusal(
                     throttle._number(response.headers, "Retry-After"),
@@ -162,11 +174,27 @@ class DoClient:
                 self._pause(delay, deadline, what, status=429)
                 waited += delay
                 continue
-            if response.status_code >= 500 and failures + 1 < attempts:
+            if response.status >= 500 and failures + 1 < attempts:
                 failures += 1
                 self._pause(0.5 * failures, deadline, what)
                 continue
             return _decode(what, response)
+
+    def _exchange(self, method: str, path: str, query: dict[str, str] | None, body: Any,
+                  timeout: float) -> _Answer:
+        """One HTTP exchange; any answer (an error status too) as an :class:`_Answer`."""
+        url = self.base_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        request = urllib.request.Request(
+            url, method=method, data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}",
+                     "Content-Type": "application/json", "Accept": "application/json"})
+        try:
+            with self._opener.open(request, timeout=timeout) as response:
+                return _Answer(response.status, response.reason, response.headers,
+                               response.read())
+        except urllib.error.HTTPError as error:
+            with error:
+                return _Answer(error.code, str(error.reason), error.headers, error.read())
 
     def _pause(self, seconds: float, deadline: float | None, what: str,
                status: int = 0) -> None:
@@ -181,10 +209,10 @@ def _whole(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def _decode(what: str, response: Any) -> dict[str, Any]:
-    status = int(response.status_code)
+def _decode(what: str, response: _Answer) -> dict[str, Any]:
+    status = response.status
     try:
-        data = response.json() if response.content else {}
+        data = json.loads(response.content) if response.content else {}
     except ValueError:
         data = {}
     data = data if isinstance(data, dict) else {}

@@ -34,11 +34,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner import userdata
 from provisioner.autoscaler import node_proto, template
 from provisioner.autoscaler.doclient import DoClient, DoError
 from provisioner.autoscaler.settings import PoolSettings, Settings
 from provisioner.errors import ProvisionError
-from provisioner.render import markers
 
 PROVIDER_PREFIX = "digitalocean://"  # the CCM's and kubelet's providerID (kubeadm template)
 FAILED_PREFIX = "provision-failed://"  # instances standing for droplets the API refused
@@ -171,7 +171,7 @@ class Groups:
                     "droplets Terraform keeps)"))
             values = self._values(pool)  # refused before a token or droplet is made
             values["bootstrap_token"] = self._mint()
-            spec = self._spec(pool, markers.join([dict(s) for s in pool.user_data], values))
+            spec = self._spec(pool, userdata.join([dict(s) for s in pool.user_data], values))
             names = [f"{group_id}-as-{self._suffix()}" for _ in range(delta)]
             for start in range(0, len(names), BATCH):
                 batch = names[start:start + BATCH]

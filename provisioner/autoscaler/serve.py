@@ -56,7 +56,11 @@ def build(conf: settings.Settings) -> tuple[Any, int]:
         token = read_token(conf.do_token_file)
     except ProvisionError as error:
         raise UsageError(str(error)) from None
-    kube = join_token.kube_for(conf.kubeconfig)
+    try:
+        kube = join_token.kube_for(conf.kube_api)
+        kube.check()  # a pod without its service account token stops here, not at scale-up
+    except ProvisionError as error:
+        raise UsageError(str(error)) from None
     groups = Groups(conf, DoClient(conf.do_api_url, token), lambda: join_token.mint(kube),
                     secret_values(conf.secret_values_file))
     credentials = grpc.ssl_server_credentials(

@@ -26,9 +26,9 @@ import grpc
 
 from provisioner.autoscaler.doclient import DoError
 from provisioner.autoscaler.groups import Group, GroupError, Groups
+from provisioner.autoscaler.kubeclient import KubeApiError
 from provisioner.autoscaler.protos import externalgrpc_pb2 as pb
 from provisioner.autoscaler.protos import externalgrpc_pb2_grpc as pb_grpc
-from provisioner.kube import KubeError
 
 log = logging.getLogger("provisioner.autoscaler")
 T = TypeVar("T")
@@ -63,7 +63,7 @@ class CloudProvider(pb_grpc.CloudProviderServicer):
                 else grpc.StatusCode.UNAVAILABLE
             log.warning("%s failed: %s", what, error)
             context.abort(code, f"DigitalOcean API: {error}")
-        except KubeError as error:
+        except KubeApiError as error:
             log.warning("%s failed: %s", what, error)
             context.abort(grpc.StatusCode.UNAVAILABLE, f"Kubernetes API: {error}")
         raise AssertionError("context.abort raises")

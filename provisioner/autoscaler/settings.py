@@ -34,6 +34,17 @@ class Tls:
 
 
 @dataclass(frozen=True)
+class KubeApiSettings:
+    """An API server named explicitly (tests, or a service run outside the cluster): its
+    https URL, a file holding a bearer token and the CA that signed the server's
+    certificate. In the cluster the key is null and the pod's service account is used."""
+
+    server: str
+    token_file: str
+    ca_file: str
+
+
+@dataclass(frozen=True)
 class PoolTaint:
     key: str
     value: str
@@ -72,7 +83,7 @@ class Settings:
     do_api_url: str
     do_token_file: str
     secret_values_file: str
-    kubeconfig: str | None
+    kube_api: KubeApiSettings | None
     pools: tuple[PoolSettings, ...]
 
     @property
@@ -112,9 +123,8 @@ class _Reader:
             raise self._fail(key, "expected a non-empty string")
         return value
 
-    def optional_text(self, key: str) -> str | None:
-        value = self.raw(key)
-        return None if value is None else self.text(key)
+    def optional_child(self, key: str) -> _Reader | None:
+        return None if self.raw(key) is None else self.child(key)
 
     def integer(self, key: str) -> int:
         value = self.raw(key)
@@ -170,6 +180,16 @@ def _pool(reader: _Reader) -> PoolSettings:
     return pool
 
 
+def _kube_api(reader: _Reader | None) -> KubeApiSettings | None:
+    if reader is None:
+        return None
+    server = reader.text("server")
+    if not server.startswith("https://"):
+        raise reader._fail("server", "expected an https:// URL (the token is only sent "
+                           "over TLS)")
+    return KubeApiSettings(server, reader.text("token_file"), reader.text("ca_file"))
+
+
 def parse(data: Any, filename: str = "settings") -> Settings:
     """Settings from the decoded JSON object; :class:`SettingsError` on any wrong key."""
     top = _Reader(filename, data, "")
@@ -183,7 +203,7 @@ def parse(data: Any, filename: str = "settings") -> Settings:
         tls=Tls(tls.text("cert"), tls.text("key"), tls.text("client_ca")),
         do_api_url=top.text("do_api_url").rstrip("/"), do_token_file=top.text("do_token_file"),
         secret_values_file=top.text("secret_values_file"),
-        kubeconfig=top.optional_text("kubeconfig"), pools=pools)
+        kube_api=_kube_api(top.optional_child("kube_api")), pools=pools)
 
 
 def load(path: str | Path) -> Settings:

@@ -44,20 +44,22 @@ from provisioner.bootstrap.pki import (
     shared_file_name,
 )
 from provisioner.bootstrap.private_files import private_folder, write_private
+from provisioner.bootstrap.tokens import NAMESPACE as NAMESPACE
+from provisioner.bootstrap.tokens import NODE_GROUP as NODE_GROUP
+from provisioner.bootstrap.tokens import NODE_USAGES as NODE_USAGES
+from provisioner.bootstrap.tokens import TOKEN_PREFIX as TOKEN_PREFIX
+from provisioner.bootstrap.tokens import TOKEN_TYPE as TOKEN_TYPE
+from provisioner.bootstrap.tokens import rfc3339 as rfc3339
+from provisioner.bootstrap.tokens import token_secret as token_secret
 from provisioner.errors import ProvisionError
 
 if TYPE_CHECKING:
     from provisioner.pipeline.prepare import Prepared
 
-NAMESPACE = "kube-system"
-TOKEN_TYPE = "bootstrap.kubernetes.io/token"
-TOKEN_PREFIX = "bootstrap-token-"
 CERTS_SECRET = "kubeadm-certs"
 # As rendered into the init configuration (render/cloudinit.py TOKEN_TTL).
 TOKEN_TTL = dt.timedelta(hours=4)
 CERT_TOKEN_TTL = dt.timedelta(hours=2)  # kubeadm's DefaultCertTokenDuration
-NODE_GROUP = "system:bootstrappers:kubeadm:default-node-token"
-NODE_USAGES = ("signing", "authentication")
 NODE_DESCRIPTION = "provision bootstrap token"
 CERT_TOKEN_DESCRIPTION = "Proxy for managing TTL for the kubeadm-certs secret"
 NONCE_BYTES = 12  # Go's cipher.NewGCM nonce size
@@ -67,28 +69,8 @@ class JoinCredentialsError(ProvisionError):
     """The cluster did not take the new join credentials; nothing was applied."""
 
 
-def rfc3339(instant: dt.datetime) -> str:
-    """``2026-03-07T07:00:00Z``: Go's time.RFC3339 of a UTC instant (whole seconds)."""
-    return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def token_secret(token: str, ttl: dt.timedelta, now: dt.datetime, description: str,
-                 usages: tuple[str, ...] = (), groups: tuple[str, ...] = ()
-                 ) -> dict[str, Any]:
-    """The Secret kubeadm stores for a bootstrap token (encodeTokenSecretData)."""
-    token_id, secret = token.split(".")
-    data = {"token-id": token_id, "token-secret": secret, "description": description,
-            "expiration": rfc3339(now + ttl)}
-    data.update({f"usage-bootstrap-{usage}": "true" for usage in usages})
-    if groups:
-        data["auth-extra-groups"] = ",".join(groups)
-    return {"apiVersion": "v1", "kind": "Secret", "type": TOKEN_TYPE,
-            "metadata": {"name": TOKEN_PREFIX + token_id, "namespace": NAMESPACE},
-            "data": {key: _b64(value.encode()) for key, value in data.items()}}
 
 
 def encrypt(data: bytes, certificate_key: str) -> bytes:

@@ -13,14 +13,13 @@ import hashlib
 import json
 import re
 import secrets
-import string
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from provisioner.bootstrap.private_files import private_folder, write_private, write_private_files
+from provisioner.bootstrap.tokens import new_bootstrap_token as new_bootstrap_token
 from provisioner.errors import UsageError, WorkdirError
 
-_TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 _TOKEN_RE = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")
 _CERT_KEY_RE = re.compile(r"[0-9a-f]{64}")
 CA_YEARS = 10
@@ -97,13 +96,6 @@ SHARED_MARKERS = {"sa.key": "sa_key_b64", "sa.pub": "sa_pub_b64",
 def shared_file_name(name: str) -> str:
     """Where a shared key lives in the secrets folder (kubeadm's name, '/' as '-')."""
     return name.replace("/", "-")
-
-
-def new_bootstrap_token() -> str:
-    """A kubeadm bootstrap token, ``[a-z0-9]{6}.[a-z0-9]{16}``."""
-    pick = secrets.choice
-    return ("".join(pick(_TOKEN_ALPHABET) for _ in range(6)) + "."
-            + "".join(pick(_TOKEN_ALPHABET) for _ in range(16)))
 
 
 def new_certificate_key() -> str:

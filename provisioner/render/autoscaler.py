@@ -15,7 +15,7 @@ values are applied by `up` and never written to the rendered folder.
 
 Upstream, at the pinned tag (kubernetes/autoscaler ``cluster-autoscaler-<version>``):
 cluster-autoscaler/cloudprovider/externalgrpc/README.md (the cloud-config keys
-``address``, ``key``, ``cert``, ``cacert``; node groups come from the service's
+``address``, ``key``, ``cert``, ``cacert``, ``grpc_timeout``; node groups come from the service's
 ``NodeGroups`` RPC, so no ``--nodes``) and examples/cluster-autoscaler-manifests/
 cluster-autoscaler.yaml (the RBAC below, the command). ``--namespace`` (config/flags/
 flags.go) is where its status ConfigMap and leader-election Lease live (main.go).
@@ -53,6 +53,12 @@ CLIENT_SECRET = "cluster-autoscaler-grpc-client-cert"
 SETTINGS_CONFIGMAP = f"{SERVICE}-settings"
 CODE_CONFIGMAP = f"{SERVICE}-code"
 CLOUD_CONFIG = "cluster-autoscaler-cloud-config"
+# The deadline the cluster-autoscaler gives each call (cloud-config ``grpc_timeout``, a Go
+# duration; 5 s when unset, externalgrpc README). The service waits a DigitalOcean 429 out
+# only within the call's deadline (autoscaler/doclient.py), so 5 s would turn most
+# throttled scale-ups into failures; 30 s covers a Retry-After of several seconds or the
+# first doubling backoffs (1+2+4+8 s) with the create itself.
+GRPC_TIMEOUT = "30s"
 
 # The cluster-autoscaler release for each Kubernetes minor (its releases follow Kubernetes'
 # minors, README.md "Releases"); the newest patch tag of kubernetes/autoscaler per minor.
@@ -150,7 +156,7 @@ def settings(env: Environment, late: Mapping[str, str], vpc_uuid: str,
         "do_api_url": do_api_url,
         "do_token_file": f"{CONFIG_DIR}/do-token/token",
         "secret_values_file": f"{CONFIG_DIR}/values/values.json",
-        "kubeconfig": None,
+        "kube_api": None,  # the pod's service account (autoscaler/kubeclient.py)
         "pools": pools,
     }
 
@@ -342,7 +348,8 @@ def cloud_config() -> str:
     """The externalgrpc cloud-config (README's keys), client certificate from the Secret."""
     return yaml.safe_dump({"address": ADDRESS, "key": "/etc/ssl/client-cert/tls.key",
                            "cert": "/etc/ssl/client-cert/tls.crt",
-                           "cacert": "/etc/ssl/client-cert/ca.crt"}, sort_keys=False)
+                           "cacert": "/etc/ssl/client-cert/ca.crt",
+                           "grpc_timeout": GRPC_TIMEOUT}, sort_keys=False)
 
 
 def _cluster_autoscaler_deployment(env: Environment) -> dict[str, Any]:

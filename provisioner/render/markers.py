@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 
 from provisioner.errors import RenderError
+from provisioner.userdata import Segment as Segment
+from provisioner.userdata import join as join
 
 # What Terraform itself knows once it has created the resources: the API address and the
 # environment's VPC (for the cloud controller manager's DO_CLUSTER_VPC_ID).
@@ -29,8 +31,6 @@ SECRET_VALUES = ("bootstrap_token", "certificate_key", "ca_cert_hash", "ca_crt_b
 LATE_VALUES = RESOURCE_VALUES + SECRET_VALUES
 
 _MARKER = re.compile(r"@@provision:([a-z0-9_]+)@@")
-
-Segment = dict[str, str]
 
 
 def marker(name: str) -> str:
@@ -54,11 +54,6 @@ def segments(text: str) -> list[Segment]:
     if position < len(text):
         result.append({"text": text[position:]})
     return result
-
-
-def join(parts: list[Segment], values: dict[str, str]) -> str:
-    """What Terraform's ``join`` of the segments yields; used by tests and size checks."""
-    return "".join(p["text"] if "text" in p else values[p["ref"]] for p in parts)
 
 
 def has_markers(text: str) -> bool:

@@ -23,10 +23,11 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 
 from provisioner.autoscaler.protos import externalgrpc_pb2 as pb
 from tests.fakes.kubeapi import make_tls
-from tests.support.autoscaler import CA_HASH, ENV, TOKEN, World, node, running
+from tests.support.autoscaler import CA_HASH, ENV, KUBE_USER, TOKEN, World, node, running
 
 GENERAL, BATCH = f"{ENV}-general", f"{ENV}-batch"
 PROTOS = Path(__file__).resolve().parents[2] / "provisioner" / "autoscaler" / "protos"
@@ -110,6 +111,9 @@ def test_scale_up_from_zero_from_the_template(world: World) -> None:
     assert fields["token-secret"] == token.split(".")[1]
     assert fields["usage-bootstrap-authentication"] == "true"
     assert fields["auth-extra-groups"] == "system:bootstrappers:kubeadm:default-node-token"
+    # Made over TLS with the service account's bearer token (kubeclient.py), as that user.
+    creates = world.kube.requests("POST", "/api/v1/namespaces/kube-system/secrets")
+    assert creates and {r.user for r in creates} == {KUBE_USER}
 
     assert stub.NodeGroupTargetSize(pb.NodeGroupTargetSizeRequest(id=BATCH),
                                     timeout=30).targetSize == 2
@@ -269,6 +273,26 @@ def test_a_rate_limited_api_is_waited_out(world: World) -> None:
     world.stub().NodeGroupIncreaseSize(pb.NodeGroupIncreaseSizeRequest(id=GENERAL, delta=1),
                                        timeout=30)
     assert [r.status for r in world.fake.request_log][:2] == [429, 429]
+    assert len(world.autoscaled()) == 1 and len(posts(world)) == 1
+
+
+def test_a_429_longer_than_the_default_deadline_is_waited_out_within_the_rendered_one(
+        world: World) -> None:
+    """Two 429s of Retry-After 3 s: within the rendered cloud-config's ``grpc_timeout``
+    (30 s) the scale-up goes on; within the 5 s externalgrpc uses when it is unset
+    (externalgrpc README at cluster-autoscaler-1.36.1) the service gives up before the
+    deadline, RESOURCE_EXHAUSTED, having created nothing."""
+    from provisioner.render.autoscaler import cloud_config
+    from tests.unit.test_autoscaler_render import go_duration
+
+    rendered = go_duration(yaml.safe_load(cloud_config())["grpc_timeout"])
+    world.fake.faults.throttle(2, retry_after=3)
+    assert code_of(world.stub().NodeGroupIncreaseSize, pb.NodeGroupIncreaseSizeRequest(
+        id=GENERAL, delta=1), timeout=5) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert world.autoscaled() == [] and posts(world) == []
+    world.fake.faults.throttle(2, retry_after=3)
+    world.stub().NodeGroupIncreaseSize(pb.NodeGroupIncreaseSizeRequest(id=GENERAL, delta=1),
+                                       timeout=rendered)
     assert len(world.autoscaled()) == 1 and len(posts(world)) == 1
 
 

@@ -109,25 +109,32 @@ def _plan(sim: Any) -> dict[str, Any]:
 def test_plan_shows_the_change_from_what_runs_to_what_the_file_makes(tmp_path: Path) -> None:
     with simulation(tmp_path) as sim:
         _discount(sim)
-        # The simulation's file is the production example without backups: 3 + 3 droplets
-        # s-4vcpu-8gb, the floating IP, app api's load balancer, elasticsearch 3 x 50 GiB.
-        after = 6 * ACCOUNT_S_4VCPU_8GB + LB_NODE + 3 * 50 * VOLUME_GIB  # 297.00
+        # The simulation's file is the production example without backups: 3 control-plane
+        # droplets s-4vcpu-8gb and the general pool autoscaled 3-9 of them, the floating
+        # IP, app api's load balancer, elasticsearch 3 x 50 GiB.
+        fixed = 3 * ACCOUNT_S_4VCPU_8GB + LB_NODE + 3 * 50 * VOLUME_GIB  # 162.00
+        after = fixed + 3 * ACCOUNT_S_4VCPU_8GB  # 297.00 at min autoscale
+        after_max = fixed + 9 * ACCOUNT_S_4VCPU_8GB  # 567.00 at max autoscale
         first = _plan(sim)
         assert first["cost"]["total"] == {"min": pytest.approx(after),
-                                          "max": pytest.approx(after)}
+                                          "max": pytest.approx(after_max)}
         assert first["cost_change"] == {"before": {"min": 0.0, "max": 0.0},
-                                        "after": {"min": after, "max": after},
-                                        "delta": {"min": after, "max": after}}
+                                        "after": {"min": after, "max": after_max},
+                                        "delta": {"min": after, "max": after_max}}
 
         assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
         # Made, not yet claimed by the first node: an unassigned reserved IP is billed.
+        # Terraform made the pool's floor (3): nothing autoscaled runs yet.
         before = 6 * ACCOUNT_S_4VCPU_8GB + UNASSIGNED_IP  # 274.00
         second = _plan(sim)["cost_change"]
         assert second["before"] == {"min": pytest.approx(before), "max": pytest.approx(before)}
-        assert second["delta"]["max"] == pytest.approx(after - before)  # +23.00
+        assert second["delta"]["min"] == pytest.approx(after - before)  # +23.00
+        assert second["delta"]["max"] == pytest.approx(after_max - before)  # +293.00
 
         sim.claim_floating_ip("prod-cp-1")
         before = 6 * ACCOUNT_S_4VCPU_8GB  # 270.00: the held IP is free
         text = sim.run("plan", str(sim.config))
         assert text.code == 0, text.stderr
-        assert "Cost change: $270.00 -> $297.00 a month (+$27.00)" in text.stdout
+        # 270 -> 297 at min (+27) and 567 at max (+297): never only one end of the range.
+        assert ("Cost change: $270.00 -> $297.00-$567.00 a month (+$27.00 to +$297.00)"
+                in text.stdout)

@@ -35,6 +35,12 @@ def _write(sim: Simulation, name: str, vpc: str, protected: bool) -> Path:
     return path
 
 
+def _one_of_each(doc: dict[str, Any]) -> None:
+    """One control-plane node and one Terraform-owned worker."""
+    doc["control_plane"]["count"] = 1
+    set_workers(doc["worker_pools"][0], 1)
+
+
 def _account(sim: Simulation) -> dict[str, Any]:
     resources = Cloud(Path(sim.env["DO_SIM_STATE"])).snapshot()["resources"]
     return {table: resources.get(table, {}) for table in TABLES}
@@ -173,8 +179,7 @@ def test_two_work_folders_racing_to_create_one_environment(tmp_path: Path) -> No
     import subprocess
 
     with simulation(tmp_path, extra_env={"DO_SIM_LATENCY_MS": "3000"}) as sim:
-        sim.write_config({"deploy_policy": {}}, edit=lambda d: (
-            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+        sim.write_config({"deploy_policy": {}}, edit=_one_of_each)
         folders = [tmp_path / "alice", tmp_path / "bob"]
         for folder in folders:
             folder.mkdir()
@@ -222,8 +227,7 @@ def test_a_destroy_interrupted_after_the_tag_went_still_sweeps_what_was_ours(
     import subprocess
 
     with simulation(tmp_path, extra_env={"DO_SIM_LATENCY_MS": "2000"}) as sim:
-        sim.write_config({"deploy_policy": {}}, edit=lambda d: (
-            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+        sim.write_config({"deploy_policy": {}}, edit=_one_of_each)
         assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
         volume = sim.api.add_volume("pvc-prod", 10, tags=["provision:prod"])
 
@@ -254,8 +258,7 @@ def test_plan_out_never_replaces_the_state_the_secrets_or_the_config(tmp_path: P
     with a `tfplan` member (hashicorp/terraform internal/plans/planfile/writer.go,
     `tfplanFilename`), so an earlier plan may be overwritten and nothing else."""
     with simulation(tmp_path) as sim:
-        sim.write_config({"deploy_policy": {}}, edit=lambda d: (
-            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+        sim.write_config({"deploy_policy": {}}, edit=_one_of_each)
         assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
         notes = tmp_path / "notes.txt"
         notes.write_text("mine\n")
@@ -289,8 +292,7 @@ def test_destroy_with_another_clusters_kubeconfig_leaves_its_claims(tmp_path: Pa
     from tests.fakes.kubeapi.server import FakeKubeAPI
 
     with simulation(tmp_path) as sim, FakeKubeAPI() as kube:
-        sim.write_config({"deploy_policy": {}}, edit=lambda d: (
-            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+        sim.write_config({"deploy_policy": {}}, edit=_one_of_each)
         assert sim.run("up", str(sim.config), "--yes", "--until", "infra").code == 0
         from provisioner.config import load_environment
 

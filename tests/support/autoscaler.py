@@ -21,6 +21,9 @@ from tests.fakes.kubeapi import FakeKubeAPI, TLSMaterial, issue_client_cert, mak
 ENV = "prod"
 TOKEN = "autoscaler-do-token-0123456789"
 REGION = "fra1"
+# The service account token the fake API server knows, and the user it stands for.
+KUBE_TOKEN = "autoscaler-service-account-token"
+KUBE_USER = "system:serviceaccount:provision-system:provision-autoscaler"
 WORKER_TAGS = [f"provision:{ENV}", f"provision:{ENV}:worker"]
 CA_HASH = "sha256:" + "ab" * 32
 USER_DATA = [{"text": "#!/bin/sh\nkubeadm join "}, {"ref": "api_endpoint"},
@@ -75,7 +78,7 @@ def pool(name: str, minimum: int, maximum: int, vpc: str, **extra: Any) -> dict[
 def running(tmp_path: Path, latency: float = 0.0) -> Iterator[World]:
     """Fake APIs, settings files and the real service on a localhost port."""
     with FakeDigitalOcean(tmp_path / "account.json", TOKEN, validate=True) as fake, \
-            FakeKubeAPI() as kube:
+            FakeKubeAPI(tls=True, tokens={KUBE_TOKEN: KUBE_USER}) as kube:
         fake.seed()
         vpc = str(fake.provider_create("digitalocean_vpc", name=f"{ENV}-net",
                                        region=REGION)["id"])
@@ -87,7 +90,9 @@ def running(tmp_path: Path, latency: float = 0.0) -> Iterator[World]:
         files.mkdir()
         for name, data in (("tls.crt", tls.cert_pem), ("tls.key", tls.key_pem),
                            ("ca.crt", tls.ca_pem), ("token", TOKEN.encode()),
-                           ("values.json", json.dumps({"ca_cert_hash": CA_HASH}).encode())):
+                           ("values.json", json.dumps({"ca_cert_hash": CA_HASH}).encode()),
+                           ("kube-token", KUBE_TOKEN.encode()),
+                           ("kube-ca.crt", kube.ca_pem or b"")):
             (files / name).write_bytes(data)
         conf: dict[str, Any] = {
             "environment": ENV, "listen": "127.0.0.1:0",
@@ -95,7 +100,8 @@ def running(tmp_path: Path, latency: float = 0.0) -> Iterator[World]:
                     "client_ca": str(files / "ca.crt")},
             "do_api_url": fake.origin, "do_token_file": str(files / "token"),
             "secret_values_file": str(files / "values.json"),
-            "kubeconfig": str(kube.write_kubeconfig(files / "kubeconfig")),
+            "kube_api": {"server": kube.base_url, "token_file": str(files / "kube-token"),
+                         "ca_file": str(files / "kube-ca.crt")},
             "pools": [pool("general", 1, 4, vpc),
                       pool("batch", 0, 12, vpc, size="s-4vcpu-8gb",
                            taints=[{"key": "dedicated", "value": "batch",

@@ -17,7 +17,7 @@ def sample() -> dict[str, Any]:
         "environment": "prod", "listen": "0.0.0.0:8086",
         "tls": {"cert": "tls.crt", "key": "tls.key", "client_ca": "ca.crt"},
         "do_api_url": "https://api.example.test/", "do_token_file": "token",
-        "secret_values_file": "values.json", "kubeconfig": None,
+        "secret_values_file": "values.json", "kube_api": None,
         "pools": [{
             "name": "general", "min": 2, "max": 8, "size": "s-4vcpu-8gb", "region": "fra1",
             "image": "ubuntu-24-04-x64", "vpc_uuid": "vpc-1", "ssh_keys": ["aa:bb"],
@@ -36,12 +36,15 @@ def test_the_contract_keys_load(tmp_path: Path) -> None:
     loaded = settings.load(path)
     pool = loaded.pools[0]
     assert loaded.do_api_url == "https://api.example.test"
-    assert loaded.kubeconfig is None
+    assert loaded.kube_api is None
     assert loaded.group_id(pool) == "prod-general"
     assert loaded.pool_for_group("prod-general") is pool
     assert loaded.pool_for_group("prod-other") is None
     assert loaded.autoscaled_tag == "provision:prod:autoscaled"
     assert pool.group_max == 6
+    explicit = {"server": "https://10.0.0.1:6443", "token_file": "t", "ca_file": "c"}
+    path.write_text(json.dumps({**sample(), "kube_api": explicit}))
+    assert settings.load(path).kube_api == settings.KubeApiSettings(**explicit)
     assert pool.taints[0].effect == "NoSchedule"
     assert pool.user_data[1] == {"ref": "bootstrap_token"}
     assert dict(pool.values) == {"api_endpoint": "10.0.0.1:6443"}
@@ -54,6 +57,10 @@ def test_the_contract_keys_load(tmp_path: Path) -> None:
     (lambda d: d["tls"].pop("client_ca"), "tls.client_ca: missing"),
     (lambda d: d["pools"][0]["user_data"].append({"file": "x"}), "pools[0].user_data[2]"),
     (lambda d: d["pools"].append(dict(d["pools"][0])), "a pool name appears twice"),
+    (lambda d: d.update(kube_api={"server": "http://10.0.0.1:6443", "token_file": "t",
+                                  "ca_file": "c"}), "kube_api.server: expected an https"),
+    (lambda d: d.update(kube_api={"server": "https://10.0.0.1:6443", "token_file": "t"}),
+     "kube_api.ca_file: missing"),
 ])
 def test_a_wrong_key_is_named(tmp_path: Path, change: Any, expected: str) -> None:
     data = sample()

@@ -27,7 +27,7 @@ def test_every_key_is_documented() -> None:
     assert _section_keys("kubernetes") == {"version", "pod_cidr", "service_cidr", "cni"}
     assert _section_keys("control_plane") == {"count", "size", "endpoint"}
     assert _section_keys("worker_pools") == {"name", "count", "size", "labels", "taints",
-                                             "replace"}
+                                             "replace", "autoscale"}
     assert _section_keys("access") == {"api_cidrs", "ssh_cidrs"}
     assert _section_keys("deploy_policy") == {"timezone", "windows", "freeze",
                                              "applies_to"}
