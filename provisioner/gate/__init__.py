@@ -1,0 +1,10 @@
+"""The rollout gate: the 5xx ratio of a region's apps over a window, from DigitalOcean's
+load balancer monitoring or a Prometheus server; and the fleet's global load balancer."""
+
+from __future__ import annotations
+
+from .reading import read_error_rate
+from .source import DIGITALOCEAN, PROMETHEUS, GateError, GateReading, GateSource
+
+__all__ = ["DIGITALOCEAN", "PROMETHEUS", "GateError", "GateReading", "GateSource",
+           "read_error_rate"]
