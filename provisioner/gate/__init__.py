@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .reading import read_error_rate
 from .source import DIGITALOCEAN, PROMETHEUS, GateError, GateReading, GateSource
+from .verdict import Verdict, judge
 
 __all__ = ["DIGITALOCEAN", "PROMETHEUS", "GateError", "GateReading", "GateSource",
-           "read_error_rate"]
+           "Verdict", "judge", "read_error_rate"]
