@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.errors import UsageError
-from provisioner.infra import runner
+from provisioner.infra import retries, runner
 from provisioner.infra.changes import InfraPlan, plan_from_events
 from provisioner.infra.engine import Engine
 from provisioner.infra.runner import OnEvent
@@ -108,8 +108,9 @@ def apply_global_lb(work: Path, values: Mapping[str, Any], *, engine: Engine, to
     """Plan (and unless ``plan_only`` apply) the global load balancer with ``values``
     (:func:`render_global_lb`). Terraform failures raise InfraError (exit 1)."""
     module = write_module(work, values)
-    workspace = Workspace(engine, module, runner.base_env({"DIGITALOCEAN_TOKEN": token}),
-                          on_event)
+    # The provider's 429 retries as for the environments (infra/retries.py).
+    env = runner.base_env({**retries.provider_env(), "DIGITALOCEAN_TOKEN": token})
+    workspace = Workspace(engine, module, env, on_event)
     workspace.init()
     planfile = work / "state" / "global-lb.tfplan"
     result = workspace.plan(planfile)
