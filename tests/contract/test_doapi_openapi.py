@@ -8,7 +8,8 @@ checks every exchange against it when `validate=True` (tests/fakes/doapi/openapi
 
 Here: the oracle bites (wrong bodies are reported), and every endpoint the fake serves is
 driven by the project's real clients (provision over python-digitalocean, the node's
-failover agent over urllib, the simulated Terraform provider through a real Terraform
+failover agent over urllib, the rollout gate's load balancer metrics read over urllib,
+the simulated Terraform provider through a real Terraform
 apply of examples/production.yaml) with no disagreement at all.
 """
 
@@ -18,12 +19,14 @@ import json
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import digitalocean
 import pytest
 
+from provisioner import gate
 from provisioner.agents import failover
 from provisioner.autoscaler.doclient import DoClient
 from provisioner.cloud import catalog, image_build, inventory, preflight, sweep
@@ -188,6 +191,14 @@ def test_every_endpoint_through_the_real_clients_matches_the_description(
         # read and delete the fake serves, through python-digitalocean as provision does.
         lb_id = fake.add_load_balancer("a1b2c3", tags=["k8s"], droplet_ids=[cps["prod-cp-1"]])
         volume_id = fake.add_volume("pvc-1", 10, tags=["k8s"])
+        # The rollout gate: the load balancer's HTTP response metrics (provisioner/gate).
+        now = time.time()
+        fake.monitoring.traffic(lb_id, now - 600, now + 600, **{"2xx": 9, "5xx": 1})
+        reading = gate.read_error_rate(
+            gate.GateSource(kind="digitalocean", api_url=fake.endpoint, token=TOKEN),
+            load_balancer_ids=[lb_id], window_seconds=300,
+            now=datetime.fromtimestamp(now, UTC))
+        assert reading.requests > 0 and reading.errors > 0
         manager = digitalocean.Manager(token=TOKEN)
         droplet = manager.get_droplet(cps["prod-cp-3"])
         key = manager.get_all_sshkeys()[0]

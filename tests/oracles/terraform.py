@@ -163,8 +163,14 @@ def prepare_plugin_env(
     state_file: Path | None = None,
     projects: Sequence[str] = (),
     extra: Mapping[str, str] | None = None,
+    also_versions: Mapping[str, Path] | None = None,
 ) -> dict[str, str]:
     """Create a provider mirror + CLI config under tmp_path; return the environment to use.
+
+    ``also_versions`` (version -> schema file) adds more releases of the fake provider to
+    the mirror, each serving its own schema (``DO_SIM_SCHEMA`` set by its launcher), e.g.
+    ``{"2.37.0": DERIVED}`` for the fleet's global load balancer module, which pins
+    2.37.0 while environments use 2.34.1.
 
     The result is a complete environment (a copy of os.environ with overrides) for
     `terraform()` and friends, or for `subprocess.run(env=...)`:
@@ -192,6 +198,13 @@ def prepare_plugin_env(
     # launcher must still find the real wrapper (and through it the Python package).
     exe.write_text(f'#!/bin/sh\nexec "{PROVIDER_WRAPPER}" "$@"\n', encoding="utf-8")
     exe.chmod(0o755)
+    for version, schema_file in (also_versions or {}).items():
+        other = mirror / PROVIDER_SOURCE / version / PLATFORM
+        other.mkdir(parents=True, exist_ok=True)
+        launcher = other / f"terraform-provider-digitalocean_v{version}"
+        launcher.write_text(f'#!/bin/sh\nDO_SIM_SCHEMA="{schema_file}"\nexport DO_SIM_SCHEMA\n'
+                            f'exec "{PROVIDER_WRAPPER}" "$@"\n', encoding="utf-8")
+        launcher.chmod(0o755)
 
     # provision seeds new work folders with the real provider's lock (terraform/
     # provider.lock.hcl), which the fake rightly does not match; the simulated world uses

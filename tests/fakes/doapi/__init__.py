@@ -14,7 +14,8 @@ refresh: both go through `tests.fakes.doprovider.cloud.Cloud` and its file lock.
 
 Modules: server.py (HTTP, auth, log, `FakeDigitalOcean`), routes.py (endpoints),
 views.py (account records -> API JSON), catalog.py (profile, regions, sizes),
-seeding.py (seed(), add_load_balancer(), add_volume()), faults.py (knobs, log records).
+seeding.py (seed(), add_load_balancer(), add_volume()), faults.py (knobs, log records),
+monitoring.py (load balancer HTTP response metrics the test injects).
 
 Known simplifications: actions complete at once (status "completed"); the catalogue
 overlays and droplet_limit are reported, not enforced on Terraform's creates (the limit is

@@ -25,6 +25,7 @@ from tests.fakes.doprovider.resources.compute import USER_DATA
 
 from . import provider
 from .faults import Faults
+from .monitoring import Monitoring
 from .seeding import DROPLETS, LOAD_BALANCERS, SSH_KEYS, VOLUMES, log_api_event
 from .views import Json, View
 
@@ -99,6 +100,7 @@ class Api:
         self._actions: dict[int, Json] = {}
         self._action_ids = itertools.count(2_000_000_001)
         self._lock = threading.Lock()
+        self.monitoring = Monitoring()  # load balancer metrics the test injects
 
     def handle(self, req: Request) -> Response:
         """Dispatch; unknown paths and methods get the API's 404."""
@@ -622,3 +624,22 @@ def list_snapshots(api: Api, req: Request, m: re.Match[str]) -> Response:
         records = _by_creation(account.table(SNAPSHOTS).values())
         items = [dict(r) for r in records if kind in (None, "droplet")]
         return api.page(req, "snapshots", items)
+
+
+# ------------------------------------------------------------------ monitoring
+
+
+@route("GET", r"/v2/monitoring/metrics/load_balancer/frontend_http_responses")
+def lb_frontend_http_responses(api: Api, req: Request, m: re.Match[str]) -> Response:
+    """Responses per second by class over [start, end] (monitoring.py says what is cited)."""
+    lb_id = req.query.get("lb_id", "")
+    try:
+        start, end = int(req.query["start"]), int(req.query["end"])
+    except (KeyError, ValueError):
+        return error(400, "start and end must be UNIX timestamps")
+    if not lb_id:
+        return error(400, "lb_id is required")
+    if end < start:
+        return error(400, "end must not be before start")
+    return Response(200, {"status": "success", "data": {
+        "resultType": "matrix", "result": api.monitoring.matrix(lb_id, start, end)}})

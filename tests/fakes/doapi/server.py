@@ -32,6 +32,7 @@ from tests.fakes.doprovider.resources.catalog import DEFAULT_REGION
 
 from . import provider, seeding
 from .faults import Faults, RequestRecord
+from .monitoring import Monitoring
 from .openapi import Violation
 from .openapi import shared as openapi_description
 from .routes import Api, Request, Response, error
@@ -148,6 +149,12 @@ class FakeDigitalOcean:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def monitoring(self) -> Monitoring:
+        """The load balancer metrics this fake serves; tests inject traffic there
+        (``fake.monitoring.traffic(lb_id, since, until, **{"2xx": 40, "5xx": 2})``)."""
+        return self.api.monitoring
 
     @property
     def port(self) -> int:
