@@ -42,8 +42,10 @@ def kube() -> Iterator[FakeKubeAPI]:
 
 
 def _template(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    return next(o for o in objects if o["kind"] == "Deployment"
-                and o["metadata"]["name"] == name)["spec"]["template"]
+    template: dict[str, Any] = next(
+        o for o in objects if o["kind"] == "Deployment"
+        and o["metadata"]["name"] == name)["spec"]["template"]
+    return template
 
 
 def test_a_new_token_replaces_the_service_pod(prepared: Prepared) -> None:

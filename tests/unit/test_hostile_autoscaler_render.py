@@ -70,3 +70,19 @@ def test_every_secret_file_is_readable_by_the_user_its_container_runs_as() -> No
                 unreadable.append(f"{deployment['metadata']['name']}: {volume['name']} "
                                   f"(mode {mode:o}, uid {uid}, fsGroup {fs_group})")
     assert unreadable == []
+
+
+def test_the_cluster_autoscaler_may_list_and_watch_volume_attachments() -> None:
+    """cluster-autoscaler runs the scheduler's volume plugins over informers that list and
+    watch storage.k8s.io volumeattachments; without the grant it logs 'volumeattachments
+    ... is forbidden' every resync and its scale-up simulation lacks them
+    (kubernetes/autoscaler issues #7663 and #8678; its Helm chart at tag
+    cluster-autoscaler-1.36.1, charts/cluster-autoscaler/templates/clusterrole.yaml, grants
+    it; the externalgrpc example this render copies predates that, PR #8385)."""
+    docs = [d for d in yaml.safe_load_all(autoscaler.manifest(example("production")) or "")
+            if d]
+    role = next(d for d in docs if d["kind"] == "ClusterRole"
+                and d["metadata"]["name"] == "provision-cluster-autoscaler")
+    granted = {verb for rule in role["rules"] if "storage.k8s.io" in rule["apiGroups"]
+               and "volumeattachments" in rule["resources"] for verb in rule["verbs"]}
+    assert {"list", "watch"} <= granted
