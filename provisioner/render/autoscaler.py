@@ -177,12 +177,18 @@ def _on_control_plane() -> dict[str, Any]:
     }
 
 
+# Owner root (the kubelet), group fsGroup: readable by the pod's user only.
+SECRET_MODE = 0o440
+
 _RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                "readOnlyRootFilesystem": True}
 
 
 def _pod_security(uid: int) -> dict[str, Any]:
-    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid,
+    # fsGroup: the kubelet writes Secret files as root; only with fsGroup does it give them
+    # that group (SetVolumeOwnership, kubernetes pkg/volume/volume_linux.go), so the
+    # container's user reads them through the group bits of SECRET_MODE.
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
             "seccompProfile": {"type": "RuntimeDefault"}}
 
 
@@ -326,11 +332,11 @@ def _service_deployment(settings_text: str, code: bytes) -> dict[str, Any]:
                         {"name": "archive", "configMap": {"name": CODE_CONFIGMAP}},
                         {"name": "settings", "configMap": {"name": SETTINGS_CONFIGMAP}},
                         {"name": "tls", "secret": {"secretName": TLS_SECRET,
-                                                   "defaultMode": 0o400}},
+                                                   "defaultMode": SECRET_MODE}},
                         {"name": "do-token", "secret": {"secretName": TOKEN_SECRET,
-                                                        "defaultMode": 0o400}},
+                                                        "defaultMode": SECRET_MODE}},
                         {"name": "values", "secret": {"secretName": VALUES_SECRET,
-                                                      "defaultMode": 0o400}},
+                                                      "defaultMode": SECRET_MODE}},
                     ],
                 },
             },
@@ -372,7 +378,7 @@ def _cluster_autoscaler_deployment(env: Environment) -> dict[str, Any]:
                     "volumes": [
                         {"name": "cloud-config", "configMap": {"name": CLOUD_CONFIG}},
                         {"name": "client-cert", "secret": {"secretName": CLIENT_SECRET,
-                                                           "defaultMode": 0o400}},
+                                                           "defaultMode": SECRET_MODE}},
                     ],
                 },
             },
