@@ -122,10 +122,23 @@ def install(prepared: Prepared, api: Any, outputs: dict[str, Any], token: str,
         except KubeError as e:
             raise ProvisionError(f"cannot apply the node autoscaler's {obj['kind']} "
                                  f"{obj['metadata']['name']}: {e}") from e
+    for kind, name in spec.RETIRED:  # what an earlier provision applied and no longer does
+        _delete(kube, {"kind": kind, "metadata": {"name": name}})
     groups = ", ".join(f"{spec.node_group(prepared.env, p)} 0..{p.autoscale.group_max}"
                        for p in spec.autoscaled_pools(prepared.env) if p.autoscale)
     report(f"node autoscaling: {spec.NAMESPACE}/{spec.SERVICE} and "
            f"{spec.NAMESPACE}/{spec.CLUSTER_AUTOSCALER} applied (node groups {groups})")
+
+
+def _delete(kube: Kube, obj: dict[str, Any]) -> None:
+    """Delete one object; gone already is fine."""
+    path = object_path(obj)
+    try:
+        kube.request("DELETE", path, verb=f"delete {obj['kind']} {obj['metadata']['name']}")
+    except KubeError as e:
+        if e.status != 404:
+            raise ProvisionError(f"cannot delete the node autoscaler's {obj['kind']} "
+                                 f"{obj['metadata']['name']}: {e}") from e
 
 
 def stop(api: Any, report: Report) -> bool:

@@ -193,7 +193,8 @@ def _pod_security(uid: int) -> dict[str, Any]:
 
 
 def _rbac_service() -> list[dict[str, Any]]:
-    """The service: bootstrap-token Secrets in kube-system (create only), Nodes (read)."""
+    """The service: bootstrap-token Secrets in kube-system (create only), nothing else (it
+    finds its droplets by tag through the DigitalOcean API, never through Nodes)."""
     sa = {"kind": "ServiceAccount", "name": SERVICE, "namespace": NAMESPACE}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(SERVICE, NAMESPACE)},
@@ -205,16 +206,11 @@ def _rbac_service() -> list[dict[str, Any]]:
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                      "name": f"{SERVICE}-bootstrap-tokens"},
          "subjects": [sa]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": _meta(f"{SERVICE}-nodes"),
-         "rules": [{"apiGroups": [""], "resources": ["nodes"],
-                    "verbs": ["get", "list", "watch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": _meta(f"{SERVICE}-nodes"),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": f"{SERVICE}-nodes"},
-         "subjects": [sa]},
     ]
+
+
+# Objects earlier versions applied that no longer exist in the render: `up` deletes them.
+RETIRED = (("ClusterRoleBinding", f"{SERVICE}-nodes"), ("ClusterRole", f"{SERVICE}-nodes"))
 
 
 def _rbac_cluster_autoscaler() -> list[dict[str, Any]]:
@@ -240,8 +236,12 @@ def _rbac_cluster_autoscaler() -> list[dict[str, Any]]:
          "verbs": ["watch", "list"]},
         {"apiGroups": ["apps"], "resources": ["statefulsets", "replicasets", "daemonsets"],
          "verbs": read},
+        # volumeattachments: the scheduler's volume plugins it simulates with list and watch
+        # them; upstream's Helm chart grants it (charts/cluster-autoscaler/templates/
+        # clusterrole.yaml at the pinned tag), its older externalgrpc example does not.
         {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses", "csinodes",
-                                                        "csidrivers", "csistoragecapacities"],
+                                                        "csidrivers", "csistoragecapacities",
+                                                        "volumeattachments"],
          "verbs": read},
         {"apiGroups": ["batch", "extensions"], "resources": ["jobs"],
          "verbs": ["get", "list", "watch", "patch"]},
