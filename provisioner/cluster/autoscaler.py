@@ -12,6 +12,7 @@ autoscaled ones are deleted and Terraform removes the VPC and firewalls.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -103,7 +104,31 @@ def desired(prepared: Prepared, outputs: dict[str, Any], token: str
         _secret(spec.TOKEN_SECRET, {"token": token}),
         _secret(spec.VALUES_SECRET, {"values.json": json.dumps(values, sort_keys=True)}),
     ]
+    _roll_with(objects, secrets)
     return [objects[0], *secrets, *objects[1:]]  # the namespace first
+
+
+# The Secrets each Deployment mounts: its processes read them once, at start.
+SECRETS_CHECKSUM = "provision.dev/secrets-checksum"
+_MOUNTED = {spec.SERVICE: (spec.TLS_SECRET, spec.TOKEN_SECRET, spec.VALUES_SECRET),
+            spec.CLUSTER_AUTOSCALER: (spec.CLIENT_SECRET,)}
+
+
+def _roll_with(objects: list[dict[str, Any]], secrets: list[dict[str, Any]]) -> None:
+    """Annotate each Deployment's pod template with a SHA-256 over the data of the Secrets
+    it mounts, so a changed token, key or value replaces its pods (a Deployment rolls only
+    when its template changes). Only the digest is written, never a value; each digest
+    covers a private key, so it cannot be searched for a guessable value."""
+    data = {s["metadata"]["name"]: s["stringData"] for s in secrets}
+    for obj in objects:
+        mounted = _MOUNTED.get(obj["metadata"]["name"]) if obj["kind"] == "Deployment" \
+            else None
+        if mounted is None:
+            continue
+        text = json.dumps([[name, data[name]] for name in mounted], sort_keys=True)
+        template = obj["spec"]["template"]["metadata"]
+        template.setdefault("annotations", {})[SECRETS_CHECKSUM] = hashlib.sha256(
+            text.encode()).hexdigest()
 
 
 def install(prepared: Prepared, api: Any, outputs: dict[str, Any], token: str,

@@ -9,8 +9,11 @@ kubectl's client-side ``--prune``, which provision does not use).
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +60,31 @@ def test_up_deletes_the_node_read_grant_the_service_no_longer_has(
     assert kube.get(rbac, "ClusterRole", "provision-autoscaler-nodes") is None
     assert kube.get(rbac, "ClusterRoleBinding", "provision-autoscaler-nodes") is None
     assert kube.get("apps/v1", "Deployment", "provision-autoscaler", "provision-system")
+
+
+def _template(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    template: dict[str, Any] = next(
+        o for o in objects if o["kind"] == "Deployment"
+        and o["metadata"]["name"] == name)["spec"]["template"]
+    return template
+
+
+def test_each_deployment_rolls_with_the_secrets_it_mounts_and_shows_no_value(
+        prepared: Prepared) -> None:
+    """A Deployment replaces its pods only when its pod template changes (Kubernetes'
+    Deployment controller, "Updating a Deployment": "if and only if the Deployment's Pod
+    template (.spec.template) is changed"); the service and cluster-autoscaler read their
+    Secrets once, at start. The template carries a digest, never the value."""
+    before = autoscaler.desired(prepared, OUTPUTS, "old-token")
+    after = autoscaler.desired(prepared, OUTPUTS, "new-token")
+    key = "provision.dev/secrets-checksum"
+    service = [_template(o, "provision-autoscaler")["metadata"]["annotations"][key]
+               for o in (before, after)]
+    assert service[0] != service[1]
+    assert re.fullmatch(r"[0-9a-f]{64}", service[1])
+    # The cluster-autoscaler mounts only its client certificate: the token leaves it be.
+    ca = [_template(o, "cluster-autoscaler")["metadata"]["annotations"][key]
+          for o in (before, after)]
+    assert ca[0] == ca[1] and re.fullmatch(r"[0-9a-f]{64}", ca[0])
+    deployments = json.dumps([o for o in after if o["kind"] == "Deployment"])
+    assert "new-token" not in deployments and "PRIVATE KEY" not in deployments
