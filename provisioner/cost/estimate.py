@@ -240,7 +240,10 @@ def budget_findings(budget: Budget | None, planned: Estimate | None = None,
                           "problem": f"the plan costs ${_usd(low)}-${_usd(high)} a month: at "
                                      f"max autoscale above budget.monthly_usd ${_usd(limit)}",
                           "fix": fix})
+    if planned is not None:
+        found += _unpriced_finding(planned, "the plan's", limit)
     if running is not None:
+        found += _unpriced_finding(running, "the run rate's", limit)
         rate = running.total[0]
         if rate > limit:
             found.append({"severity": "high", "subject": "budget",
@@ -249,6 +252,19 @@ def budget_findings(budget: Budget | None, planned: Estimate | None = None,
                           "fix": "remove what is not needed (provision status lists it), or "
                                  "raise budget.monthly_usd"})
     return found
+
+
+def _unpriced_finding(estimate: Estimate, whose: str, limit: Decimal
+                      ) -> list[dict[str, str]]:
+    """A total that leaves items out cannot be said to hold the budget: name them."""
+    if not estimate.unpriced:
+        return []
+    return [{"severity": "medium", "subject": "budget",
+             "problem": f"{whose} total leaves out what has no known price, so "
+                        f"budget.monthly_usd ${_usd(limit)} is not checked for: "
+                        + "; ".join(estimate.unpriced),
+             "fix": "use a size in provisioner/cost/prices.json (or check --online, which "
+                    "prices the account's sizes), or add the price there with its source"}]
 
 
 def _usd(value: Decimal) -> str:
