@@ -86,7 +86,12 @@ def desired(prepared: Prepared, outputs: dict[str, Any], token: str
     late = {"api_endpoint": str(endpoint), "vpc_id": str(vpc),
             "ca_cert_hash": prepared.secrets.ca_cert_hash}
     api_url = os.environ.get("DIGITALOCEAN_END_POINT", "").strip() or spec.DO_API_URL
-    objects = spec.objects(env, spec.settings(env, late, str(vpc), api_url))
+    image = outputs.get("image")
+    if env.digitalocean.snapshot is not None and not image:
+        raise ProvisionError(f"the infrastructure record has no id for {env.digitalocean.image} "
+                             "yet; run `provision up`")
+    objects = spec.objects(env, spec.settings(env, late, str(vpc), api_url,
+                                              None if image is None else str(image)))
     host = f"{spec.SERVICE}.{spec.NAMESPACE}.svc"
     tls = autoscaler_tls.ensure(prepared.work.secrets,
                                 [host, f"{host}.cluster.local", spec.SERVICE,
@@ -138,6 +143,10 @@ def install(prepared: Prepared, api: Any, outputs: dict[str, Any], token: str,
         return
     kube = Kube(api, timeout=30)
     scoped = service_token(token, report)
+    if prepared.env.digitalocean.snapshot is not None and not outputs.get("image"):
+        # Outputs recorded before Terraform's output image existed (a plan with no change
+        # keeps them): the same lookup as terraform/image.tf, through the API.
+        outputs = {**outputs, "image": _snapshot_id(prepared, token)}
     for obj in desired(prepared, outputs, scoped):
         try:
             kube.request("PATCH", object_path(obj), [("fieldManager", "provision"),
@@ -153,6 +162,23 @@ def install(prepared: Prepared, api: Any, outputs: dict[str, Any], token: str,
                        for p in spec.autoscaled_pools(prepared.env) if p.autoscale)
     report(f"node autoscaling: {spec.NAMESPACE}/{spec.SERVICE} and "
            f"{spec.NAMESPACE}/{spec.CLUSTER_AUTOSCALER} applied (node groups {groups})")
+
+
+def _snapshot_id(prepared: Prepared, token: str) -> str:
+    import digitalocean
+
+    from provisioner.cloud import throttle
+    from provisioner.cloud.image_build import snapshots
+    from provisioner.cloud.node_image import snapshot_id
+
+    found = snapshot_id(prepared.env, snapshots(throttle.watch(
+        digitalocean.Manager(token=token))))
+    if found is None:
+        raise ProvisionError(f"digitalocean.image: no droplet snapshot "
+                             f"{prepared.env.digitalocean.snapshot!r} in "
+                             f"{prepared.env.digitalocean.region}; the autoscaler cannot "
+                             "create droplets of it")
+    return found
 
 
 def _delete(kube: Kube, obj: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from provisioner.config.model import Environment, WorkerPool
-from provisioner.errors import UsageError
+from provisioner.errors import RenderError, UsageError
 from provisioner.render import autoscaler_code, cloudinit
 from provisioner.render.markers import marker, segments
 
@@ -120,11 +120,18 @@ def secret_refs(env: Environment) -> set[str]:
 
 
 def settings(env: Environment, late: Mapping[str, str], vpc_uuid: str,
-             do_api_url: str = DO_API_URL) -> dict[str, Any]:
+             do_api_url: str = DO_API_URL, image: str | None = None) -> dict[str, Any]:
     """The service's settings JSON (keys exactly as its loader reads them).
 
-    ``late`` holds the public late values (api_endpoint, vpc_id, ca_cert_hash).
+    ``late`` holds the public late values (api_endpoint, vpc_id, ca_cert_hash); ``image``
+    the droplet image as the API takes it, Terraform's output ``image`` (for
+    ``snapshot:<name>`` the snapshot's id, which only Terraform's lookup knows).
     """
+    node_image = image or env.digitalocean.image
+    if node_image.startswith("snapshot:"):
+        # POST /v2/droplets takes an image id or a public slug, never a name.
+        raise RenderError(f"the autoscaler's settings need the id of {node_image}, which "
+                          "Terraform resolves (its output image); run `provision up`")
     pools = []
     for pool in autoscaled_pools(env):
         assert pool.autoscale is not None
@@ -132,7 +139,7 @@ def settings(env: Environment, late: Mapping[str, str], vpc_uuid: str,
         pools.append({
             "name": pool.name, "min": pool.autoscale.min, "max": pool.autoscale.max,
             "size": pool.size, "region": env.digitalocean.region,
-            "image": env.digitalocean.image, "vpc_uuid": vpc_uuid,
+            "image": node_image, "vpc_uuid": vpc_uuid,
             "ssh_keys": list(env.digitalocean.ssh_keys),
             "tags": pool_tags(env, pool),
             "labels": dict(pool.labels),
@@ -158,7 +165,10 @@ def settings(env: Environment, late: Mapping[str, str], vpc_uuid: str,
 def marker_settings(env: Environment) -> dict[str, Any]:
     """The settings as rendered: late values as their markers."""
     late = {name: marker(name) for name in PUBLIC}
-    return settings(env, late, marker("vpc_id"))
+    snapshot = env.digitalocean.snapshot
+    # A snapshot's id is known once Terraform looked it up; shown, not as a marker.
+    image = None if snapshot is None else f"<id of snapshot {snapshot}, from Terraform>"
+    return settings(env, late, marker("vpc_id"), image=image)
 
 
 def _meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:

@@ -17,11 +17,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any
 
+import pytest
 import yaml
 
+from provisioner.errors import RenderError
 from provisioner.render import autoscaler
 from tests.support.rendering import example
 
@@ -34,11 +37,21 @@ def _snapshot_env() -> Any:
 
 def test_a_pre_baked_image_reaches_the_service_as_an_id_or_slug() -> None:
     """With digitalocean.image: snapshot:<name>, every droplet the service creates is
-    refused by the API (422 invalid image) unless the settings carry the snapshot's id."""
+    refused by the API (422 invalid image) unless the settings carry the snapshot's id.
+    The id is Terraform's (its output ``image``, what the droplets Terraform makes use:
+    tests/integration/test_autoscaler_snapshot_image.py); settings without it are refused
+    rather than written with the name."""
     env = _snapshot_env()
     late = {"api_endpoint": "10.0.0.5", "vpc_id": "vpc", "ca_cert_hash": "sha256:" + "0" * 64}
-    image = autoscaler.settings(env, late, "vpc")["pools"][0]["image"]
+    with pytest.raises(RenderError, match="snapshot:provision-prod"):
+        autoscaler.settings(env, late, "vpc")
+    image = autoscaler.settings(env, late, "vpc", image="170000009")["pools"][0]["image"]
     assert re.fullmatch(r"[0-9]+|[a-z0-9][a-z0-9-]*", str(image)), image
+    # The rendered file shows where the id comes from, never the name as an image.
+    for doc in yaml.safe_load_all(autoscaler.manifest(env) or ""):
+        if doc and doc["kind"] == "ConfigMap" and "settings.json" in doc.get("data", {}):
+            shown = json.loads(doc["data"]["settings.json"])["pools"][0]["image"]
+            assert not shown.startswith("snapshot:"), shown
 
 
 def _readable_by(mode: int, uid: int, fs_group: int | None) -> bool:
