@@ -73,8 +73,9 @@ def check_snapshot(env: Environment, snapshots: list[dict[str, Any]], config: Pa
              f"at boot (no time saved); build a new image: provision image build {filename}")
 
 
-def snapshot_id(env: Environment, snapshots: list[dict[str, Any]]) -> str | None:
-    """The id terraform/image.tf resolves ``snapshot:<name>`` to, by the same rule
+def snapshot_record(env: Environment, snapshots: list[dict[str, Any]]
+                    ) -> dict[str, Any] | None:
+    """The snapshot terraform/image.tf resolves ``snapshot:<name>`` to, by the same rule
     (data.digitalocean_droplet_snapshot: exact name, in the region, most_recent = the
     newest ``created_at``); None when none matches."""
     name, region = env.digitalocean.snapshot, env.digitalocean.region
@@ -82,4 +83,10 @@ def snapshot_id(env: Environment, snapshots: list[dict[str, Any]]) -> str | None
             if s.get("name") == name and region in (s.get("regions") or [])]
     if not here:
         return None
-    return str(max(here, key=lambda s: str(s.get("created_at") or ""))["id"])
+    return max(here, key=lambda s: str(s.get("created_at") or ""))
+
+
+def snapshot_id(env: Environment, snapshots: list[dict[str, Any]]) -> str | None:
+    """The id of :func:`snapshot_record`, as Terraform's ``local.image`` gives it."""
+    found = snapshot_record(env, snapshots)
+    return None if found is None else str(found["id"])
