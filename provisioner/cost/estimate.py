@@ -163,8 +163,9 @@ def plan_cost(env: Environment, prices: Prices,
     notes = []
     snapshot = env.digitalocean.snapshot
     if snapshot is not None:
-        gib = ASSUMED_IMAGE_GIB if image_gib is None else image_gib
-        lines.append(Line(f"node image snapshot {snapshot}: {_num(gib)} GiB", gib, gib,
+        image_size = ASSUMED_IMAGE_GIB if image_gib is None else image_gib
+        lines.append(Line(f"node image snapshot {snapshot}: {_num(image_size)} GiB",
+                          image_size, image_size,
                           "GiB of droplet snapshot", prices.snapshot_gib,
                           "its size in the account (GET /v2/snapshots)" if image_gib
                           is not None else f"assumed at most {_num(ASSUMED_IMAGE_GIB)} GiB "
