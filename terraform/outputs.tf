@@ -42,3 +42,8 @@ output "network" {
     load_balancer_id    = one(digitalocean_loadbalancer.api[*].id)
   }
 }
+
+output "image" {
+  description = "The droplet image as the API takes it: the file's slug or id, or the id of the snapshot image.tf resolved (the node autoscaler creates droplets of it)"
+  value       = tostring(local.image)
+}

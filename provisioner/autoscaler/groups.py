@@ -28,6 +28,7 @@ providerID is the instance id), which drops them here.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -76,7 +77,11 @@ class Instance:
 def droplet_id(provider_id: str) -> int | None:
     """The droplet id of ``digitalocean://<id>``; None for anything else."""
     rest = provider_id.removeprefix(PROVIDER_PREFIX)
-    return int(rest) if rest != provider_id and rest.isdigit() else None
+    # ASCII digits only: str.isdigit() and int() also take other scripts' digits ("١٢") and
+    # superscripts, which no droplet id is written in.
+    if rest == provider_id or not re.fullmatch(r"[0-9]+", rest, re.ASCII):
+        return None
+    return int(rest)
 
 
 class Groups:

@@ -148,7 +148,12 @@ class CloudProvider(pb_grpc.CloudProviderServicer):
         return pb.NodeGroupTemplateNodeInfoResponse(nodeBytes=data)
 
     def NodeGroupGetOptions(self, request: Any, context: Any) -> Any:
-        # No per-group options: the autoscaler's own defaults, as it sent them.
+        # No per-group options. Unimplemented, never an echo of request.defaults: the
+        # client builds the group's options from the answer's proto fields alone, which
+        # cannot carry MaxNodeStartupTime, so an echo zeroes it; only Unimplemented makes
+        # the autoscaler keep all its defaults (cluster-autoscaler 1.36.1
+        # externalgrpc_node_group.go GetOptions, processors/nodegroupconfig/
+        # node_group_config_processor.go).
         self._call(context, "NodeGroupGetOptions", lambda: self.groups._pool(request.id))
-        return pb.NodeGroupAutoscalingOptionsResponse(
-            nodeGroupAutoscalingOptions=request.defaults)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "no per-node-group options: the "
+                      "autoscaler's defaults apply")

@@ -11,7 +11,7 @@ deletes them before Terraform removes the VPC and firewalls they sit in.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,31 +56,70 @@ def listed(env_name: str, token: str, manager: Any = None) -> list[Autoscaled]:
     return sorted(found, key=lambda a: a.name)
 
 
-def delete_all(env_name: str, token: str, report: Report,
-               timeout: float = GONE_TIMEOUT, interval: float = 2.0) -> list[Autoscaled]:
-    """Delete every autoscaled droplet of the environment and wait until they are gone."""
+def stale(env_name: str, autoscaled_pools: Iterable[str], token: str) -> list[Autoscaled]:
+    """The environment's autoscaled droplets no pool of the file autoscales any more (its
+    pool lost ``autoscale`` or was removed, or no pool autoscales): no node group holds
+    them (the service's settings list only the file's autoscaled pools), so neither the
+    cluster-autoscaler nor Terraform would ever delete them."""
+    keep = set(autoscaled_pools)
+    return [d for d in listed(env_name, token) if d.pool is None or d.pool not in keep]
+
+
+def delete(token: str, droplets: Iterable[Autoscaled], report: Report, why: str = "") -> None:
+    """DELETE each droplet by id (gone already is fine: read() retries, 404 is its answer)."""
     import digitalocean
 
     from provisioner.cloud import throttle
     from provisioner.cloud.preflight import read
 
+    for droplet in droplets:
+        try:
+            read(f"droplet {droplet.name}",
+                 throttle.watch(digitalocean.Droplet(id=droplet.id, token=token)).destroy)
+        except digitalocean.NotFoundError:
+            continue  # gone already (the cluster-autoscaler's own delete, a retry)
+        report(f"deleted autoscaled droplet {droplet.name}{why}")
+
+
+# A droplet the service created while it was being stopped shows in a later list.
+ROUNDS = 5
+
+
+def delete_all(env_name: str, token: str, report: Report,
+               timeout: float = GONE_TIMEOUT, interval: float = 2.0) -> list[Autoscaled]:
+    """Delete every autoscaled droplet of the environment and wait until they are gone;
+    list again until a list comes back empty (at most ROUNDS lists), so a droplet created
+    while the autoscaler was stopping is not left in the VPC Terraform removes next."""
     manager = _manager(token)
-    doomed = listed(env_name, token, manager)
-    for droplet in doomed:
-        read(f"droplet {droplet.name}",
-             throttle.watch(digitalocean.Droplet(id=droplet.id, token=token)).destroy)
-        report(f"deleted autoscaled droplet {droplet.name}")
-    ids = {d.id for d in doomed}
+    deleted: list[Autoscaled] = []
     deadline = time.monotonic() + timeout
+    for _ in range(ROUNDS):
+        doomed = listed(env_name, token, manager)
+        if not doomed:
+            return deleted
+        delete(token, doomed, report)
+        deleted += doomed
+        _wait_gone(env_name, manager, {d.id for d in doomed}, deadline, timeout, interval)
+    left = listed(env_name, token, manager)
+    if left:
+        names = ", ".join(d.name for d in left)
+        raise ProvisionError(f"autoscaled droplets keep appearing ({names} after {ROUNDS} "
+                             "rounds of deletes): is a node autoscaler still "
+                             "running? Stop it (scale provision-system's Deployments to 0) and "
+                             "run `provision destroy` again; nothing else was destroyed")
+    return deleted
+
+
+def _wait_gone(env_name: str, manager: Any, ids: set[int], deadline: float, timeout: float,
+               interval: float) -> None:
     while ids:
         present = {int(d["id"]) for d in _listed(manager, "droplets", "droplets/",
                                                  {"tag_name": f"provision:{env_name}"})}
         ids &= present
         if not ids:
-            break
+            return
         if time.monotonic() >= deadline:
             raise ProvisionError(f"autoscaled droplets still present after {timeout:.0f} s "
                                  f"(ids {sorted(ids)}); nothing else was destroyed, run "
                                  "`provision destroy` again")
         time.sleep(interval)
-    return doomed

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,14 @@ def snapshot_name(env: Environment, now: dt.datetime) -> str:
     return f"provision-{env.name}-k8s-{env.kubernetes.version}-{now:%Y%m%dt%H%M%S}z"
 
 
+def droplet_name(env: Environment, now: dt.datetime, token: str | None = None) -> str:
+    """The build droplet's name: the time and 6 random hex digits, so two builds started in
+    the same second (two terminals, a CI retry) never share one (droplet names are not
+    unique in an account, and the cleanup of a build whose create answer was lost finds
+    its droplet by name)."""
+    return f"{env.name}-image-build-{now:%Y%m%dt%H%M%S}-{token or secrets.token_hex(3)}"
+
+
 def _manager(token: str) -> Any:
     import digitalocean
 
@@ -83,23 +92,23 @@ def build(env: Environment, token: str, user_data: str, report: Report, *,
     manager = _manager(token)
     stamp = now or dt.datetime.now(dt.UTC)
     name = snapshot_name(env, stamp)
-    droplet_name = f"{env.name}-image-build-{stamp:%Y%m%dt%H%M%S}"
+    build_name = droplet_name(env, stamp)
     tag = image_build_tag(env.name)
     poll = float(os.environ.get(POLL_ENV) or DEFAULT_POLL)
-    body = {"name": droplet_name, "region": env.digitalocean.region, "size": size,
+    body = {"name": build_name, "region": env.digitalocean.region, "size": size,
             "image": env.digitalocean.base_image, "ssh_keys": list(env.digitalocean.ssh_keys),
             "tags": [tag], "user_data": user_data, "monitoring": False}
     droplet_id: int | None = None
     failed = True
     try:
-        report(f"creating droplet {droplet_name} ({size}, {env.digitalocean.base_image}, "
+        report(f"creating droplet {build_name} ({size}, {env.digitalocean.base_image}, "
                f"{env.digitalocean.region}) to install Kubernetes {env.kubernetes.version}")
         created = read("the image build droplet", lambda: manager.get_data(
             "droplets", type=digitalocean.baseapi.POST, params=body))
         droplet_id = int(created["droplet"]["id"])
-        report(f"waiting for {droplet_name} to install and power itself off "
+        report(f"waiting for {build_name} to install and power itself off "
                f"(up to {timeout:.0f} s)")
-        _wait_off(manager, droplet_id, droplet_name, timeout, poll)
+        _wait_off(manager, droplet_id, build_name, timeout, poll)
         report(f"taking snapshot {name}")
         action = read("the snapshot action", lambda: manager.get_data(
             f"droplets/{droplet_id}/actions", type=digitalocean.baseapi.POST,
@@ -111,7 +120,7 @@ def build(env: Environment, token: str, user_data: str, report: Report, *,
         # Always, success or not: the droplet is only the snapshot's source. A failure to
         # delete it is raised unless another failure (or Ctrl-C) is already on its way.
         try:
-            _delete_build_droplets(manager, token, tag, droplet_name, droplet_id, report)
+            _delete_build_droplets(manager, token, tag, build_name, droplet_id, report)
         except ImageBuildError as e:
             if not failed:
                 raise
@@ -177,15 +186,17 @@ def _snapshot_named(manager: Any, name: str, region: str) -> str:
 
 def _delete_build_droplets(manager: Any, token: str, tag: str, name: str,
                            droplet_id: int | None, report: Report) -> None:
-    """Delete the build droplet: by id, and any carrying our tag and exact name (a create
-    whose answer was lost). A failure here is said, with what to delete, never hidden."""
+    """Delete this build's droplet: by its id once the create answered, else (a create
+    whose answer was lost) the one carrying our tag and exact, random-suffixed name; never
+    another build's. A failure here is said, with what to delete, never hidden."""
     import digitalocean
 
     from provisioner.cloud.sweep import _listed
 
     try:
         ids = {droplet_id} if droplet_id is not None else set()
-        for droplet in _listed(manager, "droplets", "droplets/", {"tag_name": tag}):
+        for droplet in ([] if droplet_id is not None else
+                        _listed(manager, "droplets", "droplets/", {"tag_name": tag})):
             if droplet.get("name") == name and tag in (droplet.get("tags") or []):
                 ids.add(int(droplet["id"]))
         for rid in sorted(i for i in ids if i is not None):

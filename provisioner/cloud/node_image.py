@@ -71,3 +71,22 @@ def check_snapshot(env: Environment, snapshots: list[dict[str, Any]], config: Pa
         warn(f"warning: {KEY}: snapshot {name!r} has Kubernetes {version}, the file asks for "
              f"{env.kubernetes.version}: every node installs {env.kubernetes.version} over it "
              f"at boot (no time saved); build a new image: provision image build {filename}")
+
+
+def snapshot_record(env: Environment, snapshots: list[dict[str, Any]]
+                    ) -> dict[str, Any] | None:
+    """The snapshot terraform/image.tf resolves ``snapshot:<name>`` to, by the same rule
+    (data.digitalocean_droplet_snapshot: exact name, in the region, most_recent = the
+    newest ``created_at``); None when none matches."""
+    name, region = env.digitalocean.snapshot, env.digitalocean.region
+    here = [s for s in snapshots
+            if s.get("name") == name and region in (s.get("regions") or [])]
+    if not here:
+        return None
+    return max(here, key=lambda s: str(s.get("created_at") or ""))
+
+
+def snapshot_id(env: Environment, snapshots: list[dict[str, Any]]) -> str | None:
+    """The id of :func:`snapshot_record`, as Terraform's ``local.image`` gives it."""
+    found = snapshot_record(env, snapshots)
+    return None if found is None else str(found["id"])

@@ -106,8 +106,16 @@ def volume_gib(size: str) -> int | None:
     return max(1, math.ceil(size_bytes / Decimal(2**30)))
 
 
-def plan_cost(env: Environment, prices: Prices) -> Estimate:
-    """What the environment file makes run, a month, with ``prices``."""
+# `provision image build` snapshots a droplet with a 25 GB disk (cloud/image_build.py
+# DEFAULT_SIZE): its snapshot is at most that (DigitalOcean bills a snapshot by its own
+# size_gigabytes, at most the source disk). Offline, the image is priced at that bound.
+ASSUMED_IMAGE_GIB = Decimal(25)
+
+
+def plan_cost(env: Environment, prices: Prices,
+              image_gib: Decimal | None = None) -> Estimate:
+    """What the environment file makes run, a month, with ``prices``; ``image_gib``: the
+    size of the ``snapshot:<name>`` image as the account lists it (None: not read)."""
     cp = env.control_plane
     lines = [Line(f"control plane: {cp.count} x {cp.size}", Decimal(cp.count),
                   Decimal(cp.count), f"droplet {cp.size}", prices.droplet(cp.size))]
@@ -153,6 +161,15 @@ def plan_cost(env: Environment, prices: Prices) -> Estimate:
                 Decimal(low * gib), Decimal(high * gib), "GiB of volume", prices.volume_gib,
                 "one per replica"))
     notes = []
+    snapshot = env.digitalocean.snapshot
+    if snapshot is not None:
+        image_size = ASSUMED_IMAGE_GIB if image_gib is None else image_gib
+        lines.append(Line(f"node image snapshot {snapshot}: {_num(image_size)} GiB",
+                          image_size, image_size,
+                          "GiB of droplet snapshot", prices.snapshot_gib,
+                          "its size in the account (GET /v2/snapshots)" if image_gib
+                          is not None else f"assumed at most {_num(ASSUMED_IMAGE_GIB)} GiB "
+                          "(the build droplet's disk); online, its listed size"))
     if env.backups is not None:
         lines.append(Line(f"Spaces subscription (backups bucket {env.backups.bucket})",
                           Decimal(1), Decimal(1), "subscription", prices.spaces_subscription,
@@ -240,7 +257,10 @@ def budget_findings(budget: Budget | None, planned: Estimate | None = None,
                           "problem": f"the plan costs ${_usd(low)}-${_usd(high)} a month: at "
                                      f"max autoscale above budget.monthly_usd ${_usd(limit)}",
                           "fix": fix})
+    if planned is not None:
+        found += _unpriced_finding(planned, "the plan's", limit)
     if running is not None:
+        found += _unpriced_finding(running, "the run rate's", limit)
         rate = running.total[0]
         if rate > limit:
             found.append({"severity": "high", "subject": "budget",
@@ -249,6 +269,19 @@ def budget_findings(budget: Budget | None, planned: Estimate | None = None,
                           "fix": "remove what is not needed (provision status lists it), or "
                                  "raise budget.monthly_usd"})
     return found
+
+
+def _unpriced_finding(estimate: Estimate, whose: str, limit: Decimal
+                      ) -> list[dict[str, str]]:
+    """A total that leaves items out cannot be said to hold the budget: name them."""
+    if not estimate.unpriced:
+        return []
+    return [{"severity": "medium", "subject": "budget",
+             "problem": f"{whose} total leaves out what has no known price, so "
+                        f"budget.monthly_usd ${_usd(limit)} is not checked for: "
+                        + "; ".join(estimate.unpriced),
+             "fix": "use a size in provisioner/cost/prices.json (or check --online, which "
+                    "prices the account's sizes), or add the price there with its source"}]
 
 
 def _usd(value: Decimal) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from provisioner.config.model import Environment
@@ -28,4 +29,17 @@ def account_costs(env: Environment, token: str,
                     if infrastructure else None)
     prices = with_account_sizes(list_prices(), size_prices(token),
                                 sizes_of(env) + group_sizes(found.droplets))
-    return plan_cost(env, prices), run_rate(found, prices)
+    return plan_cost(env, prices, _image_gib(env, token)), run_rate(found, prices)
+
+
+def _image_gib(env: Environment, token: str) -> Decimal | None:
+    """The ``snapshot:<name>`` image's size_gigabytes, chosen as Terraform chooses it."""
+    if env.digitalocean.snapshot is None:
+        return None
+    from provisioner.cloud.billable import _manager
+    from provisioner.cloud.image_build import snapshots
+    from provisioner.cloud.node_image import snapshot_record
+
+    found = snapshot_record(env, snapshots(_manager(token)))
+    size = None if found is None else found.get("size_gigabytes")
+    return None if size is None else Decimal(str(size))

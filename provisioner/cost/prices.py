@@ -26,6 +26,8 @@ class Prices:
     list_source: str
     # Sizes the account did not price, taken from the list instead (named in the output).
     from_list: tuple[str, ...] = field(default=())
+    # A GiB-month of droplet snapshot (the pre-baked node image of ``snapshot:<name>``).
+    snapshot_gib: Decimal | None = None
 
     def droplet(self, size: str) -> Decimal | None:
         """A size's monthly price, or None when neither the account nor the list has it."""
@@ -56,6 +58,7 @@ def list_prices() -> Prices:
         reserved_ip_assigned=Decimal(t["reserved_ipv4"]["assigned_monthly"]),
         reserved_ip_unassigned=Decimal(t["reserved_ipv4"]["unassigned_monthly"]),
         volume_gib=Decimal(t["volume_gib"]["price_monthly"]),
+        snapshot_gib=Decimal(t["snapshot_gib"]["price_monthly"]),
         spaces_subscription=Decimal(spaces["price_monthly"]),
         spaces_included_gib=int(spaces["includes_gib"]),
         droplet_source=f"list prices ({droplets['source']}, read {droplets['read']})",

@@ -76,6 +76,8 @@ class Cluster:
     endpoint: str
     kubeconfig: Path
     nodes: tuple[str, ...]
+    # The node autoscaler runs or ran: autoscaled droplets may need reconciling with the file.
+    autoscaling: bool = False
 
 
 def kubeconfig_path(prepared: Prepared) -> Path:
@@ -147,5 +149,5 @@ def bring_up(prepared: Prepared, outputs: dict[str, Any], token: str, report: Re
                                report)
     from provisioner.cluster import autoscaler  # nothing without an autoscaled pool
 
-    autoscaler.install(prepared, api, outputs, token, report)
-    return Cluster(str(endpoint), path, tuple(nodes))
+    autoscaling = autoscaler.install(prepared, api, outputs, token, report)
+    return Cluster(str(endpoint), path, tuple(nodes), autoscaling)

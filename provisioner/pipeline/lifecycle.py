@@ -167,6 +167,8 @@ def up(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan, confi
         outcome.cluster = cluster_stage.bring_up(
             outcome.prepared, outcome.outputs, api_token(), say,
             backup=cluster_stage.backup_access(outcome.prepared, say))
+        if outcome.cluster.autoscaling:
+            retire_autoscaled(outcome.prepared, outcome.cluster, api_token(), say)
     if STAGES.index(until) >= STAGES.index("apps") and outcome.cluster is not None:
         api = cluster_stage.api_client(outcome.cluster.kubeconfig)
         outcome.deployed = deploy_stage.deploy(outcome.prepared.env, api, say,
@@ -394,6 +396,41 @@ def destroy(config: Path, workdir: Path | None, engine: Engine, show: ShowPlan,
                                     known=ours)
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+# Draining a node the file no longer autoscales: as long as a rolling replacement waits.
+RETIRE_DRAIN_TIMEOUT = 10 * 60.0
+
+
+def retire_autoscaled(prepared: Prepared, cluster: cluster_stage.Cluster, token: str,
+                      say: Report, drain_timeout: float = RETIRE_DRAIN_TIMEOUT) -> None:
+    """Delete the autoscaled droplets of pools that no longer autoscale (or no longer
+    exist): no node group holds them any more, so the cluster-autoscaler never removes
+    them and Terraform does not know them; left alone they run and bill for ever. Each
+    node is cordoned and drained first, as the cluster-autoscaler would; one whose drain
+    cannot finish stays, said loudly, and the next `up` tries again."""
+    from provisioner.cloud import autoscaled
+    from provisioner.kube import Kube
+    from provisioner.pipeline import rolling
+    from provisioner.render.autoscaler import autoscaled_pools
+
+    env = prepared.env
+    doomed = autoscaled.stale(env.name, [p.name for p in autoscaled_pools(env)], token)
+    if not doomed:
+        return
+    kube = Kube(cluster_stage.api_client(cluster.kubeconfig), timeout=30)
+    for droplet in doomed:
+        why = (f"pool {droplet.pool} no longer autoscales" if droplet.pool
+               else "it has no single pool tag")
+        try:
+            rolling.cordon(kube, droplet.name, say)
+            rolling.drain(kube, droplet.name, time.monotonic() + drain_timeout, say)
+        except ProvisionError as e:
+            say(f"warning: autoscaled droplet {droplet.name} ({why}) is left running, billed "
+                f"and in no node group: its drain did not finish ({e}); run `provision up` "
+                "again once it can")
+            continue
+        autoscaled.delete(token, [droplet], say, f" ({why})")
 
 
 def _remove_autoscaled(prepared: Prepared, token: str, kubeconfig: Path | None,

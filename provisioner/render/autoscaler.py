@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from provisioner.config.model import Environment, WorkerPool
-from provisioner.errors import UsageError
+from provisioner.errors import RenderError, UsageError
 from provisioner.render import autoscaler_code, cloudinit
 from provisioner.render.markers import marker, segments
 
@@ -126,11 +126,18 @@ def secret_refs(env: Environment) -> set[str]:
 
 
 def settings(env: Environment, late: Mapping[str, str], vpc_uuid: str,
-             do_api_url: str = DO_API_URL) -> dict[str, Any]:
+             do_api_url: str = DO_API_URL, image: str | None = None) -> dict[str, Any]:
     """The service's settings JSON (keys exactly as its loader reads them).
 
-    ``late`` holds the public late values (api_endpoint, vpc_id, ca_cert_hash).
+    ``late`` holds the public late values (api_endpoint, vpc_id, ca_cert_hash); ``image``
+    the droplet image as the API takes it, Terraform's output ``image`` (for
+    ``snapshot:<name>`` the snapshot's id, which only Terraform's lookup knows).
     """
+    node_image = image or env.digitalocean.image
+    if node_image.startswith("snapshot:"):
+        # POST /v2/droplets takes an image id or a public slug, never a name.
+        raise RenderError(f"the autoscaler's settings need the id of {node_image}, which "
+                          "Terraform resolves (its output image); run `provision up`")
     pools = []
     for pool in autoscaled_pools(env):
         assert pool.autoscale is not None
@@ -138,7 +145,7 @@ def settings(env: Environment, late: Mapping[str, str], vpc_uuid: str,
         pools.append({
             "name": pool.name, "min": pool.autoscale.min, "max": pool.autoscale.max,
             "size": pool.size, "region": env.digitalocean.region,
-            "image": env.digitalocean.image, "vpc_uuid": vpc_uuid,
+            "image": node_image, "vpc_uuid": vpc_uuid,
             "ssh_keys": list(env.digitalocean.ssh_keys),
             "tags": pool_tags(env, pool),
             "labels": dict(pool.labels),
@@ -164,7 +171,10 @@ def settings(env: Environment, late: Mapping[str, str], vpc_uuid: str,
 def marker_settings(env: Environment) -> dict[str, Any]:
     """The settings as rendered: late values as their markers."""
     late = {name: marker(name) for name in PUBLIC}
-    return settings(env, late, marker("vpc_id"))
+    snapshot = env.digitalocean.snapshot
+    # A snapshot's id is known once Terraform looked it up; shown, not as a marker.
+    image = None if snapshot is None else f"<id of snapshot {snapshot}, from Terraform>"
+    return settings(env, late, marker("vpc_id"), image=image)
 
 
 def _meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:
@@ -183,17 +193,24 @@ def _on_control_plane() -> dict[str, Any]:
     }
 
 
+# Owner root (the kubelet), group fsGroup: readable by the pod's user only.
+SECRET_MODE = 0o440
+
 _RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                "readOnlyRootFilesystem": True}
 
 
 def _pod_security(uid: int) -> dict[str, Any]:
-    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid,
+    # fsGroup: the kubelet writes Secret files as root; only with fsGroup does it give them
+    # that group (SetVolumeOwnership, kubernetes pkg/volume/volume_linux.go), so the
+    # container's user reads them through the group bits of SECRET_MODE.
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
             "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def _rbac_service() -> list[dict[str, Any]]:
-    """The service: bootstrap-token Secrets in kube-system (create only), Nodes (read)."""
+    """The service: bootstrap-token Secrets in kube-system (create only), nothing else (it
+    finds its droplets by tag through the DigitalOcean API, never through Nodes)."""
     sa = {"kind": "ServiceAccount", "name": SERVICE, "namespace": NAMESPACE}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(SERVICE, NAMESPACE)},
@@ -205,16 +222,11 @@ def _rbac_service() -> list[dict[str, Any]]:
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                      "name": f"{SERVICE}-bootstrap-tokens"},
          "subjects": [sa]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": _meta(f"{SERVICE}-nodes"),
-         "rules": [{"apiGroups": [""], "resources": ["nodes"],
-                    "verbs": ["get", "list", "watch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": _meta(f"{SERVICE}-nodes"),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": f"{SERVICE}-nodes"},
-         "subjects": [sa]},
     ]
+
+
+# Objects earlier versions applied that no longer exist in the render: `up` deletes them.
+RETIRED = (("ClusterRoleBinding", f"{SERVICE}-nodes"), ("ClusterRole", f"{SERVICE}-nodes"))
 
 
 def _rbac_cluster_autoscaler() -> list[dict[str, Any]]:
@@ -240,8 +252,12 @@ def _rbac_cluster_autoscaler() -> list[dict[str, Any]]:
          "verbs": ["watch", "list"]},
         {"apiGroups": ["apps"], "resources": ["statefulsets", "replicasets", "daemonsets"],
          "verbs": read},
+        # volumeattachments: the scheduler's volume plugins it simulates with list and watch
+        # them; upstream's Helm chart grants it (charts/cluster-autoscaler/templates/
+        # clusterrole.yaml at the pinned tag), its older externalgrpc example does not.
         {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses", "csinodes",
-                                                        "csidrivers", "csistoragecapacities"],
+                                                        "csidrivers", "csistoragecapacities",
+                                                        "volumeattachments"],
          "verbs": read},
         {"apiGroups": ["batch", "extensions"], "resources": ["jobs"],
          "verbs": ["get", "list", "watch", "patch"]},
@@ -332,11 +348,11 @@ def _service_deployment(settings_text: str, code: bytes) -> dict[str, Any]:
                         {"name": "archive", "configMap": {"name": CODE_CONFIGMAP}},
                         {"name": "settings", "configMap": {"name": SETTINGS_CONFIGMAP}},
                         {"name": "tls", "secret": {"secretName": TLS_SECRET,
-                                                   "defaultMode": 0o400}},
+                                                   "defaultMode": SECRET_MODE}},
                         {"name": "do-token", "secret": {"secretName": TOKEN_SECRET,
-                                                        "defaultMode": 0o400}},
+                                                        "defaultMode": SECRET_MODE}},
                         {"name": "values", "secret": {"secretName": VALUES_SECRET,
-                                                      "defaultMode": 0o400}},
+                                                      "defaultMode": SECRET_MODE}},
                     ],
                 },
             },
@@ -379,7 +395,7 @@ def _cluster_autoscaler_deployment(env: Environment) -> dict[str, Any]:
                     "volumes": [
                         {"name": "cloud-config", "configMap": {"name": CLOUD_CONFIG}},
                         {"name": "client-cert", "secret": {"secretName": CLIENT_SECRET,
-                                                           "defaultMode": 0o400}},
+                                                           "defaultMode": SECRET_MODE}},
                     ],
                 },
             },

@@ -138,3 +138,27 @@ def test_plan_shows_the_change_from_what_runs_to_what_the_file_makes(tmp_path: P
         # 270 -> 297 at min (+27) and 567 at max (+297): never only one end of the range.
         assert ("Cost change: $270.00 -> $297.00-$567.00 a month (+$27.00 to +$297.00)"
                 in text.stdout)
+
+
+SNAPSHOT_GIB = 0.06  # prices.json snapshot_gib: "$0.06 GB per month for Droplets"
+
+
+def test_plan_prices_the_pre_baked_image_at_its_listed_size(tmp_path: Path) -> None:
+    """With digitalocean.image: snapshot:<name> the image is billed while it exists
+    (snapshots are billed by size_gigabytes, openapi snapshots/models/snapshots_base.yml):
+    `plan` lists it at the size GET /v2/snapshots gives the one Terraform picks (exact
+    name, region, newest)."""
+    name = "provision-prod-k8s-1.36.2-20261201t000000z"
+    with simulation(tmp_path) as sim:
+        with sim.api.cloud.transaction() as account:
+            for sid, created, gib in (("170000009", "2026-12-01T00:00:00Z", 9.0),
+                                      ("170000010", "2026-12-02T00:00:00Z", 2.5)):
+                account.put("digitalocean_droplet_snapshot", {
+                    "id": sid, "name": name, "regions": ["fra1"], "created_at": created,
+                    "resource_id": "400000001", "resource_type": "droplet",
+                    "min_disk_size": 25, "size_gigabytes": gib, "tags": []})
+        sim.write_config(edit=lambda d: d["digitalocean"].update(image=f"snapshot:{name}"))
+        lines = {line["item"]: line for line in _plan(sim)["cost"]["lines"]}
+        line = lines[f"node image snapshot {name}: 2.5 GiB"]
+        assert line["monthly"] == {"min": pytest.approx(2.5 * SNAPSHOT_GIB),
+                                   "max": pytest.approx(2.5 * SNAPSHOT_GIB)}  # 0.15

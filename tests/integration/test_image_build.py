@@ -184,3 +184,32 @@ def test_ctrl_c_or_sigterm_while_waiting_deletes_the_droplet(sim: Simulation,
     assert droplet_ids(sim) == set(others)
     with sim.api.cloud.transaction() as account:
         assert not account.table(SNAPSHOTS)
+
+
+def test_builds_in_the_same_second_have_their_own_droplet_and_cleanup(
+        sim: Simulation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Droplet names are not unique in an account (droplets_create.yml: "name ... a
+    string", no uniqueness rule; the fake accepts two alike): two builds started in the same
+    second (two terminals, a CI retry) must not share a name, and each build's cleanup
+    deletes only its own droplet, by id once the create answered."""
+    import datetime as dt
+
+    from provisioner.cloud import image_build
+    from provisioner.config import load_environment
+    from tests.support.sim import TOKEN
+
+    for key, value in sim.env.items():
+        monkeypatch.setenv(key, value)
+    env = load_environment(sim.config)
+    now = dt.datetime(2026, 12, 8, 0, 20, 25, tzinfo=dt.UTC)
+    first, second = (image_build.droplet_name(env, now) for _ in range(2))
+    assert first != second
+    assert first.startswith("prod-image-build-20261208t002025-")
+    # The other build's droplet, even under the very same name (as before the suffix).
+    mine = sim.api.add_droplet(first, region="fra1", tags=[TAG])
+    theirs = sim.api.add_droplet(first, region="fra1", tags=[TAG])
+    said: list[str] = []
+    image_build._delete_build_droplets(image_build._manager(TOKEN), TOKEN, TAG, first, mine,
+                                       said.append)
+    assert mine not in droplet_ids(sim) and theirs in droplet_ids(sim)
+    assert said == [f"deleted droplet {first} ({mine})"]

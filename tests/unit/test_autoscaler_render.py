@@ -111,14 +111,18 @@ def test_the_rendered_file_holds_no_secret() -> None:
     assert "BEGIN" not in text and "PRIVATE KEY" not in text
 
 
-def test_service_rbac_is_bootstrap_secrets_in_kube_system_and_reading_nodes() -> None:
+def test_service_rbac_is_bootstrap_secrets_in_kube_system_and_nothing_else() -> None:
+    """The service finds its droplets by tag through the DigitalOcean API and creates
+    bootstrap-token Secrets (provisioner/autoscaler/join_token.py); it reads no Node."""
     docs = _docs(rendered("production")["autoscaler/manifests.yaml"])
     role = _by(docs, "Role", "provision-autoscaler-bootstrap-tokens")
     assert role["metadata"]["namespace"] == "kube-system"
     assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
-    nodes = _by(docs, "ClusterRole", "provision-autoscaler-nodes")
-    assert nodes["rules"] == [{"apiGroups": [""], "resources": ["nodes"],
-                               "verbs": ["get", "list", "watch"]}]
+    bound = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+             and {"kind": "ServiceAccount", "name": "provision-autoscaler",
+                  "namespace": "provision-system"} in d["subjects"]]
+    assert [(b["kind"], b["roleRef"]["name"]) for b in bound] == [
+        ("RoleBinding", "provision-autoscaler-bootstrap-tokens")]
 
 
 def test_settings_follow_the_contract_and_terraform() -> None:
