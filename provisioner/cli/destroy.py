@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from provisioner.cli.common import console, reports_errors
+from provisioner.cli.fleet import fleet_aware
 from provisioner.cli.infra_options import (
     ask,
     parallelism_option,
@@ -22,7 +23,8 @@ Examples:
   provision destroy staging.yaml
   provision destroy prod.yaml --force --yes     # deletion_protection is set on prod
   provision destroy staging.yaml --sweep        # also delete the listed leftovers
-  provision destroy prod.yaml --override-window --reason "moved to prod2"   # in a freeze""")
+  provision destroy prod.yaml --override-window --reason "moved to prod2"   # in a freeze
+  provision destroy fleet.yaml --yes            # every region, the canary last""")
 @common
 @click.option("--force", is_flag=True, help="Destroy even when deletion_protection is true.")
 @click.option("--sweep", is_flag=True,
@@ -37,6 +39,7 @@ Examples:
 @parallelism_option
 @yes_option
 @reports_errors
+@fleet_aware("destroy", reverse=True)
 def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
             kubeconfig: Path | None, override_window: bool, reason: str | None,
             terraform_bin: str | None, parallelism: int | None, yes: bool) -> None:

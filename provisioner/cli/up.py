@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from provisioner.cli.common import console, reports_errors
+from provisioner.cli.fleet import fleet_aware
 from provisioner.cli.infra_options import (
     allow_full_token_option,
     ask,
@@ -25,7 +26,8 @@ Examples:
   provision up prod.yaml --plan prod.tfplan     # exactly the plan reviewed earlier
   provision up prod.yaml --replace prod-cp-2    # a new droplet for one control-plane node
   provision up prod.yaml --parallelism 40       # a token of its own with a raised limit
-  provision up prod.yaml --override-window --reason "INC-1234: firewall fix"   # in a freeze""")
+  provision up prod.yaml --override-window --reason "INC-1234: firewall fix"   # in a freeze
+  provision up fleet.yaml --yes                 # every region, canary first; stops at a failure""")
 @common
 @click.option("--plan", "saved_plan", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Apply this plan from `provision plan --out` and nothing else.")
@@ -46,6 +48,7 @@ Examples:
 @parallelism_option
 @yes_option
 @reports_errors
+@fleet_aware("up")
 def up(config: Path, workdir: Path | None, saved_plan: Path | None,
        allow_control_plane_changes: bool, replace: tuple[str, ...], until: str,
        override_window: bool, reason: str | None, allow_full_token: bool,
