@@ -13,6 +13,7 @@ from provisioner.cli.fleet_commands import deploy_fleet
 from provisioner.cli.options import (
     common,
     given_kubeconfig,
+    output_option,
     override_reason,
     override_window_options,
 )
@@ -73,11 +74,12 @@ Examples:
 @click.option("--no-wait", is_flag=True,
               help="Fleet: refuse (exit 3) when a region is outside its deploy window, "
                    "instead of waiting for it to open.")
+@output_option
 @reports_errors
 @fleet_aware("deploy", handler=deploy_fleet)
 def deploy(config: Path, workdir: Path | None, kubeconfig: Path | None, context: str | None,
            force_conflicts: bool, override_window: bool, reason: str | None,
-           timeout: int, regions: tuple[str, ...], no_wait: bool) -> None:
+           timeout: int, regions: tuple[str, ...], no_wait: bool, output: str) -> None:
     """Bring the cluster's apps to the declared state and wait until they serve.
 
     Server-side applies every object (field manager `provision`), waits for the rollouts,
@@ -101,6 +103,12 @@ def deploy(config: Path, workdir: Path | None, kubeconfig: Path | None, context:
         result = run(env, api, out.info, force_conflicts=force_conflicts,
                      override_reason=override,
                      timeout=float(timeout))
+    if output == "json":
+        from provisioner.ui.output import emit_json
+
+        emit_json({"environment": env.name, "applied": result.applied,
+                   "pruned": [list(p) for p in result.pruned], "switched": result.switched,
+                   "kept": result.kept, "override": result.override or None})
     out.info(f"deployed {len(env.apps)} app(s) to {env.name}: {result.applied} objects applied, "
              f"{len(result.pruned)} pruned"
              + (f", switched {', '.join(f'{a}->{c}' for a, c in result.switched.items())}"

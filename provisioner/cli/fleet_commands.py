@@ -3,7 +3,6 @@ additions to status and check. The loop over environments is cli/fleet.py's."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ def _member(fleet: Any, region: str) -> Any:
 
 def deploy_fleet(fleet: Any, *, override_window: bool, reason: str | None,
                  regions: tuple[str, ...], no_wait: bool, force_conflicts: bool,
-                 timeout: int, **_ignored: Any) -> None:
+                 timeout: int, output: str = "text", **_ignored: Any) -> None:
     """`provision deploy FLEET`: the gated rollout (fleet/rollout.py), then the summary."""
     from provisioner.cli.options import override_reason
     from provisioner.fleet.live import LiveRegions
@@ -44,10 +43,11 @@ def deploy_fleet(fleet: Any, *, override_window: bool, reason: str | None,
     out = console()
     result = roll_out(fleet, LiveRegions(fleet, out.info, force_conflicts=force_conflicts,
                                          timeout=float(timeout)),
-                      report=out.info, sleep=time.sleep, no_wait=no_wait, overrides=overrides)
+                      report=out.info, no_wait=no_wait, overrides=overrides)
     if result.error is not None:
         out.error(str(result.error))
-    finish(fleet, "deploy", result.outcomes, as_json=False)
+    finish(fleet, "deploy", result.outcomes, as_json=output == "json",
+           extra={"stopped": str(result.error) if result.error is not None else None})
 
 
 def status_extra(fleet: Any, outcomes: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -36,8 +36,8 @@ def validate(configs: tuple[Path, ...]) -> None:
             fleet = fleet_of(config)
             if fleet is not None:
                 for stage, m in fleet.ordered():
-                    out.info(f"{config.parent / m.written}: environment {m.name!r} is valid ({stage} of fleet "
-                             f"{fleet.name!r})")
+                    out.info(f"{config.parent / m.written}: environment {m.name!r} is "
+                             f"valid ({stage} of fleet {fleet.name!r})")
                 out.info(f"{config}: fleet {fleet.name!r} is valid ({len(fleet.members)} "
                          "environments: " + ", then ".join(
                              " + ".join(m.name for m in ms) for _, ms in fleet.stages()) + ")")

@@ -18,6 +18,7 @@ are one Click-free function; the CLI passes the live regions (fleet/live.py).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +35,11 @@ Report = Callable[[str], None]
 Sleep = Callable[[float], None]
 LONGEST_NAP = 300.0
 """Seconds slept at most at once while waiting (a window, the next reading)."""
+
+
+def nap(seconds: float) -> None:
+    """Sleep: the rollout's one way to let time pass (tests move their pinned clock here)."""
+    time.sleep(seconds)
 
 
 class Regions(Protocol):
@@ -197,12 +203,13 @@ def preflight(fleet: Fleet) -> None:
                          "(expose: load_balancer); use source: prometheus, or bake: 0s")
 
 
-def roll_out(fleet: Fleet, regions: Regions, *, report: Report, sleep: Sleep,
+def roll_out(fleet: Fleet, regions: Regions, *, report: Report, sleep: Sleep | None = None,
              no_wait: bool = False, overrides: dict[str, str] | None = None,
              by: str = "") -> Result:
     """Deploy the fleet canary first, each stage baked under the gate (module docstring)."""
     preflight(fleet)
-    run = _Run(fleet, regions, report, sleep, no_wait, overrides or {},
+    run = _Run(fleet, regions, report, sleep or (lambda seconds: nap(seconds)), no_wait,
+               overrides or {},
                by or windows.who_am_i())
     for stage, member in fleet.ordered():
         run.outcomes[member.name] = Outcome(member.name, member.written, stage)

@@ -58,5 +58,18 @@ def format_summary(fleet: str, command: str, outcomes: list[Outcome]) -> str:
         detail = f"  {o.detail}" if o.detail else ""
         lines.append(f"  {o.name:<{width}}  {o.stage:<{stage_width}}  {o.status:<11} "
                      f"{code:<7}{detail}".rstrip())
+        lines += [f"      {e['at']}  {e['event']}{_event_detail(e)}" for e in o.timeline]
     lines.append(f"exit code {worst(o.exit_code for o in outcomes)}")
     return "\n".join(lines) + "\n"
+
+
+def _event_detail(event: dict[str, Any]) -> str:
+    """A timeline entry's particulars: a gate reading's figures, a summary, a time."""
+    if event["event"] == "gate":
+        ratio = "n/a" if event["ratio"] is None else f"{event['ratio']:.4f}"
+        return (f": {event['verdict']}, {event['errors']}/{event['requests']} 5xx "
+                f"(ratio {ratio})")
+    for key in ("until", "summary", "reason"):
+        if key in event:
+            return f" {event[key]}" if key == "until" else f": {event[key]}"
+    return ""
