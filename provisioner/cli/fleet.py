@@ -19,7 +19,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
-from provisioner.errors import ConfigError, ProvisionError, UsageError
+from provisioner.errors import EXIT_POLICY, ConfigError, ProvisionError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 Extra = Callable[[Any, list[Any], dict[str, Any]], dict[str, Any]]
@@ -73,7 +73,8 @@ def run_each(fleet: Any, command: str, body: Callable[[Path], None], *, as_json:
             out.error(str(e), located=isinstance(e, ConfigError))
             code, detail = e.exit_code, str(e).splitlines()[0] if str(e) else ""
         outcome.exit_code = code
-        outcome.status = OK if code in (0, 4) else FAILED
+        outcome.status = (OK if code in (0, 4) else "refused" if code == EXIT_POLICY
+                          else FAILED)
         outcome.detail = detail
         if as_json:
             text = captured.getvalue()

@@ -266,7 +266,7 @@ def test_no_wait_refuses_a_closed_region_with_exit_3(world: World) -> None:
 
 def test_override_window_for_one_region_only(world: World) -> None:
     world.time.now = BERLIN_MORNING
-    code, out, err = world.deploy("--no-wait", "--override-window", "--reason", "INC-9",
+    code, _out, err = world.deploy("--no-wait", "--override-window", "--reason", "INC-9",
                                   "--region", "ams3")
     assert code == 3, err  # ams3 overridden; nyc3 still refused
     assert world.image("ams3") == "ghcr.io/acme/web:2.3.0"
