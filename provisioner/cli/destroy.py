@@ -15,7 +15,12 @@ from provisioner.cli.infra_options import (
     terraform_bin_option,
     yes_option,
 )
-from provisioner.cli.options import common, override_reason, override_window_options
+from provisioner.cli.options import (
+    common,
+    output_option,
+    override_reason,
+    override_window_options,
+)
 
 
 @click.command(epilog="""\b
@@ -38,11 +43,13 @@ Examples:
 @terraform_bin_option
 @parallelism_option
 @yes_option
+@output_option
 @reports_errors
 @fleet_aware("destroy", reverse=True)
 def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
             kubeconfig: Path | None, override_window: bool, reason: str | None,
-            terraform_bin: str | None, parallelism: int | None, yes: bool) -> None:
+            terraform_bin: str | None, parallelism: int | None, yes: bool,
+            output: str = "text") -> None:
     """Remove every resource of the environment, in the right order.
 
     Plans the destruction, shows it and asks; then deletes the LoadBalancer Services and
@@ -83,6 +90,12 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
                                 confirm, progress, force, detail=not yes, kubeconfig=kubeconfig,
                                 sweep=sweep, report=out.info, confirm_sweep=confirm_sweep,
                                 override_reason=override)
+    if output == "json":
+        from provisioner.ui.output import emit_json
+
+        emit_json({"environment": outcome.prepared.env.name, "destroyed": outcome.applied,
+                   "summary": outcome.summary if outcome.applied else None,
+                   "swept": outcome.swept})
     if outcome.applied:
         out.info(f"destroyed {outcome.prepared.env.name}: {outcome.summary}")
     elif outcome.swept:

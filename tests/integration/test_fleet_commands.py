@@ -119,3 +119,14 @@ def test_check_gives_the_nines_across_regions(fleet: Path) -> None:
     assert [row["regions"] for row in availability["table"]] == [1, 2, 3]
     assert nines[0] < nines[1] <= nines[2] <= 4.0 + 1e-9, "capped by the global LB's 0.9999"
     assert round(nines[0], 2) == 2.96 and round(nines[2], 2) == 4.0
+
+
+def test_up_and_destroy_sum_up_in_one_json_document(fleet: Path) -> None:
+    up = run("up", str(fleet), "--yes", "--output", "json")
+    summary = json.loads(up.stdout)
+    assert up.exit_code == summary["exit_code"] == 3
+    assert [(e["environment"], e["status"]) for e in summary["environments"]] == [
+        ("fra1", "refused"), ("ams3", "skipped"), ("nyc3", "skipped")]
+    destroy = run("destroy", str(fleet), "--yes", "--output", "json")
+    assert [e["environment"] for e in json.loads(destroy.stdout)["environments"]] == [
+        "nyc3", "ams3", "fra1"]
