@@ -143,7 +143,12 @@ class _Run:
             self.sleep(min(float(gate.interval_seconds), left))
             now = clock.now()
             for m in stage:
-                reading = self.regions.read_gate(m, now)
+                try:
+                    reading = self.regions.read_gate(m, now)
+                except ProvisionError as e:  # nothing known: stop, roll nothing back
+                    self.event(m, "gate unreadable", reason=str(e).splitlines()[0])
+                    self.blame(m, FAILED, e)
+                    raise
                 found = gating.verdict(gate, reading)
                 self.event(m, "gate", requests=reading.requests, errors=reading.errors,
                            ratio=(reading.errors / reading.requests if reading.requests
@@ -231,5 +236,8 @@ def roll_out(fleet: Fleet, regions: Regions, *, report: Report, sleep: Sleep | N
                 if m is not current and run.outcomes[m.name].status == OK \
                         and not run.outcomes[m.name].detail:
                     run.outcomes[m.name].detail = "deployed; the fleet stopped in this stage"
+            if all(o.exit_code == 0 for o in result.outcomes):
+                # Whatever stopped the fleet, its exit code must say so.
+                run.blame(members[0] if current is None else current, FAILED, e)
             return result
     return result
