@@ -7,12 +7,14 @@ The model, stated once (it is also in the report, under ``model.assumptions``):
   balancers is up (each app: at least one replica's node up; the apps taken in series, so
   the region needs all of them), its API while a majority of its control plane is up.
 * A whole region fails with probability ``q`` (``availability.region_failure_probability``,
-  an input), independently of the other regions and of its droplets: the region is up
-  ``(1 - q) * A_env``.
+  an input), independently of the other regions and of its droplets; its users reach its
+  apps through its regional load balancer, in series (``availability.
+  regional_lb_availability``, default 0.999: DigitalOcean's Regional Load Balancers SLA):
+  the region serves ``(1 - q) * A_lb * A_env``.
 * The regions are independent; the fleet serves while at least one region serves
   (``1 - prod(1 - A_region)``), behind the global load balancer, a component in series
-  (``availability.global_lb_availability``, default 0.9999: DigitalOcean's SLA for load
-  balancers). The time the global load balancer takes to notice a region is down and move
+  (``availability.global_lb_availability``, default 0.9999: DigitalOcean's Global Load
+  Balancers SLA). The time the global load balancer takes to notice a region is down and move
   its users is not counted (steady state).
 
 Everything is computed from unavailabilities, as the per-environment model does, so several
@@ -67,9 +69,11 @@ def _parallel(unavailabilities: Sequence[float]) -> float:
     return down if unavailabilities else 1.0
 
 
-def apps_unavailability(region: Region, p: float, q: float) -> float:
-    """The region's apps not served: the region down, or any app's replicas all down."""
-    return _series([q, *(app_unavailability(r, region.workers, p) for r in region.replicas)])
+def apps_unavailability(region: Region, p: float, q: float, lb: float = 1.0) -> float:
+    """The region's apps not served: the region down, its load balancer down, or any app's
+    replicas all down."""
+    return _series([q, 1.0 - lb,
+                    *(app_unavailability(r, region.workers, p) for r in region.replicas)])
 
 
 def api_region_unavailability(region: Region, p: float, q: float) -> float:
@@ -77,15 +81,20 @@ def api_region_unavailability(region: Region, p: float, q: float) -> float:
 
 
 def fleet_unavailability(regions: Sequence[Region], p: float, q: float, glb: float,
-                         part: str = "apps") -> float:
+                         lb: float = 1.0, part: str = "apps") -> float:
     """The fleet down: the global load balancer down, or every region down."""
-    one = apps_unavailability if part == "apps" else api_region_unavailability
-    return _series([1.0 - glb, _parallel([one(r, p, q) for r in regions])])
+    if part == "apps":
+        down = [apps_unavailability(r, p, q, lb) for r in regions]
+    else:
+        down = [api_region_unavailability(r, p, q) for r in regions]
+    return _series([1.0 - glb, _parallel(down)])
 
 
-def _row(label: str, regions: Sequence[Region], p: float, q: float, glb: float,
+def _row(label: str, regions: Sequence[Region], a: Any,
          base: float | None = None) -> dict[str, Any]:
-    apps = figures(fleet_unavailability(regions, p, q, glb))
+    p, q = a.droplet_availability, a.region_failure_probability
+    apps = figures(fleet_unavailability(regions, p, q, a.global_lb_availability,
+                                        a.regional_lb_availability))
     api = figures(fleet_unavailability(regions, p, q, 1.0, part="api"))
     return {"option": label, "regions": len(regions),
             "apps": apps.as_dict(), "api": api.as_dict(),
@@ -93,12 +102,32 @@ def _row(label: str, regions: Sequence[Region], p: float, q: float, glb: float,
                                        else base - apps.downtime_minutes_per_year)}
 
 
+def _marginal(regions: Sequence[Region], a: Any) -> list[dict[str, Any]]:
+    """``regions`` as they are, then with one region more (like the last), one replica more
+    of every app in every region, or the next control-plane size (counts stay odd)."""
+    names = ", ".join(r.name for r in regions)
+    now = _row(f"{names} as it is", regions, a)
+    base = now["apps"]["downtime_minutes_per_year"]
+    more_replicas = [Region(r.name, tuple(n + 1 for n in r.replicas), r.workers,
+                            r.control_plane) for r in regions]
+    bigger_control = [Region(r.name, r.replicas, r.workers, min(5, r.control_plane + 2))
+                      for r in regions]
+    return [
+        now,
+        _row(f"  +1 region (like {regions[-1].name})", [*regions, regions[-1]], a, base),
+        _row("  +1 replica of every app in each region", more_replicas, a, base),
+        _row("  +2 control-plane nodes in each (3 -> 5: odd counts)", bigger_control, a, base),
+    ]
+
+
 def report(fleet: Fleet) -> dict[str, Any]:
     """The table for 1, 2 and 3 regions (the fleet's own, in rollout order; a region like
     the last one when it has fewer), and what one more region, one more replica of every app
-    or the next control-plane size buys the fleet as it is."""
+    or the next control-plane size buys: from the canary's region alone, and from the fleet
+    as it is."""
     a = fleet.availability
     p, q, glb = a.droplet_availability, a.region_failure_probability, a.global_lb_availability
+    lb = a.regional_lb_availability
     regions = [region_of(m.env) for _, m in fleet.ordered()]
     like = regions[-1]
     table = []
@@ -106,39 +135,29 @@ def report(fleet: Fleet) -> dict[str, Any]:
         chosen = (regions + [like] * n)[:n]
         table.append(_row(f"{n} region{'s' if n > 1 else ''} ("
                           + ", ".join(r.name if i < len(regions) else f"another like {r.name}"
-                                      for i, r in enumerate(chosen)) + ")", chosen, p, q, glb))
-    now = _row(f"now: {len(regions)} region(s)", regions, p, q, glb)
-    base = now["apps"]["downtime_minutes_per_year"]
-    more_replicas = [Region(r.name, tuple(n + 1 for n in r.replicas), r.workers,
-                            r.control_plane) for r in regions]
-    bigger_control = [Region(r.name, r.replicas, r.workers, min(5, r.control_plane + 2)
-                             if r.control_plane < 5 else r.control_plane) for r in regions]
-    marginal = [
-        now,
-        _row(f"+1 region (like {like.name})", [*regions, like], p, q, glb, base),
-        _row("+1 replica of every app, in every region", more_replicas, p, q, glb, base),
-        _row("+2 control-plane nodes per region (3 -> 5: counts stay odd)",
-             bigger_control, p, q, glb, base),
-    ]
+                                      for i, r in enumerate(chosen)) + ")", chosen, a))
+    marginal = _marginal(regions[:1], a) + _marginal(regions, a)
     return {
         "fleet": fleet.name,
         "model": {
             "droplet_availability": p, "region_failure_probability": q,
-            "global_lb_availability": glb,
+            "global_lb_availability": glb, "regional_lb_availability": lb,
             "assumptions": [
                 f"each region is down as a whole with probability {q} (an input), "
                 "independently of the others and of its droplets",
-                "a region serves while every app behind its load balancers has a replica "
-                "on a node that is up (the per-environment model, apps in series)",
+                "a region serves while its regional load balancer is up (up "
+                f"{lb}: DigitalOcean's Regional Load Balancers SLA unless given) and every "
+                "app behind it has a replica on a node that is up (the per-environment "
+                "model, apps in series)",
                 "the fleet serves while one region serves, behind the global load "
-                f"balancer, in series, up {glb} (DigitalOcean's SLA for load balancers "
+                f"balancer, in series, up {glb} (DigitalOcean's Global Load Balancers SLA "
                 "unless given)",
                 "API: some region's control plane has quorum (no global load balancer in "
                 "front of the APIs)",
                 "steady state: the time to move users off a failed region is not counted",
             ],
         },
-        "regions": [{"name": r.name, "apps_unavailability": apps_unavailability(r, p, q),
+        "regions": [{"name": r.name, "apps_unavailability": apps_unavailability(r, p, q, lb),
                      "api_unavailability": api_region_unavailability(r, p, q)}
                     for r in regions],
         "table": table,

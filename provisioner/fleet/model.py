@@ -16,8 +16,12 @@ DEFAULT_REGION_FAILURE = 0.001
 year, an assumption (DigitalOcean publishes no per-region outage rate), said in `check`."""
 DEFAULT_GLOBAL_LB = 0.9999
 """Availability of the global load balancer, when the fleet file gives none: the 99.99%
-monthly uptime DigitalOcean's service level agreement states for Load Balancers (its SLA
-page; the credits start below it). An input, not a measurement."""
+monthly uptime DigitalOcean's Global Load Balancers SLA commits to (digitalocean.com/sla/
+global-load-balancers, last updated 2025-11-18). An input, not a measurement."""
+DEFAULT_REGIONAL_LB = 0.999
+"""Availability of a region's own (regional) load balancer in front of its apps, when the
+fleet file gives none: the 99.9% of DigitalOcean's Regional Load Balancers SLA
+(digitalocean.com/sla/regional-load-balancers)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Availability:
 
     region_failure_probability: float = DEFAULT_REGION_FAILURE
     global_lb_availability: float = DEFAULT_GLOBAL_LB
+    regional_lb_availability: float = DEFAULT_REGIONAL_LB
     droplet_availability: float = 0.999
 
 

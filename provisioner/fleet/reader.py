@@ -19,6 +19,7 @@ from provisioner.errors import ConfigError, ConfigIssue
 from provisioner.fleet.model import (
     DEFAULT_GLOBAL_LB,
     DEFAULT_REGION_FAILURE,
+    DEFAULT_REGIONAL_LB,
     Availability,
     Fleet,
     Gate,
@@ -31,7 +32,7 @@ ROLLOUT_KEYS = ("canary", "waves", "bake")
 GATE_KEYS = ("source", "max_5xx_ratio", "min_requests", "window", "interval", "on_breach",
              "url", "query")
 AVAILABILITY_KEYS = ("region_failure_probability", "global_lb_availability",
-                     "droplet_availability")
+                     "regional_lb_availability", "droplet_availability")
 _DURATION = re.compile(r"^([0-9]+)(s|m|h)\Z", re.ASCII)
 MAX_BAKE = 24 * 3600
 
@@ -199,7 +200,10 @@ def _availability(top: Section) -> Availability:
             hint="the probability a whole region is down, e.g. 0.001"),
         global_lb_availability=_probability(
             s, "global_lb_availability", DEFAULT_GLOBAL_LB, low=0.5, high=1.0,
-            hint="e.g. 0.9999 (DigitalOcean's SLA for load balancers)"),
+            hint="e.g. 0.9999 (DigitalOcean's SLA for global load balancers)"),
+        regional_lb_availability=_probability(
+            s, "regional_lb_availability", DEFAULT_REGIONAL_LB, low=0.5, high=1.0,
+            hint="e.g. 0.999 (DigitalOcean's SLA for regional load balancers)"),
         droplet_availability=_probability(
             s, "droplet_availability", 0.999, low=0.5, high=1.0,
             hint="e.g. 0.999, as `provision check --availability`"))
