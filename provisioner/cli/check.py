@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from provisioner.cli.common import reports_errors
+from provisioner.cli.fleet import fleet_aware
+from provisioner.cli.fleet_commands import check_extra
 from provisioner.cli.options import (
     config_argument,
     given_kubeconfig,
@@ -34,7 +36,8 @@ Examples:
   provision check examples/production.yaml
   provision check staging.yaml --availability 0.995 --output json
   provision check prod.yaml --strict      # CI: exit 3 on any high-severity finding
-  provision check prod.yaml --online      # also the running cluster and the cloud""")
+  provision check prod.yaml --online      # also the running cluster and the cloud
+  provision check fleet.yaml              # every region, and the nines across them""")
 @config_argument
 @workdir_option
 @click.option("--online", is_flag=True,
@@ -50,6 +53,7 @@ Examples:
 @click.option("--strict", is_flag=True, help="Exit 3 when there is a high-severity finding.")
 @output_option
 @reports_errors
+@fleet_aware("check", extra=check_extra)
 def check(config: Path, workdir: Path | None, online: bool, kubeconfig: Path | None, p: float,
           strict: bool, output: str) -> None:
     """Find single points of failure and estimate availability in nines.

@@ -8,9 +8,12 @@ from typing import Any
 import click
 
 from provisioner.cli.common import console, reports_errors
+from provisioner.cli.fleet import fleet_aware
+from provisioner.cli.fleet_commands import deploy_fleet
 from provisioner.cli.options import (
     common,
     given_kubeconfig,
+    output_option,
     override_reason,
     override_window_options,
 )
@@ -53,7 +56,10 @@ def _client(config: Path, workdir: Path | None, kubeconfig: Path | None,
 Examples:
   provision deploy prod.yaml
   provision deploy dev.yaml --kubeconfig ~/.kube/config --context kind-dev
-  provision deploy prod.yaml --override-window --reason "hotfix INC-1234" """)
+  provision deploy prod.yaml --override-window --reason "hotfix INC-1234"
+  provision deploy fleet.yaml                  # canary, bake under the gate, then waves
+  provision deploy fleet.yaml --no-wait        # refuse a region outside its window
+  provision deploy fleet.yaml --override-window --reason "INC-9" --region nyc3""")
 @common
 @kubeconfig_option
 @context_option
@@ -62,16 +68,31 @@ Examples:
 @override_window_options("Deploy")
 @click.option("--timeout", default=600, show_default=True, type=click.IntRange(1, 24 * 3600),
               help="Seconds to wait for every rollout.")
+@click.option("--region", "regions", multiple=True, metavar="R",
+              help="Fleet: --override-window applies to this region only (repeatable) "
+                   "[default: every region].")
+@click.option("--no-wait", is_flag=True,
+              help="Fleet: refuse (exit 3) when a region is outside its deploy window, "
+                   "instead of waiting for it to open.")
+@output_option
 @reports_errors
+@fleet_aware("deploy", handler=deploy_fleet)
 def deploy(config: Path, workdir: Path | None, kubeconfig: Path | None, context: str | None,
            force_conflicts: bool, override_window: bool, reason: str | None,
-           timeout: int) -> None:
+           timeout: int, regions: tuple[str, ...], no_wait: bool, output: str) -> None:
     """Bring the cluster's apps to the declared state and wait until they serve.
 
     Server-side applies every object (field manager `provision`), waits for the rollouts,
     switches blue/green Services, prunes what the file no longer declares, and refuses
     outside the deploy windows (exit 3) unless overridden.
+
+    A fleet file: the canary region first, inside its own deploy window, then a bake
+    reading its load balancers' 5xx ratio (the fleet's gate:); a breach rolls the region
+    back and stops (exit 1); then each wave the same way. A region outside its window is
+    waited for (or refused with --no-wait, exit 3).
     """
+    if regions or no_wait:
+        raise UsageError("--region and --no-wait are for a fleet file (several regions)")
     from provisioner.pipeline.deploy_stage import deploy as run
     from provisioner.pipeline.prepare import one_writer
 
@@ -82,6 +103,12 @@ def deploy(config: Path, workdir: Path | None, kubeconfig: Path | None, context:
         result = run(env, api, out.info, force_conflicts=force_conflicts,
                      override_reason=override,
                      timeout=float(timeout))
+    if output == "json":
+        from provisioner.ui.output import emit_json
+
+        emit_json({"environment": env.name, "applied": result.applied,
+                   "pruned": [list(p) for p in result.pruned], "switched": result.switched,
+                   "kept": result.kept, "override": result.override or None})
     out.info(f"deployed {len(env.apps)} app(s) to {env.name}: {result.applied} objects applied, "
              f"{len(result.pruned)} pruned"
              + (f", switched {', '.join(f'{a}->{c}' for a, c in result.switched.items())}"

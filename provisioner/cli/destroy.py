@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from provisioner.cli.common import console, reports_errors
+from provisioner.cli.fleet import fleet_aware
 from provisioner.cli.infra_options import (
     ask,
     parallelism_option,
@@ -14,7 +15,12 @@ from provisioner.cli.infra_options import (
     terraform_bin_option,
     yes_option,
 )
-from provisioner.cli.options import common, override_reason, override_window_options
+from provisioner.cli.options import (
+    common,
+    output_option,
+    override_reason,
+    override_window_options,
+)
 
 
 @click.command(epilog="""\b
@@ -22,7 +28,8 @@ Examples:
   provision destroy staging.yaml
   provision destroy prod.yaml --force --yes     # deletion_protection is set on prod
   provision destroy staging.yaml --sweep        # also delete the listed leftovers
-  provision destroy prod.yaml --override-window --reason "moved to prod2"   # in a freeze""")
+  provision destroy prod.yaml --override-window --reason "moved to prod2"   # in a freeze
+  provision destroy fleet.yaml --yes            # every region, the canary last""")
 @common
 @click.option("--force", is_flag=True, help="Destroy even when deletion_protection is true.")
 @click.option("--sweep", is_flag=True,
@@ -36,10 +43,13 @@ Examples:
 @terraform_bin_option
 @parallelism_option
 @yes_option
+@output_option
 @reports_errors
+@fleet_aware("destroy", reverse=True)
 def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
             kubeconfig: Path | None, override_window: bool, reason: str | None,
-            terraform_bin: str | None, parallelism: int | None, yes: bool) -> None:
+            terraform_bin: str | None, parallelism: int | None, yes: bool,
+            output: str = "text") -> None:
     """Remove every resource of the environment, in the right order.
 
     Plans the destruction, shows it and asks; then deletes the LoadBalancer Services and
@@ -80,6 +90,12 @@ def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
                                 confirm, progress, force, detail=not yes, kubeconfig=kubeconfig,
                                 sweep=sweep, report=out.info, confirm_sweep=confirm_sweep,
                                 override_reason=override)
+    if output == "json":
+        from provisioner.ui.output import emit_json
+
+        emit_json({"environment": outcome.prepared.env.name, "destroyed": outcome.applied,
+                   "summary": outcome.summary if outcome.applied else None,
+                   "swept": outcome.swept})
     if outcome.applied:
         out.info(f"destroyed {outcome.prepared.env.name}: {outcome.summary}")
     elif outcome.swept:

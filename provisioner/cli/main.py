@@ -47,6 +47,7 @@ def _register() -> None:
         check,
         deploy,
         destroy,
+        fleet_commands,
         image,
         init,
         kubeconfig,
@@ -76,6 +77,8 @@ def _register() -> None:
     cli.add_command(upgrade.upgrade)
     cli.add_command(restore.restore)
     cli.add_command(image.image)
+    cli.add_command(fleet_commands.evacuate)
+    cli.add_command(fleet_commands.restore_traffic)
     for command in cli.commands.values():
         command.params.extend(verbosity_options())
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from provisioner.cli.common import console, reports_errors
+from provisioner.cli.fleet import fleet_aware
 from provisioner.cli.infra_options import (
     allow_full_token_option,
     parallelism_option,
@@ -25,7 +26,8 @@ Examples:
   provision plan prod.yaml --output json --exit-code   # CI: exit 4 when changes are pending
   provision plan prod.yaml --replace prod-cp-2 --out prod.tfplan   # one controller anew
   provision plan prod.yaml --output json | jq .upgrade   # a new kubernetes.version: preflight
-  provision plan prod.yaml --output json | jq .cost_change   # monthly cost before -> after""")
+  provision plan prod.yaml --output json | jq .cost_change   # monthly cost before -> after
+  provision plan fleet.yaml --offline   # a fleet file: every environment, one summary""")
 @common
 @click.option("--offline", is_flag=True,
               help="Render and show what would be created, without calling any cloud API.")
@@ -48,6 +50,7 @@ Examples:
 @parallelism_option
 @output_option
 @reports_errors
+@fleet_aware("plan")
 def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, exit_code: bool,
          kubeconfig: Path | None, apps_only: bool, replace: tuple[str, ...],
          allow_full_token: bool, terraform_bin: str | None, parallelism: int | None,

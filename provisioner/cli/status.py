@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from provisioner.cli.common import console, reports_errors
+from provisioner.cli.fleet import fleet_aware
+from provisioner.cli.fleet_commands import status_extra
 from provisioner.cli.options import common, given_kubeconfig, output_option
 
 
@@ -15,12 +17,14 @@ Examples:
   provision status prod.yaml
   provision status prod.yaml --output json | jq '.cluster.apps'
   provision status prod.yaml --output json | jq '.cluster.nodes[] | {name, kubelet, etcd}'
-  provision status prod.yaml --output json | jq .cost.total   # the monthly run rate""")
+  provision status prod.yaml --output json | jq .cost.total   # the monthly run rate
+  provision status fleet.yaml   # every region, and which ones the fleet's traffic avoids""")
 @common
 @click.option("--kubeconfig", "kubeconfig", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Read the cluster through this kubeconfig instead.")
 @output_option
 @reports_errors
+@fleet_aware("status", extra=status_extra)
 def status(config: Path, workdir: Path | None, kubeconfig: Path | None, output: str) -> None:
     """Show droplets by role, the floating IP's holder, nodes, apps and the last deploy.
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from provisioner.cli.common import console, reports_errors
+from provisioner.cli.fleet import fleet_aware
 from provisioner.cli.infra_options import (
     allow_full_token_option,
     ask,
@@ -15,7 +16,12 @@ from provisioner.cli.infra_options import (
     terraform_bin_option,
     yes_option,
 )
-from provisioner.cli.options import common, override_reason, override_window_options
+from provisioner.cli.options import (
+    common,
+    output_option,
+    override_reason,
+    override_window_options,
+)
 
 
 @click.command(epilog="""\b
@@ -25,7 +31,8 @@ Examples:
   provision up prod.yaml --plan prod.tfplan     # exactly the plan reviewed earlier
   provision up prod.yaml --replace prod-cp-2    # a new droplet for one control-plane node
   provision up prod.yaml --parallelism 40       # a token of its own with a raised limit
-  provision up prod.yaml --override-window --reason "INC-1234: firewall fix"   # in a freeze""")
+  provision up prod.yaml --override-window --reason "INC-1234: firewall fix"   # in a freeze
+  provision up fleet.yaml --yes                 # every region, canary first; stops at a failure""")
 @common
 @click.option("--plan", "saved_plan", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Apply this plan from `provision plan --out` and nothing else.")
@@ -45,11 +52,14 @@ Examples:
 @terraform_bin_option
 @parallelism_option
 @yes_option
+@output_option
 @reports_errors
+@fleet_aware("up")
 def up(config: Path, workdir: Path | None, saved_plan: Path | None,
        allow_control_plane_changes: bool, replace: tuple[str, ...], until: str,
        override_window: bool, reason: str | None, allow_full_token: bool,
-       terraform_bin: str | None, parallelism: int | None, yes: bool) -> None:
+       terraform_bin: str | None, parallelism: int | None, yes: bool,
+       output: str = "text") -> None:
     """Create or converge the environment's infrastructure.
 
     Renders, checks the DigitalOcean account (token, region, sizes, SSH keys, droplet
@@ -96,6 +106,14 @@ def up(config: Path, workdir: Path | None, saved_plan: Path | None,
     endpoint = outcome.outputs.get("api_endpoint")
     if endpoint:
         out.info(f"API endpoint: https://{endpoint}:6443")
+    if output == "json":
+        from provisioner.ui.output import emit_json
+
+        emit_json({"environment": outcome.prepared.env.name, "applied": outcome.applied,
+                   "summary": outcome.summary if outcome.applied else None,
+                   "api_endpoint": endpoint or None,
+                   "nodes": (len(outcome.cluster.nodes) if outcome.cluster is not None
+                             else None)})
     if outcome.cluster is not None:
         out.info(f"cluster {outcome.prepared.env.name} is ready: "
                  f"{len(outcome.cluster.nodes)} nodes; kubectl --kubeconfig "

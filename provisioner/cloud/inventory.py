@@ -66,3 +66,25 @@ def inventory(env: Environment, token: str) -> dict[str, Any]:
             endpoint, holder = ip.ip, by_id[int(droplet["id"])]
     return {"droplets": roles, "autoscaled": groups, "floating_ip": endpoint,
             "floating_ip_holder": holder}
+
+
+def app_load_balancers(env: Environment, token: str) -> dict[str, str]:
+    """Name -> id of the load balancers the cloud controller manager made for the
+    environment's apps exposed through one (named ``<env>.<app>``, lb_names.py), as the
+    account lists them now; an app whose load balancer is not made yet is absent."""
+    from provisioner.cloud.sweep import _listed
+    from provisioner.lb_names import load_balancer
+
+    wanted = {load_balancer(env.name, a.name) for a in env.apps if a.expose == "load_balancer"}
+    if not wanted:
+        return {}
+    manager = throttle.watch(_digitalocean_manager(token))
+    return {str(lb["name"]): str(lb["id"])
+            for lb in _listed(manager, "load balancers", "load_balancers")
+            if lb.get("name") in wanted}
+
+
+def _digitalocean_manager(token: str) -> Any:
+    import digitalocean
+
+    return digitalocean.Manager(token=token)
