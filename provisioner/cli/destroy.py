@@ -8,6 +8,7 @@ import click
 
 from provisioner.cli.common import console, reports_errors
 from provisioner.cli.fleet import fleet_aware
+from provisioner.cli.fleet_commands import destroy_before
 from provisioner.cli.infra_options import (
     ask,
     parallelism_option,
@@ -45,7 +46,7 @@ Examples:
 @yes_option
 @output_option
 @reports_errors
-@fleet_aware("destroy", reverse=True)
+@fleet_aware("destroy", reverse=True, before=destroy_before)
 def destroy(config: Path, workdir: Path | None, force: bool, sweep: bool,
             kubeconfig: Path | None, override_window: bool, reason: str | None,
             terraform_bin: str | None, parallelism: int | None, yes: bool,

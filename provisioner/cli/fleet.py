@@ -91,8 +91,8 @@ def run_each(fleet: Any, command: str, body: Callable[[Path], None], *, as_json:
 
 
 def finish(fleet: Any, command: str, outcomes: list[Any], as_json: bool,
-           extra: dict[str, Any] | None = None, text: str = "") -> None:
-    """The one summary, then exit with the worst code."""
+           extra: dict[str, Any] | None = None, text: str = "", code: int = 0) -> None:
+    """The one summary, then exit with the worst code (``code``: a fleet-wide step's)."""
     from provisioner.fleet.summary import as_json as summary_json
     from provisioner.fleet.summary import format_summary, worst
     from provisioner.ui.output import emit_json, emit_text
@@ -101,18 +101,22 @@ def finish(fleet: Any, command: str, outcomes: list[Any], as_json: bool,
         emit_json(summary_json(fleet.name, command, outcomes, extra))
     else:
         emit_text(text + format_summary(fleet.name, command, outcomes))
-    code = worst(o.exit_code for o in outcomes)
+    code = worst([code, *(o.exit_code for o in outcomes)])
     if code:
         sys.exit(code)
 
 
 def fleet_aware(command: str, *, reverse: bool = False, extra: Extra | None = None,
-                handler: Callable[..., None] | None = None) -> Callable[[F], F]:
+                handler: Callable[..., None] | None = None,
+                before: Callable[[Any, dict[str, Any]], None] | None = None
+                ) -> Callable[[F], F]:
     """Let ``command`` take a fleet file as its CONFIG (see the module's docstring).
 
     ``extra(fleet, outcomes, kwargs)`` adds fleet-wide results to the summary (JSON keys;
-    "text" is printed before the summary); ``handler(fleet, **kwargs)`` replaces the loop
-    (deploy's gated rollout).
+    "text" is printed before the summary, "exit_code" joins the environments' worst);
+    ``handler(fleet, **kwargs)`` replaces the loop (deploy's gated rollout);
+    ``before(fleet, kwargs)`` runs ahead of the loop (destroy: the global load balancer
+    first), its error stopping the command before any environment.
     """
     def decorate(func: F) -> F:
         @wraps(func)
@@ -124,12 +128,15 @@ def fleet_aware(command: str, *, reverse: bool = False, extra: Extra | None = No
             if handler is not None:
                 return handler(fleet, **kwargs)
             as_json = kwargs.get("output") == "json"
+            if before is not None:
+                before(fleet, kwargs)
             outcomes = run_each(fleet, command,
                                 lambda path: func(**{**kwargs, "config": path}),
                                 as_json=as_json, reverse=reverse)
             added = extra(fleet, outcomes, kwargs) if extra is not None else {}
             text = added.pop("text", "")
-            finish(fleet, command, outcomes, as_json, added, text)
+            code = int(added.pop("exit_code", 0))
+            finish(fleet, command, outcomes, as_json, added, text, code)
             return None
 
         return wrapper  # type: ignore[return-value]

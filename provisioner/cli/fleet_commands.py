@@ -57,6 +57,60 @@ def status_extra(fleet: Any, outcomes: list[Any], kwargs: dict[str, Any]) -> dic
     return {"traffic": data, "text": traffic.format_status(data)}
 
 
+def up_extra(fleet: Any, outcomes: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """After every region is up: make or update the global load balancer (its targets:
+    each region's app load balancers, found by name, minus the evacuated regions)."""
+    from provisioner.cli.infra_options import ask
+    from provisioner.errors import ProvisionError
+    from provisioner.fleet import traffic
+    from provisioner.fleet.summary import OK
+    from provisioner.infra.engine import resolve
+
+    out = console()
+    if any(o.status != OK for o in outcomes):
+        out.info("global load balancer: left as it is (not every region is up)")
+        return {"global_load_balancer": {"applied": False, "why": "not every region is up"}}
+    if not ask(f"Apply fleet {fleet.name}'s global load balancer?", bool(kwargs.get("yes"))):
+        return {"global_load_balancer": {"applied": False, "why": "not confirmed"}}
+    try:
+        done = traffic.apply_global_lb(
+            fleet, set(traffic.evacuated(fleet)), create=True,
+            engine=resolve(kwargs.get("terraform_bin"), kwargs.get("parallelism")))
+    except ProvisionError as e:
+        out.error(f"global load balancer: {e}")
+        return {"global_load_balancer": {"applied": False, "why": str(e)},
+                "exit_code": e.exit_code}
+    out.info(f"global load balancer: {done}")
+    return {"global_load_balancer": {"applied": True, "result": done,
+                                     **traffic.applied(fleet)}}
+
+
+def destroy_before(fleet: Any, kwargs: dict[str, Any]) -> None:
+    """`destroy FLEET` removes the global load balancer first (it sends users to the
+    regions' load balancers), once every region's window allows an infrastructure change:
+    a refusal (exit 3) then leaves everything as it was."""
+    from provisioner import clock
+    from provisioner.cli.infra_options import ask
+    from provisioner.cli.options import override_reason
+    from provisioner.fleet import traffic
+    from provisioner.infra.engine import resolve
+    from provisioner.pipeline.change_window import check_window
+
+    if not traffic.exists(fleet):
+        return
+    out = console()
+    override = override_reason(bool(kwargs.get("override_window")), kwargs.get("reason"))
+    for _, member in fleet.ordered():
+        check_window(member.env, "infrastructure", clock.now(), override, out.info,
+                     "; nothing was destroyed, the global load balancer included")
+    if not ask(f"Destroy fleet {fleet.name}'s global load balancer, then every region?",
+               bool(kwargs.get("yes"))):
+        raise UsageError("not confirmed: nothing was destroyed")
+    done = traffic.destroy_global_lb(
+        fleet, engine=resolve(kwargs.get("terraform_bin"), kwargs.get("parallelism")))
+    out.info(f"global load balancer: {done}")
+
+
 def check_extra(fleet: Any, outcomes: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     from provisioner.fleet.availability import format_report, report
 

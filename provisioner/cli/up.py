@@ -8,6 +8,7 @@ import click
 
 from provisioner.cli.common import console, reports_errors
 from provisioner.cli.fleet import fleet_aware
+from provisioner.cli.fleet_commands import up_extra
 from provisioner.cli.infra_options import (
     allow_full_token_option,
     ask,
@@ -54,7 +55,7 @@ Examples:
 @yes_option
 @output_option
 @reports_errors
-@fleet_aware("up")
+@fleet_aware("up", extra=up_extra)
 def up(config: Path, workdir: Path | None, saved_plan: Path | None,
        allow_control_plane_changes: bool, replace: tuple[str, ...], until: str,
        override_window: bool, reason: str | None, allow_full_token: bool,

@@ -5,7 +5,10 @@ Every evacuation and restore is appended to ``traffic.json`` in the fleet's work
 never ``<name>.fleet``): who, when, why. The regions evacuated now are those whose last
 record is an evacuation. `provision status FLEET` shows them and the history.
 
-The global load balancer itself is applied in one place, :func:`apply_global_lb`.
+The global load balancer itself is applied in one place, :func:`apply_global_lb` (the
+gate package's root module, terraform/fleet/, with its own state in
+``.provision/<fleet>.fleet/global-lb/``): `up FLEET` makes or updates it once every region
+is up, evacuate and restore change only its targets, `destroy FLEET` removes it first.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from provisioner.fleet.model import Fleet, Member
 from provisioner.lb_names import load_balancer
 
 RECORD = "traffic.json"
+GLB_FOLDER = "global-lb"
+APPLIED = "applied.json"
+"""What the last apply of the global load balancer sent users to (for `status`)."""
 KEPT = 500
 """Newest records kept in traffic.json."""
 
@@ -66,15 +72,110 @@ class Change:
     applied: str
 
 
-def apply_global_lb(fleet: Fleet, out: set[str]) -> str:
-    """THE call site for the global load balancer: make its targets the regions not in
-    ``out``. Until the global load balancer's Terraform root module is merged (issue 16,
-    the gate's side), nothing is applied: what would be is returned for the user to see."""
-    wanted = targets(fleet, out)
-    return ("not applied yet (the global load balancer's Terraform is not part of this "
-            "build); it would send users to: "
-            + ("; ".join(f"{r}: {', '.join(lbs) or 'no load balancer'}"
-                         for r, lbs in wanted.items()) or "no region"))
+def glb_work(fleet: Fleet) -> Path:
+    """The global load balancer's own work folder: its module, tfvars and state."""
+    return work_folder(fleet) / GLB_FOLDER
+
+
+def _state_resources(fleet: Fleet) -> list[Any]:
+    try:
+        state = json.loads((glb_work(fleet) / "state" / "terraform.tfstate").read_text())
+    except (OSError, ValueError):
+        return []
+    resources = state.get("resources") if isinstance(state, dict) else None
+    return [r for r in resources or [] if isinstance(r, dict) and r.get("instances")]
+
+
+def exists(fleet: Fleet) -> bool:
+    """Whether the fleet's global load balancer is in its Terraform state (made by `up`)."""
+    return bool(_state_resources(fleet))
+
+
+def applied(fleet: Fleet) -> dict[str, Any]:
+    """What the last apply sent the global load balancer to (``{}`` before the first)."""
+    try:
+        data = json.loads((glb_work(fleet) / APPLIED).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and exists(fleet) else {}
+
+
+def regional_ids(fleet: Fleet, out: set[str], token: str) -> tuple[dict[str, dict[str, str]],
+                                                                   list[str]]:
+    """Region -> {load balancer name: id} of the regions not in ``out``, found by name in
+    the account (cloud/inventory.py); and the regions in whose none is found yet (the
+    cloud controller manager makes an app's load balancer once the app is deployed)."""
+    from provisioner.cloud.inventory import app_load_balancers
+
+    found: dict[str, dict[str, str]] = {}
+    missing: list[str] = []
+    for _, m in fleet.ordered():
+        if m.name in out:
+            continue
+        lbs = app_load_balancers(m.env, token)
+        if lbs:
+            found[m.name] = dict(sorted(lbs.items()))
+        elif targets(fleet, set()).get(m.name):
+            missing.append(m.name)
+    return found, missing
+
+
+def apply_global_lb(fleet: Fleet, out: set[str], *, create: bool = False,
+                    engine: Any = None, on_event: Any = None) -> str:
+    """THE call site for the global load balancer: make its targets the app load balancers
+    of the regions not in ``out`` (provisioner/gate/global_lb.py, real Terraform through
+    the runner, state in :func:`glb_work`). ``create`` (`up`): make it when there is none;
+    otherwise (evacuate, restore) a fleet without one only has its record changed.
+    Returns what was done, for the user."""
+    from provisioner.cloud.token import api_token
+    from provisioner.gate.global_lb import apply_global_lb as apply_module
+    from provisioner.gate.global_lb import render_global_lb
+    from provisioner.infra.engine import resolve
+    from provisioner.render.writer import write_file
+
+    if not create and not exists(fleet):
+        return ("no global load balancer yet (`provision up FLEET` makes it once every "
+                "region is up): recorded only")
+    token = api_token()
+    found, missing = regional_ids(fleet, out, token)
+    if not found:
+        return ("not applied: no region's app load balancer is in the account yet (the "
+                "cloud controller manager makes one once an app with `expose: "
+                "load_balancer` is deployed); `provision up FLEET` again after `deploy`")
+    by_name = {name: lb for lbs in found.values() for name, lb in lbs.items()}
+    values = render_global_lb(fleet.name, by_name, set())
+    run = apply_module(glb_work(fleet), values, engine=engine or resolve(), token=token,
+                       on_event=on_event)
+    record = {"id": run.outputs.get("global_load_balancer_id"),
+              "ip": run.outputs.get("global_load_balancer_ip"),
+              "name": values["name"], "targets": found, "out": sorted(out),
+              "missing": missing, "at": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")}
+    write_file(glb_work(fleet) / APPLIED, json.dumps(record, indent=2) + "\n")
+    actions = sorted({c.action for c in run.plan.changes})
+    done = ", ".join(actions) or "no change"
+    text = (f"{values['name']} ({done}): sends users to "
+            + "; ".join(f"{r}: {', '.join(lbs)}" for r, lbs in found.items()))
+    if out:
+        text += f"; out: {', '.join(sorted(out))}"
+    if missing:
+        text += (f"; no load balancer yet in {', '.join(missing)} (deploy its apps, then "
+                 "`provision up FLEET` again)")
+    return text
+
+
+def destroy_global_lb(fleet: Fleet, *, engine: Any = None, on_event: Any = None) -> str:
+    """Destroy the fleet's global load balancer (`destroy FLEET` does it first, before any
+    region's load balancers it sends users to); '' when there is none."""
+    from provisioner.cloud.token import api_token
+    from provisioner.gate.global_lb import destroy_global_lb as destroy_module
+    from provisioner.infra.engine import resolve
+
+    if not exists(fleet):
+        return ""
+    run = destroy_module(glb_work(fleet), engine=engine or resolve(), token=api_token(),
+                         on_event=on_event)
+    (glb_work(fleet) / APPLIED).unlink(missing_ok=True)
+    return f"destroyed the global load balancer ({len(run.plan.changes)} resource(s))"
 
 
 def _record(fleet: Fleet, record: dict[str, Any]) -> None:
@@ -99,10 +200,12 @@ def evacuate(fleet: Fleet, member: Member, reason: str, by: str,
     record = {"action": "evacuate", "region": member.name, "reason": reason.strip(),
               "by": by, "automatic": automatic,
               "at": (now or clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    _record(fleet, record)
     out.add(member.name)
-    return Change(member.name, "evacuate", record, targets(fleet, out),
-                  apply_global_lb(fleet, out))
+    # Applied first, recorded after: a failed apply (exit 1) leaves no record claiming
+    # the region is out while users still reach it.
+    done = apply_global_lb(fleet, out)
+    _record(fleet, record)
+    return Change(member.name, "evacuate", record, targets(fleet, out), done)
 
 
 def restore(fleet: Fleet, member: Member, by: str, reason: str = "",
@@ -114,21 +217,31 @@ def restore(fleet: Fleet, member: Member, by: str, reason: str = "",
     record = {"action": "restore", "region": member.name, "reason": reason.strip(),
               "by": by, "automatic": False,
               "at": (now or clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    _record(fleet, record)
     out.discard(member.name)
-    return Change(member.name, "restore", record, targets(fleet, out),
-                  apply_global_lb(fleet, out))
+    done = apply_global_lb(fleet, out)
+    _record(fleet, record)
+    return Change(member.name, "restore", record, targets(fleet, out), done)
 
 
 def status(fleet: Fleet) -> dict[str, Any]:
     """For `provision status FLEET`: regions out now, the targets, the recent history."""
     out = evacuated(fleet)
     return {"evacuated": out, "targets": targets(fleet, set(out)),
-            "history": history(fleet)[-20:]}
+            "global_load_balancer": applied(fleet), "history": history(fleet)[-20:]}
 
 
 def format_status(data: dict[str, Any]) -> str:
     lines = ["\nTraffic (global load balancer):"]
+    glb = data.get("global_load_balancer") or {}
+    if glb:
+        lines.append(f"  {glb.get('name')} id {glb.get('id')} ip {glb.get('ip') or '-'}, "
+                     f"applied {glb.get('at')}; its targets:")
+        lines += [f"    {region}: {', '.join(f'{n} ({i})' for n, i in lbs.items())}"
+                  for region, lbs in glb.get("targets", {}).items()]
+        if glb.get("out"):
+            lines.append(f"    out: {', '.join(glb['out'])}")
+    else:
+        lines.append("  no global load balancer yet (`provision up FLEET` makes it)")
     for region, lbs in data["targets"].items():
         lines.append(f"  {region}: serving through {', '.join(lbs) or 'no load balancer'}")
     for region, r in data["evacuated"].items():

@@ -120,3 +120,22 @@ def apply_global_lb(work: Path, values: Mapping[str, Any], *, engine: Engine, to
     applied = workspace.apply(planfile)
     outputs = Workspace.streamed_outputs(applied) or workspace.outputs()
     return GlobalLbRun(plan, outputs)
+
+
+def destroy_global_lb(work: Path, *, engine: Engine, token: str,
+                      on_event: OnEvent | None = None) -> GlobalLbRun:
+    """Destroy the global load balancer of ``work`` (its module and state as the last
+    :func:`apply_global_lb` left them): a destroy plan, applied. The regional load
+    balancers it sent users to are not in this state, so they are never touched."""
+    module = work / "terraform"
+    if not (module / "terraform.tfvars.json").is_file():
+        raise UsageError(f"no global load balancer module in {module}: nothing to destroy")
+    env = runner.base_env({**retries.provider_env(), "DIGITALOCEAN_TOKEN": token})
+    workspace = Workspace(engine, module, env, on_event)
+    workspace.init()
+    planfile = work / "state" / "global-lb-destroy.tfplan"
+    result = workspace.plan(planfile, destroy=True)
+    plan = plan_from_events(result.events, {ADDRESS: ADDRESS})
+    workspace.apply(planfile)
+    planfile.unlink(missing_ok=True)
+    return GlobalLbRun(plan, {})

@@ -125,11 +125,14 @@ class Simulation:
 @contextmanager
 def simulation(tmp_path: Path, extra_env: Mapping[str, str] | None = None,
                projects: Sequence[str] = ("Acme Production",),
-               validate: bool = True) -> Iterator[Simulation]:
+               validate: bool = True,
+               also_versions: Mapping[str, Path] | None = None) -> Iterator[Simulation]:
     """A running simulation rooted at ``tmp_path``.
 
     The fake API checks every exchange against DigitalOcean's OpenAPI description; if any
     disagreed, leaving the block fails the test with the list (`validate=False`: not checked).
+    ``also_versions``: more releases of the test provider (prepare_plugin_env), e.g. 2.37.0
+    for a fleet's global load balancer.
     """
     state = tmp_path / "account.json"
     # Preflight asks the Kubernetes package index whether the release exists: a stand-in.
@@ -138,7 +141,7 @@ def simulation(tmp_path: Path, extra_env: Mapping[str, str] | None = None,
         records = api.seed(ssh_keys={"ops": generate_ssh_public_key(),
                                      "ci": generate_ssh_public_key()})
         env = prepare_plugin_env(tmp_path / "terraform-sim", token=TOKEN, state_file=state,
-                                 projects=list(projects))
+                                 projects=list(projects), also_versions=also_versions)
         env.update(api.env())
         env[HOST_ENV] = packages.url
         env["PROVISION_FAILOVER_TOKEN"] = FAILOVER_TOKEN
