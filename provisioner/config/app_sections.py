@@ -15,6 +15,7 @@ from provisioner.config.model import (
     DeployPolicy,
     Exposure,
     Freeze,
+    LoadBalancerKind,
     Port,
     Probe,
     Resources,
@@ -27,7 +28,8 @@ from provisioner.config.model import (
 from provisioner.config.reader import Section
 from provisioner.config.yamlpos import Mapping, Node, Scalar
 
-APP_KEYS = ("name", "image", "replicas", "ports", "expose", "resources", "env", "command",
+APP_KEYS = ("name", "image", "replicas", "ports", "expose", "load_balancer", "resources", "env",
+            "command",
             "args", "readiness", "liveness", "autoscale", "strategy", "volumes", "global_config",
             "fs_group")
 _RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
@@ -47,6 +49,25 @@ def _port(app: Section, node: Node, path: str) -> Port | None:
         service_port=s.integer("service_port", 80, 1, 65535) if s.has("service_port") else None,
         node_port=s.integer("node_port", 30080, 30000, 32767) if s.has("node_port") else None,
     )
+
+
+def _load_balancer(app: Section, expose: str, ports: tuple[Port, ...]) -> LoadBalancerKind:
+    """``load_balancer: {type: http}``: an HTTP load balancer (the CCM's REGIONAL type with
+    http rules) rather than the CCM's default network one; only with expose: load_balancer
+    and TCP ports (an HTTP load balancer forwards no UDP)."""
+    if not app.has("load_balancer"):
+        return "network"
+    s = app.section("load_balancer", ("type",))
+    kind = s.choice("type", "network", ("network", "http"))
+    if expose != "load_balancer":
+        app.issues.add(app.line_of("load_balancer"), app.sub("load_balancer"),
+                       f"only for apps exposed through a load balancer (expose is {expose})",
+                       "set expose: load_balancer, or remove load_balancer")
+    elif kind == "http" and any(p.protocol == "UDP" for p in ports):
+        app.issues.add(s.line_of("type"), s.sub("type"),
+                       "an HTTP load balancer forwards no UDP port",
+                       "use type: network, or make the UDP ports another app's")
+    return "http" if kind == "http" else "network"
 
 
 def _resources(app: Section) -> Resources:
@@ -182,6 +203,8 @@ def read_app(top: Section, node: Node, index: int) -> App | None:
     ports = tuple(p for i, n in enumerate(s.items_of("ports"))
                   if (p := _port(s, n, s.sub("ports") + f"[{i}]")) is not None)
     port_names = {p.name for p in ports}
+    expose = cast(Exposure, s.choice("expose", "cluster",
+                                     ("cluster", "node_port", "load_balancer")))
     autoscale = _autoscale(s)
     replicas = s.integer("replicas", autoscale.min if autoscale else 2, 0, 1000)
     if autoscale and s.has("replicas") and not autoscale.min <= replicas <= autoscale.max:
@@ -194,8 +217,8 @@ def read_app(top: Section, node: Node, index: int) -> App | None:
                      hint="e.g. image: ghcr.io/acme/api:1.4.2"),
         replicas=replicas,
         ports=ports,
-        expose=cast(Exposure, s.choice("expose", "cluster",
-                                       ("cluster", "node_port", "load_balancer"))),
+        expose=expose,
+        load_balancer=_load_balancer(s, expose, ports),
         resources=_resources(s),
         env=s.pairs("env", checks.env_name, None),
         command=s.texts("command"),

@@ -14,6 +14,7 @@ from typing import Literal
 Cni = Literal["calico", "flannel"]
 EndpointKind = Literal["floating_ip", "load_balancer"]
 Exposure = Literal["cluster", "node_port", "load_balancer"]
+LoadBalancerKind = Literal["network", "http"]
 StrategyKind = Literal["rolling", "blue_green"]
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -205,6 +206,10 @@ class App:
     replicas: int = 2
     ports: tuple[Port, ...] = ()
     expose: Exposure = "cluster"
+    # What DigitalOcean load balancer the cloud controller manager makes (expose:
+    # load_balancer): "network" (its default, TCP, no HTTP response codes) or "http" (a
+    # REGIONAL load balancer with http rules, whose 5xx the fleet's gate can read).
+    load_balancer: LoadBalancerKind = "network"
     resources: Resources = field(default_factory=Resources)
     env: tuple[tuple[str, str], ...] = ()
     command: tuple[str, ...] = ()

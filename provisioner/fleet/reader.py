@@ -160,9 +160,30 @@ def _rollout(top: Section, members: list[Member], issues: Issues) -> Rollout:
                    bake_seconds=parse_duration(bake) or 0)
 
 
-def _gate(top: Section) -> Gate:
+def _blind(top: Section, s: Section, members: list[Member], bake_seconds: int) -> None:
+    """With source: digitalocean the bake reads the region's app load balancers' HTTP
+    response metrics, which only HTTP load balancers report (README, "The 5xx gate and the
+    global load balancer"): a region with none would never gather min_requests, so every
+    deploy of the fleet would stop at its bake. An error at validate, not at deploy time."""
+    if bake_seconds == 0:
+        return
+    line = top.line_of("fleet") if s.absent else s.line_of("source")
+    for m in members:
+        if any(a.expose == "load_balancer" and a.load_balancer == "http" for a in m.env.apps):
+            continue
+        s.issues.add(line, s.sub("source"),
+                     f"{m.written}: no app has an HTTP load balancer, and DigitalOcean "
+                     "reports HTTP response codes only for those (the gate would read "
+                     "nothing)",
+                     "give an app `expose: load_balancer` and `load_balancer: {type: http}`, "
+                     "or use source: prometheus, or rollout.bake: 0s")
+
+
+def _gate(top: Section, members: list[Member], bake_seconds: int) -> Gate:
     s = top.section("gate", GATE_KEYS)
     source = s.choice("source", "digitalocean", ("digitalocean", "prometheus"))
+    if source == "digitalocean":
+        _blind(top, s, members, bake_seconds)
     window = s.text("window", "5m", _duration(60, 3600))
     interval = s.text("interval", "1m", _duration(10, 3600))
     url = s.text("url", None, checks.url)
@@ -269,7 +290,8 @@ def parse_fleet(data: bytes, filename: str, base: Path) -> Fleet:
     members, broken = _members(top, base, issues)
     rollout = _rollout(top, members, issues)
     fleet = Fleet(name=name, path=Path(filename), members=tuple(members), rollout=rollout,
-                  gate=_gate(top), availability=_availability(top))
+                  gate=_gate(top, members, rollout.bake_seconds),
+                  availability=_availability(top))
     if issues.items or broken:
         raise FleetConfigError(filename, sorted(set(issues.items)), broken)
     return fleet

@@ -150,6 +150,10 @@ def _service_ports(app: App) -> list[dict[str, Any]]:
     return ports
 
 
+LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/do-loadbalancer-type"
+LB_PROTOCOL_ANNOTATION = "service.beta.kubernetes.io/do-loadbalancer-protocol"
+
+
 def app_context(env: Environment, app: App, colour: str = "blue") -> dict[str, Any]:
     """Everything the app template needs, computed once."""
     labels = app_labels(env, app)
@@ -164,6 +168,12 @@ def app_context(env: Environment, app: App, colour: str = "blue") -> dict[str, A
         # A predictable name lets `provision destroy` find the load balancer the CCM created;
         # one no other environment's can equal (lb_names.py), or the CCM takes theirs over.
         annotations[lb_names.NAME_ANNOTATION] = lb_names.load_balancer(env.name, app.name)
+        if app.load_balancer == "http":
+            # The pinned CCM (v0.1.68) otherwise makes a REGIONAL_NETWORK load balancer with
+            # tcp rules (getType, getProtocol in do/loadbalancers.go), which reports no HTTP
+            # response codes; REGIONAL with http rules does (the fleet's 5xx gate reads it).
+            annotations[LB_TYPE_ANNOTATION] = "REGIONAL"
+            annotations[LB_PROTOCOL_ANNOTATION] = "http"
     return {
         "name": app.name,
         "namespace": env.namespace,

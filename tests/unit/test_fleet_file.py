@@ -117,3 +117,29 @@ def test_the_cli_says_it_on_one_line_each_and_exits_2(folder: Path) -> None:
                                                 ("10", None), ("1.5h", None)])
 def test_durations(text: str, seconds: int | None) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_a_digitalocean_gate_needs_an_http_load_balancer_in_every_region(folder: Path) -> None:
+    """DigitalOcean reports HTTP response codes only for HTTP load balancers (README, "The
+    5xx gate and the global load balancer"); a region whose apps have none would never
+    gather gate.min_requests, so the fleet file is refused at validate, at gate.source."""
+    ams3 = folder / "ams3.yaml"
+    ams3.write_text(ams3.read_text().replace("load_balancer: {type: http}",
+                                             "load_balancer: {type: network}"))
+    gate = "gate:\n  source: digitalocean\n  max_5xx_ratio: 0.01\n"
+    assert problems(folder, fleet_text(extra=gate)) == [
+        f"{folder / 'fleet.yaml'}:8: gate.source: ams3.yaml: no app has an HTTP load balancer, "
+        "and DigitalOcean reports HTTP response codes only for those (the gate would read "
+        "nothing) (give an app `expose: load_balancer` and `load_balancer: {type: http}`, or "
+        "use source: prometheus, or rollout.bake: 0s)"]
+    # Prometheus reads what the user's own metrics say; no bake reads nothing at all.
+    assert load_fleet_text(folder, fleet_text(extra="gate:\n  source: prometheus\n  url: "
+                                              "http://prom:9090\n  query: x\n"))
+    assert load_fleet_text(folder, fleet_text(
+        rollout="  canary: fra1\n  waves: [[ams3], [nyc3]]\n  bake: 0s\n", extra=gate))
+
+
+def load_fleet_text(folder: Path, text: str) -> object:
+    path = folder / "fleet.yaml"
+    path.write_text(text)
+    return load_fleet(path)
