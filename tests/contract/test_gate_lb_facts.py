@@ -24,8 +24,9 @@ from typing import Any
 import yaml
 
 from provisioner.config import load_environment
+from provisioner.render import render_environment
 from provisioner.render.addons import DO_CCM
-from tests.support.rendering import ROOT, render_environment, rendered
+from tests.support.rendering import ROOT, rendered
 
 TYPE = "service.beta.kubernetes.io/do-loadbalancer-type"
 PROTOCOL = "service.beta.kubernetes.io/do-loadbalancer-protocol"
