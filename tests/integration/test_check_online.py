@@ -202,8 +202,12 @@ def test_a_secret_that_is_not_text_is_a_finding_not_a_kubeconfig_error(
 
 def test_check_online_compares_the_run_rate_with_the_budget(tmp_path: Path) -> None:
     """Plan (the simulation's production file, no backups) at list prices: 6 x s-4vcpu-8gb
-    $48.00 + load balancer node $12.00 + 3 x 50 GiB at $0.10 = $315.00. What runs: the six
-    droplets and two autoscaled s-8vcpu-16gb at $96.00 (the fake's /v2/sizes) = $480.00."""
+    $48.00 + load balancer node $12.00 + 3 x 50 GiB at $0.10 = $315.00, and up to $603.00
+    with the general pool at its autoscale max (9: six more at $48.00), which is above either
+    budget below: a medium finding (a risk), never high. What runs: the six droplets and two
+    autoscaled s-8vcpu-16gb at $96.00 (the fake's /v2/sizes) = $480.00."""
+    at_max = ("medium", "the plan costs $315.00-$603.00 a month: at max autoscale above "
+              "budget.monthly_usd {}")
     with simulation(tmp_path) as sim, FakeKubeAPI() as kube:
         for i in (1, 2, 3):
             kube.add_node(f"prod-cp-{i}", control_plane=True)
@@ -221,12 +225,14 @@ def test_check_online_compares_the_run_rate_with_the_budget(tmp_path: Path) -> N
         assert code == 0, err
         assert report["online"]["run_rate"]["total"]["min"] == pytest.approx(480.00)
         budget = [f for f in report["findings"] if f["subject"] == "budget"]
-        assert [(f["severity"], f["problem"]) for f in budget] == [
-            ("high", "what runs now costs $480.00 a month, above budget.monthly_usd $400.00")]
+        assert sorted((f["severity"], f["problem"]) for f in budget) == [
+            ("high", "what runs now costs $480.00 a month, above budget.monthly_usd $400.00"),
+            (at_max[0], at_max[1].format("$400.00"))]
         assert sim.run("check", str(sim.config), "--kubeconfig", str(path),
                        "--strict").code == 3
 
         sim.write_config({"budget": {"monthly_usd": 480}})  # the run rate, not above it
         code, report, err = _check(sim, "--kubeconfig", str(path))
         assert code == 0, err
-        assert [f for f in report["findings"] if f["subject"] == "budget"] == []
+        assert [(f["severity"], f["problem"]) for f in report["findings"]
+                if f["subject"] == "budget"] == [(at_max[0], at_max[1].format("$480.00"))]
