@@ -33,7 +33,8 @@ def source(gate: Gate, token: str) -> Any:
     """The gate package's GateSource for the fleet file's ``gate:``."""
     module = _gate_package()
     if gate.source == "prometheus":
-        return module.GateSource(kind="prometheus", url=gate.url, query=gate.query)
+        return module.GateSource(kind="prometheus", url=gate.url or "", query=gate.query or "",
+                                 total_query=gate.total_query or "")
     end_point = os.environ.get("DIGITALOCEAN_END_POINT", "").strip() or DO_API
     return module.GateSource(kind="digitalocean", api_url=end_point, token=token)
 

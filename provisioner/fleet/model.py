@@ -63,7 +63,8 @@ class Gate:
     interval_seconds: int = 60
     on_breach: OnBreach = "rollback"
     url: str | None = None  # prometheus: the server's base URL
-    query: str | None = None  # prometheus: the PromQL returning errors and requests
+    query: str | None = None  # prometheus: the PromQL counting the window's 5xx responses
+    total_query: str | None = None  # prometheus: the PromQL counting all of them
 
 
 @dataclass(frozen=True)

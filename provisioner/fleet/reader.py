@@ -30,7 +30,7 @@ from provisioner.fleet.model import (
 TOP_KEYS = ("fleet", "environments", "rollout", "gate", "availability")
 ROLLOUT_KEYS = ("canary", "waves", "bake")
 GATE_KEYS = ("source", "max_5xx_ratio", "min_requests", "window", "interval", "on_breach",
-             "url", "query")
+             "url", "query", "total_query")
 AVAILABILITY_KEYS = ("region_failure_probability", "global_lb_availability",
                      "regional_lb_availability", "droplet_availability")
 _DURATION = re.compile(r"^([0-9]+)(s|m|h)\Z", re.ASCII)
@@ -188,14 +188,15 @@ def _gate(top: Section, members: list[Member], bake_seconds: int) -> Gate:
     interval = s.text("interval", "1m", _duration(10, 3600))
     url = s.text("url", None, checks.url)
     query = s.text("query", None)
+    total_query = s.text("total_query", None)
     if source == "prometheus":
-        for key, value in (("url", url), ("query", query)):
+        for key, value in (("url", url), ("query", query), ("total_query", total_query)):
             if value is None and not s.absent:
                 s.issues.add(s.line, s.sub(key), "is required with source: prometheus",
-                             "url: the Prometheus base URL; query: PromQL giving the 5xx "
-                             "ratio's errors and requests")
+                             "url: the Prometheus base URL; query: PromQL counting the 5xx "
+                             "responses in the window; total_query: all of them")
     elif not s.absent:
-        for key in ("url", "query"):
+        for key in ("url", "query", "total_query"):
             if s.has(key):
                 s.issues.add(s.line_of(key), s.sub(key),
                              "only applies to source: prometheus",
@@ -210,7 +211,7 @@ def _gate(top: Section, members: list[Member], bake_seconds: int) -> Gate:
         interval_seconds=parse_duration(interval) or 60,
         on_breach="evacuate" if s.choice("on_breach", "rollback",
                                          ("rollback", "evacuate")) == "evacuate" else "rollback",
-        url=url, query=query)
+        url=url, query=query, total_query=total_query)
 
 
 def _availability(top: Section) -> Availability:

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from provisioner.errors import ConfigError
+from provisioner.fleet.model import Fleet
 from provisioner.fleet.reader import is_fleet_file, load_fleet, parse_duration
 from tests.support.rendering import ROOT
 
@@ -134,7 +135,8 @@ def test_a_digitalocean_gate_needs_an_http_load_balancer_in_every_region(folder:
         "use source: prometheus, or rollout.bake: 0s)"]
     # Prometheus reads what the user's own metrics say; no bake reads nothing at all.
     assert load_fleet_text(folder, fleet_text(extra="gate:\n  source: prometheus\n  url: "
-                                              "http://prom:9090\n  query: x\n"))
+                                              "http://prom:9090\n  query: x\n  "
+                                              "total_query: y\n"))
     assert load_fleet_text(folder, fleet_text(
         rollout="  canary: fra1\n  waves: [[ams3], [nyc3]]\n  bake: 0s\n", extra=gate))
 
@@ -143,3 +145,21 @@ def load_fleet_text(folder: Path, text: str) -> object:
     path = folder / "fleet.yaml"
     path.write_text(text)
     return load_fleet(path)
+
+
+def test_a_prometheus_gate_takes_the_total_query_the_gate_needs(folder: Path) -> None:
+    """provisioner.gate's Prometheus source counts 5xx with ``query`` and all responses
+    with ``total_query`` (gate/source.py; README "The 5xx gate"): the fleet file must
+    carry both to it, and refuse a Prometheus gate without the total."""
+    from provisioner.fleet import gating
+
+    prometheus = ("gate:\n  source: prometheus\n  url: http://prom:9090\n"
+                  "  query: sum(increase(x{code=~\"5..\"}[$window]))\n")
+    fleet = load_fleet_text(folder, fleet_text(
+        extra=prometheus + "  total_query: sum(increase(x[$window]))\n"))
+    assert isinstance(fleet, Fleet)
+    source = gating.source(fleet.gate, "")
+    assert (source.kind, source.url, source.total_query) == (
+        "prometheus", "http://prom:9090", "sum(increase(x[$window]))")
+    assert "gate.total_query: is required with source: prometheus" in "\n".join(
+        problems(folder, fleet_text(extra=prometheus)))
