@@ -282,7 +282,7 @@ def test_a_429_longer_than_the_default_deadline_is_waited_out_within_the_rendere
     (30 s) the scale-up goes on; within the 5 s externalgrpc uses when it is unset
     (externalgrpc README at cluster-autoscaler-1.36.1) the service gives up before the
     deadline, RESOURCE_EXHAUSTED, having created nothing."""
-    from provisioner.render.autoscaler import cloud_config
+    from provisioner.render.autoscaler_objects import cloud_config
     from tests.unit.test_autoscaler_render import go_duration
 
     rendered = go_duration(yaml.safe_load(cloud_config())["grpc_timeout"])
