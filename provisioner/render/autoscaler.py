@@ -95,8 +95,8 @@ def pool_tags(env: Environment, pool: WorkerPool) -> list[str]:
     return [tag, f"{tag}:worker", f"{tag}:pool:{pool.name}", *env.digitalocean.tags]
 
 
-def cluster_autoscaler_image(env: Environment) -> str:
-    """The cluster-autoscaler image of the environment's Kubernetes minor."""
+def cluster_autoscaler_release(env: Environment) -> str:
+    """The cluster-autoscaler release (``1.36.1``) of the environment's Kubernetes minor."""
     minor = int(env.kubernetes.version.split(".")[1])
     release = CLUSTER_AUTOSCALER_RELEASES.get(minor)
     if release is None:
@@ -104,7 +104,12 @@ def cluster_autoscaler_image(env: Environment) -> str:
         raise UsageError(f"worker_pools[].autoscale: no cluster-autoscaler release is pinned "
                          f"for Kubernetes 1.{minor} (pinned: {known}); use one of those "
                          "versions or remove autoscale")
-    return f"{_IMAGE}:v{release}"
+    return release
+
+
+def cluster_autoscaler_image(env: Environment) -> str:
+    """The cluster-autoscaler image of the environment's Kubernetes minor."""
+    return f"{_IMAGE}:v{cluster_autoscaler_release(env)}"
 
 
 def worker_refs(env: Environment, pool: WorkerPool) -> tuple[list[dict[str, str]], set[str]]:

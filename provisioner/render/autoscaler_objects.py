@@ -149,12 +149,23 @@ def cloud_config() -> str:
                            "grpc_timeout": GRPC_TIMEOUT}, sort_keys=False)
 
 
+# The cluster-autoscaler's metrics and health address (--address, its default).
+HEALTH_PORT = 8085
+
+
 def _cluster_autoscaler_deployment(env: Environment) -> dict[str, Any]:
     labels = {"app.kubernetes.io/name": CLUSTER_AUTOSCALER}
     container = {
         "name": CLUSTER_AUTOSCALER, "image": cluster_autoscaler_image(env),
         "command": ["./cluster-autoscaler", "--v=2", "--cloud-provider=externalgrpc",
                     "--cloud-config=/config/cloud-config", f"--namespace={NAMESPACE}"],
+        # main.go serves /health-check on --address (":8085", config/flags/flags.go) from
+        # its start; it fails once no loop ran for --max-inactivity (10m) or --max-failing-
+        # time (15m), or none ever did within --max-startup-time (20m): a pod stuck at
+        # "Waiting for caches to sync" (a grant missing) is restarted, visibly, not silent.
+        # The chart's probe at the pinned tags (templates/deployment.yaml) is the same.
+        "ports": [{"name": "http", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
+        "livenessProbe": {"httpGet": {"path": "/health-check", "port": HEALTH_PORT}},
         "resources": {"requests": {"cpu": "100m", "memory": "300Mi"},
                       "limits": {"memory": "300Mi"}},
         "volumeMounts": [{"name": "cloud-config", "mountPath": "/config", "readOnly": True},
@@ -206,7 +217,7 @@ def objects(env: Environment, settings_doc: Mapping[str, Any]) -> list[dict[str,
                  "ports": [{"name": "grpc", "port": PORT, "targetPort": "grpc",
                             "protocol": "TCP"}]},
     }
-    return [namespace, *autoscaler_rbac.objects(), *config,
+    return [namespace, *autoscaler_rbac.objects(env), *config,
             _service_deployment(settings_text, code), service,
             _cluster_autoscaler_deployment(env)]
 
