@@ -39,6 +39,7 @@ from provisioner import userdata
 from provisioner.autoscaler import node_proto, template
 from provisioner.autoscaler.doclient import DoClient, DoError
 from provisioner.autoscaler.settings import PoolSettings, Settings
+from provisioner.cloud.apiref import api_ref
 from provisioner.errors import ProvisionError
 
 PROVIDER_PREFIX = "digitalocean://"  # the CCM's and kubelet's providerID (kubeadm template)
@@ -309,8 +310,9 @@ class Groups:
 
     def _spec(self, pool: PoolSettings, user_data: str) -> dict[str, Any]:
         # As terraform/workers.tf creates the pool's workers, plus the autoscaled tag.
-        return {"region": pool.region, "size": pool.size, "image": pool.image,
-                "vpc_uuid": pool.vpc_uuid, "ssh_keys": list(pool.ssh_keys),
+        # A snapshot's id and a key's id as numbers: a string is a slug (cloud/apiref.py).
+        return {"region": pool.region, "size": pool.size, "image": api_ref(pool.image),
+                "vpc_uuid": pool.vpc_uuid, "ssh_keys": [api_ref(k) for k in pool.ssh_keys],
                 "tags": [*pool.tags, self.settings.autoscaled_tag], "user_data": user_data,
                 "monitoring": True, "ipv6": False, "backups": False,
                 "with_droplet_agent": False}

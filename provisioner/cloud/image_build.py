@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.cloud import throttle
+from provisioner.cloud.apiref import api_ref
 from provisioner.cloud.ownership import image_build_tag
 from provisioner.cloud.preflight import read
 from provisioner.config.model import Environment
@@ -96,7 +97,8 @@ def build(env: Environment, token: str, user_data: str, report: Report, *,
     tag = image_build_tag(env.name)
     poll = float(os.environ.get(POLL_ENV) or DEFAULT_POLL)
     body = {"name": build_name, "region": env.digitalocean.region, "size": size,
-            "image": env.digitalocean.base_image, "ssh_keys": list(env.digitalocean.ssh_keys),
+            "image": api_ref(env.digitalocean.base_image),
+            "ssh_keys": [api_ref(k) for k in env.digitalocean.ssh_keys],
             "tags": [tag], "user_data": user_data, "monitoring": False}
     droplet_id: int | None = None
     failed = True
