@@ -39,6 +39,7 @@ from provisioner import userdata
 from provisioner.autoscaler import node_proto, template
 from provisioner.autoscaler.doclient import DoClient, DoError
 from provisioner.autoscaler.settings import PoolSettings, Settings
+from provisioner.cloud import tags as tagging
 from provisioner.cloud.apiref import api_ref
 from provisioner.errors import ProvisionError
 
@@ -258,12 +259,12 @@ class Groups:
         return pool
 
     def _pool_of(self, droplet: Mapping[str, Any]) -> PoolSettings | None:
-        tags = set(droplet.get("tags") or [])
-        if self.settings.autoscaled_tag not in tags:
-            return None
+        held = [str(t) for t in droplet.get("tags") or []]
         env = self.settings.environment
-        return next((p for p in self.settings.pools
-                     if f"provision:{env}:pool:{p.name}" in tags), None)
+        if not tagging.is_autoscaled(env, held):
+            return None
+        name = tagging.pool_of(env, held)
+        return next((p for p in self.settings.pools if p.name == name), None)
 
     def _listing(self, deadline: float | None = None) -> dict[int, dict[str, Any]]:
         with self._lock:

@@ -172,9 +172,9 @@ def _wait_action(manager: Any, droplet_id: int, action_id: int, timeout: float,
 
 def snapshots(manager: Any) -> list[dict[str, Any]]:
     """Every droplet snapshot of the account (all pages, checked: cloud/sweep.py says why)."""
-    from provisioner.cloud.sweep import _listed
+    from provisioner.cloud.sweep import listed
 
-    return _listed(manager, "droplet snapshots", "snapshots", {"resource_type": "droplet"})
+    return listed(manager, "droplet snapshots", "snapshots", {"resource_type": "droplet"})
 
 
 def _snapshot_named(manager: Any, name: str, region: str) -> str:
@@ -193,12 +193,12 @@ def _delete_build_droplets(manager: Any, token: str, tag: str, name: str,
     another build's. A failure here is said, with what to delete, never hidden."""
     import digitalocean
 
-    from provisioner.cloud.sweep import _listed
+    from provisioner.cloud.sweep import listed
 
     try:
         ids = {droplet_id} if droplet_id is not None else set()
         for droplet in ([] if droplet_id is not None else
-                        _listed(manager, "droplets", "droplets/", {"tag_name": tag})):
+                        listed(manager, "droplets", "droplets/", {"tag_name": tag})):
             if droplet.get("name") == name and tag in (droplet.get("tags") or []):
                 ids.add(int(droplet["id"]))
         for rid in sorted(i for i in ids if i is not None):

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from provisioner.cloud import tags as tagging
 from provisioner.config.model import Environment, WorkerPool
 from provisioner.errors import RenderError, UsageError
 from provisioner.render import cloudinit
@@ -39,7 +40,6 @@ ADDRESS = f"{SERVICE}.{NAMESPACE}.svc:{PORT}"
 CONFIG_DIR = "/etc/provision-autoscaler"
 SETTINGS_PATH = f"{CONFIG_DIR}/settings.json"
 DO_API_URL = "https://api.digitalocean.com"
-AUTOSCALED = "autoscaled"
 
 # Secrets `up` applies (names shared with cluster/autoscaler.py).
 TLS_SECRET = f"{SERVICE}-tls"
@@ -84,15 +84,10 @@ def node_group(env: Environment, pool: WorkerPool) -> str:
     return f"{env.name}-{pool.name}"
 
 
-def autoscaled_tag(env_name: str) -> str:
-    """The tag the service adds to every droplet it creates."""
-    return f"provision:{env_name}:{AUTOSCALED}"
-
-
 def pool_tags(env: Environment, pool: WorkerPool) -> list[str]:
     """Exactly the tags terraform/workers.tf gives the pool's droplets, in its order."""
-    tag = f"provision:{env.name}"
-    return [tag, f"{tag}:worker", f"{tag}:pool:{pool.name}", *env.digitalocean.tags]
+    tag = tagging.env_tag(env.name)
+    return [tag, f"{tag}:worker", tagging.pool_tag(env.name, pool.name), *env.digitalocean.tags]
 
 
 def cluster_autoscaler_release(env: Environment) -> str:
