@@ -14,7 +14,7 @@ from pathlib import Path
 
 from provisioner.bootstrap.custody import cluster_secrets
 from provisioner.bootstrap.pki import ClusterSecrets
-from provisioner.cloud.ownership import RESERVED_PREFIX
+from provisioner.cloud.tags import RESERVED_PREFIX
 from provisioner.config.model import Environment
 from provisioner.errors import WorkdirError
 from provisioner.lock import exclusive

@@ -164,9 +164,9 @@ class DoClient:
             if response.status == 429:
                 throttled += 1
                 refusal = throttle.Refusal(
-                    throttle._number(response.headers, "Retry-After"),
-                    _whole(throttle._number(response.headers, "RateLimit-Remaining")),
-                    throttle._number(response.headers, "RateLimit-Reset"))
+                    throttle.header_number(response.headers, "Retry-After"),
+                    _whole(throttle.header_number(response.headers, "RateLimit-Remaining")),
+                    throttle.header_number(response.headers, "RateLimit-Reset"))
                 try:
                     delay = throttle.wait_for(refusal, waited, throttled, what)
                 except throttle.LimitReached as limit:

@@ -39,6 +39,8 @@ from provisioner import userdata
 from provisioner.autoscaler import node_proto, template
 from provisioner.autoscaler.doclient import DoClient, DoError
 from provisioner.autoscaler.settings import PoolSettings, Settings
+from provisioner.cloud import tags as tagging
+from provisioner.cloud.apiref import api_ref
 from provisioner.errors import ProvisionError
 
 PROVIDER_PREFIX = "digitalocean://"  # the CCM's and kubelet's providerID (kubeadm template)
@@ -257,12 +259,12 @@ class Groups:
         return pool
 
     def _pool_of(self, droplet: Mapping[str, Any]) -> PoolSettings | None:
-        tags = set(droplet.get("tags") or [])
-        if self.settings.autoscaled_tag not in tags:
-            return None
+        held = [str(t) for t in droplet.get("tags") or []]
         env = self.settings.environment
-        return next((p for p in self.settings.pools
-                     if f"provision:{env}:pool:{p.name}" in tags), None)
+        if not tagging.is_autoscaled(env, held):
+            return None
+        name = tagging.pool_of(env, held)
+        return next((p for p in self.settings.pools if p.name == name), None)
 
     def _listing(self, deadline: float | None = None) -> dict[int, dict[str, Any]]:
         with self._lock:
@@ -309,8 +311,9 @@ class Groups:
 
     def _spec(self, pool: PoolSettings, user_data: str) -> dict[str, Any]:
         # As terraform/workers.tf creates the pool's workers, plus the autoscaled tag.
-        return {"region": pool.region, "size": pool.size, "image": pool.image,
-                "vpc_uuid": pool.vpc_uuid, "ssh_keys": list(pool.ssh_keys),
+        # A snapshot's id and a key's id as numbers: a string is a slug (cloud/apiref.py).
+        return {"region": pool.region, "size": pool.size, "image": api_ref(pool.image),
+                "vpc_uuid": pool.vpc_uuid, "ssh_keys": [api_ref(k) for k in pool.ssh_keys],
                 "tags": [*pool.tags, self.settings.autoscaled_tag], "user_data": user_data,
                 "monitoring": True, "ipv6": False, "backups": False,
                 "with_droplet_agent": False}

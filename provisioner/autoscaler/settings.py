@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioner.cloud import tags as tagging
 from provisioner.errors import UsageError
-
-AUTOSCALED_SUFFIX = ":autoscaled"
 
 
 class SettingsError(UsageError):
@@ -89,7 +88,7 @@ class Settings:
     @property
     def autoscaled_tag(self) -> str:
         """The tag on every droplet the service creates, and on no other."""
-        return f"provision:{self.environment}{AUTOSCALED_SUFFIX}"
+        return tagging.autoscaled_tag(self.environment)
 
     def group_id(self, pool: PoolSettings) -> str:
         return f"{self.environment}-{pool.name}"

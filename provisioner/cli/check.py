@@ -71,12 +71,13 @@ def check(config: Path, workdir: Path | None, online: bool, kubeconfig: Path | N
     from provisioner.analysis import format_report, report
     from provisioner.analysis.spof import SEVERITIES
     from provisioner.config import load_environment
+    from provisioner.cost.report import check_cost_line, check_costs
     from provisioner.ui.output import emit_json, emit_text
 
     env = load_environment(config)
     result = report(env, p=p)
-    result["cost"] = _cost(env)
-    result["findings"] = result["findings"] + _budget(env)
+    result["cost"], budget = check_costs(env)
+    result["findings"] = result["findings"] + budget
     if online or kubeconfig is not None:
         result["online"] = _online(config, env, workdir, given_kubeconfig(kubeconfig))
         result["online"]["findings"] += _run_rate(config, env, workdir, result)
@@ -86,7 +87,8 @@ def check(config: Path, workdir: Path | None, online: bool, kubeconfig: Path | N
     if output == "json":
         emit_json(result)
     else:
-        text = format_report(result) + _cost_line(result)
+        text = format_report(result) + check_cost_line(
+            result["cost"], (result.get("online") or {}).get("run_rate"))
         if "online" in result:
             text += "".join(f"note: {n}\n" for n in result["online"]["notes"])
         emit_text(text)
@@ -94,29 +96,11 @@ def check(config: Path, workdir: Path | None, online: bool, kubeconfig: Path | N
         sys.exit(EXIT_POLICY)
 
 
-def _cost(env: Environment) -> dict[str, Any]:
-    """The plan's monthly cost at list prices (check reads no API unless --online)."""
-    from provisioner.cost.estimate import plan_cost
-    from provisioner.cost.prices import list_prices
-
-    cost = plan_cost(env, list_prices()).as_json()
-    cost["budget"] = float(env.budget.monthly_usd) if env.budget else None
-    return cost
-
-
-def _budget(env: Environment) -> list[dict[str, str]]:
-    from provisioner.cost.estimate import budget_findings, plan_cost
-    from provisioner.cost.prices import list_prices
-
-    return budget_findings(env.budget, plan_cost(env, list_prices()))
-
-
 def _run_rate(config: Path, env: Environment, workdir: Path | None,
               result: dict[str, Any]) -> list[dict[str, str]]:
     """--online: the run rate at the account's prices, and its finding against the budget."""
     from provisioner.cloud.token import api_token
-    from provisioner.cost.estimate import budget_findings
-    from provisioner.cost.online import account_costs
+    from provisioner.cost.report import run_rate
     from provisioner.workdir import Workdir
 
     token = api_token(required=False)
@@ -124,23 +108,8 @@ def _run_rate(config: Path, env: Environment, workdir: Path | None,
         result["online"]["notes"].append("no DIGITALOCEAN_TOKEN: the run rate is not read")
         return []
     root = Workdir.for_config(config, env, workdir).root
-    _planned, running = account_costs(env, token, root / "infrastructure.json")
-    result["online"]["run_rate"] = running.as_json()
-    return budget_findings(env.budget, running=running)
-
-
-def _cost_line(result: dict[str, Any]) -> str:
-    total = result["cost"]["total"]
-    low, high = total["min"], total["max"]
-    text = f"\nMonthly cost of the plan: ${low:,.2f}" + (
-        f"-${high:,.2f} (at min and at max autoscale)" if high != low else "") + (
-        " at list prices")
-    if result["cost"]["budget"] is not None:
-        text += f"; budget ${result['cost']['budget']:,.2f}"
-    rate = (result.get("online") or {}).get("run_rate")
-    if rate is not None:
-        text += f"\nRun rate now: ${rate['total']['min']:,.2f} a month at the account's prices"
-    return text + "\n"
+    result["online"]["run_rate"], findings = run_rate(env, token, root / "infrastructure.json")
+    return findings
 
 
 def _online(config: Path, env: Environment, workdir: Path | None,

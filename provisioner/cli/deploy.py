@@ -26,8 +26,8 @@ kubeconfig_option = click.option(
 context_option = click.option("--context", default=None, help="Context of --kubeconfig.")
 
 
-def _client(config: Path, workdir: Path | None, kubeconfig: Path | None,
-            context: str | None) -> tuple[Any, Any]:
+def deploy_client(config: Path, workdir: Path | None, kubeconfig: Path | None,
+                  context: str | None) -> tuple[Any, Any]:
     from kubernetes import config as kube_config
 
     from provisioner.config import load_environment
@@ -97,7 +97,7 @@ def deploy(config: Path, workdir: Path | None, kubeconfig: Path | None, context:
     from provisioner.pipeline.prepare import one_writer
 
     override = override_reason(override_window, reason)
-    env, api = _client(config, workdir, kubeconfig, context)
+    env, api = deploy_client(config, workdir, kubeconfig, context)
     out = console()
     with one_writer(config, workdir, "deploy"):
         result = run(env, api, out.info, force_conflicts=force_conflicts,
@@ -139,7 +139,7 @@ def rollback(config: Path, workdir: Path | None, kubeconfig: Path | None, contex
     from provisioner.workloads.objects import applyset_id
     from provisioner.workloads.rollback import rollback as run
 
-    env, api = _client(config, workdir, kubeconfig, context)
+    env, api = deploy_client(config, workdir, kubeconfig, context)
     out = console()
     with one_writer(config, workdir, "rollback"):  # until rolled out: a deploy now would race
         results = run(env, api, app)

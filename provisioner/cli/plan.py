@@ -81,6 +81,8 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
         assert changes is not None
         _emit_workloads(changes, output, exit_code)
         return
+    from provisioner.cloud.token import api_token
+    from provisioner.cost.report import plan_costs, plan_costs_text
     from provisioner.infra.engine import resolve
     from provisioner.pipeline import lifecycle
     from provisioner.ui.infra_text import format_infra_plan
@@ -97,7 +99,10 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
     # A version change is pending too (exit 4 with --exit-code), blocked or not: plan only
     # informs; `up` is what refuses it.
     upgrading = outcome.upgrade is not None
-    costs = _account_costs(outcome.prepared.env, outcome.prepared.work.root)
+    costs, warning = plan_costs(outcome.prepared.env, api_token(),
+                                outcome.prepared.work.root / "infrastructure.json")
+    if warning:
+        console().info(warning)
     if output == "json":
         data = result.as_json()
         data["environment"] = outcome.prepared.env.name
@@ -117,40 +122,13 @@ def plan(config: Path, workdir: Path | None, offline: bool, out: Path | None, ex
             from provisioner.workloads.diff import format_diff
 
             emit_text(format_diff(changes))
-        _emit_cost_text(costs)
+        if text := plan_costs_text(costs):
+            emit_text(text)
     if out:
         console().info(f"saved the plan to {out}; apply it with "
                        f"`provision up {config} --plan {out}`")
     if exit_code and (result.pending or pending_apps or upgrading):
         sys.exit(EXIT_CHANGES_PENDING)
-
-
-def _account_costs(env: Any, root: Path) -> dict[str, Any]:
-    """The plan's cost at the account's prices, and the change from what runs now.
-
-    Informative: an account that does not answer here (after the plan read it) costs the
-    figures, not the plan; they are left out with a warning.
-    """
-    from provisioner.cloud.token import api_token
-    from provisioner.cost.estimate import change
-    from provisioner.cost.online import account_costs
-    from provisioner.errors import ProvisionError
-
-    try:
-        planned, running = account_costs(env, api_token(), root / "infrastructure.json")
-    except ProvisionError as e:
-        console().info(f"warning: monthly cost not shown: {e}")
-        return {"cost": None, "cost_change": None}
-    return {"cost": planned.as_json(), "cost_change": change(running, planned)}
-
-
-def _emit_cost_text(costs: dict[str, Any]) -> None:
-    from provisioner.cost.text import format_change, format_cost
-    from provisioner.ui.output import emit_text
-
-    if costs["cost"] is not None:
-        emit_text("\n" + format_cost(costs["cost"], "Monthly cost after this plan")
-                  + format_change(costs["cost_change"]))
 
 
 def _workloads(config: Path, workdir: Path | None, kubeconfig: Path | None,
@@ -196,9 +174,7 @@ def _emit_workloads(changes: list[Any], output: str, exit_code: bool) -> None:
 
 def _offline(config: Path, workdir: Path | None, output: str) -> None:
     from provisioner.config import load_environment
-    from provisioner.cost.estimate import change, plan_cost
-    from provisioner.cost.prices import list_prices
-    from provisioner.cost.text import format_change, format_cost
+    from provisioner.cost.report import offline_plan_costs, offline_plan_costs_text
     from provisioner.plan.offline import offline_plan
     from provisioner.render import render_environment
     from provisioner.ui.output import emit_json, emit_text
@@ -212,16 +188,10 @@ def _offline(config: Path, workdir: Path | None, output: str) -> None:
         work.offline_secrets(env)
     result = offline_plan(env)
     result["workdir"] = str(work.root)
-    # No API call offline: list prices, and no "before" (what runs is not read).
-    cost = plan_cost(env, list_prices())
-    result["cost"] = cost.as_json()
-    result["cost_change"] = change(None, cost)
+    result.update(offline_plan_costs(env))  # no API call: list prices, no "before"
     if output == "json":
         emit_json(result)
     else:
         emit_text(format_offline_plan(result))
-        emit_text("\n" + format_cost(result["cost"], "Monthly cost")
-                  + format_change(result["cost_change"]).rstrip("\n")
-                  + " (offline: what runs now is not read; `provision plan` without "
-                    "--offline compares)\n")
+        emit_text(offline_plan_costs_text(result))
     console().info(f"rendered into {work.root}")

@@ -34,13 +34,13 @@ def upgrade(config: Path, workdir: Path | None, override_window: bool, reason: s
     stopped. Exit 2 when the preflight refuses, 3 outside the windows, 1 when a node fails.
     """
     from provisioner import clock
-    from provisioner.cli.deploy import _client
+    from provisioner.cli.deploy import deploy_client
     from provisioner.pipeline.prepare import one_writer
     from provisioner.ui.output import emit_json
     from provisioner.upgrade import orchestrate, seams
 
     override = override_reason(override_window, reason)
-    env, api = _client(config, workdir, None, None)
+    env, api = deploy_client(config, workdir, None, None)
     out = console()
     with one_writer(config, workdir, "upgrade") as work:
         plan = orchestrate.prepare(env, api, seams.default(), out.info, clock.now(),

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.cloud.sweep import _listed, _manager
+from provisioner.cloud import sweep
+from provisioner.cloud.tags import env_tag, is_autoscaled, pool_of
 from provisioner.errors import ProvisionError
 
 Report = Callable[[str], None]
@@ -33,25 +34,14 @@ class Autoscaled:
     status: str
 
 
-def _pool_of(env_name: str, tags: list[str]) -> str | None:
-    prefix = f"provision:{env_name}:pool:"
-    pools = [t[len(prefix):] for t in tags if t.startswith(prefix)]
-    return pools[0] if len(pools) == 1 else None
-
-
-def is_autoscaled(env_name: str, tags: list[str]) -> bool:
-    """Both exact tags: the environment's and its autoscaled marker."""
-    return f"provision:{env_name}" in tags and f"provision:{env_name}:autoscaled" in tags
-
-
 def listed(env_name: str, token: str, manager: Any = None) -> list[Autoscaled]:
     """The environment's autoscaled droplets, by name."""
-    manager = manager or _manager(token)
+    manager = manager or sweep.api_manager(token)
     found = []
-    for d in _listed(manager, "droplets", "droplets/", {"tag_name": f"provision:{env_name}"}):
+    for d in sweep.listed(manager, "droplets", "droplets/", {"tag_name": env_tag(env_name)}):
         tags = [str(t) for t in d.get("tags") or []]
         if is_autoscaled(env_name, tags):
-            found.append(Autoscaled(int(d["id"]), str(d.get("name")), _pool_of(env_name, tags),
+            found.append(Autoscaled(int(d["id"]), str(d.get("name")), pool_of(env_name, tags),
                                     str(d.get("status"))))
     return sorted(found, key=lambda a: a.name)
 
@@ -90,7 +80,7 @@ def delete_all(env_name: str, token: str, report: Report,
     """Delete every autoscaled droplet of the environment and wait until they are gone;
     list again until a list comes back empty (at most ROUNDS lists), so a droplet created
     while the autoscaler was stopping is not left in the VPC Terraform removes next."""
-    manager = _manager(token)
+    manager = sweep.api_manager(token)
     deleted: list[Autoscaled] = []
     deadline = time.monotonic() + timeout
     for _ in range(ROUNDS):
@@ -113,8 +103,8 @@ def delete_all(env_name: str, token: str, report: Report,
 def _wait_gone(env_name: str, manager: Any, ids: set[int], deadline: float, timeout: float,
                interval: float) -> None:
     while ids:
-        present = {int(d["id"]) for d in _listed(manager, "droplets", "droplets/",
-                                                 {"tag_name": f"provision:{env_name}"})}
+        present = {int(d["id"]) for d in sweep.listed(manager, "droplets", "droplets/",
+                                                      {"tag_name": env_tag(env_name)})}
         ids &= present
         if not ids:
             return

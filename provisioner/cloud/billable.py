@@ -14,30 +14,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from provisioner.cloud import throttle
 from provisioner.cloud.ownership import identity
 from provisioner.cloud.preflight import read
-from provisioner.cloud.sweep import _listed
+from provisioner.cloud.sweep import api_manager, listed
+from provisioner.cloud.tags import autoscaled_tag
 from provisioner.config.model import Environment
 from provisioner.cost.estimate import Running
 
 
-def _manager(token: str) -> Any:
-    import digitalocean
-
-    return throttle.watch(digitalocean.Manager(token=token))
-
-
-def autoscaled_tag(env: Environment) -> str:
-    """The tag the autoscaler's node-group service gives the droplets it creates."""
-    return f"provision:{env.name}:autoscaled"
-
-
 def size_prices(token: str) -> dict[str, Decimal]:
     """price_monthly of every size /v2/sizes lists (the account's own prices)."""
-    manager = _manager(token)
+    manager = api_manager(token)
     prices = {}
-    for size in _listed(manager, "sizes", "sizes"):
+    for size in listed(manager, "sizes", "sizes"):
         price = size.get("price_monthly")
         if isinstance(price, int | float) and not isinstance(price, bool):
             prices[str(size.get("slug"))] = Decimal(str(price))
@@ -46,13 +35,13 @@ def size_prices(token: str) -> dict[str, Decimal]:
 
 def running(env: Environment, token: str, floating_ip: str | None = None) -> Running:
     """The environment's billed resources now (``floating_ip``: the recorded address)."""
-    manager = _manager(token)
+    manager = api_manager(token)
     me = identity(env)
-    scaled = autoscaled_tag(env)
+    scaled = autoscaled_tag(env.name)
     controllers = f"{me.tag}:controller"
     droplets: dict[int, dict[str, Any]] = {}
     for tag in (me.tag, scaled):
-        for droplet in _listed(manager, "droplets", "droplets", {"tag_name": tag}):
+        for droplet in listed(manager, "droplets", "droplets", {"tag_name": tag}):
             droplets[int(droplet["id"])] = droplet
     rows = []
     for droplet in sorted(droplets.values(), key=lambda d: str(d.get("name"))):
@@ -63,7 +52,7 @@ def running(env: Environment, token: str, floating_ip: str | None = None) -> Run
         rows.append((role, str(droplet.get("name")), size))
     ours = set(droplets)
     balancers = []
-    for lb in _listed(manager, "load balancers", "load_balancers"):
+    for lb in listed(manager, "load balancers", "load_balancers"):
         if me.lb_is_ours(str(lb.get("name")), lb.get("tag"), lb.get("droplet_ids") or [],
                          ours):
             balancers.append((str(lb.get("name")), int(lb.get("size_unit") or 1)))
@@ -75,7 +64,7 @@ def running(env: Environment, token: str, floating_ip: str | None = None) -> Run
         elif floating_ip and str(ip.ip) == floating_ip and not holder:
             ips.append((str(ip.ip), False))
     volumes = []
-    for volume in _listed(manager, "volumes", "volumes"):
+    for volume in listed(manager, "volumes", "volumes"):
         attached = {int(d) for d in volume.get("droplet_ids") or []}
         if me.tag in (volume.get("tags") or []) or (attached and attached <= ours):
             volumes.append((str(volume.get("name")), int(volume.get("size_gigabytes") or 0)))

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.cloud import throttle
+from provisioner.cloud.apiref import api_ref
 from provisioner.cloud.ownership import image_build_tag
 from provisioner.cloud.preflight import read
 from provisioner.config.model import Environment
@@ -96,7 +97,8 @@ def build(env: Environment, token: str, user_data: str, report: Report, *,
     tag = image_build_tag(env.name)
     poll = float(os.environ.get(POLL_ENV) or DEFAULT_POLL)
     body = {"name": build_name, "region": env.digitalocean.region, "size": size,
-            "image": env.digitalocean.base_image, "ssh_keys": list(env.digitalocean.ssh_keys),
+            "image": api_ref(env.digitalocean.base_image),
+            "ssh_keys": [api_ref(k) for k in env.digitalocean.ssh_keys],
             "tags": [tag], "user_data": user_data, "monitoring": False}
     droplet_id: int | None = None
     failed = True
@@ -170,9 +172,9 @@ def _wait_action(manager: Any, droplet_id: int, action_id: int, timeout: float,
 
 def snapshots(manager: Any) -> list[dict[str, Any]]:
     """Every droplet snapshot of the account (all pages, checked: cloud/sweep.py says why)."""
-    from provisioner.cloud.sweep import _listed
+    from provisioner.cloud.sweep import listed
 
-    return _listed(manager, "droplet snapshots", "snapshots", {"resource_type": "droplet"})
+    return listed(manager, "droplet snapshots", "snapshots", {"resource_type": "droplet"})
 
 
 def _snapshot_named(manager: Any, name: str, region: str) -> str:
@@ -191,12 +193,12 @@ def _delete_build_droplets(manager: Any, token: str, tag: str, name: str,
     another build's. A failure here is said, with what to delete, never hidden."""
     import digitalocean
 
-    from provisioner.cloud.sweep import _listed
+    from provisioner.cloud.sweep import listed
 
     try:
         ids = {droplet_id} if droplet_id is not None else set()
         for droplet in ([] if droplet_id is not None else
-                        _listed(manager, "droplets", "droplets/", {"tag_name": tag})):
+                        listed(manager, "droplets", "droplets/", {"tag_name": tag})):
             if droplet.get("name") == name and tag in (droplet.get("tags") or []):
                 ids.add(int(droplet["id"]))
         for rid in sorted(i for i in ids if i is not None):

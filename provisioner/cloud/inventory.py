@@ -30,7 +30,7 @@ def inventory(env: Environment, token: str) -> dict[str, Any]:
     """
     import digitalocean
 
-    from provisioner.cloud.autoscaled import is_autoscaled
+    from provisioner.cloud.tags import is_autoscaled, pool_of
 
     tags = resource_names(env)
     manager = throttle.watch(digitalocean.Manager(token=token))
@@ -39,14 +39,12 @@ def inventory(env: Environment, token: str) -> dict[str, Any]:
     by_id = {}
     roles: dict[str, list[dict[str, Any]]] = {"control-plane": [], "workers": []}
     groups = _node_groups(env)
-    pool_tag = f"{tags['digitalocean_tag.cluster']}:pool:"
     for d in sorted(droplets, key=lambda d: d.name):
         role = ("control-plane" if tags["digitalocean_tag.controllers"] in (d.tags or [])
                 else "workers")
         listing = roles[role]
         if is_autoscaled(env.name, list(d.tags or [])):
-            pools = [t[len(pool_tag):] for t in d.tags if t.startswith(pool_tag)]
-            pool = pools[0] if len(pools) == 1 else "?"
+            pool = pool_of(env.name, d.tags) or "?"
             group = groups.setdefault(pool, {"node_group": f"{env.name}-{pool}", "min": None,
                                              "max": None, "group_max": None, "count": 0,
                                              "droplets": []})
@@ -72,19 +70,14 @@ def app_load_balancers(env: Environment, token: str) -> dict[str, str]:
     """Name -> id of the load balancers the cloud controller manager made for the
     environment's apps exposed through one (named ``<env>.<app>``, lb_names.py), as the
     account lists them now; an app whose load balancer is not made yet is absent."""
-    from provisioner.cloud.sweep import _listed
+    from provisioner.cloud.sweep import api_manager, listed
     from provisioner.lb_names import load_balancer
 
     wanted = {load_balancer(env.name, a.name) for a in env.apps if a.expose == "load_balancer"}
     if not wanted:
         return {}
-    manager = throttle.watch(_digitalocean_manager(token))
+    manager = api_manager(token)
     return {str(lb["name"]): str(lb["id"])
-            for lb in _listed(manager, "load balancers", "load_balancers")
+            for lb in listed(manager, "load balancers", "load_balancers")
             if lb.get("name") in wanted}
 
-
-def _digitalocean_manager(token: str) -> Any:
-    import digitalocean
-
-    return digitalocean.Manager(token=token)

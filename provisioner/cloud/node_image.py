@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.config.model import Environment
+from provisioner.config.yamlpos import key_line
 from provisioner.errors import ConfigError, ConfigIssue
 
 KEY = "digitalocean.image"
@@ -27,21 +28,6 @@ def baked_version(name: str) -> str | None:
     """The Kubernetes version in a snapshot name `provision image build` gave, or None."""
     found = _VERSION.search(name)
     return found.group(1) if found else None
-
-
-def _line(config: Path | None) -> int:
-    """The line of ``digitalocean.image`` in the environment file (0 if unknown)."""
-    if config is None:
-        return 0
-    from provisioner.config.yamlpos import Mapping, load
-
-    try:
-        root = load(config.read_bytes()).root
-    except OSError:
-        return 0
-    if isinstance(root, Mapping) and isinstance(do := root.items.get("digitalocean"), Mapping):
-        return do.key_lines.get("image", do.line)
-    return 0
 
 
 def check_snapshot(env: Environment, snapshots: list[dict[str, Any]], config: Path | None,
@@ -62,7 +48,8 @@ def check_snapshot(env: Environment, snapshots: list[dict[str, Any]], config: Pa
         hint = ("copy it to the region (an image transfer) or build one there: "
                 "provision image build" if where else
                 f"run `provision image build {filename}` and name what it prints")
-        raise ConfigError(filename, [ConfigIssue(_line(config), KEY, problem, hint)])
+        line = key_line(config, "digitalocean", "image")
+        raise ConfigError(filename, [ConfigIssue(line, KEY, problem, hint)])
     version = baked_version(name)
     if version is None:
         warn(f"warning: {KEY}: the name of snapshot {name!r} does not say its Kubernetes "

@@ -24,14 +24,13 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from provisioner import lb_names
+from provisioner.cloud.tags import env_tag, pool_tag
 from provisioner.config.model import Environment
-
-RESERVED_PREFIX = "provision:"
 
 
 def image_build_tag(name: str) -> str:
     """The tag of an environment's temporary image build droplets (cloud/image_build.py)."""
-    return f"{RESERVED_PREFIX}{name}:image-build"
+    return f"{env_tag(name)}:image-build"
 
 
 @dataclass(frozen=True)
@@ -61,9 +60,9 @@ class Identity:
 
 def identity(env: Environment) -> Identity:
     """The environment's exact tags and names, as the module and the manifests make them."""
-    tag = f"{RESERVED_PREFIX}{env.name}"
+    tag = env_tag(env.name)
     roles = {tag, f"{tag}:controller", f"{tag}:worker"}
-    roles.update(f"{tag}:pool:{pool.name}" for pool in env.worker_pools)
+    roles.update(pool_tag(env.name, pool.name) for pool in env.worker_pools)
     balancers = {lb_names.api_load_balancer(env.name)}  # terraform/api-endpoint.tf
     # render/manifests.py annotates each LoadBalancer Service with this name for the CCM.
     balancers.update(lb_names.load_balancer(env.name, app.name) for app in env.apps

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from provisioner.config.model import Environment
+from provisioner.config.yamlpos import key_line
 from provisioner.errors import ConfigError, ConfigIssue
 
 Say = Callable[[str], None]
@@ -84,18 +85,7 @@ def _key(version: str) -> tuple[int, ...]:
 
 
 def _line(config: Path | None) -> int:
-    """The line of ``kubernetes.version`` in the environment file (0 if unknown)."""
-    if config is None:
-        return 0
-    from provisioner.config.yamlpos import Mapping, load
-
-    try:
-        root = load(config.read_bytes()).root
-    except OSError:
-        return 0
-    if isinstance(root, Mapping) and isinstance(kube := root.items.get("kubernetes"), Mapping):
-        return kube.key_lines.get("version", kube.line)
-    return 0
+    return key_line(config, "kubernetes", "version")
 
 
 def _stderr(message: str) -> None:

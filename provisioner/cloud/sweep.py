@@ -53,7 +53,8 @@ class Leftovers:
         """``kind:id`` of every resource, for recording exactly what was found."""
         return {f"{kind}:{rid}" for kind, items in self._kinds() for rid, _ in items}
 
-def _manager(token: str) -> Any:
+def api_manager(token: str) -> Any:
+    """A python-digitalocean Manager whose answers feed the rate-limit watch (throttle.py)."""
     import digitalocean
 
     return throttle.watch(digitalocean.Manager(token=token))
@@ -62,7 +63,7 @@ def _manager(token: str) -> Any:
 Item = dict[str, Any]
 
 
-def _listed(manager: Any, what: str, path: str, params: dict[str, str] | None = None
+def listed(manager: Any, what: str, path: str, params: dict[str, str] | None = None
             ) -> list[Item]:
     """Every item of one list, all pages, or an error (retried by ``read``).
 
@@ -93,11 +94,11 @@ def _listed(manager: Any, what: str, path: str, params: dict[str, str] | None = 
 def wait_released(token: str, load_balancers: list[str], volumes: list[str], timeout: float,
                   report: Report, interval: float = 2.0) -> list[str]:
     """Until the named load balancers and volumes are gone; what remains at the deadline."""
-    manager = _manager(token)
+    manager = api_manager(token)
     deadline = time.monotonic() + timeout
     while True:
-        names = {lb.get("name") for lb in _listed(manager, "load balancers", "load_balancers")}
-        volume_names = {v.get("name") for v in _listed(manager, "volumes", "volumes")}
+        names = {lb.get("name") for lb in listed(manager, "load balancers", "load_balancers")}
+        volume_names = {v.get("name") for v in listed(manager, "volumes", "volumes")}
         remaining = ([f"load balancer {n}" for n in load_balancers if n in names]
                      + [f"volume {v}" for v in volumes if v in volume_names])
         if not remaining:
@@ -119,11 +120,11 @@ def leftovers(env: Environment, token: str, floating_ip: str | None = None,
     environment's tag untags every droplet still carrying it, and takes our droplets out of
     the load balancers that targeted them, so after it only ids are left to go by.
     """
-    manager = _manager(token)
+    manager = api_manager(token)
     me = identity(env)
     found = Leftovers()
     # Unfiltered when ids are known: an untagged stray is found by its id.
-    droplets = _listed(manager, "droplets", "droplets/", None if known else {"tag_name": me.tag})
+    droplets = listed(manager, "droplets", "droplets/", None if known else {"tag_name": me.tag})
     ours = set()
     for droplet in droplets:
         if me.tag in (droplet.get("tags") or []) or f"droplet:{droplet['id']}" in known:
@@ -132,21 +133,21 @@ def leftovers(env: Environment, token: str, floating_ip: str | None = None,
     # A `provision image build` droplet a failed cleanup left behind (exact tag, never
     # another environment's): the environment's, though no node of it.
     builders = (droplets if known else
-                _listed(manager, "droplets", "droplets/", {"tag_name": me.image_build}))
+                listed(manager, "droplets", "droplets/", {"tag_name": me.image_build}))
     for droplet in builders:
         if me.image_build in (droplet.get("tags") or []) and int(droplet["id"]) not in ours:
             found.image_builders.append((str(droplet["id"]), str(droplet.get("name"))))
-    for lb in _listed(manager, "load balancers", "load_balancers"):
+    for lb in listed(manager, "load balancers", "load_balancers"):
         name = str(lb.get("name"))
         if (f"load balancer:{lb['id']}" in known
                 or me.lb_is_ours(name, lb.get("tag"), lb.get("droplet_ids") or [], ours)):
             found.load_balancers.append((str(lb["id"]), name))
         elif name in me.load_balancers:
             found.unproven.append(f"load balancer {name} ({lb['id']})")
-    for volume in _listed(manager, "volumes", "volumes"):
+    for volume in listed(manager, "volumes", "volumes"):
         if me.tag in (volume.get("tags") or []) or f"volume:{volume['id']}" in known:
             found.volumes.append((str(volume["id"]), str(volume.get("name"))))
-    for ip in _listed(manager, "floating IPs", "floating_ips"):
+    for ip in listed(manager, "floating IPs", "floating_ips"):
         address = str(ip.get("ip"))
         holder = int((ip.get("droplet") or {}).get("id") or 0)
         recorded = address == floating_ip or f"floating IP:{address}" in known
@@ -157,7 +158,7 @@ def leftovers(env: Environment, token: str, floating_ip: str | None = None,
             # DigitalOcean's pool: held by a droplet that is not ours, it is someone else's.
             found.unproven.append(f"floating IP {address} (on droplet {holder}, not one of "
                                   "this environment's)")
-    for firewall in _listed(manager, "firewalls", "firewalls"):
+    for firewall in listed(manager, "firewalls", "firewalls"):
         name = str(firewall.get("name"))
         if (me.firewall_is_ours(name, firewall.get("tags") or [])
                 or f"firewall:{firewall['id']}" in known):

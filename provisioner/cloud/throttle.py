@@ -41,7 +41,8 @@ class Refusal:
     reset: float | None  # Unix time the oldest counted request expires (RateLimit-Reset)
 
 
-def _number(headers: Any, name: str) -> float | None:
+def header_number(headers: Any, name: str) -> float | None:
+    """A numeric response header (Retry-After, RateLimit-*), or None when absent or not one."""
     try:
         value = float(headers.get(name))
     except (TypeError, ValueError):
@@ -52,10 +53,10 @@ def _number(headers: Any, name: str) -> float | None:
 def _remember(response: Any, *args: Any, **kwargs: Any) -> Any:
     if getattr(response, "status_code", None) == 429:
         headers = response.headers
-        remaining = _number(headers, "RateLimit-Remaining")
-        _last.refusal = Refusal(_number(headers, "Retry-After"),
+        remaining = header_number(headers, "RateLimit-Remaining")
+        _last.refusal = Refusal(header_number(headers, "Retry-After"),
                                 None if remaining is None else int(remaining),
-                                _number(headers, "RateLimit-Reset"))
+                                header_number(headers, "RateLimit-Reset"))
     return response
 
 

@@ -1,7 +1,7 @@
 """Node autoscaling in a running cluster: installed by `up`, stopped by `destroy`.
 
-`up` applies render/autoscaler.py's objects once the platform is ready, with what only the
-run knows: the VPC and API address Terraform made, the cluster's discovery hash, the
+`up` applies render/autoscaler_objects.py's objects once the platform is ready, with what
+only the run knows: the VPC and API address Terraform made, the cluster's discovery hash, the
 DigitalOcean token the service uses, the secret late values the pools' user-data needs,
 and the mTLS pair of each end (bootstrap/autoscaler_tls.py). Secrets go straight to the
 API (server-side apply, field manager ``provision``), never to the rendered folder.
@@ -23,6 +23,7 @@ from provisioner.errors import ProvisionError
 from provisioner.kube import Kube, KubeError
 from provisioner.pipeline.prepare import Prepared
 from provisioner.render import autoscaler as spec
+from provisioner.render import autoscaler_objects, autoscaler_rbac
 
 Report = Callable[[str], None]
 
@@ -91,8 +92,8 @@ def desired(prepared: Prepared, outputs: dict[str, Any], token: str
     if env.digitalocean.snapshot is not None and not image:
         raise ProvisionError(f"the infrastructure record has no id for {env.digitalocean.image} "
                              "yet; run `provision up`")
-    objects = spec.objects(env, spec.settings(env, late, str(vpc), api_url,
-                                              None if image is None else str(image)))
+    objects = autoscaler_objects.objects(env, spec.settings(env, late, str(vpc), api_url,
+                                                            None if image is None else str(image)))
     host = f"{spec.SERVICE}.{spec.NAMESPACE}.svc"
     tls = autoscaler_tls.ensure(prepared.work.secrets,
                                 [host, f"{host}.cluster.local", spec.SERVICE,
@@ -159,7 +160,8 @@ def install(prepared: Prepared, api: Any, outputs: dict[str, Any], token: str,
         except KubeError as e:
             raise ProvisionError(f"cannot apply the node autoscaler's {obj['kind']} "
                                  f"{obj['metadata']['name']}: {e}") from e
-    for kind, name in spec.RETIRED:  # what an earlier provision applied and no longer does
+    # What an earlier provision applied and no longer does.
+    for kind, name in autoscaler_rbac.RETIRED:
         _delete(kube, {"kind": kind, "metadata": {"name": name}})
     groups = ", ".join(f"{spec.node_group(prepared.env, p)} 0..{p.autoscale.group_max}"
                        for p in spec.autoscaled_pools(prepared.env) if p.autoscale)

@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 
 from provisioner.config.model import Budget
-from provisioner.config.reader import Section, _kind
+from provisioner.config.reader import Section, node_kind
 from provisioner.config.yamlpos import Scalar
 
 KEYS = ("monthly_usd",)
@@ -29,7 +29,7 @@ def read_budget(top: Section) -> Budget | None:
         s.issues.add(s.line, path, "is required", _HINT)
         return None
     if not isinstance(node, Scalar) or isinstance(node.value, bool) or node.value is None:
-        s.issues.add(node.line, path, f"expected an amount of dollars, got {_kind(node)}",
+        s.issues.add(node.line, path, f"expected an amount of dollars, got {node_kind(node)}",
                      _HINT)
         return None
     # The characters written, not YAML's float: 900.10 is 900.10, not 900.1000000000000227.

@@ -30,7 +30,8 @@ class Issues:
         self.items.append(ConfigIssue(line, path, problem, hint))
 
 
-def _kind(node: Node) -> str:
+def node_kind(node: Node) -> str:
+    """What a YAML node is, for an error message (``expected text, got a list``)."""
     if isinstance(node, Mapping):
         return "a mapping"
     if isinstance(node, Sequence):
@@ -65,7 +66,7 @@ class Section:
             hint = (f"write '{path.rsplit('.', 1)[-1]}:' followed by indented keys" if path
                     else "an environment file is a mapping of name:, digitalocean:, ...; "
                     "start from a file in examples/")
-            issues.add(node.line, path, f"expected a mapping, got {_kind(node)}", hint)
+            issues.add(node.line, path, f"expected a mapping, got {node_kind(node)}", hint)
             return
         self.items = node.items
         self.key_lines = node.key_lines
@@ -117,7 +118,7 @@ class Section:
     def text_of(self, node: Node, path: str, default: T, check: Check | None = None) -> str | T:
         """Read one node as text, with a check."""
         if not isinstance(node, Scalar) or node.value is None or isinstance(node.value, bool):
-            self.issues.add(node.line, path, f"expected text, got {_kind(node)}",
+            self.issues.add(node.line, path, f"expected text, got {node_kind(node)}",
                             'put the value in quotes if it is meant as text')
             return default
         # The source characters, not the resolved value: `version: 1.30` means "1.30".
@@ -139,7 +140,8 @@ class Section:
             return default
         if not isinstance(node, Scalar) or isinstance(node.value, bool) or not isinstance(
                 node.value, int):
-            self.issues.add(node.line, self.sub(key), f"expected a whole number, got {_kind(node)}",
+            self.issues.add(node.line, self.sub(key),
+                            f"expected a whole number, got {node_kind(node)}",
                             f"e.g. {key}: {default}")
             return default
         if not low <= node.value <= high:
@@ -154,7 +156,8 @@ class Section:
         if node is None:
             return default
         if not isinstance(node, Scalar) or not isinstance(node.value, bool):
-            self.issues.add(node.line, self.sub(key), f"expected true or false, got {_kind(node)}")
+            self.issues.add(node.line, self.sub(key),
+                            f"expected true or false, got {node_kind(node)}")
             return default
         return node.value
 
@@ -180,7 +183,8 @@ class Section:
                     return dt.date.fromisoformat(node.value)
                 except ValueError:
                     pass
-        self.issues.add(node.line, path, f"expected a date, got {_kind(node)}", "e.g. 2026-12-24")
+        self.issues.add(node.line, path, f"expected a date, got {node_kind(node)}",
+                        "e.g. 2026-12-24")
         return None
 
     def items_of(self, key: str, *, required: bool = False, hint: str = "") -> list[Node]:
@@ -191,7 +195,7 @@ class Section:
                 self._missing(key, hint)
             return []
         if not isinstance(node, Sequence):
-            self.issues.add(node.line, self.sub(key), f"expected a list, got {_kind(node)}",
+            self.issues.add(node.line, self.sub(key), f"expected a list, got {node_kind(node)}",
                             "write each item on its own line starting with '- '")
             return []
         return node.items
@@ -216,7 +220,7 @@ class Section:
         if node is None:
             return ()
         if not isinstance(node, Mapping):
-            self.issues.add(node.line, self.sub(key), f"expected a mapping, got {_kind(node)}",
+            self.issues.add(node.line, self.sub(key), f"expected a mapping, got {node_kind(node)}",
                             "write NAME: value pairs, one per line")
             return ()
         result = []

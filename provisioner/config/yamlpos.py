@@ -9,6 +9,7 @@ expansion are bounded, and every failure becomes a :class:`ConfigIssue`, never a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -250,3 +251,18 @@ def load(data: bytes) -> Loaded:
         return Loaded(None, [ConfigIssue(0, "", "nested too deeply to read",
                                          "an environment file is never this deep")])
     return Loaded(root, converter.issues)
+
+
+def key_line(config: Path | None, section: str, key: str) -> int:
+    """The line of ``section.key`` in an environment file: the key's, else the section's;
+    0 when the file is unknown, unreadable or has no such section (an error message then
+    names the file and key without a line)."""
+    if config is None:
+        return 0
+    try:
+        root = load(config.read_bytes()).root
+    except OSError:
+        return 0
+    if isinstance(root, Mapping) and isinstance(found := root.items.get(section), Mapping):
+        return found.key_lines.get(key, found.line)
+    return 0

@@ -36,10 +36,10 @@ def _image_gib(env: Environment, token: str) -> Decimal | None:
     """The ``snapshot:<name>`` image's size_gigabytes, chosen as Terraform chooses it."""
     if env.digitalocean.snapshot is None:
         return None
-    from provisioner.cloud.billable import _manager
     from provisioner.cloud.image_build import snapshots
     from provisioner.cloud.node_image import snapshot_record
+    from provisioner.cloud.sweep import api_manager
 
-    found = snapshot_record(env, snapshots(_manager(token)))
+    found = snapshot_record(env, snapshots(api_manager(token)))
     size = None if found is None else found.get("size_gigabytes")
     return None if size is None else Decimal(str(size))

@@ -45,6 +45,7 @@ from typing import Any
 
 from provisioner import clock
 from provisioner.bootstrap import join_credentials
+from provisioner.cloud.tags import pool_of
 from provisioner.errors import ProvisionError, UsageError
 from provisioner.infra.changes import InfraPlan, plan_from_events
 from provisioner.infra.workspace import Workspace
@@ -114,9 +115,7 @@ def _key(address: str) -> str:
 
 
 def _instance(key: str, values: dict[str, Any], env: str) -> Instance | None:
-    prefix = f"provision:{env}:pool:"
-    pool = next((t[len(prefix):] for t in values.get("tags") or []
-                 if isinstance(t, str) and t.startswith(prefix)), None)
+    pool = pool_of(env, [t for t in values.get("tags") or [] if isinstance(t, str)])
     size, image = values.get("size"), values.get("image")
     if not (pool and isinstance(size, str) and isinstance(image, str)):
         return None
@@ -386,7 +385,7 @@ class _Blocked:
     reason: str
 
 
-def _drainable(pod: dict[str, Any]) -> bool:
+def drainable(pod: dict[str, Any]) -> bool:
     """kubectl drain's filters: not a DaemonSet's or mirror pod, not finished. A pod being
     deleted stays: the drain waits until it is gone (kubectl's waitForDelete)."""
     meta = pod.get("metadata") or {}
@@ -402,7 +401,7 @@ def pods_on(kube: Kube, node: str) -> list[dict[str, Any]]:
     """The pods a drain of ``node`` must evict."""
     listed = kube.request("GET", "/api/v1/pods", [("fieldSelector", f"spec.nodeName={node}")],
                           verb="list pods")
-    return [p for p in listed.get("items") or [] if _drainable(p)]
+    return [p for p in listed.get("items") or [] if drainable(p)]
 
 
 def _label(pod: dict[str, Any]) -> str:

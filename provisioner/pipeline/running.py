@@ -136,7 +136,7 @@ def check_version(prepared: Prepared, running: Running) -> None:
     kube-apiserver); an older one would be a downgrade. `plan` shows an upgrade's preflight
     (provisioner/upgrade/preflight.py) and `provision upgrade` carries it out.
     """
-    from provisioner.cloud.releases import _line
+    from provisioner.config.yamlpos import key_line
 
     if not changes_version(prepared, running):
         return
@@ -144,7 +144,7 @@ def check_version(prepared: Prepared, running: Running) -> None:
     others = sorted({v for v in running.kubelets.values() if v and v != running.version})
     kubelets = f"; kubelets: {', '.join(others)}" if others else ""
     raise ConfigError(str(prepared.config), [ConfigIssue(
-        _line(prepared.config), KEY,
+        key_line(prepared.config, "kubernetes", "version"), KEY,
         f"the cluster runs Kubernetes {running.version} (its API server{kubelets}), not "
         f"{wanted}: `up` does not change a running cluster's version, and nodes made now "
         "would break the version skew policy",

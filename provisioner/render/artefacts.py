@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from provisioner.config.model import Environment
 from provisioner.errors import UsageError
-from provisioner.render import autoscaler, backend, cloudinit, manifests, tfvars
+from provisioner.render import autoscaler_objects, backend, cloudinit, manifests, tfvars
 from provisioner.render.markers import join, segments
 from provisioner.resources import data_dir
 
@@ -59,6 +59,6 @@ def render_environment(env: Environment) -> dict[str, str]:
     for manifest in manifests.all_files(env):
         files[f"manifests/{manifest.name}"] = manifest.text
     # Applied by `up` (cluster/autoscaler.py) with the values Terraform made, not by deploy.
-    if (scaling := autoscaler.manifest(env)) is not None:
+    if (scaling := autoscaler_objects.manifest(env)) is not None:
         files["autoscaler/manifests.yaml"] = scaling
     return files

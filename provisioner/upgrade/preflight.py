@@ -450,7 +450,7 @@ def _budgets(kube: Kube) -> list[Finding]:
     timeout. Selection as policy/v1 defines it: an empty selector selects every pod of the
     namespace, an absent one none (the migration guide's policy/v1 notes, section v1.25).
     """
-    from provisioner.pipeline.rolling import _drainable
+    from provisioner.pipeline.rolling import drainable
 
     try:
         budgets = kube.request("GET", "/apis/policy/v1/poddisruptionbudgets",
@@ -459,7 +459,7 @@ def _budgets(kube: Kube) -> list[Finding]:
     except KubeError as e:
         return [Finding(WARNING, "disruption-budget", f"cannot read the disruption budgets "
                         f"and pods: {e}")]
-    evicted = [p for p in pods if (p.get("spec") or {}).get("nodeName") and _drainable(p)]
+    evicted = [p for p in pods if (p.get("spec") or {}).get("nodeName") and drainable(p)]
     found = []
     for budget in budgets:
         meta, spec = budget.get("metadata") or {}, budget.get("spec") or {}

@@ -292,3 +292,23 @@ def test_a_terraform_load_balancer_with_a_tcp_health_check_has_a_string_path(
     assert lb.health_check.protocol == "tcp"
     assert [str(v) for v in fake.take_violations()] == []
     assert isinstance(lb.health_check.path, str)
+
+
+def test_a_string_image_is_a_slug_and_a_number_an_id(fake: FakeDigitalOcean) -> None:
+    """droplet_create.yml: ``image`` is "The image ID of a public or private image or the
+    slug identifier for a public image", string or integer; ``ssh_keys`` "the IDs or
+    fingerprints". No public slug is all digits, so the fake refuses a string of digits as
+    the API refuses an image it cannot resolve (tests/fakes/doapi/routes.py cites it)."""
+    base = {"name": "x", "region": "fra1", "size": "s-2vcpu-4gb"}
+    bad = {**base, "image": "170000010"}
+    assert _post(fake, "droplets", bad) == 422
+    last = fake.requests("POST", "/v2/droplets")[-1]
+    assert last.response is not None
+    assert (last.response["id"], last.response["message"]) == (
+        "unprocessable_entity", "You specified an invalid image for Droplet creation.")
+    assert _post(fake, "droplets", {**base, "image": "ubuntu-24-04-x64",
+                                        "ssh_keys": ["41000001"]}) == 422
+    assert _post(fake, "droplets", {**base, "image": 170000010,
+                                        "ssh_keys": [41000001]}) == 202
+    assert _post(fake, "droplets", {**base, "name": "y",
+                                        "image": "ubuntu-24-04-x64"}) == 202

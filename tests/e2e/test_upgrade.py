@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from provisioner.agents.node_upgrade import REQUEST
-from provisioner.cli.deploy import _client
+from provisioner.cli.deploy import deploy_client
 from provisioner.pipeline import rolling
 from provisioner.upgrade import orchestrate, seams
 from tests.e2e.world import World, world
@@ -212,7 +212,7 @@ def failed_then_resumed(w: World, kube: FakeKubeAPI, agents: NodeAgents,
 
     for variable, value in w.sim.env.items():
         monkeypatch.setenv(variable, value)
-    env, api = _client(w.sim.config, None, None, None)
+    env, api = deploy_client(w.sim.config, None, None, None)
     steps: list[str] = []
     for _ in range(200):
         plan = orchestrate.prepare(env, api, seams.default(), lambda _: None,

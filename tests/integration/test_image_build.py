@@ -213,3 +213,22 @@ def test_builds_in_the_same_second_have_their_own_droplet_and_cleanup(
                                        said.append)
     assert mine not in droplet_ids(sim) and theirs in droplet_ids(sim)
     assert said == [f"deleted droplet {first} ({mine})"]
+
+
+def test_a_numeric_ssh_key_is_sent_as_its_id(sim: Simulation) -> None:
+    """droplet_create.yml (tests/data/digitalocean-openapi): ``ssh_keys`` items are "the IDs
+    or fingerprints" (integer or string); terraform-provider-digitalocean's
+    resource_droplet.go sends one that parses as a number (``strconv.Atoi``) as the id, so
+    a key the file gives by id reaches the API as a number, as for Terraform's droplets."""
+    def edit(doc: dict[str, object]) -> None:
+        keys = doc["digitalocean"]["ssh_keys"]  # type: ignore[index]
+        keys.append("41000001")
+    sim.write_config(edit=edit)
+    with DropletPlayer(sim, power_off=True) as player:
+        result = sim.run("image", "build", str(sim.config))
+    assert result.code == 0, result.stderr
+    (body,) = [r.body for r in sim.api.requests("POST", "/v2/droplets")]
+    assert body["ssh_keys"][-1] == 41000001
+    assert all(isinstance(k, str) and ":" in k for k in body["ssh_keys"][:-1])
+    assert body["image"] == "ubuntu-24-04-x64"
+    assert player.seen

@@ -22,7 +22,7 @@ import yaml
 
 from provisioner.config.model import PoolAutoscale
 from provisioner.errors import UsageError
-from provisioner.render import autoscaler, autoscaler_code, render_environment
+from provisioner.render import autoscaler, autoscaler_code, autoscaler_objects, render_environment
 from provisioner.render.markers import join
 from tests.support.rendering import example, rendered
 
@@ -97,7 +97,7 @@ def test_the_call_deadline_leaves_room_to_wait_out_a_429() -> None:
     waits a 429 out only within it (doclient.py), so the default would fail a throttled
     scale-up: the doubling backoff alone (1+2+4+8 s, cloud/throttle.py) is 15 s, and the
     create itself must fit after it."""
-    cloud_config = yaml.safe_load(autoscaler.cloud_config())
+    cloud_config = yaml.safe_load(autoscaler_objects.cloud_config())
     seconds = go_duration(cloud_config["grpc_timeout"])
     backoff = sum(2.0 ** n for n in range(4))
     assert seconds >= backoff + 10

@@ -74,3 +74,21 @@ def _installed(name: str) -> bool:
     except importlib.metadata.PackageNotFoundError:
         return False
     return True
+
+
+def test_what_the_pinned_packages_require_is_pinned_too() -> None:
+    """constraints.txt is closed under requirements: a package a pinned one needs (e.g.
+    setuptools, which grpcio-tools requires and `pip freeze` leaves out without --all) is
+    pinned too, so a fresh install takes no untested release of it."""
+    pins = _pins()
+    unpinned = set()
+    for name in pins:
+        if not _installed(name):
+            continue
+        for text in importlib.metadata.requires(name) or []:
+            requirement = Requirement(text)
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            if canonicalize_name(requirement.name) not in pins:
+                unpinned.add(f"{canonicalize_name(requirement.name)} (required by {name})")
+    assert sorted(unpinned) == []

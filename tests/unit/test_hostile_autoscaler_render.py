@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from provisioner.errors import RenderError
-from provisioner.render import autoscaler
+from provisioner.render import autoscaler, autoscaler_objects
 from tests.support.rendering import example
 
 
@@ -48,7 +48,7 @@ def test_a_pre_baked_image_reaches_the_service_as_an_id_or_slug() -> None:
     image = autoscaler.settings(env, late, "vpc", image="170000009")["pools"][0]["image"]
     assert re.fullmatch(r"[0-9]+|[a-z0-9][a-z0-9-]*", str(image)), image
     # The rendered file shows where the id comes from, never the name as an image.
-    for doc in yaml.safe_load_all(autoscaler.manifest(env) or ""):
+    for doc in yaml.safe_load_all(autoscaler_objects.manifest(env) or ""):
         if doc and doc["kind"] == "ConfigMap" and "settings.json" in doc.get("data", {}):
             shown = json.loads(doc["data"]["settings.json"])["pools"][0]["image"]
             assert not shown.startswith("snapshot:"), shown
@@ -66,7 +66,7 @@ def test_every_secret_file_is_readable_by_the_user_its_container_runs_as() -> No
     """Both Deployments run as uid 65532 and mount Secrets with defaultMode 0400 and no
     fsGroup: the service cannot read its token, key or CA (it exits 2 at start, one line,
     then CrashLoopBackOff), the cluster-autoscaler cannot read its client key."""
-    docs = [d for d in yaml.safe_load_all(autoscaler.manifest(example("production")) or "")
+    docs = [d for d in yaml.safe_load_all(autoscaler_objects.manifest(example("production")) or "")
             if d]
     unreadable = []
     for deployment in (d for d in docs if d["kind"] == "Deployment"):
@@ -92,7 +92,7 @@ def test_the_cluster_autoscaler_may_list_and_watch_volume_attachments() -> None:
     (kubernetes/autoscaler issues #7663 and #8678; its Helm chart at tag
     cluster-autoscaler-1.36.1, charts/cluster-autoscaler/templates/clusterrole.yaml, grants
     it; the externalgrpc example this render copies predates that, PR #8385)."""
-    docs = [d for d in yaml.safe_load_all(autoscaler.manifest(example("production")) or "")
+    docs = [d for d in yaml.safe_load_all(autoscaler_objects.manifest(example("production")) or "")
             if d]
     role = next(d for d in docs if d["kind"] == "ClusterRole"
                 and d["metadata"]["name"] == "provision-cluster-autoscaler")

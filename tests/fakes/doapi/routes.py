@@ -270,6 +270,37 @@ _CREATE_ARGS = ("region", "size", "image", "ssh_keys", "tags", "vpc_uuid", "user
 DROPLET_LIMIT_MESSAGE = "creating this/these droplet(s) will exceed your droplet limit"
 
 
+# ``image`` is "The image ID of a public or private image or the slug identifier for a
+# public image", a string or an integer, and ``ssh_keys`` "the IDs or fingerprints" of keys
+# added to the team (droplet_create.yml): a string is a slug or a fingerprint, never an id.
+# The fake's public images are its non-numeric slugs (views.py ``image``), so a string of
+# digits names no image: refused as the API refuses an image it cannot resolve, 422
+# unprocessable_entity "You specified an invalid image for Droplet creation." (the answer
+# clients quote from the API; no reference page lists it). A string of digits is no MD5
+# fingerprint either (``aa:bb:...``), so it names no key. The simulated provider keeps both
+# as strings (its attributes are strings, as Terraform's).
+INVALID_IMAGE_MESSAGE = "You specified an invalid image for Droplet creation."
+
+
+def _image_and_keys(config: dict[str, Any]) -> str | None:
+    """Turn ``image`` and ``ssh_keys`` into the provider's strings; the refusal, if any."""
+    image = config.get("image", "")
+    if isinstance(image, bool) or not isinstance(image, int | str) or (
+            isinstance(image, str) and (not image or image.isdigit())):
+        return INVALID_IMAGE_MESSAGE
+    config["image"] = str(image)
+    keys = config.get("ssh_keys") or []
+    if not isinstance(keys, list):
+        return "ssh_keys must be an array of key ids or fingerprints"
+    for key in keys:
+        if isinstance(key, bool) or not isinstance(key, int | str) or (
+                isinstance(key, str) and key.isdigit()):
+            return (f"ssh_keys: {key!r} is neither a key id (a number) nor a fingerprint "
+                    "of a key on the team")
+    config["ssh_keys"] = [str(k) for k in keys]
+    return None
+
+
 @route("POST", r"/v2/droplets")
 def create_droplets(api: Api, req: Request, m: re.Match[str]) -> Response:
     """Create one droplet (`name`) or up to ten (`names`) through the provider's code."""
@@ -286,9 +317,9 @@ def create_droplets(api: Api, req: Request, m: re.Match[str]) -> Response:
         if isinstance(limit, int) and len(account.table(DROPLETS)) + len(names) > limit:
             return error(422, DROPLET_LIMIT_MESSAGE)
     config = {key: body[key] for key in _CREATE_ARGS if body.get(key) is not None}
-    # The API takes an image slug or a numeric id (a snapshot's): kept as the provider does.
-    config["image"] = str(config.get("image", ""))
-    config["ssh_keys"] = [str(k) for k in config.get("ssh_keys") or []]
+    refused = _image_and_keys(config)
+    if refused:
+        return error(422, refused)
     created = []
     for name in names:
         try:
