@@ -117,7 +117,7 @@ def _refuse_special(path: Path, mode: int) -> None:
                                                   "file")])
 
 
-def _read_bounded(path: Path) -> bytes:
+def read_bounded(path: Path) -> bytes:
     """The file's bytes, refusing anything but a regular file and reading at most a bound.
 
     O_NONBLOCK: opening a FIFO nobody writes to would otherwise wait forever, and a device
@@ -143,7 +143,7 @@ def _read_bounded(path: Path) -> bytes:
 def load_environment(path: Path) -> Environment:
     """Read and validate the environment file at ``path``."""
     try:
-        data = _read_bounded(path)
+        data = read_bounded(path)
     except IsADirectoryError:
         raise ConfigError(str(path), [ConfigIssue(0, "", "is a directory",
                                                   "give the path of an environment .yaml file")]

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from provisioner.config import checks
-from provisioner.config.load import _read_bounded
+from provisioner.config.load import read_bounded
 from provisioner.config.reader import Issues, Section
 from provisioner.config.yamlpos import Mapping, Node, Scalar, Sequence, load
 from provisioner.errors import ConfigError, ConfigIssue
@@ -74,7 +74,7 @@ def is_fleet_file(path: Path) -> bool:
     what is wrong with it, as it always did.
     """
     try:
-        data = _read_bounded(path)
+        data = read_bounded(path)
     except (OSError, ConfigError):
         return False
     loaded = load(data)
@@ -301,7 +301,7 @@ def parse_fleet(data: bytes, filename: str, base: Path) -> Fleet:
 def load_fleet(path: Path) -> Fleet:
     """Read and validate the fleet file at ``path`` and every environment it names."""
     try:
-        data = _read_bounded(path)
+        data = read_bounded(path)
     except OSError as e:
         raise FleetConfigError(str(path), [ConfigIssue(0, "", f"cannot read: {e.strerror}",
                                                        "check the path and permissions")],
