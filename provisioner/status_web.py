@@ -135,8 +135,10 @@ def url_of(server: ThreadingHTTPServer) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(server: ThreadingHTTPServer) -> None:
-    """Serve until SIGINT or SIGTERM; then close the socket and return."""
+def serve(server: ThreadingHTTPServer, on_ready: Callable[[], None] = lambda: None) -> None:
+    """Serve until SIGINT or SIGTERM; then close the socket and return. `on_ready` runs once
+    the signals are handled (it announces the URL: a signal sent on seeing it must stop the
+    server, not kill the process)."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -147,6 +149,7 @@ def serve(server: ThreadingHTTPServer) -> None:
                               daemon=True)
     worker.start()
     try:
+        on_ready()
         while not stop.wait(0.5):
             pass
     finally:

@@ -77,10 +77,14 @@ def _serve(read: Callable[[], dict[str, Any]], port: int, browse: bool) -> None:
 
     server = status_web.bind("127.0.0.1", port, status_web.StatusCache(read))
     url = status_web.url_of(server)
-    click.echo(url)  # stdout: a script may read it; the rest goes to stderr
     out = console()
-    out.info(f"serving the status of this environment at {url} (read-only; Ctrl-C stops)")
-    if browse and status_web.has_browser() and not status_web.open_browser(url):
-        out.info("could not open a browser: open the URL above")
-    status_web.serve(server)
+
+    def announce() -> None:
+        click.echo(url)  # stdout: a script may read it; the rest goes to stderr
+        out.info(f"serving the status of this environment at {url} (read-only; Ctrl-C "
+                 "stops)")
+        if browse and status_web.has_browser() and not status_web.open_browser(url):
+            out.info("could not open a browser: open the URL above")
+
+    status_web.serve(server, announce)
     out.info("stopped")

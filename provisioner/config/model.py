@@ -268,6 +268,13 @@ class Backups:
 
 
 @dataclass(frozen=True)
+class Addons:
+    """Optional cluster add-ons (``addons:``); each off unless the file turns it on."""
+
+    headlamp: bool = False
+
+
+@dataclass(frozen=True)
 class Environment:
     """One environment: infrastructure, cluster, applications and policy."""
 
@@ -285,3 +292,4 @@ class Environment:
     state: State = field(default_factory=State)
     deletion_protection: bool = False
     backups: Backups | None = None
+    addons: Addons = field(default_factory=Addons)

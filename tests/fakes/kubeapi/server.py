@@ -140,6 +140,7 @@ class FakeKubeAPI:
         if defer_controllers:
             self.controllers.busy = self.busy
         self.rest = Rest(self.registry, self.controllers.kubelet, git_version)
+        self.rest.on_token = self._accept_token
         # The control plane's stacked etcd (empty until `etcd_init`); the kubelet runs
         # etcdctl pods against it.
         self.etcd = etcd.EtcdCluster()
@@ -223,6 +224,17 @@ class FakeKubeAPI:
         return f"{'https' if self.tls else 'http'}://{self._address[0]}:{self.port}"
 
     # ------------------------------------------------------------ client setup
+
+    def _accept_token(self, issued: Any) -> None:
+        """A TokenRequest's token authenticates as its service account (tokens.py)."""
+        if self.tokens is not None:
+            self.tokens[issued.token] = (f"system:serviceaccount:{issued.namespace}:"
+                                         f"{issued.service_account}")
+
+    @property
+    def issued_tokens(self) -> list[Any]:
+        """Every TokenRequest answered so far (tokens.Issued)."""
+        return list(self.rest.issued_tokens)
 
     def kubeconfig(self, *, token: str | None = None, namespace: str = "default",
                    client_cert: tuple[bytes, bytes] | None = None) -> dict[str, Any]:  # fmt: skip
