@@ -135,6 +135,10 @@ class Forwarder:
         self.port = self.listener.getsockname()[1]
         self.errors: list[str] = []
         self._stop = threading.Event()
+        # The client's `portforward` swaps its ApiClient's request function for the call's
+        # duration (kubernetes/stream/stream.py): two connections opening at once (a
+        # browser opens several) would send each other's requests the wrong way.
+        self._opening = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -159,10 +163,11 @@ class Forwarder:
         from kubernetes.stream import portforward
 
         try:
-            name = self.pod()
-            core = client.CoreV1Api(self.api)
-            forward = portforward(core.connect_get_namespaced_pod_portforward, name,
-                                  headlamp.NAMESPACE, ports=str(headlamp.PORT))
+            with self._opening:
+                name = self.pod()
+                core = client.CoreV1Api(self.api)
+                forward = portforward(core.connect_get_namespaced_pod_portforward, name,
+                                      headlamp.NAMESPACE, ports=str(headlamp.PORT))
             remote = forward.socket(headlamp.PORT)
             remote.setblocking(True)
             pair = [conn, remote]

@@ -165,3 +165,107 @@ def test_fake_token_request_follows_the_api_reference() -> None:
         # The new token is a user of its own: it can ask (the fake has no RBAC).
         again = post("reader", {"expirationSeconds": 600}, token=answer["status"]["token"])
         assert again["spec"]["expirationSeconds"] == 600
+
+
+def _wait_for_ready_pod(kube: FakeKubeAPI) -> None:
+    """Until the fake's deployment controller has a Headlamp pod Ready (it starts pods a
+    few controller steps after the Deployment is applied)."""
+    import json
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{kube.base_url}/api/v1/namespaces/"
+                                    f"{headlamp.NAMESPACE}/pods", timeout=30) as r:
+            pods = json.loads(r.read())["items"]
+        if any(c.get("type") == "Ready" and c.get("status") == "True"
+               for p in pods for c in (p.get("status") or {}).get("conditions") or []):
+            return
+        time.sleep(0.2)
+    raise AssertionError("no Headlamp pod became Ready in the fake")
+
+
+class _StandIn:
+    """What answers on the Headlamp pod's port here: a page that says whose it is."""
+
+    PAGE = b"<!DOCTYPE html><html><head><title>Headlamp stand-in</title></head>" \
+           b"<body><h1>Headlamp stand-in</h1><p id='path'>served through the pod</p>" \
+           b"</body></html>"
+
+    def __enter__(self) -> tuple[str, int]:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        page = self.PAGE
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        host, port = self.server.server_address[:2]
+        return str(host), int(port)
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_url_reaches_the_headlamp_pod_through_the_api_servers_port_forward(
+        tmp_path: Path) -> None:
+    """Local port -> kubernetes client's portforward -> the fake API server's
+    pods/portforward (WebSocket, v4.channel.k8s.io) -> the pod's port 4466; loaded with
+    urllib, and in headless Chromium when it is installed (screenshot in the artefacts)."""
+    import shutil
+    import urllib.request
+
+    bin_dir, _ = _clipboard(tmp_path)
+    with FakeKubeAPI() as kube, _StandIn() as pod_port:
+        kube.pod_ports[(headlamp.NAMESPACE, headlamp.PORT)] = pod_port
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+        process = _start(tmp_path, _config(tmp_path, addon=True), kubeconfig,
+                         f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:"), url
+            _wait_for_ready_pod(kube)
+            with urllib.request.urlopen(url, timeout=60) as r:
+                assert r.read() == _StandIn.PAGE
+            forwards = kube.port_forwards
+            assert forwards and all(f.namespace == headlamp.NAMESPACE
+                                    and f.ports == (headlamp.PORT,) for f in forwards)
+            assert forwards[0].pod.startswith(f"{headlamp.NAME}-")
+
+            if shutil.which("chromium"):
+                from tests.integration.test_status_web_browser import (
+                    artefacts,
+                    chromium,
+                )
+                from tests.support import png
+
+                dumped = chromium(tmp_path / "profile", "--dump-dom", url)
+                assert dumped.returncode == 0, dumped.stderr[-2000:]
+                assert "served through the pod" in dumped.stdout
+                shot = artefacts() / "dashboard-headlamp.png"
+                shot.unlink(missing_ok=True)
+                taken = chromium(tmp_path / "profile-shot", "--window-size=800,600",
+                                 f"--screenshot={shot}", url)
+                assert taken.returncode == 0, taken.stderr[-2000:]
+                image = png.read(shot.read_bytes())
+                assert (image.width, image.height) == (800, 600)
+                assert len(image.colours()) > 2
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+        assert "a connection to Headlamp failed" not in stderr
