@@ -148,3 +148,18 @@ def test_status_page_renders_in_headless_chromium(tmp_path: Path) -> None:
             _, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr
         assert "serving the status" in stderr and "stopped" in stderr
+
+
+def test_sigterm_as_soon_as_the_url_is_out_exits_0(tmp_path: Path) -> None:
+    """A script that stops the server on seeing its URL must not kill it mid-start (exit
+    143): the signals are handled before the URL is printed."""
+    with simulation(tmp_path) as sim:
+        sim.write_config({"deploy_policy": {}})
+        process = sim.popen("status", str(sim.config), "--web", "--no-browser",
+                            extra={"CI": "true", "DIGITALOCEAN_TOKEN": ""})
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
