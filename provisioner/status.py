@@ -65,6 +65,7 @@ def cluster_status(env: Environment, kubeconfig: Path) -> dict[str, Any]:
     from provisioner.kube import Kube, KubeError
     from provisioner.pipeline.cluster_stage import api_client
     from provisioner.pipeline.deploy_stage import LAST_DEPLOY
+    from provisioner.render.manifests import COLOUR_LABEL
     from provisioner.workloads.objects import parent_name
 
     try:
@@ -90,10 +91,19 @@ def cluster_status(env: Environment, kubeconfig: Path) -> dict[str, Any]:
                                selector, verb=f"list {resource}")
         for item in listing.get("items") or []:
             spec, st = item.get("spec") or {}, item.get("status") or {}
-            workloads.append({"name": (item.get("metadata") or {}).get("name") or "?",
+            meta = item.get("metadata") or {}
+            pod = ((spec.get("template") or {}).get("spec") or {})
+            workloads.append({"name": meta.get("name") or "?",
                               "kind": kind, "desired": int(spec.get("replicas") or 0),
                               "updated": int(st.get("updatedReplicas") or 0),
-                              "available": int(st.get("availableReplicas") or 0)})
+                              "available": int(st.get("availableReplicas") or 0),
+                              "ready": int(st.get("readyReplicas") or 0),
+                              "images": [c.get("image") for c in pod.get("containers") or []
+                                         if c.get("image")],
+                              # blue/green apps run one workload a colour (its pods and
+                              # selector carry it); other apps have none
+                              "colour": ((spec.get("selector") or {}).get("matchLabels")
+                                         or {}).get(COLOUR_LABEL)})
     try:
         parent = kube.request("GET", f"/api/v1/namespaces/{env.namespace}/configmaps/"
                               f"{parent_name(env)}", verb="get configmaps")

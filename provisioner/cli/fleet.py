@@ -28,7 +28,7 @@ READ_ONLY = frozenset({"validate", "plan", "status", "check"})
 # Options that name one environment's things: meaningless for several at once.
 ONE_ENVIRONMENT = {"workdir": "--workdir", "kubeconfig": "--kubeconfig",
                    "context": "--context", "out": "--out", "saved_plan": "--plan",
-                   "replace": "--replace"}
+                   "replace": "--replace", "web": "--web"}
 
 
 def fleet_of(config: Path | None) -> Any:

@@ -45,6 +45,7 @@ def _register() -> None:
     from provisioner.cli import (
         backup,
         check,
+        dashboard,
         deploy,
         destroy,
         fleet_commands,
@@ -71,6 +72,7 @@ def _register() -> None:
     cli.add_command(deploy.rollback)
     cli.add_command(check.check)
     cli.add_command(status.status)
+    cli.add_command(dashboard.dashboard)
     cli.add_command(rotate.rotate)
     cli.add_command(backup.backup)
     cli.add_command(init.init)

@@ -51,7 +51,9 @@ def inventory(env: Environment, token: str) -> dict[str, Any]:
             group["count"] += 1
             listing = group["droplets"]
         listing.append({"name": d.name, "id": d.id, "status": d.status,
-                            "size": d.size_slug, "public_ip": d.ip_address,
+                            "size": d.size_slug, "region": (d.region or {}).get("slug")
+                            if isinstance(d.region, dict) else d.region,
+                            "public_ip": d.ip_address,
                             "private_ip": d.private_ip_address,
                             # RFC 3339, as the API's droplet object carries it.
                             "created_at": getattr(d, "created_at", None)})

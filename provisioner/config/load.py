@@ -21,14 +21,14 @@ from provisioner.config.infra_sections import (
     read_state,
     read_worker_pools,
 )
-from provisioner.config.model import Environment
+from provisioner.config.model import Addons, Environment
 from provisioner.config.reader import Issues, Section
 from provisioner.config.yamlpos import MAX_BYTES, Mapping, Node, Sequence, load
 from provisioner.errors import ConfigError, ConfigIssue
 
 TOP_KEYS = ("name", "namespace", "digitalocean", "kubernetes", "control_plane", "worker_pools",
             "access", "config", "secrets", "apps", "deploy_policy", "state", "deletion_protection",
-            "backups", "budget")
+            "backups", "budget", "addons")
 
 
 def _locator(root: Node) -> Callable[[str], int]:
@@ -91,12 +91,21 @@ def parse(data: bytes, filename: str) -> Environment:
         deletion_protection=top.boolean("deletion_protection", False),
         backups=read_backups(top, name, state, digitalocean.region),
         budget=read_budget(top),
+        addons=_read_addons(top),
     )
     locate = _locator(loaded.root)
     check_environment(env, issues, locate)
     if issues.items:
         raise ConfigError(filename, _dedupe(issues.items))
     return env
+
+
+def _read_addons(top: Section) -> Addons:
+    """``addons: {headlamp: true}``: the optional add-ons (README: Dashboard)."""
+    if not top.has("addons"):
+        return Addons()
+    s = top.section("addons", ("headlamp",))
+    return Addons(headlamp=s.boolean("headlamp", False))
 
 
 def _dedupe(items: list[ConfigIssue]) -> list[ConfigIssue]:

@@ -295,6 +295,13 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Addons:
+    """Optional cluster add-ons (``addons:``); each off unless the file turns it on."""
+
+    headlamp: bool = False
+
+
+@dataclass(frozen=True)
 class Environment:
     """One environment: infrastructure, cluster, applications and policy."""
 
@@ -313,3 +320,4 @@ class Environment:
     deletion_protection: bool = False
     backups: Backups | None = None
     budget: Budget | None = None
+    addons: Addons = field(default_factory=Addons)

@@ -46,6 +46,10 @@ def test_status_shows_droplets_floating_ip_nodes_apps_and_last_deploy(tmp_path: 
         assert apps["api-blue"]["available"] == apps["api-blue"]["desired"] >= 1
         assert apps["elasticsearch"]["desired"] == 3
         assert apps["elasticsearch"]["kind"] == "StatefulSet"
+        # The page (`status --web`) shows these: the serving colour and the images.
+        assert apps["api-blue"]["colour"] == "blue" and apps["elasticsearch"]["colour"] is None
+        assert apps["api-blue"]["images"] == ["ghcr.io/acme/api:1.4.2"]
+        assert {d["region"] for d in cloud["droplets"]["workers"]} == {"fra1"}
         assert cluster["last_deploy"]["images"]["api"] == "ghcr.io/acme/api:1.4.2"
         assert "@" in cluster["last_deploy"]["by"]
 

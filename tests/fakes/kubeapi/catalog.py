@@ -84,7 +84,8 @@ RESOURCES: tuple[ResourceType, ...] = (
         categories=_ALL),
     _rt("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     _rt("", "v1", "secrets", "Secret"),
-    _rt("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    _rt("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",),
+        subresources=("token",)),
     _rt("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short_names=("pvc",),
         subresources=("status",)),
     _rt("", "v1", "events", "Event", short_names=("ev",)),
@@ -127,10 +128,11 @@ RESOURCES: tuple[ResourceType, ...] = (
 
 # Subresources whose body is another kind (GET deployments/x/scale is an autoscaling/v1 Scale).
 SUBRESOURCE_KIND = {"scale": ("autoscaling", "v1", "Scale"), "log": ("", "v1", "Pod"),
-                    "eviction": ("policy", "v1", "Eviction")}
+                    "eviction": ("policy", "v1", "Eviction"),
+                    "token": ("authentication.k8s.io", "v1", "TokenRequest")}
 SUBRESOURCE_VERBS = {"status": ("get", "patch", "update"), "scale": ("get", "patch", "update"),
                      "log": ("get",), "approval": ("get", "patch", "update"),
-                     "eviction": ("create",)}  # fmt: skip
+                     "eviction": ("create",), "token": ("create",)}  # fmt: skip
 
 
 def group_versions(minor: int | None = None) -> list[tuple[str, str]]:

@@ -18,12 +18,23 @@ client), as on the real server.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog, certificates, discovery, disruption, errors, patch, tables, watch
+from . import (
+    catalog,
+    certificates,
+    discovery,
+    disruption,
+    errors,
+    patch,
+    tables,
+    tokens,
+    watch,
+)
 from .catalog import ResourceType
 from .errors import ApiError
 from .kubelet import Kubelet
@@ -112,6 +123,8 @@ class Rest:
         self.live = True
         self.server_address = "127.0.0.1:6443"
         self.timeline: disruption.Timeline | None = None  # evictions are noted there
+        self.issued_tokens: list[tokens.Issued] = []  # TokenRequests answered (tokens.py)
+        self.on_token: Any = None  # the server registers issued tokens as users
         # The apiserver_requested_deprecated_apis series /metrics shows (label dicts);
         # None: /metrics answers 404, as a server whose metrics are not reachable does.
         self.deprecated_api_series: list[dict[str, str]] | None = None
@@ -232,6 +245,14 @@ class Rest:
             return self._list(req, t)
         body = parse_body(req.body, req.content_type)
         fields = FieldCheck(req.query.get("fieldValidation") or "Warn")
+        if req.method == "POST" and t.subresource == "token":
+            exists = self.registry.store.peek(rt, ns, t.name) is not None
+            answer, issued = tokens.request_token(rt, ns, t.name, body, exists,
+                                                  dt.datetime.now(dt.UTC))
+            self.issued_tokens.append(issued)
+            if self.on_token is not None:
+                self.on_token(issued)
+            return Response(201, answer)
         if req.method == "POST" and t.subresource == "eviction":
             return Response(201, disruption.evict(self.registry, ns, t.name, body,
                                                   self.dry_run(req), self.timeline))

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from . import catalog, errors, etcd
+from . import catalog, errors, etcd, portforward
 from . import tls as tls_module
 from .controllers import Controllers
 from .disruption import Timeline
@@ -140,6 +140,11 @@ class FakeKubeAPI:
         if defer_controllers:
             self.controllers.busy = self.busy
         self.rest = Rest(self.registry, self.controllers.kubelet, git_version)
+        self.rest.on_token = self._accept_token
+        # Loopback addresses tests serve as a port of every pod of a namespace, and the
+        # port-forwards asked for (portforward.py).
+        self.pod_ports: dict[tuple[str, int], tuple[str, int]] = {}
+        self.port_forwards: list[portforward.Forwarded] = []
         # The control plane's stacked etcd (empty until `etcd_init`); the kubelet runs
         # etcdctl pods against it.
         self.etcd = etcd.EtcdCluster()
@@ -223,6 +228,17 @@ class FakeKubeAPI:
         return f"{'https' if self.tls else 'http'}://{self._address[0]}:{self.port}"
 
     # ------------------------------------------------------------ client setup
+
+    def _accept_token(self, issued: Any) -> None:
+        """A TokenRequest's token authenticates as its service account (tokens.py)."""
+        if self.tokens is not None:
+            self.tokens[issued.token] = (f"system:serviceaccount:{issued.namespace}:"
+                                         f"{issued.service_account}")
+
+    @property
+    def issued_tokens(self) -> list[Any]:
+        """Every TokenRequest answered so far (tokens.Issued)."""
+        return list(self.rest.issued_tokens)
 
     def kubeconfig(self, *, token: str | None = None, namespace: str = "default",
                    client_cert: tuple[bytes, bytes] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -599,6 +615,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline()  # the CRLF after each chunk
 
     def _serve(self) -> None:
+        target = urlsplit(self.path)
+        forward = portforward.PATH.match(unquote(target.path))
+        if forward and self.command == "GET":
+            self._port_forward(forward.group(1), forward.group(2),
+                               dict(parse_qsl(target.query)))
+            return
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             body = self._read_chunked()
         else:
@@ -624,6 +646,20 @@ class _Handler(BaseHTTPRequestHandler):
         # under 16 clients py-spy found about a third of the handlers' samples in the two
         # writes this used to make.
         self.wfile.write("\r\n".join(lines).encode("latin-1") + payload)
+
+    def _port_forward(self, namespace: str, pod: str, query: dict[str, str]) -> None:
+        """A WebSocket port-forward (portforward.py); the connection is not reused."""
+        fake = self.server.fake
+        self.close_connection = True
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            user = fake.authenticate(headers, self._peer_user(), self.path)
+        except ApiError:
+            self.wfile.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+            return
+        exists = fake.get("v1", "Pod", pod, namespace) is not None
+        portforward.serve(self, namespace, pod, query, user, exists, fake.pod_ports,
+                          fake.port_forwards.append)
 
     def _stream(self, response: Response) -> None:
         """Chunked transfer of newline-terminated JSON events (a watch)."""
