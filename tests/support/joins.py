@@ -132,7 +132,7 @@ class Agent:
         if self.conn is not None:
             self.conn.close()
         self.conn = http.client.HTTPSConnection(self.host, self.port, context=context,
-                                                timeout=120)
+                                                timeout=600)  # a loaded machine: no tight timeouts
 
     def _call(self, method: str, path: str, body: Any = None, token: str | None = None,
               content_type: str = "application/json") -> tuple[int, Any]:
