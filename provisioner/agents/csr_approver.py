@@ -268,15 +268,6 @@ class Kubectl:
             raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
         return json.loads(result.stdout)
 
-    def node(self, name: str) -> dict[str, Any] | None:
-        result = self.run("get", "node", name, "-o", "json")
-        if result.returncode != 0:
-            if "NotFound" in result.stderr or "not found" in result.stderr:
-                return None
-            raise RuntimeError(f"kubectl get node {name}: {result.stderr.strip()}")
-        found: dict[str, Any] = json.loads(result.stdout)
-        return found
-
     def approve(self, csr: dict[str, Any], message: str) -> bool:
         """PUT the request as read, plus an Approved condition, to its approval subresource."""
         body = json.loads(json.dumps(csr))
@@ -295,40 +286,69 @@ class Kubectl:
         return True
 
 
+APPROVERS = 8  # approvals sent at once: each is one PUT, independent of the others
+
+
 def approve_pending(kubectl: Kubectl, reported: Path | None = None,
-                    refused: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
-                    ) -> dict[str, str]:
-    """One pass: review every pending kubelet serving request; name -> outcome."""
+                    refused: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+                    workers: int = APPROVERS) -> dict[str, str]:
+    """One pass: review every pending kubelet serving request; name -> outcome.
+
+    Two LISTs a pass (requests, Nodes) and one PUT per approved request, whatever the
+    number of nodes: each requester's Node comes from the one LIST, not a GET per request,
+    and the PUTs go out `workers` at a time, so 500 nodes joining at once are approved in
+    one pass that does not wait on each request in turn.
+    """
     listed = kubectl.json("get", "certificatesigningrequests")
     nodes: list[dict[str, Any]] | None = None
+    by_name: dict[str, dict[str, Any]] = {}
     seen = set(reported.read_text().split()) if reported and reported.is_file() else set()
     outcomes = {}
+    approvals: list[tuple[dict[str, Any], str]] = []
     for csr in listed.get("items") or []:
         spec = csr.get("spec") or {}
         if spec.get("signerName") != SIGNER or not pending(csr):
             continue
         name = csr["metadata"]["name"]
         node_name = node_of(csr)
-        node = kubectl.node(node_name) if node_name else None
         if nodes is None:
             nodes = list(kubectl.json("get", "nodes").get("items") or [])
+            by_name = {str((n.get("metadata") or {}).get("name")): n for n in nodes}
+        node = by_name.get(node_name) if node_name else None
         reason = review(csr, node, nodes, refused)
         if reason is None:
-            ok = kubectl.approve(csr, f"serving certificate of node {node_name}, names checked "
-                                      "against its Node object by provision")
-            outcomes[name] = "approved" if ok else "not approved (see above)"
-            if ok:
-                log(f"approved {name} for node {node_name}")
+            approvals.append((csr, str(node_name)))
             continue
         outcomes[name] = f"pending: {reason}"
         if name not in seen:  # once, not on every pass of the timer
             log(f"left {name} pending: {reason}")
             seen.add(name)
+    outcomes.update(_approve_all(kubectl, approvals, workers))
     if reported is not None:
         current = {csr["metadata"]["name"] for csr in listed.get("items") or []}
         reported.parent.mkdir(parents=True, exist_ok=True)
         reported.write_text("\n".join(sorted(seen & current)) + "\n")
     return outcomes
+
+
+def _approve_all(kubectl: Kubectl, approvals: Sequence[tuple[dict[str, Any], str]],
+                 workers: int) -> dict[str, str]:
+    """Send the approvals, `workers` at a time; name -> outcome."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def approve(item: tuple[dict[str, Any], str]) -> tuple[str, str]:
+        csr, node_name = item
+        name = csr["metadata"]["name"]
+        ok = kubectl.approve(csr, f"serving certificate of node {node_name}, names checked "
+                                  "against its Node object by provision")
+        if ok:
+            log(f"approved {name} for node {node_name}")
+        return name, "approved" if ok else "not approved (see above)"
+
+    if not approvals:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(approvals)))) as pool:
+        return dict(pool.map(approve, approvals))
 
 
 def main(argv: list[str]) -> int:

@@ -69,6 +69,11 @@ FIGURES: dict[str, list[str]] = {
         rf"largest: 10 workers ready in {NUMBER} min at parallelism 13 \(target < 10 min\), "
         rf"{NUMBER} min from a pre-baked image.*",
     ],
+    "joins.py": [
+        rf"(10|20)\s+{NUMBER}(\s+[0-9]+){{5}}(\s+{NUMBER}){{3}}\s+[0-9]+"
+        rf"\s+{NUMBER}",
+        rf"requests per node, 20 / 10 nodes: {NUMBER} \(target 1\.00\); .*",
+    ],
     "apply.py": [
         rf"provision deploy\s+{NUMBER}\s+[0-9]+(\s+{NUMBER}){{3}}",
         rf"kubectl apply \+ rollout status\s+{NUMBER}\s+[0-9]+(\s+{NUMBER}){{3}}",

@@ -188,3 +188,59 @@ def test_the_fake_keeps_csrs_as_the_api_server_does(cluster: Cluster) -> None:
     refused = cluster.kubectl("system:node:w2", "create", "-f", "-",
                               stdin=yaml.safe_dump(bad), check=False)
     assert refused.returncode != 0 and "spec.request" in refused.stderr
+
+
+def _many(kube: FakeKubeAPI, folder: Path, count: int) -> Cluster:
+    """`count` nodes n1..n<count>, each with its own pending serving request."""
+    tokens = {"admin-token": "kubernetes-admin",
+              **{f"n{i}-token": f"system:node:n{i}" for i in range(1, count + 1)}}
+    kube.tokens = tokens
+    for i in range(1, count + 1):
+        kube.add_node(f"n{i}", address=f"10.10.1.{i}")
+    cluster = Cluster.__new__(Cluster)
+    cluster.kube, cluster.folder = kube, folder
+    cluster.configs = {user: kube.write_kubeconfig(folder / f"{token}.kubeconfig", token=token)
+                       for token, user in tokens.items()}
+    for i in range(1, count + 1):
+        cluster.create(f"system:node:n{i}", csr_manifest(
+            f"n{i}-serving", request_pem(f"n{i}", [f"n{i}"], [f"10.10.1.{i}"])))
+    kube.clear_log()
+    return cluster
+
+
+def test_a_pass_costs_two_lists_and_one_put_per_request_whatever_the_count(
+        tmp_path: Path) -> None:
+    """Joins stay O(1) per node on the shared approver: a pass over k pending requests
+    sends one LIST of requests, one LIST of Nodes and k approvals; the requester's Node
+    comes from that LIST (it used to be a GET per request: 2 + 2k)."""
+    with FakeKubeAPI(tls=True, tokens={}) as kube:
+        cluster = _many(kube, tmp_path, 12)
+        result = cluster.approver()
+        assert result.returncode == 0, result.stderr
+        sent = [(r.method, r.resource, r.name) for r in kube.request_log]
+        assert sorted(sent) == sorted(
+            [("GET", "certificatesigningrequests", ""), ("GET", "nodes", "")]
+            + [("PUT", "certificatesigningrequests/approval", f"n{i}-serving")
+               for i in range(1, 13)]), sent
+        assert all(conditions(cluster.csr(f"n{i}-serving")) == ["Approved"]
+                   for i in range(1, 13))
+
+
+def test_a_pass_sends_its_approvals_at_once_not_one_after_another(tmp_path: Path) -> None:
+    """Each approval is one PUT that depends on no other, so a pass does not wait for one
+    before sending the next: at 100 ms a request, the approvals of 16 requests overlap at
+    the server (one after another, as before, they never do: the peak is 1)."""
+    with FakeKubeAPI(tls=True, tokens={}) as kube:
+        cluster = _many(kube, tmp_path, 16)
+        kube.latency_ms = 100
+        result = cluster.approver()
+        assert result.returncode == 0, result.stderr
+        puts = kube.requests("PUT", f"{CSR_PATH}/*/approval")
+        assert len(puts) == 16
+        events = sorted([(r.started, 1) for r in puts]
+                        + [(r.started + r.duration, -1) for r in puts])
+        peak = running = 0
+        for _, step in events:
+            running += step
+            peak = max(peak, running)
+        assert peak >= 2, f"approvals never overlapped (peak {peak})"

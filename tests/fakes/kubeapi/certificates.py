@@ -16,8 +16,9 @@ request whose signature verifies, ``signerName`` is required in v1, and a reques
 be both approved and denied. The fake authenticates users by name only; the groups it
 records are the ones the real requester's client certificate carries: ``system:nodes``
 for ``system:node:<name>`` (the kubelet's certificate, O=system:nodes) and
-``kubeadm:cluster-admins`` for ``kubernetes-admin`` (kubeadm's admin.conf), plus
-``system:authenticated`` for everyone.
+``kubeadm:cluster-admins`` for ``kubernetes-admin`` (kubeadm's admin.conf),
+``system:bootstrappers`` and kubeadm's node token group for ``system:bootstrap:<id>`` (a
+node bootstrap token: bootstrap.py), plus ``system:authenticated`` for everyone.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def groups_of(user: str) -> list[str]:
         groups.append("system:nodes")
     if user == "kubernetes-admin":
         groups.append("kubeadm:cluster-admins")
+    if user.startswith("system:bootstrap:"):  # a node bootstrap token (bootstrap.py)
+        groups += ["system:bootstrappers", "system:bootstrappers:kubeadm:default-node-token"]
     return [*groups, "system:authenticated"]
 
 

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from . import catalog, errors, etcd, portforward
+from . import bootstrap, catalog, errors, etcd, portforward
 from . import tls as tls_module
 from .controllers import Controllers
 from .disruption import Timeline
@@ -106,6 +106,7 @@ class FakeKubeAPI:
         git_version: str = "v1.37.1",
         host: str = "127.0.0.1",
         port: int = 0,
+        signer: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.tls = tls
         self.latency_ms = latency_ms
@@ -159,6 +160,10 @@ class FakeKubeAPI:
         self._stopping = threading.Event()
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
+        # `signer` (the cluster CA's cert and key PEM): kube-controller-manager's
+        # certificate controllers and bootstrap signer run (bootstrap.py).
+        self.certificates = (bootstrap.CertificateControllers(self, *signer)
+                             if signer else None)
         self._seed()
 
     def _seed(self) -> None:
@@ -193,11 +198,15 @@ class FakeKubeAPI:
         self._thread.start()
         if self.run_controllers:
             self.controllers.start()
+        if self.certificates is not None:
+            self.certificates.start()
         return self.base_url
 
     def stop(self) -> None:
         """Stop serving, end open watches, cut keep-alive connections; safe to call twice."""
         self.controllers.stop()
+        if self.certificates is not None:
+            self.certificates.stop()
         server, self._server = self._server, None
         if server is None:
             return
@@ -423,9 +432,11 @@ class FakeKubeAPI:
 
     # ------------------------------------------------------------------- serving
 
-    def authenticate(self, headers: Mapping[str, str], peer_user: str | None, path: str
-                     ) -> str:  # fmt: skip
-        """The user name, or raise 401. Open (no tokens, no client CA): everyone is admin."""
+    def authenticate(self, headers: Mapping[str, str], peer_user: str | None, path: str,
+                     method: str = "GET") -> str:  # fmt: skip
+        """The user name, or raise 401. Open (no tokens, no client CA): everyone is admin.
+        Node bootstrap tokens and anonymous reads of cluster-info as on a kubeadm cluster
+        (bootstrap.py)."""
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         if self.tokens is None and self.client_ca_pem is None:
@@ -436,7 +447,13 @@ class FakeKubeAPI:
             for known, user in self.tokens.items():
                 if hmac.compare_digest(token.strip(), known):
                     return user
-        if not auth and path in _OPEN_PATHS:
+        if scheme.lower() == "bearer":
+            import datetime as dt
+
+            found = bootstrap.authenticate_token(self, token, dt.datetime.now(dt.UTC))
+            if found is not None:
+                return found
+        if not auth and (path in _OPEN_PATHS or bootstrap.anonymous_allowed(method, path)):
             return "system:anonymous"
         raise errors.unauthorized()
 
@@ -486,7 +503,7 @@ class FakeKubeAPI:
         if self.latency_ms > 0:
             time.sleep(self.latency_ms / 1000)
         try:
-            user = self.authenticate(headers, peer_user, path.rstrip("/"))
+            user = self.authenticate(headers, peer_user, path.rstrip("/"), method)
             request.user = user
             for rule in self.denials:
                 if not found and rule.resource == path.rstrip("/") and rule.verb in (
@@ -546,6 +563,11 @@ class _Server(ThreadingHTTPServer):
     client cannot stall accept(); open connections are tracked so stop() can cut them."""
 
     daemon_threads = True
+    # listen()'s backlog. socketserver's default is 5: hundreds of clients connecting at
+    # once (tests/support/joins.py) would see SYNs dropped and retried after 1, 3, 7 s...
+    # kube-apiserver listens through Go's net package, which asks for the kernel's
+    # net.core.somaxconn (src/net/sock_linux.go, maxListenerBacklog; 4096 since Linux 5.4).
+    request_queue_size = 4096
     fake: FakeKubeAPI
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
