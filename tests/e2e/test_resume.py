@@ -163,6 +163,14 @@ class Inventory:
     service_colour: str | None
 
 
+def _world_independent(group: str, namespace: str, name: str) -> str:
+    if name.startswith("bootstrap-token-"):
+        return "bootstrap-token-<id>"
+    if group == "replicasets.apps" and namespace == "provision-system":
+        return name.rsplit("-", 1)[0] + "-<template-hash>"
+    return name
+
+
 def inventory(w: World) -> Inventory:
     kube = w.boot.kube
     assert kube is not None, "the API server never started"
@@ -171,8 +179,10 @@ def inventory(w: World) -> Inventory:
         "digitalocean_reserved_ip", "digitalocean_reserved_ip_assignment",
         "digitalocean_tag", "digitalocean_volume", "digitalocean_vpc")})
     # kubeadm names token Secrets by their random id (bootstrap-token-<id>): each world's own.
-    objects = sorted((group, namespace, "bootstrap-token-<id>"
-                      if name.startswith("bootstrap-token-") else name)
+    # The autoscaler's pod templates carry a digest of their Secrets (cluster/autoscaler.py,
+    # SECRETS_CHECKSUM), whose TLS keys each world makes anew, so their ReplicaSets'
+    # template hashes are each world's own too; how many there are still counts.
+    objects = sorted((group, namespace, _world_independent(group, namespace, name))
                      for (group, namespace, name), _ in kube.store.all_objects()
                      if group not in TRANSIENT)
     service = kube.get("v1", "Service", "api", "prod") or {}

@@ -28,6 +28,7 @@ from tests.e2e.world import World, world
 from tests.fakes.kubeapi.disruption import Entry, pod_ready
 from tests.fakes.kubeapi.server import FakeKubeAPI
 from tests.support import clock
+from tests.support.rendering import set_workers
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +104,15 @@ def relabel(w: World, tier: str, **replace: int) -> None:
         pool["labels"]["tier"] = tier
         if replace:
             pool["replace"] = replace
+    w.sim.write_config(edit=edit)
+
+
+def grow(w: World, tier: str, count: int) -> None:
+    """The example rewritten with ``count`` Terraform-owned workers labelled ``tier``."""
+    def edit(doc: dict[str, Any]) -> None:
+        pool = doc["worker_pools"][0]
+        set_workers(pool, count)
+        pool["labels"] = {"tier": tier}
     w.sim.write_config(edit=edit)
 
 
@@ -194,14 +204,12 @@ def test_a_changed_pool_is_replaced_one_worker_at_a_time(
         # A scale-up stays one apply; a saved plan that retires workers is refused.
         kube = w.boot.kube
         assert kube is not None
-        w.sim.write_config(edit=lambda d: d["worker_pools"][0].update(
-            count=4, labels={"tier": "general-2"}))  # the file is rewritten from the example
+        grow(w, "general-2", 4)  # the file is rewritten from the example
         grown = up(w)
         assert grown.code == 0, grown.stderr
         assert "at a time" not in grown.stderr and "rolling replacement" not in grown.stderr
         assert len(workers(kube)) == 4
-        w.sim.write_config(edit=lambda d: d["worker_pools"][0].update(
-            count=4, labels={"tier": "general-3"}))
+        grow(w, "general-3", 4)
         saved = w.sim.workdir.parent.parent / "prod.tfplan"
         planned = w.provision("plan", str(w.sim.config), "--out", str(saved))
         assert planned.code == 0, planned.stderr
