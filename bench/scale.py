@@ -87,6 +87,7 @@ sys.path.insert(0, str(ROOT))
 from provisioner.infra import parallelism  # noqa: E402
 from tests.fakes.doprovider import ratelimit  # noqa: E402
 from tests.fakes.doprovider.faults import LATENCY_BY_TYPE_ENV  # noqa: E402
+from tests.support.rendering import set_workers  # noqa: E402
 from tests.support.sim import TOKEN, Simulation, simulation  # noqa: E402
 
 # Simulated create latencies in ms (sources in the module docstring).
@@ -153,7 +154,8 @@ def run(sim: Simulation, *args: str) -> float:
 def sized(sim: Simulation, workers: int) -> None:
     """The production example with its one pool grown to ``workers``."""
     def grow(doc: dict[str, Any]) -> None:
-        doc["worker_pools"][0]["count"] = workers
+        # Terraform-owned workers: the example's pool autoscales, its floor is what runs.
+        set_workers(doc["worker_pools"][0], workers)
         # Every node takes a /24 of the pod network: a /16 holds 256 nodes, a /14 1,024.
         doc["kubernetes"]["pod_cidr"] = "10.244.0.0/14"
     sim.write_config(edit=grow)

@@ -158,7 +158,9 @@ def kube(prepared: Prepared) -> Iterator[tuple[FakeKubeAPI, str]]:
 def _bring_up(prepared: Prepared, endpoint: str, messages: list[str]) -> None:
     outputs = {"api_endpoint": endpoint,
                "controllers": [{"name": f"prod-cp-{i}"} for i in (1, 2, 3)],
-               "workers": {f"general-{i}": {"name": f"prod-general-{i}-abcde"} for i in (1, 2)}}
+               "workers": {f"general-{i}": {"name": f"prod-general-{i}-abcde"} for i in (1, 2)},
+               # terraform/outputs.tf `network`: the node autoscaler's settings need the VPC.
+               "network": {"vpc_id": "5a4a8f0e-7b0c-4c2e-9d1e-0c8f6a2b3c4d"}}
     cluster_stage.bring_up(prepared, outputs, "do-token", messages.append, api_timeout=30,
                            nodes_timeout=30, platform_timeout=30,
                            backup=cluster_stage.backup_access(prepared, messages.append))
