@@ -226,6 +226,9 @@ def test_the_nodes_get_their_own_spaces_key_when_one_is_exported(
     server, endpoint = kube
     monkeypatch.setenv("PROVISION_BACKUP_ACCESS_KEY_ID", "DO00SCOPEDBACKUPKEY")
     monkeypatch.setenv("PROVISION_BACKUP_SECRET_ACCESS_KEY", "scoped-secret-value")
+    # The production example autoscales: its own scoped token, so no warning is the
+    # autoscaler's either.
+    monkeypatch.setenv("PROVISION_AUTOSCALER_TOKEN", "do-autoscaler-token")
     messages: list[str] = []
     _bring_up(prepared, endpoint, messages)
     secret = server.get("v1", "Secret", "provision-backup", "kube-system")
