@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.doprovider.cloud import Cloud
+from tests.support.rendering import set_workers
 from tests.support.sim import Simulation, simulation
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def live(tmp_path: Path) -> Iterator[Simulation]:
     """prod is up from its own work folder."""
     with simulation(tmp_path) as sim:
         sim.write_config({"deploy_policy": {}}, edit=lambda d: (
-            d["control_plane"].update(count=1), d["worker_pools"][0].update(count=1)))
+            d["control_plane"].update(count=1), set_workers(d["worker_pools"][0], 1)))
         result = sim.run("up", str(sim.config), "--yes", "--until", "infra")
         assert result.code == 0, result.stderr
         yield sim
