@@ -32,6 +32,11 @@ CPS = ("prod-cp-1", "prod-cp-2", "prod-cp-3")
 def _version(version: str) -> Any:
     def edit(doc: dict[str, Any]) -> None:
         doc["kubernetes"]["version"] = version
+        # No cluster-autoscaler release exists for 1.37 yet (render/autoscaler.py pins one
+        # per minor and refuses others): the pool runs a fixed count here.
+        pool = doc["worker_pools"][0]
+        if "autoscale" in pool:
+            pool["count"] = pool.pop("autoscale")["min"]
     return edit
 
 
