@@ -50,29 +50,13 @@ def _path(obj: dict[str, Any]) -> str:
     return f"{group}{ns}/{plural}/{meta['name']}"
 
 
-def install(kube: Any, admin: bool = False) -> None:
-    """Apply every object of the add-on (server-side apply, one field manager); the admin
-    account's only with ``admin``, and without it any admin binding left is removed."""
-    for obj in headlamp.objects(admin):
+def install(kube: Any) -> None:
+    """Apply every object of the add-on (server-side apply, one field manager)."""
+    for obj in headlamp.objects():
         kube.request("PATCH", _path(obj),
                      [("fieldManager", headlamp.FIELD_MANAGER), ("force", "true")],
                      json.dumps(obj), content_type=APPLY,
                      verb=f"apply {obj['kind']} {obj['metadata']['name']}")
-    if not admin:
-        revoke_admin(kube)
-
-
-def revoke_admin(kube: Any) -> None:
-    """Delete the admin account's cluster-admin binding (gone already is fine): its token,
-    still valid up to the hour, then has no rights beyond what RBAC grants anyone."""
-    from provisioner.kube import KubeError
-
-    binding = headlamp.admin_objects()[1]
-    try:
-        kube.request("DELETE", _path(binding), verb="delete the headlamp-admin binding")
-    except KubeError as e:
-        if e.status != 404:
-            raise
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import Any
 
 from provisioner import clock
 from provisioner.errors import UsageError
@@ -65,14 +65,6 @@ class StatusCache:
             return self._value[1], self._value[2]
 
 
-_LOOPBACK_NAMES = ("127.0.0.1", "[::1]", "localhost")
-
-
-def _own_host(host: str, port: int) -> bool:
-    """Whether a request's Host header names this loopback server (name and port)."""
-    return host.lower() in {f"{name}:{port}" for name in _LOOPBACK_NAMES}
-
-
 def _handler(cache: StatusCache) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "provision-status"
@@ -85,13 +77,6 @@ def _handler(cache: StatusCache) -> type[BaseHTTPRequestHandler]:
             self._answer(head=True)
 
         def _answer(self, head: bool) -> None:
-            port = int(cast("tuple[str, int]", self.server.server_address)[1])
-            if not _own_host(self.headers.get("Host", ""), port):
-                # DNS rebinding: a page of another site whose name now resolves to
-                # 127.0.0.1 reaches this server with its own name in Host; only a
-                # loopback name with our port is the operator's browser asking.
-                self._send(421, b"misdirected request\n", "text/plain; charset=utf-8", head)
-                return
             path = self.path.split("?", 1)[0]
             if path not in ("/", "/status.json"):
                 self._send(404, b"not found\n", "text/plain; charset=utf-8", head)

@@ -40,7 +40,7 @@ def dashboard(config: Path, workdir: Path | None, admin: bool, kubeconfig: Path 
     from provisioner import dashboard as core
     from provisioner import status_web
     from provisioner.config import load_environment
-    from provisioner.errors import ProvisionError, UsageError
+    from provisioner.errors import UsageError
     from provisioner.kube import Kube
     from provisioner.pipeline.cluster_stage import api_client
     from provisioner.render.headlamp import VERSION as HEADLAMP_VERSION
@@ -58,7 +58,7 @@ def dashboard(config: Path, workdir: Path | None, admin: bool, kubeconfig: Path 
     delivery = core.check_delivery()  # before a token exists: refuse where it would leak
     api = api_client(path)
     kube = Kube(api, timeout=30)
-    core.install(kube, admin)
+    core.install(kube)
     forwarder = core.Forwarder(api, port)
     token = core.request_token(kube, admin)
     stop = threading.Event()
@@ -77,12 +77,6 @@ def dashboard(config: Path, workdir: Path | None, admin: bool, kubeconfig: Path 
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if admin:  # cluster-admin only while this run lasts
-            try:
-                core.revoke_admin(kube)
-            except ProvisionError as e:
-                out.error(f"could not delete the headlamp-admin binding ({e}): delete "
-                          "clusterrolebinding headlamp-admin yourself")
     for error in forwarder.errors:
         out.error(f"a connection to Headlamp failed: {error}")
     out.info("stopped")

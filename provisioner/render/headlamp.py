@@ -54,17 +54,8 @@ def _binding(account: str, role: str) -> dict[str, Any]:
                           "namespace": NAMESPACE}]}
 
 
-def admin_objects() -> list[dict[str, Any]]:
-    """The admin login account and its cluster-admin binding: applied only by `dashboard
-    --admin` and the binding deleted when that run stops, so no cluster-admin account stands
-    in the cluster for anyone who may create pods in the namespace to borrow."""
-    return [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(ADMIN_ACCOUNT),
-             "automountServiceAccountToken": False},
-            _binding(ADMIN_ACCOUNT, "cluster-admin")]
-
-
-def objects(admin: bool = False) -> list[dict[str, Any]]:
-    """Every object of the add-on, in apply order (the admin account's with ``admin``)."""
+def objects() -> list[dict[str, Any]]:
+    """Every object of the add-on, in apply order."""
     probe = {"httpGet": {"path": "/", "port": PORT, "scheme": "HTTP"},
              "initialDelaySeconds": 10, "timeoutSeconds": 10}
     container = {
@@ -84,8 +75,10 @@ def objects(admin: bool = False) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(NAME)},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(VIEW_ACCOUNT),
          "automountServiceAccountToken": False},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(ADMIN_ACCOUNT),
+         "automountServiceAccountToken": False},
         _binding(VIEW_ACCOUNT, "view"),
-        *(admin_objects() if admin else []),
+        _binding(ADMIN_ACCOUNT, "cluster-admin"),
         {"apiVersion": "v1", "kind": "Service", "metadata": _meta(NAME),
          "spec": {"selector": dict(_SELECTOR),
                   "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},

@@ -96,7 +96,7 @@ def test_token_is_short_lived_for_the_right_account_and_only_on_the_clipboard(
         assert _files_holding(tmp_path, token.token, skip=kept) == []
         assert "on the clipboard" in stderr
 
-        # The add-on as applied: the pinned image, the accounts and their roles.
+        # The add-on as applied: the pinned image, the two accounts and their roles.
         deployment = kube.get("apps/v1", "Deployment", headlamp.NAME, headlamp.NAMESPACE)
         assert deployment is not None
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -104,8 +104,7 @@ def test_token_is_short_lived_for_the_right_account_and_only_on_the_clipboard(
         bindings = {name: kube.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", name)
                     for name in (headlamp.VIEW_ACCOUNT, headlamp.ADMIN_ACCOUNT)}
         roles = {name: (b or {}).get("roleRef", {}).get("name") for name, b in bindings.items()}
-        # cluster-admin is bound only while an --admin run lasts: gone once it stopped.
-        assert roles == {headlamp.VIEW_ACCOUNT: "view", headlamp.ADMIN_ACCOUNT: None}
+        assert roles == {headlamp.VIEW_ACCOUNT: "view", headlamp.ADMIN_ACCOUNT: "cluster-admin"}
 
 
 def test_without_clipboard_or_terminal_no_token_is_asked_for(tmp_path: Path) -> None:
