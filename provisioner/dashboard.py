@@ -4,7 +4,10 @@ Click-free. `install` applies the add-on's objects (provisioner/render/headlamp.
 server-side apply, so each run converges them to the pinned release. `request_token` asks
 the TokenRequest API (POST .../serviceaccounts/<name>/token, authentication.k8s.io/v1) for
 a short-lived token of the read-only or the admin account: nothing long-lived exists to
-leak, and an hour later the token is worthless. `Forwarder` listens on 127.0.0.1 and
+leak, and an hour later the token is worthless. The admin account (bound to cluster-admin)
+is applied only for a run with ``--admin`` and deleted again when that run ends
+(`remove_admin`): a standing cluster-admin account would be anyone's who may create pods in
+the namespace (a pod spec can mount its token). `Forwarder` listens on 127.0.0.1 and
 carries each connection to the Headlamp pod through the API server's port-forward
 (``pods/portforward``, the kubernetes client's `portforward`), so neither the pod nor the
 Service is ever exposed outside the cluster.
@@ -32,6 +35,9 @@ from provisioner.errors import ProvisionError, UsageError
 from provisioner.render import headlamp
 
 TOKEN_SECONDS = 3600  # the TokenRequest API's default; the server may shorten it
+# A clipboard tool that has not taken the token by then hangs (xclip without a display it
+# can reach may wait for ever); the terminal is the fallback.
+CLIPBOARD_SECONDS = 30.0
 APPLY = "application/apply-patch+yaml"
 
 # Clipboard tools, first found wins: (command, arguments); the token goes to their stdin.
@@ -50,13 +56,32 @@ def _path(obj: dict[str, Any]) -> str:
     return f"{group}{ns}/{plural}/{meta['name']}"
 
 
-def install(kube: Any) -> None:
-    """Apply every object of the add-on (server-side apply, one field manager)."""
-    for obj in headlamp.objects():
+def install(kube: Any, admin: bool = False) -> None:
+    """Apply every object of the add-on (server-side apply, one field manager); the admin
+    account and its cluster-admin binding only with `admin`."""
+    for obj in headlamp.objects(admin):
         kube.request("PATCH", _path(obj),
                      [("fieldManager", headlamp.FIELD_MANAGER), ("force", "true")],
                      json.dumps(obj), content_type=APPLY,
                      verb=f"apply {obj['kind']} {obj['metadata']['name']}")
+
+
+def remove_admin(kube: Any) -> None:
+    """Delete the admin binding, then the admin account (gone already: fine).
+
+    Without the binding the account's tokens carry no privilege at once (RBAC is checked on
+    every request); deleting the account also makes the API server refuse its tokens
+    (kubernetes/kubernetes pkg/serviceaccount/claims.go: a bound token's service account
+    must still exist with the UID in its claims)."""
+    from provisioner.kube import KubeError
+
+    for obj in reversed(headlamp.admin_objects()):
+        try:
+            kube.request("DELETE", _path(obj),
+                         verb=f"delete {obj['kind']} {obj['metadata']['name']}")
+        except KubeError as e:
+            if e.status != 404:
+                raise
 
 
 @dataclass(frozen=True)
@@ -110,20 +135,45 @@ def check_delivery(to_terminal: bool | None = None) -> list[str] | None:
 def deliver(token: Token, command: list[str] | None, say: Callable[[str], None]) -> None:
     """Copy the token to the clipboard, or write it once to the terminal."""
     if command is not None:
-        done = subprocess.run(command, input=token.value.encode(), check=False,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=30)
-        if done.returncode == 0:
+        tool = os.path.basename(command[0])
+        try:
+            done = subprocess.run(command, input=token.value.encode(), check=False,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  timeout=CLIPBOARD_SECONDS)
+            failure = f"exit {done.returncode}" if done.returncode else ""
+        except subprocess.TimeoutExpired:  # run() has killed it
+            failure = f"no answer in {CLIPBOARD_SECONDS:g} s"
+        except OSError as e:
+            failure = e.strerror or type(e).__name__
+        if not failure:
             say(f"the login token of {token.account} (valid until {token.expires}) is on "
                 "the clipboard: paste it into Headlamp's login form")
             return
         if not sys.stderr.isatty():
-            raise ProvisionError(f"{os.path.basename(command[0])} could not take the token "
-                                 f"(exit {done.returncode}); run in a terminal instead")
+            raise ProvisionError(f"{tool} could not take the login token ({failure}); run "
+                                 "in a terminal instead (the token is then shown there once)")
+        say(f"{tool} could not take the login token ({failure})")
     say(f"login token of {token.account}, valid until {token.expires} (shown once; it is "
         "not stored; do not paste it anywhere but Headlamp's login form):")
     sys.stderr.write(token.value + "\n")
     sys.stderr.flush()
+
+
+HEAD_LIMIT = 65536  # a request head larger than this is no browser's
+_MISDIRECTED_BODY = b"misdirected request: open this page by its loopback address\n"
+MISDIRECTED = (b"HTTP/1.1 421 Misdirected Request\r\n"
+               b"Content-Type: text/plain; charset=utf-8\r\n"
+               b"Content-Length: " + str(len(_MISDIRECTED_BODY)).encode() + b"\r\n"
+               b"Connection: close\r\n\r\n" + _MISDIRECTED_BODY)
+
+
+def _host_of(head: bytes) -> str | None:
+    """The Host header of a request head (None without one)."""
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"host":
+            return value.strip().decode("latin-1")
+    return None
 
 
 class Forwarder:
@@ -158,11 +208,37 @@ class Forwarder:
         raise ProvisionError(f"no Headlamp pod is Ready in namespace {headlamp.NAMESPACE} "
                              "yet (its image may still be pulling); try again in a minute")
 
+    def _first_head(self, conn: socket.socket) -> bytes | None:
+        """The connection's first request head (through the blank line), or None when the
+        connection ends, the forwarder stops or the head outgrows `HEAD_LIMIT` first."""
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) <= HEAD_LIMIT:
+            if self._stop.is_set():
+                return None
+            readable, _, _ = select.select([conn], [], [], 0.5)
+            if readable:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return None
+                data += chunk
+        return data if b"\r\n\r\n" in data else None
+
     def _carry(self, conn: socket.socket) -> None:
         from kubernetes import client
         from kubernetes.stream import portforward
 
+        from provisioner.status_web import loopback_host
+
         try:
+            # DNS rebinding (see provisioner/status_web.py): answer only a connection whose
+            # first request names loopback. A browser keeps connections per host name, so a
+            # connection opened for a rebound name carries only that name's requests.
+            first = self._first_head(conn)
+            if first is None:
+                return
+            if not loopback_host(_host_of(first), self.port):
+                conn.sendall(MISDIRECTED)
+                return
             with self._opening:
                 name = self.pod()
                 core = client.CoreV1Api(self.api)
@@ -170,6 +246,7 @@ class Forwarder:
                                       headlamp.NAMESPACE, ports=str(headlamp.PORT))
             remote = forward.socket(headlamp.PORT)
             remote.setblocking(True)
+            remote.sendall(first)
             pair = [conn, remote]
             while not self._stop.is_set():
                 readable, _, _ = select.select(pair, [], [], 0.5)

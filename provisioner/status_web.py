@@ -5,7 +5,11 @@ A stdlib HTTP server bound to loopback only serves two things: ``/`` (the page,
 prints). Each request reads the status again unless the last read is younger than
 `CACHE_SECONDS`: a reload shows the world as it is, while a browser's reload bursts (or two
 tabs) do not fan out into bursts of cloud and API calls (DigitalOcean allows 250 requests a
-minute per token). Anything but GET or HEAD of those two paths is refused.
+minute per token). Anything but GET or HEAD of those two paths is refused, and so is a
+request whose Host header is not a loopback name with the bound port (421 Misdirected
+Request): binding to loopback does not stop DNS rebinding, where a page from elsewhere
+makes its own name resolve to 127.0.0.1 and reads the answers as same-origin; only the Host
+it then sends (its own name) tells such a request apart.
 
 Click-free: the command (provisioner/cli/status.py) passes a function that reads the status,
 and `serve` runs until SIGINT or SIGTERM, then returns (the command exits 0).
@@ -29,6 +33,18 @@ from provisioner.ui import web_page
 
 CACHE_SECONDS = 5.0
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def loopback_host(host: str | None, port: int) -> bool:
+    """`host` (a Host header) names this loopback server: 127.0.0.1, [::1] or localhost
+    with `port` (which a browser leaves out only for port 80, RFC 9110 section 7.2 and
+    4.2.1: the default port is omitted)."""
+    if not host:
+        return False
+    allowed = {f"{name}:{port}" for name in ("127.0.0.1", "[::1]", "localhost")}
+    if port == 80:
+        allowed |= {"127.0.0.1", "[::1]", "localhost"}
+    return host.strip().lower() in allowed
 
 
 def _style_hash() -> str:
@@ -77,6 +93,12 @@ def _handler(cache: StatusCache) -> type[BaseHTTPRequestHandler]:
             self._answer(head=True)
 
         def _answer(self, head: bool) -> None:
+            address = self.server.server_address  # the port bound (--port 0: the OS's)
+            port = int(address[1]) if isinstance(address, tuple) else 0
+            if not loopback_host(self.headers.get("Host"), port):
+                self._send(421, b"misdirected request: open this page by its loopback "
+                                b"address\n", "text/plain; charset=utf-8", head)
+                return
             path = self.path.split("?", 1)[0]
             if path not in ("/", "/status.json"):
                 self._send(404, b"not found\n", "text/plain; charset=utf-8", head)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,7 +14,7 @@ from provisioner.cli.options import common, given_kubeconfig
 @click.command(epilog="""\b
 Examples:
   provision dashboard prod.yaml                 # read-only (ClusterRole view)
-  provision dashboard prod.yaml --admin         # cluster-admin, for one hour
+  provision dashboard prod.yaml --admin         # cluster-admin, until it ends
   provision dashboard prod.yaml --port 4466 --no-browser""")
 @common
 @click.option("--admin", is_flag=True,
@@ -30,20 +31,17 @@ def dashboard(config: Path, workdir: Path | None, admin: bool, kubeconfig: Path 
 
     Applies the pinned Headlamp release, asks the TokenRequest API for a one-hour token of
     the read-only account (ClusterRole view) or, with --admin, the admin account
-    (cluster-admin), hands it over once (clipboard, or the terminal: never stdout, a log or
-    a file), and forwards 127.0.0.1:PORT to the Headlamp pod through the API server's
-    port-forward until Ctrl-C or SIGTERM (exit 0). The URL goes to stdout.
+    (cluster-admin; applied for this run only and deleted when it ends), hands it over
+    once (clipboard, or the terminal: never stdout, a log or a file), and forwards
+    127.0.0.1:PORT to the Headlamp pod through the API server's port-forward until Ctrl-C
+    or SIGTERM (exit 0). The URL goes to stdout.
     """
-    import signal
-    import threading
-
     from provisioner import dashboard as core
-    from provisioner import status_web
     from provisioner.config import load_environment
     from provisioner.errors import UsageError
     from provisioner.kube import Kube
     from provisioner.pipeline.cluster_stage import api_client
-    from provisioner.render.headlamp import VERSION as HEADLAMP_VERSION
+    from provisioner.render.headlamp import ADMIN_ACCOUNT as HEADLAMP_ADMIN
     from provisioner.workdir import Workdir
 
     kubeconfig = given_kubeconfig(kubeconfig)
@@ -58,7 +56,26 @@ def dashboard(config: Path, workdir: Path | None, admin: bool, kubeconfig: Path 
     delivery = core.check_delivery()  # before a token exists: refuse where it would leak
     api = api_client(path)
     kube = Kube(api, timeout=30)
-    core.install(kube)
+    core.install(kube, admin)
+    try:
+        _serve(core, kube, api, admin, port, delivery, no_browser)
+    finally:
+        if admin:  # no cluster-admin account stays behind for anyone to borrow
+            core.remove_admin(kube)
+            out.info(f"removed the admin account {HEADLAMP_ADMIN} and its binding")
+    out.info("stopped")
+
+
+def _serve(core: Any, kube: Any, api: Any, admin: bool, port: int,
+           delivery: list[str] | None, no_browser: bool) -> None:
+    """Hand over the token and forward until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from provisioner import status_web
+    from provisioner.render.headlamp import VERSION as HEADLAMP_VERSION
+
+    out = console()
     forwarder = core.Forwarder(api, port)
     token = core.request_token(kube, admin)
     stop = threading.Event()
@@ -79,4 +96,3 @@ def dashboard(config: Path, workdir: Path | None, admin: bool, kubeconfig: Path 
             signal.signal(s, handler)
     for error in forwarder.errors:
         out.error(f"a connection to Headlamp failed: {error}")
-    out.info("stopped")

@@ -10,7 +10,10 @@ namespace, the image pinned by digest instead of ``latest``, a non-root user (th
 Secret. Headlamp in-cluster acts with the token its user logs in with, so its own service
 account gets no role; the two login accounts are `VIEW_ACCOUNT` (ClusterRole ``view``) and
 `ADMIN_ACCOUNT` (``cluster-admin``), whose tokens `provision dashboard` asks the
-TokenRequest API for, short-lived, one at a time.
+TokenRequest API for, short-lived, one at a time. The admin account and its binding are
+only in `objects(admin=True)`: `provision dashboard --admin` applies them and deletes them
+when it ends (`admin_objects`), so no cluster-admin account stands in the cluster for
+anyone who may create pods in the namespace to borrow.
 
 The release pinned is v0.45.0; its image digest is the multi-platform index digest of
 ``ghcr.io/headlamp-k8s/headlamp:v0.45.0`` as recorded by a public deployment guide that
@@ -54,8 +57,15 @@ def _binding(account: str, role: str) -> dict[str, Any]:
                           "namespace": NAMESPACE}]}
 
 
-def objects() -> list[dict[str, Any]]:
-    """Every object of the add-on, in apply order."""
+def admin_objects() -> list[dict[str, Any]]:
+    """The cluster-admin login account and its binding, in apply order."""
+    return [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(ADMIN_ACCOUNT),
+             "automountServiceAccountToken": False},
+            _binding(ADMIN_ACCOUNT, "cluster-admin")]
+
+
+def objects(admin: bool = False) -> list[dict[str, Any]]:
+    """Every object of the add-on, in apply order; the admin account only with `admin`."""
     probe = {"httpGet": {"path": "/", "port": PORT, "scheme": "HTTP"},
              "initialDelaySeconds": 10, "timeoutSeconds": 10}
     container = {
@@ -75,10 +85,8 @@ def objects() -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(NAME)},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(VIEW_ACCOUNT),
          "automountServiceAccountToken": False},
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(ADMIN_ACCOUNT),
-         "automountServiceAccountToken": False},
         _binding(VIEW_ACCOUNT, "view"),
-        _binding(ADMIN_ACCOUNT, "cluster-admin"),
+        *(admin_objects() if admin else []),
         {"apiVersion": "v1", "kind": "Service", "metadata": _meta(NAME),
          "spec": {"selector": dict(_SELECTOR),
                   "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},

@@ -96,7 +96,10 @@ def test_token_is_short_lived_for_the_right_account_and_only_on_the_clipboard(
         assert _files_holding(tmp_path, token.token, skip=kept) == []
         assert "on the clipboard" in stderr
 
-        # The add-on as applied: the pinned image, the two accounts and their roles.
+        # The add-on as applied: the pinned image, the read-only account and its role. The
+        # admin account existed while an --admin run lasted (the fake's TokenRequest, like
+        # the real one, answers 404 for a missing account) and is gone once it ended: no
+        # cluster-admin account stands in the cluster to be borrowed by a pod.
         deployment = kube.get("apps/v1", "Deployment", headlamp.NAME, headlamp.NAMESPACE)
         assert deployment is not None
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -104,7 +107,12 @@ def test_token_is_short_lived_for_the_right_account_and_only_on_the_clipboard(
         bindings = {name: kube.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", name)
                     for name in (headlamp.VIEW_ACCOUNT, headlamp.ADMIN_ACCOUNT)}
         roles = {name: (b or {}).get("roleRef", {}).get("name") for name, b in bindings.items()}
-        assert roles == {headlamp.VIEW_ACCOUNT: "view", headlamp.ADMIN_ACCOUNT: "cluster-admin"}
+        assert roles == {headlamp.VIEW_ACCOUNT: "view", headlamp.ADMIN_ACCOUNT: None}
+        assert kube.get("v1", "ServiceAccount", headlamp.ADMIN_ACCOUNT,
+                        headlamp.NAMESPACE) is None
+        assert kube.get("v1", "ServiceAccount", headlamp.VIEW_ACCOUNT,
+                        headlamp.NAMESPACE) is not None
+        assert ("removed the admin account" in stderr) == admin
 
 
 def test_without_clipboard_or_terminal_no_token_is_asked_for(tmp_path: Path) -> None:
@@ -225,6 +233,7 @@ def test_the_url_reaches_the_headlamp_pod_through_the_api_servers_port_forward(
     """Local port -> kubernetes client's portforward -> the fake API server's
     pods/portforward (WebSocket, v4.channel.k8s.io) -> the pod's port 4466; loaded with
     urllib, and in headless Chromium when it is installed (screenshot in the artefacts)."""
+    import http.client
     import shutil
     import urllib.request
 
@@ -241,6 +250,16 @@ def test_the_url_reaches_the_headlamp_pod_through_the_api_servers_port_forward(
             _wait_for_ready_pod(kube)
             with urllib.request.urlopen(url, timeout=60) as r:
                 assert r.read() == _StandIn.PAGE
+            # DNS rebinding: a page on another name that resolves to 127.0.0.1 is refused
+            # before anything is forwarded (the one forward so far is urllib's).
+            assert len(kube.port_forwards) == 1
+            port = int(url.rstrip("/").rsplit(":", 1)[1])
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("GET", "/", headers={"Host": f"attacker.example:{port}"})
+            refused = conn.getresponse()
+            assert refused.status == 421 and _StandIn.PAGE not in refused.read()
+            conn.close()
+            assert len(kube.port_forwards) == 1
             forwards = kube.port_forwards
             assert forwards and all(f.namespace == headlamp.NAMESPACE
                                     and f.ports == (headlamp.PORT,) for f in forwards)
