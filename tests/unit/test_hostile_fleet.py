@@ -21,6 +21,10 @@ from provisioner.fleet.rollout import GateBreached, roll_out
 from tests.support.rendering import ROOT
 from tests.unit.test_fleet_rollout_core import ALL_OPEN, Reading, Recorded
 
+# Known breaks of issue 16, still open: each must fail until fixed (strict: a fix that makes
+# one pass fails this run, so its mark is taken off with the fix).
+pytestmark = pytest.mark.xfail(strict=True, reason="issue 16: a known break, not fixed yet")
+
 
 def _copy(tmp_path: Path, fleet_yaml: str) -> Path:
     for name in ("fra1", "ams3", "nyc3"):
