@@ -1,0 +1,121 @@
+"""Hostile review of the fleet (branch hostile2): each test is a break a fix must make pass.
+
+Regions are recorded stand-ins as in test_fleet_rollout_core.py; the clock is pinned and
+moved only by the rollout's naps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import provisioner.clock
+from provisioner.fleet import traffic
+from provisioner.fleet.model import Fleet
+from provisioner.fleet.reader import load_fleet
+from provisioner.fleet.rollout import GateBreached, roll_out
+from tests.support.rendering import ROOT
+from tests.unit.test_fleet_rollout_core import ALL_OPEN, Reading, Recorded
+
+
+def _copy(tmp_path: Path, fleet_yaml: str) -> Path:
+    for name in ("fra1", "ams3", "nyc3"):
+        shutil.copy(ROOT / "examples" / "fleet" / f"{name}.yaml", tmp_path / f"{name}.yaml")
+    (tmp_path / "fleet.yaml").write_text(fleet_yaml)
+    return tmp_path / "fleet.yaml"
+
+
+@pytest.fixture
+def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [ALL_OPEN]
+    monkeypatch.setattr(provisioner.clock, "now", lambda: now[0])
+
+    def nap(seconds: float) -> None:
+        now[0] += dt.timedelta(seconds=seconds)
+
+    monkeypatch.setattr("provisioner.fleet.rollout.nap", nap)
+    for name in ("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+WIDE_WAVE = """\
+fleet: acme
+environments: [fra1.yaml, ams3.yaml, nyc3.yaml]
+rollout: {canary: fra1, waves: [[ams3, nyc3]], bake: 10m}
+gate: {source: digitalocean, max_5xx_ratio: 0.01, min_requests: 500, window: 5m, interval: 1m}
+"""
+
+
+def test_every_breaching_region_of_a_wave_is_rolled_back(pinned: None, tmp_path: Path
+                                                         ) -> None:  # fmt: skip
+    """A wave of two regions, both answering 30% 5xx with the new release: the first one
+    read (ams3) is rolled back and the rollout raises at once, so nyc3 is never read again
+    and keeps serving the bad release (its outcome even says 'ok'). Every region of the
+    stage must be judged on that reading and every breaching one rolled back."""
+    fleet = load_fleet(_copy(tmp_path, WIDE_WAVE))
+    regions = Recorded({"fra1": Reading(5000, 0), "ams3": Reading(1000, 300),
+                        "nyc3": Reading(1000, 300)})
+    result = roll_out(fleet, regions, report=lambda line: None)
+    assert isinstance(result.error, GateBreached)
+    assert ("rollback", "ams3") in regions.done
+    assert ("rollback", "nyc3") in regions.done, (
+        f"nyc3 breached too but kept the bad release: {regions.done}")
+
+
+def test_concurrent_evacuations_leave_the_global_lb_as_recorded(
+        pinned: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two operators: alice evacuates fra1; while her Terraform apply of the global load
+    balancer runs (minutes), bob evacuates ams3. Neither holds a lock on the fleet's work
+    folder: bob's apply computes targets from a record without fra1 (fra1 still in), alice's
+    from one without ams3. Whichever apply ends last wins, so the global load balancer
+    sends users to a region traffic.json and `status` call evacuated. (With two regions
+    both get evacuated: the 'never the last region' check is bypassed the same way.)"""
+    fleet = load_fleet(_copy(tmp_path, WIDE_WAVE))
+    traffic.glb_work(fleet).joinpath("state").mkdir(parents=True)
+    traffic.glb_work(fleet).joinpath("state", "terraform.tfstate").write_text(json.dumps(
+        {"resources": [{"type": "digitalocean_loadbalancer", "instances": [{}]}]}))
+    finished: list[set[str]] = []
+    members = {m.name: m for m in fleet.members}
+
+    def apply(fleet: Fleet, out: set[str], **_: Any) -> str:
+        if not finished and "ams3" not in out:  # alice's apply is running: bob steps in
+            finished.append(set())
+            traffic.evacuate(fleet, members["ams3"], "bob's incident", "bob")
+        finished.append(set(out))
+        return "applied"
+
+    monkeypatch.setattr(traffic, "apply_global_lb", apply)
+    traffic.evacuate(fleet, members["fra1"], "alice's incident", "alice")
+    last_applied = finished[-1]
+    assert set(traffic.evacuated(fleet)) == {"fra1", "ams3"}
+    assert last_applied == {"fra1", "ams3"}, (
+        f"the global load balancer was last applied with out={sorted(last_applied)} while "
+        f"traffic.json says {sorted(traffic.evacuated(fleet))} are evacuated")
+
+
+def test_an_evacuation_that_was_not_applied_is_not_recorded(
+        pinned: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The global load balancer exists, but the account lists none of the remaining
+    regions' app load balancers right now (the CCM is recreating them, or a name changed):
+    apply_global_lb returns 'not applied: ...' as plain text instead of failing, and
+    evacuate records fra1 as out though the global load balancer still sends users there,
+    against its own comment ('a failed apply leaves no record claiming the region is out
+    while users still reach it'). Exit 0, status says EVACUATED."""
+    fleet = load_fleet(_copy(tmp_path, WIDE_WAVE))
+    traffic.glb_work(fleet).joinpath("state").mkdir(parents=True)
+    traffic.glb_work(fleet).joinpath("state", "terraform.tfstate").write_text(json.dumps(
+        {"resources": [{"type": "digitalocean_loadbalancer", "instances": [{}]}]}))
+    monkeypatch.setenv("DIGITALOCEAN_TOKEN", "dop_v1_" + "0" * 64)
+    monkeypatch.setattr(traffic, "regional_ids",
+                        lambda fleet, out, token: ({}, ["ams3", "nyc3"]))
+    member = next(m for m in fleet.members if m.name == "fra1")
+    try:
+        change = traffic.evacuate(fleet, member, "INC-1", "alice")
+    except Exception:
+        change = None  # refusing is a fine answer
+    assert "fra1" not in traffic.evacuated(fleet), (
+        f"recorded as evacuated although: {change.applied if change else ''}")
