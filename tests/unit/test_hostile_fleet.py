@@ -119,3 +119,19 @@ def test_an_evacuation_that_was_not_applied_is_not_recorded(
         change = None  # refusing is a fine answer
     assert "fra1" not in traffic.evacuated(fleet), (
         f"recorded as evacuated although: {change.applied if change else ''}")
+
+
+def test_a_canary_answering_only_5xx_under_min_requests_is_rolled_back(
+        pinned: None) -> None:
+    """Low traffic (night, or clients giving up): the canary answers 400 of 400 requests
+    with 5xx in every reading, under min_requests 500. The gate calls it 'too few
+    requests', the fleet stops with exit 1 and nothing is rolled back: the canary keeps
+    serving a release that fails every request. min_requests guards against one 5xx in a
+    handful being noise; it should not shield a region whose errors alone already exceed
+    max_5xx_ratio * min_requests (here 400 > 5)."""
+    fleet = load_fleet(ROOT / "examples" / "fleet" / "fleet.yaml")
+    regions = Recorded({"fra1": Reading(400, 400)})
+    result = roll_out(fleet, regions, report=lambda line: None)
+    assert result.error is not None
+    assert ("rollback", "fra1") in regions.done, (
+        f"a canary failing every request was left in place: {result.error}")
