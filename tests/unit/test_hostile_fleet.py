@@ -135,3 +135,33 @@ def test_a_canary_answering_only_5xx_under_min_requests_is_rolled_back(
     assert result.error is not None
     assert ("rollback", "fra1") in regions.done, (
         f"a canary failing every request was left in place: {result.error}")
+
+
+def test_destroy_keeps_the_global_lb_when_a_region_refuses_deletion(
+        pinned: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`destroy FLEET` removes the global load balancer first (destroy_before checks only
+    the windows), then each region in reverse order. nyc3 sets `deletion_protection: true`,
+    so its destroy refuses (exit 3) and nothing regional is destroyed, yet the global load
+    balancer, the fleet's one public entry point, is already gone: every region still runs
+    and no user reaches any. Every region's refusal (deletion protection, window, a
+    missing token) must be known before the global load balancer is touched."""
+    from click.testing import CliRunner
+
+    from provisioner.cli.main import cli
+
+    path = _copy(tmp_path, WIDE_WAVE)
+    nyc3 = tmp_path / "nyc3.yaml"
+    nyc3.write_text(nyc3.read_text() + "\ndeletion_protection: true\n")
+    fleet = load_fleet(path)
+    traffic.glb_work(fleet).joinpath("state").mkdir(parents=True)
+    traffic.glb_work(fleet).joinpath("state", "terraform.tfstate").write_text(json.dumps(
+        {"resources": [{"type": "digitalocean_loadbalancer", "instances": [{}]}]}))
+    monkeypatch.setenv("DIGITALOCEAN_TOKEN", "dop_v1_" + "0" * 64)
+    destroyed: list[str] = []
+    monkeypatch.setattr(traffic, "destroy_global_lb",
+                        lambda fleet, **_: destroyed.append(fleet.name) or "destroyed")
+    result = CliRunner().invoke(cli, ["destroy", str(path), "--yes", "--override-window",
+                                      "--reason", "test"])
+    assert result.exit_code == 3, result.output
+    assert "deletion_protection" in result.output or "deletion protection" in result.output
+    assert destroyed == [], "the global load balancer was destroyed though nyc3 refused"
