@@ -165,3 +165,26 @@ def test_destroy_keeps_the_global_lb_when_a_region_refuses_deletion(
     assert result.exit_code == 3, result.output
     assert "deletion_protection" in result.output or "deletion protection" in result.output
     assert destroyed == [], "the global load balancer was destroyed though nyc3 refused"
+
+
+def test_a_breach_with_on_breach_evacuate_and_the_others_out_still_says_breach(
+        pinned: None, tmp_path: Path) -> None:
+    """ams3 and nyc3 are evacuated (an incident); the canary fra1 breaches with
+    on_breach: evacuate. It is rolled back, then evacuate() refuses to take out the last
+    region with a UsageError, which becomes the fleet's error: exit 2 ('bad usage') and a
+    message about evacuation, the ratio and threshold lost. A breach must exit 1 naming
+    region, ratio and threshold (issue 16), whatever the evacuation could do."""
+    path = _copy(tmp_path, WIDE_WAVE.replace("interval: 1m}",
+                                             "interval: 1m, on_breach: evacuate}"))
+    fleet = load_fleet(path)
+    folder = traffic.work_folder(fleet)
+    folder.mkdir(parents=True)
+    (folder / "traffic.json").write_text(json.dumps([
+        {"action": "evacuate", "region": r, "reason": "INC", "by": "bob",
+         "automatic": False, "at": "2026-03-04T13:00:00Z"} for r in ("ams3", "nyc3")]))
+    regions = Recorded({"fra1": Reading(1000, 300)})
+    result = roll_out(fleet, regions, report=lambda line: None)
+    assert ("rollback", "fra1") in regions.done
+    assert result.error is not None
+    assert result.error.exit_code == 1 and "0.3000" in str(result.error), (
+        f"exit {result.error.exit_code}: {result.error}")
