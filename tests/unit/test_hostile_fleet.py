@@ -188,3 +188,64 @@ def test_a_breach_with_on_breach_evacuate_and_the_others_out_still_says_breach(
     assert result.error is not None
     assert result.error.exit_code == 1 and "0.3000" in str(result.error), (
         f"exit {result.error.exit_code}: {result.error}")
+
+
+PROMETHEUS_GATE = """\
+fleet: acme
+environments: [fra1.yaml, ams3.yaml, nyc3.yaml]
+rollout: {canary: fra1, waves: [[ams3], [nyc3]], bake: 10m}
+gate:
+  source: prometheus
+  url: http://127.0.0.1:PORT
+  query: sum(increase(http_requests_total{code=~"5.."}[$window]))
+  total_query: sum(increase(http_requests_total[$window]))
+"""
+
+
+def test_prometheus_gate_reads_each_region_not_the_same_query(
+        pinned: None, tmp_path: Path) -> None:
+    """With source: prometheus the fleet has ONE url and ONE pair of queries, and nothing
+    in them names the region (only $window is replaced; gating.read is not even given the
+    member). So fra1's bake and ams3's bake send the identical query: the canary is judged
+    on whatever the query counts (the whole fleet, diluting a canary-only breach by the
+    regions still on the old release; or one region's Prometheus for all), and a breach
+    elsewhere rolls back the canary. Each region's reading must be that region's: a
+    per-region url/query, or a $region placeholder (the environment's name)."""
+    import http.server
+    import threading
+    import urllib.parse
+
+    from provisioner.fleet.live import LiveRegions
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                        ["query"][0])
+            body = json.dumps({"status": "success", "data": {
+                "resultType": "vector", "result": [{"metric": {}, "value": [0, "1000"]}]}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        fleet = load_fleet(_copy(tmp_path, PROMETHEUS_GATE.replace("PORT", str(port))))
+        live = LiveRegions(fleet, lambda line: None)
+        members = {m.name: m for m in fleet.members}
+        live.read_gate(members["fra1"], ALL_OPEN)
+        fra1_queries = list(seen)
+        seen.clear()
+        live.read_gate(members["ams3"], ALL_OPEN)
+        assert seen != fra1_queries, (
+            f"fra1 and ams3 are judged by the same Prometheus queries: {seen}")
+    finally:
+        server.shutdown()
+        server.server_close()
