@@ -158,8 +158,12 @@ def test_destroy_keeps_the_global_lb_when_a_region_refuses_deletion(
         {"resources": [{"type": "digitalocean_loadbalancer", "instances": [{}]}]}))
     monkeypatch.setenv("DIGITALOCEAN_TOKEN", "dop_v1_" + "0" * 64)
     destroyed: list[str] = []
-    monkeypatch.setattr(traffic, "destroy_global_lb",
-                        lambda fleet, **_: destroyed.append(fleet.name) or "destroyed")
+
+    def destroy(fleet: Fleet, **_: Any) -> str:
+        destroyed.append(fleet.name)
+        return "destroyed"
+
+    monkeypatch.setattr(traffic, "destroy_global_lb", destroy)
     result = CliRunner().invoke(cli, ["destroy", str(path), "--yes", "--override-window",
                                       "--reason", "test"])
     assert result.exit_code == 3, result.output
