@@ -253,3 +253,45 @@ def test_prometheus_gate_reads_each_region_not_the_same_query(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_unreadable_traffic_record_is_not_silently_replaced(
+        pinned: None, tmp_path: Path) -> None:
+    """traffic.json is not only a history: it is the one record of which regions are out.
+    read_list treats an unreadable file as [] ("a history never stops the run"), so after
+    a hand edit with a typo (or a truncated write) ams3's evacuation is forgotten, `status`
+    shows ams3 serving, and the next evacuate overwrites the file and applies the global
+    load balancer with ams3 back among its targets. It must refuse (exit 2, naming the
+    file and line) and leave the file as it is."""
+    fleet = load_fleet(_copy(tmp_path, WIDE_WAVE))
+    folder = traffic.work_folder(fleet)
+    folder.mkdir(parents=True)
+    damaged = ('[{"action": "evacuate", "region": "ams3", "reason": "INC-9", "by": "bob",\n'
+               ' "automatic": false, "at": "2026-03-04T13:00:00Z"},]\n')  # trailing comma
+    (folder / "traffic.json").write_text(damaged)
+    member = next(m for m in fleet.members if m.name == "fra1")
+    try:
+        traffic.evacuate(fleet, member, "INC-10", "alice")
+    except Exception as e:
+        assert getattr(e, "exit_code", None) == 2, repr(e)
+    assert (folder / "traffic.json").read_text() == damaged, (
+        "the damaged record of ams3's evacuation was replaced: ams3 is back in traffic")
+
+
+def test_status_survives_a_traffic_record_without_every_field(
+        pinned: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record missing "at" (hand-written, or from an older version) makes `provision
+    status FLEET` end in 'internal error: KeyError' (format_status indexes r['at'],
+    r['by'], r['reason']): status, the command for an incident, fails."""
+    from click.testing import CliRunner
+
+    from provisioner.cli.main import cli
+
+    path = _copy(tmp_path, WIDE_WAVE)
+    fleet = load_fleet(path)
+    folder = traffic.work_folder(fleet)
+    folder.mkdir(parents=True)
+    (folder / "traffic.json").write_text('[{"action": "evacuate", "region": "ams3"}]\n')
+    result = CliRunner().invoke(cli, ["status", str(path)])
+    assert "internal error" not in result.output, result.output
+    assert "ams3" in result.output
