@@ -301,7 +301,8 @@ def test_a_bake_shorter_than_the_window_is_refused(tmp_path: Path) -> None:
     """bake: 2m with window: 1h validates. Every reading of that bake spans the hour
     before it, 58+ minutes of it the old release: a canary answering 20% 5xx since the
     deploy reads at most 20% * 2/60 = 0.67% and passes a 1% gate. The gate only judges
-    the new release when the window ends inside the bake: validate should refuse bake < window (or the reading should start at the deploy)."""
+    the new release when the window ends inside the bake: validate should refuse
+    bake < window (or the reading should start at the deploy)."""
     from provisioner.fleet.reader import FleetConfigError
 
     path = _copy(tmp_path, WIDE_WAVE.replace("bake: 10m", "bake: 2m")
