@@ -94,20 +94,34 @@ def destroy_before(fleet: Any, kwargs: dict[str, Any]) -> None:
     from provisioner.cli.options import override_reason
     from provisioner.fleet import traffic
     from provisioner.infra.engine import resolve
+    from provisioner.cloud.token import api_token
     from provisioner.pipeline.change_window import check_window
+    from provisioner.pipeline.infra_stage import PolicyError
+    from provisioner.workdir import Workdir
 
     if not traffic.exists(fleet):
         return
     out = console()
     override = override_reason(bool(kwargs.get("override_window")), kwargs.get("reason"))
+    kept = "; nothing was destroyed, the global load balancer included"
+    # Every refusal a region's own destroy would raise, known before the global load
+    # balancer (the fleet's one entry point) is touched: a region refusing afterwards
+    # would leave every region running and no user reaching any.
+    api_token()
     for _, member in fleet.ordered():
-        check_window(member.env, "infrastructure", clock.now(), override, out.info,
-                     "; nothing was destroyed, the global load balancer included")
+        if member.env.deletion_protection and not kwargs.get("force"):
+            raise PolicyError(f"{member.written} sets deletion_protection: true; refusing to "
+                              f"destroy fleet {fleet.name}{kept}. Pass --force if you "
+                              "really mean it.")
+        check_window(member.env, "infrastructure", clock.now(), override, out.info, kept)
+        with Workdir.for_config(member.path, member.env, None).locked("destroy"):
+            pass  # another run holds this region's folder: Busy (exit 3) now, not later
     if not ask(f"Destroy fleet {fleet.name}'s global load balancer, then every region?",
                bool(kwargs.get("yes"))):
         raise UsageError("not confirmed: nothing was destroyed")
-    done = traffic.destroy_global_lb(
-        fleet, engine=resolve(kwargs.get("terraform_bin"), kwargs.get("parallelism")))
+    with traffic.locked(fleet, "destroy"):
+        done = traffic.destroy_global_lb(
+            fleet, engine=resolve(kwargs.get("terraform_bin"), kwargs.get("parallelism")))
     out.info(f"global load balancer: {done}")
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,18 @@ KEPT = 500
 
 def work_folder(fleet: Fleet) -> Path:
     return (fleet.path.parent / ".provision" / f"{fleet.name}.fleet").resolve()
+
+
+@contextmanager
+def locked(fleet: Fleet, command: str) -> Iterator[None]:
+    """The fleet's work folder held by this run alone (provisioner/lock.py, the project's
+    one-writer lock): reading traffic.json, applying the global load balancer and
+    recording happen as one step, or two operators' applies could end in an order that
+    sends users to a region the record calls evacuated. Another holder: Busy (exit 3)."""
+    from provisioner.lock import exclusive
+
+    with exclusive(work_folder(fleet), command):
+        yield
 
 
 def history(fleet: Fleet) -> list[dict[str, Any]]:
