@@ -73,9 +73,10 @@ def up_extra(fleet: Any, outcomes: list[Any], kwargs: dict[str, Any]) -> dict[st
     if not ask(f"Apply fleet {fleet.name}'s global load balancer?", bool(kwargs.get("yes"))):
         return {"global_load_balancer": {"applied": False, "why": "not confirmed"}}
     try:
-        done = traffic.apply_global_lb(
-            fleet, set(traffic.evacuated(fleet)), create=True,
-            engine=resolve(kwargs.get("terraform_bin"), kwargs.get("parallelism")))
+        with traffic.locked(fleet, "up"):  # read, apply, record: one writer at a time
+            done = traffic.apply_global_lb(
+                fleet, set(traffic.evacuated(fleet)), create=True,
+                engine=resolve(kwargs.get("terraform_bin"), kwargs.get("parallelism")))
     except ProvisionError as e:
         out.error(f"global load balancer: {e}")
         return {"global_load_balancer": {"applied": False, "why": str(e)},

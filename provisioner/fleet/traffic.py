@@ -204,6 +204,12 @@ def evacuate(fleet: Fleet, member: Member, reason: str, by: str,
     """Take ``member``'s region out of the global load balancer's targets, recorded."""
     if not reason.strip():
         raise UsageError("--reason TEXT is required: an evacuation is recorded with its why")
+    with locked(fleet, "evacuate"):
+        return _evacuate(fleet, member, reason, by, now, automatic)
+
+
+def _evacuate(fleet: Fleet, member: Member, reason: str, by: str,
+              now: dt.datetime | None, automatic: bool) -> Change:
     out = set(evacuated(fleet))
     if member.name in out:
         return Change(member.name, "evacuate", None, targets(fleet, out), "")
@@ -225,6 +231,12 @@ def evacuate(fleet: Fleet, member: Member, reason: str, by: str,
 def restore(fleet: Fleet, member: Member, by: str, reason: str = "",
             now: dt.datetime | None = None) -> Change:
     """Put ``member``'s region back among the global load balancer's targets, recorded."""
+    with locked(fleet, "restore-traffic"):
+        return _restore(fleet, member, by, reason, now)
+
+
+def _restore(fleet: Fleet, member: Member, by: str, reason: str,
+             now: dt.datetime | None) -> Change:
     out = set(evacuated(fleet))
     if member.name not in out:
         return Change(member.name, "restore", None, targets(fleet, out), "")
