@@ -2,7 +2,8 @@
 
 provisioner.gate (its own package: the DigitalOcean monitoring API or Prometheus) reads;
 this module builds its source from the fleet file's ``gate:`` section and says whether a
-reading is a breach: more than ``max_5xx_ratio`` of at least ``min_requests`` responses.
+reading is a breach: more than ``max_5xx_ratio`` of at least ``min_requests`` responses,
+or (fewer responses) more errors than ``max_5xx_ratio * min_requests``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def read(gate: Gate, token: str, load_balancer_ids: Sequence[str], now: dt.datet
 def verdict(gate: Gate, reading: Any) -> str:
     """BREACH, PASS, or TOO_FEW (fewer than min_requests: nothing can be said yet)."""
     if reading.requests < gate.min_requests:
+        # min_requests keeps one 5xx in a handful from counting as a breach; it must not
+        # shield a region whose errors alone would breach the gate at min_requests.
+        if reading.errors > gate.max_5xx_ratio * gate.min_requests:
+            return BREACH
         return TOO_FEW
     ratio = reading.errors / reading.requests
     return BREACH if ratio > gate.max_5xx_ratio else PASS
