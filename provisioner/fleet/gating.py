@@ -30,19 +30,29 @@ def _gate_package() -> Any:
                              "build: the fleet's bake cannot read a 5xx ratio") from e
 
 
-def source(gate: Gate, token: str) -> Any:
-    """The gate package's GateSource for the fleet file's ``gate:``."""
+REGION = "$region"
+"""In a Prometheus query: the region's environment name, so each region is read alone."""
+
+
+def source(gate: Gate, token: str, region: str = "") -> Any:
+    """The gate package's GateSource for the fleet file's ``gate:``; with ``region``, a
+    Prometheus query's ``$region`` becomes that environment's name."""
     module = _gate_package()
     if gate.source == "prometheus":
-        return module.GateSource(kind="prometheus", url=gate.url or "", query=gate.query or "",
-                                 total_query=gate.total_query or "")
+        def fill(query: str | None) -> str:
+            return (query or "").replace(REGION, region) if region else query or ""
+
+        return module.GateSource(kind="prometheus", url=gate.url or "",
+                                 query=fill(gate.query), total_query=fill(gate.total_query))
     end_point = os.environ.get("DIGITALOCEAN_END_POINT", "").strip() or DO_API
     return module.GateSource(kind="digitalocean", api_url=end_point, token=token)
 
 
-def read(gate: Gate, token: str, load_balancer_ids: Sequence[str], now: dt.datetime) -> Any:
-    """One reading (provisioner.gate.GateReading) over the gate's window ending ``now``."""
-    return _gate_package().read_error_rate(source(gate, token),
+def read(gate: Gate, token: str, load_balancer_ids: Sequence[str], now: dt.datetime,
+         region: str = "") -> Any:
+    """One reading (provisioner.gate.GateReading) of ``region`` over the gate's window
+    ending ``now``."""
+    return _gate_package().read_error_rate(source(gate, token, region),
                                            load_balancer_ids=list(load_balancer_ids),
                                            window_seconds=gate.window_seconds, now=now)
 

@@ -195,6 +195,16 @@ def _gate(top: Section, members: list[Member], bake_seconds: int) -> Gate:
                 s.issues.add(s.line, s.sub(key), "is required with source: prometheus",
                              "url: the Prometheus base URL; query: PromQL counting the 5xx "
                              "responses in the window; total_query: all of them")
+        for key, value in (("query", query), ("total_query", total_query)):
+            if value is not None and len(members) > 1 and "$region" not in value:
+                # One query for every region would judge the canary on the whole fleet's
+                # responses (or one region's), and roll it back for another's breach.
+                s.issues.add(s.line_of(key), s.sub(key),
+                             "must contain $region with several environments (each "
+                             "region's bake must read that region alone)",
+                             "e.g. sum(increase(http_requests_total{code=~\"5..\", "
+                             "region=\"$region\"}[$window])); $region becomes the "
+                             "environment's name")
     elif not s.absent:
         for key in ("url", "query", "total_query"):
             if s.has(key):

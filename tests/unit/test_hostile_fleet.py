@@ -206,8 +206,8 @@ rollout: {canary: fra1, waves: [[ams3], [nyc3]], bake: 10m}
 gate:
   source: prometheus
   url: http://127.0.0.1:PORT
-  query: sum(increase(http_requests_total{code=~"5.."}[$window]))
-  total_query: sum(increase(http_requests_total[$window]))
+  query: sum(increase(http_requests_total{code=~"5..", region="$region"}[$window]))
+  total_query: sum(increase(http_requests_total{region="$region"}[$window]))
 """
 
 
