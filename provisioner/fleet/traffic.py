@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner import clock
-from provisioner.errors import UsageError
+from provisioner.errors import ProvisionError, UsageError
 from provisioner.fleet.model import Fleet, Member
 from provisioner.lb_names import load_balancer
 
@@ -152,6 +152,14 @@ def apply_global_lb(fleet: Fleet, out: set[str], *, create: bool = False,
                 "region is up): recorded only")
     token = api_token()
     found, missing = regional_ids(fleet, out, token)
+    if not found and exists(fleet):
+        # The global load balancer still sends users where it did: saying "done" here
+        # would record a region as out while users still reach it.
+        raise ProvisionError(
+            f"the global load balancer of fleet {fleet.name} was not changed: none of the "
+            f"app load balancers of {', '.join(missing) or 'the regions left'} is in the "
+            "account now (the cloud controller manager may be recreating them); nothing "
+            "was recorded, run the command again once they are back")
     if not found:
         return ("not applied: no region's app load balancer is in the account yet (the "
                 "cloud controller manager makes one once an app with `expose: "
