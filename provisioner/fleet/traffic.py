@@ -51,9 +51,32 @@ def locked(fleet: Fleet, command: str) -> Iterator[None]:
 
 
 def history(fleet: Fleet) -> list[dict[str, Any]]:
-    from provisioner.render.writer import read_list
+    """traffic.json's records ([] before the first). Not a mere history: it is the one
+    record of which regions are out, so a damaged file stops the command (exit 2) and is
+    left as it is, never read as empty and then overwritten."""
+    import errno
 
-    return [r for r in read_list(work_folder(fleet) / RECORD) if isinstance(r, dict)]
+    from provisioner.render.writer import read_regular
+
+    path = work_folder(fleet) / RECORD
+    fix = "repair it by hand (it is a JSON list of records), then run the command again"
+    try:
+        found = json.loads(read_regular(path).decode("utf-8"))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return []
+        raise UsageError(f"{path}: cannot read the fleet's traffic record: "
+                         f"{e.strerror}; {fix}") from e
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path}:{e.lineno}: not valid JSON ({e.msg}): the record of which "
+                         f"regions are evacuated cannot be read; {fix}") from e
+    except ValueError as e:
+        raise UsageError(f"{path}: not valid UTF-8 JSON; {fix}") from e
+    if not isinstance(found, list):
+        raise UsageError(f"{path}: expected a JSON list of records; {fix}")
+    return [r for r in found if isinstance(r, dict)]
 
 
 def evacuated(fleet: Fleet) -> dict[str, dict[str, Any]]:
@@ -279,7 +302,8 @@ def format_status(data: dict[str, Any]) -> str:
     for region, lbs in data["targets"].items():
         lines.append(f"  {region}: serving through {', '.join(lbs) or 'no load balancer'}")
     for region, r in data["evacuated"].items():
-        lines.append(f"  {region}: EVACUATED since {r['at']} by {r['by']}: {r['reason']}"
+        lines.append(f"  {region}: EVACUATED since {r.get('at', '?')} by "
+                     f"{r.get('by', '?')}: {r.get('reason', '')}"
                      + (" (automatic, gate breach)" if r.get("automatic") else ""))
     if data["history"]:
         lines.append("  history:")
