@@ -93,9 +93,9 @@ def destroy_before(fleet: Any, kwargs: dict[str, Any]) -> None:
     from provisioner import clock
     from provisioner.cli.infra_options import ask
     from provisioner.cli.options import override_reason
+    from provisioner.cloud.token import api_token
     from provisioner.fleet import traffic
     from provisioner.infra.engine import resolve
-    from provisioner.cloud.token import api_token
     from provisioner.pipeline.change_window import check_window
     from provisioner.pipeline.infra_stage import PolicyError
     from provisioner.workdir import Workdir

@@ -186,6 +186,14 @@ def _gate(top: Section, members: list[Member], bake_seconds: int) -> Gate:
         _blind(top, s, members, bake_seconds)
     window = s.text("window", "5m", _duration(60, 3600))
     interval = s.text("interval", "1m", _duration(10, 3600))
+    window_seconds = parse_duration(window) or 300
+    if 0 < bake_seconds < window_seconds:
+        # Every reading of such a bake spans mostly the old release: a breach is diluted
+        # below the threshold. The gate judges the new release only once a window fits.
+        s.issues.add(s.line_of("window") if s.has("window") else s.line, s.sub("window"),
+                     f"is longer than rollout.bake ({window} > the bake): every reading "
+                     "would count mostly the release before the deploy",
+                     "make rollout.bake at least gate.window, or shorten gate.window")
     url = s.text("url", None, checks.url)
     query = s.text("query", None)
     total_query = s.text("total_query", None)
@@ -217,7 +225,7 @@ def _gate(top: Section, members: list[Member], bake_seconds: int) -> Gate:
         source="prometheus" if source == "prometheus" else "digitalocean",
         max_5xx_ratio=ratio,
         min_requests=s.integer("min_requests", 500, 1, 10**9),
-        window_seconds=parse_duration(window) or 300,
+        window_seconds=window_seconds,
         interval_seconds=parse_duration(interval) or 60,
         on_breach="evacuate" if s.choice("on_breach", "rollback",
                                          ("rollback", "evacuate")) == "evacuate" else "rollback",
