@@ -73,9 +73,10 @@ def up_extra(fleet: Any, outcomes: list[Any], kwargs: dict[str, Any]) -> dict[st
     if not ask(f"Apply fleet {fleet.name}'s global load balancer?", bool(kwargs.get("yes"))):
         return {"global_load_balancer": {"applied": False, "why": "not confirmed"}}
     try:
-        done = traffic.apply_global_lb(
-            fleet, set(traffic.evacuated(fleet)), create=True,
-            engine=resolve(kwargs.get("terraform_bin"), kwargs.get("parallelism")))
+        with traffic.locked(fleet, "up"):  # read, apply, record: one writer at a time
+            done = traffic.apply_global_lb(
+                fleet, set(traffic.evacuated(fleet)), create=True,
+                engine=resolve(kwargs.get("terraform_bin"), kwargs.get("parallelism")))
     except ProvisionError as e:
         out.error(f"global load balancer: {e}")
         return {"global_load_balancer": {"applied": False, "why": str(e)},
@@ -92,22 +93,36 @@ def destroy_before(fleet: Any, kwargs: dict[str, Any]) -> None:
     from provisioner import clock
     from provisioner.cli.infra_options import ask
     from provisioner.cli.options import override_reason
+    from provisioner.cloud.token import api_token
     from provisioner.fleet import traffic
     from provisioner.infra.engine import resolve
     from provisioner.pipeline.change_window import check_window
+    from provisioner.pipeline.infra_stage import PolicyError
+    from provisioner.workdir import Workdir
 
     if not traffic.exists(fleet):
         return
     out = console()
     override = override_reason(bool(kwargs.get("override_window")), kwargs.get("reason"))
+    kept = "; nothing was destroyed, the global load balancer included"
+    # Every refusal a region's own destroy would raise, known before the global load
+    # balancer (the fleet's one entry point) is touched: a region refusing afterwards
+    # would leave every region running and no user reaching any.
+    api_token()
     for _, member in fleet.ordered():
-        check_window(member.env, "infrastructure", clock.now(), override, out.info,
-                     "; nothing was destroyed, the global load balancer included")
+        if member.env.deletion_protection and not kwargs.get("force"):
+            raise PolicyError(f"{member.written} sets deletion_protection: true; refusing to "
+                              f"destroy fleet {fleet.name}{kept}. Pass --force if you "
+                              "really mean it.")
+        check_window(member.env, "infrastructure", clock.now(), override, out.info, kept)
+        with Workdir.for_config(member.path, member.env, None).locked("destroy"):
+            pass  # another run holds this region's folder: Busy (exit 3) now, not later
     if not ask(f"Destroy fleet {fleet.name}'s global load balancer, then every region?",
                bool(kwargs.get("yes"))):
         raise UsageError("not confirmed: nothing was destroyed")
-    done = traffic.destroy_global_lb(
-        fleet, engine=resolve(kwargs.get("terraform_bin"), kwargs.get("parallelism")))
+    with traffic.locked(fleet, "destroy"):
+        done = traffic.destroy_global_lb(
+            fleet, engine=resolve(kwargs.get("terraform_bin"), kwargs.get("parallelism")))
     out.info(f"global load balancer: {done}")
 
 

@@ -2,7 +2,8 @@
 
 provisioner.gate (its own package: the DigitalOcean monitoring API or Prometheus) reads;
 this module builds its source from the fleet file's ``gate:`` section and says whether a
-reading is a breach: more than ``max_5xx_ratio`` of at least ``min_requests`` responses.
+reading is a breach: more than ``max_5xx_ratio`` of at least ``min_requests`` responses,
+or (fewer responses) more errors than ``max_5xx_ratio * min_requests``.
 """
 
 from __future__ import annotations
@@ -29,19 +30,29 @@ def _gate_package() -> Any:
                              "build: the fleet's bake cannot read a 5xx ratio") from e
 
 
-def source(gate: Gate, token: str) -> Any:
-    """The gate package's GateSource for the fleet file's ``gate:``."""
+REGION = "$region"
+"""In a Prometheus query: the region's environment name, so each region is read alone."""
+
+
+def source(gate: Gate, token: str, region: str = "") -> Any:
+    """The gate package's GateSource for the fleet file's ``gate:``; with ``region``, a
+    Prometheus query's ``$region`` becomes that environment's name."""
     module = _gate_package()
     if gate.source == "prometheus":
-        return module.GateSource(kind="prometheus", url=gate.url or "", query=gate.query or "",
-                                 total_query=gate.total_query or "")
+        def fill(query: str | None) -> str:
+            return (query or "").replace(REGION, region) if region else query or ""
+
+        return module.GateSource(kind="prometheus", url=gate.url or "",
+                                 query=fill(gate.query), total_query=fill(gate.total_query))
     end_point = os.environ.get("DIGITALOCEAN_END_POINT", "").strip() or DO_API
     return module.GateSource(kind="digitalocean", api_url=end_point, token=token)
 
 
-def read(gate: Gate, token: str, load_balancer_ids: Sequence[str], now: dt.datetime) -> Any:
-    """One reading (provisioner.gate.GateReading) over the gate's window ending ``now``."""
-    return _gate_package().read_error_rate(source(gate, token),
+def read(gate: Gate, token: str, load_balancer_ids: Sequence[str], now: dt.datetime,
+         region: str = "") -> Any:
+    """One reading (provisioner.gate.GateReading) of ``region`` over the gate's window
+    ending ``now``."""
+    return _gate_package().read_error_rate(source(gate, token, region),
                                            load_balancer_ids=list(load_balancer_ids),
                                            window_seconds=gate.window_seconds, now=now)
 
@@ -49,6 +60,10 @@ def read(gate: Gate, token: str, load_balancer_ids: Sequence[str], now: dt.datet
 def verdict(gate: Gate, reading: Any) -> str:
     """BREACH, PASS, or TOO_FEW (fewer than min_requests: nothing can be said yet)."""
     if reading.requests < gate.min_requests:
+        # min_requests keeps one 5xx in a handful from counting as a breach; it must not
+        # shield a region whose errors alone would breach the gate at min_requests.
+        if reading.errors > gate.max_5xx_ratio * gate.min_requests:
+            return BREACH
         return TOO_FEW
     ratio = reading.errors / reading.requests
     return BREACH if ratio > gate.max_5xx_ratio else PASS

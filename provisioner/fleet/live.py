@@ -90,4 +90,5 @@ class LiveRegions:
 
         gate = self.fleet.gate
         ids = self.load_balancer_ids(member) if gate.source == "digitalocean" else []
-        return gating.read(gate, api_token(required=gate.source == "digitalocean"), ids, now)
+        return gating.read(gate, api_token(required=gate.source == "digitalocean"), ids, now,
+                           member.name)

@@ -186,6 +186,14 @@ def _gate(top: Section, members: list[Member], bake_seconds: int) -> Gate:
         _blind(top, s, members, bake_seconds)
     window = s.text("window", "5m", _duration(60, 3600))
     interval = s.text("interval", "1m", _duration(10, 3600))
+    window_seconds = parse_duration(window) or 300
+    if 0 < bake_seconds < window_seconds:
+        # Every reading of such a bake spans mostly the old release: a breach is diluted
+        # below the threshold. The gate judges the new release only once a window fits.
+        s.issues.add(s.line_of("window") if s.has("window") else s.line, s.sub("window"),
+                     f"is longer than rollout.bake ({window} > the bake): every reading "
+                     "would count mostly the release before the deploy",
+                     "make rollout.bake at least gate.window, or shorten gate.window")
     url = s.text("url", None, checks.url)
     query = s.text("query", None)
     total_query = s.text("total_query", None)
@@ -195,6 +203,16 @@ def _gate(top: Section, members: list[Member], bake_seconds: int) -> Gate:
                 s.issues.add(s.line, s.sub(key), "is required with source: prometheus",
                              "url: the Prometheus base URL; query: PromQL counting the 5xx "
                              "responses in the window; total_query: all of them")
+        for key, value in (("query", query), ("total_query", total_query)):
+            if value is not None and len(members) > 1 and "$region" not in value:
+                # One query for every region would judge the canary on the whole fleet's
+                # responses (or one region's), and roll it back for another's breach.
+                s.issues.add(s.line_of(key), s.sub(key),
+                             "must contain $region with several environments (each "
+                             "region's bake must read that region alone)",
+                             "e.g. sum(increase(http_requests_total{code=~\"5..\", "
+                             "region=\"$region\"}[$window])); $region becomes the "
+                             "environment's name")
     elif not s.absent:
         for key in ("url", "query", "total_query"):
             if s.has(key):
@@ -207,7 +225,7 @@ def _gate(top: Section, members: list[Member], bake_seconds: int) -> Gate:
         source="prometheus" if source == "prometheus" else "digitalocean",
         max_5xx_ratio=ratio,
         min_requests=s.integer("min_requests", 500, 1, 10**9),
-        window_seconds=parse_duration(window) or 300,
+        window_seconds=window_seconds,
         interval_seconds=parse_duration(interval) or 60,
         on_breach="evacuate" if s.choice("on_breach", "rollback",
                                          ("rollback", "evacuate")) == "evacuate" else "rollback",

@@ -142,6 +142,7 @@ class _Run:
         while (left := (end - clock.now()).total_seconds()) > 0:
             self.sleep(min(float(gate.interval_seconds), left))
             now = clock.now()
+            breached: list[tuple[Member, Any]] = []
             for m in stage:
                 try:
                     reading = self.regions.read_gate(m, now)
@@ -155,9 +156,11 @@ class _Run:
                                   else None), verdict=found)
                 self.say(m, f"gate {found}: {gating.describe(gate, reading)}")
                 if found == gating.BREACH:
-                    self.breach(m, reading)
+                    breached.append((m, reading))
                 if found == gating.PASS:
                     judged.add(m.name)
+            if breached:  # every region of the stage judged on this reading, then stop
+                self.breach(breached)
         for m in stage:
             self.event(m, "bake done")
             if m.name not in judged:
@@ -169,25 +172,39 @@ class _Run:
                 self.blame(m, FAILED, error)
                 raise error
 
-    def breach(self, member: Member, reading: Any) -> None:
+    def breach(self, breached: list[tuple[Member, Any]]) -> None:
+        """Roll back (and with on_breach: evacuate, evacuate) every breaching region of
+        the stage, then stop the fleet once, naming them all."""
         gate = self.fleet.gate
-        ratio = reading.errors / reading.requests
-        what = (f"{member.name}: the 5xx ratio {ratio:.4f} ({reading.errors} of "
-                f"{reading.requests} responses in the last {reading.window_seconds // 60}m) "
-                f"is above gate.max_5xx_ratio {gate.max_5xx_ratio}")
-        back = self.regions.rollback(member)
-        self.event(member, "rolled back", summary=back)
-        self.say(member, f"rolled back: {back}")
-        evacuated = ""
-        if gate.on_breach == "evacuate":
-            change = traffic.evacuate(self.fleet, member, f"gate breach: {what}", self.by,
-                                      automatic=True)
-            self.event(member, "evacuated", applied=change.applied)
-            self.say(member, f"evacuated: {change.applied}")
-            evacuated = " and evacuated"
-        error = GateBreached(f"{what}: {member.name} was rolled back{evacuated} ({back}); "
-                             "the fleet stopped here")
-        self.blame(member, "rolled back", error)
+        said: list[tuple[Member, str]] = []
+        for member, reading in breached:
+            ratio = reading.errors / reading.requests if reading.requests else 1.0
+            what = (f"{member.name}: the 5xx ratio {ratio:.4f} ({reading.errors} of "
+                    f"{reading.requests} responses in the last "
+                    f"{reading.window_seconds // 60}m) is above gate.max_5xx_ratio "
+                    f"{gate.max_5xx_ratio}")
+            back = self.regions.rollback(member)
+            self.event(member, "rolled back", summary=back)
+            self.say(member, f"rolled back: {back}")
+            evacuated = ""
+            if gate.on_breach == "evacuate":
+                try:
+                    change = traffic.evacuate(self.fleet, member, f"gate breach: {what}",
+                                              self.by, automatic=True)
+                except ProvisionError as e:  # the breach stays the error (exit 1)
+                    why = str(e).splitlines()[0]
+                    self.event(member, "evacuation refused", reason=why)
+                    self.say(member, f"not evacuated: {why}")
+                    evacuated = f" but not evacuated ({why})"
+                else:
+                    self.event(member, "evacuated", applied=change.applied)
+                    self.say(member, f"evacuated: {change.applied}")
+                    evacuated = " and evacuated"
+            said.append((member, f"{what}: {member.name} was rolled back{evacuated} "
+                                 f"({back})"))
+        error = GateBreached("; ".join(text for _, text in said) + "; the fleet stopped here")
+        for member, text in said:
+            self.blame(member, "rolled back", GateBreached(text))
         raise error
 
     def blame(self, member: Member, status: str, error: ProvisionError) -> None:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from provisioner import clock
-from provisioner.errors import UsageError
+from provisioner.errors import ProvisionError, UsageError
 from provisioner.fleet.model import Fleet, Member
 from provisioner.lb_names import load_balancer
 
@@ -36,10 +38,45 @@ def work_folder(fleet: Fleet) -> Path:
     return (fleet.path.parent / ".provision" / f"{fleet.name}.fleet").resolve()
 
 
-def history(fleet: Fleet) -> list[dict[str, Any]]:
-    from provisioner.render.writer import read_list
+@contextmanager
+def locked(fleet: Fleet, command: str) -> Iterator[None]:
+    """The fleet's work folder held by this run alone (provisioner/lock.py, the project's
+    one-writer lock): reading traffic.json, applying the global load balancer and
+    recording happen as one step, or two operators' applies could end in an order that
+    sends users to a region the record calls evacuated. Another holder: Busy (exit 3)."""
+    from provisioner.lock import exclusive
 
-    return [r for r in read_list(work_folder(fleet) / RECORD) if isinstance(r, dict)]
+    with exclusive(work_folder(fleet), command):
+        yield
+
+
+def history(fleet: Fleet) -> list[dict[str, Any]]:
+    """traffic.json's records ([] before the first). Not a mere history: it is the one
+    record of which regions are out, so a damaged file stops the command (exit 2) and is
+    left as it is, never read as empty and then overwritten."""
+    import errno
+
+    from provisioner.render.writer import read_regular
+
+    path = work_folder(fleet) / RECORD
+    fix = "repair it by hand (it is a JSON list of records), then run the command again"
+    try:
+        found = json.loads(read_regular(path).decode("utf-8"))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return []
+        raise UsageError(f"{path}: cannot read the fleet's traffic record: "
+                         f"{e.strerror}; {fix}") from e
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path}:{e.lineno}: not valid JSON ({e.msg}): the record of which "
+                         f"regions are evacuated cannot be read; {fix}") from e
+    except ValueError as e:
+        raise UsageError(f"{path}: not valid UTF-8 JSON; {fix}") from e
+    if not isinstance(found, list):
+        raise UsageError(f"{path}: expected a JSON list of records; {fix}")
+    return [r for r in found if isinstance(r, dict)]
 
 
 def evacuated(fleet: Fleet) -> dict[str, dict[str, Any]]:
@@ -138,6 +175,14 @@ def apply_global_lb(fleet: Fleet, out: set[str], *, create: bool = False,
                 "region is up): recorded only")
     token = api_token()
     found, missing = regional_ids(fleet, out, token)
+    if not found and exists(fleet):
+        # The global load balancer still sends users where it did: saying "done" here
+        # would record a region as out while users still reach it.
+        raise ProvisionError(
+            f"the global load balancer of fleet {fleet.name} was not changed: none of the "
+            f"app load balancers of {', '.join(missing) or 'the regions left'} is in the "
+            "account now (the cloud controller manager may be recreating them); nothing "
+            "was recorded, run the command again once they are back")
     if not found:
         return ("not applied: no region's app load balancer is in the account yet (the "
                 "cloud controller manager makes one once an app with `expose: "
@@ -190,6 +235,12 @@ def evacuate(fleet: Fleet, member: Member, reason: str, by: str,
     """Take ``member``'s region out of the global load balancer's targets, recorded."""
     if not reason.strip():
         raise UsageError("--reason TEXT is required: an evacuation is recorded with its why")
+    with locked(fleet, "evacuate"):
+        return _evacuate(fleet, member, reason, by, now, automatic)
+
+
+def _evacuate(fleet: Fleet, member: Member, reason: str, by: str,
+              now: dt.datetime | None, automatic: bool) -> Change:
     out = set(evacuated(fleet))
     if member.name in out:
         return Change(member.name, "evacuate", None, targets(fleet, out), "")
@@ -211,6 +262,12 @@ def evacuate(fleet: Fleet, member: Member, reason: str, by: str,
 def restore(fleet: Fleet, member: Member, by: str, reason: str = "",
             now: dt.datetime | None = None) -> Change:
     """Put ``member``'s region back among the global load balancer's targets, recorded."""
+    with locked(fleet, "restore-traffic"):
+        return _restore(fleet, member, by, reason, now)
+
+
+def _restore(fleet: Fleet, member: Member, by: str, reason: str,
+             now: dt.datetime | None) -> Change:
     out = set(evacuated(fleet))
     if member.name not in out:
         return Change(member.name, "restore", None, targets(fleet, out), "")
@@ -245,7 +302,8 @@ def format_status(data: dict[str, Any]) -> str:
     for region, lbs in data["targets"].items():
         lines.append(f"  {region}: serving through {', '.join(lbs) or 'no load balancer'}")
     for region, r in data["evacuated"].items():
-        lines.append(f"  {region}: EVACUATED since {r['at']} by {r['by']}: {r['reason']}"
+        lines.append(f"  {region}: EVACUATED since {r.get('at', '?')} by "
+                     f"{r.get('by', '?')}: {r.get('reason', '')}"
                      + (" (automatic, gate breach)" if r.get("automatic") else ""))
     if data["history"]:
         lines.append("  history:")

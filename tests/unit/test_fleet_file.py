@@ -135,8 +135,8 @@ def test_a_digitalocean_gate_needs_an_http_load_balancer_in_every_region(folder:
         "use source: prometheus, or rollout.bake: 0s)"]
     # Prometheus reads what the user's own metrics say; no bake reads nothing at all.
     assert load_fleet_text(folder, fleet_text(extra="gate:\n  source: prometheus\n  url: "
-                                              "http://prom:9090\n  query: x\n  "
-                                              "total_query: y\n"))
+                                              "http://prom:9090\n  query: x$region\n  "
+                                              "total_query: y$region\n"))
     assert load_fleet_text(folder, fleet_text(
         rollout="  canary: fra1\n  waves: [[ams3], [nyc3]]\n  bake: 0s\n", extra=gate))
 
@@ -154,12 +154,25 @@ def test_a_prometheus_gate_takes_the_total_query_the_gate_needs(folder: Path) ->
     from provisioner.fleet import gating
 
     prometheus = ("gate:\n  source: prometheus\n  url: http://prom:9090\n"
-                  "  query: sum(increase(x{code=~\"5..\"}[$window]))\n")
+                  "  query: sum(increase(x{code=~\"5..\",r=\"$region\"}[$window]))\n")
     fleet = load_fleet_text(folder, fleet_text(
-        extra=prometheus + "  total_query: sum(increase(x[$window]))\n"))
+        extra=prometheus + "  total_query: sum(increase(x{r=\"$region\"}[$window]))\n"))
     assert isinstance(fleet, Fleet)
     source = gating.source(fleet.gate, "")
     assert (source.kind, source.url, source.total_query) == (
-        "prometheus", "http://prom:9090", "sum(increase(x[$window]))")
+        "prometheus", "http://prom:9090", 'sum(increase(x{r="$region"}[$window]))')
     assert "gate.total_query: is required with source: prometheus" in "\n".join(
         problems(folder, fleet_text(extra=prometheus)))
+
+
+def test_a_prometheus_query_without_region_is_refused_with_several_environments(
+        folder: Path) -> None:
+    """One query for every region judges the canary on whatever it counts (the whole
+    fleet, diluting a canary-only breach): with several environments each query must
+    carry ``$region`` (the environment's name, filled in per region by fleet/gating.py)."""
+    text = "\n".join(problems(folder, fleet_text(extra=(
+        "gate:\n  source: prometheus\n  url: http://prom:9090\n"
+        "  query: sum(increase(x{code=~\"5..\"}[$window]))\n"
+        "  total_query: sum(increase(x{r=\"$region\"}[$window]))\n"))))
+    assert "gate.query: must contain $region with several environments" in text
+    assert "gate.total_query" not in text
