@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from provisioner import clock
+from provisioner.bootstrap.tokens import rfc3339
 from provisioner.errors import EXIT_FAILURE, ProvisionError, UsageError
 from provisioner.fleet import gating, traffic
 from provisioner.fleet.model import Fleet, Member
@@ -70,10 +71,6 @@ class Result:
     log: list[str] = field(default_factory=list)
 
 
-def _stamp(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _sleep_until(when: dt.datetime, sleep: Sleep) -> None:
     while (left := (when - clock.now()).total_seconds()) > 0:
         sleep(min(left, LONGEST_NAP))
@@ -91,7 +88,7 @@ class _Run:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
     def event(self, member: Member, event: str, **detail: Any) -> None:
-        entry = {"at": _stamp(clock.now()), "event": event, **detail}
+        entry = {"at": rfc3339(clock.now()), "event": event, **detail}
         self.outcomes[member.name].timeline.append(entry)
 
     def say(self, member: Member, text: str) -> None:
@@ -135,8 +132,8 @@ class _Run:
             return
         end = clock.now() + dt.timedelta(seconds=seconds)
         for m in stage:
-            self.event(m, "bake started", until=_stamp(end))
-            self.say(m, f"baking until {_stamp(end)}, reading the gate every "
+            self.event(m, "bake started", until=rfc3339(end))
+            self.say(m, f"baking until {rfc3339(end)}, reading the gate every "
                         f"{gate.interval_seconds}s")
         judged: set[str] = set()
         while (left := (end - clock.now()).total_seconds()) > 0:

@@ -248,15 +248,8 @@ def _evacuate(fleet: Fleet, member: Member, reason: str, by: str,
         raise UsageError(f"evacuating {member.name} would leave no region serving "
                          f"({', '.join(sorted(out)) or 'none'} already out): restore one "
                          "first with `provision restore-traffic FLEET --region R`")
-    record = {"action": "evacuate", "region": member.name, "reason": reason.strip(),
-              "by": by, "automatic": automatic,
-              "at": (now or clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ")}
     out.add(member.name)
-    # Applied first, recorded after: a failed apply (exit 1) leaves no record claiming
-    # the region is out while users still reach it.
-    done = apply_global_lb(fleet, out)
-    _record(fleet, record)
-    return Change(member.name, "evacuate", record, targets(fleet, out), done)
+    return _apply_and_record(fleet, member, "evacuate", out, reason, by, automatic, now)
 
 
 def restore(fleet: Fleet, member: Member, by: str, reason: str = "",
@@ -271,13 +264,21 @@ def _restore(fleet: Fleet, member: Member, by: str, reason: str,
     out = set(evacuated(fleet))
     if member.name not in out:
         return Change(member.name, "restore", None, targets(fleet, out), "")
-    record = {"action": "restore", "region": member.name, "reason": reason.strip(),
-              "by": by, "automatic": False,
-              "at": (now or clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ")}
     out.discard(member.name)
+    return _apply_and_record(fleet, member, "restore", out, reason, by, False, now)
+
+
+def _apply_and_record(fleet: Fleet, member: Member, action: str, out: set[str], reason: str,
+                      by: str, automatic: bool, now: dt.datetime | None) -> Change:
+    """Apply the targets without the regions ``out``, then record ``action``: applied first,
+    so a failed apply (exit 1) leaves no record claiming a region is out while users still
+    reach it (or back while they do not)."""
+    record = {"action": action, "region": member.name, "reason": reason.strip(),
+              "by": by, "automatic": automatic,
+              "at": (now or clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ")}
     done = apply_global_lb(fleet, out)
     _record(fleet, record)
-    return Change(member.name, "restore", record, targets(fleet, out), done)
+    return Change(member.name, action, record, targets(fleet, out), done)
 
 
 def status(fleet: Fleet) -> dict[str, Any]:
